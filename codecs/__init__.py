@@ -1,0 +1,1 @@
+"""Pure algorithms: payload codec, sealing, stego codecs. Nothing here knows DICOM networking."""

@@ -1,0 +1,279 @@
+"""DCT stego codec: keyed QIM on block-DCT coefficients of the background.
+
+How a message travels (all parameters documented on :class:`DctParams`):
+
+* The image (all frames) is cut into ``block`` x ``block`` tiles from the top-left corner; a
+  partial tile at the right or bottom edge is never used. Each tile offers one *slot* per chosen
+  AC coefficient. Slots of all frames form one pool, so a multi-frame object spreads the message
+  over its frames.
+* A keyed permutation orders **every** slot of the image, whatever the mask says. Slot at
+  position ``p`` carries header bit ``(p // 16) % 32`` when ``p % 16 == 0``, else message bit
+  ``t % N`` with ``t = p - p // 16 - 1``. Only slots whose tile lies wholly in the usable region
+  are written. Because a slot's role depends on the key and the image size alone, a mask that
+  disagrees at extraction costs missing or unreliable votes, never a shifted bit stream.
+* Each written coefficient is moved to the nearest point of the lattice for its bit (nearest-
+  point QIM, lattice spacing ``step``, offset by a keyed dither per slot). Extraction turns each
+  coefficient into a soft vote in [-1, 1] and sums the votes of every copy of a bit: this
+  repetition code with soft decisions absorbs noise, rounding and mask disagreement, and the QR
+  code's Reed-Solomon code corrects what remains.
+* The 32-bit header holds the message length and a 16-bit keyed check, so a wrong key or an
+  unprotected image is recognised instead of returning noise.
+* Pixel changes are rounded to integers; a tile that would leave the stored range is shifted by
+  a whole number (which changes only its DC term, never the AC carriers). After rounding, slots
+  that decode wrongly are re-quantized, a few rounds at most.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from dataclasses import asdict, dataclass, field, replace
+
+import numpy as np
+
+from .errors import CapacityError, MessageNotFoundError
+
+HEADER_BITS = 32
+HEADER_PERIOD = 16  # every 16th slot carries a header bit
+_MAX_MESSAGE_BITS = 0xFFFF
+_FIX_ROUNDS = 3
+
+
+def dct_matrix(n: int) -> np.ndarray:
+    """Orthonormal DCT-II matrix D, so that coefficients are D @ block @ D.T."""
+    k = np.arange(n)[:, None]
+    m = np.arange(n)[None, :]
+    d = np.cos(np.pi * (2 * m + 1) * k / (2 * n)) * np.sqrt(2 / n)
+    d[0] /= np.sqrt(2)
+    return d
+
+
+@dataclass(frozen=True)
+class DctParams:
+    """Strength parameters of the DCT codec.
+
+    step: QIM lattice spacing in stored pixel units (orthonormal DCT, so coefficient units equal
+        pixel units). Larger steps survive more noise and cost PSNR: mean squared change per
+        written coefficient is about step**2 / 12. A written bit survives additive noise up to
+        step / 4 per coefficient before its vote flips.
+    block: tile size of the block DCT (4 by default, as in the seed paper).
+    coefficients: (row, column) AC positions a tile may carry, in order of preference (zigzag
+        by default). With an orthonormal DCT every AC position is equally robust to rounding
+        and noise; each written position costs the same distortion. The DC term is never
+        written (it is the tile's free offset for range clamping).
+    min_coefficients: positions always written per tile (a prefix of ``coefficients``).
+    target_redundancy: :meth:`DctCodec.fit` writes the shortest prefix of ``coefficients``
+        (at least ``min_coefficients``) that gives each message bit this many votes on
+        average: small backgrounds get more positions per tile, large ones less distortion.
+    min_redundancy: votes per message bit below which the image is reported too small. 2 or
+        more lets the soft votes outvote noise and mask disagreement.
+    """
+
+    step: float = 10.0
+    block: int = 4
+    coefficients: tuple[tuple[int, int], ...] = (
+        (0, 1), (1, 0), (2, 0), (1, 1), (0, 2), (0, 3), (1, 2), (2, 1),
+        (3, 0), (3, 1), (2, 2), (1, 3), (2, 3), (3, 2), (3, 3),
+    )
+    min_coefficients: int = 3
+    target_redundancy: float = 6.0
+    min_redundancy: float = 2.0
+
+    @classmethod
+    def from_dict(cls, values: dict) -> "DctParams":
+        values = dict(values)
+        if "coefficients" in values:
+            values["coefficients"] = tuple(tuple(int(v) for v in pos) for pos in values["coefficients"])
+        return cls(**values)
+
+
+@dataclass
+class _Layout:
+    """Where each usable slot sits and what it carries, for one image size, mask and key."""
+
+    tiles: tuple[np.ndarray, ...]  # indices (frame, tile row, tile col) of usable tiles
+    header_index: np.ndarray  # per slot: header bit index, or -1
+    message_position: np.ndarray  # per slot: position t among message slots, or -1
+    dither: np.ndarray  # per slot dither in [0, step)
+
+
+@dataclass
+class DctCodec:
+    """Keyed nearest-point QIM in block-DCT coefficients of the usable region."""
+
+    settings: DctParams = field(default_factory=DctParams)
+    name: str = "dct"
+
+    def __post_init__(self) -> None:
+        b = self.settings.block
+        d = dct_matrix(b)
+        # basis[k] is the b*b pixel pattern of coefficient k: pixel change = delta * basis[k]
+        self._basis = np.stack([np.outer(d[u], d[v]).ravel() for u, v in self.settings.coefficients])
+
+    def params(self) -> dict:
+        return asdict(self.settings)
+
+    # -- geometry -----------------------------------------------------------------------------
+
+    def _tile_view(self, pixels: np.ndarray) -> np.ndarray:
+        """(frames, tile rows, tile cols, b*b) copy of the tiled part of the image."""
+        b = self.settings.block
+        f, r, c = pixels.shape
+        tr, tc = r // b, c // b
+        tiled = pixels[:, : tr * b, : tc * b].reshape(f, tr, b, tc, b).swapaxes(2, 3)
+        return tiled.reshape(f, tr, tc, b * b)
+
+    def _untile(self, tiled: np.ndarray, like: np.ndarray) -> np.ndarray:
+        """Inverse of :meth:`_tile_view`: a copy of ``like`` with its tiled part replaced."""
+        b = self.settings.block
+        f, tr, tc, _ = tiled.shape
+        out = like.copy()
+        out[:, : tr * b, : tc * b] = tiled.reshape(f, tr, tc, b, b).swapaxes(2, 3).reshape(f, tr * b, tc * b)
+        return out
+
+    def _usable_tiles(self, usable: np.ndarray) -> np.ndarray:
+        return self._tile_view(usable).all(axis=-1)
+
+    def _message_slots(self, usable: np.ndarray, coefficients: int) -> float:
+        return int(self._usable_tiles(usable).sum()) * coefficients * (HEADER_PERIOD - 1) / HEADER_PERIOD
+
+    def capacity(self, usable: np.ndarray) -> int:
+        slots = self._message_slots(usable, len(self.settings.coefficients))
+        return int(slots / self.settings.min_redundancy)
+
+    def fit(self, usable: np.ndarray, message_bits: int) -> "DctCodec":
+        """This codec restricted to the fewest coefficient positions that reach the target."""
+        s = self.settings
+        count = max(1, min(s.min_coefficients, len(s.coefficients)))
+        while (
+            count < len(s.coefficients)
+            and self._message_slots(usable, count) < s.target_redundancy * message_bits
+        ):
+            count += 1
+        return DctCodec(replace(s, coefficients=s.coefficients[:count]))
+
+    def _layout(self, usable: np.ndarray, key: bytes) -> _Layout:
+        k = len(self.settings.coefficients)
+        tile_mask = self._usable_tiles(usable)
+        total = tile_mask.size * k
+        rng = np.random.Generator(np.random.PCG64(_seed(key, b"layout", usable.shape, self.params())))
+        position = np.empty(total, dtype=np.int64)
+        position[rng.permutation(total)] = np.arange(total)
+        dither = rng.random(total) * self.settings.step
+        slot_ids = (np.flatnonzero(tile_mask.ravel())[:, None] * k + np.arange(k)).ravel()
+        pos = position[slot_ids]
+        is_header = pos % HEADER_PERIOD == 0
+        return _Layout(
+            tiles=np.nonzero(tile_mask),
+            header_index=np.where(is_header, (pos // HEADER_PERIOD) % HEADER_BITS, -1),
+            message_position=np.where(is_header, -1, pos - pos // HEADER_PERIOD - 1),
+            dither=dither[slot_ids],
+        )
+
+    # -- QIM --------------------------------------------------------------------------------------
+
+    def _coefficients(self, tiles: np.ndarray) -> np.ndarray:
+        """(n tiles, b*b) -> (n slots,) coefficients, slot order tile-major."""
+        return (tiles @ self._basis.T).ravel()
+
+    def _quantize(self, coeffs: np.ndarray, bits: np.ndarray, dither: np.ndarray) -> np.ndarray:
+        offset = dither + bits * (self.settings.step / 2)
+        return np.round((coeffs - offset) / self.settings.step) * self.settings.step + offset
+
+    def _votes(self, coeffs: np.ndarray, dither: np.ndarray) -> np.ndarray:
+        """Soft votes in [-1, 1]: +1 exactly on a 1-lattice point, -1 on a 0-lattice point."""
+        step = self.settings.step
+        e = coeffs - dither
+        d0 = np.abs(e - np.round(e / step) * step)
+        return (4 * d0 / step) - 1
+
+    def embed(
+        self,
+        pixels: np.ndarray,
+        usable: np.ndarray,
+        message: np.ndarray,
+        key: bytes,
+        value_range: tuple[int, int],
+    ) -> np.ndarray:
+        message = np.asarray(message, dtype=np.uint8)
+        n = message.size
+        if not 0 < n <= _MAX_MESSAGE_BITS:
+            raise ValueError(f"message length {n} outside 1..{_MAX_MESSAGE_BITS}")
+        capacity = self.capacity(usable)
+        if n > capacity:
+            raise CapacityError(offered_bits=capacity, needed_bits=n)
+        layout = self._layout(usable, key)
+        header = _header_bits(n, key)
+        bits = np.where(
+            layout.header_index >= 0,
+            header[np.maximum(layout.header_index, 0)],
+            message[np.maximum(layout.message_position, 0) % n],
+        ).astype(np.float64)
+
+        tiled = self._tile_view(pixels)
+        original = tiled[layout.tiles].astype(np.float64)
+        lo, hi = value_range
+        k = len(self.settings.coefficients)
+        target = self._quantize(self._coefficients(original), bits, layout.dither)
+        current = original
+        for _ in range(_FIX_ROUNDS + 1):
+            delta = (target - self._coefficients(current)).reshape(-1, k)
+            current = np.rint(current + delta @ self._basis)
+            current = _clamp_tiles(current, lo, hi)
+            wrong = np.sign(self._votes(self._coefficients(current), layout.dither)) != 2 * bits - 1
+            if not wrong.any():
+                break
+            target = np.where(wrong, self._quantize(self._coefficients(current), bits, layout.dither), target)
+        tiled[layout.tiles] = current.astype(pixels.dtype)
+        return self._untile(tiled, pixels)
+
+    def extract(
+        self, pixels: np.ndarray, usable: np.ndarray, key: bytes, value_range: tuple[int, int]
+    ) -> np.ndarray:
+        del value_range  # QIM reads coefficients as they are
+        layout = self._layout(usable, key)
+        if layout.dither.size == 0:
+            raise MessageNotFoundError("no usable background to read a message from")
+        tiles = self._tile_view(pixels)[layout.tiles].astype(np.float64)
+        votes = self._votes(self._coefficients(tiles), layout.dither)
+        is_header = layout.header_index >= 0
+        header_votes = np.bincount(
+            layout.header_index[is_header], weights=votes[is_header], minlength=HEADER_BITS
+        )
+        n = _parse_header((header_votes > 0).astype(np.uint8), key)
+        if n is None:
+            raise MessageNotFoundError(
+                "no message header found in the background with this embedding key"
+            )
+        sums = np.bincount(
+            layout.message_position[~is_header] % n, weights=votes[~is_header], minlength=n
+        )
+        return (sums > 0).astype(np.uint8)
+
+
+def _clamp_tiles(tiles: np.ndarray, lo: int, hi: int) -> np.ndarray:
+    """Shift each tile by a whole number so it fits [lo, hi]; shifts change only the DC term."""
+    below = np.maximum(lo - tiles.min(axis=1), 0)
+    above = np.maximum(tiles.max(axis=1) - hi, 0)
+    return np.clip(tiles + (below - above)[:, None], lo, hi)
+
+
+def _seed(key: bytes, purpose: bytes, shape: tuple[int, ...], params: dict) -> int:
+    info = purpose + repr((tuple(shape), sorted(params.items()))).encode()
+    return int.from_bytes(hmac.new(key, b"stegonode dct v1\0" + info, hashlib.sha256).digest(), "big")
+
+
+def _check(n: int, key: bytes) -> int:
+    digest = hmac.new(key, b"stegonode dct header\0" + n.to_bytes(2, "big"), hashlib.sha256).digest()
+    return int.from_bytes(digest[:2], "big")
+
+
+def _header_bits(n: int, key: bytes) -> np.ndarray:
+    word = (n << 16) | _check(n, key)
+    return np.array([(word >> (31 - i)) & 1 for i in range(HEADER_BITS)], dtype=np.uint8)
+
+
+def _parse_header(bits: np.ndarray, key: bytes) -> int | None:
+    word = int("".join(map(str, bits.tolist())), 2)
+    n, check = word >> 16, word & 0xFFFF
+    return n if n > 0 and check == _check(n, key) else None

@@ -1,0 +1,79 @@
+"""The one exception hierarchy of stegonode.
+
+Every error a user can meet derives from :class:`StegonodeError` and carries a message a
+person can act on. Messages never contain patient data or key material.
+"""
+
+from __future__ import annotations
+
+
+class StegonodeError(Exception):
+    """Base of every stegonode error."""
+
+
+class ConfigError(StegonodeError):
+    """node.toml (or an option) is wrong; the message names the key and the problem."""
+
+
+class KeyFileError(StegonodeError):
+    """A key file is missing, unreadable, of the wrong role or malformed."""
+
+
+class InputError(StegonodeError):
+    """The input object cannot be processed (not DICOM, truncated, unsupported image)."""
+
+
+class UnsupportedImageError(InputError):
+    """The image kind is outside what the codecs handle (colour, 1-bit, 32-bit, no pixels)."""
+
+
+class PayloadTooLargeError(StegonodeError):
+    """The sealed payload does not fit into the largest QR code."""
+
+    def __init__(self, excess_bytes: int, limit_bytes: int) -> None:
+        self.excess_bytes = excess_bytes
+        self.limit_bytes = limit_bytes
+        super().__init__(
+            f"payload too large for a QR code: {excess_bytes} bytes over the "
+            f"{limit_bytes}-byte limit; configure fewer extra attributes"
+        )
+
+
+class CapacityError(StegonodeError):
+    """The image background offers too few embedding positions for the message."""
+
+    def __init__(self, offered_bits: int, needed_bits: int) -> None:
+        self.offered_bits = offered_bits
+        self.needed_bits = needed_bits
+        super().__init__(
+            f"image too small for the payload: its background offers {offered_bits} bits, "
+            f"{needed_bits} are needed"
+        )
+
+
+class RevealError(StegonodeError):
+    """Base of the errors that stop a payload from being recovered."""
+
+
+class NotProtectedError(RevealError):
+    """The object carries no stegonode protection block."""
+
+
+class MessageNotFoundError(RevealError):
+    """No readable message in the background: the pixels were altered, or segmentation differs."""
+
+
+class WrongEmbeddingKeyError(RevealError):
+    """The object was protected under another embedding key."""
+
+
+class WrongRecipientKeyError(RevealError):
+    """The payload is sealed for another recipient's key pair."""
+
+
+class PayloadBindingError(RevealError):
+    """The sealed payload belongs to another instance (it was copied or moved)."""
+
+
+class PayloadIntegrityError(RevealError):
+    """The sealed payload failed authentication: it was tampered with."""

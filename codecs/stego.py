@@ -1,0 +1,49 @@
+"""The interface every stego codec implements, and the helpers they share."""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+import numpy as np
+
+
+class StegoCodec(Protocol):
+    """Hides a bit string in the usable pixels of an integer image and reads it back.
+
+    ``pixels`` are stored values shaped ``(frames, rows, columns)``; ``usable`` is a boolean
+    array of the same shape, True where data may go (background minus the safety margin).
+    Pixels outside ``usable`` are never changed. Output values stay within ``value_range``
+    (inclusive), the range that BitsStored and PixelRepresentation allow.
+    """
+
+    name: str
+
+    def capacity(self, usable: np.ndarray) -> int:
+        """Number of message bits an image with this usable region can carry."""
+
+    def fit(self, usable: np.ndarray, message_bits: int) -> "StegoCodec":
+        """The codec to embed ``message_bits`` with (strength adapted to the region, if at all)."""
+
+    def embed(
+        self,
+        pixels: np.ndarray,
+        usable: np.ndarray,
+        message: np.ndarray,
+        key: bytes,
+        value_range: tuple[int, int],
+    ) -> np.ndarray:
+        """Return a copy of ``pixels`` carrying ``message`` (uint8 array of 0/1).
+
+        Raises CapacityError when the message does not fit.
+        """
+
+    def extract(
+        self, pixels: np.ndarray, usable: np.ndarray, key: bytes, value_range: tuple[int, int]
+    ) -> np.ndarray:
+        """Return the message bits (uint8 0/1) hidden by :meth:`embed`.
+
+        Raises MessageNotFoundError when no message can be found.
+        """
+
+    def params(self) -> dict:
+        """The strength parameters, JSON-serializable, so reveal can rebuild the codec."""

@@ -1,0 +1,99 @@
+"""Collect: the identifying attributes of an instance, and their compact serialization.
+
+What is collected is exactly what de-identification changes or removes: the handler
+de-identifies a copy of the header (pixel data left out) and keeps every top-level element whose
+value differs, with its original value, so reveal can restore the header. Bulk binary data
+(icons, overlays, curves) and private attributes are removed by de-identification but not
+carried: they would not fit in a QR code.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable
+from io import BytesIO
+from typing import ClassVar
+
+from pydicom import Dataset
+from pydicom.filebase import DicomBytesIO
+from pydicom.filereader import read_dataset
+from pydicom.filewriter import write_dataset
+from pydicom.tag import Tag
+
+from stegonode.codecs.errors import MessageNotFoundError
+
+from .base import Instance
+from .deidentify import is_bulk
+
+PIXEL_DATA = Tag("PixelData")
+
+
+class CollectHandler:
+    """Fills ``instance.attributes`` with the original identifying attributes."""
+
+    name: ClassVar[str] = "collect"
+    requires: ClassVar[tuple[str, ...]] = ()
+
+    def __init__(self, deidentifier: Callable[[Dataset], None]) -> None:
+        self.deidentifier = deidentifier
+
+    def __call__(self, instance: Instance) -> None:
+        instance.attributes = collect(instance.dataset, self.deidentifier)
+
+
+def collect(ds: Dataset, deidentifier: Callable[[Dataset], None]) -> Dataset:
+    """The carried attributes, plus Specific Character Set so text decodes as in the original."""
+    header = Dataset()
+    for element in ds:
+        if element.tag != PIXEL_DATA:
+            header.add(element)
+    clean = copy.deepcopy(header)
+    deidentifier(clean)
+    carried = Dataset()
+    if "SpecificCharacterSet" in ds:
+        carried.SpecificCharacterSet = ds.SpecificCharacterSet
+    for element in header:
+        changed = element.tag not in clean or clean[element.tag] != element
+        if changed and not is_bulk(element):
+            carried.add(copy.deepcopy(element))
+    return carried
+
+
+def serialize(attributes: Dataset) -> bytes:
+    """Explicit VR Little Endian encoding of the attributes (exact, sequences included)."""
+    fp = DicomBytesIO()
+    fp.is_little_endian = True
+    fp.is_implicit_VR = False
+    write_dataset(fp, attributes)
+    return fp.getvalue()
+
+
+def parse(data: bytes) -> Dataset:
+    """Inverse of :func:`serialize`."""
+    try:
+        attributes = read_dataset(BytesIO(data), is_implicit_VR=False, is_little_endian=True)
+        for element in attributes:  # decode now, so damage shows here and not later
+            _ = element.value
+    except Exception:
+        raise MessageNotFoundError("recovered payload is not a valid attribute set") from None
+    return attributes
+
+
+def described(attributes: Dataset) -> dict[str, object]:
+    """Keyword -> value as in the original header (JSON-ready); charset omitted."""
+    return {
+        element.keyword or str(element.tag): _plain(element)
+        for element in attributes
+        if element.keyword != "SpecificCharacterSet"
+    }
+
+
+def _plain(element) -> object:
+    if element.VR == "SQ":
+        return [described(item) for item in element.value]
+    value = element.value
+    if value is None:
+        return ""
+    if element.VM > 1:
+        return [str(v) for v in value]
+    return value if isinstance(value, (int, float)) else str(value)

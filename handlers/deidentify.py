@@ -1,0 +1,156 @@
+"""De-identification per PS3.15 Annex E, Basic Application Level Confidentiality Profile.
+
+Action codes are resolved to one action (PS3.15 E.1.1): any code with U -> keyed UID (and, for
+sequences, the profile applied inside); else with D or C -> a dummy value of the VR; else with
+Z -> zero length; else X -> removed. D is preferred over Z and X because it keeps Type 1
+attributes present whatever the IOD. Beyond the table: every private attribute is removed,
+overlay and curve groups are removed whole (their
+data is in the table; the rest of the group would be left dangling), and any UID that is not a
+well-known DICOM UID is replaced, wherever it is, so no instance UID of the original survives.
+Empty attributes are left as they are: they hide nothing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import ClassVar
+
+from pydicom import DataElement, Dataset
+from pydicom.sequence import Sequence
+from pydicom.tag import BaseTag, Tag
+from pydicom.uid import UID_dictionary
+
+from .base import Instance
+from .profile import BASIC_PROFILE, REPEATING_GROUPS
+from .pseudonyms import Pseudonymizer
+
+METHOD = "stegonode: PS3.15 Basic Application Level Confidentiality Profile; identity sealed in pixels"
+DERIVATION = "stegonode: patient identity sealed into background pixels (DCT stego)"
+# Attributes this module sets; restore removes them before putting the originals back.
+ADDED = tuple(
+    Tag(keyword)
+    for keyword in (
+        "PatientIdentityRemoved",
+        "DeidentificationMethod",
+        "DeidentificationMethodCodeSequence",
+        "DerivationDescription",
+        "LongitudinalTemporalInformationModified",
+    )
+)
+BULK_VRS = frozenset({"OB", "OD", "OF", "OL", "OV", "OW", "UN"})
+_DUMMY = {
+    "AE": "ANONYMIZED", "AS": "000Y", "CS": "ANONYMIZED", "DA": "19000101", "DS": "0",
+    "DT": "19000101000000", "IS": "0", "LO": "ANONYMIZED", "LT": "ANONYMIZED", "PN": "ANONYMIZED",
+    "SH": "ANONYMIZED", "ST": "ANONYMIZED", "TM": "000000", "UC": "ANONYMIZED", "UR": "",
+    "UT": "ANONYMIZED", "FL": 0.0, "FD": 0.0, "SL": 0, "SS": 0, "UL": 0, "US": 0,
+    "SV": 0, "UV": 0,
+}
+_PATIENT_ID, _PATIENT_NAME = Tag("PatientID"), Tag("PatientName")
+
+
+def _is_overlay_or_curve(tag: BaseTag) -> bool:
+    return tag.group & 0xFF00 in (0x5000, 0x6000) and tag.group <= 0x60FF
+
+
+def action(tag: BaseTag, extra: frozenset[BaseTag] = frozenset()) -> str:
+    """The resolved action for one tag: 'U', 'D', 'Z', 'X' or 'K' (keep).
+
+    ``extra`` are configured additional identifying attributes: removed (X) like the table's.
+    """
+    if tag in extra:
+        return "X"
+    if tag.is_private:
+        return "X"
+    if _is_overlay_or_curve(tag):
+        return "X"
+    code = BASIC_PROFILE.get(int(tag)) or REPEATING_GROUPS.get(int(tag) & 0xFF00FFFF, "K")
+    for letter, resolved in (("U", "U"), ("D", "D"), ("C", "D"), ("Z", "Z"), ("X", "X")):
+        if letter in code:
+            return resolved
+    return "K"
+
+
+def _is_instance_uid(value: object) -> bool:
+    return bool(value) and str(value) not in UID_dictionary
+
+
+def _values(element: DataElement) -> list:
+    value = element.value
+    if value is None or value == "":
+        return []
+    return list(value) if element.VM > 1 else [value]
+
+
+def is_bulk(element: DataElement) -> bool:
+    """Binary bulk data (pixels of icons, overlays, curves, private blobs): never carried."""
+    if element.VR in BULK_VRS or element.tag.is_private or _is_overlay_or_curve(element.tag):
+        return True
+    if element.VR == "SQ":
+        return any(is_bulk(e) for item in element.value for e in item)
+    return False
+
+
+class DeidentifyHandler:
+    """Strips the header of identity per the Basic Profile and marks the object derived."""
+
+    name: ClassVar[str] = "deidentify"
+    requires: ClassVar[tuple[str, ...]] = ()
+
+    def __init__(self, deidentifier: Callable[[Dataset], None]) -> None:
+        self.deidentifier = deidentifier
+
+    def __call__(self, instance: Instance) -> None:
+        self.deidentifier(instance.dataset)
+
+
+def deidentify(ds: Dataset, pseudonyms: Pseudonymizer, extra: frozenset[BaseTag] = frozenset()) -> None:
+    """Apply the profile to ``ds`` in place, then set the de-identification attributes."""
+    original_patient_id = str(ds.get("PatientID", ""))
+    _apply(ds, pseudonyms, extra)
+    if _PATIENT_ID in ds:
+        ds.PatientID = pseudonyms.patient_id(original_patient_id)
+    if _PATIENT_NAME in ds:
+        ds.PatientName = pseudonyms.patient_name(original_patient_id)
+    if "ImageType" in ds and ds.ImageType:
+        image_type = list(ds.ImageType) if ds["ImageType"].VM > 1 else [ds.ImageType]
+        ds.ImageType = ["DERIVED", *image_type[1:]]
+    ds.DerivationDescription = DERIVATION
+    ds.PatientIdentityRemoved = "YES"
+    ds.DeidentificationMethod = METHOD
+    code = Dataset()
+    code.CodeValue = "113100"
+    code.CodingSchemeDesignator = "DCM"
+    code.CodeMeaning = "Basic Application Confidentiality Profile"
+    ds.DeidentificationMethodCodeSequence = Sequence([code])
+    ds.LongitudinalTemporalInformationModified = "REMOVED"
+
+
+def _apply(ds: Dataset, pseudonyms: Pseudonymizer, extra: frozenset[BaseTag]) -> None:
+    for element in list(ds):
+        resolved = action(element.tag, extra)
+        if element.is_empty:
+            continue  # nothing to hide; left as it is, so nothing needs carrying either
+        if resolved == "X":
+            del ds[element.tag]
+        elif resolved == "Z":
+            element.value = Sequence() if element.VR == "SQ" else None
+        elif resolved == "D" and element.VR == "SQ":
+            element.value = Sequence()
+        elif resolved == "D":
+            element.value = _DUMMY.get(element.VR)
+        elif element.VR == "UI":  # U, or a kept attribute holding an instance UID
+            replaced = [pseudonyms.uid(str(v)) if _is_instance_uid(v) else v for v in _values(element)]
+            element.value = replaced if len(replaced) > 1 else (replaced[0] if replaced else element.value)
+        elif element.VR == "SQ":
+            for item in element.value:
+                _apply(item, pseudonyms, extra)
+
+
+def restore(ds: Dataset, attributes: Dataset) -> None:
+    """Undo :func:`deidentify` on ``ds`` with the carried original ``attributes``."""
+    for tag in ADDED:
+        if tag in ds:
+            del ds[tag]
+    for element in attributes:
+        if element.tag != Tag("SpecificCharacterSet"):
+            ds[element.tag] = element

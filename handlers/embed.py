@@ -1,0 +1,141 @@
+"""Embed: hide the QR module matrix in the usable background; and the protection block.
+
+The protection block is a private block (creator ``STEGONODE 1``, group 0011) holding, as JSON,
+what reveal needs besides the keys: codec name and strength parameters, segmenter and margin,
+and the non-secret ids of the embedding and recipient keys (so a wrong key is named as such).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import ClassVar
+
+import numpy as np
+from pydicom import Dataset
+from pydicom.tag import Tag
+
+from stegonode.codecs.dct import DctCodec, DctParams
+from stegonode.codecs.errors import ConfigError, NotProtectedError
+from stegonode.codecs.keys import key_id
+from stegonode.codecs.paper import PaperCodec
+from stegonode.codecs.seal import recipient_key_id
+from stegonode.codecs.stego import StegoCodec
+
+from .base import Instance
+from .pixels import PixelFormat
+from .segment import Segmenter, usable_region
+
+PRIVATE_CREATOR = "STEGONODE 1"
+PRIVATE_GROUP = 0x0011
+PROTECTION_ELEMENT = 0x01
+PROTECTION_VERSION = 1
+
+
+def make_codec(name: str, params: dict) -> StegoCodec:
+    """The stego codec ``name`` with strength ``params`` (as stored in the protection block)."""
+    try:
+        if name == "dct":
+            return DctCodec(DctParams.from_dict(params))
+        if name == "paper":
+            return PaperCodec(**params)
+    except TypeError as exc:
+        raise ConfigError(f"handlers.embed: bad parameter for codec {name!r}: {exc}") from None
+    raise ConfigError(f"handlers.embed.codec: unknown codec {name!r}; choose 'dct' or 'paper'")
+
+
+@dataclass(frozen=True)
+class Protection:
+    """Contents of the protection block."""
+
+    codec: str
+    params: dict
+    segmenter: str
+    margin: int
+    embedding_key_id: str
+    recipient_key_id: str
+
+
+def write_protection(ds: Dataset, protection: Protection) -> None:
+    block = ds.private_block(PRIVATE_GROUP, PRIVATE_CREATOR, create=True)
+    document = {"version": PROTECTION_VERSION, **protection.__dict__}
+    block.add_new(PROTECTION_ELEMENT, "UT", json.dumps(document, separators=(",", ":")))
+
+
+def read_protection(ds: Dataset) -> Protection:
+    """The protection block of a stego instance; NotProtectedError if there is none."""
+    try:
+        block = ds.private_block(PRIVATE_GROUP, PRIVATE_CREATOR)
+        document = json.loads(block[PROTECTION_ELEMENT].value)
+    except (KeyError, ValueError, TypeError):
+        raise NotProtectedError("not a stegonode-protected object (no protection block)") from None
+    if not isinstance(document, dict) or document.pop("version", None) != PROTECTION_VERSION:
+        raise NotProtectedError("unknown stegonode protection block version")
+    try:
+        return Protection(**document)
+    except TypeError:
+        raise NotProtectedError("malformed stegonode protection block") from None
+
+
+def remove_protection(ds: Dataset) -> None:
+    """Delete the protection block (creator and elements), if present."""
+    try:
+        block = ds.private_block(PRIVATE_GROUP, PRIVATE_CREATOR)
+    except KeyError:
+        return
+    creator = Tag(PRIVATE_GROUP, block.block_start >> 8)
+    for tag in [e.tag for e in ds.group_dataset(PRIVATE_GROUP)]:
+        if tag == creator or tag.element & 0xFF00 == block.block_start:
+            del ds[tag]
+
+
+class EmbedHandler:
+    """Writes ``instance.message`` into the background of ``instance.pixels``."""
+
+    name: ClassVar[str] = "embed"
+    requires: ClassVar[tuple[str, ...]] = ("seal", "segment")
+
+    def __init__(
+        self,
+        codec: StegoCodec,
+        segmenter: Segmenter,
+        margin: int,
+        embedding_key: bytes,
+        recipient_public_key: bytes,
+    ) -> None:
+        self.codec = codec
+        self.segmenter = segmenter
+        self.margin = margin
+        self.embedding_key = embedding_key
+        self.recipient_public_key = recipient_public_key
+
+    def __call__(self, instance: Instance) -> None:
+        fmt = PixelFormat.of(instance.dataset)
+        usable = usable_region(instance.foreground, self.margin)
+        cover = instance.pixels
+        message = instance.message.ravel().astype(np.uint8)
+        codec = self.codec.fit(usable, message.size)
+        stego = codec.embed(cover, usable, message, self.embedding_key, fmt.value_range)
+        instance.pixels = stego
+        instance.protection = Protection(
+            codec=codec.name,
+            params=codec.params(),
+            segmenter=self.segmenter.name,
+            margin=self.margin,
+            embedding_key_id=key_id(self.embedding_key, "embedding"),
+            recipient_key_id=recipient_key_id(self.recipient_public_key),
+        )
+        instance.report.update(distortion(cover, stego, fmt.peak))
+
+
+def distortion(cover: np.ndarray, stego: np.ndarray, peak: int) -> dict[str, float | int]:
+    """Changed pixels, MSE and PSNR at ``peak`` and at 65535 (the seed paper's peak)."""
+    diff = stego.astype(np.float64) - cover
+    mse = float(np.mean(diff**2))
+    psnr = (lambda p: float("inf") if mse == 0 else 10 * np.log10(p * p / mse))
+    return {
+        "changed_pixels": int(np.count_nonzero(diff)),
+        "mse": mse,
+        "psnr_db": psnr(peak),
+        "psnr_65535_db": psnr(65535),
+    }

@@ -1,0 +1,66 @@
+"""Reveal: from a stego instance and the peer's keys back to the original identity.
+
+segment -> read the codec's bits -> QR decode -> open the sealed payload -> attributes ->
+re-identified dataset (header and UIDs as in the original, pixels as stored).
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from dataclasses import dataclass
+
+import numpy as np
+from pydicom import Dataset
+
+from stegonode.codecs import payload
+from stegonode.codecs.errors import MessageNotFoundError, WrongEmbeddingKeyError, WrongRecipientKeyError
+from stegonode.codecs.keys import PeerKeys, key_id
+from stegonode.codecs.seal import open_sealed, recipient_key_id
+
+from .collect import parse
+from .deidentify import restore
+from .embed import make_codec, read_protection, remove_protection
+from .pixels import PixelFormat, read_pixels
+from .seal import stego_binding
+from .segment import make_segmenter, usable_region
+
+
+@dataclass
+class Revealed:
+    """The recovered identifying attributes and the re-identified dataset."""
+
+    attributes: Dataset
+    dataset: Dataset
+
+
+def reveal(ds: Dataset, keys: PeerKeys, foreground: np.ndarray | None = None) -> Revealed:
+    """Recover the identity hidden in ``ds``; ``foreground`` overrides the segmenter's mask."""
+    protection = read_protection(ds)
+    if protection.embedding_key_id != key_id(keys.embedding_key, "embedding"):
+        raise WrongEmbeddingKeyError(
+            f"object was protected with embedding key {protection.embedding_key_id}, "
+            f"peer.keys holds {key_id(keys.embedding_key, 'embedding')}"
+        )
+    if protection.recipient_key_id != recipient_key_id(keys.recipient_public_key):
+        raise WrongRecipientKeyError(
+            f"payload is sealed for recipient key {protection.recipient_key_id}, "
+            f"peer.keys holds {recipient_key_id(keys.recipient_public_key)}"
+        )
+    pixels = read_pixels(ds)
+    if foreground is None:
+        foreground = make_segmenter(protection.segmenter).foreground(ds, pixels)
+    usable = usable_region(foreground, protection.margin)
+    codec = make_codec(protection.codec, protection.params)
+    bits = codec.extract(pixels, usable, keys.embedding_key, PixelFormat.of(ds).value_range)
+    side = math.isqrt(bits.size)
+    if side * side != bits.size:
+        raise MessageNotFoundError("hidden message is not a QR code")
+    sealed = payload.from_text(payload.from_qr(bits.reshape(side, side).astype(bool)))
+    plain = open_sealed(sealed, keys.recipient_private_key, stego_binding(ds))
+    attributes = parse(payload.decompress(plain))
+    restored = copy.deepcopy(ds)
+    remove_protection(restored)
+    restore(restored, attributes)
+    restored.file_meta.MediaStorageSOPInstanceUID = restored.SOPInstanceUID
+    return Revealed(attributes=attributes, dataset=restored)

@@ -1,0 +1,1 @@
+"""The node: command line, configuration; the DICOM services build on these."""
