@@ -6,11 +6,16 @@ How a message travels (all parameters documented on :class:`DctParams`):
   partial tile at the right or bottom edge is never used. Each tile offers one *slot* per chosen
   AC coefficient. Slots of all frames form one pool, so a multi-frame object spreads the message
   over its frames.
-* A keyed permutation orders **every** slot of the image, whatever the mask says. Slot at
-  position ``p`` carries header bit ``(p // 16) % 32`` when ``p % 16 == 0``, else message bit
-  ``t % N`` with ``t = p - p // 16 - 1``. Only slots whose tile lies wholly in the usable region
-  are written. Because a slot's role depends on the key and the image size alone, a mask that
-  disagrees at extraction costs missing or unreliable votes, never a shifted bit stream.
+* Every slot of the image has a role fixed by the key, the image size and the message length
+  alone, whatever the mask says; only slots whose tile lies wholly in the usable region are
+  written. So a mask that disagrees at extraction costs missing or unreliable votes, never a
+  shifted bit stream.
+* Roles: a keyed permutation of all slots makes every 16th one a header slot (32 header bits,
+  each repeated). The tile grid is cut into square *chunks* of at least N message slots (N =
+  message bits); inside each chunk a keyed permutation gives every message bit one slot (or
+  more). Each bit thus has one copy per chunk, spread over the whole image, and since
+  background is spatially coherent, every bit gets about as many written copies as there are
+  background chunks: far fewer bits without any copy than with purely random placement.
 * Each written coefficient is moved to the nearest point of the lattice for its bit (nearest-
   point QIM, lattice spacing ``step``, offset by a keyed dither per slot). Extraction turns each
   coefficient into a soft vote in [-1, 1] and sums the votes of every copy of a bit: this
@@ -27,6 +32,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import math
 from dataclasses import asdict, dataclass, field, replace
 
 import numpy as np
@@ -88,13 +94,13 @@ class DctParams:
 
 
 @dataclass
-class _Layout:
-    """Where each usable slot sits and what it carries, for one image size, mask and key."""
+class _Slots:
+    """The usable slots of one image: their tiles, raster slot ids and keyed header roles."""
 
     tiles: tuple[np.ndarray, ...]  # indices (frame, tile row, tile col) of usable tiles
-    header_index: np.ndarray  # per slot: header bit index, or -1
-    message_position: np.ndarray  # per slot: position t among message slots, or -1
-    dither: np.ndarray  # per slot dither in [0, step)
+    ids: np.ndarray  # raster slot id of every usable slot, tile-major
+    header_index: np.ndarray  # per usable slot: header bit index, or -1
+    dither: np.ndarray  # per usable slot: dither in [0, step)
 
 
 @dataclass
@@ -152,23 +158,42 @@ class DctCodec:
             count += 1
         return DctCodec(replace(s, coefficients=s.coefficients[:count]))
 
-    def _layout(self, usable: np.ndarray, key: bytes) -> _Layout:
+    def _slots(self, usable: np.ndarray, key: bytes) -> _Slots:
         k = len(self.settings.coefficients)
         tile_mask = self._usable_tiles(usable)
         total = tile_mask.size * k
-        rng = np.random.Generator(np.random.PCG64(_seed(key, b"layout", usable.shape, self.params())))
+        rng = np.random.Generator(np.random.PCG64(_seed(key, b"slots", usable.shape, self.params())))
         position = np.empty(total, dtype=np.int64)
         position[rng.permutation(total)] = np.arange(total)
         dither = rng.random(total) * self.settings.step
-        slot_ids = (np.flatnonzero(tile_mask.ravel())[:, None] * k + np.arange(k)).ravel()
-        pos = position[slot_ids]
-        is_header = pos % HEADER_PERIOD == 0
-        return _Layout(
+        ids = (np.flatnonzero(tile_mask.ravel())[:, None] * k + np.arange(k)).ravel()
+        pos = position[ids]
+        return _Slots(
             tiles=np.nonzero(tile_mask),
-            header_index=np.where(is_header, (pos // HEADER_PERIOD) % HEADER_BITS, -1),
-            message_position=np.where(is_header, -1, pos - pos // HEADER_PERIOD - 1),
-            dither=dither[slot_ids],
+            ids=ids,
+            header_index=np.where(pos % HEADER_PERIOD == 0, (pos // HEADER_PERIOD) % HEADER_BITS, -1),
+            dither=dither[ids],
         )
+
+    def _message_index(self, slots: _Slots, shape: tuple[int, ...], n: int, key: bytes) -> np.ndarray:
+        """Message bit carried by each usable slot (header slots get -1)."""
+        k = len(self.settings.coefficients)
+        b = self.settings.block
+        frames, tile_rows, tile_cols = shape[0], shape[1] // b, shape[2] // b
+        side = max(1, math.ceil(math.sqrt(n / k)))  # chunk side in tiles: side*side*k >= n
+        chunk_slots = side * side * k
+        chunks_down, chunks_across = -(-tile_rows // side), -(-tile_cols // side)
+        tile, coefficient = np.divmod(slots.ids, k)
+        frame, rest = np.divmod(tile, tile_rows * tile_cols)
+        row, col = np.divmod(rest, tile_cols)
+        chunk = (frame * chunks_down + row // side) * chunks_across + col // side
+        within = ((row % side) * side + col % side) * k + coefficient
+        rng = np.random.Generator(np.random.PCG64(_seed(key, b"chunks", shape, {"n": n, **self.params()})))
+        perms = rng.permuted(
+            np.broadcast_to(np.arange(chunk_slots), (frames * chunks_down * chunks_across, chunk_slots)),
+            axis=1,
+        )
+        return np.where(slots.header_index >= 0, -1, perms[chunk, within] % n)
 
     # -- QIM --------------------------------------------------------------------------------------
 
@@ -202,52 +227,52 @@ class DctCodec:
         capacity = self.capacity(usable)
         if n > capacity:
             raise CapacityError(offered_bits=capacity, needed_bits=n)
-        layout = self._layout(usable, key)
-        header = _header_bits(n, key)
+        slots = self._slots(usable, key)
+        message_index = self._message_index(slots, usable.shape, n, key)
         bits = np.where(
-            layout.header_index >= 0,
-            header[np.maximum(layout.header_index, 0)],
-            message[np.maximum(layout.message_position, 0) % n],
+            slots.header_index >= 0,
+            _header_bits(n, key)[np.maximum(slots.header_index, 0)],
+            message[np.maximum(message_index, 0)],
         ).astype(np.float64)
 
         tiled = self._tile_view(pixels)
-        original = tiled[layout.tiles].astype(np.float64)
+        original = tiled[slots.tiles].astype(np.float64)
         lo, hi = value_range
         k = len(self.settings.coefficients)
-        target = self._quantize(self._coefficients(original), bits, layout.dither)
+        target = self._quantize(self._coefficients(original), bits, slots.dither)
         current = original
         for _ in range(_FIX_ROUNDS + 1):
             delta = (target - self._coefficients(current)).reshape(-1, k)
             current = np.rint(current + delta @ self._basis)
             current = _clamp_tiles(current, lo, hi)
-            wrong = np.sign(self._votes(self._coefficients(current), layout.dither)) != 2 * bits - 1
+            wrong = np.sign(self._votes(self._coefficients(current), slots.dither)) != 2 * bits - 1
             if not wrong.any():
                 break
-            target = np.where(wrong, self._quantize(self._coefficients(current), bits, layout.dither), target)
-        tiled[layout.tiles] = current.astype(pixels.dtype)
+            target = np.where(wrong, self._quantize(self._coefficients(current), bits, slots.dither), target)
+        tiled[slots.tiles] = current.astype(pixels.dtype)
         return self._untile(tiled, pixels)
 
     def extract(
         self, pixels: np.ndarray, usable: np.ndarray, key: bytes, value_range: tuple[int, int]
     ) -> np.ndarray:
         del value_range  # QIM reads coefficients as they are
-        layout = self._layout(usable, key)
-        if layout.dither.size == 0:
+        slots = self._slots(usable, key)
+        if slots.dither.size == 0:
             raise MessageNotFoundError("no usable background to read a message from")
-        tiles = self._tile_view(pixels)[layout.tiles].astype(np.float64)
-        votes = self._votes(self._coefficients(tiles), layout.dither)
-        is_header = layout.header_index >= 0
+        tiles = self._tile_view(pixels)[slots.tiles].astype(np.float64)
+        votes = self._votes(self._coefficients(tiles), slots.dither)
+        is_header = slots.header_index >= 0
         header_votes = np.bincount(
-            layout.header_index[is_header], weights=votes[is_header], minlength=HEADER_BITS
+            slots.header_index[is_header], weights=votes[is_header], minlength=HEADER_BITS
         )
         n = _parse_header((header_votes > 0).astype(np.uint8), key)
         if n is None:
             raise MessageNotFoundError(
                 "no message header found in the background with this embedding key"
             )
-        sums = np.bincount(
-            layout.message_position[~is_header] % n, weights=votes[~is_header], minlength=n
-        )
+        message_index = self._message_index(slots, usable.shape, n, key)
+        carries = message_index >= 0
+        sums = np.bincount(message_index[carries], weights=votes[carries], minlength=n)
         return (sums > 0).astype(np.uint8)
 
 

@@ -24,7 +24,7 @@ from .base import Instance
 from .profile import BASIC_PROFILE, REPEATING_GROUPS
 from .pseudonyms import Pseudonymizer
 
-METHOD = "stegonode: PS3.15 Basic Application Level Confidentiality Profile; identity sealed in pixels"
+METHOD = "stegonode: PS3.15 Basic Profile, identity sealed in pixels"
 DERIVATION = "stegonode: patient identity sealed into background pixels (DCT stego)"
 # Attributes this module sets; restore removes them before putting the originals back.
 ADDED = tuple(

@@ -23,13 +23,6 @@ from .seal import SealHandler
 from .segment import SegmentHandler, make_segmenter
 
 DEFAULT_ORDER = ("collect", "seal", "segment", "embed", "deidentify")
-DEFAULT_SETTINGS: dict[str, dict] = {
-    "collect": {"extra_attributes": []},
-    "seal": {"qr_error_correction": "M"},
-    "segment": {"segmenter": "classical", "margin": 8},
-    "embed": {"codec": "dct", "dct": {}, "paper": {}},  # codec parameters: codec defaults
-    "deidentify": {},
-}
 
 
 class Pipeline:
@@ -74,23 +67,20 @@ def _extra_tags(keywords: Sequence[str]) -> frozenset[BaseTag]:
     return frozenset(tags)
 
 
-def build_pipeline(
-    order: Sequence[str], settings: Mapping[str, Mapping], keys: NodeKeys
-) -> Pipeline:
-    """Handlers named in ``order``, configured from ``settings`` (defaults fill the gaps)."""
-    merged = {name: {**DEFAULT_SETTINGS[name], **settings.get(name, {})} for name in DEFAULT_SETTINGS}
+def build_pipeline(order: Sequence[str], settings: Mapping[str, Mapping], keys: NodeKeys) -> Pipeline:
+    """Handlers named in ``order``, configured from node.toml's ``[handlers.*]`` tables."""
     pseudonyms = Pseudonymizer(keys.pseudonym_key)
     deidentifier = functools.partial(
-        deidentify, pseudonyms=pseudonyms, extra=_extra_tags(merged["collect"]["extra_attributes"])
+        deidentify, pseudonyms=pseudonyms, extra=_extra_tags(settings["collect"]["extra_attributes"])
     )
-    segment = merged["segment"]
+    segment = settings["segment"]
     segmenter = make_segmenter(segment["segmenter"])
-    codec_name = merged["embed"]["codec"]
-    codec = make_codec(codec_name, merged["embed"].get(codec_name, {}))
+    codec_name = settings["embed"]["codec"]
+    codec = make_codec(codec_name, settings["embed"].get(codec_name, {}))
     factories = {
         "collect": lambda: CollectHandler(deidentifier),
         "seal": lambda: SealHandler(
-            keys.recipient_public_key, pseudonyms, merged["seal"]["qr_error_correction"]
+            keys.recipient_public_key, pseudonyms, settings["seal"]["qr_error_correction"]
         ),
         "segment": lambda: SegmentHandler(segmenter),
         "embed": lambda: EmbedHandler(
