@@ -37,8 +37,10 @@ ADDED = tuple(
         "LongitudinalTemporalInformationModified",
     )
 )
+# Stricter than the table: coded procedure descriptions repeat the removed free-text ones.
+STRICTER = {0x00081032: "X/Z"}  # Procedure Code Sequence
 BULK_VRS = frozenset({"OB", "OD", "OF", "OL", "OV", "OW", "UN"})
-_DUMMY = {
+DUMMY = {
     "AE": "ANONYMIZED", "AS": "000Y", "CS": "ANONYMIZED", "DA": "19000101", "DS": "0",
     "DT": "19000101000000", "IS": "0", "LO": "ANONYMIZED", "LT": "ANONYMIZED", "PN": "ANONYMIZED",
     "SH": "ANONYMIZED", "ST": "ANONYMIZED", "TM": "000000", "UC": "ANONYMIZED", "UR": "",
@@ -63,7 +65,11 @@ def action(tag: BaseTag, extra: frozenset[BaseTag] = frozenset()) -> str:
         return "X"
     if _is_overlay_or_curve(tag):
         return "X"
-    code = BASIC_PROFILE.get(int(tag)) or REPEATING_GROUPS.get(int(tag) & 0xFF00FFFF, "K")
+    code = (
+        BASIC_PROFILE.get(int(tag))
+        or STRICTER.get(int(tag))
+        or REPEATING_GROUPS.get(int(tag) & 0xFF00FFFF, "K")
+    )
     for letter, resolved in (("U", "U"), ("D", "D"), ("C", "D"), ("Z", "Z"), ("X", "X")):
         if letter in code:
             return resolved
@@ -128,7 +134,7 @@ def deidentify(ds: Dataset, pseudonyms: Pseudonymizer, extra: frozenset[BaseTag]
 def _apply(ds: Dataset, pseudonyms: Pseudonymizer, extra: frozenset[BaseTag]) -> None:
     for element in list(ds):
         resolved = action(element.tag, extra)
-        if element.is_empty:
+        if element.is_empty and not element.tag.is_private:
             continue  # nothing to hide; left as it is, so nothing needs carrying either
         if resolved == "X":
             del ds[element.tag]
@@ -137,7 +143,7 @@ def _apply(ds: Dataset, pseudonyms: Pseudonymizer, extra: frozenset[BaseTag]) ->
         elif resolved == "D" and element.VR == "SQ":
             element.value = Sequence()
         elif resolved == "D":
-            element.value = _DUMMY.get(element.VR)
+            element.value = DUMMY.get(element.VR)
         elif element.VR == "UI":  # U, or a kept attribute holding an instance UID
             replaced = [pseudonyms.uid(str(v)) if _is_instance_uid(v) else v for v in _values(element)]
             element.value = replaced if len(replaced) > 1 else (replaced[0] if replaced else element.value)

@@ -22,7 +22,7 @@ DEFAULTS: dict[str, Any] = {
     "pipeline": {"handlers": list(DEFAULT_ORDER)},
     "handlers": {
         "collect": {"extra_attributes": []},
-        "seal": {"qr_error_correction": "M"},
+        "seal": {"qr_error_correction": "L"},
         "segment": {"segmenter": "classical", "margin": 6},
         "embed": {
             "codec": "dct",

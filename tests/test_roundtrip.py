@@ -1,0 +1,182 @@
+"""Protect then reveal real images of every common kind (pydicom-data, pydicom test files)."""
+
+from __future__ import annotations
+
+import re
+
+import numpy as np
+import pydicom
+import pytest
+from pydicom.uid import UID_dictionary
+from scipy import ndimage
+
+from stegonode.codecs.errors import CapacityError
+from stegonode.handlers.collect import described
+from stegonode.handlers.deidentify import DUMMY
+from stegonode.handlers.pixels import read_pixels
+from stegonode.handlers.reveal import reveal
+from stegonode.handlers.segment import usable_region
+from stegonode.node import config as node_config
+
+from images import NO_BACKGROUND, REQUIRED, ROUND_TRIP, SMALL, image_path
+
+MARGIN = node_config.DEFAULTS["handlers"]["segment"]["margin"]
+NOT_IDENTIFYING = {"SpecificCharacterSet", "ImageType"}  # carried only to restore the header
+
+
+def test_discovery_covers_the_named_round_trip_set():
+    assert set(REQUIRED) <= set(ROUND_TRIP), sorted(set(REQUIRED) - set(ROUND_TRIP))
+
+
+def _leaf_strings(value) -> list[str]:
+    """Strings of a described top-level value (PN parts split); in sequences, instance UIDs."""
+    if isinstance(value, list) and value and isinstance(value[0], dict):
+        return [s for item in value for s in _instance_uids(item)]
+    if isinstance(value, list):
+        return [s for v in value for s in _leaf_strings(v)]
+    text = str(value)
+    parts = [text, *text.replace("=", "^").split("^")]
+    return [p for p in parts if len(p.strip()) >= 4 and set(p) - set("0.-: ")]  # zeros say nothing
+
+
+@pytest.mark.parametrize("name", ROUND_TRIP)
+def test_reveal_returns_the_exact_original_attributes(name, protect_image, peer_keys):
+    protected = protect_image(name)
+    revealed = reveal(protected.read(), peer_keys)
+    assert len(revealed.attributes) > 3
+    for element in revealed.attributes:
+        original = protected.original[element.tag]
+        assert element.VR == original.VR, element.keyword
+        assert element.value == original.value, element.keyword
+    for keyword in ("PatientName", "PatientID", "StudyInstanceUID", "SeriesInstanceUID", "SOPInstanceUID"):
+        if protected.original.get(keyword):
+            assert keyword in revealed.attributes, keyword
+
+
+@pytest.mark.parametrize("name", ROUND_TRIP)
+def test_reidentified_file_restores_the_header(name, protect_image, peer_keys, tmp_path):
+    protected = protect_image(name)
+    revealed = reveal(protected.read(), peer_keys)
+    revealed.dataset.save_as(tmp_path / name, enforce_file_format=True)
+    restored = pydicom.dcmread(tmp_path / name)
+    for element in revealed.attributes:
+        if element.keyword != "SpecificCharacterSet":
+            assert restored[element.tag].value == protected.original[element.tag].value, element.keyword
+    assert restored.file_meta.MediaStorageSOPInstanceUID == protected.original.SOPInstanceUID
+    assert "PatientIdentityRemoved" not in restored or protected.original.get("PatientIdentityRemoved")
+    np.testing.assert_array_equal(read_pixels(restored), read_pixels(protected.read()))
+
+
+def _instance_uids(item: dict) -> list[str]:
+    found = []
+    for value in item.values():
+        if isinstance(value, list) and value and isinstance(value[0], dict):
+            found += [s for sub in value for s in _instance_uids(sub)]
+        elif isinstance(value, str) and value.count(".") >= 2 and value not in UID_dictionary:
+            found.append(value)
+    return found
+
+
+@pytest.mark.parametrize("name", ROUND_TRIP)
+def test_no_identifying_value_in_protected_bytes(name, protect_image, peer_keys):
+    protected = protect_image(name)
+    stego = protected.read()
+    attributes = described(reveal(stego, peer_keys).attributes)
+    # Values this node writes (its random-digit 2.25 UIDs, dummy dates like 19000101) may
+    # contain a short numeric value by chance, which reveals nothing: cut them out first.
+    data = re.sub(rb"2\.25\.\d+", b"", protected.path.read_bytes())
+    for dummy in {str(v) for v in DUMMY.values() if len(str(v)) >= 4}:
+        data = data.replace(dummy.encode(), b"")
+    charset = stego.get("SpecificCharacterSet", "ISO_IR 6")
+    encodings = {"utf-8", pydicom.charset.python_encoding.get(charset if isinstance(charset, str) else charset[0], "ascii")}
+    for keyword, value in attributes.items():
+        if keyword in NOT_IDENTIFYING:
+            continue
+        for text in _leaf_strings(value):
+            for encoding in encodings:
+                assert text.encode(encoding, "ignore") not in data, f"{keyword} value found in {name}"
+    assert stego.PatientIdentityRemoved == "YES"
+    assert stego.DeidentificationMethodCodeSequence[0].CodeValue == "113100"
+    assert not [e for e in stego if e.tag.is_private and e.tag.group != 0x0011]
+
+
+@pytest.mark.parametrize("name", ROUND_TRIP)
+def test_foreground_pixels_are_bit_identical(name, protect_image):
+    protected = protect_image(name)
+    stego = read_pixels(protected.read())
+    kept = ~usable_region(protected.cover_foreground, MARGIN)
+    assert kept.any()
+    np.testing.assert_array_equal(stego[kept], protected.cover_pixels[kept])
+    changed = stego != protected.cover_pixels
+    assert changed.any(), "nothing was embedded"
+    lo, hi = (0, (1 << protected.original.BitsStored) - 1)
+    if protected.original.PixelRepresentation:
+        lo, hi = -(1 << (protected.original.BitsStored - 1)), (1 << (protected.original.BitsStored - 1)) - 1
+    assert stego.min() >= lo and stego.max() <= hi
+
+
+@pytest.mark.parametrize("name", NO_BACKGROUND)
+def test_test_patterns_without_background_are_refused(name, pipeline):
+    with pytest.raises(CapacityError, match="background offers 0 bits"):
+        pipeline.protect(pydicom.dcmread(image_path(name)))
+
+
+@pytest.mark.parametrize("name", SMALL)
+def test_small_images_round_trip_or_say_too_small(name, pipeline, peer_keys):
+    ds = pydicom.dcmread(image_path(name))
+    try:
+        pipeline.protect(ds)
+    except CapacityError as exc:
+        assert exc.offered_bits < exc.needed_bits
+        assert f"offers {exc.offered_bits} bits, {exc.needed_bits} are needed" in str(exc)
+        return
+    assert reveal(ds, peer_keys).attributes
+
+
+def test_psnr_on_the_ct_with_the_full_identifying_set(protect_image):
+    protected = protect_image("693_UNCR.dcm")
+    cover = protected.cover_pixels.astype(np.float64)
+    stego = read_pixels(protected.read()).astype(np.float64)
+    mse = np.mean((stego - cover) ** 2)
+    peak = (1 << protected.original.BitsStored) - 1
+    psnr = 10 * np.log10(peak**2 / mse)
+    assert psnr >= 80.0
+    assert protected.report["psnr_db"] == pytest.approx(psnr)
+    assert protected.report["psnr_65535_db"] == pytest.approx(10 * np.log10(65535**2 / mse))
+
+
+@pytest.mark.parametrize("operation", [ndimage.binary_dilation, ndimage.binary_erosion])
+@pytest.mark.parametrize("name", ["693_UNCR.dcm", "MR-SIEMENS-DICOM-WithOverlays.dcm", "RG3_UNCR.dcm"])
+def test_reveal_survives_a_mask_two_pixels_off(name, operation, protect_image, peer_keys):
+    protected = protect_image(name)
+    structure = np.zeros((3, 3, 3), dtype=bool)
+    structure[1] = True
+    foreground = operation(protected.cover_foreground, structure=structure, iterations=2)
+    assert (foreground != protected.cover_foreground).sum() > 100
+    revealed = reveal(protected.read(), peer_keys, foreground=foreground)
+    assert revealed.attributes.PatientID == protected.original.PatientID
+
+
+def test_non_ascii_names_round_trip(pipeline, peer_keys, tmp_path):
+    ds = pydicom.dcmread(image_path("693_UNCR.dcm"))
+    ds.SpecificCharacterSet = "ISO_IR 192"
+    ds.PatientName = "Müller^Zoë=山田^太郎"
+    ds.InstitutionName = "Hôpital Saint-Éloi"
+    pipeline.protect(ds)
+    ds.save_as(tmp_path / "x.dcm", enforce_file_format=True)
+    attributes = reveal(pydicom.dcmread(tmp_path / "x.dcm"), peer_keys).attributes
+    assert str(attributes.PatientName) == "Müller^Zoë=山田^太郎"
+    assert attributes.InstitutionName == "Hôpital Saint-Éloi"
+    assert "Müller".encode() not in (tmp_path / "x.dcm").read_bytes()
+
+
+def test_same_patient_and_study_map_to_the_same_pseudonyms(pipeline):
+    first = pydicom.dcmread(image_path("693_UNCR.dcm"))
+    second = pydicom.dcmread(image_path("693_J2KR.dcm"))
+    assert first.PatientID == second.PatientID and first.StudyInstanceUID == second.StudyInstanceUID
+    pipeline.protect(first)
+    pipeline.protect(second)
+    assert first.PatientID == second.PatientID != pydicom.dcmread(image_path("693_UNCR.dcm")).PatientID
+    assert first.PatientName == second.PatientName
+    assert first.StudyInstanceUID == second.StudyInstanceUID
+    assert first.StudyInstanceUID.startswith("2.25.")
