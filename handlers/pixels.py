@@ -63,6 +63,7 @@ def check_supported(ds: Dataset) -> None:
 def read_pixels(ds: Dataset) -> np.ndarray:
     """Stored values as an array shaped (frames, rows, columns) in the stored integer type."""
     check_supported(ds)
+    _check_complete(ds)
     try:
         array = ds.pixel_array
     except Exception as exc:  # pydicom raises many types for undecodable pixel data
@@ -71,6 +72,17 @@ def read_pixels(ds: Dataset) -> np.ndarray:
     if int(ds.get("NumberOfFrames", 1) or 1) == 1:
         array = array[None]
     return array.astype(fmt.dtype, copy=False)
+
+
+def _check_complete(ds: Dataset) -> None:
+    """Native pixel data shorter than Rows x Columns x Frames means a truncated file."""
+    if ds.file_meta.get("TransferSyntaxUID", ExplicitVRLittleEndian).is_compressed:
+        return
+    frames = int(ds.get("NumberOfFrames", 1) or 1)
+    expected = int(ds.Rows) * int(ds.Columns) * frames * int(ds.BitsAllocated) // 8
+    actual = len(ds.PixelData)
+    if actual < expected:
+        raise InputError(f"truncated file: pixel data has {actual} of {expected} bytes")
 
 
 def write_pixels(ds: Dataset, pixels: np.ndarray) -> None:
