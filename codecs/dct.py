@@ -10,10 +10,10 @@ How a message travels (all parameters documented on :class:`DctParams`):
   alone, whatever the mask says; only slots whose tile lies wholly in the usable region are
   written. So a mask that disagrees at extraction costs missing or unreliable votes, never a
   shifted bit stream.
-* Roles: a keyed permutation of all slots makes every 16th one a header slot (32 header bits,
-  each repeated). The tile grid is cut into square *chunks* of at least N message slots (N =
-  message bits); inside each chunk a keyed permutation gives every message bit one slot (or
-  more). Each bit thus has one copy per chunk, spread over the whole image, and since
+* Roles: a keyed draw per slot makes one slot in 16 a header slot (32 header bits, each
+  repeated). The tile grid is cut into square *chunks* of at least N message slots (N =
+  message bits); inside each chunk a keyed affine permutation gives every message bit one slot
+  (or more). Each bit thus has one copy per chunk, spread over the whole image, and since
   background is spatially coherent, every bit gets about as many written copies as there are
   background chunks: far fewer bits without any copy than with purely random placement.
 * Each written coefficient is moved to the nearest point of the lattice for its bit (nearest-
@@ -40,7 +40,7 @@ import numpy as np
 from .errors import CapacityError, MessageNotFoundError
 
 HEADER_BITS = 32
-HEADER_PERIOD = 16  # every 16th slot carries a header bit
+HEADER_PERIOD = 16  # one slot in 16 carries a header bit
 _MAX_MESSAGE_BITS = 0xFFFF
 _FIX_ROUNDS = 3
 
@@ -121,39 +121,44 @@ class DctCodec:
 
     # -- geometry -----------------------------------------------------------------------------
 
-    def _tile_view(self, pixels: np.ndarray) -> np.ndarray:
-        """(frames, tile rows, tile cols, b*b) copy of the tiled part of the image."""
+    def _blocks(self, array: np.ndarray) -> np.ndarray:
+        """(frames, tile rows, b, tile cols, b) view of the tiled part (splitting axes never copies)."""
         b = self.settings.block
-        f, r, c = pixels.shape
+        f, r, c = array.shape
         tr, tc = r // b, c // b
-        tiled = pixels[:, : tr * b, : tc * b].reshape(f, tr, b, tc, b).swapaxes(2, 3)
-        return tiled.reshape(f, tr, tc, b * b)
+        return array[:, : tr * b, : tc * b].reshape(f, tr, b, tc, b)
 
-    def _untile(self, tiled: np.ndarray, like: np.ndarray) -> np.ndarray:
-        """Inverse of :meth:`_tile_view`: a copy of ``like`` with its tiled part replaced."""
-        b = self.settings.block
-        f, tr, tc, _ = tiled.shape
-        out = like.copy()
-        out[:, : tr * b, : tc * b] = tiled.reshape(f, tr, tc, b, b).swapaxes(2, 3).reshape(f, tr * b, tc * b)
-        return out
+    def _gather(self, array: np.ndarray, tiles: tuple[np.ndarray, ...]) -> np.ndarray:
+        """(n, b*b) pixels of the listed tiles."""
+        frame, row, col = tiles
+        return self._blocks(array)[frame, row, :, col, :].reshape(len(frame), -1)
 
     def _usable_tiles(self, usable: np.ndarray) -> np.ndarray:
-        return self._tile_view(usable).all(axis=-1)
+        """Boolean (frames, tile rows, tile cols): tiles lying wholly in the usable region."""
+        blocks = self._blocks(usable)
+        if self.settings.block != 4:
+            return blocks.all(axis=(2, 4))
+        # Four bools are one uint32: 40x faster than a reduce over two strided axes.
+        f, tr, b, tc, _ = blocks.shape
+        words = np.ascontiguousarray(blocks).view(np.uint32).reshape(f, tr, b, tc)
+        return (words == 0x01010101).all(axis=2)
 
-    def _message_slots(self, usable: np.ndarray, coefficients: int) -> float:
-        return int(self._usable_tiles(usable).sum()) * coefficients * (HEADER_PERIOD - 1) / HEADER_PERIOD
+    @staticmethod
+    def _message_slots(usable_tiles: int, coefficients: int) -> float:
+        return usable_tiles * coefficients * (HEADER_PERIOD - 1) / HEADER_PERIOD
 
     def capacity(self, usable: np.ndarray) -> int:
-        slots = self._message_slots(usable, len(self.settings.coefficients))
-        return int(slots / self.settings.min_redundancy)
+        tiles = int(self._usable_tiles(usable).sum())
+        return int(self._message_slots(tiles, len(self.settings.coefficients)) / self.settings.min_redundancy)
 
     def fit(self, usable: np.ndarray, message_bits: int) -> "DctCodec":
         """This codec restricted to the fewest coefficient positions that reach the target."""
         s = self.settings
+        tiles = int(self._usable_tiles(usable).sum())
         count = max(1, min(s.min_coefficients, len(s.coefficients)))
         while (
             count < len(s.coefficients)
-            and self._message_slots(usable, count) < s.target_redundancy * message_bits
+            and self._message_slots(tiles, count) < s.target_redundancy * message_bits
         ):
             count += 1
         return DctCodec(replace(s, coefficients=s.coefficients[:count]))
@@ -163,15 +168,14 @@ class DctCodec:
         tile_mask = self._usable_tiles(usable)
         total = tile_mask.size * k
         rng = np.random.Generator(np.random.PCG64(_seed(key, b"slots", usable.shape, self.params())))
-        position = np.empty(total, dtype=np.int64)
-        position[rng.permutation(total)] = np.arange(total)
+        role = rng.integers(0, HEADER_PERIOD * HEADER_BITS, total, dtype=np.uint16)
         dither = rng.random(total) * self.settings.step
         ids = (np.flatnonzero(tile_mask.ravel())[:, None] * k + np.arange(k)).ravel()
-        pos = position[ids]
+        role = role[ids].astype(np.int64)
         return _Slots(
             tiles=np.nonzero(tile_mask),
             ids=ids,
-            header_index=np.where(pos % HEADER_PERIOD == 0, (pos // HEADER_PERIOD) % HEADER_BITS, -1),
+            header_index=np.where(role < HEADER_BITS, role, -1),
             dither=dither[ids],
         )
 
@@ -188,12 +192,16 @@ class DctCodec:
         row, col = np.divmod(rest, tile_cols)
         chunk = (frame * chunks_down + row // side) * chunks_across + col // side
         within = ((row % side) * side + col % side) * k + coefficient
+        # A keyed affine permutation per chunk, within -> (a * within + c) mod chunk_slots, with
+        # a coprime to chunk_slots: independent placements across chunks at O(1) memory each.
         rng = np.random.Generator(np.random.PCG64(_seed(key, b"chunks", shape, {"n": n, **self.params()})))
-        perms = rng.permuted(
-            np.broadcast_to(np.arange(chunk_slots), (frames * chunks_down * chunks_across, chunk_slots)),
-            axis=1,
-        )
-        return np.where(slots.header_index >= 0, -1, perms[chunk, within] % n)
+        chunks = frames * chunks_down * chunks_across
+        a = rng.integers(1, chunk_slots, chunks) if chunk_slots > 1 else np.ones(chunks, np.int64)
+        while (bad := np.gcd(a, chunk_slots) != 1).any():
+            a[bad] = rng.integers(1, chunk_slots, int(bad.sum()))
+        c = rng.integers(0, chunk_slots, chunks)
+        bit = (a[chunk] * within + c[chunk]) % chunk_slots % n
+        return np.where(slots.header_index >= 0, -1, bit)
 
     # -- QIM --------------------------------------------------------------------------------------
 
@@ -235,8 +243,7 @@ class DctCodec:
             message[np.maximum(message_index, 0)],
         ).astype(np.float64)
 
-        tiled = self._tile_view(pixels)
-        original = tiled[slots.tiles].astype(np.float64)
+        original = self._gather(pixels, slots.tiles).astype(np.float64)
         lo, hi = value_range
         k = len(self.settings.coefficients)
         target = self._quantize(self._coefficients(original), bits, slots.dither)
@@ -249,8 +256,11 @@ class DctCodec:
             if not wrong.any():
                 break
             target = np.where(wrong, self._quantize(self._coefficients(current), bits, slots.dither), target)
-        tiled[slots.tiles] = current.astype(pixels.dtype)
-        return self._untile(tiled, pixels)
+        out = pixels.copy()
+        frame, row, col = slots.tiles
+        b = self.settings.block
+        self._blocks(out)[frame, row, :, col, :] = current.reshape(-1, b, b).astype(pixels.dtype)
+        return out
 
     def extract(
         self, pixels: np.ndarray, usable: np.ndarray, key: bytes, value_range: tuple[int, int]
@@ -259,7 +269,7 @@ class DctCodec:
         slots = self._slots(usable, key)
         if slots.dither.size == 0:
             raise MessageNotFoundError("no usable background to read a message from")
-        tiles = self._tile_view(pixels)[slots.tiles].astype(np.float64)
+        tiles = self._gather(pixels, slots.tiles).astype(np.float64)
         votes = self._votes(self._coefficients(tiles), slots.dither)
         is_header = slots.header_index >= 0
         header_votes = np.bincount(
