@@ -187,9 +187,8 @@ class DctCodec:
         side = max(1, math.ceil(math.sqrt(n / k)))  # chunk side in tiles: side*side*k >= n
         chunk_slots = side * side * k
         chunks_down, chunks_across = -(-tile_rows // side), -(-tile_cols // side)
-        tile, coefficient = np.divmod(slots.ids, k)
-        frame, rest = np.divmod(tile, tile_rows * tile_cols)
-        row, col = np.divmod(rest, tile_cols)
+        frame, row, col = (np.repeat(index, k) for index in slots.tiles)
+        coefficient = np.tile(np.arange(k), len(slots.tiles[0]))
         chunk = (frame * chunks_down + row // side) * chunks_across + col // side
         within = ((row % side) * side + col % side) * k + coefficient
         # A keyed affine permutation per chunk, within -> (a * within + c) mod chunk_slots, with
@@ -288,6 +287,8 @@ class DctCodec:
 
 def _clamp_tiles(tiles: np.ndarray, lo: int, hi: int) -> np.ndarray:
     """Shift each tile by a whole number so it fits [lo, hi]; shifts change only the DC term."""
+    if tiles.size == 0 or (tiles.min() >= lo and tiles.max() <= hi):
+        return tiles
     below = np.maximum(lo - tiles.min(axis=1), 0)
     above = np.maximum(tiles.max(axis=1) - hi, 0)
     return np.clip(tiles + (below - above)[:, None], lo, hi)
