@@ -69,6 +69,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .dct import dct_matrix
 from .errors import CapacityError, ConfigError, MessageNotFoundError
 
 BLOCK = 4
@@ -76,16 +77,7 @@ BLOCK_BITS = BLOCK * BLOCK
 HEADER_BITS = 16  # the length header fills exactly the first block
 
 
-def _dct_matrix(n: int) -> np.ndarray:
-    """Orthonormal DCT-II matrix D (Eq. 4 with its alpha(u) factors): C = D @ I @ D.T."""
-    k = np.arange(n)[:, None]
-    m = np.arange(n)[None, :]
-    d = np.cos(np.pi * (2 * m + 1) * k / (2 * n)) * np.sqrt(2 / n)
-    d[0] /= np.sqrt(2)
-    return d
-
-
-_D = _dct_matrix(BLOCK)
+_D = dct_matrix(BLOCK)  # orthonormal, Eq. 4 with its alpha(u) factors
 
 
 def _tiles(a: np.ndarray) -> np.ndarray:
