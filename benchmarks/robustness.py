@@ -179,8 +179,8 @@ def print_table(rows: list[tuple[Setting, Protected, list[Cell]]], trials: int) 
         side = int(np.sqrt(protected.message.size))
         print(f"{setting.label:<24}{r['psnr_db']:>8.1f}{r['psnr_65535_db']:>8.1f}{r['mse']:>10.2f}"
               f"{r['payload_bytes']:>6}{side:>4}^2" + "".join(f"{cell_text(c, trials):>14}" for c in cells))
-    print(f"cells: reveal successes / trials, mean raw bit error rate vs QR modules; "
-          f"PSNR14 at peak 2^14-1, PSNR16 at 65535 (dB); sigma in stored units")
+    print("cells: reveal successes / trials, mean raw bit error rate vs QR modules; "
+          "PSNR14 at peak 2^14-1, PSNR16 at 65535 (dB); sigma in stored units")
     for setting, _, cells in rows:
         causes = Counter()
         for cell in cells:

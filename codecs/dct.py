@@ -95,10 +95,9 @@ class DctParams:
 
 @dataclass
 class _Slots:
-    """The usable slots of one image: their tiles, raster slot ids and keyed header roles."""
+    """The usable slots of one image (tile-major): their tiles, keyed header roles and dithers."""
 
     tiles: tuple[np.ndarray, ...]  # indices (frame, tile row, tile col) of usable tiles
-    ids: np.ndarray  # raster slot id of every usable slot, tile-major
     header_index: np.ndarray  # per usable slot: header bit index, or -1
     dither: np.ndarray  # per usable slot: dither in [0, step)
 
@@ -174,7 +173,6 @@ class DctCodec:
         role = role[ids].astype(np.int64)
         return _Slots(
             tiles=np.nonzero(tile_mask),
-            ids=ids,
             header_index=np.where(role < HEADER_BITS, role, -1),
             dither=dither[ids],
         )

@@ -22,8 +22,6 @@ from stegonode.handlers.reveal import reveal
 
 from . import config as node_config
 
-log = logging.getLogger("stegonode")
-
 
 def main(argv: list[str] | None = None) -> int:
     parser = _parser()
@@ -113,9 +111,7 @@ def _reason(exc: Exception) -> str:
 def read_dicom(path: Path) -> pydicom.Dataset:
     """Read a whole DICOM file; truncated or malformed files raise InputError."""
     try:
-        ds = pydicom.dcmread(path)
-        ds.PixelData if "PixelData" in ds else None  # force reading up to the pixels
-        return ds
+        return pydicom.dcmread(path)
     except InvalidDicomError:
         raise
     except (EOFError, ValueError, KeyError, TypeError, AttributeError) as exc:
