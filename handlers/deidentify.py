@@ -59,11 +59,7 @@ def action(tag: BaseTag, extra: frozenset[BaseTag] = frozenset()) -> str:
 
     ``extra`` are configured additional identifying attributes: removed (X) like the table's.
     """
-    if tag in extra:
-        return "X"
-    if tag.is_private:
-        return "X"
-    if _is_overlay_or_curve(tag):
+    if tag in extra or tag.is_private or _is_overlay_or_curve(tag):
         return "X"
     code = (
         BASIC_PROFILE.get(int(tag))
