@@ -81,10 +81,14 @@ def _files(inputs: list[Path]) -> Iterator[tuple[Path, Path]]:
             yield item, Path(item.name)
 
 
+def _failure_line(path: Path, reason: str) -> str:
+    return f"FAIL {path}: {reason}"
+
+
 def _run_each(
     inputs: list[Path],
     work: Callable[[Path, Path], str],
-    failure: Callable[[Path, str], str] = lambda path, reason: f"FAIL {path}: {reason}",
+    failure: Callable[[Path, str], str] = _failure_line,
 ) -> int:
     """Apply ``work`` to every file, one line each; exit status 1 if any failed."""
     files = list(_files(inputs))
@@ -112,10 +116,14 @@ def read_dicom(path: Path) -> pydicom.Dataset:
     """Read a whole DICOM file; truncated or malformed files raise InputError."""
     try:
         return pydicom.dcmread(path)
-    except InvalidDicomError:
-        raise
     except (EOFError, ValueError, KeyError, TypeError, AttributeError) as exc:
         raise InputError(f"truncated or malformed DICOM file ({type(exc).__name__})") from None
+
+
+def _write(ds: pydicom.Dataset, out: Path, relative: Path) -> None:
+    target = out / relative
+    target.parent.mkdir(parents=True, exist_ok=True)
+    ds.save_as(target, enforce_file_format=True)
 
 
 def _pipeline(config_path: Path | None, keys_path: Path) -> Pipeline:
@@ -131,9 +139,7 @@ def _protect(args: argparse.Namespace) -> int:
         start = time.perf_counter()
         ds = read_dicom(path)
         instance = pipeline.protect(ds)
-        target = args.out / relative
-        target.parent.mkdir(parents=True, exist_ok=True)
-        ds.save_as(target, enforce_file_format=True)
+        _write(ds, args.out, relative)
         r = instance.report
         return (
             f"OK {path}: payload {r.get('payload_bytes', 0)} B, PSNR {r.get('psnr_db', float('inf')):.1f} dB "
@@ -150,9 +156,7 @@ def _reveal(args: argparse.Namespace) -> int:
     def work(path: Path, relative: Path) -> str:
         revealed = reveal(read_dicom(path), keys)
         if args.out:
-            target = args.out / relative
-            target.parent.mkdir(parents=True, exist_ok=True)
-            revealed.dataset.save_as(target, enforce_file_format=True)
+            _write(revealed.dataset, args.out, relative)
         attributes = described(revealed.attributes)
         if args.json:
             document = {"file": str(path), "ok": True, "error": None, "attributes": attributes}
@@ -162,7 +166,7 @@ def _reveal(args: argparse.Namespace) -> int:
     def failure(path: Path, reason: str) -> str:
         if args.json:
             return json.dumps({"file": str(path), "ok": False, "error": reason, "attributes": {}})
-        return f"FAIL {path}: {reason}"
+        return _failure_line(path, reason)
 
     return _run_each(args.inputs, work, failure)
 
