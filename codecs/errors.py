@@ -77,3 +77,7 @@ class PayloadBindingError(RevealError):
 
 class PayloadIntegrityError(RevealError):
     """The sealed payload failed authentication: it was tampered with."""
+
+
+class NetworkError(StegonodeError):
+    """A DICOM association failed: no answer, rejected, or a failure status from the node."""

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
+from typing import BinaryIO
 
 import numpy as np
+import pydicom
 from pydicom import Dataset
+from pydicom.errors import InvalidDicomError
 from pydicom.uid import ExplicitVRLittleEndian
 
 from stegonode.codecs.errors import InputError, UnsupportedImageError
@@ -60,10 +64,25 @@ def check_supported(ds: Dataset) -> None:
         raise UnsupportedImageError(f"BitsStored {stored}: must be 8..{bits}")
 
 
-def read_pixels(ds: Dataset) -> np.ndarray:
-    """Stored values as an array shaped (frames, rows, columns) in the stored integer type."""
+def check_image(ds: Dataset) -> None:
+    """Everything that can be checked without decoding: a supported, complete image."""
     check_supported(ds)
     _check_complete(ds)
+
+
+def read_dicom(source: str | os.PathLike | BinaryIO) -> Dataset:
+    """Read a whole DICOM file; truncated or malformed files raise InputError."""
+    try:
+        return pydicom.dcmread(source)
+    except InvalidDicomError:
+        raise InputError("not a DICOM file (no DICM preamble or unreadable header)") from None
+    except (EOFError, ValueError, KeyError, TypeError, AttributeError) as exc:
+        raise InputError(f"truncated or malformed DICOM file ({type(exc).__name__})") from None
+
+
+def read_pixels(ds: Dataset) -> np.ndarray:
+    """Stored values as an array shaped (frames, rows, columns) in the stored integer type."""
+    check_image(ds)
     try:
         array = ds.pixel_array
     except Exception as exc:  # pydicom raises many types for undecodable pixel data

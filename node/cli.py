@@ -1,26 +1,32 @@
-"""The ``stegonode`` command line: keygen, protect, reveal, demo."""
+"""The ``stegonode`` command line: serve, status, fetch, keygen, protect, reveal, demo."""
 
 from __future__ import annotations
 
 import argparse
 import json
 import logging
+import signal
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pydicom
-from pydicom.errors import InvalidDicomError
 from tqdm import tqdm
 
 from stegonode.codecs import keys as keyfiles
-from stegonode.codecs.errors import InputError, StegonodeError
+from stegonode.codecs.errors import ConfigError, StegonodeError
 from stegonode.handlers.collect import described
+from stegonode.handlers.pixels import read_dicom
 from stegonode.handlers.pipeline import Pipeline, build_pipeline
 from stegonode.handlers.reveal import reveal
 
 from . import config as node_config
+from .index import Index
+from .peer import NodeAddress, Peer, Selection, StudyResult
+from .service import Node
+from .storage import NodePaths
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -58,6 +64,28 @@ def _parser() -> argparse.ArgumentParser:
     reveal_.add_argument("--json", action="store_true", help="one JSON object per file per line")
     reveal_.add_argument("--out", type=Path, metavar="DIR", help="write re-identified DICOM files")
     reveal_.set_defaults(run=_reveal)
+
+    serve = sub.add_parser("serve", help="run the DICOM node (storage, query/retrieve, workers)")
+    serve.add_argument("--config", type=Path, help="node.toml (embedded defaults otherwise)")
+    serve.set_defaults(run=_serve)
+
+    status = sub.add_parser("status", help="counts of received, queued, processed, failed, quarantined")
+    status.add_argument("--config", type=Path, help="node.toml (embedded defaults otherwise)")
+    status.add_argument("--json", action="store_true", help="one JSON object")
+    status.set_defaults(run=_status)
+
+    fetch = sub.add_parser("fetch", help="retrieve studies from a node and reveal every instance")
+    fetch.add_argument("--node", required=True, metavar="AET@HOST:PORT")
+    which = fetch.add_mutually_exclusive_group(required=True)
+    which.add_argument("--all", action="store_true", help="every study on the node")
+    which.add_argument("--study", metavar="UID", help="one study (the node's Study Instance UID)")
+    which.add_argument("--patient", metavar="ID", help="one patient (the node's pseudonymous Patient ID)")
+    fetch.add_argument("--keys", type=Path, required=True, help="peer.keys")
+    fetch.add_argument("--out", type=Path, required=True, metavar="DIR")
+    fetch.add_argument("--aet", default="STEGOPEER", help="this peer's AE title (default STEGOPEER)")
+    fetch.add_argument("--move-to", metavar="AET", help="retrieve by C-MOVE to a temporary SCP with this AE title")
+    fetch.add_argument("--port", type=int, default=11113, help="the temporary SCP's port (with --move-to)")
+    fetch.set_defaults(run=_fetch)
 
     demo = sub.add_parser("demo", help="protect and reveal a bundled real CT (693_UNCR)")
     demo.add_argument("--workdir", type=Path, default=Path("stegonode-demo"))
@@ -97,7 +125,7 @@ def _run_each(
     for path, relative in bar:
         try:
             line = work(path, relative)
-        except (StegonodeError, InvalidDicomError, OSError) as exc:
+        except (StegonodeError, OSError) as exc:
             failed += 1
             line = failure(path, _reason(exc))
         tqdm.write(line, file=sys.stdout)
@@ -105,19 +133,9 @@ def _run_each(
 
 
 def _reason(exc: Exception) -> str:
-    if isinstance(exc, InvalidDicomError):
-        return "not a DICOM file (no DICM preamble or unreadable header)"
     if isinstance(exc, OSError):
         return f"cannot read or write the file ({exc.strerror or type(exc).__name__})"
     return str(exc)
-
-
-def read_dicom(path: Path) -> pydicom.Dataset:
-    """Read a whole DICOM file; truncated or malformed files raise InputError."""
-    try:
-        return pydicom.dcmread(path)
-    except (EOFError, ValueError, KeyError, TypeError, AttributeError) as exc:
-        raise InputError(f"truncated or malformed DICOM file ({type(exc).__name__})") from None
 
 
 def _write(ds: pydicom.Dataset, out: Path, relative: Path) -> None:
@@ -169,6 +187,58 @@ def _reveal(args: argparse.Namespace) -> int:
         return _failure_line(path, reason)
 
     return _run_each(args.inputs, work, failure)
+
+
+def _serve(args: argparse.Namespace) -> int:
+    config = node_config.load(args.config)
+    level = getattr(logging, config["node"]["log_level"])
+    logging.getLogger().setLevel(level)
+    for handler in logging.getLogger().handlers:
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    logging.getLogger("pynetdicom").setLevel(max(level, logging.WARNING))
+    node = Node(config)
+    stop = threading.Event()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, lambda *_: stop.set())
+    node.start()
+    stop.wait()
+    logging.getLogger("stegonode.node").info("stopping: finishing the jobs in progress")
+    node.stop()
+    return 0
+
+
+def _status(args: argparse.Namespace) -> int:
+    config = node_config.load(args.config)
+    database = NodePaths.of(config["node"]).database
+    if not database.exists():
+        raise ConfigError(f"no index at {database}: the node has not run with this config yet")
+    counts = Index(database).counts()
+    if args.json:
+        print(json.dumps(counts))
+    else:
+        rate = counts.pop("instances_per_second_last_minute")
+        print(", ".join(f"{n} {what}" for what, n in counts.items()) + f"; {rate:.2f} instances/s over the last minute")
+    return 0
+
+
+def _fetch(args: argparse.Namespace) -> int:
+    peer = Peer(NodeAddress.parse(args.node), keyfiles.load_peer_keys(args.keys), args.aet)
+    selection = Selection(study=args.study or "", patient=args.patient or "")
+    move_to = (args.move_to, args.port) if args.move_to else None
+    with tqdm(unit="instance", file=sys.stderr, leave=False, desc="revealing") as bar:
+
+        def report(result: StudyResult) -> None:
+            failed = f", {len(result.failed)} failed" if result.failed else ""
+            tqdm.write(f"study {result.study} (patient {result.patient}): "
+                       f"{len(result.revealed)}/{result.expected} instances revealed{failed} "
+                       f"-> {args.out / result.study}", file=sys.stdout)
+
+        results = peer.fetch(selection, args.out, move_to, progress=bar.update, on_study=report)
+    if not results:
+        print("no matching study on the node")
+        return 1
+    complete = all(not r.failed and len(r.revealed) == r.expected for r in results)
+    return 0 if complete else 1
 
 
 def _demo(args: argparse.Namespace) -> int:

@@ -17,8 +17,21 @@ from stegonode.handlers.pipeline import DEFAULT_ORDER
 
 DEFAULTS: dict[str, Any] = {
     "node": {
-        "keys": "stegonode-data/keys/node.keys",
+        "ae_title": "STEGONODE",
+        "bind_address": "0.0.0.0",
+        "port": 11112,
+        "data_dir": "stegonode-data",
+        "keys": "",
+        "database": "",
+        "allowed_callers": "loopback",
+        "max_associations": 16,
+        "workers": 2,
+        "max_attempts": 3,
+        "keep_originals": False,
+        "log_level": "INFO",
+        "tls": {"certificate": "", "private_key": "", "ca_certificates": ""},
     },
+    "peers": [],
     "pipeline": {"handlers": list(DEFAULT_ORDER)},
     "handlers": {
         "collect": {"extra_attributes": []},
@@ -37,7 +50,10 @@ DEFAULTS: dict[str, Any] = {
         "deidentify": {},
     },
 }
+PEER_KEYS = {"ae_title": str, "host": str, "port": int}
 _CHOICES = {
+    "node.allowed_callers": ("loopback", "peers", "any"),
+    "node.log_level": ("DEBUG", "INFO", "WARNING", "ERROR"),
     "handlers.seal.qr_error_correction": ("L", "M", "Q", "H"),
     "handlers.embed.codec": ("dct", "paper"),
     "handlers.segment.segmenter": ("classical",),
@@ -60,9 +76,45 @@ def load(path: Path | None) -> dict[str, Any]:
         value = _get(config, key)
         if value not in allowed:
             raise ConfigError(f"{path}: {key} = {value!r}; choose one of {', '.join(allowed)}")
-    if config["handlers"]["segment"]["margin"] < 0:
-        raise ConfigError(f"{path}: handlers.segment.margin must be >= 0")
+    _check_ranges(config, path)
     return config
+
+
+def _check_ranges(config: dict[str, Any], path: Path) -> None:
+    node = config["node"]
+    if len(node["ae_title"].strip()) not in range(1, 17):
+        raise ConfigError(f"{path}: node.ae_title must be 1 to 16 characters")
+    minimum = {"node.port": 1, "node.max_associations": 1, "node.workers": 1,
+               "node.max_attempts": 1, "handlers.segment.margin": 0}
+    for key, low in minimum.items():
+        if _get(config, key) < low:
+            raise ConfigError(f"{path}: {key} must be >= {low}")
+    if node["port"] > 65535:
+        raise ConfigError(f"{path}: node.port must be <= 65535")
+    if node["database"] and not node["database"].startswith("sqlite:///"):
+        raise ConfigError(f"{path}: node.database must be a sqlite:///PATH URL (the only backend)")
+    tls = node["tls"]
+    if bool(tls["certificate"]) != bool(tls["private_key"]):
+        raise ConfigError(f"{path}: node.tls needs both certificate and private_key, or neither")
+    titles = [peer["ae_title"] for peer in config["peers"]]
+    if len(set(titles)) != len(titles):
+        raise ConfigError(f"{path}: peers: each ae_title may appear once")
+
+
+def _check_peers(value: Any) -> list[dict[str, Any]]:
+    """``[[peers]]``: a list of tables with exactly ae_title, host and port."""
+    if not isinstance(value, list):
+        raise ConfigError("node.toml: peers must be an array of tables ([[peers]])")
+    for number, peer in enumerate(value, start=1):
+        if not isinstance(peer, dict):
+            raise ConfigError(f"node.toml: peers entry {number} must be a table")
+        for key, kind in PEER_KEYS.items():
+            if not isinstance(peer.get(key), kind) or isinstance(peer.get(key), bool):
+                raise ConfigError(f"node.toml: peers entry {number} needs {key} ({kind.__name__})")
+        unknown = sorted(set(peer) - set(PEER_KEYS))
+        if unknown:
+            raise ConfigError(f"node.toml: peers entry {number}: unknown key {unknown[0]}")
+    return value
 
 
 def _get(config: dict, dotted: str) -> Any:
@@ -77,7 +129,9 @@ def _merge(base: dict, overlay: dict, prefix: str) -> None:
         if key not in base:
             raise ConfigError(f"node.toml: unknown key {name}")
         default = base[key]
-        if isinstance(default, dict):
+        if name == "peers":
+            base[key] = _check_peers(value)
+        elif isinstance(default, dict):
             if not isinstance(value, dict):
                 raise ConfigError(f"node.toml: {name} must be a table")
             _merge(default, value, prefix=f"{name}.")

@@ -1,0 +1,92 @@
+"""Durable ingest: a C-STORE is answered with success only once nothing can lose it.
+
+The received bytes are written to the inbox (temporary name, fsync, rename, directory fsync)
+and the job is committed to the index (SQLite, synchronous=FULL) before the success status
+goes back. What cannot be protected is refused at once with a failure status and an Error
+Comment, and nothing of it is kept: the sender still holds it and has been told why.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+
+from pydicom import Dataset
+from pydicom.uid import UID
+from pynetdicom import evt
+
+from stegonode.codecs.errors import InputError, UnsupportedImageError
+from stegonode.handlers.pixels import check_image
+from stegonode.handlers.pseudonyms import Pseudonymizer
+
+from .index import Index
+from .storage import Storage, new_token
+from .workers import Workers
+
+log = logging.getLogger("stegonode.ingest")
+
+SUCCESS = 0x0000
+SOP_CLASS_NOT_SUPPORTED = 0x0122
+OUT_OF_RESOURCES = 0xA700
+DATASET_DOES_NOT_MATCH_SOP_CLASS = 0xA900
+CANNOT_UNDERSTAND = 0xC000
+
+
+class Ingest:
+    """The C-STORE path: check, write durably, queue."""
+
+    def __init__(
+        self, storage: Storage, index: Index, pseudonyms: Pseudonymizer, workers: Workers
+    ) -> None:
+        self.storage = storage
+        self.index = index
+        self.pseudonyms = pseudonyms
+        self.workers = workers
+
+    def receive(self, event: evt.Event) -> Dataset:
+        """Handle one C-STORE request; return its status (with an Error Comment on failure)."""
+        start = time.perf_counter()
+        request = event.request
+        sop_class = UID(request.AffectedSOPClassUID)
+        new_uid = self.pseudonyms.uid(str(request.AffectedSOPInstanceUID))
+        refusal = self._check(event, sop_class)
+        if refusal is not None:
+            log.warning("refused %s (new UID %s): %s", sop_class.name, new_uid, refusal.ErrorComment)
+            return refusal
+        try:
+            token = new_token()
+            self.storage.write("inbox", token, event.encoded_dataset(include_meta=True))
+            replaced = self.index.enqueue(new_uid, token, event.assoc.requestor.ae_title)
+        except OSError as exc:
+            log.error("cannot store %s: %s", new_uid, exc.strerror or type(exc).__name__)
+            return _status(OUT_OF_RESOURCES, "node cannot write the object to disk")
+        if replaced is not None:
+            self.storage.path("inbox", replaced).unlink(missing_ok=True)
+            log.info("%s received again: the newer copy replaces the queued one", new_uid)
+        self.workers.wake()
+        log.debug("received %s in %.1f ms", new_uid, 1000 * (time.perf_counter() - start))
+        return _status(SUCCESS)
+
+    def _check(self, event: evt.Event, sop_class: UID) -> Dataset | None:
+        """A refusal status for what the pipeline cannot protect, else None."""
+        try:
+            ds = event.dataset
+            ds.file_meta = event.file_meta
+            check_image(ds)
+        except UnsupportedImageError as exc:
+            if "PixelData" not in ds and "Image Storage" not in sop_class.name:
+                return _status(SOP_CLASS_NOT_SUPPORTED, f"{sop_class.name}: not an image")
+            return _status(DATASET_DOES_NOT_MATCH_SOP_CLASS, str(exc))
+        except InputError as exc:
+            return _status(CANNOT_UNDERSTAND, str(exc))
+        except Exception as exc:  # whatever pydicom raises on a malformed data set
+            return _status(CANNOT_UNDERSTAND, f"data set cannot be decoded ({type(exc).__name__})")
+        return None
+
+
+def _status(status: int, comment: str = "") -> Dataset:
+    response = Dataset()
+    response.Status = status
+    if comment:
+        response.ErrorComment = comment[:64]  # LO: 64 characters at most
+    return response

@@ -1,0 +1,197 @@
+"""The worker pool: queued jobs run through the protect pipeline in separate processes.
+
+Processing happens off the association threads (and off the GIL): a dispatcher thread claims
+due jobs from the index, hands each inbox file to a worker process, and records the outcome.
+A worker writes the stored object durably before the index marks the job done, and the inbox
+file is removed only after that commit, so a crash at any point repeats work, never loses it.
+An object the pipeline refuses (too small a background, undecodable pixels) is quarantined at
+once with the reason; any other failure (a worker that died, a full disk) is retried up to
+node.max_attempts times with a growing delay, then quarantined.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import multiprocessing
+import threading
+from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from stegonode.codecs.errors import StegonodeError
+from stegonode.codecs.keys import load_node_keys
+from stegonode.handlers.pipeline import Pipeline, build_pipeline
+from stegonode.handlers.pixels import read_dicom
+
+from .index import ATTRIBUTES, Index, Job
+from .storage import Storage
+
+log = logging.getLogger("stegonode.jobs")
+
+
+@dataclass
+class Outcome:
+    """What a worker reports back: the stored object's index attributes, or why it failed."""
+
+    reason: str | None = None
+    permanent: bool = False  # the object itself is the problem: retrying cannot help
+    attributes: dict[str, str] = field(default_factory=dict)
+    transfer_syntax: str = ""
+    path: Path | None = None
+    timings: dict[str, float] = field(default_factory=dict)
+
+
+# -- in the worker process -------------------------------------------------------------------
+
+_pipeline: Pipeline | None = None
+_storage: Storage | None = None
+
+
+def _start_worker(config: dict[str, Any], keys_path: Path, data_dir: Path) -> None:
+    global _pipeline, _storage
+    logging.getLogger("py.warnings").setLevel(logging.ERROR)
+    keys = load_node_keys(keys_path)
+    _pipeline = build_pipeline(config["pipeline"]["handlers"], config["handlers"], keys)
+    _storage = Storage(Path(data_dir))
+
+
+def protect_job(token: str) -> Outcome:
+    """Protect one inbox file into stored/<new SOP Instance UID>.dcm."""
+    assert _pipeline is not None and _storage is not None, "worker not started"
+    try:
+        ds = read_dicom(_storage.path("inbox", token))
+        instance = _pipeline.protect(ds)
+        buffer = io.BytesIO()
+        ds.save_as(buffer, enforce_file_format=True)
+        path = _storage.write("stored", ds.SOPInstanceUID, buffer.getvalue())
+    except StegonodeError as exc:
+        return Outcome(reason=str(exc), permanent=True)
+    except Exception as exc:  # a worker must report, never die, whatever the object holds
+        return Outcome(reason=f"internal error while protecting ({type(exc).__name__})")
+    attributes = {keyword: str(ds.get(keyword, "") or "") for keyword in ATTRIBUTES}
+    return Outcome(
+        attributes=attributes,
+        transfer_syntax=str(ds.file_meta.TransferSyntaxUID),
+        path=path,
+        timings=instance.timings,
+    )
+
+
+# -- in the node process ---------------------------------------------------------------------
+
+
+class Workers:
+    """Dispatches queued jobs to a process pool and records their outcomes in the index."""
+
+    def __init__(
+        self, index: Index, storage: Storage, config: dict[str, Any], keys_path: Path
+    ) -> None:
+        node = config["node"]
+        self.index = index
+        self.storage = storage
+        self.processes = int(node["workers"])
+        self.max_attempts = int(node["max_attempts"])
+        self.keep_originals = bool(node["keep_originals"])
+        self._initargs = (config, keys_path, storage.root)
+        self._executor: ProcessPoolExecutor | None = None
+        self._in_flight = 0
+        self._lock = threading.Condition()
+        self._stopping = False
+        self._thread = threading.Thread(target=self._dispatch, name="dispatcher", daemon=True)
+
+    def start(self) -> None:
+        requeued = self.index.requeue_interrupted()
+        if requeued:
+            log.info("requeued %d job(s) interrupted by a stop or crash", requeued)
+        self._executor = self._new_executor()
+        self._thread.start()
+
+    def _new_executor(self) -> ProcessPoolExecutor:
+        return ProcessPoolExecutor(
+            self.processes,
+            mp_context=multiprocessing.get_context("spawn"),  # threads + fork do not mix
+            initializer=_start_worker,
+            initargs=self._initargs,
+        )
+
+    def wake(self) -> None:
+        """A job was queued: dispatch without waiting for the next poll."""
+        with self._lock:
+            self._lock.notify()
+
+    def stop(self) -> None:
+        with self._lock:
+            self._stopping = True
+            self._lock.notify()
+        self._thread.join()
+        if self._executor is not None:
+            self._executor.shutdown(wait=True, cancel_futures=True)
+
+    def _dispatch(self) -> None:
+        capacity = 2 * self.processes  # keep every worker fed while results travel back
+        while True:
+            with self._lock:
+                if self._stopping:
+                    return
+                free = capacity - self._in_flight
+            jobs = self.index.claim(free) if free > 0 else []
+            for job in jobs:
+                self._submit(job)
+            with self._lock:
+                if not self._stopping and (not jobs or self._in_flight >= capacity):
+                    self._lock.wait(timeout=0.5)
+
+    def _submit(self, job: Job) -> None:
+        assert self._executor is not None
+        with self._lock:
+            self._in_flight += 1
+        try:
+            future = self._executor.submit(protect_job, job.token)
+        except BrokenProcessPool:
+            self._executor = self._new_executor()
+            future = self._executor.submit(protect_job, job.token)
+        future.add_done_callback(lambda done: self._record(job, done))
+
+    def _record(self, job: Job, future: Future) -> None:
+        try:
+            outcome = future.result()
+        except BrokenProcessPool:
+            outcome = Outcome(reason="worker process died while protecting")
+        except Exception as exc:
+            outcome = Outcome(reason=f"worker failed ({type(exc).__name__})")
+        try:
+            if outcome.reason is None:
+                self._succeeded(job, outcome)
+            else:
+                self._failed(job, outcome.reason, outcome.permanent)
+        finally:
+            with self._lock:
+                self._in_flight -= 1
+                self._lock.notify()
+
+    def _succeeded(self, job: Job, outcome: Outcome) -> None:
+        assert outcome.path is not None
+        current = self.index.finish(job, outcome.attributes, outcome.transfer_syntax, outcome.path)
+        inbox = self.storage.path("inbox", job.token)
+        if self.keep_originals and current:
+            self.storage.move(inbox, "originals", job.sop_instance_uid)
+        else:
+            inbox.unlink(missing_ok=True)
+        steps = ", ".join(f"{name} {1000 * s:.0f}" for name, s in outcome.timings.items())
+        log.info("job %s: stored in %.0f ms (%s)", job.sop_instance_uid,
+                 1000 * sum(outcome.timings.values()), steps)
+
+    def _failed(self, job: Job, reason: str, permanent: bool) -> None:
+        state = self.index.fail(job, reason, 1 if permanent else self.max_attempts)
+        if state == "quarantined":
+            inbox = self.storage.path("inbox", job.token)
+            if inbox.exists():
+                self.storage.move(inbox, "quarantine", job.token)
+            log.warning("job %s: quarantined after %d attempt(s): %s",
+                        job.sop_instance_uid, job.attempts + 1, reason)
+        else:
+            log.warning("job %s: attempt %d failed, will retry: %s",
+                        job.sop_instance_uid, job.attempts + 1, reason)

@@ -1,0 +1,169 @@
+"""Real node processes and real DCMTK peers for the network tests."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import sqlite3
+import subprocess
+import sys
+import time
+import tomllib
+from pathlib import Path
+
+import pydicom
+from pydicom.uid import generate_uid
+
+from images import dcmtk, image_path
+
+STEGONODE = str(Path(sys.executable).with_name("stegonode"))
+DCMTK_ENV = {**os.environ, "TCP_NODELAY": "1"}
+# The identity every instance of the test series carries; none of it may leave the node.
+PATIENT = {
+    "PatientName": "Quixote^Alonso^Q",
+    "PatientID": "PID-77031",
+    "PatientBirthDate": "19470312",
+    "AccessionNumber": "ACC99182",
+    "InstitutionName": "Hospital de la Mancha",
+}
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def write_series(folder: Path, count: int, sources=("693_UNCR.dcm", "693_UNCI.dcm")) -> list[Path]:
+    """``count`` real CT slices of one patient, one study and series, each with its own UIDs."""
+    folder.mkdir(parents=True, exist_ok=True)
+    templates = [pydicom.dcmread(image_path(name)) for name in sources]
+    study, series = generate_uid(), generate_uid()
+    paths = []
+    for number in range(count):
+        ds = templates[number % len(templates)]
+        for keyword, value in PATIENT.items():
+            setattr(ds, keyword, value)
+        ds.StudyInstanceUID, ds.SeriesInstanceUID = study, series
+        ds.SOPInstanceUID = generate_uid()
+        ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
+        ds.InstanceNumber = number + 1
+        path = folder / f"ct{number:04d}.dcm"
+        ds.save_as(path, enforce_file_format=True)
+        paths.append(path)
+    return paths
+
+
+def storescu(port: int, files: list[Path] | list[str], *options: str, aet: str = "STORESCU",
+             timeout: float = 300) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [dcmtk("storescu"), "-v", "-aet", aet, "-aec", "STEGONODE", *options, "127.0.0.1",
+         str(port), *map(str, files)],
+        capture_output=True, text=True, env=DCMTK_ENV, timeout=timeout,
+    )
+
+
+def acknowledged(storescu_log: str) -> list[str]:
+    """Files whose C-STORE storescu logged as successful, in sending order."""
+    done, current = [], None
+    for line in storescu_log.splitlines():
+        if "Sending file:" in line:
+            current = line.split("Sending file:", 1)[1].strip()
+        elif "Received Store Response (Success)" in line and current:
+            done.append(current)
+            current = None
+    return done
+
+
+class NodeProcess:
+    """``stegonode serve`` in its own process group, on a free port, with a temporary data dir."""
+
+    def __init__(self, directory: Path, **node: object) -> None:
+        self.directory = directory
+        self.port = free_port()
+        self.peers: list[dict] = node.pop("peers", [])  # type: ignore[assignment]
+        self.node = {"port": self.port, "data_dir": str(directory / "data"), "workers": 2, **node}
+        self.config = directory / "node.toml"
+        self.log = directory / "node.log"
+        self.process: subprocess.Popen | None = None
+
+    def write_config(self) -> None:
+        lines = ["[node]"]
+        lines += [f"{key} = {_toml(value)}" for key, value in self.node.items()]
+        for peer in self.peers:
+            lines += ["", "[[peers]]"] + [f"{key} = {_toml(value)}" for key, value in peer.items()]
+        self.config.write_text("\n".join(lines) + "\n")
+        tomllib.loads(self.config.read_text())
+
+    def start(self) -> "NodeProcess":
+        self.write_config()
+        with open(self.log, "a") as log:
+            self.process = subprocess.Popen(
+                [STEGONODE, "serve", "--config", str(self.config)],
+                stdout=log, stderr=subprocess.STDOUT, start_new_session=True, cwd=self.directory,
+            )
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"node exited at start:\n{self.log.read_text()}")
+            if "listening on" in self.log.read_text():
+                return self
+            time.sleep(0.05)
+        raise RuntimeError(f"node did not start:\n{self.log.read_text()}")
+
+    def stop(self) -> None:
+        if self.process and self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                self.kill()
+
+    def kill(self) -> None:
+        """SIGKILL the node and its workers at once, like a power cut of the process tree."""
+        if self.process:
+            os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait()
+
+    @property
+    def data(self) -> Path:
+        return Path(self.node["data_dir"])  # type: ignore[arg-type]
+
+    def run(self, *args: str) -> subprocess.CompletedProcess:
+        return subprocess.run([STEGONODE, *args], capture_output=True, text=True, timeout=600,
+                              cwd=self.directory)
+
+    def status(self) -> dict:
+        import json
+
+        result = self.run("status", "--config", str(self.config), "--json")
+        assert result.returncode == 0, result.stderr
+        return json.loads(result.stdout)
+
+    def wait_idle(self, expected: int, timeout: float = 300) -> dict:
+        """Wait until ``expected`` instances are received and none is queued or failed."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            counts = self.status()
+            if counts["received"] >= expected and counts["queued"] == 0 and counts["failed"] == 0:
+                return counts
+            time.sleep(0.2)
+        raise AssertionError(f"node not idle after {timeout} s: {self.status()}")
+
+    def query(self, sql: str, *parameters: object) -> list[tuple]:
+        """Read the node's index directly (what an admin would do with sqlite3)."""
+        with sqlite3.connect(self.data / "index.sqlite") as db:
+            return db.execute(sql, parameters).fetchall()
+
+    @property
+    def peer_keys(self) -> Path:
+        return self.data / "keys" / "peer.keys"
+
+
+def _toml(value: object) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, float)):
+        return str(value)
+    return '"' + str(value).replace("\\", "\\\\") + '"'

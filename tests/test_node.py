@@ -1,0 +1,240 @@
+"""The node end to end: DCMTK sends, queries and retrieves; the peer fetches and reveals."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import pydicom
+import pytest
+
+from images import dcmtk
+from nodes import DCMTK_ENV, PATIENT, NodeProcess, free_port, storescu, write_series
+
+SERIES = 100
+IDENTIFYING_ATTRIBUTES = ("PatientName", "PatientID", "PatientBirthDate", "AccessionNumber",
+                          "InstitutionName", "StudyInstanceUID", "SeriesInstanceUID", "SOPInstanceUID")
+
+
+@dataclass
+class Series:
+    """The 100-slice CT series as sent: files, and the originals by SOP Instance UID."""
+
+    paths: list[Path]
+    originals: dict[str, pydicom.Dataset]
+
+
+@pytest.fixture(scope="module")
+def series(tmp_path_factory) -> Series:
+    paths = write_series(tmp_path_factory.mktemp("series"), SERIES)
+    return Series(paths, {ds.SOPInstanceUID: ds for ds in map(pydicom.dcmread, paths)})
+
+
+@pytest.fixture(scope="module")
+def storescp(tmp_path_factory):
+    """A DCMTK storescp as C-MOVE destination."""
+    folder = tmp_path_factory.mktemp("storescp")
+    port = free_port()
+    process = subprocess.Popen(
+        [dcmtk("storescp"), "-aet", "STORESCP", "-od", str(folder), str(port)], env=DCMTK_ENV,
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    time.sleep(0.5)
+    yield folder, port
+    process.terminate()
+    process.wait()
+
+
+@pytest.fixture(scope="module")
+def node(tmp_path_factory, series, storescp):
+    """A node that has received and processed the series from DCMTK's storescu."""
+    move_port = free_port()
+    node = NodeProcess(
+        tmp_path_factory.mktemp("node"),
+        peers=[
+            {"ae_title": "STORESCP", "host": "127.0.0.1", "port": storescp[1]},
+            {"ae_title": "STEGOPEER", "host": "127.0.0.1", "port": move_port},
+        ],
+    ).start()
+    node.move_port = move_port
+    sent = storescu(node.port, series.paths)
+    assert sent.returncode == 0, sent.stdout + sent.stderr
+    node.wait_idle(SERIES)
+    yield node
+    node.stop()
+
+
+def _study_uid(node: NodeProcess) -> str:
+    (uid,) = {row[0] for row in node.query("SELECT StudyInstanceUID FROM instances")}
+    return uid
+
+
+def _findscu(node: NodeProcess, tmp_path: Path, *keys: str) -> list[pydicom.Dataset]:
+    out = tmp_path / "find"
+    out.mkdir()
+    result = subprocess.run(
+        [dcmtk("findscu"), "-S", "-X", "-od", str(out), "-aec", "STEGONODE",
+         *[arg for key in keys for arg in ("-k", key)], "127.0.0.1", str(node.port)],
+        capture_output=True, text=True, env=DCMTK_ENV, timeout=60,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    return [pydicom.dcmread(path) for path in sorted(out.iterdir())]
+
+
+def _assert_no_original_identity(path: Path, series: Series) -> None:
+    data = path.read_bytes()
+    original = next(iter(series.originals.values()))
+    for keyword in IDENTIFYING_ATTRIBUTES[:-1]:
+        value = str(original.data_element(keyword).value).encode()
+        assert value not in data, f"{keyword} of the original found in {path.name}"
+    assert not any(uid.encode() in data for uid in series.originals), path.name
+
+
+def test_echoscu(node):
+    result = subprocess.run([dcmtk("echoscu"), "-aec", "STEGONODE", "127.0.0.1", str(node.port)],
+                            capture_output=True, text=True, env=DCMTK_ENV, timeout=30)
+    assert result.returncode == 0, result.stderr
+
+
+def test_series_is_received_and_processed(node):
+    counts = node.status()
+    assert counts["received"] == counts["processed"] == SERIES
+    assert counts["failed"] == counts["quarantined"] == 0
+    assert len(list((node.data / "stored").glob("*.dcm"))) == SERIES
+    assert not list((node.data / "inbox").iterdir())
+    log = (node.directory / "node.log").read_text()
+    assert log.count("stored in") == SERIES and "association STORESCU@127.0.0.1 released" in log
+    for value in PATIENT.values():
+        assert value not in log
+
+
+def test_fetch_recovers_every_patient_exactly(node, series, tmp_path):
+    out = tmp_path / "fetched"
+    result = node.run("fetch", "--node", f"STEGONODE@127.0.0.1:{node.port}", "--all",
+                      "--keys", str(node.peer_keys), "--out", str(out))
+    assert result.returncode == 0, result.stdout + result.stderr
+    study = _study_uid(node)
+    assert result.stdout.strip().startswith(f"study {study}")
+    assert f"{SERIES}/{SERIES} instances revealed" in result.stdout
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["studies"][0]["instances_revealed"] == SERIES
+    files = sorted((out / study).glob("*.dcm"))
+    assert len(files) == SERIES
+    recovered = set()
+    for path in files:
+        ds = pydicom.dcmread(path)
+        original = series.originals[ds.SOPInstanceUID]
+        for keyword in IDENTIFYING_ATTRIBUTES:
+            assert ds.data_element(keyword).value == original.data_element(keyword).value, keyword
+        recovered.add(ds.SOPInstanceUID)
+    assert len(recovered) == SERIES
+
+
+def test_fetch_by_move_for_one_patient(node, series, tmp_path):
+    (patient,) = {row[0] for row in node.query("SELECT PatientID FROM instances")}
+    out = tmp_path / "moved"
+    result = node.run("fetch", "--node", f"STEGONODE@127.0.0.1:{node.port}", "--patient", patient,
+                      "--keys", str(node.peer_keys), "--out", str(out),
+                      "--move-to", "STEGOPEER", "--port", str(node.move_port))
+    assert result.returncode == 0, result.stdout + result.stderr
+    files = list((out / _study_uid(node)).glob("*.dcm"))
+    assert len(files) == SERIES
+    ds = pydicom.dcmread(files[0])
+    assert ds.PatientName == PATIENT["PatientName"] and ds.SOPInstanceUID in series.originals
+
+
+def test_findscu_answers_with_the_deidentified_study(node, tmp_path):
+    (study,) = _findscu(node, tmp_path, "QueryRetrieveLevel=STUDY", "StudyInstanceUID",
+                        "PatientID", "PatientName", "NumberOfStudyRelatedInstances",
+                        "ModalitiesInStudy", "AccessionNumber")
+    assert study.StudyInstanceUID == _study_uid(node)
+    assert study.PatientID.startswith("SN") and study.PatientID != PATIENT["PatientID"]
+    assert str(study.PatientName) != PATIENT["PatientName"]
+    assert study.AccessionNumber != PATIENT["AccessionNumber"]
+    assert int(study.NumberOfStudyRelatedInstances) == SERIES
+    assert study.ModalitiesInStudy == "CT"
+
+
+def test_findscu_series_level_and_matching(node, tmp_path):
+    study = _study_uid(node)
+    (series_,) = _findscu(node, tmp_path, "QueryRetrieveLevel=SERIES", f"StudyInstanceUID={study}",
+                          "SeriesInstanceUID", "Modality", "NumberOfSeriesRelatedInstances")
+    assert series_.Modality == "CT" and int(series_.NumberOfSeriesRelatedInstances) == SERIES
+    (tmp_path / "find").rename(tmp_path / "find1")
+    assert _findscu(node, tmp_path, "QueryRetrieveLevel=STUDY", "PatientID=SN*", "StudyInstanceUID")
+    (tmp_path / "find").rename(tmp_path / "find2")
+    assert not _findscu(node, tmp_path, "QueryRetrieveLevel=STUDY", f"PatientID={PATIENT['PatientID']}")
+    (tmp_path / "find").rename(tmp_path / "find3")
+    images = _findscu(node, tmp_path, "QueryRetrieveLevel=IMAGE", f"StudyInstanceUID={study}",
+                      "SOPInstanceUID", "InstanceNumber")
+    assert len(images) == SERIES
+
+
+def test_getscu_receives_only_protected_instances(node, series, tmp_path):
+    result = subprocess.run(
+        [dcmtk("getscu"), "-S", "-aec", "STEGONODE", "-od", str(tmp_path),
+         "-k", "QueryRetrieveLevel=STUDY", "-k", f"StudyInstanceUID={_study_uid(node)}",
+         "127.0.0.1", str(node.port)],
+        capture_output=True, text=True, env=DCMTK_ENV, timeout=120,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    files = list(tmp_path.iterdir())
+    assert len(files) == SERIES
+    for path in files:
+        _assert_no_original_identity(path, series)
+
+
+def test_movescu_to_storescp_receives_only_protected_instances(node, series, storescp):
+    folder, _ = storescp
+    result = subprocess.run(
+        [dcmtk("movescu"), "-S", "-aec", "STEGONODE", "-aem", "STORESCP",
+         "-k", "QueryRetrieveLevel=STUDY", "-k", f"StudyInstanceUID={_study_uid(node)}",
+         "127.0.0.1", str(node.port)],
+        capture_output=True, text=True, env=DCMTK_ENV, timeout=120,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    files = list(folder.iterdir())
+    assert len(files) == SERIES
+    for path in files:
+        _assert_no_original_identity(path, series)
+
+
+def test_move_to_unknown_destination_is_refused_with_a801(node):
+    result = subprocess.run(
+        [dcmtk("movescu"), "-v", "-S", "-aec", "STEGONODE", "-aem", "NOWHERE",
+         "-k", "QueryRetrieveLevel=STUDY", "-k", f"StudyInstanceUID={_study_uid(node)}",
+         "127.0.0.1", str(node.port)],
+        capture_output=True, text=True, env=DCMTK_ENV, timeout=60,
+    )
+    assert "Received Final Move Response (Refused: MoveDestinationUnknown)" in result.stderr
+
+
+def test_repeated_instances_replace_and_stay_one_row(node, series, tmp_path):
+    again = series.paths[:10]
+    sent = storescu(node.port, again)
+    assert sent.returncode == 0, sent.stderr
+    node.wait_idle(SERIES)
+    assert node.query("SELECT COUNT(*) FROM instances") == [(SERIES,)]
+    assert node.query("SELECT COUNT(*) FROM jobs WHERE receptions = 2") == [(10,)]
+    assert len(list((node.data / "stored").glob("*.dcm"))) == SERIES
+
+
+def test_caller_not_listed_is_rejected(tmp_path):
+    node = NodeProcess(tmp_path, allowed_callers="peers",
+                       peers=[{"ae_title": "FRIEND", "host": "127.0.0.1", "port": 104}]).start()
+    try:
+        def echo(aet: str) -> subprocess.CompletedProcess:
+            return subprocess.run([dcmtk("echoscu"), "-aet", aet, "-aec", "STEGONODE", "127.0.0.1",
+                                   str(node.port)], capture_output=True, text=True, env=DCMTK_ENV,
+                                  timeout=30)
+
+        stranger = echo("STRANGER")
+        assert stranger.returncode != 0
+        assert "Calling AE Title Not Recognized" in stranger.stdout + stranger.stderr
+        assert echo("FRIEND").returncode == 0
+    finally:
+        node.stop()
+    assert "rejected association from STRANGER@127.0.0.1" in node.log.read_text()
