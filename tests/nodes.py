@@ -81,6 +81,7 @@ class NodeProcess:
 
     def __init__(self, directory: Path, **node: object) -> None:
         self.directory = directory
+        directory.mkdir(parents=True, exist_ok=True)
         self.port = free_port()
         self.peers: list[dict] = node.pop("peers", [])  # type: ignore[assignment]
         self.node = {"port": self.port, "data_dir": str(directory / "data"), "workers": 2, **node}

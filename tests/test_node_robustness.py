@@ -1,0 +1,151 @@
+"""The node under stress: a SIGKILL mid-transfer, garbage from peers, simultaneous senders."""
+
+from __future__ import annotations
+
+import subprocess
+import time
+from pathlib import Path
+
+import pydicom
+import pytest
+from pydicom.encaps import encapsulate, generate_frames
+from pynetdicom import AE, _config
+from pynetdicom.sop_class import CTImageStorage
+
+from stegonode.codecs.keys import load_node_keys
+from stegonode.handlers.pseudonyms import Pseudonymizer
+
+from images import dcmtk, image_path
+from nodes import DCMTK_ENV, NodeProcess, acknowledged, storescu, write_series
+
+
+def test_sigkill_mid_transfer_loses_no_acknowledged_instance(tmp_path):
+    paths = write_series(tmp_path / "series", 200)
+    node = NodeProcess(tmp_path / "node").start()
+    sender = subprocess.Popen(
+        [dcmtk("storescu"), "-v", "-aec", "STEGONODE", "127.0.0.1", str(node.port), *map(str, paths)],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=DCMTK_ENV,
+    )
+    deadline = time.monotonic() + 120
+    while node.query("SELECT COUNT(*) FROM jobs")[0][0] < 60 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    node.kill()
+    acked = acknowledged(sender.communicate(timeout=120)[0])
+    assert 60 <= len(acked) < 200, "the kill must land mid-transfer"
+
+    node.start()
+    node.wait_idle(len(acked))
+    pseudonyms = Pseudonymizer(load_node_keys(node.data / "keys" / "node.keys").pseudonym_key)
+    expected = {pseudonyms.uid(pydicom.dcmread(path, stop_before_pixels=True).SOPInstanceUID)
+                for path in acked}
+    done = {uid for (uid,) in node.query("SELECT sop_instance_uid FROM jobs WHERE state = 'done'")}
+    assert expected <= done
+    stored = {uid for (uid,) in node.query("SELECT SOPInstanceUID FROM instances")}
+    assert stored == done and node.query("SELECT COUNT(*) FROM instances") == [(len(stored),)]
+    files = list((node.data / "stored").iterdir())
+    assert {path.stem for path in files} == stored
+    for path in files:  # complete objects, no partial file
+        ds = pydicom.dcmread(path)
+        assert len(ds.PixelData) == ds.Rows * ds.Columns * 2
+    assert not list((node.data / "tmp").iterdir()) and not list((node.data / "inbox").iterdir())
+    node.stop()
+
+
+def _send_raw(port: int, path: Path) -> pydicom.Dataset:
+    """C-STORE the file's bytes as they are (pynetdicom, no re-encoding): for broken files."""
+    ae = AE(ae_title="RAWSCU")
+    ae.add_requested_context(CTImageStorage, pydicom.uid.ExplicitVRLittleEndian)
+    assoc = ae.associate("127.0.0.1", port, ae_title="STEGONODE")
+    assert assoc.is_established
+    _config.STORE_SEND_CHUNKED_DATASET = True
+    try:
+        return assoc.send_c_store(path)
+    finally:
+        _config.STORE_SEND_CHUNKED_DATASET = False
+        assoc.release()
+
+
+def _error_comment(storescu_debug: str) -> str:
+    for line in storescu_debug.splitlines():
+        if "ErrorComment" in line:
+            return line.split("[", 1)[1].rsplit("]", 1)[0]
+    return ""
+
+
+@pytest.fixture
+def bad_inputs(tmp_path) -> dict[str, Path]:
+    folder = tmp_path / "bad"
+    folder.mkdir()
+    ds = pydicom.dcmread(image_path("693_UNCR.dcm"))
+    del ds.PixelData
+    ds.save_as(folder / "no_pixels.dcm")
+    data = image_path("693_UNCR.dcm").read_bytes()
+    (folder / "truncated.dcm").write_bytes(data[: len(data) // 2])
+    ds = pydicom.dcmread(image_path("693_J2KR.dcm"))
+    frame = next(generate_frames(ds.PixelData, number_of_frames=1))
+    ds.PixelData = encapsulate([frame[: len(frame) // 4]])  # a valid object whose JPEG 2000 is cut
+    ds.save_as(folder / "undecodable.dcm")
+    return {"no_pixels": folder / "no_pixels.dcm", "truncated": folder / "truncated.dcm",
+            "undecodable": folder / "undecodable.dcm", "rtplan": image_path("rtplan.dcm")}
+
+
+def test_bad_input_gets_a_reason_while_a_clean_transfer_completes(tmp_path, bad_inputs):
+    node = NodeProcess(tmp_path / "node").start()
+    clean = write_series(tmp_path / "clean", 50)
+    sender = subprocess.Popen(
+        [dcmtk("storescu"), "-aec", "STEGONODE", "127.0.0.1", str(node.port), *map(str, clean)],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=DCMTK_ENV,
+    )
+    try:
+        refused = storescu(node.port, [bad_inputs["no_pixels"]], "-d")
+        assert "DIMSE Status                  : 0xa900" in refused.stderr
+        assert _error_comment(refused.stderr) == "no Pixel Data: nothing to hide the payload in"
+
+        refused = storescu(node.port, [bad_inputs["rtplan"]], "-d")
+        assert "DIMSE Status                  : 0x0122" in refused.stderr
+        assert _error_comment(refused.stderr) == "RT Plan Storage: not an image"
+
+        status = _send_raw(node.port, bad_inputs["truncated"])
+        assert status.Status == 0xC000
+        assert status.ErrorComment.startswith("truncated file: pixel data has")
+
+        accepted = storescu(node.port, [bad_inputs["undecodable"]], "-xv")  # JPEG 2000 as is
+        assert "Received Store Response (Success)" in accepted.stderr  # fails later, in a worker
+
+        output, _ = sender.communicate(timeout=300)
+        assert sender.returncode == 0, output
+        counts = node.wait_idle(51)
+        assert counts["processed"] == 50 and counts["quarantined"] == 1
+        ((reason,),) = node.query("SELECT reason FROM jobs WHERE state = 'quarantined'")
+        assert reason.startswith("pixel data does not decode")
+        assert len(list((node.data / "quarantine").iterdir())) == 1
+        assert len(list((node.data / "stored").iterdir())) == 50
+    finally:
+        node.stop()
+    log = node.log.read_text()
+    assert "quarantined after 1 attempt(s): pixel data does not decode" in log
+    assert "Traceback" not in log
+
+
+def test_four_simultaneous_associations(tmp_path):
+    node = NodeProcess(tmp_path / "node").start()
+    batches = [write_series(tmp_path / f"batch{n}", 50) for n in range(4)]
+    senders = [
+        subprocess.Popen(
+            [dcmtk("storescu"), "-v", "-aet", f"MODALITY{n}", "-aec", "STEGONODE", "127.0.0.1",
+             str(node.port), *map(str, batch)],
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=DCMTK_ENV,
+        )
+        for n, batch in enumerate(batches)
+    ]
+    try:
+        for sender in senders:
+            output, _ = sender.communicate(timeout=300)
+            assert sender.returncode == 0 and len(acknowledged(output)) == 50, output[-2000:]
+        counts = node.wait_idle(200)
+        assert counts["processed"] == 200
+    finally:
+        node.stop()
+    log = node.log.read_text()
+    for n in range(4):
+        assert f"association MODALITY{n}@127.0.0.1 released" in log
