@@ -1,8 +1,9 @@
 """Durable ingest: a C-STORE is answered with success only once nothing can lose it.
 
 The received bytes are written to the inbox (temporary name, fsync, rename, directory fsync)
-and the job is committed to the index (SQLite, synchronous=FULL) before the success status
-goes back. What cannot be protected is refused at once with a failure status and an Error
+and the job is committed to the index before the success status goes back. The inbox file is
+the durable record: should a power cut take back the index commit, the next start queues the
+file again (:meth:`stegonode.node.service.Node.adopt_inbox`). What cannot be protected is refused at once with a failure status and an Error
 Comment, and nothing of it is kept: the sender still holds it and has been told why.
 """
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from pydicom import dcmread
+
 from stegonode.codecs import keys as keyfiles
 from stegonode.handlers.pseudonyms import Pseudonymizer
 
@@ -28,7 +30,8 @@ class Node:
         self.index = Index(self.paths.database)
         keys = keyfiles.load_node_keys(self._keys())
         self.workers = Workers(self.index, self.storage, config, self.paths.keys)
-        ingest = Ingest(self.storage, self.index, Pseudonymizer(keys.pseudonym_key), self.workers)
+        self.pseudonyms = Pseudonymizer(keys.pseudonym_key)
+        ingest = Ingest(self.storage, self.index, self.pseudonyms, self.workers)
         self.server = NodeServer(config, self.index, ingest)
 
     def _keys(self):
@@ -40,7 +43,7 @@ class Node:
         return self.paths.keys
 
     def start(self) -> None:
-        self._drop_orphans()
+        self.adopt_inbox()
         self.workers.start()
         self.server.start()
 
@@ -48,11 +51,23 @@ class Node:
         self.server.stop()
         self.workers.stop()
 
-    def _drop_orphans(self) -> None:
-        """Inbox files no job refers to were never acknowledged (a crash before the commit)."""
+    def adopt_inbox(self) -> None:
+        """Queue inbox files that have no job: their commit was lost to a power cut.
+
+        Files reach the inbox only complete (temporary name, fsync, rename), so each one is a
+        whole object; its job is what an unsynchronized index commit can lose.
+        """
         needed = self.index.tokens()
         orphans = [p for p in (self.storage.root / "inbox").glob("*.dcm") if p.stem not in needed]
         for path in orphans:
-            path.unlink()
+            try:
+                uid = dcmread(path, stop_before_pixels=True).SOPInstanceUID
+            except Exception:
+                self.storage.move(path, "quarantine", path.stem)
+                log.warning("inbox file %s unreadable: quarantined", path.stem)
+                continue
+            replaced = self.index.enqueue(self.pseudonyms.uid(str(uid)), path.stem, "")
+            if replaced is not None:
+                self.storage.path("inbox", replaced).unlink(missing_ok=True)
         if orphans:
-            log.info("removed %d unacknowledged inbox file(s) left by a crash", len(orphans))
+            log.info("queued %d inbox file(s) whose job was not yet recorded", len(orphans))

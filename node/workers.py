@@ -14,6 +14,7 @@ from __future__ import annotations
 import io
 import logging
 import multiprocessing
+import os
 import threading
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
@@ -52,6 +53,7 @@ _storage: Storage | None = None
 
 def _start_worker(config: dict[str, Any], keys_path: Path, data_dir: Path) -> None:
     global _pipeline, _storage
+    os.nice(10)  # answering C-STORE comes first; protecting catches up in the background
     logging.getLogger("py.warnings").setLevel(logging.ERROR)
     keys = load_node_keys(keys_path)
     _pipeline = build_pipeline(config["pipeline"]["handlers"], config["handlers"], keys)

@@ -1,0 +1,239 @@
+#!/usr/bin/env python
+"""Ingest, retrieve and query speed: stegonode beside DCMTK storescp, pynetdicom and Orthanc.
+
+One run, one table. The same 200-instance series (real 512x512 16-bit CT slices of pydicom-data,
+each with its own UIDs) goes by DCMTK's storescu (TCP_NODELAY=1) to
+
+* DCMTK storescp (writes files),
+* pynetdicom's storescp app (writes files),
+* Orthanc (Debian package; a throwaway config and storage, installed if missing),
+* stegonode serve (durable ingest: fsync'd files and a committed SQLite job per instance),
+
+once over one association and once over four simultaneous associations of 50 instances.
+Figures: instances per second to the last C-STORE response, and stegonode's ratios. For
+stegonode also: processing throughput (first receive to last stored protected object), C-MOVE
+of the series to a DCMTK storescp against pynetdicom's qrscp app, and C-FIND study-level
+latency (median of 50 requests on one association). Run from the repository root::
+
+    .venv/bin/python benchmarks/ingest.py
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from contextlib import contextmanager
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "tests"))
+
+from pydicom import Dataset  # noqa: E402
+from pynetdicom import AE, evt  # noqa: E402
+from pynetdicom.sop_class import StudyRootQueryRetrieveInformationModelFind  # noqa: E402
+
+from nodes import DCMTK_ENV, NodeProcess, free_port, write_series  # noqa: E402
+from stegonode.node.scp import set_nodelay  # noqa: E402
+
+INSTANCES = 200
+PYTHON = sys.executable
+
+
+def wait_for_port(port: int, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with socket.socket() as sock:
+            if sock.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.05)
+    raise RuntimeError(f"nothing listens on port {port}")
+
+
+@contextmanager
+def server(command: list[str], port: int, cwd: Path):
+    with open(cwd / "server.log", "w") as log:
+        process = subprocess.Popen(command, cwd=cwd, stdout=log, stderr=subprocess.STDOUT,
+                                   env=DCMTK_ENV)
+    try:
+        wait_for_port(port)
+        yield
+    finally:
+        process.terminate()
+        process.wait(timeout=60)
+
+
+def send(port: int, batches: list[list[Path]], called: str) -> float:
+    """Seconds from starting storescu to the last one finishing (one association per batch)."""
+    start = time.perf_counter()
+    senders = [
+        subprocess.Popen(["/usr/bin/storescu", "-aec", called, "127.0.0.1", str(port),
+                          *map(str, batch)], env=DCMTK_ENV, stderr=subprocess.PIPE, text=True)
+        for batch in batches
+    ]
+    for sender in senders:
+        _, errors = sender.communicate()
+        if sender.returncode != 0:
+            raise RuntimeError(f"storescu failed: {errors[-500:]}")
+    return time.perf_counter() - start
+
+
+def orthanc_command(work: Path, port: int) -> list[str]:
+    if not shutil.which("Orthanc"):
+        subprocess.run(["apt-get", "install", "-y", "-qq", "orthanc"], check=True,
+                       env={**os.environ, "DEBIAN_FRONTEND": "noninteractive"})
+    config = {
+        "Name": "bench", "DicomAet": "ORTHANC", "DicomPort": port, "HttpPort": free_port(),
+        "StorageDirectory": str(work / "storage"), "IndexDirectory": str(work / "index"),
+        "DicomCheckCalledAet": False, "RemoteAccessAllowed": False, "Plugins": [],
+    }
+    (work / "orthanc.json").write_text(json.dumps(config))
+    return ["Orthanc", str(work / "orthanc.json")]
+
+
+def measure_receivers(series: list[Path], work: Path) -> dict[str, dict[str, float]]:
+    quarters = [series[i::4] for i in range(4)]
+    receivers: dict[str, Callable[[Path, int], list[str]]] = {
+        "DCMTK storescp": lambda d, p: ["/usr/bin/storescp", "-od", str(d), str(p)],
+        "pynetdicom storescp": lambda d, p: [PYTHON, "-m", "pynetdicom", "storescp", "-od", str(d), str(p)],
+        "Orthanc": orthanc_command,
+    }
+    results: dict[str, dict[str, float]] = {}
+    for name, command in receivers.items():
+        results[name] = {}
+        for label, batches in (("1 association", [series]), ("4 associations", quarters)):
+            directory = Path(tempfile.mkdtemp(dir=work))
+            port = free_port()
+            with server(command(directory, port), port, directory):
+                seconds = send(port, batches, "ANY-SCP")
+            results[name][label] = INSTANCES / seconds
+            print(f"  {name}, {label}: {INSTANCES / seconds:.1f} instances/s", flush=True)
+    results["stegonode"] = {}
+    for label, batches in (("1 association", [series]), ("4 associations", quarters)):
+        node = NodeProcess(Path(tempfile.mkdtemp(dir=work))).start()
+        try:
+            seconds = send(node.port, batches, "STEGONODE")
+            node.wait_idle(INSTANCES, timeout=600)
+            ((first, last),) = node.query("SELECT MIN(received_at), MAX(processed_at) FROM jobs")
+        finally:
+            node.stop()
+        results["stegonode"][label] = INSTANCES / seconds
+        results["stegonode"][f"processing, {label}"] = INSTANCES / (last - first)
+        print(f"  stegonode, {label}: {INSTANCES / seconds:.1f} instances/s received, "
+              f"{INSTANCES / (last - first):.1f} processed", flush=True)
+    return results
+
+
+def movescu(port: int, called: str, destination: str, study: str) -> float:
+    start = time.perf_counter()
+    subprocess.run(["/usr/bin/movescu", "-S", "-aec", called, "-aem", destination,
+                    "-k", "QueryRetrieveLevel=STUDY", "-k", f"StudyInstanceUID={study}",
+                    "127.0.0.1", str(port)], env=DCMTK_ENV, check=True, capture_output=True)
+    return time.perf_counter() - start
+
+
+def measure_move_and_find(series: list[Path], work: Path) -> dict[str, float]:
+    scp_port = free_port()
+    received = work / "moved"
+    received.mkdir()
+    figures = {}
+    with server(["/usr/bin/storescp", "-aet", "STORESCP", "-od", str(received), str(scp_port)],
+                scp_port, work):
+        node = NodeProcess(work / "node-move",
+                           peers=[{"ae_title": "STORESCP", "host": "127.0.0.1", "port": scp_port}])
+        node.start()
+        try:
+            send(node.port, [series], "STEGONODE")
+            node.wait_idle(INSTANCES, timeout=600)
+            ((study,),) = node.query("SELECT DISTINCT StudyInstanceUID FROM instances")
+            figures["stegonode C-MOVE"] = INSTANCES / movescu(node.port, "STEGONODE", "STORESCP", study)
+            figures["stegonode C-FIND ms"] = find_latency(node.port, "STEGONODE")
+        finally:
+            node.stop()
+
+        qr = work / "qrscp"
+        qr.mkdir()
+        qr_port = free_port()
+        (qr / "qrscp.ini").write_text(
+            f"[DEFAULT]\nae_title: QRSCP\nport: {qr_port}\nmax_pdu: 16382\nacse_timeout: 30\n"
+            f"dimse_timeout: 30\nnetwork_timeout: 30\nbind_address:\ninstance_location: {qr}/instances\n"
+            f"database_location: {qr}/instances.sqlite\nlog_identifier: False\n\n"
+            f"[STORESCP]\naddress: 127.0.0.1\nport: {scp_port}\n"
+        )
+        with server([PYTHON, "-m", "pynetdicom", "qrscp", "-c", str(qr / "qrscp.ini")], qr_port, qr):
+            send(qr_port, [series], "QRSCP")
+            from pydicom import dcmread
+
+            original_study = dcmread(series[0], stop_before_pixels=True).StudyInstanceUID
+            figures["pynetdicom qrscp C-MOVE"] = INSTANCES / movescu(qr_port, "QRSCP", "STORESCP", original_study)
+            figures["pynetdicom qrscp C-FIND ms"] = find_latency(qr_port, "QRSCP")
+    return figures
+
+
+def find_latency(port: int, called: str, repeats: int = 50) -> float:
+    """Median milliseconds of a study-level C-FIND on an open association."""
+    ae = AE(ae_title="BENCH")
+    ae.add_requested_context(StudyRootQueryRetrieveInformationModelFind)
+    assoc = ae.associate("127.0.0.1", port, ae_title=called,
+                         evt_handlers=[(evt.EVT_CONN_OPEN, set_nodelay)])
+    identifier = Dataset()
+    identifier.QueryRetrieveLevel = "STUDY"
+    identifier.StudyInstanceUID = ""
+    identifier.PatientID = ""
+    identifier.NumberOfStudyRelatedInstances = None
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        responses = list(assoc.send_c_find(identifier, StudyRootQueryRetrieveInformationModelFind))
+        times.append(time.perf_counter() - start)
+        assert responses and responses[-1][0].Status == 0
+    assoc.release()
+    return 1000 * statistics.median(times)
+
+
+def main() -> None:
+    with tempfile.TemporaryDirectory(prefix="stegonode-bench-") as tmp:
+        work = Path(tmp)
+        print(f"writing {INSTANCES} CT instances (512x512, 16-bit) ...", flush=True)
+        series = write_series(work / "series", INSTANCES)
+        print("C-STORE from DCMTK storescu (TCP_NODELAY=1):", flush=True)
+        received = measure_receivers(series, work)
+        print("C-MOVE to DCMTK storescp and C-FIND:", flush=True)
+        retrieval = measure_move_and_find(series, work)
+    report(received, retrieval)
+
+
+def report(received: dict[str, dict[str, float]], retrieval: dict[str, float]) -> None:
+    ours = received["stegonode"]
+    print(f"\n{'receiver':<22}{'1 association':>16}{'4 associations':>16}   instances/s to last C-STORE response")
+    for name, figures in received.items():
+        print(f"{name:<22}{figures['1 association']:>16.1f}{figures['4 associations']:>16.1f}")
+    checks = [
+        ("stegonode / pynetdicom storescp, 1 assoc", ours["1 association"] / received["pynetdicom storescp"]["1 association"], 1.5),
+        ("stegonode / Orthanc, 1 assoc", ours["1 association"] / received["Orthanc"]["1 association"], 0.6),
+        ("stegonode / Orthanc, 4 assocs", ours["4 associations"] / received["Orthanc"]["4 associations"], 1.0),
+        ("stegonode / DCMTK storescp, 1 assoc", ours["1 association"] / received["DCMTK storescp"]["1 association"], None),
+        ("C-MOVE stegonode / pynetdicom qrscp", retrieval["stegonode C-MOVE"] / retrieval["pynetdicom qrscp C-MOVE"], 5.0),
+    ]
+    print()
+    for label, ratio, target in checks:
+        verdict = "" if target is None else f"  target >= {target}: {'met' if ratio >= target else 'NOT met'}"
+        print(f"{label:<42}{ratio:>8.2f}x{verdict}")
+    print(f"\nprocessing throughput (first receive to last stored), 1 assoc: "
+          f"{ours['processing, 1 association']:.1f} instances/s; 4 assocs: {ours['processing, 4 associations']:.1f}")
+    print(f"C-MOVE of {INSTANCES} instances: stegonode {retrieval['stegonode C-MOVE']:.1f} instances/s, "
+          f"pynetdicom qrscp {retrieval['pynetdicom qrscp C-MOVE']:.1f}")
+    find_ms = retrieval["stegonode C-FIND ms"]
+    print(f"C-FIND study level, median of 50: stegonode {find_ms:.1f} ms (target <= 50: "
+          f"{'met' if find_ms <= 50 else 'NOT met'}), pynetdicom qrscp {retrieval['pynetdicom qrscp C-FIND ms']:.1f} ms")
+
+
+if __name__ == "__main__":
+    main()
