@@ -91,7 +91,10 @@ class NodeProcess:
 
     def write_config(self) -> None:
         lines = ["[node]"]
-        lines += [f"{key} = {_toml(value)}" for key, value in self.node.items()]
+        tables = {key: value for key, value in self.node.items() if isinstance(value, dict)}
+        lines += [f"{key} = {_toml(value)}" for key, value in self.node.items() if key not in tables]
+        for name, table in tables.items():
+            lines += ["", f"[node.{name}]"] + [f"{key} = {_toml(value)}" for key, value in table.items()]
         for peer in self.peers:
             lines += ["", "[[peers]]"] + [f"{key} = {_toml(value)}" for key, value in peer.items()]
         self.config.write_text("\n".join(lines) + "\n")

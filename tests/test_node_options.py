@@ -1,0 +1,75 @@
+"""Node options a site relies on: compressed transfer syntaxes, kept originals, DICOM TLS."""
+
+from __future__ import annotations
+
+import datetime
+import subprocess
+
+import pydicom
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
+
+from images import dcmtk, image_path
+from nodes import DCMTK_ENV, NodeProcess, storescu
+
+# (file, storescu option proposing its transfer syntax as it is)
+COMPRESSED = [
+    ("693_J2KR.dcm", "-xv"),  # JPEG 2000 lossless
+    ("693_J2KI.dcm", "-xw"),  # JPEG 2000
+    ("bad_sequence.dcm", "-xs"),  # JPEG lossless, first-order prediction
+    ("image_dfl.dcm", "-xd"),  # deflated explicit VR little endian
+]
+
+
+def test_compressed_transfer_syntaxes_are_received_as_sent_and_originals_kept(tmp_path):
+    node = NodeProcess(tmp_path, keep_originals=True).start()
+    try:
+        for name, option in COMPRESSED:
+            result = storescu(node.port, [image_path(name)], option)
+            assert "Received Store Response (Success)" in result.stderr, result.stderr
+        counts = node.wait_idle(len(COMPRESSED))
+        assert counts["processed"] == len(COMPRESSED)
+        originals = sorted((node.data / "originals").iterdir())
+        assert len(originals) == len(COMPRESSED)
+        syntaxes = {str(pydicom.dcmread(p, stop_before_pixels=True).file_meta.TransferSyntaxUID)
+                    for p in originals}
+        expected = {str(pydicom.dcmread(image_path(n), stop_before_pixels=True).file_meta.TransferSyntaxUID)
+                    for n, _ in COMPRESSED}
+        assert syntaxes == expected  # the bytes kept are the bytes sent, no conversion
+    finally:
+        node.stop()
+
+
+def _self_signed(directory) -> tuple[str, str]:
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "stegonode test")])
+    now = datetime.datetime.now(datetime.timezone.utc)
+    certificate = (
+        x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(days=1)).not_valid_after(now + datetime.timedelta(days=1))
+        .sign(key, hashes.SHA256())
+    )
+    cert_path, key_path = directory / "node.pem", directory / "node.key"
+    cert_path.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                           serialization.NoEncryption()))
+    return str(cert_path), str(key_path)
+
+
+def test_tls_only_when_configured(tmp_path):
+    certificate, private_key = _self_signed(tmp_path)
+    node = NodeProcess(tmp_path, tls={"certificate": certificate, "private_key": private_key}).start()
+    try:
+        def echo(*options: str) -> subprocess.CompletedProcess:
+            return subprocess.run([dcmtk("echoscu"), *options, "-aec", "STEGONODE", "127.0.0.1",
+                                   str(node.port)], capture_output=True, text=True, env=DCMTK_ENV,
+                                  timeout=30)
+
+        assert echo("+tla", "-ic").returncode == 0  # anonymous TLS client, self-signed server
+        assert echo().returncode != 0  # plain TCP is not spoken
+    finally:
+        node.stop()
+    assert "(TLS)" in node.log.read_text()
