@@ -60,13 +60,13 @@ class Ingest:
             replaced = self.index.enqueue(new_uid, token, event.assoc.requestor.ae_title)
         except OSError as exc:
             log.error("cannot store %s: %s", new_uid, exc.strerror or type(exc).__name__)
-            return _status(OUT_OF_RESOURCES, "node cannot write the object to disk")
+            return status_dataset(OUT_OF_RESOURCES, "node cannot write the object to disk")
         if replaced is not None:
             self.storage.path("inbox", replaced).unlink(missing_ok=True)
             log.info("%s received again: the newer copy replaces the queued one", new_uid)
         self.workers.wake()
         log.debug("received %s in %.1f ms", new_uid, 1000 * (time.perf_counter() - start))
-        return _status(SUCCESS)
+        return status_dataset(SUCCESS)
 
     def _check(self, event: evt.Event, sop_class: UID) -> Dataset | None:
         """A refusal status for what the pipeline cannot protect, else None."""
@@ -76,18 +76,19 @@ class Ingest:
             check_image(ds)
         except UnsupportedImageError as exc:
             if "PixelData" not in ds and "Image Storage" not in sop_class.name:
-                return _status(SOP_CLASS_NOT_SUPPORTED, f"{sop_class.name}: not an image")
-            return _status(DATASET_DOES_NOT_MATCH_SOP_CLASS, str(exc))
+                return status_dataset(SOP_CLASS_NOT_SUPPORTED, f"{sop_class.name}: not an image")
+            return status_dataset(DATASET_DOES_NOT_MATCH_SOP_CLASS, str(exc))
         except InputError as exc:
-            return _status(CANNOT_UNDERSTAND, str(exc))
+            return status_dataset(CANNOT_UNDERSTAND, str(exc))
         except Exception as exc:  # whatever pydicom raises on a malformed data set
-            return _status(CANNOT_UNDERSTAND, f"data set cannot be decoded ({type(exc).__name__})")
+            return status_dataset(CANNOT_UNDERSTAND, f"data set cannot be decoded ({type(exc).__name__})")
         return None
 
 
-def _status(status: int, comment: str = "") -> Dataset:
+def status_dataset(status: int, comment: str = "") -> Dataset:
+    """A DIMSE status; failures carry an Error Comment (LO, cut to 64 characters)."""
     response = Dataset()
     response.Status = status
     if comment:
-        response.ErrorComment = comment[:64]  # LO: 64 characters at most
+        response.ErrorComment = comment[:64]
     return response

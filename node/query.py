@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 from pydicom import Dataset
 from pydicom.datadict import dictionary_VR
+from pydicom.multival import MultiValue
 
 from stegonode.codecs.errors import InputError
 
@@ -79,7 +80,7 @@ def parse(identifier: Dataset, model_root: str) -> Query:
         if not keyword or keyword in _NOT_MATCHED or element.VR == "SQ":
             continue
         requested.append(keyword)
-        value = "" if element.value is None else str(element.value)
+        value = _text(element.value)
         if keyword in _STUDY_SET_KEYS and value:
             column = _STUDY_SET_KEYS[keyword]
             condition, values = _match(column, value, "CS")
@@ -93,6 +94,15 @@ def parse(identifier: Dataset, model_root: str) -> Query:
                 conditions.append(condition)
                 parameters.extend(values)
     return Query(level, tuple(conditions), tuple(parameters), tuple(requested))
+
+
+def _text(value: object) -> str:
+    """An identifier value as its DICOM string: multiple values joined by backslashes."""
+    if value is None:
+        return ""
+    if isinstance(value, MultiValue):
+        return "\\".join(str(v) for v in value)
+    return str(value)
 
 
 def _attributes_up_to(level: str) -> set[str]:

@@ -37,7 +37,7 @@ from stegonode.codecs.errors import InputError
 
 from . import query
 from .index import Index
-from .ingest import Ingest
+from .ingest import Ingest, status_dataset
 
 log = logging.getLogger("stegonode.associations")
 
@@ -206,10 +206,10 @@ class NodeServer:
         try:
             parsed = self._query(event)
         except InputError as exc:
-            yield _failure(IDENTIFIER_DOES_NOT_MATCH, str(exc)), None
+            yield status_dataset(IDENTIFIER_DOES_NOT_MATCH, str(exc)), None
             return
         except Exception:
-            yield _failure(UNABLE_TO_PROCESS, "identifier cannot be decoded"), None
+            yield status_dataset(UNABLE_TO_PROCESS, "identifier cannot be decoded"), None
             return
         found = 0
         for response in query.find(self.index, parsed):
@@ -230,7 +230,7 @@ class NodeServer:
                 yield destination
             reason = str(exc) if isinstance(exc, InputError) else "identifier cannot be decoded"
             yield 1  # pynetdicom reads the count before the failure status
-            yield _failure(IDENTIFIER_DOES_NOT_MATCH, reason), None
+            yield status_dataset(IDENTIFIER_DOES_NOT_MATCH, reason), None
             return
         if destination is not None:
             # Stored objects are Explicit VR Little Endian; propose just their SOP classes.
@@ -257,10 +257,3 @@ class NodeServer:
             yield None, None  # pynetdicom answers 0xA801 Move Destination Unknown
             return
         yield from self._retrieve(event, known)
-
-
-def _failure(status: int, comment: str) -> Dataset:
-    response = Dataset()
-    response.Status = status
-    response.ErrorComment = comment[:64]  # LO
-    return response
