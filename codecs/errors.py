@@ -77,3 +77,19 @@ class PayloadBindingError(RevealError):
 
 class PayloadIntegrityError(RevealError):
     """The sealed payload failed authentication: it was tampered with."""
+
+
+class DecryptionError(RevealError):
+    """Base of the errors that stop encrypted pixels from being decrypted."""
+
+
+class CipherBlockError(DecryptionError):
+    """The cipher block (what decryption needs besides the key) is missing fields or unreadable."""
+
+
+class WrongPixelCipherKeyError(DecryptionError):
+    """The pixels were encrypted under another pixel-cipher key."""
+
+
+class PixelIntegrityError(DecryptionError):
+    """The encrypted pixels or their cipher block failed authentication: they were altered."""

@@ -35,12 +35,14 @@ DEFAULTS: dict[str, Any] = {
             "paper": {"beta": 8, "alpha": 0.02},
         },
         "deidentify": {},
+        "encrypt": {"cipher": "aes-gcm"},
     },
 }
 _CHOICES = {
     "handlers.seal.qr_error_correction": ("L", "M", "Q", "H"),
     "handlers.embed.codec": ("dct", "paper"),
     "handlers.segment.segmenter": ("classical",),
+    "handlers.encrypt.cipher": ("aes-gcm", "chaos"),
 }
 
 
