@@ -81,3 +81,18 @@ class PayloadIntegrityError(RevealError):
 
 class NetworkError(StegonodeError):
     """A DICOM association failed: no answer, rejected, or a failure status from the node."""
+
+class DecryptionError(RevealError):
+    """Base of the errors that stop encrypted pixels from being decrypted."""
+
+
+class CipherBlockError(DecryptionError):
+    """The cipher block (what decryption needs besides the key) is missing fields or unreadable."""
+
+
+class WrongPixelCipherKeyError(DecryptionError):
+    """The pixels were encrypted under another pixel-cipher key."""
+
+
+class PixelIntegrityError(DecryptionError):
+    """The encrypted pixels or their cipher block failed authentication: they were altered."""

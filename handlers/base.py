@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import ClassVar, Protocol
+from typing import TYPE_CHECKING, ClassVar, Protocol
 
 import numpy as np
 from pydicom import Dataset
+
+if TYPE_CHECKING:  # annotations only: both modules import this one
+    from .embed import Protection
+    from .encrypt import CipherBlock
 
 
 @dataclass
@@ -22,7 +26,8 @@ class Instance:
     attributes: Dataset | None = None  # the identifying attributes, as in the original header
     message: np.ndarray | None = None  # QR module matrix of the sealed payload
     foreground: np.ndarray | None = None  # significant region, same shape as pixels
-    protection: dict | None = None  # what reveal needs: codec, parameters, key ids
+    protection: Protection | None = None  # what reveal needs: codec, parameters, key ids
+    encryption: CipherBlock | None = None  # what decryption needs: cipher, nonce, tag
     report: dict[str, float | int | str] = field(default_factory=dict)
     timings: dict[str, float] = field(default_factory=dict)
 

@@ -7,13 +7,11 @@ and the non-secret ids of the embedding and recipient keys (so a wrong key is na
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from typing import ClassVar
 
 import numpy as np
 from pydicom import Dataset
-from pydicom.tag import Tag
 
 from stegonode.codecs.dct import DctCodec, DctParams
 from stegonode.codecs.errors import ConfigError, NotProtectedError
@@ -24,11 +22,11 @@ from stegonode.codecs.stego import StegoCodec
 
 from .base import Instance
 from .pixels import PixelFormat
+from .private import read_document, remove_block, write_document
 from .segment import Segmenter, usable_region
 
 PRIVATE_CREATOR = "STEGONODE 1"
 PRIVATE_GROUP = 0x0011
-PROTECTION_ELEMENT = 0x01
 PROTECTION_VERSION = 1
 
 
@@ -57,18 +55,17 @@ class Protection:
 
 
 def write_protection(ds: Dataset, protection: Protection) -> None:
-    block = ds.private_block(PRIVATE_GROUP, PRIVATE_CREATOR, create=True)
-    document = {"version": PROTECTION_VERSION, **protection.__dict__}
-    block.add_new(PROTECTION_ELEMENT, "UT", json.dumps(document, separators=(",", ":")))
+    write_document(ds, PRIVATE_GROUP, PRIVATE_CREATOR, {"version": PROTECTION_VERSION, **protection.__dict__})
 
 
 def read_protection(ds: Dataset) -> Protection:
     """The protection block of a stego instance; NotProtectedError if there is none."""
     try:
-        block = ds.private_block(PRIVATE_GROUP, PRIVATE_CREATOR)
-        document = json.loads(block[PROTECTION_ELEMENT].value)
-    except (KeyError, ValueError, TypeError):
-        raise NotProtectedError("not a stegonode-protected object (no protection block)") from None
+        document = read_document(ds, PRIVATE_GROUP, PRIVATE_CREATOR)
+    except ValueError:
+        document = None
+    if document is None:
+        raise NotProtectedError("not a stegonode-protected object (no protection block)")
     if not isinstance(document, dict) or document.pop("version", None) != PROTECTION_VERSION:
         raise NotProtectedError("unknown stegonode protection block version")
     try:
@@ -79,14 +76,7 @@ def read_protection(ds: Dataset) -> Protection:
 
 def remove_protection(ds: Dataset) -> None:
     """Delete the protection block (creator and elements), if present."""
-    try:
-        block = ds.private_block(PRIVATE_GROUP, PRIVATE_CREATOR)
-    except KeyError:
-        return
-    creator = Tag(PRIVATE_GROUP, block.block_start >> 8)
-    for tag in [e.tag for e in ds.group_dataset(PRIVATE_GROUP)]:
-        if tag == creator or tag.element & 0xFF00 == block.block_start:
-            del ds[tag]
+    remove_block(ds, PRIVATE_GROUP, PRIVATE_CREATOR)
 
 
 class EmbedHandler:

@@ -17,6 +17,7 @@ from .base import Handler, Instance
 from .collect import CollectHandler
 from .deidentify import DeidentifyHandler, deidentify
 from .embed import EmbedHandler, make_codec, write_protection
+from .encrypt import EncryptHandler, write_cipher_block
 from .pixels import read_pixels, write_pixels
 from .pseudonyms import Pseudonymizer
 from .seal import SealHandler
@@ -51,6 +52,8 @@ class Pipeline:
         start = time.perf_counter()
         if instance.protection is not None:
             write_protection(ds, instance.protection)
+        if instance.encryption is not None:
+            write_cipher_block(ds, instance.encryption)
         write_pixels(ds, instance.pixels)
         ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
         instance.timings["encode"] = time.perf_counter() - start
@@ -88,6 +91,7 @@ def build_pipeline(order: Sequence[str], settings: Mapping[str, Mapping], keys: 
             keys.embedding_key, keys.recipient_public_key,
         ),
         "deidentify": lambda: DeidentifyHandler(deidentifier),
+        "encrypt": lambda: EncryptHandler(settings["encrypt"]["cipher"], keys.pixel_cipher_key),
     }
     unknown = [name for name in order if name not in factories]
     if unknown:

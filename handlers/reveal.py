@@ -1,7 +1,8 @@
 """Reveal: from a stego instance and the peer's keys back to the original identity.
 
-segment -> read the codec's bits -> QR decode -> open the sealed payload -> attributes ->
-re-identified dataset (header and UIDs as in the original, pixels as stored).
+[decrypt the pixels] -> segment -> read the codec's bits -> QR decode -> open the sealed
+payload -> attributes -> re-identified dataset (header and UIDs as in the original, pixels as
+stored before encryption).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from stegonode.codecs.seal import open_sealed, recipient_key_id
 from .collect import parse
 from .deidentify import restore
 from .embed import make_codec, read_protection, remove_protection
+from .encrypt import decrypted
 from .pixels import PixelFormat, read_pixels
 from .seal import stego_binding
 from .segment import make_segmenter, usable_region
@@ -47,6 +49,7 @@ def reveal(ds: Dataset, keys: PeerKeys, foreground: np.ndarray | None = None) ->
             f"payload is sealed for recipient key {protection.recipient_key_id}, "
             f"peer.keys holds {recipient_key_id(keys.recipient_public_key)}"
         )
+    ds = decrypted(ds, keys.pixel_cipher_key)
     pixels = read_pixels(ds)
     if foreground is None:
         foreground = make_segmenter(protection.segmenter).foreground(ds, pixels)

@@ -1,10 +1,12 @@
-"""The ``stegonode`` command line: serve, status, fetch, keygen, protect, reveal, demo."""
+"""The ``stegonode`` command line: serve, status, fetch, keygen, protect, reveal, encrypt,
+decrypt, cipher-report, demo."""
 
 from __future__ import annotations
 
 import argparse
 import json
 import logging
+import secrets
 import signal
 import sys
 import threading
@@ -15,11 +17,13 @@ from pathlib import Path
 import pydicom
 from tqdm import tqdm
 
+from stegonode.codecs import cipher_stats
 from stegonode.codecs import keys as keyfiles
-from stegonode.codecs.errors import ConfigError, StegonodeError
+from stegonode.codecs.errors import ConfigError, InputError, StegonodeError
 from stegonode.handlers.collect import described
-from stegonode.handlers.pixels import read_dicom
+from stegonode.handlers.encrypt import CIPHERS, EncryptHandler, decrypt_dataset, encrypt_dataset, pixel_words
 from stegonode.handlers.pipeline import Pipeline, build_pipeline
+from stegonode.handlers.pixels import PixelFormat, read_dicom, read_pixels
 from stegonode.handlers.reveal import reveal
 
 from . import config as node_config
@@ -56,6 +60,8 @@ def _parser() -> argparse.ArgumentParser:
     protect.add_argument("--out", type=Path, required=True, metavar="DIR")
     protect.add_argument("--keys", type=Path, required=True, help="node.keys")
     protect.add_argument("--config", type=Path, help="node.toml (embedded defaults otherwise)")
+    protect.add_argument("--encrypt", choices=list(CIPHERS), metavar="CIPHER",
+                         help=f"then encrypt the pixels ({' or '.join(CIPHERS)}), as handler 'encrypt' would")
     protect.set_defaults(run=_protect)
 
     reveal_ = sub.add_parser("reveal", help="recover the patient identity from protected files")
@@ -86,6 +92,26 @@ def _parser() -> argparse.ArgumentParser:
     fetch.add_argument("--move-to", metavar="AET", help="retrieve by C-MOVE to a temporary SCP with this AE title")
     fetch.add_argument("--port", type=int, default=11113, help="the temporary SCP's port (with --move-to)")
     fetch.set_defaults(run=_fetch)
+    default_cipher = node_config.DEFAULTS["handlers"]["encrypt"]["cipher"]
+    encrypt = sub.add_parser("encrypt", help="encrypt the pixels (pixel-cipher key of node.keys)")
+    encrypt.add_argument("inputs", nargs="+", type=Path, metavar="IN")
+    encrypt.add_argument("--out", type=Path, required=True, metavar="DIR")
+    encrypt.add_argument("--keys", type=Path, required=True, help="node.keys")
+    encrypt.add_argument("--cipher", choices=list(CIPHERS), default=default_cipher,
+                         help=f"default {default_cipher}, the standard choice; chaos is seed 004's")
+    encrypt.add_argument("--nonce", metavar="HEX", help="fixed nonce for every file: for analysis only")
+    encrypt.set_defaults(run=_encrypt)
+
+    decrypt = sub.add_parser("decrypt", help="decrypt encrypted pixels (pixel-cipher key of peer.keys)")
+    decrypt.add_argument("inputs", nargs="+", type=Path, metavar="IN")
+    decrypt.add_argument("--out", type=Path, required=True, metavar="DIR")
+    decrypt.add_argument("--keys", type=Path, required=True, help="peer.keys")
+    decrypt.set_defaults(run=_decrypt)
+
+    report = sub.add_parser("cipher-report", help="security statistics of both pixel ciphers, side by side")
+    report.add_argument("inputs", nargs="+", type=Path, metavar="IN")
+    report.add_argument("--out", type=Path, metavar="DIR", help="write DIR/<file>-histogram.png")
+    report.set_defaults(run=_cipher_report)
 
     demo = sub.add_parser("demo", help="protect and reveal a bundled real CT (693_UNCR)")
     demo.add_argument("--workdir", type=Path, default=Path("stegonode-demo"))
@@ -144,14 +170,19 @@ def _write(ds: pydicom.Dataset, out: Path, relative: Path) -> None:
     ds.save_as(target, enforce_file_format=True)
 
 
-def _pipeline(config_path: Path | None, keys_path: Path) -> Pipeline:
+def _pipeline(config_path: Path | None, keys_path: Path, cipher: str | None = None) -> Pipeline:
+    """The configured pipeline; with ``cipher``, encrypting last with that cipher."""
     config = node_config.load(config_path)
     keys = keyfiles.load_node_keys(keys_path)
-    return build_pipeline(config["pipeline"]["handlers"], config["handlers"], keys)
+    order = config["pipeline"]["handlers"]
+    if cipher is not None:
+        config["handlers"]["encrypt"]["cipher"] = cipher
+        order = [name for name in order if name != "encrypt"] + ["encrypt"]
+    return build_pipeline(order, config["handlers"], keys)
 
 
 def _protect(args: argparse.Namespace) -> int:
-    pipeline = _pipeline(args.config, args.keys)
+    pipeline = _pipeline(args.config, args.keys, args.encrypt)
 
     def work(path: Path, relative: Path) -> str:
         start = time.perf_counter()
@@ -162,7 +193,9 @@ def _protect(args: argparse.Namespace) -> int:
         return (
             f"OK {path}: payload {r.get('payload_bytes', 0)} B, PSNR {r.get('psnr_db', float('inf')):.1f} dB "
             f"(peak 2^BitsStored-1; {r.get('psnr_65535_db', float('inf')):.1f} dB at 65535), "
-            f"{r.get('changed_pixels', 0)} pixels changed, {1000 * (time.perf_counter() - start):.0f} ms"
+            f"{r.get('changed_pixels', 0)} pixels changed, "
+            + (f"pixels encrypted ({r['cipher']}), " if "cipher" in r else "")
+            + f"{1000 * (time.perf_counter() - start):.0f} ms"
         )
 
     return _run_each(args.inputs, work)
@@ -239,6 +272,86 @@ def _fetch(args: argparse.Namespace) -> int:
         return 1
     complete = all(not r.failed and len(r.revealed) == r.expected for r in results)
     return 0 if complete else 1
+def _nonce(text: str | None) -> bytes | None:
+    """``--nonce HEX`` as bytes, announced on stderr: a fixed nonce is for analysis only."""
+    if text is None:
+        return None
+    try:
+        nonce = bytes.fromhex(text)
+    except ValueError:
+        raise ConfigError("--nonce must be hexadecimal") from None
+    print("stegonode: --nonce fixes the nonce of every file: for analysis only; never encrypt two "
+          "different images under one key and nonce (that leaks how they differ)", file=sys.stderr)
+    return nonce
+
+
+def _encrypt(args: argparse.Namespace) -> int:
+    keys = keyfiles.load_node_keys(args.keys)
+    encryptor = EncryptHandler(args.cipher, keys.pixel_cipher_key, _nonce(args.nonce))
+
+    def work(path: Path, relative: Path) -> str:
+        start = time.perf_counter()
+        ds = read_dicom(path)
+        encrypt_dataset(ds, encryptor)
+        _write(ds, args.out, relative)
+        return f"OK {path}: pixels encrypted ({args.cipher}), {1000 * (time.perf_counter() - start):.0f} ms"
+
+    return _run_each(args.inputs, work)
+
+
+def _decrypt(args: argparse.Namespace) -> int:
+    keys = keyfiles.load_peer_keys(args.keys)
+
+    def work(path: Path, relative: Path) -> str:
+        ds = read_dicom(path)
+        block = decrypt_dataset(ds, keys.pixel_cipher_key)
+        if block is None:
+            raise InputError("pixels are not encrypted (no stegonode cipher block)")
+        _write(ds, args.out, relative)
+        return f"OK {path}: pixels decrypted ({block.cipher}), authentication verified"
+
+    return _run_each(args.inputs, work)
+
+
+def _cipher_report(args: argparse.Namespace) -> int:
+    """Both ciphers on each file's pixels under a fresh random key and fixed random nonces."""
+
+    def work(path: Path, relative: Path) -> str:
+        ds = read_dicom(path)
+        words = pixel_words(read_pixels(ds))
+        bits = words.dtype.itemsize * 8
+        nonces = {name: secrets.token_bytes(cipher.nonce_size) for name, cipher in CIPHERS.items()}
+        rows, images = cipher_stats.battery(words, CIPHERS, secrets.token_bytes(32), nonces)
+        frames, height, width = words.shape
+        lines = [f"{path}: {height} x {width} x {frames} frame(s), BitsStored {PixelFormat.of(ds).bits_stored}, "
+                 f"encrypted as {bits}-bit words; fresh random key, one random nonce per cipher"]
+        lines += _report_table(rows, list(CIPHERS))
+        if args.out:
+            target = args.out / relative.with_name(relative.name + "-histogram.png")
+            target.parent.mkdir(parents=True, exist_ok=True)
+            cipher_stats.histogram_png(target, {"plain": words, **images}, bits)
+            lines.append(f"histograms: {target}")
+        return "\n".join(lines)
+
+    status = _run_each(args.inputs, work)
+    print("Each pass/fail is a test at alpha 0.05 (a truly random image fails one in twenty). AES-GCM is "
+          "a stream mode: with the nonce fixed a changed pixel changes only itself, so the one-pixel "
+          "rows fail by design; a fresh nonce per image (nonce sensitivity) is what it relies on. "
+          "Passing every row is necessary, not sufficient: it does not show a cipher is secure.")
+    return status
+
+
+def _report_table(rows: list[cipher_stats.Row], ciphers: list[str]) -> list[str]:
+    """The report as aligned text: test, criterion, plain value, then value and verdict per cipher."""
+    header = f"  {'test':<38}{'criterion':<44}{'plain':>12}" + "".join(f"{name:>18}" for name in ciphers)
+    lines = [header]
+    for row in rows:
+        plain = "-" if row.plain is None else f"{row.plain:.6g}"
+        cells = "".join(
+            f"{f'{value:.6g} ' + ('PASS' if passed else 'FAIL'):>18}" for value, passed in row.results.values()
+        )
+        lines.append(f"  {row.test:<38}{row.criterion:<44}{plain:>12}{cells}")
+    return lines
 
 
 def _demo(args: argparse.Namespace) -> int:

@@ -48,6 +48,7 @@ DEFAULTS: dict[str, Any] = {
             "paper": {"beta": 8, "alpha": 0.02},
         },
         "deidentify": {},
+        "encrypt": {"cipher": "aes-gcm"},
     },
 }
 PEER_KEYS = {"ae_title": str, "host": str, "port": int}
@@ -57,6 +58,7 @@ _CHOICES = {
     "handlers.seal.qr_error_correction": ("L", "M", "Q", "H"),
     "handlers.embed.codec": ("dct", "paper"),
     "handlers.segment.segmenter": ("classical",),
+    "handlers.encrypt.cipher": ("aes-gcm", "chaos"),
 }
 
 

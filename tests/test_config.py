@@ -24,6 +24,7 @@ def test_shipped_node_toml_equals_the_embedded_defaults():
         ("[handlers.segment]\nmargin = 'wide'\n", "handlers.segment.margin must be int"),
         ("[handlers.seal]\nqr_error_correction = 'X'\n", "handlers.seal.qr_error_correction = 'X'"),
         ("[handlers.embed]\ncodec = 'lsb'\n", "handlers.embed.codec = 'lsb'"),
+        ("[handlers.encrypt]\ncipher = 'des'\n", "handlers.encrypt.cipher = 'des'; choose one of aes-gcm, chaos"),
         ("[pipeline\n", "not valid TOML"),
         ("[node]\nport = 70000\n", "node.port must be <= 65535"),
         ("[node]\nworkers = 0\n", "node.workers must be >= 1"),
@@ -51,5 +52,7 @@ def test_pipeline_order_is_checked(tmp_path, node_keys):
     settings = config.load(None)["handlers"]
     with pytest.raises(ConfigError, match="'embed' needs seal, segment before it"):
         build_pipeline(["collect", "embed"], settings, node_keys)
-    with pytest.raises(ConfigError, match="unknown handler"):
+    with pytest.raises(ConfigError, match="'encrypt' needs embed before it"):
         build_pipeline(["collect", "encrypt"], settings, node_keys)
+    with pytest.raises(ConfigError, match="unknown handler"):
+        build_pipeline(["collect", "compress"], settings, node_keys)

@@ -1,0 +1,87 @@
+#!/usr/bin/env python
+"""Speed of the two pixel ciphers on one core: a 512 x 512 16-bit slice and a large CR image.
+
+For each cipher (seed 004's chaos cipher and AES-256-GCM) and each image: 3 warm-ups, then 30
+encryptions and 30 decryptions (authentication included) of the pixel words alone, no DICOM
+I/O. The table gives median and 90th percentile in milliseconds and the median throughput in
+MB/s (pixel bytes per second, 10^6 bytes), and compares the chaos figures on the 512 x 512
+slice (90th percentile) with the target "<= 50 ms each on one core". Images: the real CT
+693_UNCR (512 x 512, 16-bit words) and the real CR RG1_UNCR (1955 x 1841, 16-bit words) from
+pydicom-data.
+
+The process pins itself to CPU 0 and sets OMP_NUM_THREADS and friends to 1 before numpy is
+imported. Run from the repository root::
+
+    .venv/bin/python benchmarks/cipher_speed.py
+"""
+
+from __future__ import annotations
+
+import os
+
+
+def _pin_to_one_core() -> None:
+    """One BLAS/OpenMP thread and CPU 0 only; must run before numpy is imported."""
+    for name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS",
+                 "NUMEXPR_NUM_THREADS", "VECLIB_MAXIMUM_THREADS"):
+        os.environ[name] = "1"
+    os.sched_setaffinity(0, {0})
+
+
+_pin_to_one_core()
+
+import platform  # noqa: E402
+import secrets  # noqa: E402
+import time  # noqa: E402
+from collections.abc import Callable  # noqa: E402
+
+import cryptography  # noqa: E402
+import numpy as np  # noqa: E402
+import pydicom  # noqa: E402
+from pydicom.data import get_testdata_file  # noqa: E402
+
+from stegonode.handlers.encrypt import CIPHERS, pixel_words  # noqa: E402
+from stegonode.handlers.pixels import read_pixels  # noqa: E402
+
+WARMUP = 3
+RUNS = 30
+TARGET_MS = 50.0
+IMAGES = ("693_UNCR.dcm", "RG1_UNCR.dcm")
+
+
+def timed(run: Callable[[], object]) -> np.ndarray:
+    """Milliseconds of ``RUNS`` calls after ``WARMUP`` discarded ones."""
+    for _ in range(WARMUP):
+        run()
+    times = []
+    for _ in range(RUNS):
+        start = time.perf_counter()
+        run()
+        times.append(time.perf_counter() - start)
+    return np.array(times) * 1000
+
+
+def main() -> None:
+    print(f"CPU affinity {sorted(os.sched_getaffinity(0))}, OMP_NUM_THREADS={os.environ['OMP_NUM_THREADS']}; "
+          f"Python {platform.python_version()}, numpy {np.__version__}, cryptography {cryptography.__version__}")
+    print(f"{'image':<26}{'cipher':<9}{'step':<9}{'median ms':>10}{'p90 ms':>9}{'MB/s':>9}   ({RUNS} runs)")
+    key = secrets.token_bytes(32)
+    for name in IMAGES:
+        words = pixel_words(read_pixels(pydicom.dcmread(get_testdata_file(name))))
+        label = f"{name} {words.shape[1]}x{words.shape[2]}"
+        for cipher_name, cipher_type in CIPHERS.items():
+            cipher = cipher_type(key)
+            nonce = secrets.token_bytes(cipher.nonce_size)
+            encrypted, tag = cipher.encrypt(words, nonce, b"")
+            for step, run in (("encrypt", lambda: cipher.encrypt(words, nonce, b"")),
+                              ("decrypt", lambda: cipher.decrypt(encrypted, nonce, b"", tag))):
+                ms = timed(run)
+                median, p90 = float(np.median(ms)), float(np.percentile(ms, 90))
+                line = f"{label:<26}{cipher_name:<9}{step:<9}{median:>10.2f}{p90:>9.2f}{words.nbytes / median / 1000:>9.1f}"
+                if cipher_name == "chaos" and words.shape[1:] == (512, 512):
+                    line += f"   target <= {TARGET_MS:.0f} ms: {'PASS' if p90 <= TARGET_MS else 'FAIL'} (p90)"
+                print(line)
+
+
+if __name__ == "__main__":
+    main()
