@@ -84,6 +84,8 @@ class NodeProcess:
         directory.mkdir(parents=True, exist_ok=True)
         self.port = free_port()
         self.peers: list[dict] = node.pop("peers", [])  # type: ignore[assignment]
+        # Other tables of node.toml, e.g. {"pipeline": {"handlers": [...]}}.
+        self.tables: dict[str, dict] = node.pop("tables", {})  # type: ignore[assignment]
         self.node = {"port": self.port, "data_dir": str(directory / "data"), "workers": 2, **node}
         self.config = directory / "node.toml"
         self.log = directory / "node.log"
@@ -95,6 +97,8 @@ class NodeProcess:
         lines += [f"{key} = {_toml(value)}" for key, value in self.node.items() if key not in tables]
         for name, table in tables.items():
             lines += ["", f"[node.{name}]"] + [f"{key} = {_toml(value)}" for key, value in table.items()]
+        for name, table in self.tables.items():
+            lines += ["", f"[{name}]"] + [f"{key} = {_toml(value)}" for key, value in table.items()]
         for peer in self.peers:
             lines += ["", "[[peers]]"] + [f"{key} = {_toml(value)}" for key, value in peer.items()]
         self.config.write_text("\n".join(lines) + "\n")
@@ -170,4 +174,6 @@ def _toml(value: object) -> str:
         return "true" if value else "false"
     if isinstance(value, (int, float)):
         return str(value)
+    if isinstance(value, list):
+        return "[" + ", ".join(_toml(item) for item in value) + "]"
     return '"' + str(value).replace("\\", "\\\\") + '"'

@@ -11,8 +11,10 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
+from stegonode.handlers.pipeline import DEFAULT_ORDER
+
 from images import dcmtk, image_path
-from nodes import DCMTK_ENV, NodeProcess, storescu
+from nodes import DCMTK_ENV, NodeProcess, storescu, write_series
 
 # (file, storescu option proposing its transfer syntax as it is)
 COMPRESSED = [
@@ -73,3 +75,39 @@ def test_tls_only_when_configured(tmp_path):
     finally:
         node.stop()
     assert "(TLS)" in node.log.read_text()
+
+
+def test_encryption_on_in_node_toml_end_to_end(tmp_path):
+    """storescu -> encrypted stego objects on the node -> fetch decrypts, reveals, re-identifies."""
+    series = write_series(tmp_path / "series", 10)
+    originals = {ds.SOPInstanceUID: ds for ds in map(pydicom.dcmread, series)}
+    handlers = [*DEFAULT_ORDER, "encrypt"]
+    node = NodeProcess(tmp_path / "node", tables={"pipeline": {"handlers": handlers},
+                                                  "handlers.encrypt": {"cipher": "chaos"}}).start()
+    try:
+        assert storescu(node.port, series).returncode == 0
+        assert node.wait_idle(10)["processed"] == 10
+        found = subprocess.run(
+            [dcmtk("findscu"), "-S", "-aec", "STEGONODE", "-k", "QueryRetrieveLevel=STUDY",
+             "-k", "StudyInstanceUID", "-k", "NumberOfStudyRelatedInstances", "127.0.0.1", str(node.port)],
+            capture_output=True, text=True, env=DCMTK_ENV, timeout=60)
+        assert "IS [10]" in found.stderr  # NumberOfStudyRelatedInstances
+        out = tmp_path / "fetched"
+        fetched = node.run("fetch", "--node", f"STEGONODE@127.0.0.1:{node.port}", "--all",
+                           "--keys", str(node.peer_keys), "--out", str(out))
+        assert fetched.returncode == 0, fetched.stdout + fetched.stderr
+        stored = tmp_path / "stored-decrypted"
+        decrypted = node.run("decrypt", str(node.data / "stored"), "--out", str(stored),
+                             "--keys", str(node.peer_keys))
+        assert decrypted.returncode == 0, decrypted.stdout + decrypted.stderr
+    finally:
+        node.stop()
+    (study,) = [p for p in out.iterdir() if p.is_dir()]
+    for path in study.iterdir():
+        revealed = pydicom.dcmread(path)
+        original = originals[revealed.SOPInstanceUID]
+        assert revealed.PatientName == original.PatientName and revealed.PatientID == original.PatientID
+        cipher = pydicom.dcmread(node.data / "stored" / path.name)
+        stego = pydicom.dcmread(stored / path.name)
+        assert revealed.PixelData == stego.PixelData != cipher.PixelData  # stego pixels, exactly
+        assert revealed.BitsStored == original.BitsStored
