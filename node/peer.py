@@ -16,14 +16,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from pydicom import Dataset
-from pydicom.uid import UID
+from pydicom.uid import UID, ExplicitVRLittleEndian, ImplicitVRLittleEndian
 from pynetdicom import AE, build_role, evt
+from pynetdicom.association import Association
 from pynetdicom.sop_class import (
     StudyRootQueryRetrieveInformationModelFind, StudyRootQueryRetrieveInformationModelGet,
     StudyRootQueryRetrieveInformationModelMove,
 )
-from pydicom.uid import ExplicitVRLittleEndian, ImplicitVRLittleEndian
-from pynetdicom.association import Association
 
 from stegonode.codecs.errors import InputError, NetworkError, StegonodeError
 from stegonode.codecs.keys import PeerKeys
@@ -224,11 +223,10 @@ def _check_status(status: Dataset, service: str) -> None:
     if "Status" not in status:
         raise NetworkError(f"{service}: the node sent no response (association dropped or timed out)")
     code = int(status.Status)
-    if code in (0x0000, 0xFF00, 0xFF01):
+    # Success, pending, and "some sub-operations failed" (those instances count as missing).
+    if code in (0x0000, 0xFF00, 0xFF01, 0xB000):
         return
     comment = status.get("ErrorComment", "")
-    if code in (0xB000, 0xFE00):  # some sub-operations failed / cancelled: counted per study
-        return
     raise NetworkError(f"{service} failed with status 0x{code:04X}{': ' + comment if comment else ''}")
 
 

@@ -33,7 +33,7 @@ from pynetdicom.sop_class import (
 )
 from pynetdicom.transport import ThreadedAssociationServer
 
-from stegonode.codecs.errors import InputError
+from stegonode.codecs.errors import ConfigError, InputError
 
 from . import query
 from .index import Index
@@ -138,9 +138,16 @@ class NodeServer:
             (evt.EVT_C_MOVE, self._on_move),
         ]
         address = (self.node["bind_address"], int(self.node["port"]))
-        self._server = self.ae.start_server(
-            address, block=False, evt_handlers=handlers, ssl_context=self._tls()
-        )
+        tls = self._tls()
+        try:
+            self._server = self.ae.start_server(
+                address, block=False, evt_handlers=handlers, ssl_context=tls
+            )
+        except OSError as exc:
+            raise ConfigError(
+                f"node.bind_address/node.port {address[0]}:{address[1]}: cannot listen "
+                f"({exc.strerror or exc})"
+            ) from None
         log.info("%s listening on %s:%d%s", self.node["ae_title"], *address,
                  " (TLS)" if self.node["tls"]["certificate"] else "")
 
@@ -153,10 +160,13 @@ class NodeServer:
         if not tls["certificate"]:
             return None
         context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-        context.load_cert_chain(tls["certificate"], tls["private_key"])
-        if tls["ca_certificates"]:
-            context.load_verify_locations(tls["ca_certificates"])
-            context.verify_mode = ssl.CERT_REQUIRED  # callers must show a certificate
+        try:
+            context.load_cert_chain(tls["certificate"], tls["private_key"])
+            if tls["ca_certificates"]:
+                context.load_verify_locations(tls["ca_certificates"])
+                context.verify_mode = ssl.CERT_REQUIRED  # callers must show a certificate
+        except (OSError, ssl.SSLError) as exc:
+            raise ConfigError(f"node.tls: cannot load the certificate, key or CAs ({exc})") from None
         return context
 
     # -- associations ----------------------------------------------------------------------
@@ -249,11 +259,10 @@ class NodeServer:
         yield from self._retrieve(event)
 
     def _on_move(self, event: evt.Event):
-        ae_title = event.move_destination.decode() if isinstance(
-            event.move_destination, bytes) else str(event.move_destination)
+        ae_title = event.move_destination or ""
         known = self.peers.destination(ae_title)
         if known is None:
-            log.warning("C-MOVE to unknown destination %s refused", ae_title.strip())
+            log.warning("C-MOVE to unknown destination %s refused", ae_title)
             yield None, None  # pynetdicom answers 0xA801 Move Destination Unknown
             return
         yield from self._retrieve(event, known)

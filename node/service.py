@@ -44,8 +44,8 @@ class Node:
 
     def start(self) -> None:
         self.adopt_inbox()
+        self.server.start()  # first: a port already in use stops start-up before workers spawn
         self.workers.start()
-        self.server.start()
 
     def stop(self) -> None:
         self.server.stop()

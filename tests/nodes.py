@@ -15,6 +15,8 @@ from pathlib import Path
 import pydicom
 from pydicom.uid import generate_uid
 
+from stegonode.node.index import Index
+
 from images import dcmtk, image_path
 
 STEGONODE = str(Path(sys.executable).with_name("stegonode"))
@@ -151,13 +153,14 @@ class NodeProcess:
 
     def wait_idle(self, expected: int, timeout: float = 300) -> dict:
         """Wait until ``expected`` instances are received and none is queued or failed."""
+        index = Index(self.data / "index.sqlite")  # in-process: polling the CLI costs a core
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            counts = self.status()
+            counts = index.counts()
             if counts["received"] >= expected and counts["queued"] == 0 and counts["failed"] == 0:
                 return counts
-            time.sleep(0.2)
-        raise AssertionError(f"node not idle after {timeout} s: {self.status()}")
+            time.sleep(0.1)
+        raise AssertionError(f"node not idle after {timeout} s: {index.counts()}")
 
     def query(self, sql: str, *parameters: object) -> list[tuple]:
         """Read the node's index directly (what an admin would do with sqlite3)."""

@@ -111,3 +111,17 @@ def test_encryption_on_in_node_toml_end_to_end(tmp_path):
         stego = pydicom.dcmread(stored / path.name)
         assert revealed.PixelData == stego.PixelData != cipher.PixelData  # stego pixels, exactly
         assert revealed.BitsStored == original.BitsStored
+
+
+def test_port_in_use_stops_start_up_with_a_message(tmp_path):
+    first = NodeProcess(tmp_path / "first").start()
+    try:
+        second = NodeProcess(tmp_path / "second")
+        second.port = second.node["port"] = first.port
+        second.write_config()
+        result = second.run("serve", "--config", str(second.config))
+        assert result.returncode == 2
+        assert f"node.bind_address/node.port 0.0.0.0:{first.port}: cannot listen" in result.stderr
+        assert "Traceback" not in result.stderr
+    finally:
+        first.stop()
