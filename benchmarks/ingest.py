@@ -13,8 +13,10 @@ once over one association and once over four simultaneous associations of 50 ins
 Figures: instances per second to the last C-STORE response, and stegonode's ratios. For
 stegonode also: processing throughput (first receive to last stored protected object), C-MOVE
 of the series to a DCMTK storescp against pynetdicom's qrscp app, and C-FIND study-level
-latency (median of 50 requests on one association). Run from the repository root::
+latency (median of 50 requests on one association). Run from the repository root, after
+installing the benchmark extra (SQLAlchemy, for pynetdicom's qrscp)::
 
+    .venv/bin/pip install -c constraints.txt -e ".[bench]"
     .venv/bin/python benchmarks/ingest.py
 """
 
