@@ -242,15 +242,19 @@ def _serve(args: argparse.Namespace) -> int:
 
 def _status(args: argparse.Namespace) -> int:
     config = node_config.load(args.config)
-    database = NodePaths.of(config["node"]).database
+    paths = NodePaths.of(config["node"])
+    database = paths.database
     if not database.exists():
         raise ConfigError(f"no index at {database}: the node has not run with this config yet")
-    counts = Index(database).counts()
+    index = Index(database)
+    counts = index.counts()
     if args.json:
         print(json.dumps(counts))
-    else:
-        rate = counts.pop("instances_per_second_last_minute")
-        print(", ".join(f"{n} {what}" for what, n in counts.items()) + f"; {rate:.2f} instances/s over the last minute")
+        return 0
+    rate = counts.pop("instances_per_second_last_minute")
+    print(", ".join(f"{n} {what}" for what, n in counts.items()) + f"; {rate:.2f} instances/s over the last minute")
+    for token, reason in index.quarantined():
+        print(f"quarantined: {paths.data_dir / 'quarantine' / token}.dcm: {reason}")
     return 0
 
 

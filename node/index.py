@@ -29,7 +29,6 @@ ATTRIBUTES = (
     "SeriesInstanceUID", "Modality", "SeriesNumber", "SeriesDescription",
     "SOPInstanceUID", "SOPClassUID", "InstanceNumber",
 )
-STATES = ("queued", "processing", "done", "failed", "quarantined")
 RETRY_DELAY_S = 2.0
 
 _SCHEMA = f"""

@@ -118,7 +118,9 @@ def test_bad_input_gets_a_reason_while_a_clean_transfer_completes(tmp_path, bad_
         assert counts["processed"] == 50 and counts["quarantined"] == 1
         ((reason,),) = node.query("SELECT reason FROM jobs WHERE state = 'quarantined'")
         assert reason.startswith("pixel data does not decode")
-        assert len(list((node.data / "quarantine").iterdir())) == 1
+        (quarantined,) = (node.data / "quarantine").iterdir()
+        status = node.run("status", "--config", str(node.config)).stdout
+        assert f"quarantined: {quarantined}: pixel data does not decode" in status
         assert len(list((node.data / "stored").iterdir())) == 50
     finally:
         node.stop()
