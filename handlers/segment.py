@@ -2,13 +2,18 @@
 
 The classical segmenter thresholds per modality, fills holes and keeps every large connected
 component. It works on the displayed sense of the image (MONOCHROME1 is inverted first) and on
-Hounsfield units for CT. Segmenters share one interface so Mask R-CNN can replace it; the
-usable region is computed by one function, :func:`usable_region`, on cover and stego alike.
+Hounsfield units for CT. The Mask R-CNN segmenter (stegonode.models.maskrcnn, weights shipped in
+the package) sees the frames windowed by :func:`windowed` and falls back to the classical one on
+a frame where it finds nothing. The usable region is computed by one function,
+:func:`usable_region`, on cover and stego alike.
 """
 
 from __future__ import annotations
 
-from typing import ClassVar, Protocol
+import functools
+import logging
+from pathlib import Path
+from typing import TYPE_CHECKING, ClassVar, Protocol
 
 import numpy as np
 from pydicom import Dataset
@@ -18,7 +23,16 @@ from stegonode.codecs.errors import ConfigError
 
 from .base import Instance
 
+if TYPE_CHECKING:  # torch loads only when the Mask R-CNN segmenter is used
+    from torchvision.models.detection import MaskRCNN
+
+    from stegonode.models.maskrcnn import Config
+
 CT_THRESHOLD_HU = -500.0  # air is about -1000 HU, fat -100 HU: anything above is body or table
+CT_WINDOW_HU = (-1000.0, 1000.0)  # the network's CT window: air to dense bone
+PERCENTILES = (1.0, 99.0)  # the network's window for every other image, per frame
+
+log = logging.getLogger(__name__)
 
 
 class Segmenter(Protocol):
@@ -60,6 +74,55 @@ class ClassicalSegmenter:
         return keep[labels]
 
 
+class MaskRCNNSegmenter:
+    """Mask R-CNN trained here (stegonode.models); classical fallback on frames it finds empty."""
+
+    name = "maskrcnn"
+
+    def __init__(self, weights: Path | None = None, batch: int = 16) -> None:
+        self.model, self.config = _load_maskrcnn(weights)
+        self.batch = batch
+        self.fallback = ClassicalSegmenter()
+
+    def foreground(self, ds: Dataset, pixels: np.ndarray) -> np.ndarray:
+        import torch
+
+        from stegonode.models.maskrcnn import foreground_masks
+
+        images = torch.from_numpy(windowed(ds, pixels))
+        masks = foreground_masks(self.model, self.config, images, self.batch)
+        for index in np.flatnonzero(~masks.any(axis=(1, 2))):
+            log.warning("maskrcnn found no foreground in frame %d; using the classical segmenter", index)
+            masks[index] = self.fallback.foreground(ds, pixels[index:index + 1])[0]
+        return masks
+
+
+@functools.lru_cache(maxsize=2)
+def _load_maskrcnn(weights: Path | None) -> tuple[MaskRCNN, Config]:
+    """The network, loaded once per process (reveal makes a segmenter per call)."""
+    from stegonode.models import maskrcnn  # torch loads only when this segmenter is used
+
+    return maskrcnn.load(weights or maskrcnn.WEIGHTS)
+
+
+def windowed(ds: Dataset, pixels: np.ndarray) -> np.ndarray:
+    """Frames as float32 in [0, 1], bright = dense or signal, the same for cover and stego.
+
+    CT with rescale attributes: Hounsfield units in :data:`CT_WINDOW_HU`. Otherwise each frame
+    between its :data:`PERCENTILES`; MONOCHROME1 is inverted.
+    """
+    image = pixels.astype(np.float32)
+    if ds.get("Modality") == "CT" and "RescaleSlope" in ds:
+        hu = image * float(ds.RescaleSlope) + float(ds.get("RescaleIntercept", 0))
+        low, high = CT_WINDOW_HU
+        return np.clip((hu - low) / (high - low), 0, 1)
+    low, high = np.percentile(image, PERCENTILES, axis=(1, 2))
+    scaled = (image - low[:, None, None]) / np.maximum(high - low, 1e-6)[:, None, None]
+    if str(ds.get("PhotometricInterpretation", "")) == "MONOCHROME1":
+        scaled = 1 - scaled
+    return np.clip(scaled, 0, 1).astype(np.float32)
+
+
 def _background_threshold(image: np.ndarray) -> float:
     """Halfway from the background level (median below Otsu's threshold) to Otsu's threshold.
 
@@ -81,7 +144,7 @@ def _background_threshold(image: np.ndarray) -> float:
     return background + (otsu - background) / 2
 
 
-SEGMENTERS: dict[str, type] = {"classical": ClassicalSegmenter}
+SEGMENTERS: dict[str, type] = {"classical": ClassicalSegmenter, "maskrcnn": MaskRCNNSegmenter}
 
 
 def make_segmenter(name: str) -> Segmenter:

@@ -1,1 +1,4 @@
-"""Network definitions, training and shipped weights (the Mask R-CNN segmenter lands here)."""
+"""The Mask R-CNN foreground segmenter: network (maskrcnn), phantoms, training, shipped weights.
+
+Nothing here reads DICOM files: handlers window the pixels and hand over float images.
+"""

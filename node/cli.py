@@ -113,6 +113,28 @@ def _parser() -> argparse.ArgumentParser:
     report.add_argument("--out", type=Path, metavar="DIR", help="write DIR/<file>-histogram.png")
     report.set_defaults(run=_cipher_report)
 
+    segment = sub.add_parser("segment", help="write the foreground mask the segmenter finds, and an overlay")
+    segment.add_argument("inputs", nargs="+", type=Path, metavar="IN", help="DICOM files or folders")
+    segment.add_argument("--out", type=Path, required=True, metavar="DIR")
+    segment.add_argument("--segmenter", choices=node_config.SEGMENTER_CHOICES,
+                         default=node_config.DEFAULTS["handlers"]["segment"]["segmenter"],
+                         help="default: the pipeline's default segmenter")
+    segment.set_defaults(run=_segment)
+
+    train = sub.add_parser("train-segmenter", help="train the Mask R-CNN segmenter (weights, model card, overlays)")
+    train.add_argument("--out", type=Path, default=None, metavar="DIR",
+                       help="weights, MODEL_CARD.md and overlays/ (default: the package's models folder)")
+    train.add_argument("--work", type=Path, default=Path("build/segmenter"), metavar="DIR",
+                       help="checkpoint (resumed if present), training log, metrics.json")
+    train.add_argument("--steps", type=int, help="optimizer steps (default 700)")
+    train.add_argument("--batch", type=int, help="images per step (default 4)")
+    train.add_argument("--seed", type=int, help="seed of every random choice (default 0)")
+    train.add_argument("--phantoms", type=int, default=600, help="training phantoms")
+    train.add_argument("--held-out", type=int, default=60, help="held-out phantoms")
+    train.add_argument("--real-repeat", type=int, default=20, help="copies of each labelled real training frame")
+    train.add_argument("--threads", type=int, default=1, help="torch threads (the CPU is shared)")
+    train.set_defaults(run=_train_segmenter)
+
     demo = sub.add_parser("demo", help="protect and reveal a bundled real CT (693_UNCR)")
     demo.add_argument("--workdir", type=Path, default=Path("stegonode-demo"))
     demo.set_defaults(run=_demo)
@@ -356,6 +378,50 @@ def _report_table(rows: list[cipher_stats.Row], ciphers: list[str]) -> list[str]
         )
         lines.append(f"  {row.test:<38}{row.criterion:<44}{plain:>12}{cells}")
     return lines
+
+
+def _segment(args: argparse.Namespace) -> int:
+    from stegonode.handlers.segdata import write_mask, write_overlay
+    from stegonode.handlers.segment import make_segmenter, windowed
+
+    segmenter = make_segmenter(args.segmenter)
+    args.out.mkdir(parents=True, exist_ok=True)
+
+    def work(path: Path, relative: Path) -> str:
+        start = time.perf_counter()
+        ds = read_dicom(path)
+        pixels = read_pixels(ds)
+        masks = segmenter.foreground(ds, pixels)
+        images = windowed(ds, pixels)
+        stem = relative.with_suffix("").as_posix().replace("/", "_")
+        for index, mask in enumerate(masks):
+            name = stem if len(masks) == 1 else f"{stem}_f{index}"
+            write_mask(args.out / f"{name}.png", mask)
+            write_overlay(args.out / f"{name}-overlay.png", images[index], mask)
+        share = 100 * float(masks.mean())
+        return f"OK {path}: {len(masks)} frame(s), foreground {share:.1f} %, {1000 * (time.perf_counter() - start):.0f} ms"
+
+    return _run_each(args.inputs, work)
+
+
+def _train_segmenter(args: argparse.Namespace) -> int:
+    import torch
+
+    from stegonode.handlers.segtrain import train_segmenter
+    from stegonode.models.maskrcnn import WEIGHTS
+    from stegonode.models.train import Schedule
+
+    torch.set_num_threads(args.threads)
+    given = {"steps": args.steps, "batch": args.batch, "seed": args.seed}
+    schedule = Schedule(**{key: value for key, value in given.items() if value is not None})
+    metrics = train_segmenter(args.out or WEIGHTS.parent, args.work, schedule, args.phantoms,
+                              args.held_out, args.real_repeat)
+    for name in ("phantoms_held_out", "real"):
+        m = metrics[name]
+        if m["count"]:
+            print(f"{name}: {m['count']} images, Mask R-CNN IoU mean {m['maskrcnn_mean_iou']:.4f} "
+                  f"min {m['maskrcnn_min_iou']:.4f}; classical mean {m['classical_mean_iou']:.4f}")
+    return 0
 
 
 def _demo(args: argparse.Namespace) -> int:

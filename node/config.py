@@ -51,13 +51,14 @@ DEFAULTS: dict[str, Any] = {
         "encrypt": {"cipher": "aes-gcm"},
     },
 }
+SEGMENTER_CHOICES = ("classical", "maskrcnn")
 PEER_KEYS = {"ae_title": str, "host": str, "port": int}
 _CHOICES = {
     "node.allowed_callers": ("loopback", "peers", "any"),
     "node.log_level": ("DEBUG", "INFO", "WARNING", "ERROR"),
     "handlers.seal.qr_error_correction": ("L", "M", "Q", "H"),
     "handlers.embed.codec": ("dct", "paper"),
-    "handlers.segment.segmenter": ("classical",),
+    "handlers.segment.segmenter": SEGMENTER_CHOICES,
     "handlers.encrypt.cipher": ("aes-gcm", "chaos"),
 }
 

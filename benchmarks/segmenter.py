@@ -1,0 +1,144 @@
+#!/usr/bin/env python
+"""Segmenter figures: IoU, mask stability cover vs stego, reveal at both ends, speed.
+
+* IoU against ground truth: held-out phantoms and the labelled real images (Mask R-CNN and
+  classical side by side, every image listed).
+* Stability: every round-trip image is protected with the segmenter under test, its stego image
+  segmented again; NCC of the two masks (seed 002, Eq. 13), and reveal with that segmenter.
+* Speed: ms per 512x512 slice, batches of 16, torch eager on ``--threads`` threads (2 = the
+  target machine), beside the classical segmenter.
+
+Run from the repository root::
+
+    .venv/bin/python benchmarks/segmenter.py [--weights PATH] [--skip-stability]
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "tests"))
+
+import numpy as np  # noqa: E402
+import pydicom  # noqa: E402
+import torch  # noqa: E402
+
+from images import ROUND_TRIP, image_path  # noqa: E402
+from stegonode.codecs import keys as keyfiles  # noqa: E402
+from stegonode.codecs.errors import StegonodeError  # noqa: E402
+from stegonode.handlers.pipeline import build_pipeline  # noqa: E402
+from stegonode.handlers.pixels import read_pixels  # noqa: E402
+from stegonode.handlers.reveal import reveal  # noqa: E402
+from stegonode.handlers.segment import ClassicalSegmenter, MaskRCNNSegmenter, windowed  # noqa: E402
+from stegonode.handlers.segtrain import HELD_OUT_SEED, classical_masks, phantoms, real_examples  # noqa: E402
+from stegonode.models import maskrcnn  # noqa: E402
+from stegonode.models.train import evaluate, iou, ncc  # noqa: E402
+from stegonode.node import config as node_config  # noqa: E402
+
+
+def accuracy(segmenter: MaskRCNNSegmenter, held_out: int) -> None:
+    for title, examples in (("held-out phantoms", phantoms(range(HELD_OUT_SEED, HELD_OUT_SEED + held_out))),
+                            ("real images", real_examples(True))):
+        scores, _ = evaluate(segmenter.model, segmenter.config, examples)
+        classical = [iou(c, e.mask) for c, e in zip(classical_masks(examples), examples)]
+        print(f"\nIoU, {title} ({len(examples)}): Mask R-CNN mean {np.mean(scores):.4f} min {np.min(scores):.4f}"
+              f" | classical mean {np.mean(classical):.4f} min {np.min(classical):.4f}")
+        if title == "real images":
+            for example, score, other in zip(examples, scores, classical):
+                print(f"  {example.name:34s} Mask R-CNN {score:.4f}  classical {other:.4f}")
+        else:
+            for modality in ("CT", "MR", "CR"):
+                chosen = [s for s, e in zip(scores, examples) if e.name.endswith(modality)]
+                print(f"  {modality}: Mask R-CNN mean {np.mean(chosen):.4f} min {np.min(chosen):.4f}")
+
+
+def stability(name: str, names: list[str]) -> bool:
+    """Protect with segmenter ``name``, re-segment the stego image, reveal; True if all pass."""
+    config = node_config.load(None)
+    config["handlers"]["segment"]["segmenter"] = name
+    with tempfile.TemporaryDirectory() as folder:
+        keyfiles.generate(Path(folder))
+        node_keys = keyfiles.load_node_keys(Path(folder) / "node.keys")
+        peer_keys = keyfiles.load_peer_keys(Path(folder) / "peer.keys")
+    pipeline = build_pipeline(config["pipeline"]["handlers"], config["handlers"], node_keys)
+    segmenter = pipeline.handlers[[h.name for h in pipeline.handlers].index("segment")].segmenter
+    print(f"\nStability and reveal, segmenter {name} at both ends ({len(names)} round-trip images):")
+    everything = True
+    for image in names:
+        ds = pydicom.dcmread(image_path(image))
+        instance = pipeline.protect(ds)
+        cover = instance.foreground
+        stego = pydicom.dcmread(_saved(ds))
+        again = segmenter.foreground(stego, read_pixels(stego))
+        try:
+            reveal(stego, peer_keys)
+            outcome = "reveal OK"
+        except StegonodeError as exc:
+            outcome, everything = f"reveal FAILED ({type(exc).__name__})", False
+        score = ncc(cover, again)
+        everything &= score >= 0.999
+        print(f"  {image:36s} NCC {score:.6f}  differing pixels {int((cover != again).sum()):6d}  {outcome}")
+    return everything
+
+
+def _saved(ds: pydicom.Dataset) -> Path:
+    path = Path(tempfile.mkstemp(suffix=".dcm")[1])
+    ds.save_as(path, enforce_file_format=True)
+    return path
+
+
+def speed(segmenter: MaskRCNNSegmenter, threads: int) -> None:
+    torch.set_num_threads(threads)
+    ds = pydicom.dcmread(image_path("693_UNCR.dcm"))
+    pixels = np.repeat(read_pixels(ds), 16, axis=0)
+    pixels = pixels + np.random.default_rng(0).integers(-2, 3, pixels.shape).astype(pixels.dtype)
+    series = copy.deepcopy(ds)
+    segmenter.foreground(series, pixels[:2])
+    eager = _median_ms(lambda: segmenter.foreground(series, pixels)) / 16
+    images = torch.from_numpy(windowed(series, pixels))
+    network = _median_ms(lambda: maskrcnn.foreground_masks(segmenter.model, segmenter.config, images)) / 16
+    classical = _median_ms(lambda: ClassicalSegmenter().foreground(series, pixels)) / 16
+    print(f"\nSpeed, 512x512 CT slices in batches of 16, {threads} threads "
+          f"(median of 5; the CPU is shared with other work):")
+    print(f"  Mask R-CNN, torch eager, whole segmenter: {eager:.1f} ms/slice (network + post-processing "
+          f"only: {network:.1f} ms/slice)")
+    print(f"  classical: {classical:.1f} ms/slice")
+    print("  ONNX Runtime: not measured (not installed)")
+
+
+def _median_ms(run) -> float:
+    times = []
+    for _ in range(5):
+        start = time.perf_counter()
+        run()
+        times.append(1000 * (time.perf_counter() - start))
+    return statistics.median(times)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--weights", type=Path, default=maskrcnn.WEIGHTS)
+    parser.add_argument("--held-out", type=int, default=60)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--skip-stability", action="store_true")
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    segmenter = MaskRCNNSegmenter(args.weights)
+    print(f"weights {args.weights} ({args.weights.stat().st_size / 2**20:.1f} MiB)")
+    accuracy(segmenter, args.held_out)
+    if not args.skip_stability:
+        passed = stability("maskrcnn", ROUND_TRIP)
+        print(f"  all NCC >= 0.999 and every reveal OK: {passed}")
+    speed(segmenter, args.threads)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

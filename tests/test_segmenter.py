@@ -1,0 +1,126 @@
+"""The Mask R-CNN segmenter with its shipped weights: accuracy, determinism, reveal, CLI, training."""
+
+from __future__ import annotations
+
+import copy
+import logging
+
+import numpy as np
+import pydicom
+import pytest
+import torch
+from PIL import Image
+
+from stegonode.handlers import segment
+from stegonode.handlers.pipeline import build_pipeline
+from stegonode.handlers.pixels import read_pixels
+from stegonode.handlers.reveal import reveal
+from stegonode.handlers.segdata import phantom_example, real_example, LABELS
+from stegonode.handlers.segment import ClassicalSegmenter, MaskRCNNSegmenter, make_segmenter
+from stegonode.handlers.segtrain import HELD_OUT_SEED
+from stegonode.models import maskrcnn
+from stegonode.models.phantoms import make_phantom
+from stegonode.models.train import Schedule, iou, train
+from stegonode.node import cli
+from stegonode.node import config as node_config
+
+from images import image_path
+
+HELD_OUT = [HELD_OUT_SEED + i for i in range(6)]  # two of each modality
+
+
+@pytest.fixture(scope="module")
+def maskrcnn_segmenter() -> MaskRCNNSegmenter:
+    return make_segmenter("maskrcnn")
+
+
+def test_shipped_weights_load_offline_and_are_small():
+    assert maskrcnn.WEIGHTS.stat().st_size <= 25 * 2**20
+    model, config = maskrcnn.load()
+    assert not model.training and config.size > 0
+
+
+def test_shipped_weights_segment_held_out_phantoms(maskrcnn_segmenter):
+    examples = [phantom_example(seed) for seed in HELD_OUT]
+    scores = []
+    for example in examples:
+        images = torch.from_numpy(example.image[None])
+        predicted = maskrcnn.foreground_masks(maskrcnn_segmenter.model, maskrcnn_segmenter.config, images)[0]
+        scores.append(iou(predicted, example.mask))
+    assert np.mean(scores) >= 0.95 and min(scores) >= 0.85, scores
+
+
+@pytest.mark.parametrize("name", ["693_UNCR", "MR-SIEMENS-DICOM-WithOverlays"])
+def test_shipped_weights_segment_real_images(name, maskrcnn_segmenter):
+    example = real_example(LABELS / f"{name}.png", image_path(f"{name}.dcm"))
+    predicted = maskrcnn_segmenter.foreground(example.dataset, read_pixels(example.dataset))[0]
+    assert iou(predicted, example.mask) >= 0.90
+
+
+def test_inference_is_deterministic_and_batch_independent(maskrcnn_segmenter):
+    ds = pydicom.dcmread(image_path("eCT_Supplemental.dcm"))
+    pixels = read_pixels(ds)
+    first = maskrcnn_segmenter.foreground(ds, pixels)
+    assert first.shape == pixels.shape and first.dtype == bool
+    assert np.array_equal(first, maskrcnn_segmenter.foreground(ds, pixels))
+    one_by_one = np.concatenate([maskrcnn_segmenter.foreground(ds, pixels[i:i + 1]) for i in range(len(pixels))])
+    assert np.array_equal(first, one_by_one)
+
+
+def test_classical_fallback_when_the_model_finds_nothing(monkeypatch, caplog):
+    ds = pydicom.dcmread(image_path("693_UNCR.dcm"))
+    pixels = read_pixels(ds)
+    monkeypatch.setattr(maskrcnn, "foreground_masks", lambda model, config, images, batch: np.zeros(images.shape, bool))
+    with caplog.at_level(logging.WARNING, logger=segment.__name__):
+        mask = MaskRCNNSegmenter().foreground(ds, pixels)
+    assert np.array_equal(mask, ClassicalSegmenter().foreground(ds, pixels))
+    assert "found no foreground in frame 0" in caplog.text
+
+
+@pytest.mark.parametrize("name", ["693_UNCR.dcm", "MR-SIEMENS-DICOM-WithOverlays.dcm"])
+def test_reveal_with_maskrcnn_at_both_ends(name, node_keys, peer_keys, tmp_path):
+    config = node_config.load(None)
+    config["handlers"]["segment"]["segmenter"] = "maskrcnn"
+    pipeline = build_pipeline(config["pipeline"]["handlers"], config["handlers"], node_keys)
+    original = pydicom.dcmread(image_path(name))
+    ds = copy.deepcopy(original)
+    pipeline.protect(ds)
+    ds.save_as(tmp_path / name, enforce_file_format=True)
+    revealed = reveal(pydicom.dcmread(tmp_path / name), peer_keys)
+    assert revealed.attributes.PatientName == original.PatientName
+    assert revealed.dataset.SOPInstanceUID == original.SOPInstanceUID
+
+
+def test_config_accepts_maskrcnn(tmp_path):
+    toml = tmp_path / "node.toml"
+    toml.write_text('[handlers.segment]\nsegmenter = "maskrcnn"\n')
+    assert node_config.load(toml)["handlers"]["segment"]["segmenter"] == "maskrcnn"
+
+
+def test_segment_cli_writes_masks_and_overlays(tmp_path, maskrcnn_segmenter):
+    single, multi = image_path("693_UNCR.dcm"), image_path("eCT_Supplemental.dcm")
+    assert cli.main(["segment", str(single), str(multi), "--out", str(tmp_path), "--segmenter", "maskrcnn"]) == 0
+    for path, names in ((single, ["693_UNCR"]), (multi, ["eCT_Supplemental_f0", "eCT_Supplemental_f1"])):
+        ds = pydicom.dcmread(path)
+        expected = maskrcnn_segmenter.foreground(ds, read_pixels(ds))
+        for frame, name in enumerate(names):
+            written = np.asarray(Image.open(tmp_path / f"{name}.png"))
+            assert written.shape == (ds.Rows, ds.Columns) and set(np.unique(written)) <= {0, 255}
+            assert np.array_equal(written == 255, expected[frame])
+            assert Image.open(tmp_path / f"{name}-overlay.png").size == (ds.Columns, ds.Rows)
+
+
+def test_phantoms_are_reproducible_and_masked():
+    a, b = make_phantom(7), make_phantom(7)
+    assert np.array_equal(a.stored, b.stored) and np.array_equal(a.mask, b.mask)
+    assert 0.02 < a.mask.mean() < 0.98
+
+
+def test_training_resumes_from_its_checkpoint(tmp_path):
+    examples = [phantom_example(seed) for seed in range(2)]
+    config = maskrcnn.Config(size=128)
+    checkpoint = tmp_path / "checkpoint.pt"
+    train(config, Schedule(steps=1, batch=1, warmup=1), lambda: examples, checkpoint)
+    assert torch.load(checkpoint, weights_only=False)["step"] == 1
+    _, timings = train(config, Schedule(steps=2, batch=1, warmup=1), lambda: examples, checkpoint)
+    assert timings["steps"] == 2 and torch.load(checkpoint, weights_only=False)["step"] == 2
