@@ -1,1 +1,1 @@
-"""Network definitions, training and shipped weights (the Mask R-CNN segmenter lands here)."""
+"""Network definitions, training and shipped weights: seed 000's deep stego networks (more to come)."""

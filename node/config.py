@@ -33,13 +33,14 @@ DEFAULTS: dict[str, Any] = {
                 "min_redundancy": 2.0,
             },
             "paper": {"beta": 8, "alpha": 0.02},
+            "deep": {"min_copies": 1, "max_copies": 8, "module_pixels": 2},
         },
         "deidentify": {},
     },
 }
 _CHOICES = {
     "handlers.seal.qr_error_correction": ("L", "M", "Q", "H"),
-    "handlers.embed.codec": ("dct", "paper"),
+    "handlers.embed.codec": ("dct", "paper", "deep"),
     "handlers.segment.segmenter": ("classical",),
 }
 
