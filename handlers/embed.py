@@ -14,6 +14,7 @@ import numpy as np
 from pydicom import Dataset
 
 from stegonode.codecs.dct import DctCodec, DctParams
+from stegonode.codecs.deep import DeepCodec, DeepParams
 from stegonode.codecs.errors import ConfigError, NotProtectedError
 from stegonode.codecs.keys import key_id
 from stegonode.codecs.paper import PaperCodec
@@ -37,9 +38,11 @@ def make_codec(name: str, params: dict) -> StegoCodec:
             return DctCodec(DctParams.from_dict(params))
         if name == "paper":
             return PaperCodec(**params)
+        if name == "deep":
+            return DeepCodec(DeepParams.from_dict(params))
     except TypeError as exc:
         raise ConfigError(f"handlers.embed: bad parameter for codec {name!r}: {exc}") from None
-    raise ConfigError(f"handlers.embed.codec: unknown codec {name!r}; choose 'dct' or 'paper'")
+    raise ConfigError(f"handlers.embed.codec: unknown codec {name!r}; choose 'dct', 'paper' or 'deep'")
 
 
 @dataclass(frozen=True)

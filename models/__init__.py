@@ -1,4 +1,5 @@
-"""The Mask R-CNN foreground segmenter: network (maskrcnn), phantoms, training, shipped weights.
+"""Networks, training and shipped weights: the Mask R-CNN foreground segmenter (maskrcnn,
+phantoms, train) and seed 000's deep stego networks (deepstego, corpus, training).
 
-Nothing here reads DICOM files: handlers window the pixels and hand over float images.
+Nothing here reads DICOM files: handlers and codecs hand over arrays.
 """

@@ -1,5 +1,5 @@
 """The ``stegonode`` command line: serve, status, fetch, keygen, protect, reveal, encrypt,
-decrypt, cipher-report, demo."""
+decrypt, cipher-report, segment, train-segmenter, deep stego commands, demo."""
 
 from __future__ import annotations
 
@@ -138,6 +138,31 @@ def _parser() -> argparse.ArgumentParser:
     demo = sub.add_parser("demo", help="protect and reveal a bundled real CT (693_UNCR)")
     demo.add_argument("--workdir", type=Path, default=Path("stegonode-demo"))
     demo.set_defaults(run=_demo)
+
+    hide = sub.add_parser("deep-hide", help="hide a secret image in a cover image (seed-000 networks)")
+    hide.add_argument("cover", type=Path, metavar="COVER", help="PNG (grayscale or RGB) or DICOM")
+    hide.add_argument("secret", type=Path, metavar="SECRET", help="PNG of the same size as COVER")
+    hide.add_argument("--out", type=Path, required=True, metavar="STEGO", help="PNG, or DICOM for a DICOM cover")
+    hide.set_defaults(run=_deep_hide)
+
+    unhide = sub.add_parser("deep-reveal", help="recover the secret image from a stego image alone")
+    unhide.add_argument("stego", type=Path, metavar="STEGO", help="PNG or DICOM written by deep-hide")
+    unhide.add_argument("--out", type=Path, required=True, metavar="SECRET", help="PNG")
+    unhide.set_defaults(run=_deep_reveal)
+
+    train = sub.add_parser("train-deepstego", help="train the deep stego networks (resumable)")
+    train.add_argument("--seed", type=int, default=0)
+    train.add_argument("--steps", type=int, help="training steps (default: the shipped weights' count)")
+    train.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
+    train.add_argument("--workdir", type=Path, default=Path("stegonode-data/deepstego"),
+                       help="checkpoint folder: run again to resume")
+    train.add_argument("--out", type=Path, help="where weights, model card and examples go "
+                       "(default: the models package, replacing the shipped weights)")
+    train.set_defaults(run=_train_deepstego)
+
+    report = sub.add_parser("deepstego-report", help="the seed-000 table on the held-out set")
+    report.add_argument("--weights", type=Path, help="weights file (default: the shipped ones)")
+    report.set_defaults(run=_deepstego_report)
     return parser
 
 
@@ -448,3 +473,50 @@ def _demo(args: argparse.Namespace) -> int:
     print(f"demo: re-identified header {'matches' if same else 'DOES NOT match'} the original "
           f"({', '.join(keywords)})")
     return 0 if same else 1
+
+
+def _deep_hide(args: argparse.Namespace) -> int:
+    from . import deepstego
+
+    try:
+        print(deepstego.hide_files(args.cover, args.secret, args.out))
+    except (OSError, InvalidDicomError) as exc:
+        raise InputError(_reason(exc)) from None
+    return 0
+
+
+def _deep_reveal(args: argparse.Namespace) -> int:
+    """Exit status 1 when the recovery is blank: nothing was hidden in the image."""
+    from . import deepstego
+
+    try:
+        line, blank = deepstego.reveal_file(args.stego, args.out)
+    except (OSError, InvalidDicomError) as exc:
+        raise InputError(_reason(exc)) from None
+    print(line)
+    return 1 if blank else 0
+
+
+def _train_deepstego(args: argparse.Namespace) -> int:
+    import torch
+
+    from stegonode import models
+    from stegonode.models.training import TrainConfig
+
+    from . import deepstego
+
+    torch.set_num_threads(args.threads)
+    config = TrainConfig(seed=args.seed, **({"steps": args.steps} if args.steps else {}))
+    out = args.out or Path(models.__file__).parent
+    print(deepstego.train_deepstego(config, args.workdir, out))
+    print(f"wrote {out}: weights, {deepstego.CARD}, {deepstego.EXAMPLES}/")
+    return 0
+
+
+def _deepstego_report(args: argparse.Namespace) -> int:
+    from stegonode.models import deepstego as networks
+
+    from . import deepstego
+
+    print(deepstego.report(networks.load(args.weights), deepstego.sources()))
+    return 0

@@ -46,6 +46,7 @@ DEFAULTS: dict[str, Any] = {
                 "min_redundancy": 2.0,
             },
             "paper": {"beta": 8, "alpha": 0.02},
+            "deep": {"min_copies": 1, "max_copies": 8, "module_pixels": 2},
         },
         "deidentify": {},
         "encrypt": {"cipher": "aes-gcm"},
@@ -57,7 +58,7 @@ _CHOICES = {
     "node.allowed_callers": ("loopback", "peers", "any"),
     "node.log_level": ("DEBUG", "INFO", "WARNING", "ERROR"),
     "handlers.seal.qr_error_correction": ("L", "M", "Q", "H"),
-    "handlers.embed.codec": ("dct", "paper"),
+    "handlers.embed.codec": ("dct", "paper", "deep"),
     "handlers.segment.segmenter": SEGMENTER_CHOICES,
     "handlers.encrypt.cipher": ("aes-gcm", "chaos"),
 }
