@@ -480,7 +480,7 @@ def _deep_hide(args: argparse.Namespace) -> int:
 
     try:
         print(deepstego.hide_files(args.cover, args.secret, args.out))
-    except (OSError, InvalidDicomError) as exc:
+    except OSError as exc:
         raise InputError(_reason(exc)) from None
     return 0
 
@@ -491,7 +491,7 @@ def _deep_reveal(args: argparse.Namespace) -> int:
 
     try:
         line, blank = deepstego.reveal_file(args.stego, args.out)
-    except (OSError, InvalidDicomError) as exc:
+    except OSError as exc:
         raise InputError(_reason(exc)) from None
     print(line)
     return 1 if blank else 0
