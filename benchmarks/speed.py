@@ -21,16 +21,7 @@ from __future__ import annotations
 
 import os
 
-
-def _pin_to_one_core() -> None:
-    """One BLAS/OpenMP thread and CPU 0 only; must run before numpy is imported."""
-    for name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS",
-                 "NUMEXPR_NUM_THREADS", "VECLIB_MAXIMUM_THREADS"):
-        os.environ[name] = "1"
-    os.sched_setaffinity(0, {0})
-
-
-_pin_to_one_core()
+import one_core  # noqa: F401  (first: one BLAS thread, CPU 0)
 
 import copy  # noqa: E402
 import io  # noqa: E402
