@@ -16,6 +16,7 @@ import logging
 import multiprocessing
 import os
 import threading
+import time
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
@@ -31,6 +32,7 @@ from .index import ATTRIBUTES, Index, Job
 from .storage import Storage
 
 log = logging.getLogger("stegonode.jobs")
+INGEST_QUIET_S = 0.25  # no C-STORE for this long: the burst is over, use every worker
 
 
 @dataclass
@@ -100,6 +102,7 @@ class Workers:
         self._initargs = (config, keys_path, storage.root)
         self._executor: ProcessPoolExecutor | None = None
         self._in_flight = 0
+        self._last_received = 0.0
         self._lock = threading.Condition()
         self._stopping = False
         self._thread = threading.Thread(target=self._dispatch, name="dispatcher", daemon=True)
@@ -127,6 +130,7 @@ class Workers:
     def wake(self) -> None:
         """A job was queued: dispatch without waiting for the next poll."""
         with self._lock:
+            self._last_received = time.monotonic()
             self._lock.notify()
 
     def stop(self) -> None:
@@ -137,19 +141,26 @@ class Workers:
         if self._executor is not None:
             self._executor.shutdown(wait=True, cancel_futures=True)
 
+    def _capacity(self) -> int:
+        """Jobs in flight: one while C-STOREs are arriving, so answering them keeps the CPU
+        (and the disk) first; every worker fed, with one job queued each, otherwise."""
+        if time.monotonic() - self._last_received < INGEST_QUIET_S:
+            return 1
+        return 2 * self.processes
+
     def _dispatch(self) -> None:
-        capacity = 2 * self.processes  # keep every worker fed while results travel back
         while True:
             with self._lock:
                 if self._stopping:
                     return
+                capacity = self._capacity()
                 free = capacity - self._in_flight
             jobs = self.index.claim(free) if free > 0 else []
             for job in jobs:
                 self._submit(job)
             with self._lock:
                 if not self._stopping and (not jobs or self._in_flight >= capacity):
-                    self._lock.wait(timeout=0.5)
+                    self._lock.wait(timeout=INGEST_QUIET_S)
 
     def _submit(self, job: Job) -> None:
         assert self._executor is not None
