@@ -57,16 +57,20 @@ class Ingest:
         try:
             token = new_token()
             self.storage.write("inbox", token, event.encoded_dataset(include_meta=True))
-            replaced = self.index.enqueue(new_uid, token, event.assoc.requestor.ae_title)
+            self.queue(new_uid, token, event.assoc.requestor.ae_title)
         except OSError as exc:
             log.error("cannot store %s: %s", new_uid, exc.strerror or type(exc).__name__)
             return status_dataset(OUT_OF_RESOURCES, "node cannot write the object to disk")
+        log.debug("received %s in %.1f ms", new_uid, 1000 * (time.perf_counter() - start))
+        return status_dataset(SUCCESS)
+
+    def queue(self, new_uid: str, token: str, calling_ae_title: str) -> None:
+        """Record the job for inbox file ``token``; a queued older copy of the instance goes."""
+        replaced = self.index.enqueue(new_uid, token, calling_ae_title)
         if replaced is not None:
             self.storage.path("inbox", replaced).unlink(missing_ok=True)
             log.info("%s received again: the newer copy replaces the queued one", new_uid)
         self.workers.wake()
-        log.debug("received %s in %.1f ms", new_uid, 1000 * (time.perf_counter() - start))
-        return status_dataset(SUCCESS)
 
     def _check(self, event: evt.Event, sop_class: UID) -> Dataset | None:
         """A refusal status for what the pipeline cannot protect, else None."""

@@ -30,9 +30,8 @@ class Node:
         self.index = Index(self.paths.database)
         keys = keyfiles.load_node_keys(self._keys())
         self.workers = Workers(self.index, self.storage, config, self.paths.keys)
-        self.pseudonyms = Pseudonymizer(keys.pseudonym_key)
-        ingest = Ingest(self.storage, self.index, self.pseudonyms, self.workers)
-        self.server = NodeServer(config, self.index, ingest)
+        self.ingest = Ingest(self.storage, self.index, Pseudonymizer(keys.pseudonym_key), self.workers)
+        self.server = NodeServer(config, self.index, self.ingest)
 
     def _keys(self):
         """The node.keys path; on first start without configured keys, a new key pair."""
@@ -66,8 +65,6 @@ class Node:
                 self.storage.move(path, "quarantine", path.stem)
                 log.warning("inbox file %s unreadable: quarantined", path.stem)
                 continue
-            replaced = self.index.enqueue(self.pseudonyms.uid(str(uid)), path.stem, "")
-            if replaced is not None:
-                self.storage.path("inbox", replaced).unlink(missing_ok=True)
+            self.ingest.queue(self.ingest.pseudonyms.uid(str(uid)), path.stem, "")
         if orphans:
             log.info("queued %d inbox file(s) whose job was not yet recorded", len(orphans))
