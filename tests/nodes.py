@@ -57,13 +57,22 @@ def write_series(folder: Path, count: int, sources=("693_UNCR.dcm", "693_UNCI.dc
     return paths
 
 
-def storescu(port: int, files: list[Path] | list[str], *options: str, aet: str = "STORESCU",
-             timeout: float = 300) -> subprocess.CompletedProcess:
+def scu(tool: str, port: int, *options: str, files=(), timeout: float = 60) -> subprocess.CompletedProcess:
+    """Run a DCMTK SCU (echoscu, findscu, getscu, movescu, storescu) against the node."""
     return subprocess.run(
-        [dcmtk("storescu"), "-v", "-aet", aet, "-aec", "STEGONODE", *options, "127.0.0.1",
-         str(port), *map(str, files)],
+        [dcmtk(tool), *options, "-aec", "STEGONODE", "127.0.0.1", str(port), *map(str, files)],
         capture_output=True, text=True, env=DCMTK_ENV, timeout=timeout,
     )
+
+
+def study_keys(study: str) -> tuple[str, ...]:
+    """findscu/getscu/movescu options that select one study (Study Root)."""
+    return ("-S", "-k", "QueryRetrieveLevel=STUDY", "-k", f"StudyInstanceUID={study}")
+
+
+def storescu(port: int, files: list[Path] | list[str], *options: str, aet: str = "STORESCU",
+             timeout: float = 300) -> subprocess.CompletedProcess:
+    return scu("storescu", port, "-v", "-aet", aet, *options, files=files, timeout=timeout)
 
 
 def acknowledged(storescu_log: str) -> list[str]:

@@ -12,7 +12,7 @@ import pydicom
 import pytest
 
 from images import dcmtk
-from nodes import DCMTK_ENV, PATIENT, NodeProcess, free_port, storescu, write_series
+from nodes import DCMTK_ENV, PATIENT, NodeProcess, free_port, scu, storescu, study_keys, write_series
 
 SERIES = 100
 IDENTIFYING_ATTRIBUTES = ("PatientName", "PatientID", "PatientBirthDate", "AccessionNumber",
@@ -75,11 +75,8 @@ def _study_uid(node: NodeProcess) -> str:
 def _findscu(node: NodeProcess, tmp_path: Path, *keys: str) -> list[pydicom.Dataset]:
     out = tmp_path / "find"
     out.mkdir()
-    result = subprocess.run(
-        [dcmtk("findscu"), "-S", "-X", "-od", str(out), "-aec", "STEGONODE",
-         *[arg for key in keys for arg in ("-k", key)], "127.0.0.1", str(node.port)],
-        capture_output=True, text=True, env=DCMTK_ENV, timeout=60,
-    )
+    result = scu("findscu", node.port, "-S", "-X", "-od", str(out),
+                 *[arg for key in keys for arg in ("-k", key)])
     assert result.returncode == 0, result.stdout + result.stderr
     return [pydicom.dcmread(path) for path in sorted(out.iterdir())]
 
@@ -94,8 +91,7 @@ def _assert_no_original_identity(path: Path, series: Series) -> None:
 
 
 def test_echoscu(node):
-    result = subprocess.run([dcmtk("echoscu"), "-aec", "STEGONODE", "127.0.0.1", str(node.port)],
-                            capture_output=True, text=True, env=DCMTK_ENV, timeout=30)
+    result = scu("echoscu", node.port)
     assert result.returncode == 0, result.stderr
 
 
@@ -173,28 +169,7 @@ def test_findscu_series_level_and_matching(node, tmp_path):
     assert len(images) == SERIES
 
 
-def test_getscu_receives_only_protected_instances(node, series, tmp_path):
-    result = subprocess.run(
-        [dcmtk("getscu"), "-S", "-aec", "STEGONODE", "-od", str(tmp_path),
-         "-k", "QueryRetrieveLevel=STUDY", "-k", f"StudyInstanceUID={_study_uid(node)}",
-         "127.0.0.1", str(node.port)],
-        capture_output=True, text=True, env=DCMTK_ENV, timeout=120,
-    )
-    assert result.returncode == 0, result.stdout + result.stderr
-    files = list(tmp_path.iterdir())
-    assert len(files) == SERIES
-    for path in files:
-        _assert_no_original_identity(path, series)
-
-
-def test_movescu_to_storescp_receives_only_protected_instances(node, series, storescp):
-    folder, _ = storescp
-    result = subprocess.run(
-        [dcmtk("movescu"), "-S", "-aec", "STEGONODE", "-aem", "STORESCP",
-         "-k", "QueryRetrieveLevel=STUDY", "-k", f"StudyInstanceUID={_study_uid(node)}",
-         "127.0.0.1", str(node.port)],
-        capture_output=True, text=True, env=DCMTK_ENV, timeout=120,
-    )
+def _assert_received_protected_series(result, folder: Path, series: Series) -> None:
     assert result.returncode == 0, result.stdout + result.stderr
     files = list(folder.iterdir())
     assert len(files) == SERIES
@@ -202,13 +177,19 @@ def test_movescu_to_storescp_receives_only_protected_instances(node, series, sto
         _assert_no_original_identity(path, series)
 
 
+def test_getscu_receives_only_protected_instances(node, series, tmp_path):
+    result = scu("getscu", node.port, "-od", str(tmp_path), *study_keys(_study_uid(node)), timeout=120)
+    _assert_received_protected_series(result, tmp_path, series)
+
+
+def test_movescu_to_storescp_receives_only_protected_instances(node, series, storescp):
+    folder, _ = storescp
+    result = scu("movescu", node.port, "-aem", "STORESCP", *study_keys(_study_uid(node)), timeout=120)
+    _assert_received_protected_series(result, folder, series)
+
+
 def test_move_to_unknown_destination_is_refused_with_a801(node):
-    result = subprocess.run(
-        [dcmtk("movescu"), "-v", "-S", "-aec", "STEGONODE", "-aem", "NOWHERE",
-         "-k", "QueryRetrieveLevel=STUDY", "-k", f"StudyInstanceUID={_study_uid(node)}",
-         "127.0.0.1", str(node.port)],
-        capture_output=True, text=True, env=DCMTK_ENV, timeout=60,
-    )
+    result = scu("movescu", node.port, "-v", "-aem", "NOWHERE", *study_keys(_study_uid(node)))
     assert "Received Final Move Response (Refused: MoveDestinationUnknown)" in result.stderr
 
 
@@ -226,15 +207,10 @@ def test_caller_not_listed_is_rejected(tmp_path):
     node = NodeProcess(tmp_path, allowed_callers="peers",
                        peers=[{"ae_title": "FRIEND", "host": "127.0.0.1", "port": 104}]).start()
     try:
-        def echo(aet: str) -> subprocess.CompletedProcess:
-            return subprocess.run([dcmtk("echoscu"), "-aet", aet, "-aec", "STEGONODE", "127.0.0.1",
-                                   str(node.port)], capture_output=True, text=True, env=DCMTK_ENV,
-                                  timeout=30)
-
-        stranger = echo("STRANGER")
+        stranger = scu("echoscu", node.port, "-aet", "STRANGER")
         assert stranger.returncode != 0
         assert "Calling AE Title Not Recognized" in stranger.stdout + stranger.stderr
-        assert echo("FRIEND").returncode == 0
+        assert scu("echoscu", node.port, "-aet", "FRIEND").returncode == 0
     finally:
         node.stop()
     assert "rejected association from STRANGER@127.0.0.1" in node.log.read_text()

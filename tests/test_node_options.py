@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime
-import subprocess
 
 import pydicom
 from cryptography import x509
@@ -13,8 +12,8 @@ from cryptography.x509.oid import NameOID
 
 from stegonode.handlers.pipeline import DEFAULT_ORDER
 
-from images import dcmtk, image_path
-from nodes import DCMTK_ENV, NodeProcess, storescu, write_series
+from images import image_path
+from nodes import NodeProcess, scu, storescu, write_series
 
 # (file, storescu option proposing its transfer syntax as it is)
 COMPRESSED = [
@@ -65,13 +64,8 @@ def test_tls_only_when_configured(tmp_path):
     certificate, private_key = _self_signed(tmp_path)
     node = NodeProcess(tmp_path, tls={"certificate": certificate, "private_key": private_key}).start()
     try:
-        def echo(*options: str) -> subprocess.CompletedProcess:
-            return subprocess.run([dcmtk("echoscu"), *options, "-aec", "STEGONODE", "127.0.0.1",
-                                   str(node.port)], capture_output=True, text=True, env=DCMTK_ENV,
-                                  timeout=30)
-
-        assert echo("+tla", "-ic").returncode == 0  # anonymous TLS client, self-signed server
-        assert echo().returncode != 0  # plain TCP is not spoken
+        assert scu("echoscu", node.port, "+tla", "-ic").returncode == 0  # anonymous TLS client
+        assert scu("echoscu", node.port).returncode != 0  # plain TCP is not spoken
     finally:
         node.stop()
     assert "(TLS)" in node.log.read_text()
@@ -87,10 +81,8 @@ def test_encryption_on_in_node_toml_end_to_end(tmp_path):
     try:
         assert storescu(node.port, series).returncode == 0
         assert node.wait_idle(10)["processed"] == 10
-        found = subprocess.run(
-            [dcmtk("findscu"), "-S", "-aec", "STEGONODE", "-k", "QueryRetrieveLevel=STUDY",
-             "-k", "StudyInstanceUID", "-k", "NumberOfStudyRelatedInstances", "127.0.0.1", str(node.port)],
-            capture_output=True, text=True, env=DCMTK_ENV, timeout=60)
+        found = scu("findscu", node.port, "-S", "-k", "QueryRetrieveLevel=STUDY",
+                    "-k", "StudyInstanceUID", "-k", "NumberOfStudyRelatedInstances")
         assert "IS [10]" in found.stderr  # NumberOfStudyRelatedInstances
         out = tmp_path / "fetched"
         fetched = node.run("fetch", "--node", f"STEGONODE@127.0.0.1:{node.port}", "--all",
