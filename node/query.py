@@ -166,11 +166,20 @@ def _response(query: Query, row) -> Dataset:
     return response
 
 
-def instances(index: Index, query: Query) -> list[tuple[str, str]]:
-    """(stored file, SOP Class UID) of every instance under the entities the identifier matches."""
+@dataclass(frozen=True)
+class Instance:
+    """A stored protected object to retrieve: its file and its (new) identity."""
+
+    path: str
+    sop_class_uid: str
+    sop_instance_uid: str
+
+
+def instances(index: Index, query: Query) -> list[Instance]:
+    """Every stored instance under the entities the identifier matches, series by series."""
     rows = index.select(
-        f"SELECT path, SOPClassUID FROM instances WHERE {query.where} "
+        f"SELECT path, SOPClassUID, SOPInstanceUID FROM instances WHERE {query.where} "
         "ORDER BY SeriesInstanceUID, stored_at",
         query.parameters,
     )
-    return [(row["path"], row["SOPClassUID"]) for row in rows]
+    return [Instance(row["path"], row["SOPClassUID"], row["SOPInstanceUID"]) for row in rows]

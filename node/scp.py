@@ -18,7 +18,7 @@ from collections import Counter
 from collections.abc import Iterator
 from typing import Any
 
-from pydicom import Dataset, dcmread
+from pydicom import Dataset
 from pydicom.uid import (
     UID, DeflatedExplicitVRLittleEndian, ExplicitVRBigEndian, ExplicitVRLittleEndian,
     ImplicitVRLittleEndian, JPEG2000, JPEG2000Lossless, JPEGBaseline8Bit, JPEGExtended12Bit,
@@ -38,6 +38,7 @@ from stegonode.codecs.errors import ConfigError, InputError
 from . import query
 from .index import Index
 from .ingest import Ingest, status_dataset
+from .retrieve import StoredObject, poll_fast, send_from_files
 
 log = logging.getLogger("stegonode.associations")
 
@@ -129,6 +130,7 @@ class NodeServer:
             (evt.EVT_CONN_OPEN, set_nodelay),
             (evt.EVT_REQUESTED, self._on_requested),
             (evt.EVT_ESTABLISHED, self._on_established),
+            (evt.EVT_ESTABLISHED, send_from_files),  # C-GET sends on the caller's association
             (evt.EVT_RELEASED, self._on_closed),
             (evt.EVT_ABORTED, self._on_closed),
             (evt.EVT_C_ECHO, lambda event: 0x0000),
@@ -244,15 +246,16 @@ class NodeServer:
             return
         if destination is not None:
             # Stored objects are Explicit VR Little Endian; propose just their SOP classes.
-            contexts = [build_context(uid, ExplicitVRLittleEndian) for uid in {c for _, c in found}]
-            yield (*destination, {"contexts": contexts,
-                                  "evt_handlers": [(evt.EVT_CONN_OPEN, set_nodelay)]})
+            contexts = [build_context(uid, ExplicitVRLittleEndian)
+                        for uid in {instance.sop_class_uid for instance in found}]
+            handlers = [(evt.EVT_CONN_OPEN, handler) for handler in (set_nodelay, send_from_files, poll_fast)]
+            yield (*destination, {"contexts": contexts, "evt_handlers": handlers})
         yield len(found)
-        for path, _ in found:
+        for instance in found:
             if event.is_cancelled:
                 yield 0xFE00, None
                 return
-            yield 0xFF00, dcmread(path)
+            yield 0xFF00, StoredObject(instance)
         self._count(event, "retrieved", len(found))
 
     def _on_get(self, event: evt.Event):

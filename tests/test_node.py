@@ -10,6 +10,9 @@ from pathlib import Path
 
 import pydicom
 import pytest
+from pydicom.uid import ImplicitVRLittleEndian
+from pynetdicom import AE, build_role, evt
+from pynetdicom.sop_class import CTImageStorage, StudyRootQueryRetrieveInformationModelGet
 
 from images import dcmtk
 from nodes import DCMTK_ENV, PATIENT, NodeProcess, free_port, scu, storescu, study_keys, write_series
@@ -180,6 +183,35 @@ def _assert_received_protected_series(result, folder: Path, series: Series) -> N
 def test_getscu_receives_only_protected_instances(node, series, tmp_path):
     result = scu("getscu", node.port, "-od", str(tmp_path), *study_keys(_study_uid(node)), timeout=120)
     _assert_received_protected_series(result, tmp_path, series)
+
+
+def test_get_accepting_only_implicit_vr_gets_converted_objects(node):
+    """Stored objects go out as their files' bytes; a peer that takes only Implicit VR still
+    gets every object, converted, with the stored pixel data."""
+    received: list[tuple[str, pydicom.Dataset]] = []
+
+    def on_store(event):
+        received.append((event.context.transfer_syntax, event.dataset))
+        return 0x0000
+
+    ae = AE(ae_title="IMPLICIT")
+    ae.add_requested_context(StudyRootQueryRetrieveInformationModelGet)
+    ae.add_requested_context(CTImageStorage, ImplicitVRLittleEndian)
+    assoc = ae.associate("127.0.0.1", node.port, ae_title="STEGONODE",
+                         ext_neg=[build_role(CTImageStorage, scp_role=True)],
+                         evt_handlers=[(evt.EVT_C_STORE, on_store)])
+    assert assoc.is_established
+    identifier = pydicom.Dataset()
+    identifier.QueryRetrieveLevel = "STUDY"
+    identifier.StudyInstanceUID = _study_uid(node)
+    statuses = [status.Status for status, _ in
+                assoc.send_c_get(identifier, StudyRootQueryRetrieveInformationModelGet)]
+    assoc.release()
+    assert statuses[-1] == 0x0000 and len(received) == SERIES
+    for transfer_syntax, dataset in received:
+        assert transfer_syntax == ImplicitVRLittleEndian
+        stored = pydicom.dcmread(node.data / "stored" / f"{dataset.SOPInstanceUID}.dcm")
+        assert dataset.PixelData == stored.PixelData
 
 
 def test_movescu_to_storescp_receives_only_protected_instances(node, series, storescp):

@@ -1,0 +1,66 @@
+"""C-GET and C-MOVE sub-operations that send stored objects from their files as they are.
+
+pynetdicom's retrieve services take one Dataset per C-STORE sub-operation and encode it again:
+reading and re-encoding a 512x512 CT slice is about a quarter of each sub-operation. The
+stored protected objects are already encoded, so when the peer accepted their transfer syntax
+the sub-operation sends the file's data set bytes unchanged (pynetdicom's chunked sending). If
+the peer accepted only another transfer syntax, the object is decoded and pynetdicom converts
+it, as before.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydicom import Dataset, dcmread
+from pynetdicom import _config, evt
+from pynetdicom.association import Association
+
+from .query import Instance
+
+# Send a file path given to send_c_store as raw data set bytes, without decoding it.
+_config.STORE_SEND_CHUNKED_DATASET = True
+
+
+class StoredObject(Dataset):
+    """What a retrieve handler yields: a stored object's identity, sent from its file.
+
+    The SOP Class and Instance UIDs are all pynetdicom reads from a sub-operation's data set
+    (the instance UID goes into the Failed SOP Instance UID List when a sub-operation fails).
+    """
+
+    def __init__(self, instance: Instance) -> None:
+        super().__init__()
+        self.SOPClassUID = instance.sop_class_uid
+        self.SOPInstanceUID = instance.sop_instance_uid
+        self.path = instance.path
+
+
+def send_from_files(event: evt.Event) -> None:
+    """Let the event's association send each :class:`StoredObject` from its file.
+
+    An ``EVT_ESTABLISHED``/``EVT_CONN_OPEN`` handler: pynetdicom's services call the
+    association's ``send_c_store``, so that is where a stored object becomes its file.
+    """
+    assoc: Association = event.assoc
+    send = assoc.send_c_store
+
+    def send_c_store(dataset: Dataset, *args: Any, **kwargs: Any) -> Dataset:
+        if isinstance(dataset, StoredObject):
+            try:
+                return send(dataset.path, *args, **kwargs)
+            except ValueError:  # no accepted context with the file's transfer syntax
+                dataset = dcmread(dataset.path)
+        return send(dataset, *args, **kwargs)
+
+    assoc.send_c_store = send_c_store  # type: ignore[method-assign]
+
+
+def poll_fast(event: evt.Event) -> None:
+    """Have the association's DUL poll its socket every 0.1 ms instead of pynetdicom's 1 ms.
+
+    For a C-MOVE sub-association, busy from its first C-STORE to its last: each C-STORE
+    response otherwise waits half a polling interval on average, 16% of a 512x512 CT
+    sub-operation (measured). pynetdicom has no public setting for this interval.
+    """
+    event.assoc.dul._run_loop_delay = 0.0001
