@@ -17,11 +17,12 @@ latency (median of 50 requests on one association). Run from the repository root
 installing the benchmark extra (SQLAlchemy, for pynetdicom's qrscp)::
 
     .venv/bin/pip install -c constraints.txt -e ".[bench]"
-    .venv/bin/python benchmarks/ingest.py
+    .venv/bin/python benchmarks/ingest.py [--segmenter maskrcnn]
 """
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import shutil
@@ -43,6 +44,7 @@ from pynetdicom import AE, evt  # noqa: E402
 from pynetdicom.sop_class import StudyRootQueryRetrieveInformationModelFind  # noqa: E402
 
 from nodes import DCMTK_ENV, NodeProcess, free_port, write_series  # noqa: E402
+from stegonode.node.config import DEFAULTS, SEGMENTER_CHOICES  # noqa: E402
 from stegonode.node.scp import set_nodelay  # noqa: E402
 
 INSTANCES = 200
@@ -100,7 +102,7 @@ def orthanc_command(work: Path, port: int) -> list[str]:
     return ["Orthanc", str(work / "orthanc.json")]
 
 
-def measure_receivers(series: list[Path], work: Path) -> dict[str, dict[str, float]]:
+def measure_receivers(series: list[Path], work: Path, segmenter: str) -> dict[str, dict[str, float]]:
     quarters = [series[i::4] for i in range(4)]
     receivers: dict[str, Callable[[Path, int], list[str]]] = {
         "DCMTK storescp": lambda d, p: ["/usr/bin/storescp", "-od", str(d), str(p)],
@@ -119,7 +121,8 @@ def measure_receivers(series: list[Path], work: Path) -> dict[str, dict[str, flo
             print(f"  {name}, {label}: {INSTANCES / seconds:.1f} instances/s", flush=True)
     results["stegonode"] = {}
     for label, batches in (("1 association", [series]), ("4 associations", quarters)):
-        node = NodeProcess(Path(tempfile.mkdtemp(dir=work))).start()
+        node = NodeProcess(Path(tempfile.mkdtemp(dir=work)),
+                           tables={"handlers.segment": {"segmenter": segmenter}}).start()
         try:
             seconds = send(node.port, batches, "STEGONODE")
             node.wait_idle(INSTANCES, timeout=600)
@@ -209,18 +212,23 @@ def find_latency(port: int, called: str, repeats: int = 50) -> float:
 
 
 def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--segmenter", choices=SEGMENTER_CHOICES,
+                        default=DEFAULTS["handlers"]["segment"]["segmenter"],
+                        help="the node's segmenter for the ingest runs (default: the node default)")
+    args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="stegonode-bench-") as tmp:
         work = Path(tmp)
         print(f"writing {INSTANCES} CT instances (512x512, 16-bit) ...", flush=True)
         series = write_series(work / "series", INSTANCES)
         print("C-STORE from DCMTK storescu (TCP_NODELAY=1):", flush=True)
-        received = measure_receivers(series, work)
+        received = measure_receivers(series, work, args.segmenter)
         print("C-MOVE to DCMTK storescp and C-FIND:", flush=True)
         retrieval = measure_move_and_find(series, work)
-    report(received, retrieval)
+    report(received, retrieval, args.segmenter)
 
 
-def report(received: dict[str, dict[str, float]], retrieval: dict[str, float]) -> None:
+def report(received: dict[str, dict[str, float]], retrieval: dict[str, float], segmenter: str) -> None:
     ours = received["stegonode"]
     print(f"\n{'receiver':<22}{'1 association':>16}{'4 associations':>16}   instances/s to last C-STORE response")
     for name, figures in received.items():
@@ -236,7 +244,7 @@ def report(received: dict[str, dict[str, float]], retrieval: dict[str, float]) -
     for label, ratio, target in checks:
         verdict = "" if target is None else f"  target >= {target}: {'met' if ratio >= target else 'NOT met'}"
         print(f"{label:<42}{ratio:>8.2f}x{verdict}")
-    print(f"\nprocessing throughput (first receive to last stored), 1 assoc: "
+    print(f"\nprocessing throughput (first receive to last stored; segmenter {segmenter}), 1 assoc: "
           f"{ours['processing, 1 association']:.1f} instances/s; 4 assocs: {ours['processing, 4 associations']:.1f}")
     print(f"C-MOVE of {INSTANCES} instances, median of 3: stegonode {retrieval['stegonode C-MOVE']:.1f} instances/s, "
           f"pynetdicom qrscp {retrieval['pynetdicom qrscp C-MOVE']:.1f}")
