@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from pydicom import config as pydicom_config
 from pydicom import dcmread
 
 from stegonode.codecs import keys as keyfiles
@@ -23,6 +24,9 @@ class Node:
     """``stegonode serve``: everything node.toml's [node] and [[peers]] tables describe."""
 
     def __init__(self, config: dict[str, Any]) -> None:
+        # Objects are stored as received, so validating values as they are read could only
+        # warn (quoting the value, which may identify someone) and costs about 5 % of a C-STORE.
+        pydicom_config.settings.reading_validation_mode = pydicom_config.IGNORE
         self.config = config
         self.paths = NodePaths.of(config["node"])
         self.paths.check()
