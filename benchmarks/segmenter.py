@@ -36,7 +36,9 @@ from stegonode.codecs.errors import StegonodeError  # noqa: E402
 from stegonode.handlers.pipeline import build_pipeline  # noqa: E402
 from stegonode.handlers.pixels import read_pixels  # noqa: E402
 from stegonode.handlers.reveal import reveal  # noqa: E402
-from stegonode.handlers.segment import ClassicalSegmenter, MaskRCNNSegmenter, windowed  # noqa: E402
+from stegonode.handlers.segment import (  # noqa: E402
+    ClassicalSegmenter, MaskRCNNSegmenter, edge_pixels, windowed,
+)
 from stegonode.handlers.segtrain import HELD_OUT_SEED, classical_masks, phantoms, real_examples  # noqa: E402
 from stegonode.models import maskrcnn  # noqa: E402
 from stegonode.models.train import evaluate, iou, ncc  # noqa: E402
@@ -102,8 +104,9 @@ def speed(segmenter: MaskRCNNSegmenter, threads: int) -> None:
     series = copy.deepcopy(ds)
     segmenter.foreground(series, pixels[:2])
     eager = _median_ms(lambda: segmenter.foreground(series, pixels)) / 16
-    images = torch.from_numpy(windowed(series, pixels))
-    network = _median_ms(lambda: maskrcnn.foreground_masks(segmenter.model, segmenter.config, images)) / 16
+    images, edges = torch.from_numpy(windowed(series, pixels)), edge_pixels(series, pixels)
+    network = _median_ms(lambda: maskrcnn.foreground_masks(segmenter.model, segmenter.config, images,
+                                                           edges=edges)) / 16
     classical = _median_ms(lambda: ClassicalSegmenter().foreground(series, pixels)) / 16
     print(f"\nSpeed, 512x512 CT slices in batches of 16, {threads} threads "
           f"(median of 5; the CPU is shared with other work):")

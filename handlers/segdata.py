@@ -22,7 +22,7 @@ from stegonode import models
 from stegonode.models.phantoms import Phantom, make_phantom
 
 from .pixels import read_dicom, read_pixels
-from .segment import windowed
+from .segment import edge_pixels, windowed
 
 LABELS = Path(models.__file__).parent / "labels"
 SECONDARY_CAPTURE = "1.2.840.10008.5.1.4.1.1.7"
@@ -37,6 +37,7 @@ class Example:
     mask: np.ndarray  # bool (rows, columns)
     dataset: Dataset  # where the frame came from, as read
     frame: int = 0
+    edges: np.ndarray | None = None  # bool (rows, columns): segment.edge_pixels of the frame
 
 
 def phantom_dataset(phantom: Phantom) -> Dataset:
@@ -70,7 +71,9 @@ def phantom_example(seed: int) -> Example:
     phantom_dataset(phantom).save_as(buffer, enforce_file_format=True)
     buffer.seek(0)
     ds = read_dicom(buffer)
-    return Example(f"phantom-{seed:05d}-{phantom.modality}", windowed(ds, read_pixels(ds))[0], phantom.mask, ds)
+    pixels = read_pixels(ds)
+    return Example(f"phantom-{seed:05d}-{phantom.modality}", windowed(ds, pixels)[0], phantom.mask, ds,
+                   edges=edge_pixels(ds, pixels)[0])
 
 
 def label_files() -> list[Path]:
@@ -90,8 +93,8 @@ def real_example(label: Path, dicom: Path) -> Example:
     """The labelled frame of a real image and its reviewed mask."""
     ds = pydicom.dcmread(dicom)
     _, frame = label_name(label)
-    image = windowed(ds, read_pixels(ds)[frame:frame + 1])[0]
-    return Example(label.stem, image, read_mask(label), ds, frame)
+    pixels = read_pixels(ds)[frame:frame + 1]
+    return Example(label.stem, windowed(ds, pixels)[0], read_mask(label), ds, frame, edge_pixels(ds, pixels)[0])
 
 
 def read_mask(path: Path) -> np.ndarray:

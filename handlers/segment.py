@@ -3,9 +3,9 @@
 The classical segmenter thresholds per modality, fills holes and keeps every large connected
 component. It works on the displayed sense of the image (MONOCHROME1 is inverted first) and on
 Hounsfield units for CT. The Mask R-CNN segmenter (stegonode.models.maskrcnn, weights shipped in
-the package) sees the frames windowed by :func:`windowed` and falls back to the classical one on
-a frame where it finds nothing. The usable region is computed by one function,
-:func:`usable_region`, on cover and stego alike.
+the package) sees the frames windowed by :func:`windowed`, its mask's edge snaps to the pixels of
+:func:`edge_pixels`, and it falls back to the classical one on a frame where it finds nothing.
+The usable region is computed by one function, :func:`usable_region`, on cover and stego alike.
 """
 
 from __future__ import annotations
@@ -29,8 +29,12 @@ if TYPE_CHECKING:  # torch loads only when the Mask R-CNN segmenter is used
     from stegonode.models.maskrcnn import Config
 
 CT_THRESHOLD_HU = -500.0  # air is about -1000 HU, fat -100 HU: anything above is body or table
-CT_WINDOW_HU = (-1000.0, 1000.0)  # the network's CT window: air to dense bone
-PERCENTILES = (1.0, 99.0)  # the network's window for every other image, per frame
+CT_WINDOW_HU = (-900.0, 1000.0)  # the network's CT window: above air noise (and embedding) to dense bone
+PERCENTILES = (1.0, 99.0)  # floor and top of the network's window for every other image, per frame
+CLIP_FRACTION = 0.08  # not CT: values below floor + 8 % of the range are background to the network
+EMBED_GUARD = 12.0  # stored units: about what the DCT codec (step 10) changes a background pixel by
+# (measured on the round-trip images: 4-9 mostly, 13-15 on two MR images); capped at half the clip
+# level's height above the floor
 
 log = logging.getLogger(__name__)
 
@@ -90,7 +94,7 @@ class MaskRCNNSegmenter:
         from stegonode.models.maskrcnn import foreground_masks
 
         images = torch.from_numpy(windowed(ds, pixels))
-        masks = foreground_masks(self.model, self.config, images, self.batch)
+        masks = foreground_masks(self.model, self.config, images, self.batch, edge_pixels(ds, pixels))
         for index in np.flatnonzero(~masks.any(axis=(1, 2))):
             log.warning("maskrcnn found no foreground in frame %d; using the classical segmenter", index)
             masks[index] = self.fallback.foreground(ds, pixels[index:index + 1])[0]
@@ -106,21 +110,52 @@ def _load_maskrcnn(weights: Path | None) -> tuple[MaskRCNN, Config]:
 
 
 def windowed(ds: Dataset, pixels: np.ndarray) -> np.ndarray:
-    """Frames as float32 in [0, 1], bright = dense or signal, the same for cover and stego.
+    """Frames as float32 in [0, 1], bright = dense or signal: what the network sees.
 
     CT with rescale attributes: Hounsfield units in :data:`CT_WINDOW_HU`. Otherwise each frame
-    between its :data:`PERCENTILES`; MONOCHROME1 is inverted.
+    from its clip level (see :func:`_display`) to its 99th percentile; MONOCHROME1 is inverted.
+    Every background-level value maps to 0, so what embedding changes in the background mostly
+    does not reach the network: cover and stego give the same input.
+    """
+    image, clip, high, _ = _display(ds, pixels)
+    scaled = (image - clip[:, None, None]) / np.maximum(high - clip, 1e-6)[:, None, None]
+    return np.clip(scaled, 0, 1).astype(np.float32)
+
+
+def edge_pixels(ds: Dataset, pixels: np.ndarray) -> np.ndarray:
+    """Boolean frames: pixels bright enough to be an object's edge (the mask snaps to them).
+
+    CT: above :data:`CT_THRESHOLD_HU`. Otherwise above the clip level less
+    :data:`EMBED_GUARD` (at most half the clip level's height above the floor), so a background
+    pixel the codec may change stays below the clip level in the stego image as well.
+    """
+    image, _, _, level = _display(ds, pixels)
+    return image > level[:, None, None]
+
+
+def _display(ds: Dataset, pixels: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Frames in display sense (HU for CT, MONOCHROME1 negated), and per frame: clip level,
+    top of the window, edge level.
+
+    Not CT: the top is the 99th percentile, an order statistic of anatomy that background
+    changes do not move. The floor is 0 when the 1st percentile is within 10 % of the range of
+    it (nearly every image: the 1st percentile itself moves when the background changes),
+    otherwise the 1st percentile. The clip level is :data:`CLIP_FRACTION` of the way from the
+    floor to the top, above background noise and the embedding's changes.
     """
     image = pixels.astype(np.float32)
+    frames = len(image)
     if ds.get("Modality") == "CT" and "RescaleSlope" in ds:
         hu = image * float(ds.RescaleSlope) + float(ds.get("RescaleIntercept", 0))
         low, high = CT_WINDOW_HU
-        return np.clip((hu - low) / (high - low), 0, 1)
-    low, high = np.percentile(image, PERCENTILES, axis=(1, 2))
-    scaled = (image - low[:, None, None]) / np.maximum(high - low, 1e-6)[:, None, None]
+        return hu, np.full(frames, low), np.full(frames, high), np.full(frames, CT_THRESHOLD_HU)
     if str(ds.get("PhotometricInterpretation", "")) == "MONOCHROME1":
-        scaled = 1 - scaled
-    return np.clip(scaled, 0, 1).astype(np.float32)
+        image = -image
+    low, high = np.percentile(image, PERCENTILES, axis=(1, 2))
+    floor = np.where(np.abs(low) <= 0.1 * np.abs(high - low), 0.0, low)
+    clip = floor + CLIP_FRACTION * np.maximum(high - floor, 0)
+    level = clip - np.minimum(EMBED_GUARD, (clip - floor) / 2)
+    return image, clip, high, level
 
 
 def _background_threshold(image: np.ndarray) -> float:

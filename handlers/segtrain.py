@@ -25,6 +25,7 @@ from stegonode.models.train import Schedule, evaluate, iou, train
 
 from .segdata import Example, label_files, label_name, phantom_example, real_example, write_overlay
 from .pixels import read_pixels
+from . import segment
 from .segment import ClassicalSegmenter
 
 HELD_OUT_SEED = 1_000_000
@@ -57,17 +58,19 @@ def classical_masks(examples: Sequence[Example]) -> list[np.ndarray]:
 
 
 def train_segmenter(out: Path, work: Path, schedule: Schedule, phantom_count: int, held_out: int,
-                    real_repeat: int) -> dict:
-    """Train (resuming from ``work``), evaluate, write weights, model card and overlays to ``out``."""
+                    real_repeat: int, init: Path | None = None) -> dict:
+    """Train (resuming from ``work``, or fine-tuning from ``init``), evaluate, write weights,
+    model card and overlays to ``out``."""
     config = maskrcnn.Config()
     work.mkdir(parents=True, exist_ok=True)
     overlays = out / "overlays"
     def training() -> list[Example]:
         return phantoms(range(phantom_count)) + real_examples(False) * real_repeat
 
-    trained, timings = train(config, schedule, training, work / "checkpoint.pt", log=work / "train-log.tsv")
+    trained, timings = train(config, schedule, training, work / "checkpoint.pt", log=work / "train-log.tsv",
+                             init=init)
     weights = out / maskrcnn.WEIGHTS.name
-    maskrcnn.save(trained, config, weights, {"schedule": asdict(schedule)})
+    maskrcnn.save(trained, config, weights, {"schedule": asdict(schedule), "init": init.name if init else None})
     model, _ = maskrcnn.load(weights)  # evaluate what ships: half-precision weights
     metrics: dict = {"timings": timings, "weights_mib": weights.stat().st_size / 2**20}
     overlays.mkdir(parents=True, exist_ok=True)
@@ -84,12 +87,13 @@ def train_segmenter(out: Path, work: Path, schedule: Schedule, phantom_count: in
         for example, mask in list(zip(examples, predicted))[:OVERLAYS_PER_SET]:
             write_overlay(overlays / f"{example.name}.png", example.image, mask, example.mask, OVERLAY_SIDE)
     (work / "metrics.json").write_text(json.dumps(metrics, indent=1))
-    (out / "MODEL_CARD.md").write_text(model_card(config, schedule, phantom_count, held_out, real_repeat, metrics))
+    (out / "MODEL_CARD.md").write_text(model_card(config, schedule, phantom_count, held_out, real_repeat, metrics,
+                                                  init))
     return metrics
 
 
 def model_card(config: maskrcnn.Config, schedule: Schedule, phantom_count: int, held_out: int,
-               real_repeat: int, metrics: dict) -> str:
+               real_repeat: int, metrics: dict, init: Path | None = None) -> str:
     """The model card: data, configuration, metrics, timings."""
     lines = [
         "# Foreground Mask R-CNN (stegonode.models.maskrcnn)", "",
@@ -103,7 +107,19 @@ def model_card(config: maskrcnn.Config, schedule: Schedule, phantom_count: int, 
         f"{', '.join(REAL_EVAL)} (labels in stegonode/models/labels, reviewed by eye).",
         "- Foreground: body, arms, table and head holder; background: air, direct exposure, "
         "round field-of-view padding.", "",
+        "## Input and post-processing (stegonode.handlers.segment, stegonode.models.maskrcnn)", "",
+        f"- Window: CT {segment.CT_WINDOW_HU[0]:g}..{segment.CT_WINDOW_HU[1]:g} HU; other images from "
+        f"floor + {segment.CLIP_FRACTION:g} x (99th percentile - floor) to the 99th percentile, floor 0 unless "
+        "the 1st percentile is far from 0. Background-level values map to 0, so embedding's changes to "
+        "the background mostly do not reach the network.",
+        f"- Instances weigh into the union by score, ramping from 0 at {maskrcnn.SCORE_RAMP[0]} to 1 at "
+        f"{maskrcnn.SCORE_RAMP[1]}; the union is > 0.5, holes filled.",
+        f"- The edge snaps to the image within {maskrcnn.SNAP_RADIUS} network pixels of the network's edge: "
+        f"CT above {segment.CT_THRESHOLD_HU:g} HU, others above the clip level less "
+        f"{segment.EMBED_GUARD:g} stored units.",
+        "- The metrics below are of this whole segmenter (the classical fallback aside).", "",
         "## Configuration", "", "```", json.dumps(asdict(config)), json.dumps(asdict(schedule)), "```", "",
+        *([f"Fine-tuned from `{init.name}` (the previous shipped weights).", ""] if init else []),
         "## Metrics (IoU against ground truth at full resolution)", "",
         "| set | images | Mask R-CNN mean | Mask R-CNN min | classical mean |", "|---|---|---|---|---|",
     ]

@@ -24,6 +24,8 @@ from torchvision.models.detection.faster_rcnn import TwoMLPHead, FastRCNNPredict
 from torchvision.ops import MultiScaleRoIAlign
 
 WEIGHTS = Path(__file__).with_name("maskrcnn_foreground.pt")
+SCORE_RAMP = (0.3, 0.7)  # an instance counts 0 below the first score, fully above the second
+SNAP_RADIUS = 1.5  # network pixels: the band around the network's mask edge where image edges decide
 
 
 @dataclass(frozen=True)
@@ -97,22 +99,45 @@ def to_network(images: torch.Tensor, size: int) -> torch.Tensor:
 
 @torch.inference_mode()
 def foreground_probability(model: MaskRCNN, images: torch.Tensor, size: int) -> torch.Tensor:
-    """(N, H, W) windowed images -> (N, H, W) foreground probability (max over instances)."""
+    """(N, H, W) windowed images -> (N, H, W) foreground probability.
+
+    The max over instances of mask probability x score weight, the weight rising linearly from 0
+    to 1 across :data:`SCORE_RAMP`: an instance whose score wavers near a threshold changes the
+    union a little, instead of switching a whole instance mask on or off between cover and stego.
+    """
     model.eval()
     small = to_network(images, size)
     outputs = model(list(small))
+    low, high = SCORE_RAMP
     union = torch.stack([
-        out["masks"][:, 0].amax(dim=0) if len(out["masks"]) else torch.zeros(size, size)
+        (out["masks"][:, 0] * ((out["scores"] - low) / (high - low)).clamp(0, 1)[:, None, None]).amax(dim=0)
+        if len(out["masks"]) else torch.zeros(size, size)
         for out in outputs
     ])
     return F.interpolate(union[:, None], size=images.shape[-2:], mode="bilinear", align_corners=False)[:, 0]
 
 
-def foreground_masks(model: MaskRCNN, config: Config, images: torch.Tensor, batch: int = 16) -> np.ndarray:
-    """(N, H, W) windowed images -> boolean (N, H, W): instance union > 0.5, holes filled."""
+def foreground_masks(model: MaskRCNN, config: Config, images: torch.Tensor, batch: int = 16,
+                     edges: np.ndarray | None = None) -> np.ndarray:
+    """(N, H, W) windowed images -> boolean (N, H, W): instance union > 0.5, holes filled.
+
+    With ``edges`` (boolean, same shape: pixels bright enough to belong to an object), the edge
+    snaps to the image: within :data:`SNAP_RADIUS` network pixels of the network's edge, a pixel
+    is foreground if it is an edge pixel; deeper inside it is foreground anyway. The network's
+    edge is smooth at full size and moves with any change to its input; an image edge does not.
+    """
     probability = torch.cat([foreground_probability(model, images[i:i + batch], config.size)
                              for i in range(0, len(images), batch)])
-    return np.stack([ndimage.binary_fill_holes(frame) for frame in (probability > 0.5).numpy()])
+    masks = np.stack([ndimage.binary_fill_holes(frame) for frame in (probability > 0.5).numpy()])
+    if edges is None:
+        return masks
+    radius = max(1, round(SNAP_RADIUS * max(masks.shape[1:]) / config.size))
+    square = np.ones((3, 3), bool)
+    for mask, edge in zip(masks, edges):
+        core = ndimage.binary_erosion(mask, square, iterations=radius)
+        grown = ndimage.binary_dilation(mask, square, iterations=radius)
+        mask[...] = ndimage.binary_fill_holes(core | (grown & edge))
+    return masks
 
 
 def save(model: MaskRCNN, config: Config, path: Path, meta: dict) -> None:
@@ -127,4 +152,5 @@ def load(path: Path = WEIGHTS) -> tuple[MaskRCNN, Config]:
     config = Config(**{**saved["config"], "widths": tuple(saved["config"]["widths"])})
     model = build(config)
     model.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in saved["state"].items()})
+    model.roi_heads.score_thresh = min(config.score_threshold, SCORE_RAMP[0])  # the ramp weighs the rest
     return model.eval(), config

@@ -109,13 +109,19 @@ def _insides(rng: np.random.Generator, y: np.ndarray, x: np.ndarray, body: np.nd
     return image
 
 
-def _support(rng: np.random.Generator, y: np.ndarray, x: np.ndarray, below: float, head: bool) -> np.ndarray:
-    """A curved table under the body or a U-shaped head holder, or nothing."""
+def _support(rng: np.random.Generator, y: np.ndarray, x: np.ndarray, below: float, head: bool,
+             above: float | None = None) -> np.ndarray:
+    """A curved table under the body (over it when ``above`` is given: a prone patient), or a
+    U-shaped head holder, or nothing."""
     if rng.random() < 0.35:
         return np.zeros_like(y, dtype=bool)
-    top = below + rng.uniform(0.01, 0.06)
     curve = rng.uniform(0, 0.3) * x ** 2
     thickness = rng.uniform(0.02, 0.06)
+    if above is not None:  # the table arches over the patient: edges curve down towards the body
+        bottom = above - rng.uniform(0.01, 0.06)
+        thickness = rng.uniform(0.03, 0.12)
+        return (y < bottom + curve) & (y > bottom + curve - thickness) & (np.abs(x) < rng.uniform(0.6, 1.3))
+    top = below + rng.uniform(0.01, 0.06)
     table = (y > top + curve) & (y < top + curve + thickness) & (np.abs(x) < rng.uniform(0.5, 1.2))
     if head:
         ring = (x ** 2 + (y - below + 0.35) ** 2)
@@ -136,8 +142,13 @@ def _ct(rng: np.random.Generator, shape: tuple[int, int]) -> Phantom:
     for arm in arms:
         hu[arm & ~body] = rng.uniform(20, 60)
     lowest = y[body].max() if body.any() else 0.5
-    support = _support(rng, y, x, float(lowest), head) & ~body
+    prone = not head and rng.random() < 0.25
+    highest = float(y[body].min()) if body.any() else -0.5
+    support = _support(rng, y, x, float(lowest), head, highest if prone else None) & ~body
     hu[support] = rng.uniform(-300, 400)
+    if prone and support.any() and rng.random() < 0.7:  # a hollow shell: thin walls, foam or air inside
+        inside = support & ndimage.binary_erosion(support, iterations=int(rng.integers(2, 5)))
+        hu[inside] = rng.uniform(-1000, -600)
     mask = body | support
     for arm in arms:
         mask |= arm
@@ -161,8 +172,14 @@ def _mr(rng: np.random.Generator, shape: tuple[int, int]) -> Phantom:
     y, x = _grid(shape)
     head = rng.random() < 0.4
     body, arms = _body(rng, y, x, head)
+    dark = not head and rng.random() < 0.35  # dark muscle under a bright fat rim (shoulder, thorax)
+    if dark:
+        body = _blob(rng, y, x, rng.uniform(-0.6, 0.6), rng.uniform(-0.6, 0.6), rng.uniform(0.7, 1.3),
+                     rng.uniform(0.7, 1.3), wobble=0.15)
+        arms = []
     scale = rng.uniform(200, 3000)
-    values = {"tissue": scale, "fat": scale * rng.uniform(0.5, 1.8), "organ": scale * rng.uniform(0.3, 1.5),
+    values = {"tissue": scale * (rng.uniform(0.08, 0.3) if dark else 1.0),
+              "fat": scale * rng.uniform(0.5, 1.8), "organ": scale * rng.uniform(0.3, 1.5),
               "hole": scale * rng.uniform(0.0, 0.15), "bone": scale * rng.uniform(0.05, 0.4)}
     image = _insides(rng, y, x, body, values)
     mask = body.copy()
@@ -180,8 +197,12 @@ def _mr(rng: np.random.Generator, shape: tuple[int, int]) -> Phantom:
 
 def _cr(rng: np.random.Generator, shape: tuple[int, int]) -> Phantom:
     y, x = _grid(shape)
-    if rng.random() < 0.5:  # a chest
-        part = _blob(rng, y, x, rng.uniform(-0.1, 0.2), rng.uniform(-0.1, 0.1), rng.uniform(0.6, 1.2), rng.uniform(0.4, 0.8))
+    chest = rng.random() < 0.5
+    if chest:  # a chest, often filling the field
+        big = rng.random() < 0.5
+        part = _blob(rng, y, x, rng.uniform(-0.1, 0.2), rng.uniform(-0.1, 0.1),
+                     rng.uniform(1.0, 1.6) if big else rng.uniform(0.6, 1.2),
+                     rng.uniform(0.8, 1.3) if big else rng.uniform(0.4, 0.8))
     else:  # a limb, often cut by the border
         angle = rng.uniform(-0.3, 0.3)
         across = x * np.cos(angle) - y * np.sin(angle) - rng.uniform(-0.3, 0.3)
@@ -190,6 +211,11 @@ def _cr(rng: np.random.Generator, shape: tuple[int, int]) -> Phantom:
     attenuation = np.sqrt(thickness / max(thickness.max(), 1)) * rng.uniform(0.4, 0.8)
     bones = _blob(rng, y, x, rng.uniform(-0.3, 0.3), rng.uniform(-0.1, 0.1), rng.uniform(0.1, 0.6), rng.uniform(0.03, 0.12)) & part
     attenuation[bones] += rng.uniform(0.1, 0.3)
+    if chest and rng.random() < 0.7:  # lung fields: dark in display, inside the body
+        for side in (-1, 1):
+            lung = _blob(rng, y, x, rng.uniform(-0.2, 0.1), side * rng.uniform(0.2, 0.35),
+                         rng.uniform(0.3, 0.5), rng.uniform(0.12, 0.22)) & part
+            attenuation[lung] *= rng.uniform(0.2, 0.5)
     exposure = np.exp(-3 * attenuation) * _smooth_field(rng, shape, rng.uniform(0.05, 0.3))
     mask = part.copy()
     image = 1 - exposure  # displayed sense: anatomy bright, direct exposure dark

@@ -91,13 +91,19 @@ def _augment(image: torch.Tensor, mask: torch.Tensor, rng: random.Random) -> tup
 
 
 def train(model_config: Config, schedule: Schedule, examples: Callable[[], Sequence[Labelled]],
-          checkpoint: Path, log: Path | None = None) -> tuple[MaskRCNN, dict[str, float]]:
+          checkpoint: Path, log: Path | None = None,
+          init: Path | None = None) -> tuple[MaskRCNN, dict[str, float]]:
     """Train (or resume from ``checkpoint``) and return the model and timing figures.
 
     ``examples`` is called only if steps remain (a finished checkpoint re-evaluates cheaply).
+    ``init``: weights to fine-tune from (a file written by :func:`maskrcnn.save`), used only when
+    there is no checkpoint yet.
     """
     torch.manual_seed(schedule.seed)
     model = build(model_config)
+    if init is not None and not checkpoint.exists():
+        saved = torch.load(init, map_location="cpu", weights_only=True)
+        model.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in saved["state"].items()})
     optimizer = torch.optim.AdamW(model.parameters(), lr=schedule.learning_rate, weight_decay=schedule.weight_decay)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: _rate(s, schedule))
     rng, step, elapsed = random.Random(schedule.seed), 0, 0.0
@@ -145,6 +151,11 @@ def train(model_config: Config, schedule: Schedule, examples: Callable[[], Seque
     return model.eval(), {"train_seconds": elapsed, "steps": step}
 
 
+def _edges(example: Labelled) -> np.ndarray | None:
+    edges = getattr(example, "edges", None)
+    return None if edges is None else edges[None]
+
+
 def _rate(step: int, schedule: Schedule) -> float:
     """Linear warm-up, then cosine decay to 1 % of the base rate."""
     if step < schedule.warmup:
@@ -154,6 +165,8 @@ def _rate(step: int, schedule: Schedule) -> float:
 
 
 def evaluate(model: MaskRCNN, config: Config, examples: Sequence[Labelled]) -> tuple[list[float], list[np.ndarray]]:
-    """Full-size IoU of each example, and the predicted masks."""
-    predictions = [foreground_masks(model, config, torch.from_numpy(e.image)[None])[0] for e in examples]
+    """Full-size IoU of each example, and the predicted masks (snapped to ``edges`` where given)."""
+    predictions = [
+        foreground_masks(model, config, torch.from_numpy(e.image)[None], edges=_edges(e))[0] for e in examples
+    ]
     return [iou(p, e.mask) for p, e in zip(predictions, examples)], predictions

@@ -129,6 +129,10 @@ def _parser() -> argparse.ArgumentParser:
     train.add_argument("--steps", type=int, help="optimizer steps (default 700)")
     train.add_argument("--batch", type=int, help="images per step (default 4)")
     train.add_argument("--seed", type=int, help="seed of every random choice (default 0)")
+    train.add_argument("--learning-rate", type=float, help="peak learning rate (default 0.001)")
+    train.add_argument("--warmup", type=int, help="warm-up steps (default 100)")
+    train.add_argument("--init", type=Path, metavar="WEIGHTS",
+                       help="fine-tune: start from these weights (ignored when resuming a checkpoint)")
     train.add_argument("--phantoms", type=int, default=600, help="training phantoms")
     train.add_argument("--held-out", type=int, default=60, help="held-out phantoms")
     train.add_argument("--real-repeat", type=int, default=20, help="copies of each labelled real training frame")
@@ -437,10 +441,11 @@ def _train_segmenter(args: argparse.Namespace) -> int:
     from stegonode.models.train import Schedule
 
     torch.set_num_threads(args.threads)
-    given = {"steps": args.steps, "batch": args.batch, "seed": args.seed}
+    given = {"steps": args.steps, "batch": args.batch, "seed": args.seed,
+             "learning_rate": args.learning_rate, "warmup": args.warmup}
     schedule = Schedule(**{key: value for key, value in given.items() if value is not None})
     metrics = train_segmenter(args.out or WEIGHTS.parent, args.work, schedule, args.phantoms,
-                              args.held_out, args.real_repeat)
+                              args.held_out, args.real_repeat, init=args.init)
     for name in ("phantoms_held_out", "real"):
         m = metrics[name]
         if m["count"]:

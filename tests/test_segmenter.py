@@ -20,7 +20,7 @@ from stegonode.handlers.segment import ClassicalSegmenter, MaskRCNNSegmenter, ma
 from stegonode.handlers.segtrain import HELD_OUT_SEED
 from stegonode.models import maskrcnn
 from stegonode.models.phantoms import make_phantom
-from stegonode.models.train import Schedule, iou, train
+from stegonode.models.train import Schedule, iou, ncc, train
 from stegonode.node import cli
 from stegonode.node import config as node_config
 
@@ -45,16 +45,20 @@ def test_shipped_weights_segment_held_out_phantoms(maskrcnn_segmenter):
     scores = []
     for example in examples:
         images = torch.from_numpy(example.image[None])
-        predicted = maskrcnn.foreground_masks(maskrcnn_segmenter.model, maskrcnn_segmenter.config, images)[0]
+        predicted = maskrcnn.foreground_masks(maskrcnn_segmenter.model, maskrcnn_segmenter.config, images,
+                                              edges=example.edges[None])[0]
         scores.append(iou(predicted, example.mask))
-    assert np.mean(scores) >= 0.95 and min(scores) >= 0.85, scores
+    assert np.mean(scores) >= 0.96 and min(scores) >= 0.95, scores
 
 
-@pytest.mark.parametrize("name", ["693_UNCR", "MR-SIEMENS-DICOM-WithOverlays"])
-def test_shipped_weights_segment_real_images(name, maskrcnn_segmenter):
+@pytest.mark.parametrize(("name", "least"), [
+    ("693_UNCR", 0.93), ("MR-SIEMENS-DICOM-WithOverlays", 0.93),
+    ("MR2_UNCR", 0.90), ("RG1_UNCR", 0.90),  # round 1 missed dark muscle and the lung fields
+])
+def test_shipped_weights_segment_real_images(name, least, maskrcnn_segmenter):
     example = real_example(LABELS / f"{name}.png", image_path(f"{name}.dcm"))
     predicted = maskrcnn_segmenter.foreground(example.dataset, read_pixels(example.dataset))[0]
-    assert iou(predicted, example.mask) >= 0.90
+    assert iou(predicted, example.mask) >= least
 
 
 def test_inference_is_deterministic_and_batch_independent(maskrcnn_segmenter):
@@ -70,7 +74,8 @@ def test_inference_is_deterministic_and_batch_independent(maskrcnn_segmenter):
 def test_classical_fallback_when_the_model_finds_nothing(monkeypatch, caplog):
     ds = pydicom.dcmread(image_path("693_UNCR.dcm"))
     pixels = read_pixels(ds)
-    monkeypatch.setattr(maskrcnn, "foreground_masks", lambda model, config, images, batch: np.zeros(images.shape, bool))
+    monkeypatch.setattr(maskrcnn, "foreground_masks",
+                        lambda model, config, images, batch, edges=None: np.zeros(images.shape, bool))
     with caplog.at_level(logging.WARNING, logger=segment.__name__):
         mask = MaskRCNNSegmenter().foreground(ds, pixels)
     assert np.array_equal(mask, ClassicalSegmenter().foreground(ds, pixels))
@@ -78,15 +83,17 @@ def test_classical_fallback_when_the_model_finds_nothing(monkeypatch, caplog):
 
 
 @pytest.mark.parametrize("name", ["693_UNCR.dcm", "MR-SIEMENS-DICOM-WithOverlays.dcm"])
-def test_reveal_with_maskrcnn_at_both_ends(name, node_keys, peer_keys, tmp_path):
+def test_reveal_with_maskrcnn_at_both_ends_and_stable_mask(name, node_keys, peer_keys, tmp_path):
     config = node_config.load(None)
     config["handlers"]["segment"]["segmenter"] = "maskrcnn"
     pipeline = build_pipeline(config["pipeline"]["handlers"], config["handlers"], node_keys)
     original = pydicom.dcmread(image_path(name))
     ds = copy.deepcopy(original)
-    pipeline.protect(ds)
+    cover_mask = pipeline.protect(ds).foreground
     ds.save_as(tmp_path / name, enforce_file_format=True)
-    revealed = reveal(pydicom.dcmread(tmp_path / name), peer_keys)
+    stego = pydicom.dcmread(tmp_path / name)
+    assert ncc(cover_mask, make_segmenter("maskrcnn").foreground(stego, read_pixels(stego))) >= 0.999
+    revealed = reveal(stego, peer_keys)
     assert revealed.attributes.PatientName == original.PatientName
     assert revealed.dataset.SOPInstanceUID == original.SOPInstanceUID
 
