@@ -18,9 +18,6 @@ from pynetdicom.association import Association
 
 from .query import Instance
 
-# Send a file path given to send_c_store as raw data set bytes, without decoding it.
-_config.STORE_SEND_CHUNKED_DATASET = True
-
 
 class StoredObject(Dataset):
     """What a retrieve handler yields: a stored object's identity, sent from its file.
@@ -42,6 +39,7 @@ def send_from_files(event: evt.Event) -> None:
     An ``EVT_ESTABLISHED``/``EVT_CONN_OPEN`` handler: pynetdicom's services call the
     association's ``send_c_store``, so that is where a stored object becomes its file.
     """
+    _config.STORE_SEND_CHUNKED_DATASET = True  # pynetdicom sends a path's data set bytes as they are
     assoc: Association = event.assoc
     send = assoc.send_c_store
 
