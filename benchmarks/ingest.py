@@ -9,11 +9,12 @@ each with its own UIDs) goes by DCMTK's storescu (TCP_NODELAY=1) to
 * Orthanc (Debian package; a throwaway config and storage, installed if missing),
 * stegonode serve (durable ingest: fsync'd files and a committed SQLite job per instance),
 
-once over one association and once over four simultaneous associations of 50 instances.
-Figures: instances per second to the last C-STORE response, and stegonode's ratios. For
-stegonode also: processing throughput (first receive to last stored protected object), C-MOVE
-of the series to a DCMTK storescp against pynetdicom's qrscp app (median of 3), and C-FIND study-level
-latency (median of 50 requests on one association). Run from the repository root, after
+once over one association and once over four simultaneous associations of 50 instances, in
+rounds (default 3). Figures: the median over rounds of instances per second to the last C-STORE
+response, and stegonode's ratios. For stegonode also: processing throughput (first receive to
+last stored protected object), C-MOVE of the series to a DCMTK storescp against pynetdicom's
+qrscp app (median of 3), and C-FIND study-level latency (median of 50 requests on one
+association). Run from the repository root, after
 installing the benchmark extra (SQLAlchemy, for pynetdicom's qrscp)::
 
     .venv/bin/pip install -c constraints.txt -e ".[bench]"
@@ -32,6 +33,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections import defaultdict
 from collections.abc import Callable
 from contextlib import contextmanager
 from pathlib import Path
@@ -102,38 +104,49 @@ def orthanc_command(work: Path, port: int) -> list[str]:
     return ["Orthanc", str(work / "orthanc.json")]
 
 
-def measure_receivers(series: list[Path], work: Path, segmenter: str) -> dict[str, dict[str, float]]:
-    quarters = [series[i::4] for i in range(4)]
+def measure_receivers(series: list[Path], work: Path, segmenter: str,
+                      repeats: int) -> dict[str, dict[str, float]]:
+    """Instances per second to the last C-STORE response, median of ``repeats`` rounds.
+
+    Each round runs every receiver once, so a machine that drifts faster or slower during the
+    benchmark weighs on all of them alike. For stegonode also the processing throughput.
+    """
+    layouts = (("1 association", [series]), ("4 associations", [series[i::4] for i in range(4)]))
     receivers: dict[str, Callable[[Path, int], list[str]]] = {
         "DCMTK storescp": lambda d, p: ["/usr/bin/storescp", "-od", str(d), str(p)],
         "pynetdicom storescp": lambda d, p: [PYTHON, "-m", "pynetdicom", "storescp", "-od", str(d), str(p)],
         "Orthanc": orthanc_command,
     }
-    results: dict[str, dict[str, float]] = {}
-    for name, command in receivers.items():
-        results[name] = {}
-        for label, batches in (("1 association", [series]), ("4 associations", quarters)):
-            directory = Path(tempfile.mkdtemp(dir=work))
-            port = free_port()
-            with server(command(directory, port), port, directory):
-                seconds = send(port, batches, "ANY-SCP")
-            results[name][label] = INSTANCES / seconds
-            print(f"  {name}, {label}: {INSTANCES / seconds:.1f} instances/s", flush=True)
-    results["stegonode"] = {}
-    for label, batches in (("1 association", [series]), ("4 associations", quarters)):
-        node = NodeProcess(Path(tempfile.mkdtemp(dir=work)),
-                           tables={"handlers.segment": {"segmenter": segmenter}}).start()
-        try:
-            seconds = send(node.port, batches, "STEGONODE")
-            node.wait_idle(INSTANCES, timeout=600)
-            ((first, last),) = node.query("SELECT MIN(received_at), MAX(processed_at) FROM jobs")
-        finally:
-            node.stop()
-        results["stegonode"][label] = INSTANCES / seconds
-        results["stegonode"][f"processing, {label}"] = INSTANCES / (last - first)
-        print(f"  stegonode, {label}: {INSTANCES / seconds:.1f} instances/s received, "
-              f"{INSTANCES / (last - first):.1f} processed", flush=True)
-    return results
+    samples: dict[str, dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
+    for round_ in range(1, repeats + 1):
+        for name, command in receivers.items():
+            for label, batches in layouts:
+                directory = Path(tempfile.mkdtemp(dir=work))
+                port = free_port()
+                with server(command(directory, port), port, directory):
+                    samples[name][label].append(INSTANCES / send(port, batches, "ANY-SCP"))
+        for label, batches in layouts:
+            received, processed = stegonode_rates(Path(tempfile.mkdtemp(dir=work)), batches, segmenter)
+            samples["stegonode"][label].append(received)
+            samples["stegonode"][f"processing, {label}"].append(processed)
+        print(f"  round {round_}/{repeats}: " + ", ".join(
+            f"{name} {by_label['1 association'][-1]:.0f}/{by_label['4 associations'][-1]:.0f}"
+            for name, by_label in samples.items()) + " instances/s (1/4 associations)", flush=True)
+    return {name: {label: statistics.median(rates) for label, rates in by_label.items()}
+            for name, by_label in samples.items()}
+
+
+def stegonode_rates(directory: Path, batches: list[list[Path]], segmenter: str) -> tuple[float, float]:
+    """Instances per second received (to the last C-STORE response) and processed (first
+    receive to last stored protected object) by a fresh node."""
+    node = NodeProcess(directory, tables={"handlers.segment": {"segmenter": segmenter}}).start()
+    try:
+        seconds = send(node.port, batches, "STEGONODE")
+        node.wait_idle(INSTANCES, timeout=600)
+        ((first, last),) = node.query("SELECT MIN(received_at), MAX(processed_at) FROM jobs")
+    finally:
+        node.stop()
+    return INSTANCES / seconds, INSTANCES / (last - first)
 
 
 def move_rate(port: int, called: str, destination: str, study: str, repeats: int = 3) -> float:
@@ -213,6 +226,8 @@ def find_latency(port: int, called: str, repeats: int = 50) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--repeats", type=int, default=3,
+                        help="rounds of C-STORE runs; each figure is their median (default 3)")
     parser.add_argument("--segmenter", choices=SEGMENTER_CHOICES,
                         default=DEFAULTS["handlers"]["segment"]["segmenter"],
                         help="the node's segmenter for the ingest runs (default: the node default)")
@@ -221,16 +236,17 @@ def main() -> None:
         work = Path(tmp)
         print(f"writing {INSTANCES} CT instances (512x512, 16-bit) ...", flush=True)
         series = write_series(work / "series", INSTANCES)
-        print("C-STORE from DCMTK storescu (TCP_NODELAY=1):", flush=True)
-        received = measure_receivers(series, work, args.segmenter)
+        print(f"C-STORE from DCMTK storescu (TCP_NODELAY=1), {args.repeats} rounds:", flush=True)
+        received = measure_receivers(series, work, args.segmenter, args.repeats)
         print("C-MOVE to DCMTK storescp and C-FIND:", flush=True)
         retrieval = measure_move_and_find(series, work)
-    report(received, retrieval, args.segmenter)
+    report(received, retrieval, args.segmenter, args.repeats)
 
 
-def report(received: dict[str, dict[str, float]], retrieval: dict[str, float], segmenter: str) -> None:
+def report(received: dict[str, dict[str, float]], retrieval: dict[str, float], segmenter: str,
+           repeats: int) -> None:
     ours = received["stegonode"]
-    print(f"\n{'receiver':<22}{'1 association':>16}{'4 associations':>16}   instances/s to last C-STORE response")
+    print(f"\n{'receiver':<22}{'1 association':>16}{'4 associations':>16}   instances/s to last C-STORE response, median of {repeats}")
     for name, figures in received.items():
         print(f"{name:<22}{figures['1 association']:>16.1f}{figures['4 associations']:>16.1f}")
     checks = [

@@ -131,6 +131,7 @@ class NodeServer:
             (evt.EVT_REQUESTED, self._on_requested),
             (evt.EVT_ESTABLISHED, self._on_established),
             (evt.EVT_ESTABLISHED, send_from_files),  # C-GET sends on the caller's association
+            (evt.EVT_ESTABLISHED, poll_fast),
             (evt.EVT_RELEASED, self._on_closed),
             (evt.EVT_ABORTED, self._on_closed),
             (evt.EVT_C_ECHO, lambda event: 0x0000),
