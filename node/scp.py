@@ -249,7 +249,8 @@ class NodeServer:
             # Stored objects are Explicit VR Little Endian; propose just their SOP classes.
             contexts = [build_context(uid, ExplicitVRLittleEndian)
                         for uid in {instance.sop_class_uid for instance in found}]
-            handlers = [(evt.EVT_CONN_OPEN, handler) for handler in (set_nodelay, send_from_files, poll_fast)]
+            handlers = [(evt.EVT_CONN_OPEN, handler)
+                        for handler in (set_nodelay, send_from_files, poll_fast)]
             yield (*destination, {"contexts": contexts, "evt_handlers": handlers})
         yield len(found)
         for instance in found:
