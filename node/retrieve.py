@@ -52,15 +52,3 @@ def send_from_files(event: evt.Event) -> None:
         return send(dataset, *args, **kwargs)
 
     assoc.send_c_store = send_c_store  # type: ignore[method-assign]
-
-
-def poll_fast(event: evt.Event) -> None:
-    """Have the association's DUL poll its socket every 0.1 ms instead of pynetdicom's 1 ms.
-
-    A C-STORE, request or response, otherwise waits half a polling interval on average each
-    time the DUL found the socket empty: 16% of a 512x512 CT C-MOVE sub-operation, 4-13% of a
-    received C-STORE (measured). The price is idle CPU: an association that stays open doing
-    nothing costs about 8 points more of one core until the peer releases it or
-    ``network_timeout`` ends it. pynetdicom has no public setting for this interval.
-    """
-    event.assoc.dul._run_loop_delay = 0.0001

@@ -38,7 +38,7 @@ from stegonode.codecs.errors import ConfigError, InputError
 from . import query
 from .index import Index
 from .ingest import Ingest, status_dataset
-from .retrieve import StoredObject, poll_fast, send_from_files
+from .retrieve import StoredObject, send_from_files
 
 log = logging.getLogger("stegonode.associations")
 
@@ -67,6 +67,18 @@ def set_nodelay(event: evt.Event) -> None:
     sock = event.assoc.dul.socket
     if sock is not None and sock.socket is not None:
         sock.socket.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+
+def poll_fast(event: evt.Event) -> None:
+    """Have the association's DUL poll its socket every 0.1 ms instead of pynetdicom's 1 ms.
+
+    A C-STORE, request or response, otherwise waits half a polling interval on average each
+    time the DUL found the socket empty: 16% of a 512x512 CT C-MOVE sub-operation, 4-13% of a
+    received C-STORE (measured). The price is idle CPU: an association that stays open doing
+    nothing costs about 8 points more of one core until the peer releases it or
+    ``network_timeout`` ends it. pynetdicom has no public setting for this interval.
+    """
+    event.assoc.dul._run_loop_delay = 0.0001
 
 
 class Peers:
