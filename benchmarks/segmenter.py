@@ -1,8 +1,9 @@
 #!/usr/bin/env python
 """Segmenter figures: IoU, mask stability cover vs stego, reveal at both ends, speed.
 
-* IoU against ground truth: held-out phantoms and the labelled real images (Mask R-CNN and
-  classical side by side, every image listed).
+* IoU against ground truth: held-out phantoms and the labelled real images (the Mask R-CNN
+  segmenter, its network without the classical mask it adds on CT, and the classical segmenter
+  side by side; every real image listed).
 * Stability: every round-trip image is protected with the segmenter under test, its stego image
   segmented again; NCC of the two masks (seed 002, Eq. 13), and reveal with that segmenter.
 * Speed: ms per 512x512 slice, batches of 16, torch eager on ``--threads`` threads (2 = the
@@ -39,26 +40,33 @@ from stegonode.handlers.reveal import reveal  # noqa: E402
 from stegonode.handlers.segment import (  # noqa: E402
     ClassicalSegmenter, MaskRCNNSegmenter, edge_pixels, windowed,
 )
-from stegonode.handlers.segtrain import HELD_OUT_SEED, classical_masks, phantoms, real_examples  # noqa: E402
+from stegonode.handlers import segtrain  # noqa: E402
+from stegonode.handlers.segtrain import HELD_OUT_SEED, phantoms, real_examples  # noqa: E402
 from stegonode.models import maskrcnn  # noqa: E402
-from stegonode.models.train import evaluate, iou, ncc  # noqa: E402
+from stegonode.models.train import ncc  # noqa: E402
 from stegonode.node import config as node_config  # noqa: E402
+
+
+COLUMNS = {"maskrcnn": "Mask R-CNN", "network": "network alone", "classical": "classical"}
 
 
 def accuracy(segmenter: MaskRCNNSegmenter, held_out: int) -> None:
     for title, examples in (("held-out phantoms", phantoms(range(HELD_OUT_SEED, HELD_OUT_SEED + held_out))),
                             ("real images", real_examples(True))):
-        scores, _ = evaluate(segmenter.model, segmenter.config, examples)
-        classical = [iou(c, e.mask) for c, e in zip(classical_masks(examples), examples)]
-        print(f"\nIoU, {title} ({len(examples)}): Mask R-CNN mean {np.mean(scores):.4f} min {np.min(scores):.4f}"
-              f" | classical mean {np.mean(classical):.4f} min {np.min(classical):.4f}")
+        metrics, _ = segtrain.accuracy(segmenter, examples)
+        print(f"\nIoU, {title} ({len(examples)}): " + " | ".join(
+            f"{label} mean {metrics[f'{key}_mean_iou']:.4f} min {metrics[f'{key}_min_iou']:.4f}"
+            for key, label in COLUMNS.items()))
         if title == "real images":
-            for example, score, other in zip(examples, scores, classical):
-                print(f"  {example.name:34s} Mask R-CNN {score:.4f}  classical {other:.4f}")
+            for name, scores in metrics["per_image"].items():
+                print(f"  {name:34s} " + "  ".join(f"{label} {scores[key]:.4f}" for key, label in COLUMNS.items()))
         else:
             for modality in ("CT", "MR", "CR"):
-                chosen = [s for s, e in zip(scores, examples) if e.name.endswith(modality)]
-                print(f"  {modality}: Mask R-CNN mean {np.mean(chosen):.4f} min {np.min(chosen):.4f}")
+                chosen = {k: [s[k] for n, s in metrics["per_image"].items() if n.endswith(modality)]
+                          for k in COLUMNS}
+                print(f"  {modality}: " + " | ".join(
+                    f"{label} mean {np.mean(chosen[key]):.4f} min {np.min(chosen[key]):.4f}"
+                    for key, label in COLUMNS.items()))
 
 
 def stability(name: str, names: list[str]) -> bool:

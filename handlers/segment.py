@@ -4,7 +4,9 @@ The classical segmenter thresholds per modality, fills holes and keeps every lar
 component. It works on the displayed sense of the image (MONOCHROME1 is inverted first) and on
 Hounsfield units for CT. The Mask R-CNN segmenter (stegonode.models.maskrcnn, weights shipped in
 the package) sees the frames windowed by :func:`windowed`, its mask's edge snaps to the pixels of
-:func:`edge_pixels`, and it falls back to the classical one on a frame where it finds nothing.
+:func:`edge_pixels`, and it falls back to the classical one on a frame where it finds nothing. On
+CT it adds the classical mask, whatever is denser than :data:`CT_THRESHOLD_HU`: Hounsfield units
+are calibrated, so a thin table shell or head holder the network scores low is matter all the same.
 The usable region is computed by one function, :func:`usable_region`, on cover and stego alike.
 """
 
@@ -63,9 +65,8 @@ class ClassicalSegmenter:
         image = frame.astype(np.float32)
         if str(ds.get("PhotometricInterpretation", "")) == "MONOCHROME1":
             image = image.max() - image
-        if ds.get("Modality") == "CT" and "RescaleSlope" in ds:
-            hu = image * float(ds.RescaleSlope) + float(ds.get("RescaleIntercept", 0))
-            mask = hu > CT_THRESHOLD_HU
+        if has_hounsfield_units(ds):
+            mask = hounsfield_units(ds, image) > CT_THRESHOLD_HU
         else:
             mask = image > _background_threshold(ndimage.uniform_filter(image, 5))
         mask = ndimage.binary_fill_holes(ndimage.binary_closing(mask, iterations=2) | mask)
@@ -79,7 +80,8 @@ class ClassicalSegmenter:
 
 
 class MaskRCNNSegmenter:
-    """Mask R-CNN trained here (stegonode.models); classical fallback on frames it finds empty."""
+    """Mask R-CNN trained here (stegonode.models); on CT, united with the classical mask; classical
+    fallback on frames it finds empty."""
 
     name = "maskrcnn"
 
@@ -95,9 +97,14 @@ class MaskRCNNSegmenter:
 
         images = torch.from_numpy(windowed(ds, pixels))
         masks = foreground_masks(self.model, self.config, images, self.batch, edge_pixels(ds, pixels))
-        for index in np.flatnonzero(~masks.any(axis=(1, 2))):
+        empty = ~masks.any(axis=(1, 2))
+        for index in np.flatnonzero(empty):
             log.warning("maskrcnn found no foreground in frame %d; using the classical segmenter", index)
-            masks[index] = self.fallback.foreground(ds, pixels[index:index + 1])[0]
+        if has_hounsfield_units(ds):
+            united = masks | self.fallback.foreground(ds, pixels)
+            return np.stack([ndimage.binary_fill_holes(frame) for frame in united])
+        if empty.any():
+            masks[empty] = self.fallback.foreground(ds, pixels[empty])
         return masks
 
 
@@ -145,10 +152,10 @@ def _display(ds: Dataset, pixels: np.ndarray) -> tuple[np.ndarray, np.ndarray, n
     """
     image = pixels.astype(np.float32)
     frames = len(image)
-    if ds.get("Modality") == "CT" and "RescaleSlope" in ds:
-        hu = image * float(ds.RescaleSlope) + float(ds.get("RescaleIntercept", 0))
+    if has_hounsfield_units(ds):
         low, high = CT_WINDOW_HU
-        return hu, np.full(frames, low), np.full(frames, high), np.full(frames, CT_THRESHOLD_HU)
+        return (hounsfield_units(ds, image), np.full(frames, low), np.full(frames, high),
+                np.full(frames, CT_THRESHOLD_HU))
     if str(ds.get("PhotometricInterpretation", "")) == "MONOCHROME1":
         image = -image
     low, high = np.percentile(image, PERCENTILES, axis=(1, 2))
@@ -156,6 +163,16 @@ def _display(ds: Dataset, pixels: np.ndarray) -> tuple[np.ndarray, np.ndarray, n
     clip = floor + CLIP_FRACTION * np.maximum(high - floor, 0)
     level = clip - np.minimum(EMBED_GUARD, (clip - floor) / 2)
     return image, clip, high, level
+
+
+def has_hounsfield_units(ds: Dataset) -> bool:
+    """CT with rescale attributes: its rescaled values are Hounsfield units."""
+    return ds.get("Modality") == "CT" and "RescaleSlope" in ds
+
+
+def hounsfield_units(ds: Dataset, image: np.ndarray) -> np.ndarray:
+    """Stored values rescaled to Hounsfield units (for a dataset :func:`has_hounsfield_units`)."""
+    return image * float(ds.RescaleSlope) + float(ds.get("RescaleIntercept", 0))
 
 
 def _background_threshold(image: np.ndarray) -> float:

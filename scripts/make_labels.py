@@ -1,7 +1,8 @@
 """Draft the real-image labels in models/labels; each was then reviewed by eye on its overlay.
 
 Draft = the classical segmenter's mask, with the corrections a reviewer asked for per image
-(CORRECTIONS). Run: .venv/bin/python scripts/make_labels.py [--overlays DIR]
+(CORRECTIONS: each gets the draft and the windowed frame). Run:
+.venv/bin/python scripts/make_labels.py [--overlays DIR]
 """
 
 from __future__ import annotations
@@ -21,9 +22,23 @@ from stegonode.handlers.segment import ClassicalSegmenter, windowed
 from stegonode.handlers.segtrain import REAL_EVAL
 
 TRAINING = ("CT_small",)  # real frames used for training: not the same scans as REAL_EVAL
+SKIN_LEVEL = 0.05  # windowed: just above the clip level, clear of direct exposure's noise
 
 
-def _under_skin(mask: np.ndarray) -> np.ndarray:
+def _to_skin(image: np.ndarray) -> np.ndarray:
+    """Everything brighter than direct exposure: components above :data:`SKIN_LEVEL`.
+
+    In a radiograph soft tissue thins to nothing at the skin, so its edge fades into the
+    background; the classical threshold (halfway to Otsu's) cuts 50-60 pixels inside it.
+    """
+    labels, count = ndimage.label(image > SKIN_LEVEL)
+    sizes = np.bincount(labels.ravel(), minlength=count + 1)
+    keep = sizes >= 64
+    keep[0] = False
+    return keep[labels]
+
+
+def _under_skin(mask: np.ndarray, image: np.ndarray) -> np.ndarray:
     """Below the first foreground row of each column and right of the first of each row.
 
     For a body seen from its upper-left (a coronal shoulder): what lies under the skin line is
@@ -34,6 +49,18 @@ def _under_skin(mask: np.ndarray) -> np.ndarray:
     top = np.where(mask.any(axis=0), mask.argmax(axis=0), mask.shape[0])[None, :]
     left = np.where(mask.any(axis=1), mask.argmax(axis=1), mask.shape[1])[:, None]
     return (rows >= top) & (cols >= left)
+
+
+def _chest_to_skin(mask: np.ndarray, image: np.ndarray) -> np.ndarray:
+    """Chest CR filling the field: shoulder soft tissue out to the air above it is body (not
+    filled: bright strips along the top and right enclose air)."""
+    return mask | _to_skin(image)
+
+
+def _leg_to_skin(mask: np.ndarray, image: np.ndarray) -> np.ndarray:
+    """Leg CR between collimator shutters: the leg to its skin line, and the draft's marker,
+    without the shutters."""
+    return ndimage.binary_fill_holes(_without_border_bands(mask) | _without_border_bands(_to_skin(image)))
 
 
 def _without_border_bands(mask: np.ndarray) -> np.ndarray:
@@ -47,16 +74,18 @@ def _without_border_bands(mask: np.ndarray) -> np.ndarray:
     return keep
 
 
-def _closed_filled(mask: np.ndarray) -> np.ndarray:
+def _closed_filled(mask: np.ndarray, image: np.ndarray) -> np.ndarray:
     """Close sulci open to the outside of a skull-stripped brain, then fill."""
     return ndimage.binary_fill_holes(ndimage.binary_closing(mask, structure=np.ones((15, 15))))
 
 
-CORRECTIONS: dict[str, Callable[[np.ndarray], np.ndarray]] = {
+CORRECTIONS: dict[str, Callable[[np.ndarray, np.ndarray], np.ndarray]] = {
     # shoulder MR: muscle and thorax under the skin line are body; only the air above is not
     "MR2_UNCR": _under_skin,
-    # leg CR: the bright collimator shutters on both sides carry no anatomy
-    "RG3_UNCR": _without_border_bands,
+    # chest CR: the classical draft cut the shoulders' soft tissue
+    "RG1_UNCR": _chest_to_skin,
+    # leg CR: soft tissue to the skin; the bright collimator shutters on both sides carry no anatomy
+    "RG3_UNCR": _leg_to_skin,
     "eCT_Supplemental": _closed_filled,
 }
 
@@ -72,7 +101,8 @@ def main() -> None:
         images = windowed(ds, pixels)
         for frame, mask in enumerate(masks):
             name = stem if len(masks) == 1 else f"{stem}_f{frame}"
-            mask = CORRECTIONS.get(stem, lambda m: m)(mask)
+            if stem in CORRECTIONS:
+                mask = CORRECTIONS[stem](mask, images[frame])
             write_mask(LABELS / f"{name}.png", mask)
             if args.overlays:
                 args.overlays.mkdir(parents=True, exist_ok=True)
