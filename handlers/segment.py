@@ -7,6 +7,8 @@ the package) sees the frames windowed by :func:`windowed`, its mask's edge snaps
 :func:`edge_pixels`, and it falls back to the classical one on a frame where it finds nothing. On
 CT it adds the classical mask, whatever is denser than :data:`CT_THRESHOLD_HU`: Hounsfield units
 are calibrated, so a thin table shell or head holder the network scores low is matter all the same.
+Images of a modality the network was not trained on (:data:`NETWORK_MODALITIES`) get the classical
+segmenter, with the reason logged.
 The usable region is computed by one function, :func:`usable_region`, on cover and stego alike.
 """
 
@@ -30,6 +32,7 @@ if TYPE_CHECKING:  # torch loads only when the Mask R-CNN segmenter is used
 
     from stegonode.models.maskrcnn import Config
 
+NETWORK_MODALITIES = frozenset({"CT", "MR", "CR", "DX"})  # what the network's phantoms and labels cover
 CT_THRESHOLD_HU = -500.0  # air is about -1000 HU, fat -100 HU: anything above is body or table
 CT_WINDOW_HU = (-900.0, 1000.0)  # the network's CT window: above air noise (and embedding) to dense bone
 PERCENTILES = (1.0, 99.0)  # floor and top of the network's window for every other image, per frame
@@ -80,8 +83,8 @@ class ClassicalSegmenter:
 
 
 class MaskRCNNSegmenter:
-    """Mask R-CNN trained here (stegonode.models); on CT, united with the classical mask; classical
-    fallback on frames it finds empty."""
+    """Mask R-CNN trained here (stegonode.models); on CT, united with the classical mask; the
+    classical segmenter on frames it finds empty and on modalities it was not trained on."""
 
     name = "maskrcnn"
 
@@ -89,12 +92,19 @@ class MaskRCNNSegmenter:
         self.model, self.config = _load_maskrcnn(weights)
         self.batch = batch
         self.fallback = ClassicalSegmenter()
+        self._untrained_seen: set[str] = set()
 
     def foreground(self, ds: Dataset, pixels: np.ndarray) -> np.ndarray:
         import torch
 
         from stegonode.models.maskrcnn import foreground_masks
 
+        modality = str(ds.get("Modality", ""))
+        if modality not in NETWORK_MODALITIES:
+            if modality not in self._untrained_seen:  # once per modality: ingest must not flood the log
+                self._untrained_seen.add(modality)
+                log.info("maskrcnn is not trained on modality %r; using the classical segmenter", modality)
+            return self.fallback.foreground(ds, pixels)
         images = torch.from_numpy(windowed(ds, pixels))
         masks = foreground_masks(self.model, self.config, images, self.batch, edge_pixels(ds, pixels))
         empty = ~masks.any(axis=(1, 2))

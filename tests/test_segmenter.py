@@ -96,6 +96,15 @@ def test_classical_fallback_when_the_model_finds_nothing(monkeypatch, caplog):
     assert "found no foreground in frame 0" in caplog.text
 
 
+def test_modality_the_network_was_not_trained_on_gets_the_classical_segmenter(caplog):
+    ds = pydicom.dcmread(image_path("JPEG2000_UNC.dcm"))
+    pixels = read_pixels(ds)
+    with caplog.at_level(logging.INFO, logger=segment.__name__):
+        mask = MaskRCNNSegmenter().foreground(ds, pixels)
+    assert ds.Modality == "NM" and np.array_equal(mask, ClassicalSegmenter().foreground(ds, pixels))
+    assert "not trained on modality 'NM'" in caplog.text
+
+
 @pytest.mark.parametrize("name", ["693_UNCR.dcm", "MR-SIEMENS-DICOM-WithOverlays.dcm"])
 def test_reveal_with_maskrcnn_at_both_ends_and_stable_mask(name, node_keys, peer_keys, tmp_path):
     config = node_config.load(None)
