@@ -12,7 +12,6 @@ import pytest
 
 from stegonode.codecs import keys as keyfiles
 from stegonode.handlers.pipeline import build_pipeline
-from stegonode.handlers.segment import ClassicalSegmenter
 from stegonode.node import config as node_config
 
 from images import image_path
@@ -68,11 +67,10 @@ def protect_image(pipeline, tmp_path_factory):
             original = pydicom.dcmread(image_path(name))
             ds = copy.deepcopy(original)
             cover = read_pixels(ds).copy()
-            foreground = ClassicalSegmenter().foreground(ds, cover)
             instance = pipeline.protect(ds)
             path = out / name
             ds.save_as(path, enforce_file_format=True)
-            cache[name] = Protected(name, original, cover, foreground, path, instance.report)
+            cache[name] = Protected(name, original, cover, instance.foreground, path, instance.report)
         return cache[name]
 
     return protect

@@ -18,7 +18,7 @@ from stegonode.codecs.errors import CapacityError, MessageNotFoundError
 from stegonode.handlers.pipeline import build_pipeline
 from stegonode.handlers.pixels import PixelFormat, read_pixels
 from stegonode.handlers.reveal import reveal
-from stegonode.handlers.segment import ClassicalSegmenter, usable_region
+from stegonode.handlers.segment import usable_region
 from stegonode.models import deepstego
 from stegonode.models.corpus import Patches
 from stegonode.models.geometry import BLANK_LIMIT
@@ -163,9 +163,8 @@ def test_deep_codec_reveals_exact_patient_data_or_says_too_small(name, deep_pipe
     original = pydicom.dcmread(image_path(name))
     ds = copy.deepcopy(original)
     cover = read_pixels(ds).copy()
-    foreground = ClassicalSegmenter().foreground(ds, cover)
     try:
-        deep_pipeline.protect(ds)
+        foreground = deep_pipeline.protect(ds).foreground
     except CapacityError as exc:
         assert exc.offered_bits < exc.needed_bits
         return
@@ -187,8 +186,7 @@ def test_deep_codec_reveals_exact_patient_data_or_says_too_small(name, deep_pipe
 def test_deep_codec_survives_a_mask_two_pixels_off(name, operation, deep_pipeline, peer_keys):
     original = pydicom.dcmread(image_path(name))
     ds = copy.deepcopy(original)
-    foreground = ClassicalSegmenter().foreground(ds, read_pixels(ds))
-    deep_pipeline.protect(ds)
+    foreground = deep_pipeline.protect(ds).foreground
     structure = np.zeros((3, 3, 3), dtype=bool)
     structure[1] = True
     moved = operation(foreground, structure=structure, iterations=2)
