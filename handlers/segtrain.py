@@ -80,6 +80,7 @@ def train_segmenter(out: Path, work: Path, schedule: Schedule, phantom_count: in
     model card and overlays to ``out``."""
     config = maskrcnn.Config()
     work.mkdir(parents=True, exist_ok=True)
+    out.mkdir(parents=True, exist_ok=True)
     overlays = out / "overlays"
     def training() -> list[Example]:
         return phantoms(range(phantom_count)) + real_examples(False) * real_repeat
