@@ -129,12 +129,12 @@ def model_card(config: maskrcnn.Config, schedule: Schedule, phantom_count: int, 
         f"CT above {segment.CT_THRESHOLD_HU:g} HU, others above the clip level less "
         f"{segment.EMBED_GUARD:g} stored units.",
         f"- CT: the union with the classical mask (above {segment.CT_THRESHOLD_HU:g} HU, holes filled, "
-        "components of 64 pixels or more), holes filled again. Other images: the classical mask only where "
-        "the network finds nothing.",
+        "components of 64 pixels or more), holes filled again. MR, CR, DX: the classical mask only where "
+        "the network finds nothing. Other modalities (not in the training data): the classical mask.",
         "- \"Mask R-CNN\" below is this whole segmenter; \"network\" is the network with the window, "
         "score ramp and edge snapping but without the classical mask (it differs on CT only).", "",
         "## Configuration", "", "```", json.dumps(asdict(config)), json.dumps(asdict(schedule)), "```", "",
-        *([f"Fine-tuned from `{init.name}` (the previous shipped weights).", ""] if init else []),
+        *([f"Fine-tuned from `{init.name}`.", ""] if init else []),
         "## Metrics (IoU against ground truth at full resolution)", "",
         "| set | images | Mask R-CNN mean | Mask R-CNN min | network mean | network min | classical mean |",
         "|---|---|---|---|---|---|---|",

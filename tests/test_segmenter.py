@@ -55,7 +55,7 @@ def test_shipped_weights_segment_held_out_phantoms(maskrcnn_segmenter):
 @pytest.mark.parametrize(("name", "least"), [
     ("693_UNCR", 0.97), ("explicit_VR-UN", 0.97),  # head holder, table: the network alone misses them
     ("MR-SIEMENS-DICOM-WithOverlays", 0.95),
-    ("MR2_UNCR", 0.90), ("RG1_UNCR", 0.95), ("RG3_UNCR", 0.95),  # dark muscle, lung fields, soft tissue
+    ("MR2_UNCR", 0.90), ("RG1_UNCR", 0.95), ("RG3_UNCR", 0.92),  # dark muscle, lung fields, soft tissue
 ])
 def test_shipped_weights_segment_real_images(name, least, maskrcnn_segmenter):
     example = real_example(LABELS / f"{name}.png", image_path(f"{name}.dcm"))
