@@ -73,13 +73,7 @@ class ClassicalSegmenter:
         else:
             mask = image > _background_threshold(ndimage.uniform_filter(image, 5))
         mask = ndimage.binary_fill_holes(ndimage.binary_closing(mask, iterations=2) | mask)
-        labels, count = ndimage.label(mask)
-        if count == 0:
-            return mask
-        sizes = np.bincount(labels.ravel())
-        keep = sizes >= self.min_component
-        keep[0] = False
-        return keep[labels]
+        return large_components(mask, self.min_component)
 
 
 class MaskRCNNSegmenter:
@@ -173,6 +167,16 @@ def _display(ds: Dataset, pixels: np.ndarray) -> tuple[np.ndarray, np.ndarray, n
     clip = floor + CLIP_FRACTION * np.maximum(high - floor, 0)
     level = clip - np.minimum(EMBED_GUARD, (clip - floor) / 2)
     return image, clip, high, level
+
+
+def large_components(mask: np.ndarray, min_pixels: int) -> np.ndarray:
+    """``mask`` without its connected components of fewer than ``min_pixels`` pixels."""
+    labels, count = ndimage.label(mask)
+    if count == 0:
+        return mask
+    keep = np.bincount(labels.ravel()) >= min_pixels
+    keep[0] = False
+    return keep[labels]
 
 
 def has_hounsfield_units(ds: Dataset) -> bool:

@@ -18,7 +18,7 @@ from scipy import ndimage
 
 from stegonode.handlers.pixels import read_pixels
 from stegonode.handlers.segdata import LABELS, write_mask, write_overlay
-from stegonode.handlers.segment import ClassicalSegmenter, windowed
+from stegonode.handlers.segment import ClassicalSegmenter, large_components, windowed
 from stegonode.handlers.segtrain import REAL_EVAL
 
 TRAINING = ("CT_small",)  # real frames used for training: not the same scans as REAL_EVAL
@@ -31,11 +31,7 @@ def _to_skin(image: np.ndarray) -> np.ndarray:
     In a radiograph soft tissue thins to nothing at the skin, so its edge fades into the
     background; the classical threshold (halfway to Otsu's) cuts 50-60 pixels inside it.
     """
-    labels, count = ndimage.label(image > SKIN_LEVEL)
-    sizes = np.bincount(labels.ravel(), minlength=count + 1)
-    keep = sizes >= 64
-    keep[0] = False
-    return keep[labels]
+    return large_components(image > SKIN_LEVEL, ClassicalSegmenter().min_component)
 
 
 def _under_skin(mask: np.ndarray, image: np.ndarray) -> np.ndarray:
