@@ -129,7 +129,7 @@ class DeepCodec:
     def capacity(self, usable: np.ndarray) -> int:
         return self._offered_bits(self._tile_grid(usable))
 
-    def fit(self, usable: np.ndarray, message_bits: int) -> "DeepCodec":
+    def fit(self, usable: np.ndarray, message_bits: int, key: bytes) -> "DeepCodec":
         """This codec set up for a message of ``message_bits`` bits."""
         return DeepCodec(replace(self.settings, bits=message_bits))
 

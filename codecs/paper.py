@@ -127,7 +127,7 @@ class PaperCodec:
     def params(self) -> dict:
         return {"beta": self.beta, "alpha": self.alpha}
 
-    def fit(self, usable: np.ndarray, message_bits: int) -> "PaperCodec":
+    def fit(self, usable: np.ndarray, message_bits: int, key: bytes) -> "PaperCodec":
         """The paper's codec has nothing to adapt."""
         return self
 

@@ -21,8 +21,9 @@ class StegoCodec(Protocol):
     def capacity(self, usable: np.ndarray) -> int:
         """Number of message bits an image with this usable region can carry."""
 
-    def fit(self, usable: np.ndarray, message_bits: int) -> "StegoCodec":
-        """The codec to embed ``message_bits`` with (strength adapted to the region, if at all)."""
+    def fit(self, usable: np.ndarray, message_bits: int, key: bytes) -> "StegoCodec":
+        """The codec to embed ``message_bits`` with under ``key`` (strength and layout adapted
+        to the region, if at all)."""
 
     def embed(
         self,

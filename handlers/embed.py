@@ -71,6 +71,8 @@ def read_protection(ds: Dataset) -> Protection:
         raise NotProtectedError("not a stegonode-protected object (no protection block)")
     if not isinstance(document, dict) or document.pop("version", None) != PROTECTION_VERSION:
         raise NotProtectedError("unknown stegonode protection block version")
+    if document.get("codec") == "dct" and isinstance(document.get("params"), dict):
+        document["params"].setdefault("layout", 1)  # written before the DCT codec had layouts
     try:
         return Protection(**document)
     except TypeError:
@@ -107,7 +109,7 @@ class EmbedHandler:
         usable = usable_region(instance.foreground, self.margin)
         cover = instance.pixels
         message = instance.message.ravel().astype(np.uint8)
-        codec = self.codec.fit(usable, message.size)
+        codec = self.codec.fit(usable, message.size, self.embedding_key)
         stego = codec.embed(cover, usable, message, self.embedding_key, fmt.value_range)
         instance.pixels = stego
         instance.protection = Protection(

@@ -117,7 +117,7 @@ def test_dct_round_trip_keeps_foreground_and_range(shape, dtype, value_range, ba
     image, usable = _synthetic(shape, dtype, background, rng)
     message = rng.integers(0, 2, 33 * 33).astype(np.uint8)
     key = os.urandom(32)
-    codec = DctCodec().fit(usable, message.size)
+    codec = DctCodec().fit(usable, message.size, key)
     stego = codec.embed(image, usable, message, key, value_range)
     assert stego.dtype == image.dtype
     np.testing.assert_array_equal(stego[~usable], image[~usable])
@@ -136,8 +136,43 @@ def test_dct_capacity_error_names_offered_and_needed_bits():
 
 def test_dct_fit_uses_fewer_coefficients_on_large_backgrounds():
     usable = np.ones((1, 512, 512), bool)
-    assert len(DctCodec().fit(usable, 3000).settings.coefficients) == 3
+    assert len(DctCodec().fit(usable, 3000, b"k" * 32).settings.coefficients) == 3
     small = np.zeros((1, 512, 512), bool)
     small[:, :64, :] = True
-    assert len(DctCodec().fit(small, 3000).settings.coefficients) > 3
+    assert len(DctCodec().fit(small, 3000, b"k" * 32).settings.coefficients) > 3
     assert DctCodec(DctParams.from_dict(DctCodec().params())).settings == DctParams()
+
+
+def test_dct_small_background_leaves_few_bits_without_a_vote():
+    # A 300x484 image whose body leaves about 3 votes per message bit (examples_overlay's case).
+    rows, cols = 300, 484
+    y, x = np.ogrid[:rows, :cols]
+    body = ((y - rows / 2) / (rows * 0.62)) ** 2 + ((x - cols / 2) / (cols * 0.45)) ** 2 < 1
+    usable = np.broadcast_to(~body, (1, rows, cols))
+    image = np.random.default_rng(5).integers(0, 3, (1, rows, cols)).astype(np.uint16)
+    message = np.random.default_rng(6).integers(0, 2, 8545).astype(np.uint8)
+    key = bytes(range(32))
+    codec = DctCodec().fit(usable, message.size, key)
+    stego = codec.embed(image, usable, message, key, (0, 4095))
+    errors = np.count_nonzero(codec.extract(stego, usable, key, (0, 4095)) != message)
+    assert errors <= message.size // 1000  # layout 1 got about 70 wrong here
+
+
+def test_dct_protection_block_without_layout_reads_as_layout_1():
+    from pydicom import Dataset
+
+    from stegonode.handlers.embed import Protection, make_codec, read_protection, write_protection
+
+    rng = np.random.default_rng(3)
+    image, usable = _synthetic((1, 256, 256), np.uint16, 0, rng)
+    message = rng.integers(0, 2, 33 * 33).astype(np.uint8)
+    key = os.urandom(32)
+    legacy = DctCodec(DctParams(layout=1)).fit(usable, message.size, key)
+    stego = legacy.embed(image, usable, message, key, (0, 4095))
+    params = legacy.params()
+    del params["layout"], params["chunk_extra"]  # as written before the codec had layouts
+    ds = Dataset()
+    write_protection(ds, Protection("dct", params, "classical", 6, "e", "r"))
+    codec = make_codec("dct", read_protection(ds).params)
+    assert codec.settings.layout == 1
+    np.testing.assert_array_equal(codec.extract(stego, usable, key, (0, 4095)), message)

@@ -216,7 +216,7 @@ def _synthetic(shape: tuple[int, ...], dtype, value_range: tuple[int, int], leve
 def test_deep_codec_round_trip_on_synthetic_images(shape, dtype, value_range, level):
     image, usable = _synthetic(shape, dtype, value_range, level)
     message = np.random.default_rng(2).integers(0, 2, 57 * 57).astype(np.uint8)
-    codec = DeepCodec().fit(usable, message.size)
+    codec = DeepCodec().fit(usable, message.size, b"k" * 32)
     stego = codec.embed(image, usable, message, b"k" * 32, value_range)
     np.testing.assert_array_equal(stego[~usable], image[~usable])
     assert stego.min() >= value_range[0] and stego.max() <= value_range[1]
@@ -230,8 +230,8 @@ def test_deep_codec_capacity_error_and_parameters():
     codec = DeepCodec()
     assert codec.capacity(usable) == 0  # no 64 x 64 tile lies wholly outside the foreground
     with pytest.raises(CapacityError, match=r"offers 0 bits, 441 are needed"):
-        codec.fit(usable, 441).embed(image, usable, np.ones(441, np.uint8), b"k" * 32, (0, 4095))
-    assert DeepCodec(DeepParams.from_dict(codec.fit(usable, 441).params())).settings.bits == 441
+        codec.fit(usable, 441, b"k" * 32).embed(image, usable, np.ones(441, np.uint8), b"k" * 32, (0, 4095))
+    assert DeepCodec(DeepParams.from_dict(codec.fit(usable, 441, b"k" * 32).params())).settings.bits == 441
 
 
 def test_deep_codec_does_not_load_torch():

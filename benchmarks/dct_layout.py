@@ -1,0 +1,112 @@
+#!/usr/bin/env python
+"""How reliably small backgrounds carry the message: DCT layouts, and protect/reveal repeats.
+
+* Bits without a copy: for each image, the message bits (QR modules) that no written slot
+  carries, under layout 1 (independent placement per chunk) and layout 2 (shifted chunks, the
+  chunk size ``fit`` picks), averaged over fresh keys. Half of them read back wrong; the QR
+  code's Reed-Solomon code has to absorb them.
+* Protect/reveal repeats: the node's pipeline protects the image with a fresh key pair, the
+  stego file is written and read back, segmented again and revealed; failures are counted.
+
+Run from the repository root::
+
+    .venv/bin/python benchmarks/dct_layout.py [--segmenter maskrcnn] [--repeats 100] [IMAGE ...]
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import io
+import sys
+import tempfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "tests"))
+
+import numpy as np  # noqa: E402
+import pydicom  # noqa: E402
+import torch  # noqa: E402
+
+from images import image_path  # noqa: E402
+from stegonode.codecs import keys as keyfiles  # noqa: E402
+from stegonode.codecs.dct import DctCodec, DctParams  # noqa: E402
+from stegonode.codecs.errors import StegonodeError  # noqa: E402
+from stegonode.handlers.pipeline import build_pipeline  # noqa: E402
+from stegonode.handlers.reveal import reveal  # noqa: E402
+from stegonode.handlers.segment import usable_region  # noqa: E402
+from stegonode.node import config as node_config  # noqa: E402
+
+
+def fresh_keys() -> tuple[keyfiles.NodeKeys, keyfiles.PeerKeys]:
+    with tempfile.TemporaryDirectory() as folder:
+        keyfiles.generate(Path(folder))
+        return (keyfiles.load_node_keys(Path(folder) / "node.keys"),
+                keyfiles.load_peer_keys(Path(folder) / "peer.keys"))
+
+
+def bits_without_copy(codec: DctCodec, usable: np.ndarray, n: int, key: bytes) -> int:
+    index = codec._message_index(codec._slots(usable, key), usable.shape, n, key)
+    return n - np.count_nonzero(np.bincount(index[index >= 0], minlength=n))
+
+
+def layouts(name: str, settings: dict, keys: int) -> None:
+    """Bits without a copy under both layouts, for the message the pipeline makes of ``name``."""
+    node_keys, _ = fresh_keys()
+    pipeline = build_pipeline(settings["pipeline"]["handlers"], settings["handlers"], node_keys)
+    instance = pipeline.protect(pydicom.dcmread(image_path(name)))
+    usable = usable_region(instance.foreground, settings["handlers"]["segment"]["margin"])
+    n = instance.message.size
+    figures = []
+    for layout in (1, 2):
+        missing = []
+        for _ in range(keys):
+            key = np.random.bytes(32)
+            missing.append(bits_without_copy(DctCodec(DctParams(layout=layout)).fit(usable, n, key), usable, n, key))
+        figures.append(f"layout {layout} {np.mean(missing):6.1f}")
+    slots = DctCodec().fit(usable, n, b"k" * 32)
+    votes = slots._message_slots(int(slots._usable_tiles(usable).sum()), len(slots.settings.coefficients)) / n
+    print(f"{name:40s} {n:6d} bits, {votes:4.1f} votes/bit, without a copy: " + ", ".join(figures), flush=True)
+
+
+def repeats(name: str, settings: dict, count: int) -> int:
+    """Failed reveals in ``count`` protect/save/read/reveal runs, each with fresh keys."""
+    original = pydicom.dcmread(image_path(name))
+    failures = 0
+    for _ in range(count):
+        node_keys, peer_keys = fresh_keys()
+        pipeline = build_pipeline(settings["pipeline"]["handlers"], settings["handlers"], node_keys)
+        ds = copy.deepcopy(original)
+        pipeline.protect(ds)
+        buffer = io.BytesIO()
+        ds.save_as(buffer, enforce_file_format=True)
+        try:
+            reveal(pydicom.dcmread(io.BytesIO(buffer.getvalue())), peer_keys)
+        except StegonodeError as exc:
+            failures += 1
+            print(f"  {name}: {type(exc).__name__}", flush=True)
+    return failures
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("images", nargs="*", default=["examples_overlay.dcm"])
+    parser.add_argument("--segmenter", default="maskrcnn", choices=node_config.SEGMENTER_CHOICES)
+    parser.add_argument("--keys", type=int, default=10, help="fresh keys per layout figure")
+    parser.add_argument("--repeats", type=int, default=100, help="protect/reveal runs per image (0: none)")
+    parser.add_argument("--threads", type=int, default=2)
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    settings = node_config.load(None)
+    settings["handlers"]["segment"]["segmenter"] = args.segmenter
+    print(f"segmenter {args.segmenter}; bits without a copy, mean of {args.keys} keys")
+    for name in args.images:
+        layouts(name, settings, args.keys)
+    for name in args.images if args.repeats else ():
+        failures = repeats(name, settings, args.repeats)
+        print(f"{name}: reveal failed {failures} of {args.repeats} runs with fresh keys ({args.segmenter})")
+
+
+if __name__ == "__main__":
+    main()
