@@ -24,6 +24,7 @@ from pydicom import Dataset
 from scipy import ndimage
 
 from stegonode.codecs.errors import ConfigError
+from stegonode.models.morphology import fill_holes
 
 from .base import Instance
 
@@ -72,7 +73,7 @@ class ClassicalSegmenter:
             mask = hounsfield_units(ds, image) > CT_THRESHOLD_HU
         else:
             mask = image > _background_threshold(ndimage.uniform_filter(image, 5))
-        mask = ndimage.binary_fill_holes(ndimage.binary_closing(mask, iterations=2) | mask)
+        mask = fill_holes(ndimage.binary_closing(mask, iterations=2) | mask)
         return large_components(mask, self.min_component)
 
 
@@ -106,7 +107,7 @@ class MaskRCNNSegmenter:
             log.warning("maskrcnn found no foreground in frame %d; using the classical segmenter", index)
         if has_hounsfield_units(ds):
             united = masks | self.fallback.foreground(ds, pixels)
-            return np.stack([ndimage.binary_fill_holes(frame) for frame in united])
+            return np.stack([fill_holes(frame) for frame in united])
         if empty.any():
             masks[empty] = self.fallback.foreground(ds, pixels[empty])
         return masks

@@ -14,7 +14,6 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
-from scipy import ndimage
 from torch import nn
 from torchvision.models.resnet import BasicBlock
 from torchvision.models.detection import MaskRCNN
@@ -22,6 +21,8 @@ from torchvision.models.detection.backbone_utils import BackboneWithFPN
 from torchvision.models.detection.mask_rcnn import MaskRCNNHeads, MaskRCNNPredictor
 from torchvision.models.detection.faster_rcnn import TwoMLPHead, FastRCNNPredictor
 from torchvision.ops import MultiScaleRoIAlign
+
+from .morphology import dilate_square, erode_square, fill_holes
 
 WEIGHTS = Path(__file__).with_name("maskrcnn_foreground.pt")
 SCORE_RAMP = (0.3, 0.7)  # an instance counts 0 below the first score, fully above the second
@@ -128,15 +129,12 @@ def foreground_masks(model: MaskRCNN, config: Config, images: torch.Tensor, batc
     """
     probability = torch.cat([foreground_probability(model, images[i:i + batch], config.size)
                              for i in range(0, len(images), batch)])
-    masks = np.stack([ndimage.binary_fill_holes(frame) for frame in (probability > 0.5).numpy()])
+    masks = np.stack([fill_holes(frame) for frame in (probability > 0.5).numpy()])
     if edges is None:
         return masks
     radius = max(1, round(SNAP_RADIUS * max(masks.shape[1:]) / config.size))
-    square = np.ones((3, 3), bool)
     for mask, edge in zip(masks, edges):
-        core = ndimage.binary_erosion(mask, square, iterations=radius)
-        grown = ndimage.binary_dilation(mask, square, iterations=radius)
-        mask[...] = ndimage.binary_fill_holes(core | (grown & edge))
+        mask[...] = fill_holes(erode_square(mask, radius) | (dilate_square(mask, radius) & edge))
     return masks
 
 

@@ -19,7 +19,7 @@ from stegonode.handlers.reveal import reveal
 from stegonode.handlers.segdata import phantom_example, real_example, LABELS
 from stegonode.handlers.segment import ClassicalSegmenter, MaskRCNNSegmenter, make_segmenter
 from stegonode.handlers.segtrain import HELD_OUT_SEED
-from stegonode.models import maskrcnn
+from stegonode.models import maskrcnn, morphology
 from stegonode.models.phantoms import make_phantom
 from stegonode.models.train import Schedule, iou, ncc, train
 from stegonode.node import cli
@@ -73,6 +73,18 @@ def test_ct_foreground_keeps_all_matter(maskrcnn_segmenter):
     sizes = np.bincount(labels.ravel())
     objects = (sizes >= 64)[labels] & (labels > 0)
     assert objects.sum() > 10_000 and not (objects & ~foreground).any()
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_fast_morphology_gives_scipys_masks(seed):
+    rng = np.random.default_rng(seed)
+    mask = ndimage.gaussian_filter(rng.random((131, 217)), 3) > 0.5  # blobs with holes, touching the border
+    mask &= rng.random(mask.shape) > 0.01 * seed  # and pinholes
+    radius = seed % 4 + 1
+    square = np.ones((3, 3), bool)
+    assert np.array_equal(morphology.fill_holes(mask), ndimage.binary_fill_holes(mask))
+    assert np.array_equal(morphology.erode_square(mask, radius), ndimage.binary_erosion(mask, square, iterations=radius))
+    assert np.array_equal(morphology.dilate_square(mask, radius), ndimage.binary_dilation(mask, square, iterations=radius))
 
 
 def test_inference_is_deterministic_and_batch_independent(maskrcnn_segmenter):
