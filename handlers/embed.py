@@ -1,8 +1,8 @@
 """Embed: hide the QR module matrix in the usable background; and the protection block.
 
 The protection block is a private block (creator ``STEGONODE 1``, group 0011) holding, as JSON,
-what reveal needs besides the keys: codec name and strength parameters, segmenter and margin,
-and the non-secret ids of the embedding and recipient keys (so a wrong key is named as such).
+what reveal needs besides the keys: codec name and strength parameters, segmenter (and its
+version: for Mask R-CNN, which weights) and margin, and the non-secret ids of the embedding and recipient keys (so a wrong key is named as such).
 """
 
 from __future__ import annotations
@@ -55,6 +55,7 @@ class Protection:
     margin: int
     embedding_key_id: str
     recipient_key_id: str
+    segmenter_version: str = ""  # Segmenter.version at protection; empty in blocks written before
 
 
 def write_protection(ds: Dataset, protection: Protection) -> None:
@@ -116,6 +117,7 @@ class EmbedHandler:
             codec=codec.name,
             params=codec.params(),
             segmenter=self.segmenter.name,
+            segmenter_version=self.segmenter.version,
             margin=self.margin,
             embedding_key_id=key_id(self.embedding_key, "embedding"),
             recipient_key_id=recipient_key_id(self.recipient_public_key),

@@ -8,6 +8,7 @@ stored before encryption).
 from __future__ import annotations
 
 import copy
+import logging
 import math
 from dataclasses import dataclass
 
@@ -21,11 +22,13 @@ from stegonode.codecs.seal import open_sealed, recipient_key_id
 
 from .collect import parse
 from .deidentify import restore
-from .embed import make_codec, read_protection, remove_protection
+from .embed import Protection, make_codec, read_protection, remove_protection
 from .encrypt import decrypted
 from .pixels import PixelFormat, read_pixels
 from .seal import stego_binding
-from .segment import make_segmenter, usable_region
+from .segment import Segmenter, make_segmenter, usable_region
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -52,7 +55,7 @@ def reveal(ds: Dataset, keys: PeerKeys, foreground: np.ndarray | None = None) ->
     ds = decrypted(ds, keys.pixel_cipher_key)
     pixels = read_pixels(ds)
     if foreground is None:
-        foreground = make_segmenter(protection.segmenter).foreground(ds, pixels)
+        foreground = _segmenter_for(protection).foreground(ds, pixels)
     usable = usable_region(foreground, protection.margin)
     codec = make_codec(protection.codec, protection.params)
     bits = codec.extract(pixels, usable, keys.embedding_key, PixelFormat.of(ds).value_range)
@@ -67,3 +70,14 @@ def reveal(ds: Dataset, keys: PeerKeys, foreground: np.ndarray | None = None) ->
     restore(restored, attributes)
     restored.file_meta.MediaStorageSOPInstanceUID = restored.SOPInstanceUID
     return Revealed(attributes=attributes, dataset=restored)
+
+
+def _segmenter_for(protection: Protection) -> Segmenter:
+    """The segmenter the object was protected with; a warning if this node runs another version
+    of it (other Mask R-CNN weights), whose masks may differ enough to lose the message."""
+    segmenter = make_segmenter(protection.segmenter)
+    if protection.segmenter_version and protection.segmenter_version != segmenter.version:
+        log.warning("object was protected with %s segmenter version %s, this node runs %s: "
+                    "if reveal fails, reveal with the weights it was protected with",
+                    protection.segmenter, protection.segmenter_version, segmenter.version)
+    return segmenter

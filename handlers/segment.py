@@ -15,6 +15,7 @@ The usable region is computed by one function, :func:`usable_region`, on cover a
 from __future__ import annotations
 
 import functools
+import hashlib
 import logging
 from pathlib import Path
 from typing import TYPE_CHECKING, ClassVar, Protocol
@@ -49,6 +50,7 @@ class Segmenter(Protocol):
     """Gives the significant foreground of every frame."""
 
     name: str
+    version: str  # changes whenever the masks may change: recorded in the protection block
 
     def foreground(self, ds: Dataset, pixels: np.ndarray) -> np.ndarray:
         """Boolean (frames, rows, columns): True on anatomy and anything that must stay intact."""
@@ -58,6 +60,7 @@ class ClassicalSegmenter:
     """Threshold + hole filling + keep every component of at least ``min_component`` pixels."""
 
     name = "classical"
+    version = "1"
 
     def __init__(self, min_component: int = 64) -> None:
         self.min_component = min_component
@@ -84,7 +87,7 @@ class MaskRCNNSegmenter:
     name = "maskrcnn"
 
     def __init__(self, weights: Path | None = None, batch: int = 16) -> None:
-        self.model, self.config = _load_maskrcnn(weights)
+        self.model, self.config, self.version = _load_maskrcnn(weights)
         self.batch = batch
         self.fallback = ClassicalSegmenter()
         self._untrained_seen: set[str] = set()
@@ -114,11 +117,13 @@ class MaskRCNNSegmenter:
 
 
 @functools.lru_cache(maxsize=2)
-def _load_maskrcnn(weights: Path | None) -> tuple[MaskRCNN, Config]:
-    """The network, loaded once per process (reveal makes a segmenter per call)."""
+def _load_maskrcnn(weights: Path | None) -> tuple[MaskRCNN, Config, str]:
+    """The network, loaded once per process (reveal makes a segmenter per call), and its
+    version: the first 16 hex digits of the weights file's SHA-256."""
     from stegonode.models import maskrcnn  # torch loads only when this segmenter is used
 
-    return maskrcnn.load(weights or maskrcnn.WEIGHTS)
+    path = weights or maskrcnn.WEIGHTS
+    return (*maskrcnn.load(path), hashlib.sha256(path.read_bytes()).hexdigest()[:16])
 
 
 def windowed(ds: Dataset, pixels: np.ndarray) -> np.ndarray:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import copy
+import dataclasses
+import hashlib
 import logging
 
 import numpy as np
@@ -15,6 +17,7 @@ from scipy import ndimage
 from stegonode.handlers import segment
 from stegonode.handlers.pipeline import build_pipeline
 from stegonode.handlers.pixels import read_pixels
+from stegonode.handlers.embed import read_protection, write_protection
 from stegonode.handlers.reveal import reveal
 from stegonode.handlers.segdata import phantom_example, real_example, LABELS
 from stegonode.handlers.segment import ClassicalSegmenter, MaskRCNNSegmenter, make_segmenter
@@ -117,6 +120,15 @@ def test_modality_the_network_was_not_trained_on_gets_the_classical_segmenter(ca
     assert "not trained on modality 'NM'" in caplog.text
 
 
+@pytest.fixture(scope="module")
+def protected_693(node_keys):
+    config = node_config.load(None)
+    config["handlers"]["segment"]["segmenter"] = "maskrcnn"
+    ds = pydicom.dcmread(image_path("693_UNCR.dcm"))
+    build_pipeline(config["pipeline"]["handlers"], config["handlers"], node_keys).protect(ds)
+    return ds
+
+
 @pytest.mark.parametrize("name", ["693_UNCR.dcm", "MR-SIEMENS-DICOM-WithOverlays.dcm"])
 def test_reveal_with_maskrcnn_at_both_ends_and_stable_mask(name, node_keys, peer_keys, tmp_path):
     config = node_config.load(None)
@@ -131,6 +143,21 @@ def test_reveal_with_maskrcnn_at_both_ends_and_stable_mask(name, node_keys, peer
     revealed = reveal(stego, peer_keys)
     assert revealed.attributes.PatientName == original.PatientName
     assert revealed.dataset.SOPInstanceUID == original.SOPInstanceUID
+
+
+def test_protection_block_names_the_weights_and_reveal_warns_on_others(protected_693, peer_keys, caplog):
+    """Which weights segmented the cover travels with the object, so a peer running other weights
+    is told why a reveal may fail."""
+    stego = copy.deepcopy(protected_693)
+    protection = read_protection(stego)
+    assert protection.segmenter_version == hashlib.sha256(maskrcnn.WEIGHTS.read_bytes()).hexdigest()[:16]
+    with caplog.at_level(logging.WARNING, logger="stegonode.handlers.reveal"):
+        reveal(stego, peer_keys)
+    assert "segmenter version" not in caplog.text
+    write_protection(stego, dataclasses.replace(protection, segmenter_version="0123456789abcdef"))
+    with caplog.at_level(logging.WARNING, logger="stegonode.handlers.reveal"):
+        reveal(stego, peer_keys)  # same weights in fact: the message is still there
+    assert "protected with maskrcnn segmenter version 0123456789abcdef" in caplog.text
 
 
 def test_config_accepts_maskrcnn(tmp_path):
