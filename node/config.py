@@ -36,7 +36,7 @@ DEFAULTS: dict[str, Any] = {
     "handlers": {
         "collect": {"extra_attributes": []},
         "seal": {"qr_error_correction": "L"},
-        "segment": {"segmenter": "classical", "margin": 6},
+        "segment": {"segmenter": "maskrcnn", "margin": 6},
         "embed": {
             "codec": "dct",
             "dct": {
