@@ -40,7 +40,7 @@ def make_codec(name: str, params: dict) -> StegoCodec:
             return PaperCodec(**params)
         if name == "deep":
             return DeepCodec(DeepParams.from_dict(params))
-    except TypeError as exc:
+    except (TypeError, ValueError) as exc:
         raise ConfigError(f"handlers.embed: bad parameter for codec {name!r}: {exc}") from None
     raise ConfigError(f"handlers.embed.codec: unknown codec {name!r}; choose 'dct', 'paper' or 'deep'")
 
