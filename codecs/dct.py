@@ -22,8 +22,8 @@ How a message travels (all parameters documented on :class:`DctParams`):
   tries a few chunk sizes (``chunk_extra`` tiles more than the minimum) under the key and
   keeps the one that leaves the fewest bits without a copy; it searches only where the
   background is small (fewer votes per bit than ``target_redundancy``). On the 300x484
-  examples_overlay MR with the Mask R-CNN mask (3.2 votes per bit) this leaves about 10 of
-  its 8649 bits without a copy, against about 130 with layout 1 (benchmarks/dct_layout.py).
+  examples_overlay MR with the Mask R-CNN mask (3.2 votes per bit) this leaves about 19 of
+  its 8649 bits without a copy, against about 125 with layout 1 (benchmarks/dct_layout.py).
 * Layout 1 (objects protected before layouts existed) places bits by an independent keyed
   affine permutation per chunk; it is still read, never written.
 * Each written coefficient is moved to the nearest point of the lattice for its bit (nearest-
