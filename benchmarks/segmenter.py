@@ -34,6 +34,7 @@ import torch  # noqa: E402
 from images import ROUND_TRIP, image_path  # noqa: E402
 from stegonode.codecs import keys as keyfiles  # noqa: E402
 from stegonode.codecs.errors import StegonodeError  # noqa: E402
+from stegonode.handlers.embed import read_protection  # noqa: E402
 from stegonode.handlers.pipeline import build_pipeline  # noqa: E402
 from stegonode.handlers.pixels import read_pixels  # noqa: E402
 from stegonode.handlers.reveal import reveal  # noqa: E402
@@ -86,7 +87,8 @@ def stability(name: str, names: list[str]) -> bool:
         instance = pipeline.protect(ds)
         cover = instance.foreground
         stego = pydicom.dcmread(_saved(ds))
-        again = segmenter.foreground(stego, read_pixels(stego))
+        # as reveal does: the stego image at the levels the cover was thresholded at, if any
+        again = segmenter.segment(stego, read_pixels(stego), read_protection(stego).segmenter_levels).mask
         try:
             reveal(stego, peer_keys)
             outcome = "reveal OK"

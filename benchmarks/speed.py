@@ -48,7 +48,7 @@ from stegonode.handlers.pipeline import Pipeline, build_pipeline  # noqa: E402
 from stegonode.handlers.pixels import PixelFormat, read_pixels  # noqa: E402
 from stegonode.handlers.reveal import reveal  # noqa: E402
 from stegonode.handlers.seal import stego_binding  # noqa: E402
-from stegonode.handlers.segment import ClassicalSegmenter, SegmentHandler, usable_region  # noqa: E402
+from stegonode.handlers.segment import ClassicalSegmenter, SegmentHandler, Segmentation, usable_region  # noqa: E402
 from stegonode.node.config import load  # noqa: E402
 
 WARMUP = 3
@@ -66,6 +66,9 @@ class FixedForeground:
 
     def foreground(self, ds: Dataset, pixels: np.ndarray) -> np.ndarray:
         return self.mask
+
+    def segment(self, ds: Dataset, pixels: np.ndarray, levels=None) -> Segmentation:
+        return Segmentation(self.mask, [None] * len(self.mask))
 
 
 def repeat(run: Callable[[], Timings]) -> list[Timings]:

@@ -26,6 +26,7 @@ class Instance:
     attributes: Dataset | None = None  # the identifying attributes, as in the original header
     message: np.ndarray | None = None  # QR module matrix of the sealed payload
     foreground: np.ndarray | None = None  # significant region, same shape as pixels
+    foreground_levels: list[float | None] | None = None  # classical levels per frame (Segmentation)
     protection: Protection | None = None  # what reveal needs: codec, parameters, key ids
     encryption: CipherBlock | None = None  # what decryption needs: cipher, nonce, tag
     report: dict[str, float | int | str] = field(default_factory=dict)

@@ -1,12 +1,15 @@
 """Embed: hide the QR module matrix in the usable background; and the protection block.
 
 The protection block is a private block (creator ``STEGONODE 1``, group 0011) holding, as JSON,
-what reveal needs besides the keys: codec name and strength parameters, segmenter (and its
-version: for Mask R-CNN, which weights) and margin, and the non-secret ids of the embedding and recipient keys (so a wrong key is named as such).
+what reveal needs besides the keys: codec name and strength parameters, segmenter (its
+version: for Mask R-CNN, which weights; and the levels the cover was thresholded at) and
+margin, and the non-secret ids of the embedding and recipient keys (so a wrong key is named as
+such).
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import ClassVar
 
@@ -56,6 +59,7 @@ class Protection:
     embedding_key_id: str
     recipient_key_id: str
     segmenter_version: str = ""  # Segmenter.version at protection; empty in blocks written before
+    segmenter_levels: list[float | None] | None = None  # Segmentation.levels of the cover
 
 
 def write_protection(ds: Dataset, protection: Protection) -> None:
@@ -74,6 +78,10 @@ def read_protection(ds: Dataset) -> Protection:
         raise NotProtectedError("unknown stegonode protection block version")
     if document.get("codec") == "dct" and isinstance(document.get("params"), dict):
         document["params"].setdefault("layout", 1)  # written before the DCT codec had layouts
+    levels = document.get("segmenter_levels")
+    if levels is not None and not (isinstance(levels, list) and all(
+            level is None or (isinstance(level, (int, float)) and math.isfinite(level)) for level in levels)):
+        raise NotProtectedError("malformed stegonode protection block (segmenter_levels)")
     try:
         return Protection(**document)
     except TypeError:
@@ -118,6 +126,7 @@ class EmbedHandler:
             params=codec.params(),
             segmenter=self.segmenter.name,
             segmenter_version=self.segmenter.version,
+            segmenter_levels=instance.foreground_levels,
             margin=self.margin,
             embedding_key_id=key_id(self.embedding_key, "embedding"),
             recipient_key_id=recipient_key_id(self.recipient_public_key),

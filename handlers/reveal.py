@@ -55,7 +55,7 @@ def reveal(ds: Dataset, keys: PeerKeys, foreground: np.ndarray | None = None) ->
     ds = decrypted(ds, keys.pixel_cipher_key)
     pixels = read_pixels(ds)
     if foreground is None:
-        foreground = _segmenter_for(protection).foreground(ds, pixels)
+        foreground = _segmenter_for(protection).segment(ds, pixels, protection.segmenter_levels).mask
     usable = usable_region(foreground, protection.margin)
     codec = make_codec(protection.codec, protection.params)
     bits = codec.extract(pixels, usable, keys.embedding_key, PixelFormat.of(ds).value_range)

@@ -10,6 +10,12 @@ are calibrated, so a thin table shell or head holder the network scores low is m
 Images of a modality the network was not trained on (:data:`NETWORK_MODALITIES`) get the classical
 segmenter, with the reason logged.
 The usable region is computed by one function, :func:`usable_region`, on cover and stego alike.
+
+The classical threshold is computed from the image's histogram, which embedding changes (the
+codec shifts whole background tiles off the range floor), so a level computed afresh on the
+stego image can differ from the cover's. :meth:`Segmenter.segment` therefore reports the level
+each frame was thresholded at; the protection block records them and reveal thresholds the
+stego image at the cover's levels.
 """
 
 from __future__ import annotations
@@ -17,6 +23,8 @@ from __future__ import annotations
 import functools
 import hashlib
 import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, ClassVar, Protocol
 
@@ -46,11 +54,25 @@ EMBED_GUARD = 12.0  # stored units: about what the DCT codec (step 10) changes a
 log = logging.getLogger(__name__)
 
 
+@dataclass
+class Segmentation:
+    """A foreground, and per frame the stored-value level the classical thresholding used (None
+    where a frame was not thresholded at a computed level: the network's mask, Hounsfield units)."""
+
+    mask: np.ndarray  # boolean (frames, rows, columns)
+    levels: list[float | None]
+
+
 class Segmenter(Protocol):
     """Gives the significant foreground of every frame."""
 
     name: str
     version: str  # changes whenever the masks may change: recorded in the protection block
+
+    def segment(self, ds: Dataset, pixels: np.ndarray, levels: Sequence[float | None] | None = None
+                ) -> Segmentation:
+        """The foreground; ``levels`` (a cover's :attr:`Segmentation.levels`) replace the levels
+        the classical thresholding would compute, frame by frame."""
 
     def foreground(self, ds: Dataset, pixels: np.ndarray) -> np.ndarray:
         """Boolean (frames, rows, columns): True on anatomy and anything that must stay intact."""
@@ -66,18 +88,30 @@ class ClassicalSegmenter:
         self.min_component = min_component
 
     def foreground(self, ds: Dataset, pixels: np.ndarray) -> np.ndarray:
-        return np.stack([self._frame(ds, frame) for frame in pixels])
+        return self.segment(ds, pixels).mask
 
-    def _frame(self, ds: Dataset, frame: np.ndarray) -> np.ndarray:
+    def segment(self, ds: Dataset, pixels: np.ndarray, levels: Sequence[float | None] | None = None
+                ) -> Segmentation:
+        if levels is None or len(levels) != len(pixels):  # none recorded, or not for these frames
+            levels = [None] * len(pixels)
+        frames = [self._frame(ds, frame, level) for frame, level in zip(pixels, levels)]
+        return Segmentation(np.stack([mask for mask, _ in frames]), [level for _, level in frames])
+
+    def _frame(self, ds: Dataset, frame: np.ndarray, level: float | None) -> tuple[np.ndarray, float | None]:
         image = frame.astype(np.float32)
-        if str(ds.get("PhotometricInterpretation", "")) == "MONOCHROME1":
-            image = image.max() - image
         if has_hounsfield_units(ds):
-            mask = hounsfield_units(ds, image) > CT_THRESHOLD_HU
+            mask, level = hounsfield_units(ds, image) > CT_THRESHOLD_HU, None
+        elif str(ds.get("PhotometricInterpretation", "")) == "MONOCHROME1":  # dark is dense
+            if level is None:
+                top = float(image.max())
+                level = top - float(_background_threshold(ndimage.uniform_filter(top - image, 5)))
+            mask = image < level
         else:
-            mask = image > _background_threshold(ndimage.uniform_filter(image, 5))
+            if level is None:
+                level = float(_background_threshold(ndimage.uniform_filter(image, 5)))
+            mask = image > level
         mask = fill_holes(ndimage.binary_closing(mask, iterations=2) | mask)
-        return large_components(mask, self.min_component)
+        return large_components(mask, self.min_component), level
 
 
 class MaskRCNNSegmenter:
@@ -93,6 +127,10 @@ class MaskRCNNSegmenter:
         self._untrained_seen: set[str] = set()
 
     def foreground(self, ds: Dataset, pixels: np.ndarray) -> np.ndarray:
+        return self.segment(ds, pixels).mask
+
+    def segment(self, ds: Dataset, pixels: np.ndarray, levels: Sequence[float | None] | None = None
+                ) -> Segmentation:
         import torch
 
         from stegonode.models.maskrcnn import foreground_masks
@@ -102,18 +140,23 @@ class MaskRCNNSegmenter:
             if modality not in self._untrained_seen:  # once per modality: ingest must not flood the log
                 self._untrained_seen.add(modality)
                 log.info("maskrcnn is not trained on modality %r; using the classical segmenter", modality)
-            return self.fallback.foreground(ds, pixels)
+            return self.fallback.segment(ds, pixels, levels)
         images = torch.from_numpy(windowed(ds, pixels))
         masks = foreground_masks(self.model, self.config, images, self.batch, edge_pixels(ds, pixels))
-        empty = ~masks.any(axis=(1, 2))
-        for index in np.flatnonzero(empty):
+        used: list[float | None] = [None] * len(masks)
+        empty = np.flatnonzero(~masks.any(axis=(1, 2)))
+        for index in empty:
             log.warning("maskrcnn found no foreground in frame %d; using the classical segmenter", index)
         if has_hounsfield_units(ds):
             united = masks | self.fallback.foreground(ds, pixels)
-            return np.stack([fill_holes(frame) for frame in united])
-        if empty.any():
-            masks[empty] = self.fallback.foreground(ds, pixels[empty])
-        return masks
+            return Segmentation(np.stack([fill_holes(frame) for frame in united]), used)
+        if len(empty):
+            recorded = None if levels is None or len(levels) != len(pixels) else [levels[i] for i in empty]
+            fallback = self.fallback.segment(ds, pixels[empty], recorded)
+            masks[empty] = fallback.mask
+            for index, level in zip(empty, fallback.levels):
+                used[index] = level
+        return Segmentation(masks, used)
 
 
 @functools.lru_cache(maxsize=2)
@@ -246,4 +289,5 @@ class SegmentHandler:
         self.segmenter = segmenter
 
     def __call__(self, instance: Instance) -> None:
-        instance.foreground = self.segmenter.foreground(instance.dataset, instance.pixels)
+        segmentation = self.segmenter.segment(instance.dataset, instance.pixels)
+        instance.foreground, instance.foreground_levels = segmentation.mask, segmentation.levels
