@@ -1,4 +1,5 @@
-"""The pure codecs on their own: payload text/QR, sealing, key files, DCT stego."""
+"""The pure codecs on their own: payload text/QR, sealing, key files, DCT stego (and how its
+parameters read back from a protection block)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import stat
 
 import numpy as np
 import pytest
+from pydicom import Dataset
 
 from stegonode.codecs import keys as keyfiles
 from stegonode.codecs import payload
@@ -21,6 +23,7 @@ from stegonode.codecs.errors import (
     WrongRecipientKeyError,
 )
 from stegonode.codecs.seal import open_sealed, seal
+from stegonode.handlers.embed import Protection, make_codec, read_protection, write_protection
 
 
 @pytest.mark.parametrize("size", [0, 1, 2, 3, 100, 501])
@@ -155,14 +158,10 @@ def test_dct_small_background_leaves_few_bits_without_a_vote():
     codec = DctCodec().fit(usable, message.size, key)
     stego = codec.embed(image, usable, message, key, (0, 4095))
     errors = np.count_nonzero(codec.extract(stego, usable, key, (0, 4095)) != message)
-    assert errors <= message.size // 1000  # layout 1 got about 70 wrong here
+    assert errors <= message.size // 1000  # layout 1 gets 79 wrong here
 
 
 def test_dct_protection_block_without_layout_reads_as_layout_1():
-    from pydicom import Dataset
-
-    from stegonode.handlers.embed import Protection, make_codec, read_protection, write_protection
-
     rng = np.random.default_rng(3)
     image, usable = _synthetic((1, 256, 256), np.uint16, 0, rng)
     message = rng.integers(0, 2, 33 * 33).astype(np.uint8)
