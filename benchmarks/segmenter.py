@@ -39,7 +39,7 @@ from stegonode.handlers.pipeline import build_pipeline  # noqa: E402
 from stegonode.handlers.pixels import read_pixels  # noqa: E402
 from stegonode.handlers.reveal import reveal  # noqa: E402
 from stegonode.handlers.segment import (  # noqa: E402
-    ClassicalSegmenter, MaskRCNNSegmenter, edge_pixels, windowed,
+    ClassicalSegmenter, MaskRCNNSegmenter, network_input,
 )
 from stegonode.handlers import segtrain  # noqa: E402
 from stegonode.handlers.segtrain import HELD_OUT_SEED, phantoms, real_examples  # noqa: E402
@@ -114,7 +114,8 @@ def speed(segmenter: MaskRCNNSegmenter, threads: int) -> None:
     series = copy.deepcopy(ds)
     segmenter.foreground(series, pixels[:2])
     eager = _median_ms(lambda: segmenter.foreground(series, pixels)) / 16
-    images, edges = torch.from_numpy(windowed(series, pixels)), edge_pixels(series, pixels)
+    images, edges = network_input(series, pixels)
+    images = torch.from_numpy(images)
     network = _median_ms(lambda: maskrcnn.foreground_masks(segmenter.model, segmenter.config, images,
                                                            edges=edges)) / 16
     classical = _median_ms(lambda: ClassicalSegmenter().foreground(series, pixels)) / 16

@@ -22,7 +22,7 @@ from stegonode import models
 from stegonode.models.phantoms import Phantom, make_phantom
 
 from .pixels import read_dicom, read_pixels
-from .segment import edge_pixels, windowed
+from .segment import network_input
 
 LABELS = Path(models.__file__).parent / "labels"
 SECONDARY_CAPTURE = "1.2.840.10008.5.1.4.1.1.7"
@@ -37,7 +37,7 @@ class Example:
     mask: np.ndarray  # bool (rows, columns)
     dataset: Dataset  # where the frame came from, as read
     frame: int = 0
-    edges: np.ndarray | None = None  # bool (rows, columns): segment.edge_pixels of the frame
+    edges: np.ndarray | None = None  # bool (rows, columns): segment.network_input's edge pixels
 
 
 def phantom_dataset(phantom: Phantom) -> Dataset:
@@ -71,9 +71,8 @@ def phantom_example(seed: int) -> Example:
     phantom_dataset(phantom).save_as(buffer, enforce_file_format=True)
     buffer.seek(0)
     ds = read_dicom(buffer)
-    pixels = read_pixels(ds)
-    return Example(f"phantom-{seed:05d}-{phantom.modality}", windowed(ds, pixels)[0], phantom.mask, ds,
-                   edges=edge_pixels(ds, pixels)[0])
+    images, edges = network_input(ds, read_pixels(ds))
+    return Example(f"phantom-{seed:05d}-{phantom.modality}", images[0], phantom.mask, ds, edges=edges[0])
 
 
 def label_files() -> list[Path]:
@@ -93,8 +92,8 @@ def real_example(label: Path, dicom: Path) -> Example:
     """The labelled frame of a real image and its reviewed mask."""
     ds = pydicom.dcmread(dicom)
     _, frame = label_name(label)
-    pixels = read_pixels(ds)[frame:frame + 1]
-    return Example(label.stem, windowed(ds, pixels)[0], read_mask(label), ds, frame, edge_pixels(ds, pixels)[0])
+    images, edges = network_input(ds, read_pixels(ds)[frame:frame + 1])
+    return Example(label.stem, images[0], read_mask(label), ds, frame, edges[0])
 
 
 def read_mask(path: Path) -> np.ndarray:

@@ -3,8 +3,8 @@
 The classical segmenter thresholds per modality, fills holes and keeps every large connected
 component. It works on the displayed sense of the image (MONOCHROME1 is inverted first) and on
 Hounsfield units for CT. The Mask R-CNN segmenter (stegonode.models.maskrcnn, weights shipped in
-the package) sees the frames windowed by :func:`windowed`, its mask's edge snaps to the pixels of
-:func:`edge_pixels`, and it falls back to the classical one on a frame where it finds nothing. On
+the package) sees the frames windowed by :func:`network_input`, its mask's edge snaps to the edge
+pixels it also gives, and it falls back to the classical one on a frame where it finds nothing. On
 CT it adds the classical mask, whatever is denser than :data:`CT_THRESHOLD_HU`: Hounsfield units
 are calibrated, so a thin table shell or head holder the network scores low is matter all the same.
 Images of a modality the network was not trained on (:data:`NETWORK_MODALITIES`) get the classical
@@ -92,9 +92,7 @@ class ClassicalSegmenter:
 
     def segment(self, ds: Dataset, pixels: np.ndarray, levels: Sequence[float | None] | None = None
                 ) -> Segmentation:
-        if levels is None or len(levels) != len(pixels):  # none recorded, or not for these frames
-            levels = [None] * len(pixels)
-        frames = [self._frame(ds, frame, level) for frame, level in zip(pixels, levels)]
+        frames = [self._frame(ds, frame, level) for frame, level in zip(pixels, _recorded(levels, len(pixels)))]
         return Segmentation(np.stack([mask for mask, _ in frames]), [level for _, level in frames])
 
     def _frame(self, ds: Dataset, frame: np.ndarray, level: float | None) -> tuple[np.ndarray, float | None]:
@@ -141,8 +139,8 @@ class MaskRCNNSegmenter:
                 self._untrained_seen.add(modality)
                 log.info("maskrcnn is not trained on modality %r; using the classical segmenter", modality)
             return self.fallback.segment(ds, pixels, levels)
-        images = torch.from_numpy(windowed(ds, pixels))
-        masks = foreground_masks(self.model, self.config, images, self.batch, edge_pixels(ds, pixels))
+        images, edges = network_input(ds, pixels)
+        masks = foreground_masks(self.model, self.config, torch.from_numpy(images), self.batch, edges)
         used: list[float | None] = [None] * len(masks)
         empty = np.flatnonzero(~masks.any(axis=(1, 2)))
         for index in empty:
@@ -151,12 +149,17 @@ class MaskRCNNSegmenter:
             united = masks | self.fallback.foreground(ds, pixels)
             return Segmentation(np.stack([fill_holes(frame) for frame in united]), used)
         if len(empty):
-            recorded = None if levels is None or len(levels) != len(pixels) else [levels[i] for i in empty]
-            fallback = self.fallback.segment(ds, pixels[empty], recorded)
+            recorded = _recorded(levels, len(pixels))
+            fallback = self.fallback.segment(ds, pixels[empty], [recorded[i] for i in empty])
             masks[empty] = fallback.mask
             for index, level in zip(empty, fallback.levels):
                 used[index] = level
         return Segmentation(masks, used)
+
+
+def _recorded(levels: Sequence[float | None] | None, frames: int) -> Sequence[float | None]:
+    """Recorded levels, one per frame; all None if none were recorded or not for these frames."""
+    return levels if levels is not None and len(levels) == frames else [None] * frames
 
 
 @functools.lru_cache(maxsize=2)
@@ -169,28 +172,28 @@ def _load_maskrcnn(weights: Path | None) -> tuple[MaskRCNN, Config, str]:
     return (*maskrcnn.load(path), hashlib.sha256(path.read_bytes()).hexdigest()[:16])
 
 
-def windowed(ds: Dataset, pixels: np.ndarray) -> np.ndarray:
-    """Frames as float32 in [0, 1], bright = dense or signal: what the network sees.
+def network_input(ds: Dataset, pixels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """What the network sees, and where its mask's edge snaps: one pass over the frames.
 
-    CT with rescale attributes: Hounsfield units in :data:`CT_WINDOW_HU`. Otherwise each frame
-    from its clip level (see :func:`_display`) to its 99th percentile; MONOCHROME1 is inverted.
-    Every background-level value maps to 0, so what embedding changes in the background mostly
-    does not reach the network: cover and stego give the same input.
+    Windowed frames: float32 in [0, 1], bright = dense or signal. CT with rescale attributes:
+    Hounsfield units in :data:`CT_WINDOW_HU`. Otherwise each frame from its clip level (see
+    :func:`_display`) to its 99th percentile; MONOCHROME1 is inverted. Every background-level
+    value maps to 0, so what embedding changes in the background mostly does not reach the
+    network: cover and stego give the same input.
+
+    Edge pixels: boolean frames, the pixels bright enough to be an object's edge. CT: above
+    :data:`CT_THRESHOLD_HU`. Otherwise above the clip level less :data:`EMBED_GUARD` (at most
+    half the clip level's height above the floor), so a background pixel the codec may change
+    stays below the clip level in the stego image as well.
     """
-    image, clip, high, _ = _display(ds, pixels)
+    image, clip, high, level = _display(ds, pixels)
     scaled = (image - clip[:, None, None]) / np.maximum(high - clip, 1e-6)[:, None, None]
-    return np.clip(scaled, 0, 1).astype(np.float32)
+    return np.clip(scaled, 0, 1).astype(np.float32), image > level[:, None, None]
 
 
-def edge_pixels(ds: Dataset, pixels: np.ndarray) -> np.ndarray:
-    """Boolean frames: pixels bright enough to be an object's edge (the mask snaps to them).
-
-    CT: above :data:`CT_THRESHOLD_HU`. Otherwise above the clip level less
-    :data:`EMBED_GUARD` (at most half the clip level's height above the floor), so a background
-    pixel the codec may change stays below the clip level in the stego image as well.
-    """
-    image, _, _, level = _display(ds, pixels)
-    return image > level[:, None, None]
+def windowed(ds: Dataset, pixels: np.ndarray) -> np.ndarray:
+    """The windowed frames of :func:`network_input`, for callers that need no edges."""
+    return network_input(ds, pixels)[0]
 
 
 def _display(ds: Dataset, pixels: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
