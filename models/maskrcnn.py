@@ -144,11 +144,16 @@ def save(model: MaskRCNN, config: Config, path: Path, meta: dict) -> None:
     torch.save({"config": asdict(config), "state": state, "meta": meta}, path)
 
 
+def float_state(saved: dict) -> dict[str, torch.Tensor]:
+    """The state dict of a file written by :func:`save`, floating tensors back in float32."""
+    return {k: v.float() if v.is_floating_point() else v for k, v in saved["state"].items()}
+
+
 def load(path: Path = WEIGHTS) -> tuple[MaskRCNN, Config]:
     """Model and config from a weights file, in eval mode, on the CPU."""
     saved = torch.load(path, map_location="cpu", weights_only=True)
     config = Config(**{**saved["config"], "widths": tuple(saved["config"]["widths"])})
     model = build(config)
-    model.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in saved["state"].items()})
+    model.load_state_dict(float_state(saved))
     model.roi_heads.score_thresh = min(config.score_threshold, SCORE_RAMP[0])  # the ramp weighs the rest
     return model.eval(), config

@@ -18,7 +18,7 @@ import torch
 from scipy import ndimage
 from tqdm import tqdm
 
-from .maskrcnn import Config, MaskRCNN, build, foreground_masks, to_network
+from .maskrcnn import Config, MaskRCNN, build, float_state, foreground_masks, to_network
 
 MIN_INSTANCE_PIXELS = 16  # at network size: smaller components are not trained as instances
 
@@ -102,8 +102,7 @@ def train(model_config: Config, schedule: Schedule, examples: Callable[[], Seque
     torch.manual_seed(schedule.seed)
     model = build(model_config)
     if init is not None and not checkpoint.exists():
-        saved = torch.load(init, map_location="cpu", weights_only=True)
-        model.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in saved["state"].items()})
+        model.load_state_dict(float_state(torch.load(init, map_location="cpu", weights_only=True)))
     optimizer = torch.optim.AdamW(model.parameters(), lr=schedule.learning_rate, weight_decay=schedule.weight_decay)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: _rate(s, schedule))
     rng, step, elapsed = random.Random(schedule.seed), 0, 0.0
