@@ -46,11 +46,6 @@ def fresh_keys() -> tuple[keyfiles.NodeKeys, keyfiles.PeerKeys]:
                 keyfiles.load_peer_keys(Path(folder) / "peer.keys"))
 
 
-def bits_without_copy(codec: DctCodec, usable: np.ndarray, n: int, key: bytes) -> int:
-    index = codec._message_index(codec._slots(usable, key), usable.shape, n, key)
-    return n - np.count_nonzero(np.bincount(index[index >= 0], minlength=n))
-
-
 def layouts(name: str, settings: dict, keys: int) -> None:
     """Bits without a copy under both layouts, for the message the pipeline makes of ``name``."""
     node_keys, _ = fresh_keys()
@@ -63,7 +58,8 @@ def layouts(name: str, settings: dict, keys: int) -> None:
         missing = []
         for _ in range(keys):
             key = np.random.bytes(32)
-            missing.append(bits_without_copy(DctCodec(DctParams(layout=layout)).fit(usable, n, key), usable, n, key))
+            codec = DctCodec(DctParams(layout=layout)).fit(usable, n, key)
+            missing.append(codec._bits_without_copy(codec._slots(usable, key), usable.shape, n, key))
         figures.append(f"layout {layout} {np.mean(missing):6.1f}")
     slots = DctCodec().fit(usable, n, b"k" * 32)
     votes = slots._message_slots(int(slots._usable_tiles(usable).sum()), len(slots.settings.coefficients)) / n

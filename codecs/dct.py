@@ -201,13 +201,17 @@ class DctCodec:
         best, fewest = self, n + 1
         for extra in range(_CHUNK_CHOICES):
             codec = DctCodec(replace(self.settings, chunk_extra=extra))
-            index = codec._message_index(slots, usable.shape, n, key)
-            missing = n - np.count_nonzero(np.bincount(index[index >= 0], minlength=n))
+            missing = codec._bits_without_copy(slots, usable.shape, n, key)
             if missing < fewest:
                 best, fewest = codec, missing
             if missing == 0:
                 break
         return best
+
+    def _bits_without_copy(self, slots: _Slots, shape: tuple[int, ...], n: int, key: bytes) -> int:
+        """Message bits that no usable slot carries (they read back as a coin toss)."""
+        index = self._message_index(slots, shape, n, key)
+        return n - np.count_nonzero(np.bincount(index[index >= 0], minlength=n))
 
     def _slots(self, usable: np.ndarray, key: bytes) -> _Slots:
         k = len(self.settings.coefficients)
