@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import copy
 import io
+import os
 import sys
 import tempfile
 from pathlib import Path
@@ -27,7 +28,6 @@ sys.path.insert(0, str(ROOT / "tests"))
 
 import numpy as np  # noqa: E402
 import pydicom  # noqa: E402
-import torch  # noqa: E402
 
 from images import image_path  # noqa: E402
 from stegonode.codecs import keys as keyfiles  # noqa: E402
@@ -93,7 +93,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=100, help="protect/reveal runs per image (0: none)")
     parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args()
-    torch.set_num_threads(args.threads)
+    os.environ["OMP_NUM_THREADS"] = str(args.threads)  # ONNX Runtime's threads, read when the network loads
     settings = node_config.load(None)
     settings["handlers"]["segment"]["segmenter"] = args.segmenter
     print(f"segmenter {args.segmenter}; bits without a copy, mean of {args.keys} keys")

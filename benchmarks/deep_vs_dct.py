@@ -16,13 +16,13 @@ from __future__ import annotations
 
 import copy
 import io
+import os
 import sys
 import tempfile
 import time
 from pathlib import Path
 
 import pydicom
-import torch
 
 from stegonode.codecs import keys as keyfiles
 from stegonode.codecs.errors import CapacityError, StegonodeError
@@ -56,7 +56,7 @@ def _attempt(pipeline, peer_keys, name: str) -> tuple[str, dict, float]:
 
 
 def main() -> int:
-    torch.set_num_threads(1)
+    os.environ["OMP_NUM_THREADS"] = "1"  # ONNX Runtime's threads (stegonode.models.foreground.onnx_threads)
     folder = Path(tempfile.mkdtemp())
     keyfiles.generate(folder)
     node_keys = keyfiles.load_node_keys(folder / keyfiles.NODE_FILE)

@@ -6,10 +6,11 @@
   side by side; every real image listed).
 * Stability: every round-trip image is protected with the segmenter under test, its stego image
   segmented again; NCC of the two masks (seed 002, Eq. 13), and reveal with that segmenter.
-* Speed: ms per 512x512 slice, batches of 16, torch eager on ``--threads`` threads (2 = the
-  target machine), beside the classical segmenter.
+* Speed: ms per 512x512 slice on ``--threads`` threads (2 = the target machine), ONNX Runtime
+  (what the node runs) and torch eager side by side, beside the classical segmenter.
 
-Run from the repository root::
+Run from the repository root, with the training extra installed (torch: the accuracy figures
+reuse the training code, and speed compares with it)::
 
     .venv/bin/python benchmarks/segmenter.py [--weights PATH] [--skip-stability]
 """
@@ -18,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import copy
+import os
 import statistics
 import sys
 import tempfile
@@ -43,7 +45,7 @@ from stegonode.handlers.segment import (  # noqa: E402
 )
 from stegonode.handlers import segtrain  # noqa: E402
 from stegonode.handlers.segtrain import HELD_OUT_SEED, phantoms, real_examples  # noqa: E402
-from stegonode.models import maskrcnn  # noqa: E402
+from stegonode.models import foreground, maskrcnn  # noqa: E402
 from stegonode.models.train import ncc  # noqa: E402
 from stegonode.node import config as node_config  # noqa: E402
 
@@ -106,25 +108,35 @@ def _saved(ds: pydicom.Dataset) -> Path:
     return path
 
 
-def speed(segmenter: MaskRCNNSegmenter, threads: int) -> None:
+def slice_ms(threads: int) -> dict[str, float]:
+    """Milliseconds per 512x512 CT slice (16 noisy copies of 693_UNCR per call, median of 5) on
+    ``threads`` threads: the whole Mask R-CNN segmenter and its network with post-processing
+    alone, through ONNX Runtime and through torch; the classical segmenter."""
     torch.set_num_threads(threads)
     ds = pydicom.dcmread(image_path("693_UNCR.dcm"))
     pixels = np.repeat(read_pixels(ds), 16, axis=0)
     pixels = pixels + np.random.default_rng(0).integers(-2, 3, pixels.shape).astype(pixels.dtype)
     series = copy.deepcopy(ds)
-    segmenter.foreground(series, pixels[:2])
-    eager = _median_ms(lambda: segmenter.foreground(series, pixels)) / 16
     images, edges = network_input(series, pixels)
-    images = torch.from_numpy(images)
-    network = _median_ms(lambda: maskrcnn.foreground_masks(segmenter.model, segmenter.config, images,
-                                                           edges=edges)) / 16
-    classical = _median_ms(lambda: ClassicalSegmenter().foreground(series, pixels)) / 16
-    print(f"\nSpeed, 512x512 CT slices in batches of 16, {threads} threads "
-          f"(median of 5; the CPU is shared with other work):")
-    print(f"  Mask R-CNN, torch eager, whole segmenter: {eager:.1f} ms/slice (network + post-processing "
-          f"only: {network:.1f} ms/slice)")
-    print(f"  classical: {classical:.1f} ms/slice")
-    print("  ONNX Runtime: not measured (not installed)")
+    segmenter = MaskRCNNSegmenter()
+    figures = {}
+    for engine, network in (("onnx", foreground.OnnxNetwork(foreground.WEIGHTS, threads)),
+                            ("torch", maskrcnn.TorchNetwork.load())):
+        segmenter.model = network
+        segmenter.foreground(series, pixels[:2])  # warm-up
+        figures[f"{engine}_segmenter"] = _median_ms(lambda: segmenter.foreground(series, pixels)) / 16
+        figures[f"{engine}_network"] = _median_ms(lambda: foreground.foreground_masks(network, images, edges)) / 16
+    figures["classical"] = _median_ms(lambda: ClassicalSegmenter().foreground(series, pixels)) / 16
+    return figures
+
+
+def speed(threads: int) -> None:
+    ms = slice_ms(threads)
+    print(f"\nSpeed, ms per 512x512 CT slice, {threads} threads (median of 5; the CPU is shared with other work):")
+    for engine, label in (("onnx", "ONNX Runtime"), ("torch", "torch eager")):
+        print(f"  Mask R-CNN, {label:12s}: whole segmenter {ms[f'{engine}_segmenter']:6.1f}   "
+              f"network + post-processing {ms[f'{engine}_network']:6.1f}")
+    print(f"  classical: {ms['classical']:.1f}")
 
 
 def _median_ms(run) -> float:
@@ -138,19 +150,20 @@ def _median_ms(run) -> float:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--weights", type=Path, default=maskrcnn.WEIGHTS)
+    parser.add_argument("--weights", type=Path, default=foreground.WEIGHTS, help="ONNX export or torch weights")
     parser.add_argument("--held-out", type=int, default=60)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--skip-stability", action="store_true")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
+    os.environ["OMP_NUM_THREADS"] = str(args.threads)  # ONNX Runtime's threads, read when the network loads
     segmenter = MaskRCNNSegmenter(args.weights)
     print(f"weights {args.weights} ({args.weights.stat().st_size / 2**20:.1f} MiB)")
     accuracy(segmenter, args.held_out)
     if not args.skip_stability:
         passed = stability("maskrcnn", ROUND_TRIP)
         print(f"  all NCC >= 0.999 and every reveal OK: {passed}")
-    speed(segmenter, args.threads)
+    speed(args.threads)
     return 0
 
 

@@ -96,3 +96,14 @@ class WrongPixelCipherKeyError(DecryptionError):
 
 class PixelIntegrityError(DecryptionError):
     """The encrypted pixels or their cipher block failed authentication: they were altered."""
+
+
+class MissingExtraError(StegonodeError):
+    """A command needs the optional ``train`` extra (torch, torchvision, onnx), not installed."""
+
+    def __init__(self, what: str, missing: list[str]) -> None:
+        self.missing = missing
+        super().__init__(
+            f"{what} needs {', '.join(missing)} (training and export only): install the training extra "
+            "with `.venv/bin/pip install -c constraints.txt -e \".[train]\"` (or `scripts/setup.sh --train`)"
+        )

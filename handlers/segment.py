@@ -2,8 +2,9 @@
 
 The classical segmenter thresholds per modality, fills holes and keeps every large connected
 component. It works on the displayed sense of the image (MONOCHROME1 is inverted first) and on
-Hounsfield units for CT. The Mask R-CNN segmenter (stegonode.models.maskrcnn, weights shipped in
-the package) sees the frames windowed by :func:`network_input`, its mask's edge snaps to the edge
+Hounsfield units for CT. The Mask R-CNN segmenter (stegonode.models.foreground: the network
+exported to ONNX, shipped in the package, run by ONNX Runtime) sees the frames windowed by
+:func:`network_input`, its mask's edge snaps to the edge
 pixels it also gives, and it falls back to the classical one on a frame where it finds nothing. On
 CT it adds the classical mask, whatever is denser than :data:`CT_THRESHOLD_HU`: Hounsfield units
 are calibrated, so a thin table shell or head holder the network scores low is matter all the same.
@@ -20,8 +21,6 @@ stego image at the cover's levels.
 
 from __future__ import annotations
 
-import functools
-import hashlib
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -37,10 +36,8 @@ from stegonode.models.morphology import fill_holes
 
 from .base import Instance
 
-if TYPE_CHECKING:  # torch loads only when the Mask R-CNN segmenter is used
-    from torchvision.models.detection import MaskRCNN
-
-    from stegonode.models.maskrcnn import Config
+if TYPE_CHECKING:  # ONNX Runtime loads only when the Mask R-CNN segmenter is used
+    from stegonode.models.foreground import Network
 
 NETWORK_MODALITIES = frozenset({"CT", "MR", "CR", "DX"})  # what the network's phantoms and labels cover
 CT_THRESHOLD_HU = -500.0  # air is about -1000 HU, fat -100 HU: anything above is body or table
@@ -118,9 +115,8 @@ class MaskRCNNSegmenter:
 
     name = "maskrcnn"
 
-    def __init__(self, weights: Path | None = None, batch: int = 16) -> None:
-        self.model, self.config, self.version = _load_maskrcnn(weights)
-        self.batch = batch
+    def __init__(self, weights: Path | None = None) -> None:
+        self.model, self.version = _load_maskrcnn(weights)
         self.fallback = ClassicalSegmenter()
         self._untrained_seen: set[str] = set()
 
@@ -129,9 +125,7 @@ class MaskRCNNSegmenter:
 
     def segment(self, ds: Dataset, pixels: np.ndarray, levels: Sequence[float | None] | None = None
                 ) -> Segmentation:
-        import torch
-
-        from stegonode.models.maskrcnn import foreground_masks
+        from stegonode.models.foreground import foreground_masks
 
         modality = str(ds.get("Modality", ""))
         if modality not in NETWORK_MODALITIES:
@@ -140,7 +134,7 @@ class MaskRCNNSegmenter:
                 log.info("maskrcnn is not trained on modality %r; using the classical segmenter", modality)
             return self.fallback.segment(ds, pixels, levels)
         images, edges = network_input(ds, pixels)
-        masks = foreground_masks(self.model, self.config, torch.from_numpy(images), self.batch, edges)
+        masks = foreground_masks(self.model, images, edges)
         used: list[float | None] = [None] * len(masks)
         empty = np.flatnonzero(~masks.any(axis=(1, 2)))
         for index in empty:
@@ -162,14 +156,14 @@ def _recorded(levels: Sequence[float | None] | None, frames: int) -> Sequence[fl
     return levels if levels is not None and len(levels) == frames else [None] * frames
 
 
-@functools.lru_cache(maxsize=2)
-def _load_maskrcnn(weights: Path | None) -> tuple[MaskRCNN, Config, str]:
+def _load_maskrcnn(weights: Path | None) -> tuple[Network, str]:
     """The network, loaded once per process (reveal makes a segmenter per call), and its
-    version: the first 16 hex digits of the weights file's SHA-256."""
-    from stegonode.models import maskrcnn  # torch loads only when this segmenter is used
+    version: the first 16 hex digits of the torch weights file's SHA-256 (recorded in the ONNX
+    export), the same whichever runs it."""
+    from stegonode.models import foreground
 
-    path = weights or maskrcnn.WEIGHTS
-    return (*maskrcnn.load(path), hashlib.sha256(path.read_bytes()).hexdigest()[:16])
+    network = foreground.load(weights or foreground.WEIGHTS)
+    return network, network.version
 
 
 def network_input(ds: Dataset, pixels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

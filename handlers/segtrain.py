@@ -20,7 +20,7 @@ import torch
 from pydicom.data import get_testdata_file
 from tqdm import tqdm
 
-from stegonode.models import maskrcnn
+from stegonode.models import foreground, maskrcnn
 from stegonode.models.train import Schedule, evaluate, iou, train
 
 from .segdata import Example, label_files, label_name, phantom_example, real_example, write_overlay
@@ -60,7 +60,7 @@ def accuracy(segmenter: MaskRCNNSegmenter, examples: Sequence[Example]) -> tuple
     """IoU of the Mask R-CNN segmenter, of its network alone and of the classical segmenter; and
     the Mask R-CNN segmenter's masks."""
     masks = segmenter_masks(segmenter, examples)
-    network, _ = evaluate(segmenter.model, segmenter.config, examples)
+    network, _ = evaluate(segmenter.model, examples)
     scores = {
         "maskrcnn": [iou(m, e.mask) for m, e in zip(masks, examples)],
         "network": network,
@@ -89,9 +89,12 @@ def train_segmenter(out: Path, work: Path, schedule: Schedule, phantom_count: in
                              init=init)
     weights = out / maskrcnn.WEIGHTS.name
     maskrcnn.save(trained, config, weights, {"schedule": asdict(schedule), "init": init.name if init else None})
-    metrics: dict = {"timings": timings, "weights_mib": weights.stat().st_size / 2**20}
+    exported = out / foreground.WEIGHTS.name
+    maskrcnn.export_onnx(weights, exported)
+    metrics: dict = {"timings": timings, "weights_mib": weights.stat().st_size / 2**20,
+                     "onnx_mib": exported.stat().st_size / 2**20}
     overlays.mkdir(parents=True, exist_ok=True)
-    segmenter = MaskRCNNSegmenter(weights)  # evaluate what ships: half-precision weights
+    segmenter = MaskRCNNSegmenter(exported)  # evaluate what ships: the ONNX export of the half-precision weights
     for name, examples in (("phantoms_held_out", phantoms(range(HELD_OUT_SEED, HELD_OUT_SEED + held_out))),
                            ("real", real_examples(True))):
         metrics[name], masks = accuracy(segmenter, examples)
@@ -118,14 +121,14 @@ def model_card(config: maskrcnn.Config, schedule: Schedule, phantom_count: int, 
         f"{', '.join(REAL_EVAL)} (labels in stegonode/models/labels, reviewed by eye).",
         "- Foreground: body, arms, table and head holder; background: air, direct exposure, "
         "round field-of-view padding.", "",
-        "## Input and post-processing (stegonode.handlers.segment, stegonode.models.maskrcnn)", "",
+        "## Input and post-processing (stegonode.handlers.segment, stegonode.models.foreground)", "",
         f"- Window: CT {segment.CT_WINDOW_HU[0]:g}..{segment.CT_WINDOW_HU[1]:g} HU; other images from "
         f"floor + {segment.CLIP_FRACTION:g} x (99th percentile - floor) to the 99th percentile, floor 0 unless "
         "the 1st percentile is far from 0. Background-level values map to 0, so embedding's changes to "
         "the background mostly do not reach the network.",
-        f"- Instances weigh into the union by score, ramping from 0 at {maskrcnn.SCORE_RAMP[0]} to 1 at "
-        f"{maskrcnn.SCORE_RAMP[1]}; the union is > 0.5, holes filled.",
-        f"- The edge snaps to the image within {maskrcnn.SNAP_RADIUS} network pixels of the network's edge: "
+        f"- Instances weigh into the union by score, ramping from 0 at {foreground.SCORE_RAMP[0]} to 1 at "
+        f"{foreground.SCORE_RAMP[1]}; the union is > 0.5, holes filled.",
+        f"- The edge snaps to the image within {foreground.SNAP_RADIUS} network pixels of the network's edge: "
         f"CT above {segment.CT_THRESHOLD_HU:g} HU, others above the clip level less "
         f"{segment.EMBED_GUARD:g} stored units.",
         f"- CT: the union with the classical mask (above {segment.CT_THRESHOLD_HU:g} HU, holes filled, "
@@ -156,6 +159,7 @@ def model_card(config: maskrcnn.Config, schedule: Schedule, phantom_count: int, 
     lines += ["", "## Timings", "",
               f"- Training: {t['steps']} steps, {t['train_seconds'] / 60:.1f} min of training-step wall time "
               "(torch threads and CPU load as the run had them; see --threads).",
-              f"- Weights: {metrics['weights_mib']:.1f} MiB (half precision; the metrics above are of "
-              "these shipped weights).", ""]
+              f"- Weights: {metrics['weights_mib']:.1f} MiB (half precision), exported to ONNX "
+              f"({foreground.WEIGHTS.name}, float32, {metrics['onnx_mib']:.1f} MiB), which the runtime runs "
+              "through ONNX Runtime; the metrics above are of that export.", ""]
     return "\n".join(lines)

@@ -1,46 +1,32 @@
-"""Deep image-in-image steganography (seed 000): networks, weights, tile-by-tile hide and reveal.
+"""Deep image-in-image steganography (seed 000): hide and reveal, tile by tile, in numpy.
 
-The seed's three parts, kept: a *preparation network* of three convolutional layers for the cover
-and another for the secret, their features concatenated, an *embedding network* that turns them
-into the stego image, and a separate *extraction network* that recovers the secret from the stego
-image alone. What we add, because it pays:
-
-* a skip connection with a lattice: the embedding network does not draw the stego image, it
-  picks for every pixel a target phase t in [0, ``period``) (8-bit levels), and the stego pixel
-  is the cover pixel moved by at most ``period`` / 2 to the nearest level congruent to t modulo
-  ``period`` (by a whole period the other way at the ends of 0..255). The extraction network
-  sees the stego pixel and its phase (sine and cosine of 2 pi x / ``period``). This is
-  quantization index modulation with a learned code: the cover cannot drown the secret, the
-  change is bounded by construction, and networks trained for half an hour on a CPU reach what
-  a free-form residual network does not (see models/DEEPSTEGO.md);
-* quantization in training: the stego image is clamped to [0, 255] and rounded to integers (a
-  straight-through gradient) before extraction, so the secret survives storage as integers;
-* space-to-depth (pixel unshuffle by ``down``) before the networks and back after them: the same
-  work on fewer, wider positions;
-* a "nothing hidden" target: the extraction network also sees clean covers, for which it must
-  output a blank (mid-grey) image, so a cover without a hidden image is recognisable.
+The networks (:mod:`stegonode.models.deepnet`, trained in torch) run from their ONNX export
+(``deepstego_hide.onnx``, ``deepstego_reveal.onnx``, written by ``stegonode export-onnx``)
+through ONNX Runtime, so hiding and revealing need neither torch nor its weights file.
 
 Images are float arrays in 8-bit units (0..255). The networks are fully convolutional; hide and
 reveal cut images into ``TILE`` x ``TILE`` tiles (the training size) and run each tile on its
 own, so a tile's stego depends on that tile alone. Colour images go plane by plane through the
-grayscale network. Everything here knows nothing of DICOM files.
+grayscale network. Everything here knows nothing of DICOM files. Importing this module loads
+neither torch nor ONNX Runtime.
 """
 
 from __future__ import annotations
 
-import io
-import math
-from dataclasses import asdict, dataclass
-from importlib import resources
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
 
 import numpy as np
-import torch
-from torch import nn
-from torch.nn import functional as F
 
+from .foreground import onnx_threads
 from .geometry import BLANK, TILE
 
-WEIGHTS = "deepstego.pt"  # shipped beside this module
+HIDE, REVEAL = (Path(__file__).with_name(f"deepstego_{step}.onnx") for step in ("hide", "reveal"))
+# ONNX metadata keys written by the export: the network's config (JSON) and the SHA-256 of the
+# torch weights file it was exported from.
+META_CONFIG, META_WEIGHTS = "config", "weights_sha256"
 
 
 @dataclass(frozen=True)
@@ -65,140 +51,63 @@ class NetConfig:
     period: int = 12
 
 
-def _convs(channels_in: int, width: int, layers: int, channels_out: int) -> nn.Sequential:
-    """``layers`` 3x3 convolutions, ReLU between them, none after the last."""
-    modules: list[nn.Module] = []
-    for i in range(layers):
-        last = i == layers - 1
-        modules.append(nn.Conv2d(channels_in if i == 0 else width, channels_out if last else width, 3, padding=1))
-        if not last:
-            modules.append(nn.ReLU())
-    return nn.Sequential(*modules)
+class Networks(Protocol):
+    """The hiding and the extraction network on (n, channels, rows, columns) float32 arrays scaled
+    to [-0.5, 0.5] (``x / 255 - 0.5``; see :func:`to_network`)."""
+
+    config: NetConfig
+
+    def hide(self, cover: np.ndarray, secret: np.ndarray) -> np.ndarray:
+        """Stego image, not yet rounded."""
+
+    def reveal(self, stego: np.ndarray) -> np.ndarray:
+        """Recovered secret."""
 
 
-class PreparationNetwork(nn.Module):
-    """The seed's preprocessing module: three convolutional layers extracting features."""
+class OnnxNetworks:
+    """The exported networks through ONNX Runtime (CPU)."""
 
-    def __init__(self, channels: int, features: int) -> None:
-        super().__init__()
-        self.layers = nn.Sequential(_convs(channels, features, 3, features), nn.ReLU())
+    def __init__(self, hide_path: Path = HIDE, reveal_path: Path = REVEAL) -> None:
+        import onnxruntime
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.layers(x)
+        options = onnxruntime.SessionOptions()
+        options.intra_op_num_threads = onnx_threads()
+        options.inter_op_num_threads = 1
+        options.log_severity_level = 3  # errors only
+        self._hide, self._reveal = (onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+                                    for path in (hide_path, reveal_path))
+        self.config = NetConfig(**json.loads(self._hide.get_modelmeta().custom_metadata_map[META_CONFIG]))
 
+    def hide(self, cover: np.ndarray, secret: np.ndarray) -> np.ndarray:
+        return self._hide.run(None, {"cover": cover, "secret": secret})[0]
 
-class EmbeddingNetwork(nn.Module):
-    """Merged features and the cover -> the lattice phase of every stego pixel (before a sigmoid)."""
-
-    def __init__(self, channels_in: int, features_in: int, width: int, layers: int, channels_out: int) -> None:
-        super().__init__()
-        self.layers = _convs(features_in + channels_in, width, layers, channels_out)
-
-    def forward(self, cover: torch.Tensor, features: torch.Tensor) -> torch.Tensor:
-        return self.layers(torch.cat([features, cover], 1))
-
-
-class ExtractionNetwork(nn.Module):
-    """Stego image alone -> secret image."""
-
-    def __init__(self, channels_in: int, width: int, layers: int, channels_out: int) -> None:
-        super().__init__()
-        self.layers = _convs(channels_in, width, layers, channels_out)
-
-    def forward(self, stego: torch.Tensor) -> torch.Tensor:
-        return self.layers(stego)
+    def reveal(self, stego: np.ndarray) -> np.ndarray:
+        return self._reveal.run(None, {"stego": stego})[0]
 
 
-class DeepStego(nn.Module):
-    """Preparation (cover, secret) -> concatenation -> embedding -> stego; extraction -> secret.
-
-    Tensors are (batch, channels, rows, columns) scaled to [-0.5, 0.5] (``x / 255 - 0.5``).
-    """
-
-    def __init__(self, config: NetConfig = NetConfig()) -> None:
-        super().__init__()
-        self.config = config
-        self.extra: dict = {}  # what was saved with the weights (training config, timings)
-        planes = config.channels * config.down**2
-        inputs = 3 * planes  # the image and the sine and cosine of its phase
-        self.prepare_cover = PreparationNetwork(inputs, config.prep)
-        self.prepare_secret = PreparationNetwork(planes, config.prep)
-        self.embedding = EmbeddingNetwork(inputs, 2 * config.prep, config.width, config.embed_layers, planes)
-        self.extraction = ExtractionNetwork(inputs, config.width, config.extract_layers, planes)
-
-    def _features(self, x: torch.Tensor) -> torch.Tensor:
-        """Space-to-depth of the image and of its phase on the lattice."""
-        theta = (x + 0.5) * (255 * 2 * math.pi / self.config.period)
-        return F.pixel_unshuffle(torch.cat([x, torch.sin(theta), torch.cos(theta)], 1), self.config.down)
-
-    def hide(self, cover: torch.Tensor, secret: torch.Tensor) -> torch.Tensor:
-        """Stego image, not yet rounded (training rounds it, see :func:`quantize`)."""
-        d, p = self.config.down, self.config.period
-        c = self._features(cover)
-        features = torch.cat([self.prepare_cover(c), self.prepare_secret(F.pixel_unshuffle(secret, d))], 1)
-        phase = p * torch.sigmoid(F.pixel_shuffle(self.embedding(c, features), d))
-        levels = (cover + 0.5) * 255
-        move = phase - levels
-        stego = levels + move - p * torch.round(move / p)  # nearest level of that phase
-        stego = torch.where(stego < 0, stego + p, stego)
-        stego = torch.where(stego > 255, stego - p, stego)
-        return stego / 255 - 0.5
-
-    def reveal(self, stego: torch.Tensor) -> torch.Tensor:
-        return F.pixel_shuffle(self.extraction(self._features(stego)), self.config.down)
+_SHIPPED: OnnxNetworks | None = None
 
 
-def quantize(stego: torch.Tensor) -> torch.Tensor:
-    """Clamp to [0, 255] and round to integers, as storage does; the gradient passes straight."""
-    scaled = (stego + 0.5) * 255
-    stored = scaled.clamp(0, 255).round()
-    return (scaled + (stored - scaled).detach()) / 255 - 0.5
-
-
-def to_tensor(images: np.ndarray) -> torch.Tensor:
-    """(n, rows, columns[, channels]) 8-bit-unit values -> network input."""
-    x = torch.as_tensor(np.asarray(images, dtype=np.float32))
-    x = x[:, None] if x.ndim == 3 else x.permute(0, 3, 1, 2)
-    return x / 255 - 0.5
-
-
-def from_tensor(x: torch.Tensor) -> np.ndarray:
-    """Network output -> (n, rows, columns[, channels]) float 8-bit units, clamped to [0, 255]."""
-    y = ((x.detach() + 0.5) * 255).clamp(0, 255)
-    y = y[:, 0] if y.shape[1] == 1 else y.permute(0, 2, 3, 1)
-    return y.numpy().astype(np.float64)
-
-
-# -- weights ------------------------------------------------------------------------------------
-
-
-def save(model: DeepStego, path, extra: dict | None = None) -> None:
-    """Weights with the network's config and ``extra`` (training config, timings)."""
-    torch.save({"config": asdict(model.config), "state": model.state_dict(), "extra": extra or {}}, path)
-
-
-def load(path=None) -> DeepStego:
-    """The network saved at ``path`` (the shipped weights by default), in eval mode, on the CPU."""
-    if path is None:
-        data = resources.files(__package__).joinpath(WEIGHTS).read_bytes()
-        document = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
-    else:
-        document = torch.load(path, map_location="cpu", weights_only=True)
-    model = DeepStego(NetConfig(**document["config"]))
-    model.load_state_dict(document["state"])
-    model.extra = document["extra"]
-    return model.eval()
-
-
-_SHIPPED: DeepStego | None = None
-
-
-def shipped() -> DeepStego:
-    """The shipped network, loaded once per process."""
+def shipped() -> OnnxNetworks:
+    """The shipped networks, loaded once per process."""
     global _SHIPPED
     if _SHIPPED is None:
-        _SHIPPED = load()
+        _SHIPPED = OnnxNetworks()
     return _SHIPPED
+
+
+def to_network(images: np.ndarray) -> np.ndarray:
+    """(n, rows, columns[, channels]) 8-bit-unit values -> network input (n, channels, rows, columns)."""
+    x = np.asarray(images, dtype=np.float32)
+    x = x[:, None] if x.ndim == 3 else x.transpose(0, 3, 1, 2)
+    return np.ascontiguousarray(x / np.float32(255) - np.float32(0.5))
+
+
+def from_network(x: np.ndarray) -> np.ndarray:
+    """Network output -> (n, rows, columns[, channels]) float 8-bit units, clamped to [0, 255]."""
+    y = np.clip((x + np.float32(0.5)) * np.float32(255), 0, 255)
+    y = y[:, 0] if y.shape[1] == 1 else y.transpose(0, 2, 3, 1)
+    return y.astype(np.float64)
 
 
 # -- tiles and whole images --------------------------------------------------------------------
@@ -207,20 +116,19 @@ _BATCH = 256
 
 
 def _batched(step, *images: np.ndarray) -> np.ndarray:
-    """``step`` (tensors -> tensor) over aligned stacks of 8-bit-unit images, in batches."""
-    with torch.no_grad():
-        return np.concatenate([
-            from_tensor(step(*(to_tensor(image[i : i + _BATCH]) for image in images)))
-            for i in range(0, len(images[0]), _BATCH)
-        ])
+    """``step`` (network inputs -> network output) over aligned stacks of 8-bit-unit images, in batches."""
+    return np.concatenate([
+        from_network(step(*(to_network(image[i : i + _BATCH]) for image in images)))
+        for i in range(0, len(images[0]), _BATCH)
+    ])
 
 
-def hide_tiles(covers: np.ndarray, secrets: np.ndarray, model: DeepStego | None = None) -> np.ndarray:
+def hide_tiles(covers: np.ndarray, secrets: np.ndarray, model: Networks | None = None) -> np.ndarray:
     """Stego tiles (float 8-bit units, in [0, 255], not rounded) for (n, rows, columns) stacks."""
     return _batched((model or shipped()).hide, covers, secrets)
 
 
-def reveal_tiles(stegos: np.ndarray, model: DeepStego | None = None) -> np.ndarray:
+def reveal_tiles(stegos: np.ndarray, model: Networks | None = None) -> np.ndarray:
     """Recovered secrets (float 8-bit units) for a (n, rows, columns) stack of stego tiles."""
     return _batched((model or shipped()).reveal, stegos)
 
@@ -236,7 +144,7 @@ def _tiles(shape: tuple[int, ...]) -> list[tuple[slice, slice]]:
 
 
 def _run_tiles(step, down: int, *planes: np.ndarray) -> np.ndarray:
-    """Apply ``step`` (tensors -> tensor) tile by tile to aligned same-sized 2-D planes.
+    """Apply ``step`` (network inputs -> network output) tile by tile to aligned same-sized 2-D planes.
 
     Full tiles go in batches; a partial edge tile is padded by edge replication to a multiple
     of ``down`` and cropped after.
@@ -255,7 +163,7 @@ def _run_tiles(step, down: int, *planes: np.ndarray) -> np.ndarray:
     return out
 
 
-def hide(cover: np.ndarray, secret: np.ndarray, model: DeepStego | None = None) -> np.ndarray:
+def hide(cover: np.ndarray, secret: np.ndarray, model: Networks | None = None) -> np.ndarray:
     """Stego image hiding ``secret`` in ``cover``, both (rows, columns[, planes]) in 8-bit units.
 
     Float in [0, 255], not rounded: round it to the integers it is stored as. Raises ValueError
@@ -269,7 +177,7 @@ def hide(cover: np.ndarray, secret: np.ndarray, model: DeepStego | None = None) 
     return np.stack(planes, axis=-1).reshape(cover.shape)
 
 
-def reveal(stego: np.ndarray, model: DeepStego | None = None) -> np.ndarray:
+def reveal(stego: np.ndarray, model: Networks | None = None) -> np.ndarray:
     """Recovered secret (float, 8-bit units) from a stego image alone."""
     model = model or shipped()
     planes = [_run_tiles(model.reveal, model.config.down, p) for p in _planes(stego)]

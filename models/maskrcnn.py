@@ -1,19 +1,21 @@
-"""A light torchvision Mask R-CNN for foreground segmentation on CPU.
+"""A light torchvision Mask R-CNN for foreground segmentation on CPU: build, train-time weights,
+export to ONNX (torch and torchvision: the ``train`` extra).
 
-Input: float images in [0, 1] (one channel, any size), already windowed by the caller. The
-network sees them resized to ``Config.size`` square; the union of the instance masks comes back
-as a probability map at the input's size. Trained from scratch (no weight downloads here).
+Input: one float image in [0, 1] (one channel), already windowed and resized to ``Config.size``
+square by :mod:`stegonode.models.foreground`, which turns the instances into a mask in numpy
+for this network and for its ONNX export alike. Trained from scratch (no weight downloads here).
 """
 
 from __future__ import annotations
 
+import hashlib
+import warnings
 from collections import OrderedDict
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import nn
 from torchvision.models.resnet import BasicBlock
 from torchvision.models.detection import MaskRCNN
@@ -22,11 +24,10 @@ from torchvision.models.detection.mask_rcnn import MaskRCNNHeads, MaskRCNNPredic
 from torchvision.models.detection.faster_rcnn import TwoMLPHead, FastRCNNPredictor
 from torchvision.ops import MultiScaleRoIAlign
 
-from .morphology import dilate_square, erode_square, fill_holes
+from . import foreground
+from .foreground import SCORE_RAMP
 
 WEIGHTS = Path(__file__).with_name("maskrcnn_foreground.pt")
-SCORE_RAMP = (0.3, 0.7)  # an instance counts 0 below the first score, fully above the second
-SNAP_RADIUS = 1.5  # network pixels: the band around the network's mask edge where image edges decide
 
 
 @dataclass(frozen=True)
@@ -90,52 +91,70 @@ def _resnet(widths: tuple[int, ...]) -> nn.Module:
     return nn.Sequential(OrderedDict(layers))
 
 
-def to_network(images: torch.Tensor, size: int) -> torch.Tensor:
-    """(N, H, W) floats -> (N, 1, size, size), area-averaged so stego noise averages out."""
-    batch = images[:, None].float()
-    if batch.shape[-2:] == (size, size):
-        return batch
-    return F.interpolate(batch, size=(size, size), mode="bilinear", antialias=True, align_corners=False)
+class Single(nn.Module):
+    """The network on one (1, 1, size, size) image -> instance mask probabilities (k, size, size),
+    scores (k,): what :class:`TorchNetwork` runs and what is exported to ONNX."""
+
+    def __init__(self, model: MaskRCNN) -> None:
+        super().__init__()
+        self.model = model.eval()
+
+    def forward(self, image: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        out = self.model([image[0]])[0]
+        return out["masks"][:, 0], out["scores"]
 
 
-@torch.inference_mode()
-def foreground_probability(model: MaskRCNN, images: torch.Tensor, size: int) -> torch.Tensor:
-    """(N, H, W) windowed images -> (N, H, W) foreground probability.
+class TorchNetwork:
+    """:class:`stegonode.models.foreground.Network` through torch (training, export checks)."""
 
-    The max over instances of mask probability x score weight, the weight rising linearly from 0
-    to 1 across :data:`SCORE_RAMP`: an instance whose score wavers near a threshold changes the
-    union a little, instead of switching a whole instance mask on or off between cover and stego.
+    def __init__(self, model: MaskRCNN, config: Config, version: str) -> None:
+        self.single, self.size, self.version = Single(model), config.size, version
+
+    @classmethod
+    def load(cls, path: Path = WEIGHTS) -> "TorchNetwork":
+        return cls(*load(path), weights_sha256(path)[:16])
+
+    @torch.inference_mode()
+    def instances(self, image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        masks, scores = self.single(torch.from_numpy(np.ascontiguousarray(image, dtype=np.float32))[None, None])
+        return masks.numpy(), scores.numpy()
+
+
+def weights_sha256(path: Path) -> str:
+    """SHA-256 of a weights file (hex); its first 16 digits are the segmenter's version."""
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+def export_onnx(weights: Path, out: Path) -> None:
+    """Write the network of ``weights`` to ``out`` as ONNX (legacy exporter, opset 17: the dynamo
+    exporter fails on torchvision's batched NMS); fixed input side, any number of instances.
+
+    The file records the input side and the weights file's SHA-256 (see
+    :data:`stegonode.models.foreground.META_WEIGHTS`).
     """
-    model.eval()
-    small = to_network(images, size)
-    outputs = model(list(small))
-    low, high = SCORE_RAMP
-    union = torch.stack([
-        (out["masks"][:, 0] * ((out["scores"] - low) / (high - low)).clamp(0, 1)[:, None, None]).amax(dim=0)
-        if len(out["masks"]) else torch.zeros(size, size)
-        for out in outputs
-    ])
-    return F.interpolate(union[:, None], size=images.shape[-2:], mode="bilinear", align_corners=False)[:, 0]
+    import onnx
+
+    model, config = load(weights)
+    example = torch.from_numpy(_two_discs(config.size)[None, None])
+    with warnings.catch_warnings():  # the tracer's notes on torchvision's code, none about this graph
+        warnings.simplefilter("ignore")
+        torch.onnx.export(Single(model), (example,), str(out), dynamo=False, opset_version=17,
+                          input_names=["image"], output_names=["masks", "scores"],
+                          dynamic_axes={"masks": {0: "instances"}, "scores": {0: "instances"}})
+    graph = onnx.load(str(out))
+    del graph.graph.value_info[:]  # the trace's instance count, not the graph's: ONNX Runtime infers shapes
+    metadata = {foreground.META_SIZE: str(config.size),
+                foreground.META_WEIGHTS: weights_sha256(weights)}
+    for key, value in metadata.items():
+        graph.metadata_props.add(key=key, value=value)
+    onnx.save(graph, str(out))
 
 
-def foreground_masks(model: MaskRCNN, config: Config, images: torch.Tensor, batch: int = 16,
-                     edges: np.ndarray | None = None) -> np.ndarray:
-    """(N, H, W) windowed images -> boolean (N, H, W): instance union > 0.5, holes filled.
-
-    With ``edges`` (boolean, same shape: pixels bright enough to belong to an object), the edge
-    snaps to the image: within :data:`SNAP_RADIUS` network pixels of the network's edge, a pixel
-    is foreground if it is an edge pixel; deeper inside it is foreground anyway. The network's
-    edge is smooth at full size and moves with any change to its input; an image edge does not.
-    """
-    probability = torch.cat([foreground_probability(model, images[i:i + batch], config.size)
-                             for i in range(0, len(images), batch)])
-    masks = np.stack([fill_holes(frame) for frame in (probability > 0.5).numpy()])
-    if edges is None:
-        return masks
-    radius = max(1, round(SNAP_RADIUS * max(masks.shape[1:]) / config.size))
-    for mask, edge in zip(masks, edges):
-        mask[...] = fill_holes(erode_square(mask, radius) | (dilate_square(mask, radius) & edge))
-    return masks
+def _two_discs(size: int) -> np.ndarray:
+    """The image the export traces: two bright discs, so every step of the mask branch runs."""
+    rows, columns = np.mgrid[:size, :size] / size
+    discs = ((rows - 0.4) ** 2 + (columns - 0.3) ** 2 < 0.04) | ((rows - 0.6) ** 2 + (columns - 0.75) ** 2 < 0.02)
+    return discs.astype(np.float32) * 0.8
 
 
 def save(model: MaskRCNN, config: Config, path: Path, meta: dict) -> None:

@@ -18,7 +18,8 @@ import torch
 from scipy import ndimage
 from tqdm import tqdm
 
-from .maskrcnn import Config, MaskRCNN, build, float_state, foreground_masks, to_network
+from .foreground import Network, foreground_masks, to_network
+from .maskrcnn import Config, MaskRCNN, build, float_state
 
 MIN_INSTANCE_PIXELS = 16  # at network size: smaller components are not trained as instances
 
@@ -57,9 +58,9 @@ def ncc(a: np.ndarray, b: np.ndarray) -> float:
 
 def _small(examples: Sequence[Labelled], size: int) -> tuple[torch.Tensor, torch.Tensor]:
     """Images and masks at network size (images area-averaged, masks by majority)."""
-    images = torch.cat([to_network(torch.from_numpy(e.image)[None], size) for e in examples])
-    masks = torch.cat([to_network(torch.from_numpy(e.mask.astype(np.float32))[None], size) for e in examples])
-    return images, masks > 0.5
+    images = np.stack([to_network(e.image, size) for e in examples])[:, None]
+    masks = np.stack([to_network(e.mask.astype(np.float32), size) for e in examples])[:, None]
+    return torch.from_numpy(images), torch.from_numpy(masks > 0.5)
 
 
 def _target(mask: np.ndarray) -> dict[str, torch.Tensor] | None:
@@ -163,9 +164,7 @@ def _rate(step: int, schedule: Schedule) -> float:
     return 0.01 + 0.99 * 0.5 * (1 + np.cos(np.pi * min(progress, 1.0)))
 
 
-def evaluate(model: MaskRCNN, config: Config, examples: Sequence[Labelled]) -> tuple[list[float], list[np.ndarray]]:
+def evaluate(network: Network, examples: Sequence[Labelled]) -> tuple[list[float], list[np.ndarray]]:
     """Full-size IoU of each example, and the predicted masks (snapped to ``edges`` where given)."""
-    predictions = [
-        foreground_masks(model, config, torch.from_numpy(e.image)[None], edges=_edges(e))[0] for e in examples
-    ]
+    predictions = [foreground_masks(network, e.image[None], edges=_edges(e))[0] for e in examples]
     return [iou(p, e.mask) for p, e in zip(predictions, examples)], predictions

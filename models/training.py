@@ -21,7 +21,8 @@ from torch.nn import functional as F
 from tqdm import tqdm
 
 from .corpus import Patches
-from .deepstego import BLANK, DeepStego, NetConfig, blankness, from_tensor, mse, psnr, quantize, to_tensor
+from .deepnet import DeepStego, from_tensor, quantize, to_tensor
+from .deepstego import BLANK, NetConfig, blankness, mse, psnr
 
 
 PSNR_CAP_DB = 100.0  # per-patch PSNR of an error-free patch (MSE 0), when averaging

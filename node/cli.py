@@ -1,5 +1,8 @@
 """The ``stegonode`` command line: serve, status, fetch, keygen, protect, reveal, encrypt,
-decrypt, cipher-report, segment, train-segmenter, deep stego commands, demo."""
+decrypt, cipher-report, segment, train-segmenter, deep stego commands, export-onnx, demo.
+
+Training and export (train-segmenter, train-deepstego, deepstego-report, export-onnx) need the
+``train`` extra (torch); every other command runs on numpy and ONNX Runtime alone."""
 
 from __future__ import annotations
 
@@ -138,6 +141,12 @@ def _parser() -> argparse.ArgumentParser:
     train.add_argument("--real-repeat", type=int, default=20, help="copies of each labelled real training frame")
     train.add_argument("--threads", type=int, default=1, help="torch threads (the CPU is shared)")
     train.set_defaults(run=_train_segmenter)
+
+    export = sub.add_parser("export-onnx", help="export the torch weights to the ONNX files the runtime runs")
+    export.add_argument("--weights", type=Path, default=None, metavar="DIR",
+                        help="folder of maskrcnn_foreground.pt and deepstego.pt (default: the package's models folder)")
+    export.add_argument("--out", type=Path, default=None, metavar="DIR", help="default: the --weights folder")
+    export.set_defaults(run=_export_onnx)
 
     demo = sub.add_parser("demo", help="protect and reveal a bundled real CT (693_UNCR)")
     demo.add_argument("--workdir", type=Path, default=Path("stegonode-demo"))
@@ -434,6 +443,9 @@ def _segment(args: argparse.Namespace) -> int:
 
 
 def _train_segmenter(args: argparse.Namespace) -> int:
+    from stegonode.models import require_training_extra
+
+    require_training_extra("train-segmenter")
     import torch
 
     from stegonode.handlers.segtrain import train_segmenter
@@ -503,25 +515,51 @@ def _deep_reveal(args: argparse.Namespace) -> int:
 
 
 def _train_deepstego(args: argparse.Namespace) -> int:
+    from stegonode import models
+
+    models.require_training_extra("train-deepstego")
     import torch
 
-    from stegonode import models
     from stegonode.models.training import TrainConfig
 
-    from . import deepstego
+    from . import deeptrain
 
     torch.set_num_threads(args.threads)
     config = TrainConfig(seed=args.seed, **({"steps": args.steps} if args.steps else {}))
     out = args.out or Path(models.__file__).parent
-    print(deepstego.train_deepstego(config, args.workdir, out))
-    print(f"wrote {out}: weights, {deepstego.CARD}, {deepstego.EXAMPLES}/")
+    print(deeptrain.train_deepstego(config, args.workdir, out))
+    print(f"wrote {out}: weights and their ONNX export, {deeptrain.CARD}, {deeptrain.EXAMPLES}/")
     return 0
 
 
 def _deepstego_report(args: argparse.Namespace) -> int:
-    from stegonode.models import deepstego as networks
+    from stegonode.models import require_training_extra
 
-    from . import deepstego
+    require_training_extra("deepstego-report")
+    from stegonode.models import deepnet
 
-    print(deepstego.report(networks.load(args.weights), deepstego.sources()))
+    from . import deeptrain
+
+    print(deeptrain.report(deepnet.load(args.weights), deeptrain.sources()))
+    return 0
+
+
+def _export_onnx(args: argparse.Namespace) -> int:
+    """The ONNX files of the runtime from the torch weights: reproducible, see tests/test_lean_runtime.py."""
+    from stegonode import models
+
+    models.require_training_extra("export-onnx")
+    from stegonode.models import deepnet, deepstego, foreground, maskrcnn
+
+    source = args.weights or Path(models.__file__).parent
+    out = args.out or source
+    out.mkdir(parents=True, exist_ok=True)
+    for name in (maskrcnn.WEIGHTS.name, deepnet.WEIGHTS.name):
+        if not (source / name).is_file():
+            raise InputError(f"{source / name} not found: export-onnx reads {maskrcnn.WEIGHTS.name} and "
+                             f"{deepnet.WEIGHTS.name} from the --weights folder")
+    maskrcnn.export_onnx(source / maskrcnn.WEIGHTS.name, out / foreground.WEIGHTS.name)
+    deepnet.export_onnx(source / deepnet.WEIGHTS.name, out / deepstego.HIDE.name, out / deepstego.REVEAL.name)
+    for path in (foreground.WEIGHTS, deepstego.HIDE, deepstego.REVEAL):
+        print(f"wrote {out / path.name} ({(out / path.name).stat().st_size / 2**20:.1f} MiB)")
     return 0

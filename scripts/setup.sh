@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Idempotent set-up on a fresh Debian machine: Debian packages (libzbar0 for pyzbar, dcmtk and
 # dicom3tools as the independent DICOM tools the tests use), a virtual environment at .venv,
-# pinned Python dependencies (constraints.txt) and stegonode itself (editable).
+# pinned Python dependencies (constraints.txt) and stegonode itself (editable), with the extras
+# the flags ask for (see the Python extras block below).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -17,11 +18,27 @@ if [ ${#missing[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
 
+# --- Python extras (the lean runtime, issue 16) ----------------------------------------------
+# No flag: the runtime alone (numpy + onnxruntime run the shipped networks; scripts/run.sh).
+# --test: what scripts/test.sh needs: pytest, and the training extra (torch, torchvision, onnx,
+#   scikit-image) for the training tests and the ONNX-against-torch checks.
+# --train: the training extra (train-segmenter, train-deepstego, deepstego-report, export-onnx).
+# The stamp lists the extras installed; a later call with fewer keeps them (pip removes nothing).
+extras=()
+for arg in "$@"; do
+  case "$arg" in
+    --test) extras+=(test train) ;;
+    --train) extras+=(train) ;;
+  esac
+done
 [ -x .venv/bin/python ] || python3 -m venv .venv
 stamp=.venv/.stegonode-installed
-if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ] || [ constraints.txt -nt "$stamp" ]; then
-  echo "setup: installing Python dependencies into .venv" >&2
+installed=$(cat "$stamp" 2>/dev/null || true)
+wanted=$(printf '%s\n' ${installed//,/ } "${extras[@]}" | sort -u | paste -sd, -)
+if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ] || [ constraints.txt -nt "$stamp" ] \
+   || [ "$wanted" != "$installed" ]; then
+  echo "setup: installing Python dependencies into .venv${wanted:+ (extras: $wanted)}" >&2
   .venv/bin/python -m pip install -q --upgrade pip
-  .venv/bin/python -m pip install -q -c constraints.txt -e ".[test]"
-  touch "$stamp"
+  .venv/bin/python -m pip install -q -c constraints.txt -e ".${wanted:+[$wanted]}"
+  echo "$wanted" > "$stamp"
 fi

@@ -19,12 +19,13 @@ from stegonode.handlers.pipeline import build_pipeline
 from stegonode.handlers.pixels import PixelFormat, read_pixels
 from stegonode.handlers.reveal import reveal
 from stegonode.handlers.segment import usable_region
-from stegonode.models import deepstego
+from stegonode.models import deepnet, deepstego
 from stegonode.models.corpus import Patches
 from stegonode.models.geometry import BLANK_LIMIT
 from stegonode.models.training import TrainConfig, evaluate, train
 from stegonode.node import config as node_config
 from stegonode.node import deepstego as node_deep
+from stegonode.node import deeptrain
 from stegonode.node.cli import main
 
 from images import ROUND_TRIP, image_path
@@ -40,21 +41,20 @@ def run(*args: str) -> subprocess.CompletedProcess:
 @pytest.fixture(scope="module")
 def sources():
     torch.set_num_threads(1)
-    return node_deep.sources()
+    return deeptrain.sources()
 
 
 @pytest.fixture(scope="module")
 def heldout_metrics(sources) -> dict:
     """The seed's table on the first 128 pairs of the held-out set."""
-    held = node_deep.heldout(sources)
+    held = deeptrain.heldout(sources)
     sample = Patches(held.covers[:128], held.secrets[:128], held.cover_kinds[:128], held.secret_kinds[:128])
-    return evaluate(deepstego.shipped(), sample)
+    return evaluate(deepnet.load(), sample)
 
 
 def test_shipped_weights_are_small_and_load_offline():
-    path = Path(deepstego.__file__).with_name(deepstego.WEIGHTS)
-    assert path.stat().st_size <= 10 * 2**20
-    model = deepstego.shipped()
+    assert deepnet.WEIGHTS.stat().st_size <= 10 * 2**20
+    model = deepnet.load()
     assert model.extra["train"]["seed"] == 0 and not model.training
 
 
@@ -72,7 +72,7 @@ def test_clean_covers_are_flagged_and_hidden_images_are_not(heldout_metrics):
 
 def test_whole_image_tile_by_tile_with_partial_tiles(sources):
     cover = dict(sources.natural_heldout)["chelsea.png"][:150, :201]  # 3 x 4 tiles, partial ones
-    secret = node_deep.chest_secret(sources, cover.shape)
+    secret = deeptrain.chest_secret(sources, cover.shape)
     stego = np.rint(deepstego.hide(cover, secret))
     assert stego.shape == cover.shape and stego.min() >= 0 and stego.max() <= 255
     assert deepstego.psnr(deepstego.mse(stego, cover)) >= 33.0
@@ -81,7 +81,7 @@ def test_whole_image_tile_by_tile_with_partial_tiles(sources):
 
 def test_rgb_images_go_plane_by_plane(sources):
     gray = dict(sources.natural_heldout)["coffee.png"][:64, :128]
-    chest = node_deep.chest_secret(sources, gray.shape)
+    chest = deeptrain.chest_secret(sources, gray.shape)
     cover = np.stack([gray, 255 - gray, gray[::-1]], axis=-1)  # three different planes
     secret = np.stack([chest, 255 - chest, chest[:, ::-1]], axis=-1)
     recovered = deepstego.reveal(np.rint(deepstego.hide(cover, secret)))
@@ -94,7 +94,7 @@ def test_rgb_images_go_plane_by_plane(sources):
 def png_pair(sources, tmp_path_factory) -> tuple[Path, Path, np.ndarray]:
     folder = tmp_path_factory.mktemp("png")
     cover = dict(sources.natural_heldout)["camera.png"][:192, :256]
-    secret = node_deep.chest_secret(sources, cover.shape)
+    secret = deeptrain.chest_secret(sources, cover.shape)
     node_deep.write_png(cover, folder / "cover.png")
     node_deep.write_png(secret, folder / "secret.png")
     return folder / "cover.png", folder / "secret.png", np.rint(secret)
@@ -131,7 +131,7 @@ def test_cli_size_mismatch_is_a_clear_error(png_pair, tmp_path, capsys):
 
 def test_cli_dicom_cover_keeps_its_bit_depth(sources, tmp_path, capsys):
     original = pydicom.dcmread(image_path("693_UNCR.dcm"))  # signed, BitsStored 14
-    secret = node_deep.chest_secret(sources, (int(original.Rows), int(original.Columns)))
+    secret = deeptrain.chest_secret(sources, (int(original.Rows), int(original.Columns)))
     node_deep.write_png(secret, tmp_path / "secret.png")
     stego_path = tmp_path / "stego.dcm"
     cover = str(image_path("693_UNCR.dcm"))

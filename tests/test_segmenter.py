@@ -23,7 +23,7 @@ from stegonode.handlers.reveal import reveal
 from stegonode.handlers.segdata import phantom_example, real_example, LABELS
 from stegonode.handlers.segment import ClassicalSegmenter, MaskRCNNSegmenter, make_segmenter
 from stegonode.handlers.segtrain import HELD_OUT_SEED
-from stegonode.models import maskrcnn, morphology
+from stegonode.models import foreground, maskrcnn, morphology
 from stegonode.models.phantoms import make_phantom
 from stegonode.models.train import Schedule, iou, ncc, train
 from stegonode.node import cli
@@ -49,9 +49,8 @@ def test_shipped_weights_segment_held_out_phantoms(maskrcnn_segmenter):
     examples = [phantom_example(seed) for seed in HELD_OUT]
     scores = []
     for example in examples:
-        images = torch.from_numpy(example.image[None])
-        predicted = maskrcnn.foreground_masks(maskrcnn_segmenter.model, maskrcnn_segmenter.config, images,
-                                              edges=example.edges[None])[0]
+        predicted = foreground.foreground_masks(maskrcnn_segmenter.model, example.image[None],
+                                                edges=example.edges[None])[0]
         scores.append(iou(predicted, example.mask))
     assert np.mean(scores) >= 0.96 and min(scores) >= 0.95, scores
 
@@ -104,8 +103,8 @@ def test_inference_is_deterministic_and_batch_independent(maskrcnn_segmenter):
 def test_classical_fallback_when_the_model_finds_nothing(monkeypatch, caplog):
     ds = pydicom.dcmread(image_path("693_UNCR.dcm"))
     pixels = read_pixels(ds)
-    monkeypatch.setattr(maskrcnn, "foreground_masks",
-                        lambda model, config, images, batch, edges=None: np.zeros(images.shape, bool))
+    monkeypatch.setattr(foreground, "foreground_masks",
+                        lambda network, images, edges=None: np.zeros(images.shape, bool))
     with caplog.at_level(logging.WARNING, logger=segment.__name__):
         mask = MaskRCNNSegmenter().foreground(ds, pixels)
     assert np.array_equal(mask, ClassicalSegmenter().foreground(ds, pixels))
