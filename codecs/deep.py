@@ -23,7 +23,7 @@ How a message travels:
   Reveal recomputes offsets, runs the extraction network on every carrier, takes the per-pixel
   median over the copies of each canvas tile, averages each
   module's pixels and thresholds at mid-grey.
-* The networks run only when embedding or extracting; importing this module does not load torch.
+* The networks run only when embedding or extracting; importing this module does not load ONNX Runtime.
 
 The key only orders the carriers: the networks are public, so anyone may recover the picture.
 What it carries is protected by the seal (AEAD), not by the codec.

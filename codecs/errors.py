@@ -99,7 +99,7 @@ class PixelIntegrityError(DecryptionError):
 
 
 class MissingExtraError(StegonodeError):
-    """A command needs the optional ``train`` extra (torch, torchvision, onnx), not installed."""
+    """A command needs the optional ``train`` extra (torch, torchvision, onnx, scikit-image), not installed."""
 
     def __init__(self, what: str, missing: list[str]) -> None:
         self.missing = missing

@@ -13,7 +13,7 @@ import importlib.util
 
 from stegonode.codecs.errors import MissingExtraError
 
-TRAINING_EXTRA = ("torch", "torchvision", "onnx")  # pyproject's optional dependencies "train"
+TRAINING_EXTRA = ("torch", "torchvision", "onnx", "skimage")  # modules of pyproject's extra "train"
 
 
 def require_training_extra(what: str) -> None:

@@ -56,9 +56,9 @@ _storage: Storage | None = None
 def _start_worker(config: dict[str, Any], keys_path: Path, data_dir: Path) -> None:
     global _pipeline, _storage
     os.nice(10)  # answering C-STORE comes first; protecting catches up in the background
-    # One job at a time per worker, so one compute thread each (read when torch loads, with the
-    # Mask R-CNN segmenter): otherwise every worker starts a torch thread per core, and workers
-    # contend with each other and with the association threads.
+    # One job at a time per worker, so one compute thread each (read when the networks load into
+    # ONNX Runtime, see stegonode.models.foreground.onnx_threads): otherwise every worker starts
+    # a thread per core, and workers contend with each other and with the association threads.
     os.environ["OMP_NUM_THREADS"] = "1"
     logging.getLogger("py.warnings").setLevel(logging.ERROR)
     keys = load_node_keys(keys_path)

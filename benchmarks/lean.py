@@ -1,0 +1,177 @@
+#!/usr/bin/env python
+"""The lean runtime's figures: install footprint, set-up time, start-up, segmenter speed, throughput.
+
+* Footprint and set-up: a fresh ``git clone`` of this checkout's branch in a temporary folder,
+  ``scripts/setup.sh`` run there as ``scripts/run.sh`` runs it (the runtime, no extras); wall
+  time of the set-up and the size of its ``.venv`` (disk usage), with its largest packages.
+  ``--test-setup`` also times ``scripts/setup.sh --test`` on top (what ``scripts/test.sh`` adds:
+  pytest and the training extra, torch).
+* Start-up: ``stegonode serve`` of that fresh clone, from process start to the first C-ECHO
+  DCMTK's echoscu gets answered (a fresh data folder each time, so first-start key generation is
+  included); median of ``--repeats``.
+* Segmenter: milliseconds per 512x512 CT slice on 2 threads, ONNX Runtime and torch side by side
+  (benchmarks/segmenter.py's measurement; needs the training extra in this .venv).
+* Throughput: instances per second a fresh node (2 workers, default segmenter) takes from first
+  receive to last stored protected object, 200 CT slices over one association
+  (benchmarks/ingest.py's measurement); median of ``--repeats``.
+
+The machine is shared: the load average is printed before each part. Run from the repository
+root (the clone is of the committed branch, not of uncommitted changes)::
+
+    .venv/bin/python benchmarks/lean.py [--repeats 3] [--test-setup] [--skip-setup]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "tests"))
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+from ingest import INSTANCES, stegonode_rates  # noqa: E402
+from nodes import DCMTK_ENV, free_port, write_series  # noqa: E402
+from stegonode.node.config import DEFAULTS  # noqa: E402
+
+TARGETS = {"venv_mb": 700, "start_s": 5.0, "throughput": 25.0}
+
+
+def load() -> str:
+    one, five, _ = os.getloadavg()
+    return f"load average {one:.1f} (1 min), {five:.1f} (5 min) on {os.cpu_count()} CPUs"
+
+
+def disk_usage(path: Path) -> int:
+    """Bytes on disk under ``path`` (what ``du -s`` counts), each hard-linked file once."""
+    seen, total = set(), 0
+    for folder, _, files in os.walk(path):
+        for name in files:
+            info = os.lstat(os.path.join(folder, name))
+            if (info.st_dev, info.st_ino) not in seen:
+                seen.add((info.st_dev, info.st_ino))
+                total += info.st_blocks * 512
+    return total
+
+
+def fresh_clone(work: Path) -> Path:
+    branch = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--abbrev-ref", "HEAD"],
+                            capture_output=True, text=True, check=True).stdout.strip()
+    clone = work / "stegonode"
+    subprocess.run(["git", "clone", "-q", "--branch", branch, str(ROOT), str(clone)], check=True)
+    return clone
+
+
+def timed_setup(clone: Path, *flags: str) -> float:
+    start = time.perf_counter()
+    subprocess.run([str(clone / "scripts" / "setup.sh"), *flags], check=True)
+    return time.perf_counter() - start
+
+
+def report_venv(venv: Path, label: str) -> float:
+    size = disk_usage(venv)
+    site = next((venv / "lib").glob("python3*/site-packages"))
+    packages = sorted(((disk_usage(p), p.name) for p in site.iterdir() if p.is_dir()), reverse=True)
+    print(f"  .venv after {label}: {size / 1e6:.0f} MB ({size / 2**20:.0f} MiB)")
+    print("  largest: " + ", ".join(f"{name} {bytes_ / 1e6:.0f} MB" for bytes_, name in packages[:8]))
+    return size / 1e6
+
+
+def start_to_echo(clone: Path, work: Path) -> float:
+    """Seconds from starting ``stegonode serve`` to the first answered C-ECHO."""
+    port = free_port()
+    folder = Path(tempfile.mkdtemp(dir=work))
+    config = folder / "node.toml"
+    config.write_text(f'[node]\nport = {port}\ndata_dir = "{folder / "data"}"\n')
+    with open(folder / "node.log", "w") as log:
+        start = time.perf_counter()
+        process = subprocess.Popen([str(clone / ".venv" / "bin" / "stegonode"), "serve", "--config", str(config)],
+                                   stdout=log, stderr=subprocess.STDOUT, cwd=folder, start_new_session=True)
+    try:
+        while time.perf_counter() - start < 120:
+            echo = subprocess.run(["/usr/bin/echoscu", "-aec", "STEGONODE", "127.0.0.1", str(port)],
+                                  env=DCMTK_ENV, capture_output=True)
+            if echo.returncode == 0:
+                return time.perf_counter() - start
+            if process.poll() is not None:
+                raise RuntimeError(f"node exited: {(folder / 'node.log').read_text()[-2000:]}")
+            time.sleep(0.02)
+        raise RuntimeError("no C-ECHO answer within 120 s")
+    finally:
+        process.terminate()
+        process.wait(timeout=60)
+
+
+def segmenter_speed() -> None:
+    try:
+        from segmenter import slice_ms
+    except ImportError as exc:
+        print(f"  not measured: {exc} (install the training extra for the torch side)")
+        return
+    ms = slice_ms(threads=2)
+    print(f"  ms per 512x512 CT slice, 2 threads: ONNX Runtime {ms['onnx_segmenter']:.1f} "
+          f"(network + post-processing {ms['onnx_network']:.1f}); torch {ms['torch_segmenter']:.1f} "
+          f"({ms['torch_network']:.1f}); {ms['torch_segmenter'] / ms['onnx_segmenter']:.2f}x; "
+          f"classical {ms['classical']:.1f}")
+
+
+def throughput(work: Path, repeats: int) -> float:
+    series = write_series(work / "series", INSTANCES)
+    segmenter = DEFAULTS["handlers"]["segment"]["segmenter"]
+    rates = []
+    for round_ in range(repeats):
+        _, processed = stegonode_rates(Path(tempfile.mkdtemp(dir=work)), [series], segmenter)
+        rates.append(processed)
+        print(f"  round {round_ + 1}: {processed:.1f} instances/s ({load()})", flush=True)
+    return statistics.median(rates)
+
+
+def verdict(value: float, target: float, at_most: bool) -> str:
+    met = value <= target if at_most else value >= target
+    return f"target {'<=' if at_most else '>='} {target:g}: {'met' if met else 'NOT met'}"
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--test-setup", action="store_true", help="also time scripts/setup.sh --test (torch)")
+    parser.add_argument("--skip-setup", action="store_true", help="only the segmenter and throughput figures")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="stegonode-lean-") as tmp:
+        work = Path(tmp)
+        if not args.skip_setup:
+            print(f"Fresh clone, scripts/setup.sh as scripts/run.sh runs it ({load()}):", flush=True)
+            clone = fresh_clone(work)
+            seconds = timed_setup(clone)
+            print(f"  set-up: {seconds:.0f} s (Debian packages already installed; pip from this machine's "
+                  "package index and cache)")
+            size = report_venv(clone / ".venv", "scripts/run.sh's set-up")
+            print(f"  {verdict(size, TARGETS['venv_mb'], at_most=True)} MB")
+            print(f"stegonode serve start to first C-ECHO answered ({load()}):", flush=True)
+            starts = [start_to_echo(clone, work) for _ in range(args.repeats)]
+            print(f"  {', '.join(f'{s:.2f}' for s in starts)} s; median {statistics.median(starts):.2f} s, "
+                  f"{verdict(statistics.median(starts), TARGETS['start_s'], at_most=True)} s")
+            if args.test_setup:
+                print(f"scripts/setup.sh --test on top, as scripts/test.sh runs it ({load()}):", flush=True)
+                seconds = timed_setup(clone, "--test")
+                print(f"  set-up: {seconds:.0f} s more")
+                report_venv(clone / ".venv", "scripts/test.sh's set-up")
+            shutil.rmtree(clone)
+        print(f"Segmenter speed ({load()}):", flush=True)
+        segmenter_speed()
+        print(f"Processing throughput, {INSTANCES} CT slices, 1 association, 2 workers, default segmenter "
+              f"({load()}):", flush=True)
+        rate = throughput(work, args.repeats)
+        print(f"  median {rate:.1f} instances/s, {verdict(rate, TARGETS['throughput'], at_most=False)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
