@@ -42,6 +42,8 @@ from nodes import DCMTK_ENV, free_port, write_series  # noqa: E402
 from stegonode.node.config import DEFAULTS  # noqa: E402
 
 TARGETS = {"venv_mb": 700, "start_s": 5.0, "throughput": 25.0}
+# The clone's processes use the clone's install only (not a PYTHONPATH this benchmark runs under).
+CLONE_ENV = {key: value for key, value in os.environ.items() if key != "PYTHONPATH"}
 
 
 def load() -> str:
@@ -71,7 +73,7 @@ def fresh_clone(work: Path) -> Path:
 
 def timed_setup(clone: Path, *flags: str) -> float:
     start = time.perf_counter()
-    subprocess.run([str(clone / "scripts" / "setup.sh"), *flags], check=True)
+    subprocess.run([str(clone / "scripts" / "setup.sh"), *flags], check=True, env=CLONE_ENV)
     return time.perf_counter() - start
 
 
@@ -93,7 +95,8 @@ def start_to_echo(clone: Path, work: Path) -> float:
     with open(folder / "node.log", "w") as log:
         start = time.perf_counter()
         process = subprocess.Popen([str(clone / ".venv" / "bin" / "stegonode"), "serve", "--config", str(config)],
-                                   stdout=log, stderr=subprocess.STDOUT, cwd=folder, start_new_session=True)
+                                   stdout=log, stderr=subprocess.STDOUT, cwd=folder, start_new_session=True,
+                                   env=CLONE_ENV)
     try:
         while time.perf_counter() - start < 120:
             echo = subprocess.run(["/usr/bin/echoscu", "-aec", "STEGONODE", "127.0.0.1", str(port)],
