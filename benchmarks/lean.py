@@ -136,9 +136,9 @@ def throughput(work: Path, repeats: int) -> float:
     return statistics.median(rates)
 
 
-def verdict(value: float, target: float, at_most: bool) -> str:
+def verdict(value: float, target: float, at_most: bool, unit: str) -> str:
     met = value <= target if at_most else value >= target
-    return f"target {'<=' if at_most else '>='} {target:g}: {'met' if met else 'NOT met'}"
+    return f"target {'<=' if at_most else '>='} {target:g} {unit}: {'met' if met else 'NOT met'}"
 
 
 def main() -> int:
@@ -156,11 +156,11 @@ def main() -> int:
             print(f"  set-up: {seconds:.0f} s (Debian packages already installed; pip from this machine's "
                   "package index and cache)")
             size = report_venv(clone / ".venv", "scripts/run.sh's set-up")
-            print(f"  {verdict(size, TARGETS['venv_mb'], at_most=True)} MB")
+            print(f"  {verdict(size, TARGETS['venv_mb'], True, 'MB')}")
             print(f"stegonode serve start to first C-ECHO answered ({load()}):", flush=True)
             starts = [start_to_echo(clone, work) for _ in range(args.repeats)]
             print(f"  {', '.join(f'{s:.2f}' for s in starts)} s; median {statistics.median(starts):.2f} s, "
-                  f"{verdict(statistics.median(starts), TARGETS['start_s'], at_most=True)} s")
+                  f"{verdict(statistics.median(starts), TARGETS['start_s'], True, 's')}")
             if args.test_setup:
                 print(f"scripts/setup.sh --test on top, as scripts/test.sh runs it ({load()}):", flush=True)
                 seconds = timed_setup(clone, "--test")
@@ -172,7 +172,7 @@ def main() -> int:
         print(f"Processing throughput, {INSTANCES} CT slices, 1 association, 2 workers, default segmenter "
               f"({load()}):", flush=True)
         rate = throughput(work, args.repeats)
-        print(f"  median {rate:.1f} instances/s, {verdict(rate, TARGETS['throughput'], at_most=False)}")
+        print(f"  median {rate:.1f} instances/s, {verdict(rate, TARGETS['throughput'], False, 'instances/s')}")
     return 0
 
 
