@@ -88,6 +88,20 @@ def read_protection(ds: Dataset) -> Protection:
         raise NotProtectedError("malformed stegonode protection block") from None
 
 
+def already_protected(ds: Dataset) -> bool:
+    """A stegonode stego object: a protection block and Patient Identity Removed YES.
+
+    Protecting it again would seal its pseudonyms over the identity it carries (the new
+    payload overwrites the old one in the same background), so the node and the Orthanc
+    plugin store such an object as it is.
+    """
+    try:
+        read_protection(ds)
+    except NotProtectedError:
+        return False
+    return str(ds.get("PatientIdentityRemoved", "")).upper() == "YES"
+
+
 def remove_protection(ds: Dataset) -> None:
     """Delete the protection block (creator and elements), if present."""
     remove_block(ds, PRIVATE_GROUP, PRIVATE_CREATOR)

@@ -1,5 +1,5 @@
-"""The ``stegonode`` command line: serve, status, fetch, keygen, protect, reveal, encrypt,
-decrypt, cipher-report, segment, train-segmenter, deep stego commands, export-onnx, demo.
+"""The ``stegonode`` command line: serve, status, fetch, orthanc-config, keygen, protect, reveal,
+encrypt, decrypt, cipher-report, segment, train-segmenter, deep stego commands, export-onnx, demo.
 
 Training and export (train-segmenter, train-deepstego, deepstego-report, export-onnx) need the
 ``train`` extra (torch); every other command runs on numpy and ONNX Runtime alone."""
@@ -31,6 +31,7 @@ from stegonode.handlers.reveal import reveal
 
 from . import config as node_config
 from .index import Index
+from .orthanc_plugin import write_config as write_orthanc_config
 from .peer import NodeAddress, Peer, Selection, StudyResult
 from .service import Node
 from .storage import NodePaths
@@ -95,6 +96,13 @@ def _parser() -> argparse.ArgumentParser:
     fetch.add_argument("--move-to", metavar="AET", help="retrieve by C-MOVE to a temporary SCP with this AE title")
     fetch.add_argument("--port", type=int, default=11113, help="the temporary SCP's port (with --move-to)")
     fetch.set_defaults(run=_fetch)
+
+    orthanc = sub.add_parser("orthanc-config", help="write an Orthanc configuration that runs stegonode as its plugin")
+    orthanc.add_argument("--out", type=Path, required=True, metavar="DIR",
+                         help="orthanc.json, the plugin launcher, storage, index (and keys/ if generated)")
+    orthanc.add_argument("--config", type=Path, help="node.toml: AE title, port, [[peers]], pipeline, keys")
+    orthanc.add_argument("--http-port", type=int, default=8042, help="Orthanc's REST/Explorer port, loopback only")
+    orthanc.set_defaults(run=_orthanc_config)
     default_cipher = node_config.DEFAULTS["handlers"]["encrypt"]["cipher"]
     encrypt = sub.add_parser("encrypt", help="encrypt the pixels (pixel-cipher key of node.keys)")
     encrypt.add_argument("inputs", nargs="+", type=Path, metavar="IN")
@@ -336,6 +344,16 @@ def _fetch(args: argparse.Namespace) -> int:
         return 1
     complete = all(not r.failed and len(r.revealed) == r.expected for r in results)
     return 0 if complete else 1
+def _orthanc_config(args: argparse.Namespace) -> int:
+    setup = write_orthanc_config(args.out, args.config, args.http_port)
+    print(f"wrote {setup.config}")
+    if setup.generated_peer_keys is not None:
+        print(f"generated a new key pair; give {setup.generated_peer_keys} to the peer that reveals, "
+              "then delete it here")
+    print("start Orthanc with:\n  " + " ".join(setup.command))
+    return 0
+
+
 def _nonce(text: str | None) -> bytes | None:
     """``--nonce HEX`` as bytes, announced on stderr: a fixed nonce is for analysis only."""
     if text is None:

@@ -77,16 +77,29 @@ class Ingest:
         try:
             ds = event.dataset
             ds.file_meta = event.file_meta
-            check_image(ds)
-        except UnsupportedImageError as exc:
-            if "PixelData" not in ds and "Image Storage" not in sop_class.name:
-                return status_dataset(SOP_CLASS_NOT_SUPPORTED, f"{sop_class.name}: not an image")
-            return status_dataset(DATASET_DOES_NOT_MATCH_SOP_CLASS, str(exc))
-        except InputError as exc:
-            return status_dataset(CANNOT_UNDERSTAND, str(exc))
         except Exception as exc:  # whatever pydicom raises on a malformed data set
             return status_dataset(CANNOT_UNDERSTAND, f"data set cannot be decoded ({type(exc).__name__})")
-        return None
+        refused = refusal(ds, sop_class)
+        return None if refused is None else status_dataset(*refused)
+
+
+def refusal(ds: Dataset, sop_class: UID) -> tuple[int, str] | None:
+    """The C-STORE failure status and reason for an object the pipeline cannot protect, or None.
+
+    Checks what needs no pixel decoding: a non-image SOP class (0x0122), an image kind the
+    codecs do not handle (0xA900), a truncated or malformed data set (0xC000).
+    """
+    try:
+        check_image(ds)
+    except UnsupportedImageError as exc:
+        if "PixelData" not in ds and "Image Storage" not in sop_class.name:
+            return SOP_CLASS_NOT_SUPPORTED, f"{sop_class.name}: not an image"
+        return DATASET_DOES_NOT_MATCH_SOP_CLASS, str(exc)
+    except InputError as exc:
+        return CANNOT_UNDERSTAND, str(exc)
+    except Exception as exc:  # whatever pydicom raises on a malformed data set
+        return CANNOT_UNDERSTAND, f"data set cannot be decoded ({type(exc).__name__})"
+    return None
 
 
 def status_dataset(status: int, comment: str = "") -> Dataset:

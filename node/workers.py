@@ -23,10 +23,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from pydicom import Dataset
+
 from stegonode.codecs.errors import StegonodeError
 from stegonode.codecs.keys import load_node_keys
+from stegonode.handlers.embed import already_protected
 from stegonode.handlers.pipeline import Pipeline, build_pipeline
-from stegonode.handlers.pixels import read_dicom
+from stegonode.handlers.pixels import read_dicom, read_pixels, write_pixels
 
 from .index import ATTRIBUTES, Index, Job
 from .storage import Storage
@@ -71,7 +74,7 @@ def protect_job(token: str) -> Outcome:
     assert _pipeline is not None and _storage is not None, "worker not started"
     try:
         ds = read_dicom(_storage.path("inbox", token))
-        instance = _pipeline.protect(ds)
+        timings = _keep_as_protected(ds) if already_protected(ds) else _pipeline.protect(ds).timings
         buffer = io.BytesIO()
         ds.save_as(buffer, enforce_file_format=True)
         path = _storage.write("stored", ds.SOPInstanceUID, buffer.getvalue())
@@ -84,8 +87,15 @@ def protect_job(token: str) -> Outcome:
         attributes=attributes,
         transfer_syntax=str(ds.file_meta.TransferSyntaxUID),
         path=path,
-        timings=instance.timings,
+        timings=timings,
     )
+
+
+def _keep_as_protected(ds: Dataset) -> dict[str, float]:
+    """A peer's stego object (an Orthanc with the plugin, another node): pixels and header
+    as they are, stored as Explicit VR Little Endian like every stored object."""
+    write_pixels(ds, read_pixels(ds))
+    return {}
 
 
 # -- in the node process ---------------------------------------------------------------------

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
@@ -10,6 +11,7 @@ import subprocess
 import sys
 import time
 import tomllib
+import urllib.request
 from pathlib import Path
 
 import pydicom
@@ -154,8 +156,6 @@ class NodeProcess:
                               cwd=self.directory)
 
     def status(self) -> dict:
-        import json
-
         result = self.run("status", "--config", str(self.config), "--json")
         assert result.returncode == 0, result.stderr
         return json.loads(result.stdout)
@@ -179,6 +179,54 @@ class NodeProcess:
     @property
     def peer_keys(self) -> Path:
         return self.data / "keys" / "peer.keys"
+
+
+class OrthancProcess(NodeProcess):
+    """Orthanc with the stegonode plugin, set up by ``stegonode orthanc-config`` from a node.toml
+    (AE title, DICOM port, keys, [[peers]]) on free loopback ports; the same start and stop."""
+
+    def __init__(self, directory: Path, **node: object) -> None:
+        node.setdefault("ae_title", "ORTHANC")
+        super().__init__(directory, **node)
+        self.http_port = free_port()
+        self.command: list[str] = []
+
+    def configure(self) -> None:
+        """node.toml, then ``stegonode orthanc-config``; keeps the start command it prints."""
+        self.write_config()
+        result = self.run("orthanc-config", "--out", str(self.data), "--config", str(self.config),
+                          "--http-port", str(self.http_port))
+        assert result.returncode == 0, result.stderr
+        self.command = result.stdout.strip().splitlines()[-1].split()
+
+    def start(self) -> "OrthancProcess":
+        if not self.command:
+            self.configure()
+        with open(self.log, "a") as log:
+            self.process = subprocess.Popen(self.command, stdout=log, stderr=subprocess.STDOUT,
+                                            start_new_session=True, cwd=self.directory)
+        deadline = time.monotonic() + 180  # the plugin loads torch and Mask R-CNN first
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"Orthanc exited at start:\n{self.log.read_text()}")
+            if "DICOM server listening" in self.log.read_text():
+                return self
+            time.sleep(0.1)
+        raise RuntimeError(f"Orthanc did not start:\n{self.log.read_text()}")
+
+    @property
+    def data(self) -> Path:
+        return self.directory / "orthanc"
+
+    def rest(self, path: str, body: object = None) -> bytes:
+        """Orthanc's REST API (GET, or POST of ``body`` as JSON); the raw answer."""
+        data = None if body is None else json.dumps(body).encode()
+        url = f"http://127.0.0.1:{self.http_port}{path}"
+        with urllib.request.urlopen(urllib.request.Request(url, data=data), timeout=120) as answer:
+            return answer.read()
+
+    def json(self, path: str, body: object = None):
+        return json.loads(self.rest(path, body))
 
 
 def _toml(value: object) -> str:

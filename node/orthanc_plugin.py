@@ -1,0 +1,302 @@
+"""stegonode inside Orthanc: a plugin for Orthanc's Python plugin, and its configuration.
+
+Orthanc (Debian's 1.10 with orthanc-python 4.0) hands every received instance to
+:meth:`Protector.received` before it stores anything. The instance is protected there, by the
+pipeline node.toml describes, and Orthanc stores the protected bytes (MODIFY): Orthanc never
+stores, indexes or serves the original. The C-STORE is answered once the protected object is
+stored, so nothing acknowledged can be lost (Orthanc writes with ``SyncStorageArea``).
+
+What the pipeline cannot protect is refused with a DICOM failure status, as the node refuses it
+(:func:`stegonode.node.ingest.refusal`, and the error classes of :mod:`stegonode.codecs.errors`).
+The received-instance callback cannot answer a status itself, so it replaces the refused object
+by a marker, a data set holding nothing but a fresh random UID, and the incoming C-STORE filter,
+which Orthanc calls next, answers the marker's status: nothing is stored, and the original goes
+no further than the callback. The reason is logged in Orthanc's log with the instance's new
+(pseudonymous) UID; Orthanc 1.10 sends no Error Comment.
+
+An object that is already a stegonode stego object (from a node or another Orthanc with this
+plugin) is stored as it is: protecting it again would overwrite the identity it carries.
+
+``stegonode orthanc-config`` writes Orthanc's configuration and the launcher script that
+Orthanc's ``PythonScript`` names (:func:`write_config`).
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+import os
+import shutil
+import site
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+from pydicom import Dataset
+from pydicom import config as pydicom_config
+from pydicom.dataset import FileMetaDataset
+from pydicom.uid import UID, ExplicitVRLittleEndian, SecondaryCaptureImageStorage, generate_uid
+
+from stegonode.codecs import keys as keyfiles
+from stegonode.codecs.errors import (
+    ConfigError, InputError, StegonodeError, UnsupportedImageError,
+)
+from stegonode.handlers.embed import already_protected
+from stegonode.handlers.pipeline import Pipeline, build_pipeline
+from stegonode.handlers.pixels import read_dicom
+from stegonode.handlers.pseudonyms import Pseudonymizer
+
+from . import config as node_config
+from .ingest import CANNOT_UNDERSTAND, DATASET_DOES_NOT_MATCH_SOP_CLASS, OUT_OF_RESOURCES, refusal
+
+log = logging.getLogger("stegonode.orthanc")
+
+PROCESSING_FAILURE = 0x0110  # PS3.7 C.4: the sender may try again
+PYTHON_PLUGIN = Path("/usr/share/orthanc/plugins/libOrthancPython.so")  # Debian's orthanc-python
+LAUNCHER = "stegonode_plugin.py"
+
+# Orthanc's "PythonScript": puts the virtual environment (and any PYTHONPATH the configuration
+# was written with) before Debian's dist-packages, then registers the plugin. Should anything
+# fail, it refuses every instance rather than let Orthanc store one unprotected.
+_LAUNCHER_TEXT = '''\
+# Written by `stegonode orthanc-config`: Orthanc's Python plugin runs it at start ("PythonScript").
+import json
+import site
+import sys
+
+import orthanc
+
+settings = json.loads(orthanc.GetConfiguration()).get("Stegonode", {})
+try:
+    count = len(sys.path)
+    for folder in settings["SitePackages"]:
+        site.addsitedir(folder)  # not sys.path.insert: the editable install is a .pth finder
+    added = sys.path[count:]
+    del sys.path[count:]
+    sys.path[0:0] = settings["PythonPath"] + added
+    from stegonode.node.orthanc_plugin import register
+
+    register(orthanc, settings)
+except BaseException as exc:
+    orthanc.LogError("stegonode: the plugin did not start, every instance is refused: "
+                     f"{type(exc).__name__}: {exc}")
+    KEEP, DISCARD = orthanc.ReceivedInstanceAction.KEEP_AS_IS, orthanc.ReceivedInstanceAction.DISCARD
+    orthanc.RegisterReceivedInstanceCallback(  # C-STORE: kept for the filter, which refuses it
+        lambda data, origin: (KEEP if origin == orthanc.InstanceOrigin.DICOM_PROTOCOL else DISCARD, None))
+    orthanc.RegisterIncomingCStoreInstanceFilter(lambda instance: 0xA700)
+'''
+
+
+@dataclass(frozen=True)
+class Refusal:
+    status: int
+    reason: str
+
+
+class Protector:
+    """The received-instance callback and the incoming C-STORE filter, sharing refusals."""
+
+    def __init__(self, orthanc: ModuleType, pipeline: Pipeline, pseudonyms: Pseudonymizer,
+                 concurrency: int) -> None:
+        self.orthanc = orthanc
+        self.pipeline = pipeline
+        self.pseudonyms = pseudonyms
+        self._slots = threading.BoundedSemaphore(concurrency)  # node.workers images at a time
+        self._lock = threading.Lock()
+        self._refusals: dict[str, Refusal] = {}  # marker UID -> what the filter answers
+
+    def received(self, data: bytes, origin: Any) -> tuple[Any, bytes | None]:
+        """Orthanc's received-instance callback: the protected bytes, or a refusal marker."""
+        action = self.orthanc.ReceivedInstanceAction
+        start = time.perf_counter()
+        try:
+            ds = read_dicom(io.BytesIO(data))
+        except InputError as exc:
+            return self._refuse(Refusal(CANNOT_UNDERSTAND, str(exc)), "", "", origin)
+        sop_class = UID(str(ds.get("SOPClassUID", "")))
+        new_uid = self.pseudonyms.uid(str(ds.get("SOPInstanceUID", "")))
+        refused = refusal(ds, sop_class)
+        if refused is not None:
+            return self._refuse(Refusal(*refused), new_uid, sop_class, origin)
+        if already_protected(ds):
+            log.info("%s is a stegonode stego object already: stored as it is", ds.SOPInstanceUID)
+            return action.KEEP_AS_IS, None
+        try:
+            with self._slots:
+                instance = self.pipeline.protect(ds)
+            buffer = io.BytesIO()
+            ds.save_as(buffer, enforce_file_format=True)
+        except Exception as exc:
+            return self._refuse(failure(exc), new_uid, sop_class, origin)
+        steps = ", ".join(f"{name} {1000 * s:.0f}" for name, s in instance.timings.items())
+        log.info("protected %s in %.0f ms (%s)", new_uid, 1000 * (time.perf_counter() - start), steps)
+        return action.MODIFY, buffer.getvalue()
+
+    def cstore_filter(self, instance: Any) -> int:
+        """Orthanc's incoming C-STORE filter: 0 stores; a marker gets its refusal status."""
+        with self._lock:
+            if not self._refusals:
+                return 0
+        uid = json.loads(instance.GetInstanceSimplifiedJson()).get("SOPInstanceUID", "")
+        with self._lock:
+            refused = self._refusals.pop(uid, None)
+        return 0 if refused is None else refused.status
+
+    def _refuse(self, refused: Refusal, new_uid: str, sop_class: str,
+                origin: Any) -> tuple[Any, bytes | None]:
+        name = UID(sop_class).name if sop_class else "object"
+        log.warning("refused %s (new UID %s) with status 0x%04X: %s", name, new_uid or "unknown",
+                    refused.status, refused.reason)
+        action = self.orthanc.ReceivedInstanceAction
+        if origin != self.orthanc.InstanceOrigin.DICOM_PROTOCOL:
+            return action.DISCARD, None  # REST or plugin upload: no C-STORE status to answer
+        token = generate_uid()
+        with self._lock:
+            self._refusals[token] = refused
+        return action.MODIFY, _marker(token, sop_class)
+
+
+def failure(exc: Exception) -> Refusal:
+    """The C-STORE status for an object the pipeline failed on, mapped like the node's errors:
+    what the object is (unsupported, undecodable, too small) is final, the rest may be retried."""
+    if isinstance(exc, UnsupportedImageError):
+        return Refusal(DATASET_DOES_NOT_MATCH_SOP_CLASS, str(exc))
+    if isinstance(exc, StegonodeError):  # InputError, CapacityError, PayloadTooLargeError, ...
+        return Refusal(CANNOT_UNDERSTAND, str(exc))
+    if isinstance(exc, (OSError, MemoryError)):
+        return Refusal(OUT_OF_RESOURCES, f"out of resources while protecting ({type(exc).__name__})")
+    return Refusal(PROCESSING_FAILURE, f"internal error while protecting ({type(exc).__name__})")
+
+
+def _marker(token: str, sop_class: str) -> bytes:
+    """A data set with nothing of the refused object but its SOP class: what the filter sees."""
+    ds = Dataset()
+    ds.SOPClassUID = sop_class or SecondaryCaptureImageStorage
+    ds.SOPInstanceUID = ds.StudyInstanceUID = ds.SeriesInstanceUID = token
+    ds.file_meta = FileMetaDataset()
+    ds.file_meta.MediaStorageSOPClassUID = ds.SOPClassUID
+    ds.file_meta.MediaStorageSOPInstanceUID = token
+    ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    buffer = io.BytesIO()
+    ds.save_as(buffer, enforce_file_format=True)
+    return buffer.getvalue()
+
+
+class _OrthancLog(logging.Handler):
+    """stegonode's log lines into Orthanc's log."""
+
+    def __init__(self, orthanc: ModuleType) -> None:
+        super().__init__()
+        self.writers: dict[int, Callable[[str], None]] = {
+            logging.ERROR: orthanc.LogError, logging.WARNING: orthanc.LogWarning,
+            logging.INFO: orthanc.LogInfo, logging.DEBUG: orthanc.LogInfo,
+        }
+
+    def emit(self, record: logging.LogRecord) -> None:
+        level = max((lvl for lvl in self.writers if lvl <= record.levelno), default=logging.DEBUG)
+        self.writers[level](f"{record.name}: {self.format(record)}")
+
+
+def register(orthanc: ModuleType, settings: dict[str, Any]) -> Protector:
+    """Build the pipeline from node.toml and the key file, then register both callbacks."""
+    config = node_config.load(Path(settings["Config"]) if settings.get("Config") else None)
+    logger = logging.getLogger("stegonode")
+    logger.addHandler(_OrthancLog(orthanc))
+    logger.setLevel(config["node"]["log_level"])
+    logging.captureWarnings(True)
+    logging.getLogger("py.warnings").setLevel(logging.ERROR)  # pydicom's value-length chatter
+    # Values are not validated as they are read: a warning would quote them (PHI).
+    pydicom_config.settings.reading_validation_mode = pydicom_config.IGNORE
+    keys = keyfiles.load_node_keys(Path(settings["Keys"]))
+    pipeline = build_pipeline(config["pipeline"]["handlers"], config["handlers"], keys)
+    protector = Protector(orthanc, pipeline, Pseudonymizer(keys.pseudonym_key),
+                          int(config["node"]["workers"]))
+    orthanc.RegisterReceivedInstanceCallback(protector.received)
+    orthanc.RegisterIncomingCStoreInstanceFilter(protector.cstore_filter)
+    import stegonode.node
+
+    log.warning("stegonode protects every received instance (pipeline: %s; code: %s)",
+                ", ".join(config["pipeline"]["handlers"]), Path(stegonode.node.__file__).parent)
+    return protector
+
+
+# -- stegonode orthanc-config ----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class OrthancSetup:
+    """What ``orthanc-config`` wrote, and the command that starts Orthanc with it."""
+
+    config: Path
+    command: list[str]
+    generated_peer_keys: Path | None
+
+
+def write_config(out: Path, config_path: Path | None, http_port: int) -> OrthancSetup:
+    """Write ``out/orthanc.json`` and ``out/stegonode_plugin.py`` for node.toml at ``config_path``.
+
+    Orthanc takes the node's AE title and port; HTTP (REST, Explorer) answers on loopback only;
+    storage and index live under ``out``; ``[[peers]]`` become Orthanc's DICOM modalities.
+    Without ``node.keys`` in node.toml a key pair is generated under ``out/keys``.
+    """
+    if not PYTHON_PLUGIN.exists() or shutil.which("Orthanc") is None:
+        raise ConfigError(f"Orthanc or its Python plugin ({PYTHON_PLUGIN}) is missing: "
+                          "apt-get install orthanc orthanc-python (scripts/setup.sh does)")
+    config = node_config.load(config_path)
+    node = config["node"]
+    out = out.resolve()
+    out.mkdir(parents=True, exist_ok=True)
+    keys, generated = _keys(node, out)
+    callers_any = node["allowed_callers"] == "any"
+    document = {
+        "Name": node["ae_title"],
+        "DicomAet": node["ae_title"],
+        "DicomPort": int(node["port"]),
+        "DicomCheckCalledAet": False,
+        "HttpPort": http_port,
+        "RemoteAccessAllowed": False,  # REST and Explorer: this machine only
+        "StorageDirectory": str(out / "storage"),
+        "IndexDirectory": str(out / "index"),
+        "SyncStorageArea": True,  # a C-STORE success means the object is on disk
+        "DicomModalities": {p["ae_title"]: [p["ae_title"], p["host"], p["port"]] for p in config["peers"]},
+        "DicomCheckModalityHost": not callers_any,
+        # Anyone may store (that is how modalities send); query and retrieve only the listed
+        # peers, unless node.allowed_callers = "any".
+        "DicomAlwaysAllowStore": True,
+        "DicomAlwaysAllowFind": callers_any,
+        "DicomAlwaysAllowGet": callers_any,
+        "DicomAlwaysAllowMove": callers_any,
+        "Plugins": [str(PYTHON_PLUGIN)],
+        "PythonScript": str(out / LAUNCHER),
+        "PythonVerbose": False,
+        "Stegonode": {
+            "Config": str(config_path.resolve()) if config_path else "",
+            "Keys": str(keys),
+            "SitePackages": site.getsitepackages(),
+            # The environment's PYTHONPATH first, as in the shell this was written from.
+            "PythonPath": [str(Path(p).resolve()) for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p],
+        },
+    }
+    (out / LAUNCHER).write_text(_LAUNCHER_TEXT)
+    target = out / "orthanc.json"
+    target.write_text(json.dumps(document, indent=2) + "\n")
+    return OrthancSetup(target, [str(shutil.which("Orthanc")), str(target)], generated)
+
+
+def _keys(node: dict[str, Any], out: Path) -> tuple[Path, Path | None]:
+    """node.keys from node.toml, or a new pair under ``out/keys`` (peer.keys to hand over)."""
+    if node["keys"]:
+        path = Path(node["keys"]).resolve()
+        if not path.is_file():
+            raise ConfigError(f"node.keys = {node['keys']!r}: no such key file")
+        return path, None
+    path = out / "keys" / keyfiles.NODE_FILE
+    if path.exists():
+        return path, None
+    _, peer = keyfiles.generate(path.parent)
+    return path, peer

@@ -1,0 +1,220 @@
+"""stegonode inside Orthanc: a real Orthanc (Debian's, with orthanc-python) on loopback ports,
+configured by ``stegonode orthanc-config``, fed by DCMTK's storescu and movescu."""
+
+from __future__ import annotations
+
+import io
+import json
+import shutil
+import subprocess
+import threading
+from pathlib import Path
+
+import pydicom
+import pytest
+
+from stegonode.codecs import keys as keyfiles
+from stegonode.handlers.embed import already_protected
+
+from images import image_path
+from nodes import (
+    DCMTK_ENV, PATIENT, NodeProcess, OrthancProcess, acknowledged, scu, storescu, write_series,
+)
+
+pytestmark = pytest.mark.skipif(
+    shutil.which("Orthanc") is None or not Path("/usr/share/orthanc/plugins/libOrthancPython.so").exists(),
+    reason="Debian's orthanc and orthanc-python are not installed (scripts/setup.sh --test installs them)",
+)
+SERIES = 50
+
+
+def send(orthanc: OrthancProcess, files, *options: str) -> subprocess.CompletedProcess:
+    return scu("storescu", orthanc.port, "-v", *options, files=files, timeout=600)
+
+
+def identifying(files: list[Path]) -> set[bytes]:
+    """Every identifying value of the sent series: the patient's and each original UID."""
+    values = {value.encode() for value in PATIENT.values()}
+    for path in files:
+        ds = pydicom.dcmread(path, stop_before_pixels=True)
+        values |= {str(uid).encode() for uid in (ds.StudyInstanceUID, ds.SeriesInstanceUID, ds.SOPInstanceUID)}
+    return values
+
+
+def leaks(blob: bytes, values: set[bytes]) -> list[bytes]:
+    return [value for value in values if value in blob]
+
+
+@pytest.fixture(scope="module")
+def keys(tmp_path_factory) -> Path:
+    directory = tmp_path_factory.mktemp("orthanc-keys")
+    keyfiles.generate(directory)
+    return directory
+
+
+@pytest.fixture(scope="module")
+def orthanc(tmp_path_factory, keys):
+    """Orthanc with the plugin, holding the 50-instance CT series sent by storescu."""
+    work = tmp_path_factory.mktemp("orthanc")
+    server = OrthancProcess(work / "server", keys=str(keys / "node.keys"),
+                            peers=[{"ae_title": "STEGOPEER", "host": "127.0.0.1", "port": 11113}])
+    server.start()
+    server.series = write_series(work / "series", SERIES)
+    try:
+        server.sent = send(server, server.series)
+        yield server
+    finally:
+        server.stop()
+
+
+def test_orthanc_config_is_loopback_and_wired(orthanc):
+    document = json.loads((orthanc.data / "orthanc.json").read_text())
+    assert document["RemoteAccessAllowed"] is False
+    assert document["StorageDirectory"].startswith(str(orthanc.data))
+    assert document["PythonScript"] == str(orthanc.data / "stegonode_plugin.py")
+    assert document["DicomPort"] == orthanc.port and document["DicomAet"] == "ORTHANC"
+    assert document["DicomModalities"] == {"STEGOPEER": ["STEGOPEER", "127.0.0.1", 11113]}
+    # The plugin runs this checkout's code (PYTHONPATH is passed on through the config).
+    import stegonode.node
+
+    code = Path(stegonode.node.__file__).parent
+    assert f"code: {code}" in orthanc.log.read_text()
+
+
+def test_series_is_stored_protected_and_revealed(orthanc, keys, tmp_path):
+    assert len(acknowledged(orthanc.sent.stdout + orthanc.sent.stderr)) == SERIES, orthanc.sent.stderr
+    instances = orthanc.json("/instances")
+    assert len(instances) == SERIES
+    for instance in instances:
+        ds = pydicom.dcmread(io.BytesIO(orthanc.rest(f"/instances/{instance}/file")))
+        assert already_protected(ds)
+
+    out = tmp_path / "revealed"
+    fetch = orthanc.run("fetch", "--node", f"ORTHANC@127.0.0.1:{orthanc.port}", "--all",
+                        "--keys", str(keys / "peer.keys"), "--out", str(out))
+    assert fetch.returncode == 0, fetch.stdout + fetch.stderr
+    revealed = [pydicom.dcmread(path) for path in out.glob("*/*.dcm")]
+    assert len(revealed) == SERIES
+    originals = {pydicom.dcmread(p, stop_before_pixels=True).SOPInstanceUID for p in orthanc.series}
+    assert {ds.SOPInstanceUID for ds in revealed} == originals
+    for ds in revealed:
+        assert {keyword: str(ds.get(keyword)) for keyword in PATIENT} == PATIENT
+
+
+def test_nothing_identifying_in_storage_index_or_rest(orthanc):
+    values = identifying(orthanc.series)
+    for path in orthanc.data.rglob("*"):  # storage area, index database (and its journal)
+        if path.is_file() and path.suffix not in (".json", ".py") and "keys" not in path.parts:
+            assert not leaks(path.read_bytes(), values), path
+    answers = [orthanc.rest("/patients?expand"), orthanc.rest("/studies?expand"),
+               orthanc.rest("/series?expand"),
+               orthanc.rest("/tools/find", {"Level": "Instance", "Query": {}, "Expand": True})]
+    for instance in orthanc.json("/instances"):
+        answers += [orthanc.rest(f"/instances/{instance}/file"),
+                    orthanc.rest(f"/instances/{instance}/simplified-tags"),
+                    orthanc.rest(f"/instances/{instance}/metadata?expand")]
+    for answer in answers:
+        assert not leaks(answer, values)
+    assert not leaks(orthanc.log.read_bytes(), values)
+
+
+def test_refusals_answer_failure_while_a_clean_transfer_completes(orthanc, tmp_path):
+    before = len(orthanc.json("/instances"))
+    clean = write_series(tmp_path / "clean", 6)
+    undecodable = tmp_path / "undecodable.dcm"
+    ds = pydicom.dcmread(image_path("693_J2KR.dcm"))
+    codestream = bytearray(ds.PixelData)
+    codestream[120:-20] = bytes((b * 7 + 13) & 0xFF for b in codestream[120:-20])  # items intact
+    ds.PixelData = bytes(codestream)
+    ds.save_as(undecodable)
+
+    results = {}
+    transfer = threading.Thread(target=lambda: results.update(clean=send(orthanc, clean)))
+    transfer.start()
+    results["plan"] = send(orthanc, [image_path("rtplan.dcm")])
+    results["image"] = send(orthanc, [undecodable], "-xv")  # propose JPEG 2000 lossless as is
+    transfer.join()
+
+    assert "Received Store Response (Refused: SOPClassNotSupported)" in results["plan"].stderr
+    assert "Received Store Response (Error: CannotUnderstand)" in results["image"].stderr
+    assert len(acknowledged(results["clean"].stderr)) == len(clean), results["clean"].stderr
+    assert len(orthanc.json("/instances")) == before + len(clean)
+    log = orthanc.log.read_text()
+    assert "with status 0x0122: RT Plan Storage: not an image" in log
+    assert "with status 0xC000: pixel data does not decode" in log
+
+
+def test_cmove_node_to_orthanc_and_orthanc_to_node(tmp_path, keys):
+    """Orthanc's REST moves a study from the node; movescu moves one from Orthanc to the node."""
+    node = NodeProcess(tmp_path / "node", keys=str(keys / "node.keys"))
+    orthanc = OrthancProcess(tmp_path / "orthanc", keys=str(keys / "node.keys"), peers=[
+        {"ae_title": "STEGONODE", "host": "127.0.0.1", "port": node.port},
+        {"ae_title": "STEGOPEER", "host": "127.0.0.1", "port": 11113},
+    ])
+    node.peers = [{"ae_title": "ORTHANC", "host": "127.0.0.1", "port": orthanc.port}]
+    node.start()
+    try:
+        orthanc.start()
+        to_node = write_series(tmp_path / "to-node", 20)
+        to_orthanc = write_series(tmp_path / "to-orthanc", 20)
+        assert len(acknowledged(storescu(node.port, to_node).stderr)) == 20
+        assert len(acknowledged(send(orthanc, to_orthanc).stderr)) == 20
+        node.wait_idle(20)
+
+        # Node -> Orthanc: Orthanc's C-MOVE SCU asks the node (its modality STEGONODE).
+        ((study,),) = node.query("SELECT DISTINCT StudyInstanceUID FROM instances")
+        orthanc.rest("/modalities/STEGONODE/move", {
+            "Level": "Study", "Resources": [{"StudyInstanceUID": study}], "TargetAet": "ORTHANC"})
+        moved = orthanc.json("/tools/find", {"Level": "Instance", "Query": {"StudyInstanceUID": study}})
+        assert len(moved) == 20
+        on_node = {path.stem: pydicom.dcmread(path) for path in (node.data / "stored").glob("*.dcm")}
+        for instance in moved:
+            ds = pydicom.dcmread(io.BytesIO(orthanc.rest(f"/instances/{instance}/file")))
+            assert already_protected(ds)  # stored as the node protected it, not protected again
+            assert ds.PixelData == on_node[ds.SOPInstanceUID].PixelData
+
+        # Orthanc -> node: movescu asks Orthanc to send its protected study to STEGONODE.
+        studies = orthanc.json("/tools/find", {"Level": "Study", "Query": {}, "Expand": True})
+        other = [s["MainDicomTags"]["StudyInstanceUID"] for s in studies
+                 if s["MainDicomTags"]["StudyInstanceUID"] != study]
+        assert len(other) == 1
+        move = subprocess.run(
+            ["/usr/bin/movescu", "-v", "-S", "-aet", "STEGOPEER", "-aec", "ORTHANC", "-aem", "STEGONODE",
+             "-k", "QueryRetrieveLevel=STUDY",
+             "-k", f"StudyInstanceUID={other[0]}", "127.0.0.1", str(orthanc.port)],
+            capture_output=True, text=True, env=DCMTK_ENV, timeout=300)
+        assert "Received Final Move Response (Success)" in move.stderr, move.stderr
+        node.wait_idle(40, timeout=120)
+        assert node.query("SELECT COUNT(*) FROM instances WHERE StudyInstanceUID = ?", other[0]) == [(20,)]
+        values = identifying(to_node + to_orthanc)
+        for path in (node.data / "stored").glob("*.dcm"):
+            assert already_protected(pydicom.dcmread(path))
+            assert not leaks(path.read_bytes(), values), path
+        # Protected once, by the plugin: the node's copies reveal the patient with the same keys.
+        out = tmp_path / "revealed"
+        fetch = node.run("fetch", "--node", f"STEGONODE@127.0.0.1:{node.port}", "--study", other[0],
+                         "--keys", str(keys / "peer.keys"), "--out", str(out))
+        assert fetch.returncode == 0, fetch.stdout + fetch.stderr
+        revealed = [pydicom.dcmread(path) for path in out.glob("*/*.dcm")]
+        assert len(revealed) == 20
+        assert all({k: str(ds.get(k)) for k in PATIENT} == PATIENT for ds in revealed)
+    finally:
+        orthanc.stop()
+        node.stop()
+
+
+def test_plugin_that_cannot_start_refuses_everything(tmp_path, keys):
+    """A plugin without its key file must not let Orthanc store anything unprotected."""
+    shutil.copy(keys / "node.keys", tmp_path / "node.keys")
+    orthanc = OrthancProcess(tmp_path / "orthanc", keys=str(tmp_path / "node.keys"))
+    orthanc.configure()
+    (tmp_path / "node.keys").unlink()  # after orthanc-config, which checks that it exists
+    orthanc.start()
+    try:
+        sent = send(orthanc, write_series(tmp_path / "series", 2))
+        assert "Received Store Response (Refused: OutOfResources)" in sent.stderr
+        assert acknowledged(sent.stderr) == []
+        assert orthanc.json("/instances") == []
+        assert "the plugin did not start, every instance is refused: KeyFileError" in orthanc.log.read_text()
+    finally:
+        orthanc.stop()
