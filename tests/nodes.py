@@ -218,11 +218,11 @@ class OrthancProcess(NodeProcess):
     def data(self) -> Path:
         return self.directory / "orthanc"
 
-    def rest(self, path: str, body: object = None) -> bytes:
-        """Orthanc's REST API (GET, or POST of ``body`` as JSON); the raw answer."""
+    def rest(self, path: str, body: object = None, method: str | None = None) -> bytes:
+        """Orthanc's REST API (GET, or POST of ``body`` as JSON, or ``method``); the raw answer."""
         data = None if body is None else json.dumps(body).encode()
-        url = f"http://127.0.0.1:{self.http_port}{path}"
-        with urllib.request.urlopen(urllib.request.Request(url, data=data), timeout=120) as answer:
+        request = urllib.request.Request(f"http://127.0.0.1:{self.http_port}{path}", data, method=method)
+        with urllib.request.urlopen(request, timeout=120) as answer:
             return answer.read()
 
     def json(self, path: str, body: object = None):

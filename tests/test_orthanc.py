@@ -144,8 +144,10 @@ def test_refusals_answer_failure_while_a_clean_transfer_completes(orthanc, tmp_p
     assert "with status 0xC000: pixel data does not decode" in log
 
 
-def test_cmove_node_to_orthanc_and_orthanc_to_node(tmp_path, keys):
-    """Orthanc's REST moves a study from the node; movescu moves one from Orthanc to the node."""
+def test_cmove_orthanc_to_node_and_node_to_orthanc(tmp_path, keys):
+    """movescu moves a protected study from Orthanc to the node; after Orthanc deleted it,
+    Orthanc's REST API moves it back from the node. Each side keeps the other's stego objects
+    as they are (protecting them again would overwrite the sealed identity)."""
     node = NodeProcess(tmp_path / "node", keys=str(keys / "node.keys"))
     orthanc = OrthancProcess(tmp_path / "orthanc", keys=str(keys / "node.keys"), peers=[
         {"ae_title": "STEGONODE", "host": "127.0.0.1", "port": node.port},
@@ -155,49 +157,35 @@ def test_cmove_node_to_orthanc_and_orthanc_to_node(tmp_path, keys):
     node.start()
     try:
         orthanc.start()
-        to_node = write_series(tmp_path / "to-node", 20)
-        to_orthanc = write_series(tmp_path / "to-orthanc", 20)
-        assert len(acknowledged(storescu(node.port, to_node).stderr)) == 20
-        assert len(acknowledged(send(orthanc, to_orthanc).stderr)) == 20
-        node.wait_idle(20)
+        series = write_series(tmp_path / "series", 20)
+        assert len(acknowledged(send(orthanc, series).stderr)) == 20
+        (study,) = orthanc.json("/studies")
+        uid = orthanc.json(f"/studies/{study}")["MainDicomTags"]["StudyInstanceUID"]
+        in_orthanc = {ds.SOPInstanceUID: ds for ds in (
+            pydicom.dcmread(io.BytesIO(orthanc.rest(f"/instances/{i}/file"))) for i in orthanc.json("/instances"))}
 
-        # Node -> Orthanc: Orthanc's C-MOVE SCU asks the node (its modality STEGONODE).
-        ((study,),) = node.query("SELECT DISTINCT StudyInstanceUID FROM instances")
-        orthanc.rest("/modalities/STEGONODE/move", {
-            "Level": "Study", "Resources": [{"StudyInstanceUID": study}], "TargetAet": "ORTHANC"})
-        moved = orthanc.json("/tools/find", {"Level": "Instance", "Query": {"StudyInstanceUID": study}})
-        assert len(moved) == 20
-        on_node = {path.stem: pydicom.dcmread(path) for path in (node.data / "stored").glob("*.dcm")}
-        for instance in moved:
-            ds = pydicom.dcmread(io.BytesIO(orthanc.rest(f"/instances/{instance}/file")))
-            assert already_protected(ds)  # stored as the node protected it, not protected again
-            assert ds.PixelData == on_node[ds.SOPInstanceUID].PixelData
-
-        # Orthanc -> node: movescu asks Orthanc to send its protected study to STEGONODE.
-        studies = orthanc.json("/tools/find", {"Level": "Study", "Query": {}, "Expand": True})
-        other = [s["MainDicomTags"]["StudyInstanceUID"] for s in studies
-                 if s["MainDicomTags"]["StudyInstanceUID"] != study]
-        assert len(other) == 1
+        # Orthanc -> node: Orthanc's C-MOVE SCP sends to its modality STEGONODE.
         move = subprocess.run(
             ["/usr/bin/movescu", "-v", "-S", "-aet", "STEGOPEER", "-aec", "ORTHANC", "-aem", "STEGONODE",
-             "-k", "QueryRetrieveLevel=STUDY",
-             "-k", f"StudyInstanceUID={other[0]}", "127.0.0.1", str(orthanc.port)],
+             "-k", "QueryRetrieveLevel=STUDY", "-k", f"StudyInstanceUID={uid}", "127.0.0.1", str(orthanc.port)],
             capture_output=True, text=True, env=DCMTK_ENV, timeout=300)
         assert "Received Final Move Response (Success)" in move.stderr, move.stderr
-        node.wait_idle(40, timeout=120)
-        assert node.query("SELECT COUNT(*) FROM instances WHERE StudyInstanceUID = ?", other[0]) == [(20,)]
-        values = identifying(to_node + to_orthanc)
-        for path in (node.data / "stored").glob("*.dcm"):
-            assert already_protected(pydicom.dcmread(path))
-            assert not leaks(path.read_bytes(), values), path
-        # Protected once, by the plugin: the node's copies reveal the patient with the same keys.
-        out = tmp_path / "revealed"
-        fetch = node.run("fetch", "--node", f"STEGONODE@127.0.0.1:{node.port}", "--study", other[0],
-                         "--keys", str(keys / "peer.keys"), "--out", str(out))
-        assert fetch.returncode == 0, fetch.stdout + fetch.stderr
-        revealed = [pydicom.dcmread(path) for path in out.glob("*/*.dcm")]
-        assert len(revealed) == 20
-        assert all({k: str(ds.get(k)) for k in PATIENT} == PATIENT for ds in revealed)
+        node.wait_idle(20, timeout=120)
+        on_node = {ds.SOPInstanceUID: ds for ds in map(pydicom.dcmread, (node.data / "stored").glob("*.dcm"))}
+        assert on_node.keys() == in_orthanc.keys()
+        values = identifying(series)
+        for sop_uid, ds in on_node.items():
+            assert already_protected(ds) and ds == in_orthanc[sop_uid]
+            assert not leaks((node.data / "stored" / f"{sop_uid}.dcm").read_bytes(), values)
+
+        # Node -> Orthanc: Orthanc's C-MOVE SCU asks the node (STEGONODE) to send to ORTHANC.
+        orthanc.rest(f"/studies/{study}", method="DELETE")
+        assert orthanc.json("/instances") == []
+        orthanc.rest("/modalities/STEGONODE/move", {
+            "Level": "Study", "Resources": [{"StudyInstanceUID": uid}], "TargetAet": "ORTHANC"})
+        back = [pydicom.dcmread(io.BytesIO(orthanc.rest(f"/instances/{i}/file"))) for i in orthanc.json("/instances")]
+        assert len(back) == 20
+        assert all(already_protected(ds) and ds == on_node[ds.SOPInstanceUID] for ds in back)
     finally:
         orthanc.stop()
         node.stop()
