@@ -7,12 +7,18 @@ each with its own UIDs) goes by DCMTK's storescu (TCP_NODELAY=1) to
 * DCMTK storescp (writes files),
 * pynetdicom's storescp app (writes files),
 * Orthanc (Debian package; a throwaway config and storage, installed if missing),
+* Orthanc with stegonode's plugin (``stegonode orthanc-config``): every instance protected in
+  Orthanc's received-instance callback before it is stored and answered,
+* Orthanc with a queue front: a callback that only writes the received bytes durably (fsync,
+  rename, directory fsync) and discards them, the C-STORE rate a queue design inside Orthanc
+  would give (its protection would then run like stegonode's workers),
 * stegonode serve (durable ingest: fsync'd files and a committed SQLite job per instance),
 
 once over one association and once over four simultaneous associations of 50 instances, in
 rounds (default 3). Figures: the median over rounds of instances per second to the last C-STORE
-response, and stegonode's ratios. For stegonode also: processing throughput (first receive to
-last stored protected object), C-MOVE of the series to a DCMTK storescp against pynetdicom's
+response, and stegonode's ratios. For the plugin and stegonode serve also the seconds from the
+first C-STORE sent to the last instance stored protected; for stegonode serve the processing
+throughput (first receive to last stored protected object), C-MOVE of the series to a DCMTK storescp against pynetdicom's
 qrscp app (median of 3), and C-FIND study-level latency (median of 50 requests on one
 association). Run from the repository root, after
 installing the benchmark extra (SQLAlchemy, for pynetdicom's qrscp)::
@@ -45,11 +51,12 @@ from pydicom import Dataset  # noqa: E402
 from pynetdicom import AE, evt  # noqa: E402
 from pynetdicom.sop_class import StudyRootQueryRetrieveInformationModelFind  # noqa: E402
 
-from nodes import DCMTK_ENV, NodeProcess, free_port, write_series  # noqa: E402
+from nodes import DCMTK_ENV, NodeProcess, OrthancProcess, free_port, write_series  # noqa: E402
 from stegonode.node.config import DEFAULTS, SEGMENTER_CHOICES  # noqa: E402
 from stegonode.node.scp import set_nodelay  # noqa: E402
 
 INSTANCES = 200
+PLUGIN = "Orthanc + stegonode plugin"
 PYTHON = sys.executable
 
 
@@ -104,6 +111,57 @@ def orthanc_command(work: Path, port: int) -> list[str]:
     return ["Orthanc", str(work / "orthanc.json")]
 
 
+# Orthanc's PythonScript for the queue front: durable write of each received instance, then
+# DISCARD (Orthanc answers success and stores nothing).
+QUEUE_FRONT = """\
+import json, os, secrets
+import orthanc
+
+INBOX = json.loads(orthanc.GetConfiguration())["BenchInbox"]
+
+
+def received(data, origin):
+    path = os.path.join(INBOX, secrets.token_hex(8) + ".dcm")
+    with open(path + ".part", "wb") as handle:
+        handle.write(data)
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(path + ".part", path)
+    directory = os.open(INBOX, os.O_RDONLY)
+    os.fsync(directory)
+    os.close(directory)
+    return orthanc.ReceivedInstanceAction.DISCARD, None
+
+
+orthanc.RegisterReceivedInstanceCallback(received)
+"""
+
+
+def orthanc_queue_front_command(work: Path, port: int) -> list[str]:
+    command = orthanc_command(work, port)
+    config = json.loads((work / "orthanc.json").read_text())
+    (work / "inbox").mkdir()
+    (work / "queue_front.py").write_text(QUEUE_FRONT)
+    config.update({"Plugins": ["/usr/share/orthanc/plugins/libOrthancPython.so"],
+                   "PythonScript": str(work / "queue_front.py"), "BenchInbox": str(work / "inbox")})
+    (work / "orthanc.json").write_text(json.dumps(config))
+    return command
+
+
+def plugin_rate(directory: Path, batches: list[list[Path]], segmenter: str) -> tuple[float, float]:
+    """Instances per second to the last C-STORE response of Orthanc with the plugin, and the
+    seconds until the last instance is stored protected (Orthanc's statistics)."""
+    orthanc = OrthancProcess(directory, tables={"handlers.segment": {"segmenter": segmenter}}).start()
+    try:
+        seconds = send(orthanc.port, batches, "ORTHANC")
+        stored = orthanc.json("/statistics")["CountInstances"]
+        if stored != INSTANCES:
+            raise RuntimeError(f"Orthanc with the plugin stored {stored} of {INSTANCES} instances")
+    finally:
+        orthanc.stop()
+    return INSTANCES / seconds, seconds  # each instance is stored before its C-STORE is answered
+
+
 def measure_receivers(series: list[Path], work: Path, segmenter: str,
                       repeats: int) -> dict[str, dict[str, float]]:
     """Instances per second to the last C-STORE response, median of ``repeats`` rounds.
@@ -116,6 +174,7 @@ def measure_receivers(series: list[Path], work: Path, segmenter: str,
         "DCMTK storescp": lambda d, p: ["/usr/bin/storescp", "-od", str(d), str(p)],
         "pynetdicom storescp": lambda d, p: [PYTHON, "-m", "pynetdicom", "storescp", "-od", str(d), str(p)],
         "Orthanc": orthanc_command,
+        "Orthanc + queue front": orthanc_queue_front_command,
     }
     samples: dict[str, dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
     for round_ in range(1, repeats + 1):
@@ -126,9 +185,14 @@ def measure_receivers(series: list[Path], work: Path, segmenter: str,
                 with server(command(directory, port), port, directory):
                     samples[name][label].append(INSTANCES / send(port, batches, "ANY-SCP"))
         for label, batches in layouts:
-            received, processed = stegonode_rates(Path(tempfile.mkdtemp(dir=work)), batches, segmenter)
+            rate, to_stored = plugin_rate(Path(tempfile.mkdtemp(dir=work)), batches, segmenter)
+            samples[PLUGIN][label].append(rate)
+            samples[PLUGIN][f"stored protected, {label}"].append(to_stored)
+        for label, batches in layouts:
+            received, processed, to_stored = stegonode_rates(Path(tempfile.mkdtemp(dir=work)), batches, segmenter)
             samples["stegonode"][label].append(received)
             samples["stegonode"][f"processing, {label}"].append(processed)
+            samples["stegonode"][f"stored protected, {label}"].append(to_stored)
         print(f"  round {round_}/{repeats}: " + ", ".join(
             f"{name} {by_label['1 association'][-1]:.0f}/{by_label['4 associations'][-1]:.0f}"
             for name, by_label in samples.items()) + " instances/s (1/4 associations)", flush=True)
@@ -136,17 +200,20 @@ def measure_receivers(series: list[Path], work: Path, segmenter: str,
             for name, by_label in samples.items()}
 
 
-def stegonode_rates(directory: Path, batches: list[list[Path]], segmenter: str) -> tuple[float, float]:
+def stegonode_rates(directory: Path, batches: list[list[Path]],
+                    segmenter: str) -> tuple[float, float, float]:
     """Instances per second received (to the last C-STORE response) and processed (first
-    receive to last stored protected object) by a fresh node."""
+    receive to last stored protected object) by a fresh node, and the seconds from the first
+    C-STORE sent to the last instance stored protected."""
     node = NodeProcess(directory, tables={"handlers.segment": {"segmenter": segmenter}}).start()
     try:
+        started = time.time()
         seconds = send(node.port, batches, "STEGONODE")
         node.wait_idle(INSTANCES, timeout=600)
         ((first, last),) = node.query("SELECT MIN(received_at), MAX(processed_at) FROM jobs")
     finally:
         node.stop()
-    return INSTANCES / seconds, INSTANCES / (last - first)
+    return INSTANCES / seconds, INSTANCES / (last - first), last - started
 
 
 def move_rate(port: int, called: str, destination: str, study: str, repeats: int = 3) -> float:
@@ -225,13 +292,17 @@ def find_latency(port: int, called: str, repeats: int = 50) -> float:
 
 
 def main() -> None:
+    global INSTANCES
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--repeats", type=int, default=3,
                         help="rounds of C-STORE runs; each figure is their median (default 3)")
     parser.add_argument("--segmenter", choices=SEGMENTER_CHOICES,
                         default=DEFAULTS["handlers"]["segment"]["segmenter"],
                         help="the node's segmenter for the ingest runs (default: the node default)")
+    parser.add_argument("--instances", type=int, default=INSTANCES,
+                        help=f"instances in the series, a multiple of 4 (default {INSTANCES})")
     args = parser.parse_args()
+    INSTANCES = args.instances
     with tempfile.TemporaryDirectory(prefix="stegonode-bench-") as tmp:
         work = Path(tmp)
         print(f"writing {INSTANCES} CT instances (512x512, 16-bit) ...", flush=True)
@@ -246,9 +317,15 @@ def main() -> None:
 def report(received: dict[str, dict[str, float]], retrieval: dict[str, float], segmenter: str,
            repeats: int) -> None:
     ours = received["stegonode"]
-    print(f"\n{'receiver':<22}{'1 association':>16}{'4 associations':>16}   instances/s to last C-STORE response, median of {repeats}")
+    print(f"\n{'receiver':<28}{'1 association':>16}{'4 associations':>16}   instances/s to last C-STORE response, median of {repeats}")
     for name, figures in received.items():
-        print(f"{name:<22}{figures['1 association']:>16.1f}{figures['4 associations']:>16.1f}")
+        print(f"{name:<28}{figures['1 association']:>16.1f}{figures['4 associations']:>16.1f}")
+    print(f"\nseconds from the first C-STORE sent to the last of {INSTANCES} instances stored protected "
+          f"(segmenter {segmenter}), 1 / 4 associations:")
+    for name in (PLUGIN, "stegonode"):
+        figures = received[name]
+        print(f"{name:<28}{figures['stored protected, 1 association']:>16.1f}"
+              f"{figures['stored protected, 4 associations']:>16.1f}")
     checks = [
         ("stegonode / pynetdicom storescp, 1 assoc", ours["1 association"] / received["pynetdicom storescp"]["1 association"], 1.5),
         ("stegonode / Orthanc, 1 assoc", ours["1 association"] / received["Orthanc"]["1 association"], 0.6),

@@ -10,6 +10,10 @@ missing=()
 for pkg in libzbar0 dcmtk dicom3tools; do
   dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg")
 done
+# Orthanc and its Python plugin, for stegonode inside Orthanc (`--orthanc`) and its tests (`--test`).
+case " $* " in *" --orthanc "* | *" --test "*)
+  for pkg in orthanc orthanc-python; do dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg"); done ;;
+esac
 if [ ${#missing[@]} -gt 0 ]; then
   sudo=""
   [ "$(id -u)" -eq 0 ] || sudo="sudo"
