@@ -218,10 +218,8 @@ def register(orthanc: ModuleType, settings: dict[str, Any]) -> Protector:
                           int(config["node"]["workers"]))
     orthanc.RegisterReceivedInstanceCallback(protector.received)
     orthanc.RegisterIncomingCStoreInstanceFilter(protector.cstore_filter)
-    import stegonode.node
-
     log.warning("stegonode protects every received instance (pipeline: %s; code: %s)",
-                ", ".join(config["pipeline"]["handlers"]), Path(stegonode.node.__file__).parent)
+                ", ".join(config["pipeline"]["handlers"]), Path(__file__).parent)
     return protector
 
 

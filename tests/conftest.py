@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pydicom
 import pytest
+from pydicom.encaps import encapsulate, generate_frames
 
 from stegonode.codecs import keys as keyfiles
 from stegonode.handlers.pipeline import build_pipeline
@@ -76,3 +77,19 @@ def protect_image(pipeline, tmp_path_factory):
     return protect
 
 
+@pytest.fixture
+def bad_inputs(tmp_path) -> dict[str, Path]:
+    """Objects a node must refuse with a reason: real files, each broken in one way."""
+    folder = tmp_path / "bad"
+    folder.mkdir()
+    ds = pydicom.dcmread(image_path("693_UNCR.dcm"))
+    del ds.PixelData
+    ds.save_as(folder / "no_pixels.dcm")
+    data = image_path("693_UNCR.dcm").read_bytes()
+    (folder / "truncated.dcm").write_bytes(data[: len(data) // 2])
+    ds = pydicom.dcmread(image_path("693_J2KR.dcm"))
+    frame = next(generate_frames(ds.PixelData, number_of_frames=1))
+    ds.PixelData = encapsulate([frame[: len(frame) // 4]])  # a valid object whose JPEG 2000 is cut
+    ds.save_as(folder / "undecodable.dcm")
+    return {"no_pixels": folder / "no_pixels.dcm", "truncated": folder / "truncated.dcm",
+            "undecodable": folder / "undecodable.dcm", "rtplan": image_path("rtplan.dcm")}

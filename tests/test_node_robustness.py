@@ -7,8 +7,6 @@ import time
 from pathlib import Path
 
 import pydicom
-import pytest
-from pydicom.encaps import encapsulate, generate_frames
 from pynetdicom import AE, _config
 from pynetdicom.sop_class import CTImageStorage
 
@@ -70,23 +68,6 @@ def _error_comment(storescu_debug: str) -> str:
         if "ErrorComment" in line:
             return line.split("[", 1)[1].rsplit("]", 1)[0]
     return ""
-
-
-@pytest.fixture
-def bad_inputs(tmp_path) -> dict[str, Path]:
-    folder = tmp_path / "bad"
-    folder.mkdir()
-    ds = pydicom.dcmread(image_path("693_UNCR.dcm"))
-    del ds.PixelData
-    ds.save_as(folder / "no_pixels.dcm")
-    data = image_path("693_UNCR.dcm").read_bytes()
-    (folder / "truncated.dcm").write_bytes(data[: len(data) // 2])
-    ds = pydicom.dcmread(image_path("693_J2KR.dcm"))
-    frame = next(generate_frames(ds.PixelData, number_of_frames=1))
-    ds.PixelData = encapsulate([frame[: len(frame) // 4]])  # a valid object whose JPEG 2000 is cut
-    ds.save_as(folder / "undecodable.dcm")
-    return {"no_pixels": folder / "no_pixels.dcm", "truncated": folder / "truncated.dcm",
-            "undecodable": folder / "undecodable.dcm", "rtplan": image_path("rtplan.dcm")}
 
 
 def test_bad_input_gets_a_reason_while_a_clean_transfer_completes(tmp_path, bad_inputs):

@@ -16,7 +16,6 @@ import pytest
 from stegonode.codecs import keys as keyfiles
 from stegonode.handlers.embed import already_protected
 
-from images import image_path
 from nodes import (
     DCMTK_ENV, PATIENT, NodeProcess, OrthancProcess, acknowledged, scu, storescu, write_series,
 )
@@ -118,30 +117,26 @@ def test_nothing_identifying_in_storage_index_or_rest(orthanc):
     assert not leaks(orthanc.log.read_bytes(), values)
 
 
-def test_refusals_answer_failure_while_a_clean_transfer_completes(orthanc, tmp_path):
+def test_refusals_answer_failure_while_a_clean_transfer_completes(orthanc, tmp_path, bad_inputs):
     before = len(orthanc.json("/instances"))
     clean = write_series(tmp_path / "clean", 6)
-    undecodable = tmp_path / "undecodable.dcm"
-    ds = pydicom.dcmread(image_path("693_J2KR.dcm"))
-    codestream = bytearray(ds.PixelData)
-    codestream[120:-20] = bytes((b * 7 + 13) & 0xFF for b in codestream[120:-20])  # items intact
-    ds.PixelData = bytes(codestream)
-    ds.save_as(undecodable)
-
     results = {}
     transfer = threading.Thread(target=lambda: results.update(clean=send(orthanc, clean)))
     transfer.start()
-    results["plan"] = send(orthanc, [image_path("rtplan.dcm")])
-    results["image"] = send(orthanc, [undecodable], "-xv")  # propose JPEG 2000 lossless as is
+    results["plan"] = send(orthanc, [bad_inputs["rtplan"]])
+    results["image"] = send(orthanc, [bad_inputs["undecodable"]], "-xv")  # JPEG 2000 as it is
+    results["no_pixels"] = send(orthanc, [bad_inputs["no_pixels"]])
     transfer.join()
 
     assert "Received Store Response (Refused: SOPClassNotSupported)" in results["plan"].stderr
     assert "Received Store Response (Error: CannotUnderstand)" in results["image"].stderr
+    assert "Received Store Response (Error: DataSetDoesNotMatchSOPClass)" in results["no_pixels"].stderr
     assert len(acknowledged(results["clean"].stderr)) == len(clean), results["clean"].stderr
     assert len(orthanc.json("/instances")) == before + len(clean)
     log = orthanc.log.read_text()
     assert "with status 0x0122: RT Plan Storage: not an image" in log
     assert "with status 0xC000: pixel data does not decode" in log
+    assert "with status 0xA900: no Pixel Data: nothing to hide the payload in" in log
 
 
 def test_cmove_orthanc_to_node_and_node_to_orthanc(tmp_path, keys):
