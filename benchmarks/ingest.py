@@ -24,7 +24,7 @@ association). Run from the repository root, after
 installing the benchmark extra (SQLAlchemy, for pynetdicom's qrscp)::
 
     .venv/bin/pip install -c constraints.txt -e ".[bench]"
-    .venv/bin/python benchmarks/ingest.py [--segmenter maskrcnn]
+    .venv/bin/python benchmarks/ingest.py [--segmenter maskrcnn] [--instances N] [--repeats N]
 """
 
 from __future__ import annotations
