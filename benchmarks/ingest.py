@@ -309,14 +309,13 @@ def main() -> None:
         series = write_series(work / "series", INSTANCES)
         print(f"C-STORE from DCMTK storescu (TCP_NODELAY=1), {args.repeats} rounds:", flush=True)
         received = measure_receivers(series, work, args.segmenter, args.repeats)
+        report_receivers(received, args.segmenter, args.repeats)  # before C-MOVE: a failure there keeps it
         print("C-MOVE to DCMTK storescp and C-FIND:", flush=True)
         retrieval = measure_move_and_find(series, work)
-    report(received, retrieval, args.segmenter, args.repeats)
+    report(received, retrieval, args.segmenter)
 
 
-def report(received: dict[str, dict[str, float]], retrieval: dict[str, float], segmenter: str,
-           repeats: int) -> None:
-    ours = received["stegonode"]
+def report_receivers(received: dict[str, dict[str, float]], segmenter: str, repeats: int) -> None:
     print(f"\n{'receiver':<28}{'1 association':>16}{'4 associations':>16}   instances/s to last C-STORE response, median of {repeats}")
     for name, figures in received.items():
         print(f"{name:<28}{figures['1 association']:>16.1f}{figures['4 associations']:>16.1f}")
@@ -326,6 +325,11 @@ def report(received: dict[str, dict[str, float]], retrieval: dict[str, float], s
         figures = received[name]
         print(f"{name:<28}{figures['stored protected, 1 association']:>16.1f}"
               f"{figures['stored protected, 4 associations']:>16.1f}")
+    print(flush=True)
+
+
+def report(received: dict[str, dict[str, float]], retrieval: dict[str, float], segmenter: str) -> None:
+    ours = received["stegonode"]
     checks = [
         ("stegonode / pynetdicom storescp, 1 assoc", ours["1 association"] / received["pynetdicom storescp"]["1 association"], 1.5),
         ("stegonode / Orthanc, 1 assoc", ours["1 association"] / received["Orthanc"]["1 association"], 0.6),
@@ -333,7 +337,6 @@ def report(received: dict[str, dict[str, float]], retrieval: dict[str, float], s
         ("stegonode / DCMTK storescp, 1 assoc", ours["1 association"] / received["DCMTK storescp"]["1 association"], None),
         ("C-MOVE stegonode / pynetdicom qrscp", retrieval["stegonode C-MOVE"] / retrieval["pynetdicom qrscp C-MOVE"], 5.0),
     ]
-    print()
     for label, ratio, target in checks:
         verdict = "" if target is None else f"  target >= {target}: {'met' if ratio >= target else 'NOT met'}"
         print(f"{label:<42}{ratio:>8.2f}x{verdict}")
