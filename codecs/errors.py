@@ -23,6 +23,15 @@ class InputError(StegonodeError):
     """The input object cannot be processed (not DICOM, truncated, unsupported image)."""
 
 
+class InconsistentFileMetaError(InputError):
+    """The file meta (over the network: the C-STORE request) names another SOP instance or class
+    than the data set does."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name  # "SOP Instance UID" or "SOP Class UID"
+        super().__init__(f"file meta Media Storage {name} differs from the data set's {name}")
+
+
 class UnsupportedImageError(InputError):
     """The image kind is outside what the codecs handle (colour, 1-bit, 32-bit, no pixels)."""
 

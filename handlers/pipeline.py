@@ -21,23 +21,20 @@ from .encrypt import EncryptHandler, write_cipher_block
 from .pixels import read_pixels, write_pixels
 from .pseudonyms import Pseudonymizer
 from .seal import SealHandler
-from .segment import SegmentHandler, make_segmenter
+from .segment import SEGMENTERS, SegmentHandler, make_segmenter
 
 DEFAULT_ORDER = ("collect", "seal", "segment", "embed", "deidentify")
+HANDLER_TYPES: dict[str, type[Handler]] = {
+    handler.name: handler
+    for handler in (CollectHandler, SealHandler, SegmentHandler, EmbedHandler, DeidentifyHandler, EncryptHandler)
+}
 
 
 class Pipeline:
     """Runs handlers in order over one instance and writes the result into its dataset."""
 
     def __init__(self, handlers: Sequence[Handler]) -> None:
-        seen: set[str] = set()
-        for handler in handlers:
-            missing = [r for r in handler.requires if r not in seen]
-            if missing:
-                raise ConfigError(
-                    f"pipeline.handlers: {handler.name!r} needs {', '.join(missing)} before it"
-                )
-            seen.add(handler.name)
+        _check_order([(handler.name, handler.requires) for handler in handlers])
         self.handlers = list(handlers)
 
     def protect(self, ds: Dataset) -> Instance:
@@ -60,10 +57,36 @@ class Pipeline:
         return instance
 
 
+def _check_order(stages: Sequence[tuple[str, Sequence[str]]]) -> None:
+    """Each stage after the stages it requires, and only once."""
+    seen: set[str] = set()
+    for name, requires in stages:
+        if name in seen:
+            raise ConfigError(f"pipeline.handlers: {name!r} appears more than once")
+        missing = [r for r in requires if r not in seen]
+        if missing:
+            raise ConfigError(f"pipeline.handlers: {name!r} needs {', '.join(missing)} before it")
+        seen.add(name)
+
+
+def check_pipeline(order: Sequence[str], settings: Mapping[str, Mapping]) -> None:
+    """Everything :func:`build_pipeline` refuses, without loading a model: cheap enough for
+    the node to run before it listens (its workers build the pipeline itself)."""
+    unknown = [name for name in order if name not in HANDLER_TYPES]
+    if unknown:
+        raise ConfigError(f"pipeline.handlers: unknown handler(s) {unknown}; known: {list(HANDLER_TYPES)}")
+    _check_order([(name, HANDLER_TYPES[name].requires) for name in order])
+    _extra_tags(settings["collect"]["extra_attributes"])
+    if settings["segment"]["segmenter"] not in SEGMENTERS:
+        raise ConfigError(f"handlers.segment.segmenter: unknown segmenter {settings['segment']['segmenter']!r}")
+    codec_name = settings["embed"]["codec"]
+    make_codec(codec_name, settings["embed"].get(codec_name, {}))
+
+
 def _extra_tags(keywords: Sequence[str]) -> frozenset[BaseTag]:
     tags = set()
     for keyword in keywords:
-        tag = tag_for_keyword(keyword)
+        tag = tag_for_keyword(keyword) if isinstance(keyword, str) else None
         if tag is None:
             raise ConfigError(f"handlers.collect.extra_attributes: {keyword!r} is not a DICOM keyword")
         tags.add(Tag(tag))
@@ -72,6 +95,7 @@ def _extra_tags(keywords: Sequence[str]) -> frozenset[BaseTag]:
 
 def build_pipeline(order: Sequence[str], settings: Mapping[str, Mapping], keys: NodeKeys) -> Pipeline:
     """Handlers named in ``order``, configured from node.toml's ``[handlers.*]`` tables."""
+    check_pipeline(order, settings)
     pseudonyms = Pseudonymizer(keys.pseudonym_key)
     deidentifier = functools.partial(
         deidentify, pseudonyms=pseudonyms, extra=_extra_tags(settings["collect"]["extra_attributes"])
@@ -93,7 +117,4 @@ def build_pipeline(order: Sequence[str], settings: Mapping[str, Mapping], keys: 
         "deidentify": lambda: DeidentifyHandler(deidentifier),
         "encrypt": lambda: EncryptHandler(settings["encrypt"]["cipher"], keys.pixel_cipher_key),
     }
-    unknown = [name for name in order if name not in factories]
-    if unknown:
-        raise ConfigError(f"pipeline.handlers: unknown handler(s) {unknown}; known: {list(factories)}")
     return Pipeline([factories[name]() for name in order])

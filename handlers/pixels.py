@@ -2,19 +2,19 @@
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
-from typing import BinaryIO
 
 import numpy as np
-import pydicom
 from pydicom import Dataset
-from pydicom.errors import InvalidDicomError
 from pydicom.uid import ExplicitVRLittleEndian
 
 from stegonode.codecs.errors import InputError, UnsupportedImageError
 
 GRAYSCALE = ("MONOCHROME1", "MONOCHROME2")
+# Rows and Columns below this hold too few 4x4 tiles for any payload, and break resampling.
+MIN_SIDE = 32
+# Decoded pixels beyond this are refused before decoding: a compressed header can announce any size.
+MAX_DECODED_BYTES = 1 << 30
 
 
 @dataclass(frozen=True)
@@ -50,6 +50,8 @@ def check_supported(ds: Dataset) -> None:
     """Raise UnsupportedImageError naming why ``ds`` cannot carry a payload."""
     if "PixelData" not in ds:
         raise UnsupportedImageError("no Pixel Data: nothing to hide the payload in")
+    if not ds.PixelData:
+        raise UnsupportedImageError("empty Pixel Data: nothing to hide the payload in")
     photometric = str(ds.get("PhotometricInterpretation", ""))
     if int(ds.get("SamplesPerPixel", 1)) != 1 or photometric not in GRAYSCALE:
         raise UnsupportedImageError(
@@ -62,22 +64,23 @@ def check_supported(ds: Dataset) -> None:
     stored = int(ds.get("BitsStored", 0))
     if not 8 <= stored <= bits:
         raise UnsupportedImageError(f"BitsStored {stored}: must be 8..{bits}")
+    rows, columns = int(ds.get("Rows", 0) or 0), int(ds.get("Columns", 0) or 0)
+    if min(rows, columns) < MIN_SIDE:
+        raise UnsupportedImageError(
+            f"image of {rows} x {columns} pixels: too small to carry a payload "
+            f"(at least {MIN_SIDE} x {MIN_SIDE})"
+        )
+    if int(ds.get("NumberOfFrames", 1) or 1) < 1:
+        raise UnsupportedImageError("NumberOfFrames below 1: no frame to carry a payload")
 
 
 def check_image(ds: Dataset) -> None:
     """Everything that can be checked without decoding: a supported, complete image."""
-    check_supported(ds)
-    _check_complete(ds)
-
-
-def read_dicom(source: str | os.PathLike | BinaryIO) -> Dataset:
-    """Read a whole DICOM file; truncated or malformed files raise InputError."""
     try:
-        return pydicom.dcmread(source)
-    except InvalidDicomError:
-        raise InputError("not a DICOM file (no DICM preamble or unreadable header)") from None
-    except (EOFError, ValueError, KeyError, TypeError, AttributeError) as exc:
-        raise InputError(f"truncated or malformed DICOM file ({type(exc).__name__})") from None
+        check_supported(ds)
+        _check_complete(ds)
+    except (TypeError, ValueError, OverflowError):  # e.g. a multi-valued or non-numeric Rows
+        raise InputError("Image Pixel attributes malformed (Rows, Columns, bits or frames)") from None
 
 
 def read_pixels(ds: Dataset) -> np.ndarray:
@@ -95,10 +98,15 @@ def read_pixels(ds: Dataset) -> np.ndarray:
 
 def _check_complete(ds: Dataset) -> None:
     """Native pixel data shorter than Rows x Columns x Frames means a truncated file."""
-    if ds.file_meta.get("TransferSyntaxUID", ExplicitVRLittleEndian).is_compressed:
-        return
     frames = int(ds.get("NumberOfFrames", 1) or 1)
     expected = int(ds.Rows) * int(ds.Columns) * frames * int(ds.BitsAllocated) // 8
+    if expected > MAX_DECODED_BYTES:
+        raise UnsupportedImageError(
+            f"image of {ds.Rows} x {ds.Columns} x {frames} frame(s): more than "
+            f"{MAX_DECODED_BYTES >> 30} GiB of pixels decoded"
+        )
+    if ds.file_meta.get("TransferSyntaxUID", ExplicitVRLittleEndian).is_compressed:
+        return
     actual = len(ds.PixelData)
     if actual < expected:
         raise InputError(f"truncated file: pixel data has {actual} of {expected} bytes")

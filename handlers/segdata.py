@@ -21,7 +21,8 @@ from pydicom.uid import ExplicitVRLittleEndian, generate_uid
 from stegonode import models
 from stegonode.models.phantoms import Phantom, make_phantom
 
-from .pixels import read_dicom, read_pixels
+from .dicomfile import read_dicom
+from .pixels import read_pixels
 from .segment import network_input
 
 LABELS = Path(models.__file__).parent / "labels"

@@ -7,6 +7,7 @@ Training and export (train-segmenter, train-deepstego, deepstego-report, export-
 from __future__ import annotations
 
 import argparse
+import io
 import json
 import logging
 import secrets
@@ -26,7 +27,8 @@ from stegonode.codecs.errors import ConfigError, InputError, StegonodeError
 from stegonode.handlers.collect import described
 from stegonode.handlers.encrypt import CIPHERS, EncryptHandler, decrypt_dataset, encrypt_dataset, pixel_words
 from stegonode.handlers.pipeline import Pipeline, build_pipeline
-from stegonode.handlers.pixels import PixelFormat, read_dicom, read_pixels
+from stegonode.handlers.dicomfile import configure_pydicom, read_dicom
+from stegonode.handlers.pixels import PixelFormat, read_pixels
 from stegonode.handlers.reveal import reveal
 
 from . import config as node_config
@@ -41,13 +43,15 @@ def main(argv: list[str] | None = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    logging.captureWarnings(True)
-    logging.getLogger("py.warnings").setLevel(logging.ERROR)  # pydicom's value-length chatter
+    configure_pydicom()
     try:
         return args.run(args)
     except StegonodeError as exc:
         print(f"stegonode: {exc}", file=sys.stderr)
         return 2
+    except Exception as exc:  # never a traceback: its text may quote a value of the input
+        print(f"stegonode: internal error ({type(exc).__name__})", file=sys.stderr)
+        return 1
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -219,7 +223,7 @@ def _run_each(
     for path, relative in bar:
         try:
             line = work(path, relative)
-        except (StegonodeError, OSError) as exc:
+        except Exception as exc:  # one bad file never stops the batch, whatever it raises
             failed += 1
             line = failure(path, _reason(exc))
         tqdm.write(line, file=sys.stdout)
@@ -227,15 +231,20 @@ def _run_each(
 
 
 def _reason(exc: Exception) -> str:
+    """A one-line reason; only stegonode's own messages are quoted (others may hold values)."""
     if isinstance(exc, OSError):
         return f"cannot read or write the file ({exc.strerror or type(exc).__name__})"
-    return str(exc)
+    if isinstance(exc, StegonodeError):
+        return str(exc)
+    return f"internal error while processing the file ({type(exc).__name__})"
 
 
 def _write(ds: pydicom.Dataset, out: Path, relative: Path) -> None:
+    buffer = io.BytesIO()  # encoded first: a data set that does not encode leaves no partial file
+    ds.save_as(buffer, enforce_file_format=True)
     target = out / relative
     target.parent.mkdir(parents=True, exist_ok=True)
-    ds.save_as(target, enforce_file_format=True)
+    target.write_bytes(buffer.getvalue())
 
 
 def _pipeline(config_path: Path | None, keys_path: Path, cipher: str | None = None) -> Pipeline:

@@ -8,12 +8,13 @@ naming the key and what is wrong.
 from __future__ import annotations
 
 import copy
+import math
 import tomllib
 from pathlib import Path
 from typing import Any
 
 from stegonode.codecs.errors import ConfigError
-from stegonode.handlers.pipeline import DEFAULT_ORDER
+from stegonode.handlers.pipeline import DEFAULT_ORDER, check_pipeline
 
 DEFAULTS: dict[str, Any] = {
     "node": {
@@ -25,6 +26,11 @@ DEFAULTS: dict[str, Any] = {
         "database": "",
         "allowed_callers": "loopback",
         "max_associations": 16,
+        "max_pending_per_address": 4,
+        "acse_timeout": 5.0,
+        "idle_timeout": 30.0,
+        "dimse_timeout": 30.0,
+        "accept_any_called_ae_title": False,
         "workers": 2,
         "max_attempts": 3,
         "keep_originals": False,
@@ -53,6 +59,26 @@ DEFAULTS: dict[str, Any] = {
     },
 }
 SEGMENTER_CHOICES = ("classical", "maskrcnn")
+# Inclusive numeric ranges (None: no upper bound). Timeouts are seconds.
+_RANGES: dict[str, tuple[float, float | None]] = {
+    "node.port": (1, 65535),
+    "node.max_associations": (1, 1000),
+    "node.max_pending_per_address": (1, 1000),
+    "node.acse_timeout": (0.1, 600),
+    "node.idle_timeout": (0.1, 86400),
+    "node.dimse_timeout": (0.1, 86400),
+    "node.workers": (1, None),
+    "node.max_attempts": (1, None),
+    "handlers.segment.margin": (0, 256),
+    "handlers.embed.dct.step": (0.5, 1000),
+    "handlers.embed.dct.min_coefficients": (1, 15),
+    "handlers.embed.dct.target_redundancy": (1, 1000),
+    "handlers.embed.dct.min_redundancy": (1, 1000),
+    "handlers.embed.paper.beta": (1, 100000),
+    "handlers.embed.paper.alpha": (0, 0.49),
+    "handlers.embed.deep.min_copies": (1, 1000),
+    "handlers.embed.deep.max_copies": (1, 1000),
+}
 PEER_KEYS = {"ae_title": str, "host": str, "port": int}
 _CHOICES = {
     "node.allowed_callers": ("loopback", "peers", "any"),
@@ -81,6 +107,10 @@ def load(path: Path | None) -> dict[str, Any]:
         if value not in allowed:
             raise ConfigError(f"{path}: {key} = {value!r}; choose one of {', '.join(allowed)}")
     _check_ranges(config, path)
+    try:
+        check_pipeline(config["pipeline"]["handlers"], config["handlers"])
+    except ConfigError as exc:
+        raise ConfigError(f"{path}: {exc}") from None
     return config
 
 
@@ -88,13 +118,15 @@ def _check_ranges(config: dict[str, Any], path: Path) -> None:
     node = config["node"]
     if len(node["ae_title"].strip()) not in range(1, 17):
         raise ConfigError(f"{path}: node.ae_title must be 1 to 16 characters")
-    minimum = {"node.port": 1, "node.max_associations": 1, "node.workers": 1,
-               "node.max_attempts": 1, "handlers.segment.margin": 0}
-    for key, low in minimum.items():
-        if _get(config, key) < low:
-            raise ConfigError(f"{path}: {key} must be >= {low}")
-    if node["port"] > 65535:
-        raise ConfigError(f"{path}: node.port must be <= 65535")
+    for key, (low, high) in _RANGES.items():
+        value = _get(config, key)
+        if not (math.isfinite(value) and low <= value and (high is None or value <= high)):
+            bound = f">= {low}" if high is None else f"within {low}..{high}"
+            raise ConfigError(f"{path}: {key} = {value!r}: must be {bound}")
+    for low_key, high_key in (("handlers.embed.dct.min_redundancy", "handlers.embed.dct.target_redundancy"),
+                              ("handlers.embed.deep.min_copies", "handlers.embed.deep.max_copies")):
+        if _get(config, low_key) > _get(config, high_key):
+            raise ConfigError(f"{path}: {low_key} must not exceed {high_key}")
     if node["database"] and not node["database"].startswith("sqlite:///"):
         raise ConfigError(f"{path}: node.database must be a sqlite:///PATH URL (the only backend)")
     tls = node["tls"]

@@ -18,7 +18,8 @@ from pydicom.uid import generate_uid
 
 from stegonode.codecs.errors import InputError
 from stegonode.handlers.embed import distortion
-from stegonode.handlers.pixels import PixelFormat, read_dicom, read_pixels, write_pixels
+from stegonode.handlers.dicomfile import read_dicom
+from stegonode.handlers.pixels import PixelFormat, read_pixels, write_pixels
 from stegonode.models import deepstego as deepstego_model
 from stegonode.models.geometry import BLANK_LIMIT
 

@@ -16,7 +16,8 @@ from pydicom import Dataset
 from pydicom.uid import UID
 from pynetdicom import evt
 
-from stegonode.codecs.errors import InputError, UnsupportedImageError
+from stegonode.codecs.errors import InconsistentFileMetaError, InputError, UnsupportedImageError
+from stegonode.handlers.dicomfile import read_dicom
 from stegonode.handlers.pixels import check_image
 from stegonode.handlers.pseudonyms import Pseudonymizer
 
@@ -50,13 +51,14 @@ class Ingest:
         request = event.request
         sop_class = UID(request.AffectedSOPClassUID)
         new_uid = self.pseudonyms.uid(str(request.AffectedSOPInstanceUID))
-        refusal = self._check(event, sop_class)
-        if refusal is not None:
-            log.warning("refused %s (new UID %s): %s", sop_class.name, new_uid, refusal.ErrorComment)
-            return refusal
+        encoded = event.encoded_dataset(include_meta=True)
+        refused = self._check(encoded, sop_class)
+        if refused is not None:
+            log.warning("refused %s (new UID %s): %s", sop_class.name, new_uid, refused.ErrorComment)
+            return refused
         try:
             token = new_token()
-            self.storage.write("inbox", token, event.encoded_dataset(include_meta=True))
+            self.storage.write("inbox", token, encoded)
             self.queue(new_uid, token, event.assoc.requestor.ae_title)
         except OSError as exc:
             log.error("cannot store %s: %s", new_uid, exc.strerror or type(exc).__name__)
@@ -72,13 +74,14 @@ class Ingest:
             log.info("%s received again: the newer copy replaces the queued one", new_uid)
         self.workers.wake()
 
-    def _check(self, event: evt.Event, sop_class: UID) -> Dataset | None:
+    def _check(self, encoded: bytes, sop_class: UID) -> Dataset | None:
         """A refusal status for what the pipeline cannot protect, else None."""
         try:
-            ds = event.dataset
-            ds.file_meta = event.file_meta
-        except Exception as exc:  # whatever pydicom raises on a malformed data set
-            return status_dataset(CANNOT_UNDERSTAND, f"data set cannot be decoded ({type(exc).__name__})")
+            ds = read_dicom(encoded, meta_binds=True)  # pynetdicom's meta: the request's UIDs
+        except InconsistentFileMetaError as exc:
+            return status_dataset(DATASET_DOES_NOT_MATCH_SOP_CLASS, f"{exc.name} differs from Affected {exc.name}")
+        except InputError as exc:
+            return status_dataset(CANNOT_UNDERSTAND, str(exc))
         refused = refusal(ds, sop_class)
         return None if refused is None else status_dataset(*refused)
 

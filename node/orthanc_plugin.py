@@ -38,7 +38,6 @@ from types import ModuleType
 from typing import Any
 
 from pydicom import Dataset
-from pydicom import config as pydicom_config
 from pydicom.dataset import FileMetaDataset
 from pydicom.uid import UID, ExplicitVRLittleEndian, SecondaryCaptureImageStorage, generate_uid
 
@@ -48,7 +47,7 @@ from stegonode.codecs.errors import (
 )
 from stegonode.handlers.embed import already_protected
 from stegonode.handlers.pipeline import Pipeline, build_pipeline
-from stegonode.handlers.pixels import read_dicom
+from stegonode.handlers.dicomfile import configure_pydicom, read_dicom
 from stegonode.handlers.pseudonyms import Pseudonymizer
 
 from . import config as node_config
@@ -208,10 +207,7 @@ def register(orthanc: ModuleType, settings: dict[str, Any]) -> Protector:
     logger = logging.getLogger("stegonode")
     logger.addHandler(_OrthancLog(orthanc))
     logger.setLevel(config["node"]["log_level"])
-    logging.captureWarnings(True)
-    logging.getLogger("py.warnings").setLevel(logging.ERROR)  # pydicom's value-length chatter
-    # Values are not validated as they are read: a warning would quote them (PHI).
-    pydicom_config.settings.reading_validation_mode = pydicom_config.IGNORE
+    configure_pydicom()  # as the node's processes: no value validation, value-free warnings
     keys = keyfiles.load_node_keys(Path(settings["Keys"]))
     pipeline = build_pipeline(config["pipeline"]["handlers"], config["handlers"], keys)
     protector = Protector(orthanc, pipeline, Pseudonymizer(keys.pseudonym_key),

@@ -26,7 +26,7 @@ from pynetdicom.sop_class import (
 
 from stegonode.codecs.errors import InputError, NetworkError, StegonodeError
 from stegonode.codecs.keys import PeerKeys
-from stegonode.handlers.pixels import read_dicom
+from stegonode.handlers.dicomfile import read_dicom
 from stegonode.handlers.reveal import reveal
 
 from .scp import set_nodelay

@@ -31,11 +31,11 @@ from pynetdicom.sop_class import (
     StudyRootQueryRetrieveInformationModelGet, StudyRootQueryRetrieveInformationModelMove,
     Verification,
 )
-from pynetdicom.transport import ThreadedAssociationServer
 
 from stegonode.codecs.errors import ConfigError, InputError
 
 from . import query
+from .admission import MAX_PENDING_TOTAL, Admission, NodeAssociationServer
 from .index import Index
 from .ingest import Ingest, status_dataset
 from .retrieve import StoredObject, send_from_files
@@ -119,13 +119,19 @@ class NodeServer:
         self.ingest = ingest
         self.peers = Peers(config["peers"], self.node["allowed_callers"])
         self.ae = self._application_entity()
-        self._server: ThreadedAssociationServer | None = None
+        self.admission = Admission(int(self.node["max_associations"]), int(self.node["max_pending_per_address"]))
+        self._server: NodeAssociationServer | None = None
         self._stats: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
         self._stats_lock = threading.Lock()
 
     def _application_entity(self) -> AE:
         ae = AE(ae_title=self.node["ae_title"])
-        ae.maximum_associations = int(self.node["max_associations"])
+        # Admission enforces max_associations on requested associations only; pynetdicom's
+        # own limit counts every connection, so it only bounds the waiting ones as well.
+        ae.maximum_associations = int(self.node["max_associations"]) + MAX_PENDING_TOTAL
+        ae.acse_timeout = float(self.node["acse_timeout"])
+        ae.network_timeout = float(self.node["idle_timeout"])
+        ae.dimse_timeout = float(self.node["dimse_timeout"])
         ae.maximum_pdu_size = 0  # no limit: fewer, larger PDUs from the sender
         ae.add_supported_context(Verification)
         for context in AllStoragePresentationContexts:
@@ -140,6 +146,8 @@ class NodeServer:
     def start(self) -> None:
         handlers = [
             (evt.EVT_CONN_OPEN, set_nodelay),
+            (evt.EVT_CONN_OPEN, lambda event: self.admission.opened(event.assoc)),
+            (evt.EVT_CONN_CLOSE, lambda event: self.admission.closed(event.assoc)),
             (evt.EVT_REQUESTED, self._on_requested),
             (evt.EVT_ESTABLISHED, self._on_established),
             (evt.EVT_ESTABLISHED, send_from_files),  # C-GET sends on the caller's association
@@ -155,14 +163,17 @@ class NodeServer:
         address = (self.node["bind_address"], int(self.node["port"]))
         tls = self._tls()
         try:
-            self._server = self.ae.start_server(
-                address, block=False, evt_handlers=handlers, ssl_context=tls
+            self._server = self.ae.make_server(
+                address, evt_handlers=handlers, ssl_context=tls, server_class=NodeAssociationServer
             )
         except OSError as exc:
             raise ConfigError(
                 f"node.bind_address/node.port {address[0]}:{address[1]}: cannot listen "
                 f"({exc.strerror or exc})"
             ) from None
+        self._server.acse_timeout = float(self.node["acse_timeout"])
+        self.ae._servers.append(self._server)  # as AE.start_server does: shutdown() removes it
+        threading.Thread(target=self._server.serve_forever, name="acceptor", daemon=True).start()
         log.info("%s listening on %s:%d%s", self.node["ae_title"], *address,
                  " (TLS)" if self.node["tls"]["certificate"] else "")
 
@@ -190,9 +201,20 @@ class NodeServer:
         assoc = event.assoc
         calling = assoc.requestor.primitive.calling_ae_title
         address = assoc.requestor.address
+        called = assoc.requestor.primitive.called_ae_title.strip()
         if not self.peers.allows(calling, address):
             log.warning("rejected association from %s@%s: caller not allowed", calling, address)
             assoc.acse.send_reject(0x01, 0x01, 0x03)  # permanent, calling AE not recognised
+            assoc.kill()
+        elif called != self.node["ae_title"].strip() and not self.node["accept_any_called_ae_title"]:
+            log.warning("rejected association from %s@%s: it called %r, this node is %s",
+                        calling, address, called, self.node["ae_title"])
+            assoc.acse.send_reject(0x01, 0x01, 0x07)  # permanent, called AE not recognised
+            assoc.kill()
+        elif not self.admission.requested(assoc):
+            log.warning("rejected association from %s@%s: %d associations open (max_associations)",
+                        calling, address, self.admission.max_associations)
+            assoc.acse.send_reject(0x02, 0x03, 0x02)  # transient, local limit exceeded
             assoc.kill()
 
     def _on_established(self, event: evt.Event) -> None:
@@ -252,7 +274,8 @@ class NodeServer:
             found = query.instances(self.index, self._query(event))
         except Exception as exc:
             if destination is not None:
-                yield destination
+                # pynetdicom reports a failure only over an association with the destination.
+                yield (*destination, {"contexts": [build_context(Verification)]})
             reason = str(exc) if isinstance(exc, InputError) else "identifier cannot be decoded"
             yield 1  # pynetdicom reads the count before the failure status
             yield status_dataset(IDENTIFIER_DOES_NOT_MATCH, reason), None

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import logging
+import threading
 from typing import Any
 
-from pydicom import config as pydicom_config
-from pydicom import dcmread
-
 from stegonode.codecs import keys as keyfiles
+from stegonode.codecs.errors import InputError
+from stegonode.handlers.dicomfile import configure_pydicom, read_dicom
 from stegonode.handlers.pseudonyms import Pseudonymizer
 
 from .index import Index
@@ -24,9 +24,8 @@ class Node:
     """``stegonode serve``: everything node.toml's [node] and [[peers]] tables describe."""
 
     def __init__(self, config: dict[str, Any]) -> None:
-        # Objects are stored as received, so validating values as they are read could only
-        # warn (quoting the value, which may identify someone) and costs about 5 % of a C-STORE.
-        pydicom_config.settings.reading_validation_mode = pydicom_config.IGNORE
+        configure_pydicom()
+        threading.excepthook = _thread_failed
         self.config = config
         self.paths = NodePaths.of(config["node"])
         self.paths.check()
@@ -64,11 +63,18 @@ class Node:
         orphans = [p for p in (self.storage.root / "inbox").glob("*.dcm") if p.stem not in needed]
         for path in orphans:
             try:
-                uid = dcmread(path, stop_before_pixels=True).SOPInstanceUID
-            except Exception:
+                uid = read_dicom(path).SOPInstanceUID
+            except InputError:
                 self.storage.move(path, "quarantine", path.stem)
                 log.warning("inbox file %s unreadable: quarantined", path.stem)
                 continue
             self.ingest.queue(self.ingest.pseudonyms.uid(str(uid)), path.stem, "")
         if orphans:
             log.info("queued %d inbox file(s) whose job was not yet recorded", len(orphans))
+
+
+def _thread_failed(args: threading.ExceptHookArgs) -> None:
+    """An exception that ended a thread (pynetdicom's included): one line, never a traceback,
+    whose last line could quote a received value."""
+    name = args.thread.name if args.thread is not None else "a thread"
+    log.error("%s ended with %s", name, args.exc_type.__name__)

@@ -4,9 +4,10 @@ Processing happens off the association threads (and off the GIL): a dispatcher t
 due jobs from the index, hands each inbox file to a worker process, and records the outcome.
 A worker writes the stored object durably before the index marks the job done, and the inbox
 file is removed only after that commit, so a crash at any point repeats work, never loses it.
-An object the pipeline refuses (too small a background, undecodable pixels) is quarantined at
-once with the reason; any other failure (a worker that died, a full disk) is retried up to
-node.max_attempts times with a growing delay, then quarantined.
+An object the pipeline refuses (too small a background, undecodable pixels), and any other
+failure that comes from the object itself, is quarantined at once with the reason: it would
+fail the same way again. Only failures of the environment (a worker that died, a full disk,
+memory) are retried up to node.max_attempts times with a growing delay, then quarantined.
 """
 
 from __future__ import annotations
@@ -29,13 +30,17 @@ from stegonode.codecs.errors import StegonodeError
 from stegonode.codecs.keys import load_node_keys
 from stegonode.handlers.embed import already_protected
 from stegonode.handlers.pipeline import Pipeline, build_pipeline
-from stegonode.handlers.pixels import read_dicom, read_pixels, write_pixels
+from stegonode.handlers.dicomfile import configure_pydicom, read_dicom
+from stegonode.handlers.pixels import read_pixels, write_pixels
 
 from .index import ATTRIBUTES, Index, Job
 from .storage import Storage
 
 log = logging.getLogger("stegonode.jobs")
 INGEST_QUIET_S = 0.25  # no C-STORE for this long: the burst is over, use every worker
+# Failures of the machine rather than of the object: retried (with the worker dying, which
+# the pool reports). Any other failure recurs with the same object, so it is quarantined at once.
+ENVIRONMENT_FAILURES = (OSError, MemoryError)
 
 
 @dataclass
@@ -56,14 +61,17 @@ _pipeline: Pipeline | None = None
 _storage: Storage | None = None
 
 
-def _start_worker(config: dict[str, Any], keys_path: Path, data_dir: Path) -> None:
+def _start_worker(config: dict[str, Any], keys_path: Path, data_dir: Path, log_level: str) -> None:
     global _pipeline, _storage
     os.nice(10)  # answering C-STORE comes first; protecting catches up in the background
     # One job at a time per worker, so one compute thread each (read when the networks load into
     # ONNX Runtime, see stegonode.models.foreground.onnx_threads): otherwise every worker starts
     # a thread per core, and workers contend with each other and with the association threads.
     os.environ["OMP_NUM_THREADS"] = "1"
-    logging.getLogger("py.warnings").setLevel(logging.ERROR)
+    # The node's log settings and pydicom settings: spawned processes start with neither, and
+    # pydicom's warnings, which quote values, would reach the node's log verbatim.
+    logging.basicConfig(level=log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    configure_pydicom()
     keys = load_node_keys(keys_path)
     _pipeline = build_pipeline(config["pipeline"]["handlers"], config["handlers"], keys)
     _storage = Storage(Path(data_dir))
@@ -80,8 +88,11 @@ def protect_job(token: str) -> Outcome:
         path = _storage.write("stored", ds.SOPInstanceUID, buffer.getvalue())
     except StegonodeError as exc:
         return Outcome(reason=str(exc), permanent=True)
-    except Exception as exc:  # a worker must report, never die, whatever the object holds
-        return Outcome(reason=f"internal error while protecting ({type(exc).__name__})")
+    except ENVIRONMENT_FAILURES as exc:  # the disk, the memory: another attempt may succeed
+        why = exc.strerror if isinstance(exc, OSError) and exc.strerror else type(exc).__name__
+        return Outcome(reason=f"cannot protect now ({why})")
+    except Exception as exc:  # the object itself: it fails the same way every time
+        return Outcome(reason=f"internal error while protecting ({type(exc).__name__})", permanent=True)
     attributes = {keyword: str(ds.get(keyword, "") or "") for keyword in ATTRIBUTES}
     return Outcome(
         attributes=attributes,
@@ -113,7 +124,7 @@ class Workers:
         self.processes = int(node["workers"])
         self.max_attempts = int(node["max_attempts"])
         self.keep_originals = bool(node["keep_originals"])
-        self._initargs = (config, keys_path, storage.root)
+        self._initargs = (config, keys_path, storage.root, node["log_level"])
         self._executor: ProcessPoolExecutor | None = None
         self._in_flight = 0
         self._last_received = 0.0

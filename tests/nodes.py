@@ -15,7 +15,9 @@ import urllib.request
 from pathlib import Path
 
 import pydicom
-from pydicom.uid import generate_uid
+from pydicom.uid import DeflatedExplicitVRLittleEndian, ExplicitVRLittleEndian, generate_uid
+from pynetdicom import AE, _config
+from pynetdicom.sop_class import CTImageStorage
 
 from stegonode.node.index import Index
 
@@ -87,6 +89,25 @@ def acknowledged(storescu_log: str) -> list[str]:
             done.append(current)
             current = None
     return done
+
+
+def send_raw(port: int, path: Path, ae_title: str = "STEGONODE") -> pydicom.Dataset:
+    """C-STORE the file's bytes as they are (pynetdicom, no re-encoding): for broken files.
+
+    The request's SOP Class and Instance UIDs come from the file meta, the transfer syntax
+    from its Transfer Syntax UID (Explicit VR Little Endian or Deflated are proposed).
+    """
+    ae = AE(ae_title="RAWSCU")
+    for syntax in (ExplicitVRLittleEndian, DeflatedExplicitVRLittleEndian):  # one context each
+        ae.add_requested_context(CTImageStorage, syntax)
+    assoc = ae.associate("127.0.0.1", port, ae_title=ae_title)
+    assert assoc.is_established
+    _config.STORE_SEND_CHUNKED_DATASET = True
+    try:
+        return assoc.send_c_store(path)
+    finally:
+        _config.STORE_SEND_CHUNKED_DATASET = False
+        assoc.release()
 
 
 class NodeProcess:

@@ -4,17 +4,14 @@ from __future__ import annotations
 
 import subprocess
 import time
-from pathlib import Path
 
 import pydicom
-from pynetdicom import AE, _config
-from pynetdicom.sop_class import CTImageStorage
 
 from stegonode.codecs.keys import load_node_keys
 from stegonode.handlers.pseudonyms import Pseudonymizer
 
-from images import dcmtk, image_path
-from nodes import DCMTK_ENV, NodeProcess, acknowledged, storescu, write_series
+from images import dcmtk
+from nodes import DCMTK_ENV, NodeProcess, acknowledged, send_raw, storescu, write_series
 
 
 def test_sigkill_mid_transfer_loses_no_acknowledged_instance(tmp_path):
@@ -49,20 +46,6 @@ def test_sigkill_mid_transfer_loses_no_acknowledged_instance(tmp_path):
     node.stop()
 
 
-def _send_raw(port: int, path: Path) -> pydicom.Dataset:
-    """C-STORE the file's bytes as they are (pynetdicom, no re-encoding): for broken files."""
-    ae = AE(ae_title="RAWSCU")
-    ae.add_requested_context(CTImageStorage, pydicom.uid.ExplicitVRLittleEndian)
-    assoc = ae.associate("127.0.0.1", port, ae_title="STEGONODE")
-    assert assoc.is_established
-    _config.STORE_SEND_CHUNKED_DATASET = True
-    try:
-        return assoc.send_c_store(path)
-    finally:
-        _config.STORE_SEND_CHUNKED_DATASET = False
-        assoc.release()
-
-
 def _error_comment(storescu_debug: str) -> str:
     for line in storescu_debug.splitlines():
         if "ErrorComment" in line:
@@ -86,7 +69,7 @@ def test_bad_input_gets_a_reason_while_a_clean_transfer_completes(tmp_path, bad_
         assert "DIMSE Status                  : 0x0122" in refused.stderr
         assert _error_comment(refused.stderr) == "RT Plan Storage: not an image"
 
-        status = _send_raw(node.port, bad_inputs["truncated"])
+        status = send_raw(node.port, bad_inputs["truncated"])
         assert status.Status == 0xC000
         assert status.ErrorComment.startswith("truncated file: pixel data has")
 
