@@ -23,6 +23,7 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 from statistics import NormalDist
 
 import numpy as np
@@ -256,7 +257,7 @@ def _rows(plain: np.ndarray, bits: int, measured: dict[str, dict[str, float]]) -
     ]
 
 
-def histogram_png(path: Path, panels: dict[str, np.ndarray], bits: int, bins: int = 256) -> None:
+def histogram_png(path: Path | BinaryIO, panels: dict[str, np.ndarray], bits: int, bins: int = 256) -> None:
     """One histogram panel per image (``bins`` display bins over the 2**bits word values)."""
     width, height, margin = 512, 160, 18
     image = Image.new("L", (width, len(panels) * (height + margin)), 255)
@@ -271,4 +272,4 @@ def histogram_png(path: Path, panels: dict[str, np.ndarray], bits: int, bins: in
             x0 = int(b * bar)
             draw.rectangle([x0, top + margin + height - 4 - int(count * scale),
                             max(x0, int((b + 1) * bar) - 1), top + margin + height - 4], fill=0)
-    image.save(path)
+    image.save(path, format="PNG")

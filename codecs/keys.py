@@ -97,10 +97,19 @@ def _write(path: Path, role: str, keys: NodeKeys | PeerKeys) -> None:
 
 def _read(path: Path, role: str) -> dict[str, bytes]:
     try:
-        document = json.loads(Path(path).read_text())
+        text = Path(path).read_text()
     except FileNotFoundError:
         raise KeyFileError(f"key file {path} not found; create one with 'stegonode keygen DIR'") from None
     except (OSError, ValueError) as exc:
+        raise KeyFileError(f"key file {path} is unreadable: {type(exc).__name__}") from None
+    return _parse(text, path, role)
+
+
+def _parse(text: str | bytes, path: Path | str, role: str) -> dict[str, bytes]:
+    """The key values of a key file's ``text``; ``path`` names it in messages."""
+    try:
+        document = json.loads(text)
+    except ValueError as exc:
         raise KeyFileError(f"key file {path} is unreadable: {type(exc).__name__}") from None
     if not isinstance(document, dict) or document.get("format") != FORMAT:
         raise KeyFileError(f"{path} is not a stegonode key file")
@@ -131,7 +140,16 @@ def load_node_keys(path: Path) -> NodeKeys:
 
 def load_peer_keys(path: Path) -> PeerKeys:
     """Read ``peer.keys``."""
+    return _peer_keys(_read(path, "peer"), path)
+
+
+def parse_peer_keys(data: bytes, source: str) -> PeerKeys:
+    """``peer.keys`` from its bytes (an upload, kept in memory); ``source`` names it in messages."""
+    return _peer_keys(_parse(data, source, "peer"), source)
+
+
+def _peer_keys(values: dict[str, bytes], path: Path | str) -> PeerKeys:
     try:
-        return PeerKeys(**_read(path, "peer"))
+        return PeerKeys(**values)
     except TypeError:
         raise KeyFileError(f"{path} lacks a required peer key") from None

@@ -121,6 +121,13 @@ def read_dicom(source: str | os.PathLike | BinaryIO | bytes, *, meta_binds: bool
     return ds
 
 
+def dicom_bytes(ds: Dataset) -> bytes:
+    """``ds`` as a DICOM file (preamble and file meta), as the node stores it."""
+    buffer = io.BytesIO()
+    ds.save_as(buffer, enforce_file_format=True)
+    return buffer.getvalue()
+
+
 def _check_transfer_syntax(ds: Dataset) -> None:
     syntax = ds.file_meta.get("TransferSyntaxUID")
     if syntax is None:

@@ -15,13 +15,16 @@ from __future__ import annotations
 
 import copy
 import os
+import secrets
 import string
+from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from typing import ClassVar
 
 import numpy as np
 from pydicom import Dataset
 
+from stegonode.codecs import cipher_stats
 from stegonode.codecs.chaos import ChaosCipher
 from stegonode.codecs.errors import CipherBlockError, ConfigError, InputError, WrongPixelCipherKeyError
 from stegonode.codecs.keys import key_id
@@ -125,6 +128,16 @@ def _associated_data(ds: Dataset, block: CipherBlock) -> bytes:
 def pixel_words(pixels: np.ndarray) -> np.ndarray:
     """Stored values as unsigned words of the same size (two's complement for signed pixels)."""
     return pixels.view(np.dtype(f"u{pixels.dtype.itemsize}"))
+
+
+def cipher_report(
+    words: np.ndarray, names: Iterable[str] = tuple(CIPHERS)
+) -> tuple[list[cipher_stats.Row], dict[str, np.ndarray]]:
+    """The statistics battery of the ciphers ``names`` on ``words`` under a fresh random key and
+    one fixed random nonce per cipher (the report describes the cipher, not a key in use)."""
+    ciphers = {name: CIPHERS[name] for name in names}
+    nonces = {name: secrets.token_bytes(cipher.nonce_size) for name, cipher in ciphers.items()}
+    return cipher_stats.battery(words, ciphers, secrets.token_bytes(32), nonces)
 
 
 class EncryptHandler:

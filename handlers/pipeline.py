@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import functools
 import time
+import copy
 from collections.abc import Mapping, Sequence
+from typing import Any
 
 from pydicom import Dataset
 from pydicom.datadict import tag_for_keyword
@@ -118,3 +120,18 @@ def build_pipeline(order: Sequence[str], settings: Mapping[str, Mapping], keys: 
         "encrypt": lambda: EncryptHandler(settings["encrypt"]["cipher"], keys.pixel_cipher_key),
     }
     return Pipeline([factories[name]() for name in order])
+
+
+def configured_pipeline(
+    config: Mapping[str, Any], keys: NodeKeys, cipher: str | None = None, segmenter: str | None = None
+) -> Pipeline:
+    """node.toml's pipeline; with ``cipher``, encrypting last with that cipher; with ``segmenter``,
+    that segmenter instead of the configured one (the options of ``stegonode protect``)."""
+    settings = copy.deepcopy(dict(config["handlers"]))
+    order = list(config["pipeline"]["handlers"])
+    if cipher is not None:
+        settings["encrypt"]["cipher"] = cipher
+        order = [name for name in order if name != "encrypt"] + ["encrypt"]
+    if segmenter is not None:
+        settings["segment"]["segmenter"] = segmenter
+    return build_pipeline(order, settings, keys)

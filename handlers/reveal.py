@@ -72,6 +72,12 @@ def reveal(ds: Dataset, keys: PeerKeys, foreground: np.ndarray | None = None) ->
     return Revealed(attributes=attributes, dataset=restored)
 
 
+def reveal_document(file: str, attributes: dict[str, object] | None, error: str | None = None) -> dict:
+    """One file's reveal result as ``stegonode reveal --json`` prints it (and the web console
+    downloads it): the file, whether it worked, why not, and the recovered attributes."""
+    return {"file": file, "ok": error is None, "error": error, "attributes": attributes or {}}
+
+
 def _segmenter_for(protection: Protection) -> Segmenter:
     """The segmenter the object was protected with; a warning if this node runs another version
     of it (other Mask R-CNN weights), whose masks may differ enough to lose the message."""

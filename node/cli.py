@@ -7,10 +7,9 @@ Training and export (train-segmenter, train-deepstego, deepstego-report, export-
 from __future__ import annotations
 
 import argparse
-import io
+import getpass
 import json
 import logging
-import secrets
 import signal
 import sys
 import threading
@@ -25,14 +24,16 @@ from stegonode.codecs import cipher_stats
 from stegonode.codecs import keys as keyfiles
 from stegonode.codecs.errors import ConfigError, InputError, StegonodeError
 from stegonode.handlers.collect import described
-from stegonode.handlers.encrypt import CIPHERS, EncryptHandler, decrypt_dataset, encrypt_dataset, pixel_words
-from stegonode.handlers.pipeline import Pipeline, build_pipeline
-from stegonode.handlers.dicomfile import configure_pydicom, read_dicom
+from stegonode.handlers.dicomfile import configure_pydicom, dicom_bytes, read_dicom
+from stegonode.handlers.encrypt import (
+    CIPHERS, EncryptHandler, cipher_report, decrypt_dataset, encrypt_dataset, pixel_words,
+)
+from stegonode.handlers.pipeline import configured_pipeline
 from stegonode.handlers.pixels import PixelFormat, read_pixels
-from stegonode.handlers.reveal import reveal
+from stegonode.handlers.reveal import reveal, reveal_document
 
 from . import config as node_config
-from .index import Index
+from .index import existing_index
 from .orthanc_plugin import write_config as write_orthanc_config
 from .peer import NodeAddress, Peer, Selection, StudyResult
 from .service import Node
@@ -70,6 +71,8 @@ def _parser() -> argparse.ArgumentParser:
     protect.add_argument("--config", type=Path, help="node.toml (embedded defaults otherwise)")
     protect.add_argument("--encrypt", choices=list(CIPHERS), metavar="CIPHER",
                          help=f"then encrypt the pixels ({' or '.join(CIPHERS)}), as handler 'encrypt' would")
+    protect.add_argument("--segmenter", choices=node_config.SEGMENTER_CHOICES,
+                         help="instead of handlers.segment.segmenter of the config")
     protect.set_defaults(run=_protect)
 
     reveal_ = sub.add_parser("reveal", help="recover the patient identity from protected files")
@@ -82,6 +85,12 @@ def _parser() -> argparse.ArgumentParser:
     serve = sub.add_parser("serve", help="run the DICOM node (storage, query/retrieve, workers)")
     serve.add_argument("--config", type=Path, help="node.toml (embedded defaults otherwise)")
     serve.set_defaults(run=_serve)
+
+    web = sub.add_parser("web", help="serve the web console alone ([web] of node.toml), without the DICOM node")
+    web.add_argument("--config", type=Path, help="node.toml (embedded defaults otherwise)")
+    web.add_argument("--hash-password", action="store_true",
+                     help="print a web.password_hash line for a password read from the terminal or stdin")
+    web.set_defaults(run=_web)
 
     status = sub.add_parser("status", help="counts of received, queued, processed, failed, quarantined")
     status.add_argument("--config", type=Path, help="node.toml (embedded defaults otherwise)")
@@ -240,26 +249,15 @@ def _reason(exc: Exception) -> str:
 
 
 def _write(ds: pydicom.Dataset, out: Path, relative: Path) -> None:
-    buffer = io.BytesIO()  # encoded first: a data set that does not encode leaves no partial file
-    ds.save_as(buffer, enforce_file_format=True)
+    data = dicom_bytes(ds)  # encoded first: a data set that does not encode leaves no partial file
     target = out / relative
     target.parent.mkdir(parents=True, exist_ok=True)
-    target.write_bytes(buffer.getvalue())
-
-
-def _pipeline(config_path: Path | None, keys_path: Path, cipher: str | None = None) -> Pipeline:
-    """The configured pipeline; with ``cipher``, encrypting last with that cipher."""
-    config = node_config.load(config_path)
-    keys = keyfiles.load_node_keys(keys_path)
-    order = config["pipeline"]["handlers"]
-    if cipher is not None:
-        config["handlers"]["encrypt"]["cipher"] = cipher
-        order = [name for name in order if name != "encrypt"] + ["encrypt"]
-    return build_pipeline(order, config["handlers"], keys)
+    target.write_bytes(data)
 
 
 def _protect(args: argparse.Namespace) -> int:
-    pipeline = _pipeline(args.config, args.keys, args.encrypt)
+    config = node_config.load(args.config)
+    pipeline = configured_pipeline(config, keyfiles.load_node_keys(args.keys), args.encrypt, args.segmenter)
 
     def work(path: Path, relative: Path) -> str:
         start = time.perf_counter()
@@ -287,13 +285,12 @@ def _reveal(args: argparse.Namespace) -> int:
             _write(revealed.dataset, args.out, relative)
         attributes = described(revealed.attributes)
         if args.json:
-            document = {"file": str(path), "ok": True, "error": None, "attributes": attributes}
-            return json.dumps(document, ensure_ascii=False)
+            return json.dumps(reveal_document(str(path), attributes), ensure_ascii=False)
         return f"OK {path}: {len(attributes)} identifying attributes recovered"
 
     def failure(path: Path, reason: str) -> str:
         if args.json:
-            return json.dumps({"file": str(path), "ok": False, "error": reason, "attributes": {}})
+            return json.dumps(reveal_document(str(path), None, reason))
         return _failure_line(path, reason)
 
     return _run_each(args.inputs, work, failure)
@@ -307,23 +304,59 @@ def _serve(args: argparse.Namespace) -> int:
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     logging.getLogger("pynetdicom").setLevel(max(level, logging.WARNING))
     node = Node(config)
+    console = _console(config) if config["web"]["enabled"] else None  # refused before the node listens
+    stop = _stop_event()
+    node.start()
+    if console:
+        console.start()
+    stop.wait()
+    logging.getLogger("stegonode.node").info("stopping: finishing the jobs in progress")
+    if console:
+        console.stop()
+    node.stop()
+    return 0
+
+
+def _stop_event() -> threading.Event:
+    """Set by SIGINT or SIGTERM."""
     stop = threading.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda *_: stop.set())
-    node.start()
+    return stop
+
+
+def _console(config: dict):
+    from stegonode.web.server import Console
+
+    logging.getLogger("waitress").setLevel(logging.ERROR)  # its queue warnings name no request
+    return Console(config)
+
+
+def _web(args: argparse.Namespace) -> int:
+    if args.hash_password:
+        from werkzeug.security import generate_password_hash
+
+        password = getpass.getpass("console password: ") if sys.stdin.isatty() else sys.stdin.readline().rstrip("\n")
+        if len(password) < 12:
+            raise InputError("choose a password of at least 12 characters")
+        print(f'password_hash = "{generate_password_hash(password)}"')
+        return 0
+    config = node_config.load(args.config)
+    logging.getLogger().setLevel(logging.INFO)
+    for handler in logging.getLogger().handlers:
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    console = _console(config)
+    stop = _stop_event()
+    console.start()
     stop.wait()
-    logging.getLogger("stegonode.node").info("stopping: finishing the jobs in progress")
-    node.stop()
+    console.stop()
     return 0
 
 
 def _status(args: argparse.Namespace) -> int:
     config = node_config.load(args.config)
     paths = NodePaths.of(config["node"])
-    database = paths.database
-    if not database.exists():
-        raise ConfigError(f"no index at {database}: the node has not run with this config yet")
-    index = Index(database)
+    index = existing_index(paths.database)
     counts = index.counts()
     if args.json:
         print(json.dumps(counts))
@@ -411,8 +444,7 @@ def _cipher_report(args: argparse.Namespace) -> int:
         ds = read_dicom(path)
         words = pixel_words(read_pixels(ds))
         bits = words.dtype.itemsize * 8
-        nonces = {name: secrets.token_bytes(cipher.nonce_size) for name, cipher in CIPHERS.items()}
-        rows, images = cipher_stats.battery(words, CIPHERS, secrets.token_bytes(32), nonces)
+        rows, images = cipher_report(words)
         frames, height, width = words.shape
         lines = [f"{path}: {height} x {width} x {frames} frame(s), BitsStored {PixelFormat.of(ds).bits_stored}, "
                  f"encrypted as {bits}-bit words; fresh random key, one random nonce per cipher"]

@@ -57,6 +57,14 @@ DEFAULTS: dict[str, Any] = {
         "deidentify": {},
         "encrypt": {"cipher": "aes-gcm"},
     },
+    "web": {
+        "enabled": True,
+        "bind_address": "127.0.0.1",
+        "port": 8080,
+        "login": "none",
+        "password_hash": "",
+        "max_upload_mb": 256,
+    },
 }
 SEGMENTER_CHOICES = ("classical", "maskrcnn")
 # Inclusive numeric ranges (None: no upper bound). Timeouts are seconds.
@@ -78,6 +86,8 @@ _RANGES: dict[str, tuple[float, float | None]] = {
     "handlers.embed.paper.alpha": (0, 0.49),
     "handlers.embed.deep.min_copies": (1, 1000),
     "handlers.embed.deep.max_copies": (1, 1000),
+    "web.port": (1, 65535),
+    "web.max_upload_mb": (1, 65536),
 }
 PEER_KEYS = {"ae_title": str, "host": str, "port": int}
 _CHOICES = {
@@ -87,6 +97,7 @@ _CHOICES = {
     "handlers.embed.codec": ("dct", "paper", "deep"),
     "handlers.segment.segmenter": SEGMENTER_CHOICES,
     "handlers.encrypt.cipher": ("aes-gcm", "chaos"),
+    "web.login": ("none", "password", "token"),
 }
 
 

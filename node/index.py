@@ -20,6 +20,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from stegonode.codecs.errors import ConfigError
+
 # Instance-level attributes kept for C-FIND, in the order of the table's columns. Each one is
 # the DICOM keyword of a de-identified attribute of the stored (protected) object.
 ATTRIBUTES = (
@@ -56,7 +58,29 @@ CREATE TABLE IF NOT EXISTS instances (
 CREATE INDEX IF NOT EXISTS instances_patient ON instances (PatientID);
 CREATE INDEX IF NOT EXISTS instances_study ON instances (StudyInstanceUID);
 CREATE INDEX IF NOT EXISTS instances_series ON instances (SeriesInstanceUID);
+CREATE TABLE IF NOT EXISTS associations (
+    id INTEGER PRIMARY KEY,
+    calling_ae_title TEXT NOT NULL,
+    address TEXT NOT NULL,
+    started_at REAL NOT NULL,
+    duration REAL NOT NULL,
+    ending TEXT NOT NULL,
+    summary TEXT NOT NULL
+);
 """
+KEPT_ASSOCIATIONS = 1000  # the newest rows of the associations table (the dashboard's list)
+
+
+@dataclass(frozen=True)
+class Association:
+    """One finished association: who called, for how long, what it did (no patient data)."""
+
+    calling_ae_title: str
+    address: str
+    started_at: float
+    duration: float
+    ending: str
+    summary: str
 
 
 @dataclass(frozen=True)
@@ -203,6 +227,63 @@ class Index:
         )
         return rows.fetchall()
 
+    def processed_per_minute(self, minutes: int = 60) -> list[int]:
+        """Instances processed in each of the last ``minutes`` minutes, oldest first."""
+        now = time.time()
+        rows = self._connection().execute(
+            """SELECT CAST((? - processed_at) / 60 AS INTEGER) AS ago, COUNT(*) FROM jobs
+               WHERE processed_at > ? GROUP BY ago""",
+            (now, now - 60 * minutes),
+        )
+        counts = [0] * minutes
+        for ago, count in rows:
+            if 0 <= ago < minutes:
+                counts[minutes - 1 - ago] = count
+        return counts
+
+    # -- associations ----------------------------------------------------------------------
+
+    def record_association(self, association: Association) -> None:
+        """Keep a finished association (only the newest :data:`KEPT_ASSOCIATIONS`)."""
+        with self._transaction() as db:
+            db.execute(
+                """INSERT INTO associations (calling_ae_title, address, started_at, duration, ending, summary)
+                   VALUES (?, ?, ?, ?, ?, ?)""",
+                (association.calling_ae_title, association.address, association.started_at,
+                 association.duration, association.ending, association.summary),
+            )
+            db.execute("DELETE FROM associations WHERE id <= (SELECT MAX(id) FROM associations) - ?",
+                       (KEPT_ASSOCIATIONS,))
+
+    def recent_associations(self, limit: int = 20) -> list[Association]:
+        """The newest ``limit`` finished associations, newest first."""
+        rows = self._connection().execute(
+            """SELECT calling_ae_title, address, started_at, duration, ending, summary
+               FROM associations ORDER BY id DESC LIMIT ?""",
+            (limit,),
+        )
+        return [Association(*row) for row in rows]
+
+    # -- stored objects --------------------------------------------------------------------
+
+    def stored(self, limit: int) -> list[dict[str, str]]:
+        """The first ``limit`` stored instances' indexed (de-identified) attributes, in study,
+        series and instance order."""
+        rows = self.select(
+            f"""SELECT {", ".join(f'"{k}"' for k in ATTRIBUTES)} FROM instances
+                ORDER BY StudyDate, StudyInstanceUID, CAST(SeriesNumber AS INTEGER), SeriesInstanceUID,
+                         CAST(InstanceNumber AS INTEGER), SOPInstanceUID LIMIT ?""",
+            (limit,),
+        )
+        return [dict(row) for row in rows]
+
+    def stored_path(self, sop_instance_uid: str) -> Path | None:
+        """The file of a stored instance, None if there is no such instance."""
+        row = self._connection().execute(
+            "SELECT path FROM instances WHERE SOPInstanceUID = ?", (sop_instance_uid,)
+        ).fetchone()
+        return Path(row[0]) if row else None
+
     # -- query -----------------------------------------------------------------------------
 
     def select(self, sql: str, parameters: Sequence[object]) -> list[sqlite3.Row]:
@@ -213,3 +294,10 @@ class Index:
             return db.execute(sql, parameters).fetchall()
         finally:
             db.row_factory = None
+
+
+def existing_index(database: Path) -> Index:
+    """The index at ``database``; ConfigError if the node has not created it yet."""
+    if not Path(database).exists():
+        raise ConfigError(f"no index at {database}: the node has not run with this config yet")
+    return Index(database)

@@ -36,7 +36,7 @@ from stegonode.codecs.errors import ConfigError, InputError
 
 from . import query
 from .admission import MAX_PENDING_TOTAL, Admission, NodeAssociationServer
-from .index import Index
+from .index import Association, Index
 from .ingest import Ingest, status_dataset
 from .retrieve import StoredObject, send_from_files
 
@@ -219,24 +219,27 @@ class NodeServer:
 
     def _on_established(self, event: evt.Event) -> None:
         with self._stats_lock:
-            self._stats[event.assoc] = (time.monotonic(), Counter())
+            self._stats[event.assoc] = (time.time(), time.monotonic(), Counter())
 
     def _count(self, event: evt.Event, what: str, n: int = 1) -> None:
         with self._stats_lock:
             entry = self._stats.get(event.assoc)
         if entry is not None:
-            entry[1][what] += n
+            entry[2][what] += n
 
     def _on_closed(self, event: evt.Event) -> None:
         with self._stats_lock:
             entry = self._stats.pop(event.assoc, None)
         if entry is None:
             return
-        started, counts = entry
+        started_at, started, counts = entry
         done = ", ".join(f"{n} {what}" for what, n in sorted(counts.items())) or "nothing"
         ending = "released" if event.event is evt.EVT_RELEASED else "aborted"
-        log.info("association %s@%s %s after %.2f s: %s", event.assoc.requestor.ae_title,
-                 event.assoc.requestor.address, ending, time.monotonic() - started, done)
+        association = Association(event.assoc.requestor.ae_title, event.assoc.requestor.address,
+                                  started_at, time.monotonic() - started, ending, done)
+        log.info("association %s@%s %s after %.2f s: %s", association.calling_ae_title,
+                 association.address, ending, association.duration, done)
+        self.index.record_association(association)
 
     # -- services --------------------------------------------------------------------------
 

@@ -12,7 +12,6 @@ memory) are retried up to node.max_attempts times with a growing delay, then qua
 
 from __future__ import annotations
 
-import io
 import logging
 import multiprocessing
 import os
@@ -30,7 +29,7 @@ from stegonode.codecs.errors import StegonodeError
 from stegonode.codecs.keys import load_node_keys
 from stegonode.handlers.embed import already_protected
 from stegonode.handlers.pipeline import Pipeline, build_pipeline
-from stegonode.handlers.dicomfile import configure_pydicom, read_dicom
+from stegonode.handlers.dicomfile import configure_pydicom, dicom_bytes, read_dicom
 from stegonode.handlers.pixels import read_pixels, write_pixels
 
 from .index import ATTRIBUTES, Index, Job
@@ -83,9 +82,7 @@ def protect_job(token: str) -> Outcome:
     try:
         ds = read_dicom(_storage.path("inbox", token))
         timings = _keep_as_protected(ds) if already_protected(ds) else _pipeline.protect(ds).timings
-        buffer = io.BytesIO()
-        ds.save_as(buffer, enforce_file_format=True)
-        path = _storage.write("stored", ds.SOPInstanceUID, buffer.getvalue())
+        path = _storage.write("stored", ds.SOPInstanceUID, dicom_bytes(ds))
     except StegonodeError as exc:
         return Outcome(reason=str(exc), permanent=True)
     except ENVIRONMENT_FAILURES as exc:  # the disk, the memory: another attempt may succeed

@@ -120,6 +120,7 @@ class NodeProcess:
         self.peers: list[dict] = node.pop("peers", [])  # type: ignore[assignment]
         # Other tables of node.toml, e.g. {"pipeline": {"handlers": [...]}}.
         self.tables: dict[str, dict] = node.pop("tables", {})  # type: ignore[assignment]
+        self.tables.setdefault("web", {"enabled": False})  # the console's tests switch it on
         self.node = {"port": self.port, "data_dir": str(directory / "data"), "workers": 2, **node}
         self.config = directory / "node.toml"
         self.log = directory / "node.log"

@@ -1,0 +1,135 @@
+"""Protect jobs of the console: uploads protected one after another in a background thread.
+
+A job keeps the uploaded bytes only until its file is protected, then the protected object
+(de-identified, its identity sealed in the pixels), the overlay of what changed and the figures.
+No file name is kept: results are numbered in upload order and named by their new UID. Jobs are
+forgotten after :data:`KEEP_S` seconds, or when more than :data:`MAX_JOBS` exist.
+"""
+
+from __future__ import annotations
+
+import copy
+import io
+import logging
+import secrets
+import threading
+import time
+import zipfile
+from collections import OrderedDict
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+
+from stegonode.codecs.errors import StegonodeError
+from stegonode.handlers.encrypt import decrypted
+from stegonode.handlers.pipeline import Pipeline
+from stegonode.handlers.dicomfile import dicom_bytes, read_dicom
+from stegonode.handlers.pixels import PixelFormat, read_pixels
+
+from .pictures import change_overlay
+
+log = logging.getLogger("stegonode.web")
+KEEP_S = 3600.0
+MAX_JOBS = 20
+
+
+@dataclass
+class Result:
+    """One uploaded file's outcome: the protected object and its figures, or why it failed."""
+
+    number: int
+    error: str | None = None
+    name: str = ""
+    data: bytes = b""
+    overlay: bytes = b""
+    report: dict[str, float | int | str] = field(default_factory=dict)
+    seconds: float = 0.0
+
+
+@dataclass
+class Job:
+    id: str
+    total: int
+    created: float = field(default_factory=time.time)
+    results: list[Result] = field(default_factory=list)
+
+    @property
+    def done(self) -> bool:
+        return len(self.results) == self.total
+
+    @property
+    def succeeded(self) -> list[Result]:
+        return [r for r in self.results if r.error is None]
+
+    def zip(self) -> bytes:
+        buffer = io.BytesIO()
+        with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+            for result in self.succeeded:
+                archive.writestr(result.name, result.data)
+        return buffer.getvalue()
+
+
+def failure_reason(exc: Exception, doing: str = "protecting") -> str:
+    """What to tell the user: the typed error's message; for anything else only its type (a
+    message might quote a value from the file)."""
+    if isinstance(exc, StegonodeError):
+        return str(exc)
+    return f"internal error while {doing} ({type(exc).__name__})"
+
+
+def protect_one(number: int, data: bytes, pipeline: Pipeline, pixel_cipher_key: bytes) -> Result:
+    start = time.perf_counter()
+    try:
+        ds = read_dicom(io.BytesIO(data))
+        cover = read_pixels(ds).copy()
+        display = copy.deepcopy(ds)  # the header that windows the cover (rescale, photometric)
+        peak = PixelFormat.of(ds).peak
+        instance = pipeline.protect(ds)
+        stego = read_pixels(decrypted(ds, pixel_cipher_key)) if instance.encryption else instance.pixels
+        overlay = change_overlay(display, cover, stego)
+        return Result(number, name=f"{ds.SOPInstanceUID}.dcm", data=dicom_bytes(ds), overlay=overlay,
+                      report={**instance.report, "peak": peak}, seconds=time.perf_counter() - start)
+    except Exception as exc:  # one bad upload must not stop the others
+        if not isinstance(exc, StegonodeError):
+            log.error("console: protecting upload %d failed with %s", number, type(exc).__name__)
+        return Result(number, error=failure_reason(exc), seconds=time.perf_counter() - start)
+
+
+class ProtectJobs:
+    """Jobs by random id; one background thread protects them in order of submission."""
+
+    def __init__(self) -> None:
+        self._jobs: OrderedDict[str, Job] = OrderedDict()
+        self._lock = threading.Lock()
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="stegonode-web-protect")
+
+    def submit(self, uploads: list[bytes], pipeline: Callable[[], Pipeline], pixel_cipher_key: bytes) -> Job:
+        job = Job(secrets.token_urlsafe(16), len(uploads))
+        with self._lock:
+            self._expire()
+            self._jobs[job.id] = job
+        self._executor.submit(self._run, job, uploads, pipeline, pixel_cipher_key)
+        return job
+
+    def get(self, job_id: str) -> Job | None:
+        with self._lock:
+            self._expire()
+            return self._jobs.get(job_id)
+
+    def _expire(self) -> None:
+        limit = time.time() - KEEP_S
+        for job_id in [j.id for j in self._jobs.values() if j.created < limit and j.done]:
+            del self._jobs[job_id]
+        while len(self._jobs) > MAX_JOBS and next(iter(self._jobs.values())).done:
+            self._jobs.popitem(last=False)
+
+    @staticmethod
+    def _run(job: Job, uploads: list[bytes], pipeline: Callable[[], Pipeline], key: bytes) -> None:
+        try:
+            built = pipeline()
+        except Exception as exc:
+            job.results = [Result(n, error=failure_reason(exc)) for n in range(1, job.total + 1)]
+            return
+        for number in range(job.total):
+            data, uploads[number] = uploads[number], b""  # the original goes once it is protected
+            job.results.append(protect_one(number + 1, data, built, key))
