@@ -14,6 +14,11 @@ done
 case " $* " in *" --orthanc "* | *" --test "*)
   for pkg in orthanc orthanc-python; do dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg"); done ;;
 esac
+# Debian's Chromium and its driver, for the web console's browser tests (`--test`): Playwright
+# drives /usr/bin/chromium; never `playwright install`.
+case " $* " in *" --test "*)
+  for pkg in chromium chromium-driver; do dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg"); done ;;
+esac
 if [ ${#missing[@]} -gt 0 ]; then
   sudo=""
   [ "$(id -u)" -eq 0 ] || sudo="sudo"

@@ -101,9 +101,13 @@ def _shot(tab, name: str) -> None:
     tab.screenshot(path=SHOTS / f"{name}.png", full_page=True)
 
 
-def _submit(tab, timeout: float = 180_000) -> None:
-    with tab.expect_navigation(timeout=timeout):
+def _submit(tab, progress: str | None = None) -> None:
+    """Send the page's form; with ``progress``, see the progress panel meanwhile and shoot it."""
+    with tab.expect_navigation(timeout=300_000):
         tab.click("form.work button[type=submit]")
+        if progress:
+            tab.wait_for_selector("#progress", state="visible", timeout=5_000)
+            _shot(tab, progress)
 
 
 def _download(tab, selector: str, target: Path) -> Path:
@@ -114,7 +118,9 @@ def _download(tab, selector: str, target: Path) -> Path:
 
 
 def _image_loaded(tab, selector: str) -> bool:
-    return tab.eval_on_selector(selector, "img => img.complete && img.naturalWidth > 0")
+    """True once the first image matching ``selector`` has loaded with a picture in it."""
+    script = "s => { const img = document.querySelector(s); return img.complete && img.naturalWidth > 0; }"
+    return bool(tab.wait_for_function(script, arg=selector, timeout=30_000).json_value())
 
 
 def _cli(*args: str, cwd: Path) -> subprocess.CompletedProcess:
@@ -192,6 +198,8 @@ def test_protect_in_the_browser_then_reveal_with_the_command_line(page, console,
     page.set_input_files("#files", [str(original), str(garbage)])
     page.select_option("#cipher", "aes-gcm")
     _submit(page)
+    if page.query_selector("#job-progress"):  # the job page follows the job until it is done
+        _shot(page, "protect-progress")
     page.wait_for_selector("#zip", timeout=300_000)
     ok, failed = page.query_selector_all("table.results tbody tr")
     peak = PixelFormat.of(pydicom.dcmread(original)).peak
@@ -252,9 +260,9 @@ def test_encrypt_then_decrypt_in_the_browser(page, console, original, tmp_path):
     page.goto(f"{console.url}/encrypt")
     page.set_input_files("#file", [str(original)])
     page.select_option("#cipher", "chaos")
-    _submit(page)
-    rows = page.query_selector_all("table.report tbody tr")
-    assert len(rows) == 12 and "chi-square" in rows[0].inner_text()
+    _submit(page, progress="encrypt-progress")  # the battery takes seconds
+    tests = [row.query_selector("td").inner_text() for row in page.query_selector_all("table.report tbody tr")]
+    assert {"chi-square", "entropy", "NPCR, one pixel changed", "avalanche, one key bit flipped"} <= set(tests)
     assert _image_loaded(page, "img.histograms")
     _shot(page, "encrypt")
     encrypted = _download(page, "#download", tmp_path / "encrypted.dcm")

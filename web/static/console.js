@@ -20,7 +20,8 @@ function uploadTooLarge(form) {
     for (const file of input.files) bytes += file.size;
   }
   if (bytes <= limit * 1024 * 1024) return null;
-  return `These files are ${(bytes / 1048576).toFixed(1)} MB; the console accepts at most ${limit} MB ` +
+  const size = Math.ceil(bytes / 104857.6) / 10; // MB, rounded up: never shows the limit itself
+  return `These files are ${size} MB; the console accepts at most ${limit} MB ` +
     "per upload ([web] max_upload_mb in node.toml). Send fewer or smaller files.";
 }
 
