@@ -37,7 +37,7 @@ from .index import existing_index
 from .orthanc_plugin import write_config as write_orthanc_config
 from .peer import NodeAddress, Peer, Selection, StudyResult
 from .service import Node
-from .storage import NodePaths
+from .storage import NodePaths, Storage
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -364,7 +364,7 @@ def _status(args: argparse.Namespace) -> int:
     rate = counts.pop("instances_per_second_last_minute")
     print(", ".join(f"{n} {what}" for what, n in counts.items()) + f"; {rate:.2f} instances/s over the last minute")
     for token, reason in index.quarantined():
-        print(f"quarantined: {paths.data_dir / 'quarantine' / token}.dcm: {reason}")
+        print(f"quarantined: {Storage(paths.data_dir).path('quarantine', token)}: {reason}")
     return 0
 
 

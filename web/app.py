@@ -64,10 +64,6 @@ class ConsoleState:
     def paths(self) -> NodePaths:
         return NodePaths.of(self.config["node"])
 
-    @property
-    def upload_limit_mb(self) -> int:
-        return self.config["web"]["max_upload_mb"]
-
     def node_keys(self) -> keyfiles.NodeKeys:
         """The node's node.keys (protect and encrypt act as the node)."""
         return keyfiles.load_node_keys(self.paths.keys)

@@ -14,6 +14,7 @@ from flask import Blueprint, abort, current_app, render_template, send_file
 from stegonode.codecs.errors import StegonodeError
 from stegonode.handlers.dicomfile import read_dicom
 from stegonode.handlers.pixels import read_pixels
+from stegonode.node.storage import Storage
 
 from .app import ConsoleState
 from .pictures import thumbnail
@@ -54,11 +55,11 @@ def dashboard():
     if index is None:
         return render_template("dashboard.html", reason=reason)
     per_minute = index.processed_per_minute(PLOT["minutes"])
-    quarantine = _state().paths.data_dir / "quarantine"
+    storage = Storage(_state().paths.data_dir)
     return render_template(
         "dashboard.html", reason=None, counts=index.counts(), bars=_throughput_bars(per_minute),
         plot=PLOT, last_hour=sum(per_minute),
-        quarantined=[(str(quarantine / f"{token}.dcm"), why) for token, why in index.quarantined()],
+        quarantined=[(str(storage.path("quarantine", token)), why) for token, why in index.quarantined()],
         associations=index.recent_associations(), when=_when,
     )
 

@@ -65,7 +65,8 @@ class Console:
         except OSError as exc:
             raise ConfigError(f"web.bind_address/web.port {web['bind_address']}:{web['port']}: "
                               f"cannot listen ({exc.strerror or exc})") from None
-        self.url = f"http://{self.server.effective_host}:{self.server.effective_port}/"
+        host = web["bind_address"]
+        self.url = f"http://{f'[{host}]' if ':' in host else host}:{web['port']}/"
         self._thread = threading.Thread(target=self.server.run, name="stegonode-web", daemon=True)
 
     def start(self) -> None:

@@ -13,8 +13,7 @@ function showProgress(text) {
 }
 
 function uploadTooLarge(form) {
-  const limit = Number(document.body.dataset.uploadLimitMb || form.dataset.limitMb || 0);
-  if (!limit) return null;
+  const limit = Number(document.body.dataset.uploadLimitMb);
   let bytes = 0;
   for (const input of form.querySelectorAll("input[type=file]")) {
     for (const file of input.files) bytes += file.size;
