@@ -54,9 +54,7 @@ def reveal(ds: Dataset, keys: PeerKeys, foreground: np.ndarray | None = None) ->
         )
     ds = decrypted(ds, keys.pixel_cipher_key)
     pixels = read_pixels(ds)
-    if foreground is None:
-        foreground = _segmenter_for(protection).segment(ds, pixels, protection.segmenter_levels).mask
-    usable = usable_region(foreground, protection.margin)
+    usable = usable_in(ds, pixels, protection, foreground)
     codec = make_codec(protection.codec, protection.params)
     bits = codec.extract(pixels, usable, keys.embedding_key, PixelFormat.of(ds).value_range)
     side = math.isqrt(bits.size)
@@ -76,6 +74,19 @@ def reveal_document(file: str, attributes: dict[str, object] | None, error: str 
     """One file's reveal result as ``stegonode reveal --json`` prints it (and the web console
     downloads it): the file, whether it worked, why not, and the recovered attributes."""
     return {"file": file, "ok": error is None, "error": error, "attributes": attributes or {}}
+
+
+def usable_in(ds: Dataset, pixels: np.ndarray, protection: Protection,
+              foreground: np.ndarray | None = None) -> np.ndarray:
+    """Where the codec may have written in the (decrypted) ``pixels`` of protected ``ds``: the
+    recorded segmenter at the recorded levels (``foreground`` overrides it), less the margin.
+
+    Reveal reads the message here; its complement is the region protection kept bit-identical,
+    which :mod:`stegonode.handlers.dicomseg` writes as a DICOM Segmentation.
+    """
+    if foreground is None:
+        foreground = _segmenter_for(protection).segment(ds, pixels, protection.segmenter_levels).mask
+    return usable_region(foreground, protection.margin)
 
 
 def _segmenter_for(protection: Protection) -> Segmenter:

@@ -22,7 +22,7 @@ from tqdm import tqdm
 
 from stegonode.codecs import cipher_stats
 from stegonode.codecs import keys as keyfiles
-from stegonode.codecs.errors import ConfigError, InputError, StegonodeError
+from stegonode.codecs.errors import ConfigError, InputError, KeyFileError, StegonodeError
 from stegonode.handlers.collect import described
 from stegonode.handlers.dicomfile import configure_pydicom, dicom_bytes, read_dicom
 from stegonode.handlers.encrypt import (
@@ -143,6 +143,9 @@ def _parser() -> argparse.ArgumentParser:
     segment.add_argument("--segmenter", choices=node_config.SEGMENTER_CHOICES,
                          default=node_config.DEFAULTS["handlers"]["segment"]["segmenter"],
                          help="default: the pipeline's default segmenter")
+    segment.add_argument("--seg", action="store_true",
+                         help="inputs are protected: write one DICOM SEG per series of the region kept bit-identical")
+    segment.add_argument("--keys", type=Path, help="with --seg, for encrypted pixels: node.keys or peer.keys")
     segment.set_defaults(run=_segment)
 
     train = sub.add_parser("train-segmenter", help="train the Mask R-CNN segmenter (weights, model card, overlays)")
@@ -478,6 +481,8 @@ def _report_table(rows: list[cipher_stats.Row], ciphers: list[str]) -> list[str]
 
 
 def _segment(args: argparse.Namespace) -> int:
+    if args.seg:
+        return _kept_segmentations(args)
     from stegonode.handlers.segdata import write_mask, write_overlay
     from stegonode.handlers.segment import make_segmenter, windowed
 
@@ -499,6 +504,37 @@ def _segment(args: argparse.Namespace) -> int:
         return f"OK {path}: {len(masks)} frame(s), foreground {share:.1f} %, {1000 * (time.perf_counter() - start):.0f} ms"
 
     return _run_each(args.inputs, work)
+
+
+def _kept_segmentations(args: argparse.Namespace) -> int:
+    """``segment --seg``: one SEG per series of the protected inputs, ``DIR/<SEG series UID>.dcm``."""
+    from stegonode.handlers import dicomseg
+
+    key = _pixel_cipher_key(args.keys) if args.keys else None
+    series: dict[str, list[dicomseg.Source]] = {}
+
+    def work(path: Path, relative: Path) -> str:
+        ds = read_dicom(path)
+        mask = dicomseg.kept_region(ds, key)
+        series.setdefault(str(ds.SeriesInstanceUID), []).append(dicomseg.Source(ds, mask))
+        return f"OK {path}: {100 * float(mask.mean()):.1f} % of the pixels kept bit-identical"
+
+    status = _run_each(args.inputs, work)
+    args.out.mkdir(parents=True, exist_ok=True)
+    for sources in series.values():
+        seg = dicomseg.kept_segmentation(sources, dicomseg.software_version())
+        target = args.out / f"{seg.SeriesInstanceUID}.dcm"
+        seg.save_as(target, enforce_file_format=True)
+        print(f"wrote {target}: SEG of {len(sources)} instance(s), {seg.NumberOfFrames} frame(s)")
+    return status
+
+
+def _pixel_cipher_key(path: Path) -> bytes:
+    """The pixel-cipher key of a node.keys or a peer.keys file."""
+    try:
+        return keyfiles.load_peer_keys(path).pixel_cipher_key
+    except KeyFileError:
+        return keyfiles.load_node_keys(path).pixel_cipher_key
 
 
 def _train_segmenter(args: argparse.Namespace) -> int:

@@ -1,0 +1,198 @@
+"""A DICOM Segmentation (highdicom, BINARY) of the region protection kept bit-identical.
+
+The kept-intact region of a protected instance is the complement of the region reveal reads the
+message from (:func:`stegonode.handlers.reveal.usable_in`: the recorded segmenter's foreground
+at the recorded levels, the margin, and whatever guard that function applies): one function
+decides both, so the segmentation shows exactly what reveal treats as untouchable.
+
+One multi-frame SEG covers a series: frames in source order, each referencing its source
+instance (and frame), in the series' de-identified study, with the de-identification
+attributes of its sources. Sources with a Frame of Reference and patient coordinates get
+highdicom's SEG with plane positions. Sources without one (projection radiographs,
+ultrasound, secondary captures, and CT files that lack the Frame of Reference their IOD
+requires) are related to their SEG frames only by reference, which the Segmentation IOD allows
+(Frame of Reference and plane positions are conditional on the sources having them):
+highdicom writes such a SEG for one source frame only, so it writes the first frame and every
+further frame repeats it with its own source reference and its own pixels.
+"""
+
+from __future__ import annotations
+
+import copy
+from importlib import metadata
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import highdicom as hd
+from highdicom.spatial import get_image_coordinate_system
+import numpy as np
+from pydicom import Dataset
+from pydicom.pixels import pack_bits
+from pydicom.sr.codedict import codes
+from pydicom.uid import ExplicitVRLittleEndian, generate_uid
+
+from stegonode.codecs.errors import InputError
+
+from .embed import read_protection
+from .encrypt import decrypted, is_encrypted
+from .pixels import read_pixels
+from .reveal import usable_in
+
+SEGMENT_LABEL = "kept bit-identical"
+SERIES_DESCRIPTION = "stegonode: region kept bit-identical"
+SERIES_NUMBER = 9901
+# What a SEG copies from its sources besides what highdicom copies (patient, study): the
+# sources are de-identified, and dciodvfy wants the method on a SEG of such sources.
+DEIDENTIFICATION = ("PatientIdentityRemoved", "DeidentificationMethod", "DeidentificationMethodCodeSequence",
+                    "LongitudinalTemporalInformationModified")
+SECONDARY_CAPTURE = "1.2.840.10008.5.1.4.1.1.7"  # an IOD without a Frame of Reference
+
+
+def software_version() -> str:
+    """The installed stegonode version, as the SEG's software and algorithm version."""
+    try:
+        return f"stegonode {metadata.version('stegonode')}"
+    except metadata.PackageNotFoundError:
+        return "stegonode (not installed)"
+
+
+def kept_region(ds: Dataset, pixel_cipher_key: bytes | None) -> np.ndarray:
+    """Boolean (frames, rows, columns): True where protection left the pixels as they were.
+
+    ``pixel_cipher_key`` decrypts encrypted pixels first (node.keys or peer.keys); None is enough
+    for objects whose pixels are not encrypted.
+    """
+    protection = read_protection(ds)
+    if is_encrypted(ds) and pixel_cipher_key is None:
+        raise InputError("pixels are encrypted: the kept region needs the pixel-cipher key (--keys)")
+    plain = decrypted(ds, pixel_cipher_key) if pixel_cipher_key is not None else ds
+    return ~usable_in(plain, read_pixels(plain), protection)
+
+
+@dataclass(frozen=True)
+class Source:
+    """One protected instance and its kept-intact mask, (frames, rows, columns)."""
+
+    dataset: Dataset
+    mask: np.ndarray
+
+
+def series_uid_for(source_series: str) -> str:
+    """The SEG series of a source series: the same UID for every SEG of that series."""
+    return generate_uid(prefix=None, entropy_srcs=["stegonode kept-intact SEG", source_series])
+
+
+def kept_segmentation(sources: Sequence[Source], software_version: str) -> Dataset:
+    """One BINARY SEG of the kept-intact masks of ``sources`` (instances of one series)."""
+    if not sources:
+        raise InputError("no protected instance to segment")
+    first = sources[0].dataset
+    if len({(s.dataset.Rows, s.dataset.Columns) for s in sources}) > 1:
+        raise InputError("instances of different sizes: one segmentation needs one size")
+    if len({str(s.dataset.SeriesInstanceUID) for s in sources}) > 1:
+        raise InputError("instances of different series: one segmentation is for one series")
+    ordered = sorted(sources, key=lambda s: (int(s.dataset.get("InstanceNumber") or 0), str(s.dataset.SOPInstanceUID)))
+    arguments = dict(
+        segmentation_type=hd.seg.SegmentationTypeValues.BINARY,
+        segment_descriptions=[_segment(software_version)],
+        series_instance_uid=series_uid_for(str(first.SeriesInstanceUID)),
+        series_number=SERIES_NUMBER,
+        sop_instance_uid=generate_uid(prefix=None),
+        instance_number=1,
+        manufacturer="stegonode",
+        manufacturer_model_name="stegonode",
+        software_versions=software_version,
+        device_serial_number="0",
+        series_description=SERIES_DESCRIPTION,
+        content_label="KEPT",
+        content_description="pixels protection kept bit-identical",
+        omit_empty_frames=False,
+        transfer_syntax_uid=ExplicitVRLittleEndian,
+    )
+    if _has_patient_coordinates(ordered):
+        seg = hd.seg.Segmentation(
+            source_images=[s.dataset for s in ordered],
+            pixel_array=np.concatenate([s.mask for s in ordered]).astype(np.uint8), **arguments)
+    else:
+        seg = _by_reference(ordered, arguments)
+    for keyword in DEIDENTIFICATION:
+        if keyword in first:
+            setattr(seg, keyword, copy.deepcopy(first[keyword].value))
+    return seg
+
+
+def _segment(software_version: str) -> hd.seg.SegmentDescription:
+    return hd.seg.SegmentDescription(
+        segment_number=1,
+        segment_label=SEGMENT_LABEL,
+        segmented_property_category=codes.SCT.SpatialAndRelationalConcept,
+        segmented_property_type=codes.DCM.ImageRegion,
+        algorithm_type=hd.seg.SegmentAlgorithmTypeValues.AUTOMATIC,
+        algorithm_identification=hd.AlgorithmIdentificationSequence(
+            name="stegonode protection region", version=software_version,
+            family=codes.cid7162.ArtificialIntelligence),
+    )
+
+
+def _has_patient_coordinates(sources: Sequence[Source]) -> bool:
+    """All sources share a Frame of Reference and carry patient coordinates, and highdicom can
+    take them together (single-frame instances, or one multi-frame instance)."""
+    datasets = [s.dataset for s in sources]
+    if len({str(d.get("FrameOfReferenceUID", "")) for d in datasets}) != 1 or "FrameOfReferenceUID" not in datasets[0]:
+        return False
+    if any(get_image_coordinate_system(d) is None for d in datasets):
+        return False
+    return len(datasets) == 1 or all(int(d.get("NumberOfFrames", 1)) == 1 for d in datasets)
+
+
+def _by_reference(sources: Sequence[Source], arguments: dict) -> Dataset:
+    """A SEG whose frames are tied to their sources by reference only (no Frame of Reference)."""
+    first = sources[0].dataset
+    proxy = _single_frame_proxy(first)
+    seg = hd.seg.Segmentation(source_images=[proxy], pixel_array=sources[0].mask[:1].astype(np.uint8), **arguments)
+    template = seg.PerFrameFunctionalGroupsSequence[0]
+    frames, masks, instances = [], [], []
+    for source in sources:
+        ds = source.dataset
+        multi = "NumberOfFrames" in ds
+        instances.append(_reference(ds))
+        for index, mask in enumerate(source.mask):
+            item = copy.deepcopy(template)
+            reference = item.DerivationImageSequence[0].SourceImageSequence[0]
+            reference.ReferencedSOPClassUID = ds.SOPClassUID
+            reference.ReferencedSOPInstanceUID = ds.SOPInstanceUID
+            if multi:
+                reference.ReferencedFrameNumber = index + 1
+            elif "ReferencedFrameNumber" in reference:
+                del reference.ReferencedFrameNumber
+            frames.append(item)
+            masks.append(mask)
+    seg.PerFrameFunctionalGroupsSequence = frames
+    seg.NumberOfFrames = len(frames)
+    seg.ReferencedSeriesSequence[0].ReferencedInstanceSequence = instances
+    seg.PatientOrientation = first.get("PatientOrientation", "")  # type 2C without a Frame of Reference
+    seg.PixelData = pack_bits(np.stack(masks).astype(np.uint8))
+    return seg
+
+
+def _reference(ds: Dataset) -> Dataset:
+    item = Dataset()
+    item.ReferencedSOPClassUID = ds.SOPClassUID
+    item.ReferencedSOPInstanceUID = ds.SOPInstanceUID
+    return item
+
+
+def _single_frame_proxy(ds: Dataset) -> Dataset:
+    """The header of ``ds`` as one frame of an IOD without a Frame of Reference, for highdicom
+    to write the first frame from; every reference is rewritten to the real source after."""
+    proxy = Dataset()
+    for element in ds:
+        if element.tag.group != 0x7FE0 and element.keyword not in ("NumberOfFrames", "PerFrameFunctionalGroupsSequence",
+                                                                    "SharedFunctionalGroupsSequence"):
+            proxy.add(copy.deepcopy(element))
+    proxy.file_meta = copy.deepcopy(ds.file_meta)
+    proxy.SOPClassUID = SECONDARY_CAPTURE
+    for keyword in ("FrameOfReferenceUID", "ImagePositionPatient", "ImageOrientationPatient"):
+        if keyword in proxy:
+            delattr(proxy, keyword)
+    return proxy
