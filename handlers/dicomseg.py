@@ -7,13 +7,14 @@ decides both, so the segmentation shows exactly what reveal treats as untouchabl
 
 One multi-frame SEG covers a series: frames in source order, each referencing its source
 instance (and frame), in the series' de-identified study, with the de-identification
-attributes of its sources. Sources with a Frame of Reference and patient coordinates get
-highdicom's SEG with plane positions. Sources without one (projection radiographs,
-ultrasound, secondary captures, and CT files that lack the Frame of Reference their IOD
-requires) are related to their SEG frames only by reference, which the Segmentation IOD allows
-(Frame of Reference and plane positions are conditional on the sources having them):
-highdicom writes such a SEG for one source frame only, so it writes the first frame and every
-further frame repeats it with its own source reference and its own pixels.
+attributes of its sources. Sources with a Frame of Reference, patient coordinates and a slice
+thickness get highdicom's SEG with plane positions. The others (projection radiographs,
+ultrasound, secondary captures, CT files that lack the Frame of Reference their IOD requires
+or state no slice thickness) get a SEG whose frames are tied to their sources by reference
+(Derivation Image Sequence), which the Segmentation IOD allows: plane positions and pixel
+measures are conditional on the sources having them, and the sources' Frame of Reference is
+kept where they have one. highdicom writes such a SEG for one source frame only, so it writes
+the first frame and every further frame repeats it with its own source reference and pixels.
 """
 
 from __future__ import annotations
@@ -118,6 +119,9 @@ def kept_segmentation(sources: Sequence[Source], software_version: str) -> Datas
     for keyword in DEIDENTIFICATION:
         if keyword in first:
             setattr(seg, keyword, copy.deepcopy(first[keyword].value))
+    for element in list(seg):  # empty optional sequences highdicom copies from the study
+        if element.VR == "SQ" and not element.value:
+            del seg[element.tag]
     return seg
 
 
@@ -142,6 +146,8 @@ def _has_patient_coordinates(sources: Sequence[Source]) -> bool:
         return False
     if any(get_image_coordinate_system(d) is None for d in datasets):
         return False
+    if any("PixelSpacing" in d and d.get("SliceThickness") is None for d in datasets):
+        return False  # highdicom would write Pixel Measures without the slice thickness they need
     return len(datasets) == 1 or all(int(d.get("NumberOfFrames", 1)) == 1 for d in datasets)
 
 
@@ -154,7 +160,7 @@ def _by_reference(sources: Sequence[Source], arguments: dict) -> Dataset:
     frames, masks, instances = [], [], []
     for source in sources:
         ds = source.dataset
-        multi = "NumberOfFrames" in ds
+        multi = len(source.mask) > 1  # a one-frame reference applies to all frames: no frame number
         instances.append(_reference(ds))
         for index, mask in enumerate(source.mask):
             item = copy.deepcopy(template)
@@ -170,7 +176,10 @@ def _by_reference(sources: Sequence[Source], arguments: dict) -> Dataset:
     seg.PerFrameFunctionalGroupsSequence = frames
     seg.NumberOfFrames = len(frames)
     seg.ReferencedSeriesSequence[0].ReferencedInstanceSequence = instances
-    seg.PatientOrientation = first.get("PatientOrientation", "")  # type 2C without a Frame of Reference
+    seg.PatientOrientation = first.get("PatientOrientation", "")  # type 2C without patient coordinates
+    if "FrameOfReferenceUID" in first:  # the sources' frame, where they have one
+        seg.FrameOfReferenceUID = first.FrameOfReferenceUID
+        seg.PositionReferenceIndicator = first.get("PositionReferenceIndicator", "")
     seg.PixelData = pack_bits(np.stack(masks).astype(np.uint8))
     return seg
 
@@ -192,7 +201,10 @@ def _single_frame_proxy(ds: Dataset) -> Dataset:
             proxy.add(copy.deepcopy(element))
     proxy.file_meta = copy.deepcopy(ds.file_meta)
     proxy.SOPClassUID = SECONDARY_CAPTURE
-    for keyword in ("FrameOfReferenceUID", "ImagePositionPatient", "ImageOrientationPatient"):
+    spatial = ["FrameOfReferenceUID", "ImagePositionPatient", "ImageOrientationPatient"]
+    if proxy.get("SliceThickness") is None:  # highdicom would write Pixel Measures that its reader refuses
+        spatial.append("PixelSpacing")
+    for keyword in spatial:
         if keyword in proxy:
             delattr(proxy, keyword)
     return proxy

@@ -378,16 +378,18 @@ def _fetch(args: argparse.Namespace) -> int:
     with tqdm(unit="instance", file=sys.stderr, leave=False, desc="revealing") as bar:
 
         def report(result: StudyResult) -> None:
-            failed = f", {len(result.failed)} failed" if result.failed else ""
+            extra = f", {len(result.failed)} failed" if result.failed else ""
+            if result.segmentations:
+                extra += f", {len(result.segmentations)} segmentation(s) saved"
             tqdm.write(f"study {result.study} (patient {result.patient}): "
-                       f"{len(result.revealed)}/{result.expected} instances revealed{failed} "
+                       f"{len(result.revealed)}/{result.expected} instances revealed{extra} "
                        f"-> {args.out / result.study}", file=sys.stdout)
 
         results = peer.fetch(selection, args.out, move_to, progress=bar.update, on_study=report)
     if not results:
         print("no matching study on the node")
         return 1
-    complete = all(not r.failed and len(r.revealed) == r.expected for r in results)
+    complete = all(not r.failed and len(r.revealed) + len(r.segmentations) == r.expected for r in results)
     return 0 if complete else 1
 def _orthanc_config(args: argparse.Namespace) -> int:
     setup = write_orthanc_config(args.out, args.config, args.http_port)

@@ -179,6 +179,19 @@ class Index:
             ).rowcount
         return current == 1
 
+    def add_derived(self, attributes: dict[str, str], transfer_syntax: str, path: Path, stored_at: float,
+                    replaces: Sequence[str] = ()) -> None:
+        """Record an object the node made itself (a segmentation), in place of ``replaces``."""
+        values = [attributes.get(keyword, "") for keyword in ATTRIBUTES]
+        with self._transaction() as db:
+            db.executemany("DELETE FROM instances WHERE SOPInstanceUID = ?", [(uid,) for uid in replaces])
+            db.execute(
+                f"""INSERT OR REPLACE INTO instances ({", ".join(f'"{k}"' for k in ATTRIBUTES)},
+                    TransferSyntaxUID, path, stored_at)
+                    VALUES ({", ".join("?" * (len(ATTRIBUTES) + 3))})""",
+                (*values, transfer_syntax, str(path), stored_at),
+            )
+
     def fail(self, job: Job, reason: str, max_attempts: int) -> str:
         """Record a failed attempt; return the new state (failed, or quarantined at the limit)."""
         attempts = job.attempts + 1

@@ -3,13 +3,15 @@
 Retrieval is C-GET by default (one association, no inbound port); with ``--move-to`` a
 temporary Storage SCP of the peer's own receives a C-MOVE (the node must list that AE title in
 its [[peers]]). Re-identified files go to ``OUT/<study>/<instance>.dcm``, named by the node's
-pseudonymous UIDs, with ``OUT/summary.json`` beside them.
+pseudonymous UIDs, with ``OUT/summary.json`` beside them. The node's segmentations of the
+kept-intact region (``seg = true``) are saved beside them as they were received.
 """
 
 from __future__ import annotations
 
 import json
 import re
+import shutil
 import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -30,6 +32,7 @@ from stegonode.handlers.dicomfile import read_dicom
 from stegonode.handlers.reveal import reveal
 
 from .scp import set_nodelay
+from .segwriter import is_segmentation
 
 _ADDRESS = re.compile(r"^(?P<ae>[^@]{1,16})@(?P<host>[^:]+):(?P<port>\d{1,5})$")
 MAX_CONTEXTS = 128  # PS3.8: presentation context IDs are odd numbers 1..255
@@ -59,6 +62,7 @@ class StudyResult:
     patient: str
     expected: int
     revealed: list[str] = field(default_factory=list)
+    segmentations: list[str] = field(default_factory=list)  # the node's SEGs, saved as they are
     failed: dict[str, str] = field(default_factory=dict)
 
 
@@ -195,6 +199,10 @@ class Peer:
                     progress: Callable[[int], None]) -> None:
         out.mkdir(parents=True, exist_ok=True)
         for path in sorted(received.iterdir()):
+            if is_segmentation(path):
+                shutil.copyfile(path, out / path.name)
+                result.segmentations.append(path.stem)
+                continue
             try:
                 revealed = reveal(read_dicom(path), self.keys)
                 revealed.dataset.save_as(out / path.name, enforce_file_format=True)
@@ -240,6 +248,7 @@ def _write_summary(out: Path, node: NodeAddress, results: list[StudyResult]) -> 
                 "patient_id": r.patient,
                 "instances_expected": r.expected,
                 "instances_revealed": len(r.revealed),
+                "segmentations": r.segmentations,
                 "failed": r.failed,
                 "directory": str(out / r.study),
             }

@@ -14,6 +14,7 @@ from stegonode.handlers.pseudonyms import Pseudonymizer
 from .index import Index
 from .ingest import Ingest
 from .scp import NodeServer
+from .segwriter import Segmentations
 from .storage import NodePaths, Storage
 from .workers import Workers
 
@@ -33,6 +34,9 @@ class Node:
         self.index = Index(self.paths.database)
         keys = keyfiles.load_node_keys(self._keys())
         self.workers = Workers(self.index, self.storage, config, self.paths.keys)
+        self.segmentations = Segmentations(
+            self.index, self.storage, self.workers.run, float(config["node"]["seg_stable_seconds"]),
+            keys.pixel_cipher_key) if config["node"]["seg"] else None
         self.ingest = Ingest(self.storage, self.index, Pseudonymizer(keys.pseudonym_key), self.workers)
         self.server = NodeServer(config, self.index, self.ingest)
 
@@ -48,9 +52,13 @@ class Node:
         self.adopt_inbox()
         self.server.start()  # first: a port already in use stops start-up before workers spawn
         self.workers.start()
+        if self.segmentations is not None:
+            self.segmentations.start()
 
     def stop(self) -> None:
         self.server.stop()
+        if self.segmentations is not None:
+            self.segmentations.stop()
         self.workers.stop()
 
     def adopt_inbox(self) -> None:

@@ -17,6 +17,7 @@ import multiprocessing
 import os
 import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
@@ -162,6 +163,15 @@ class Workers:
         self._thread.join()
         if self._executor is not None:
             self._executor.shutdown(wait=True, cancel_futures=True)
+
+    def run(self, function: Callable[..., Any], *args: Any) -> Future:
+        """Run ``function(*args)`` in a worker process (started workers have the pipeline loaded)."""
+        assert self._executor is not None, "workers not started"
+        try:
+            return self._executor.submit(function, *args)
+        except BrokenProcessPool:
+            self._executor = self._new_executor()
+            return self._executor.submit(function, *args)
 
     def _capacity(self) -> int:
         """Jobs in flight: one while C-STOREs are arriving, so answering them keeps the CPU

@@ -1,0 +1,123 @@
+"""``seg = true``: one DICOM SEG of the kept-intact region per series, once the series is stable.
+
+A series is stable when no instance of it was stored for ``seg_stable_seconds``. A thread of
+the node process finds such series in the index, a worker process computes every instance's
+kept-intact region (:func:`stegonode.handlers.dicomseg.kept_region`, the complement of what
+reveal reads) and writes one multi-frame SEG into ``stored/``, and the index serves it like any
+stored object (C-FIND, C-GET, C-MOVE). An instance stored later makes the series due again:
+its new SEG replaces the old one (a new SOP Instance UID, the same SEG series UID). The SEG's
+``stored_at`` in the index is the newest source instance's, which is how a later instance is
+recognised.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import Future
+from pathlib import Path
+
+from pydicom import dcmread
+
+from stegonode.codecs.errors import StegonodeError
+from stegonode.handlers import dicomseg
+from stegonode.handlers.pixels import read_dicom
+
+from .index import ATTRIBUTES, Index
+from .storage import Storage
+from .workers import Outcome
+
+log = logging.getLogger("stegonode.seg")
+SEGMENTATION_STORAGE = "1.2.840.10008.5.1.4.1.1.66.4"
+
+
+def write_segmentation(paths: list[Path], root: Path, pixel_cipher_key: bytes) -> Outcome:
+    """In a worker process: the SEG of the stored instances ``paths`` (one series), stored."""
+    try:
+        sources = []
+        for path in paths:
+            ds = read_dicom(path)
+            sources.append(dicomseg.Source(ds, dicomseg.kept_region(ds, pixel_cipher_key)))
+        seg = dicomseg.kept_segmentation(sources, dicomseg.software_version())
+        buffer = io.BytesIO()
+        seg.save_as(buffer, enforce_file_format=True)
+        path = Storage(root).write("stored", seg.SOPInstanceUID, buffer.getvalue())
+    except StegonodeError as exc:
+        return Outcome(reason=str(exc), permanent=True)
+    except Exception as exc:  # a worker must report, never die
+        return Outcome(reason=f"internal error while writing the segmentation ({type(exc).__name__})")
+    return Outcome(attributes={k: str(seg.get(k, "") or "") for k in ATTRIBUTES},
+                   transfer_syntax=str(seg.file_meta.TransferSyntaxUID), path=path)
+
+
+class Segmentations:
+    """The node-side loop: finds stable series without an up-to-date SEG and has one written."""
+
+    def __init__(self, index: Index, storage: Storage, run: Callable[..., Future],
+                 stable_seconds: float, pixel_cipher_key: bytes) -> None:
+        self.index = index
+        self.storage = storage
+        self.run = run  # submits a function to the worker pool
+        self.stable_seconds = stable_seconds
+        self.pixel_cipher_key = pixel_cipher_key
+        self.done_up_to = 0.0  # every series whose newest instance is this old has been handled
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name="segmentations", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def _loop(self) -> None:
+        interval = min(1.0, max(self.stable_seconds / 4, 0.1))
+        while not self._stop.wait(interval):
+            try:
+                self.write_due()
+            except Exception:  # the loop must survive a bad series or a busy database
+                log.exception("segmentation pass failed; retrying")
+
+    def write_due(self) -> None:
+        """One pass: a SEG for every stable series whose SEG is missing or older than it."""
+        now = time.time()
+        rows = self.index.select(
+            """SELECT SeriesInstanceUID, MAX(stored_at) AS newest FROM instances WHERE SOPClassUID != ?
+               GROUP BY SeriesInstanceUID HAVING MAX(stored_at) <= ? AND MAX(stored_at) > ?
+               ORDER BY newest""",
+            (SEGMENTATION_STORAGE, now - self.stable_seconds, self.done_up_to))
+        for row in rows:
+            if self._stop.is_set():
+                return
+            self._series(row["SeriesInstanceUID"], row["newest"])
+            self.done_up_to = max(self.done_up_to, row["newest"])
+
+    def _series(self, series: str, newest: float) -> None:
+        previous = self.index.select(
+            "SELECT SOPInstanceUID, path, stored_at FROM instances WHERE SeriesInstanceUID = ?",
+            (dicomseg.series_uid_for(series),))
+        if any(row["stored_at"] >= newest for row in previous):
+            return
+        paths = [Path(row["path"]) for row in self.index.select(
+            "SELECT path FROM instances WHERE SeriesInstanceUID = ? AND SOPClassUID != ? ORDER BY path",
+            (series, SEGMENTATION_STORAGE))]
+        outcome = self.run(write_segmentation, paths, self.storage.root, self.pixel_cipher_key).result()
+        if outcome.reason is not None:
+            log.warning("series %s: no segmentation: %s", series, outcome.reason)
+            return
+        assert outcome.path is not None
+        self.index.add_derived(outcome.attributes, outcome.transfer_syntax, outcome.path, newest,
+                               replaces=[row["SOPInstanceUID"] for row in previous])
+        for row in previous:
+            Path(row["path"]).unlink(missing_ok=True)
+        log.info("series %s: segmentation %s of %d instance(s) stored",
+                 series, outcome.attributes["SOPInstanceUID"], len(paths))
+
+
+def is_segmentation(path: Path) -> bool:
+    """Whether a received file is a Segmentation (fetch keeps it as it is)."""
+    return str(dcmread(path, stop_before_pixels=True).get("SOPClassUID", "")) == SEGMENTATION_STORAGE
