@@ -23,8 +23,6 @@ and a PNG of successes vs sigma is written with Pillow. Run from the repository 
 from __future__ import annotations
 
 import argparse
-import copy
-import io
 import tempfile
 from collections import Counter
 from dataclasses import dataclass, field
@@ -34,20 +32,12 @@ from typing import Any
 import numpy as np
 import pydicom
 from PIL import Image, ImageDraw
-from pydicom import Dataset
 from pydicom.data import get_testdata_file
 
 from stegonode.codecs import keys as keyfiles
-from stegonode.codecs.errors import MessageNotFoundError
-from stegonode.handlers.embed import make_codec, read_protection
-from stegonode.handlers.pipeline import build_pipeline
-from stegonode.handlers.pixels import PixelFormat, read_pixels
-from stegonode.handlers.reveal import reveal
-from stegonode.handlers.segment import make_segmenter, usable_region
-from stegonode.node.config import DEFAULTS
+from stegonode.node.evidence import Protected, attacked, bit_error_rate, extracted_bits, failure, pipeline_for, protect
 
 SIGMAS = (0.0, 0.5, 1.0, 2.0, 4.0, 8.0)
-COMPARED = ("PatientName", "PatientID", "StudyInstanceUID")
 SEED = 2024
 COLOURS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd")
 
@@ -68,17 +58,6 @@ SETTINGS = (
 
 
 @dataclass
-class Protected:
-    """One protected instance and what the trials compare against."""
-
-    raw: bytes  # the protected file
-    stego: np.ndarray  # its stored pixels
-    message: np.ndarray  # the embedded QR modules, flattened
-    attributes: Dataset  # what protect sealed
-    report: dict
-
-
-@dataclass
 class Cell:
     """Outcome of all trials at one sigma."""
 
@@ -87,79 +66,19 @@ class Cell:
     failures: Counter = field(default_factory=Counter)
 
 
-def config_for(setting: Setting) -> dict[str, Any]:
-    config = copy.deepcopy(DEFAULTS)
-    embed = config["handlers"]["embed"]
-    embed["codec"] = setting.codec
-    embed[setting.codec].update(setting.params)
-    return config
-
-
-def protect(source: Path, setting: Setting, node_keys: keyfiles.NodeKeys) -> Protected:
-    config = config_for(setting)
-    ds = pydicom.dcmread(source)
-    instance = build_pipeline(config["pipeline"]["handlers"], config["handlers"], node_keys).protect(ds)
-    buffer = io.BytesIO()
-    ds.save_as(buffer, enforce_file_format=True)
-    return Protected(
-        raw=buffer.getvalue(),
-        stego=read_pixels(ds),
-        message=instance.message.ravel().astype(np.uint8),
-        attributes=instance.attributes,
-        report=instance.report,
-    )
-
-
-def with_noise(protected: Protected, sigma: float, rng: np.random.Generator) -> tuple[Dataset, np.ndarray]:
-    """A fresh copy of the protected dataset whose pixels carry rounded, clipped Gaussian noise."""
-    ds = pydicom.dcmread(io.BytesIO(protected.raw))
-    fmt = PixelFormat.of(ds)
-    lo, hi = fmt.value_range
-    noise = rng.normal(0.0, sigma, protected.stego.shape)
-    noisy = np.clip(np.rint(protected.stego + noise), lo, hi).astype(fmt.dtype)
-    ds.PixelData = noisy.tobytes()
-    return ds, noisy
-
-
-def failure(ds: Dataset, keys: keyfiles.PeerKeys, protected: Protected, original: Dataset) -> str | None:
-    """Why reveal failed on ``ds`` (exception type or wrong attributes), or None on success."""
-    try:
-        revealed = reveal(ds, keys)
-    except Exception as exc:  # any exception is a failed trial; the type is tallied
-        return f"{type(exc).__name__} ({str(exc).split(':')[0]})"
-    if revealed.attributes != protected.attributes:
-        return "wrong attributes"
-    if any(revealed.dataset.get(k) != original.get(k) for k in COMPARED):
-        return "wrong restored header"
-    return None
-
-
-def bit_error_rate(ds: Dataset, noisy: np.ndarray, keys: keyfiles.PeerKeys, message: np.ndarray) -> float | None:
-    """Raw extracted bits vs embedded modules, on the noisy image's own mask; None if unread."""
-    protection = read_protection(ds)
-    foreground = make_segmenter(protection.segmenter).foreground(ds, noisy)
-    usable = usable_region(foreground, protection.margin)
-    codec = make_codec(protection.codec, protection.params)
-    try:
-        bits = codec.extract(noisy, usable, keys.embedding_key, PixelFormat.of(ds).value_range)
-    except MessageNotFoundError:
-        return None
-    return float(np.mean(bits != message)) if bits.size == message.size else None
-
-
 def run_setting(protected: Protected, keys: keyfiles.PeerKeys, original: Dataset, trials: int) -> list[Cell]:
     rng = np.random.default_rng(SEED)
     cells = []
     for sigma in SIGMAS:
         cell = Cell()
         for _ in range(trials):
-            ds, noisy = with_noise(protected, sigma, rng)
+            ds, noisy = attacked(protected, "gaussian", sigma, rng)
             reason = failure(ds, keys, protected, original)
             if reason is None:
                 cell.successes += 1
             else:
                 cell.failures[reason] += 1
-            ber = bit_error_rate(ds, noisy, keys, protected.message)
+            ber = bit_error_rate(extracted_bits(ds, noisy, keys), protected.message)
             if ber is not None:
                 cell.bit_error_rates.append(ber)
         cells.append(cell)
@@ -230,7 +149,7 @@ def main() -> None:
         node_keys, peer_keys = keyfiles.load_node_keys(node_path), keyfiles.load_peer_keys(peer_path)
     rows = []
     for setting in SETTINGS:
-        protected = protect(source, setting, node_keys)
+        protected = protect(original, pipeline_for(node_keys, setting.codec, **setting.params))
         rows.append((setting, protected, run_setting(protected, peer_keys, original, args.trials)))
     print_table(rows, args.trials)
     plot(rows, args.trials, args.png)

@@ -20,6 +20,7 @@ the first frame and every further frame repeats it with its own source reference
 from __future__ import annotations
 
 import copy
+import uuid
 from importlib import metadata
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -46,7 +47,8 @@ SERIES_NUMBER = 9901
 # sources are de-identified, and dciodvfy wants the method on a SEG of such sources.
 DEIDENTIFICATION = ("PatientIdentityRemoved", "DeidentificationMethod", "DeidentificationMethodCodeSequence",
                     "LongitudinalTemporalInformationModified")
-SECONDARY_CAPTURE = "1.2.840.10008.5.1.4.1.1.7"  # an IOD without a Frame of Reference
+SECONDARY_CAPTURE = "1.2.840.10008.5.1.4.1.1.7"
+SEG_NAMESPACE = uuid.uuid5(uuid.NAMESPACE_URL, "https://stegonode/kept-intact-segmentation")  # an IOD without a Frame of Reference
 
 
 def software_version() -> str:
@@ -79,8 +81,9 @@ class Source:
 
 
 def series_uid_for(source_series: str) -> str:
-    """The SEG series of a source series: the same UID for every SEG of that series."""
-    return generate_uid(prefix=None, entropy_srcs=["stegonode kept-intact SEG", source_series])
+    """The SEG series of a source series: the same UID for every SEG of that series (a 2.25 UID
+    from a name-based UUID)."""
+    return f"2.25.{uuid.uuid5(SEG_NAMESPACE, source_series).int}"
 
 
 def kept_segmentation(sources: Sequence[Source], software_version: str) -> Dataset:

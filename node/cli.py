@@ -197,6 +197,15 @@ def _parser() -> argparse.ArgumentParser:
                        "(default: the models package, replacing the shipped weights)")
     train.set_defaults(run=_train_deepstego)
 
+    evidence = sub.add_parser("report", help="the three seeds' tables on our images: report.md, report.html, plots")
+    evidence.add_argument("--images", nargs="+", type=Path, metavar="PATH",
+                          help="DICOM files or folders (default: the round-trip set and ../shared/realdata)")
+    evidence.add_argument("--out", type=Path, required=True, metavar="DIR")
+    evidence.add_argument("--trials", type=int, default=3, help="noise draws per attack and level (default 3)")
+    evidence.add_argument("--phantoms", type=int, default=30,
+                          help="held-out phantoms for the segmentation IoU (default 30; 0: real images only)")
+    evidence.set_defaults(run=_report)
+
     report = sub.add_parser("deepstego-report", help="the seed-000 table on the held-out set")
     report.add_argument("--weights", type=Path, help="weights file (default: the shipped ones)")
     report.set_defaults(run=_deepstego_report)
@@ -626,6 +635,26 @@ def _train_deepstego(args: argparse.Namespace) -> int:
     out = args.out or Path(models.__file__).parent
     print(deeptrain.train_deepstego(config, args.workdir, out))
     print(f"wrote {out}: weights and their ONNX export, {deeptrain.CARD}, {deeptrain.EXAMPLES}/")
+    return 0
+
+
+def _report(args: argparse.Namespace) -> int:
+    from . import report
+
+    if args.trials < 1 or args.phantoms < 0:
+        raise ConfigError("--trials must be >= 1 and --phantoms >= 0")
+    images = report.image_files(args.images) if args.images else report.default_images()
+    if not images:
+        raise InputError("no image files found in --images")
+    settings = report.Settings(images=images, out=args.out, trials=args.trials, phantoms=args.phantoms)
+    with tqdm(total=report.stages(settings), unit="step", file=sys.stderr) as bar:
+
+        def progress(stage: str) -> None:
+            bar.set_description(stage[:40])
+            bar.update(1)
+
+        md, html = report.build(settings, progress)
+        bar.update(bar.total - bar.n)  # fewer cipher images than planned: close the bar    print(f"wrote {md}, {html} and the plots beside them")
     return 0
 
 

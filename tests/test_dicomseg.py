@@ -93,7 +93,7 @@ def test_segment_seg_command_groups_a_series(protect_image, tmp_path):
 
 
 def test_node_writes_one_seg_per_series_and_getscu_retrieves_it(tmp_path):
-    node = NodeProcess(tmp_path / "node", node={"seg": True, "seg_stable_seconds": 1.0}).start()
+    node = NodeProcess(tmp_path / "node", seg=True, seg_stable_seconds=1.0).start()
     try:
         sent = storescu(node.port, write_series(tmp_path / "series", SEG_SERIES))
         assert sent.returncode == 0, sent.stdout + sent.stderr
@@ -128,12 +128,14 @@ def test_node_writes_one_seg_per_series_and_getscu_retrieves_it(tmp_path):
 
 
 def _wait_for_seg(node: NodeProcess, timeout: float = 300) -> list[tuple]:
+    """The SEG row once it covers the whole series (a SEG of an unfinished series is replaced)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        rows = node.query("SELECT SOPInstanceUID, SeriesInstanceUID, StudyInstanceUID FROM instances "
+        (newest,) = node.query("SELECT MAX(stored_at) FROM instances WHERE SOPClassUID != ?", SEGMENTATION_STORAGE)[0]
+        rows = node.query("SELECT SOPInstanceUID, SeriesInstanceUID, StudyInstanceUID, stored_at FROM instances "
                           "WHERE SOPClassUID = ?", SEGMENTATION_STORAGE)
-        if rows:
-            assert len(rows) == 1, rows
-            return rows
+        assert len(rows) <= 1, rows  # one SEG per series, an older one replaced
+        if rows and rows[0][3] >= newest:
+            return [row[:3] for row in rows]
         time.sleep(0.2)
     raise AssertionError(f"no segmentation after {timeout} s:\n{(node.directory / 'node.log').read_text()}")

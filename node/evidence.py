@@ -1,0 +1,135 @@
+"""Measurements behind the report and the benchmarks: protect once, attack, reveal, compare.
+
+A :class:`Protected` instance keeps the protected file's bytes, its stored pixels and what
+protect sealed; :func:`attacked` adds seeded noise of one kind to a fresh copy (rounded and
+clipped to the stored range, as a real corruption of the stored integers would be);
+:func:`failure` calls the real reveal path and says why it failed, if it did; and
+:func:`extracted_bits` reads the raw QR modules back (on the attacked image's own mask, as
+reveal does) for the bit error rate and seed 002's NCC of the recovered QR code.
+"""
+
+from __future__ import annotations
+
+import copy
+import io
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pydicom
+from pydicom import Dataset
+
+from stegonode.codecs import keys as keyfiles
+from stegonode.codecs.errors import MessageNotFoundError
+from stegonode.handlers.embed import make_codec, read_protection
+from stegonode.handlers.pipeline import Pipeline, build_pipeline
+from stegonode.handlers.pixels import PixelFormat, read_pixels
+from stegonode.handlers.reveal import reveal, usable_in
+
+from .config import DEFAULTS
+
+COMPARED = ("PatientName", "PatientID", "StudyInstanceUID")  # checked in the re-identified header
+ATTACKS = ("gaussian", "uniform", "salt-and-pepper")
+
+
+@dataclass
+class Protected:
+    """One protected instance and what the trials compare against."""
+
+    raw: bytes  # the protected file
+    cover: np.ndarray  # the stored pixels before protection
+    stego: np.ndarray  # the stored pixels after
+    message: np.ndarray  # the embedded QR modules, flattened
+    foreground: np.ndarray  # the cover's foreground, as the embed handler used it
+    attributes: Dataset  # what protect sealed
+    report: dict
+
+    def dataset(self) -> Dataset:
+        return pydicom.dcmread(io.BytesIO(self.raw))
+
+
+def pipeline_for(node_keys: keyfiles.NodeKeys, codec: str = "dct", **params: Any) -> Pipeline:
+    """The default pipeline with ``codec`` at ``params`` (the other parameters at their defaults)."""
+    config = copy.deepcopy(DEFAULTS)
+    embed = config["handlers"]["embed"]
+    embed["codec"] = codec
+    embed[codec].update(params)
+    return build_pipeline(config["pipeline"]["handlers"], config["handlers"], node_keys)
+
+
+def protect(ds: Dataset, pipeline: Pipeline) -> Protected:
+    """Protect a copy of ``ds``."""
+    ds = copy.deepcopy(ds)
+    cover = read_pixels(ds).copy()
+    instance = pipeline.protect(ds)
+    buffer = io.BytesIO()
+    ds.save_as(buffer, enforce_file_format=True)
+    return Protected(
+        raw=buffer.getvalue(),
+        cover=cover,
+        stego=read_pixels(ds),
+        message=instance.message.ravel().astype(np.uint8),
+        foreground=instance.foreground,
+        attributes=instance.attributes,
+        report=instance.report,
+    )
+
+
+def noise(attack: str, level: float, stego: np.ndarray, value_range: tuple[int, int],
+          rng: np.random.Generator) -> np.ndarray:
+    """``stego`` attacked: Gaussian noise of standard deviation ``level``, uniform noise on
+    [-level, level], or salt and pepper on a fraction ``level`` of the pixels (half each to the
+    lowest and highest stored value); rounded and clipped to ``value_range``."""
+    lo, hi = value_range
+    if attack == "gaussian":
+        noisy = stego + rng.normal(0.0, level, stego.shape)
+    elif attack == "uniform":
+        noisy = stego + rng.uniform(-level, level, stego.shape)
+    elif attack == "salt-and-pepper":
+        noisy = stego.astype(np.float64)
+        hit = rng.random(stego.shape) < level
+        salt = rng.random(stego.shape) < 0.5
+        noisy[hit & salt], noisy[hit & ~salt] = hi, lo
+    else:
+        raise ValueError(f"unknown attack {attack!r}; choose one of {ATTACKS}")
+    return np.clip(np.rint(noisy), lo, hi)
+
+
+def attacked(protected: Protected, attack: str, level: float, rng: np.random.Generator
+             ) -> tuple[Dataset, np.ndarray]:
+    """A fresh copy of the protected dataset whose stored pixels carry the attack's noise."""
+    ds = protected.dataset()
+    fmt = PixelFormat.of(ds)
+    noisy = noise(attack, level, protected.stego, fmt.value_range, rng).astype(fmt.dtype)
+    ds.PixelData = noisy.tobytes()
+    return ds, noisy
+
+
+def failure(ds: Dataset, keys: keyfiles.PeerKeys, protected: Protected, original: Dataset) -> str | None:
+    """Why reveal failed on ``ds`` (exception type or wrong attributes), or None on success."""
+    try:
+        revealed = reveal(ds, keys)
+    except Exception as exc:  # any exception is a failed trial; the type is tallied
+        return f"{type(exc).__name__} ({str(exc).split(':')[0]})"
+    if revealed.attributes != protected.attributes:
+        return "wrong attributes"
+    if any(revealed.dataset.get(k) != original.get(k) for k in COMPARED):
+        return "wrong restored header"
+    return None
+
+
+def extracted_bits(ds: Dataset, pixels: np.ndarray, keys: keyfiles.PeerKeys) -> np.ndarray | None:
+    """The raw QR modules read from ``pixels`` on their own mask; None if no header was read."""
+    protection = read_protection(ds)
+    usable = usable_in(ds, pixels, protection)
+    codec = make_codec(protection.codec, protection.params)
+    try:
+        return codec.extract(pixels, usable, keys.embedding_key, PixelFormat.of(ds).value_range)
+    except MessageNotFoundError:
+        return None
+
+
+def bit_error_rate(bits: np.ndarray | None, message: np.ndarray) -> float | None:
+    """Extracted bits against the embedded modules; None if unread or of another length."""
+    return float(np.mean(bits != message)) if bits is not None and bits.size == message.size else None
+
