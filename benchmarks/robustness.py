@@ -32,6 +32,7 @@ from typing import Any
 import numpy as np
 import pydicom
 from PIL import Image, ImageDraw
+from pydicom import Dataset
 from pydicom.data import get_testdata_file
 
 from stegonode.codecs import keys as keyfiles

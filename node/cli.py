@@ -532,8 +532,13 @@ def _kept_segmentations(args: argparse.Namespace) -> int:
 
     status = _run_each(args.inputs, work)
     args.out.mkdir(parents=True, exist_ok=True)
-    for sources in series.values():
-        seg = dicomseg.kept_segmentation(sources, dicomseg.software_version())
+    for uid, sources in series.items():
+        try:
+            seg = dicomseg.kept_segmentation(sources, dicomseg.software_version())
+        except StegonodeError as exc:
+            print(f"FAIL series {uid}: {exc}")
+            status = 1
+            continue
         target = args.out / f"{seg.SeriesInstanceUID}.dcm"
         seg.save_as(target, enforce_file_format=True)
         print(f"wrote {target}: SEG of {len(sources)} instance(s), {seg.NumberOfFrames} frame(s)")

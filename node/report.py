@@ -36,6 +36,7 @@ from stegonode.codecs import keys as keyfiles
 from stegonode.codecs.errors import StegonodeError
 from stegonode.handlers.embed import distortion, make_codec, read_protection
 from stegonode.handlers.encrypt import CIPHERS, pixel_words
+from stegonode.handlers.pipeline import Pipeline
 from stegonode.handlers.pixels import PixelFormat, read_dicom, read_pixels
 from stegonode.handlers.reveal import usable_in
 from stegonode.handlers.segment import make_segmenter, usable_region, windowed
@@ -44,6 +45,7 @@ from . import evidence
 from .config import DEFAULTS
 
 ROOT = Path(__file__).resolve().parents[1]
+Progress = Callable[[str], None]  # called with each stage's name as it starts
 STEPS = (4.0, 6.0, 10.0, 16.0, 24.0)  # our strength: the DCT codec's QIM step (default 10)
 # Attack levels: stored units (Gaussian sigma, uniform half-width) or the fraction of pixels hit.
 # The last Gaussian and uniform levels are as strong as seed 002's: about 53 dB at peak 65535.
@@ -155,7 +157,7 @@ def stages(settings: Settings) -> int:
     return len(settings.images) + 1 + attacks + 1 + settings.cipher_images + 1
 
 
-def build(settings: Settings, progress: Callable[[str], None] = lambda stage: None) -> tuple[Path, Path]:
+def build(settings: Settings, progress: Progress = lambda stage: None) -> tuple[Path, Path]:
     """Measure everything and write the report; returns the paths of report.md and report.html."""
     start = time.monotonic()
     settings.out.mkdir(parents=True, exist_ok=True)
@@ -186,7 +188,7 @@ def build(settings: Settings, progress: Callable[[str], None] = lambda stage: No
 
 # -- per image: protect, segment the stego image, reveal ----------------------------------------
 
-def _measure(path: Path, pipeline, peer_keys: keyfiles.PeerKeys) -> Measured:
+def _measure(path: Path, pipeline: Pipeline, peer_keys: keyfiles.PeerKeys) -> Measured:
     try:
         original = read_dicom(path)
         fmt = PixelFormat.of(original)
@@ -239,7 +241,8 @@ def _ncc(a: np.ndarray, b: np.ndarray) -> float:
 
 # -- seed 002 -------------------------------------------------------------------------------------
 
-def _seed002(report: Report, settings: Settings, ok: list[Measured], node_keys, peer_keys, progress) -> None:
+def _seed002(report: Report, settings: Settings, ok: list[Measured], node_keys: keyfiles.NodeKeys,
+             peer_keys: keyfiles.PeerKeys, progress: Progress) -> None:
     report.add("## Seed 002: data hiding in medical images with Mask R-CNN", "")
     _table3(report, ok)
     progress("PSNR against strength")
@@ -291,15 +294,15 @@ def _plot_table3(report: Report, ok: list[Measured]) -> None:
     report.image(_save(figure, report.out / "seed002-table3.png"), "NCC and PSNR per image")
 
 
-def _table4(report: Report, settings: Settings, ok: list[Measured], node_keys) -> None:
+def _table4(report: Report, settings: Settings, ok: list[Measured], node_keys: keyfiles.NodeKeys) -> None:
     chosen = _by_modality(ok, ("CT", "MR"), 5)
     report.add("### Table 4: PSNR against embedding strength", "",
                "Seed 002: average PSNR (dB, peak 65535) of 5 CT and 5 MR patients against beta (larger beta, "
                "smaller change):", "")
     report.table(["scan type", *map(str, SEED002_BETAS)], [(k, *v) for k, v in SEED002_TABLE4.items()])
-    report.add(f"Ours: the DCT codec's QIM step (larger step, larger change, more robust; default 10) on up to "
-               f"5 CT and 5 MR images of the set; the same cover, message and mask at every step. "
-               f"PSNR (dB) at 65535 / at 2^bits-1.", "")
+    report.add("Ours: the DCT codec's QIM step (larger step, larger change, more robust; default 10) on up to "
+               "5 CT and 5 MR images of the set; the same cover, message and mask at every step. "
+               "PSNR (dB) at 65535 / at 2^bits-1.", "")
     rows, curves = [], {}
     for m in chosen:
         assert m.protected is not None
@@ -351,7 +354,8 @@ def _table5(report: Report, ok: list[Measured]) -> None:
                   "payload (bpp)", "payload (bytes)", "capacity / payload"], rows)
 
 
-def _table6(report: Report, settings: Settings, ok: list[Measured], peer_keys, progress) -> None:
+def _table6(report: Report, settings: Settings, ok: list[Measured], peer_keys: keyfiles.PeerKeys,
+            progress: Progress) -> None:
     report.add("### Table 6: noise attacks", "",
                "Seed 002: NCC of the retrieved QR code and PSNR (dB, peak 65535) of the attacked stego image:", "")
     report.table(["attack", "NCC of QR", "PSNR (dB)"], [(k, *v) for k, v in SEED002_TABLE6.items()])
@@ -481,7 +485,7 @@ def _overlay(report: Report, m: Measured) -> None:
 
 # -- seed 004 -------------------------------------------------------------------------------------
 
-def _seed004(report: Report, settings: Settings, ok: list[Measured], progress) -> None:
+def _seed004(report: Report, settings: Settings, ok: list[Measured], progress: Progress) -> None:
     report.add("## Seed 004: chaotic cipher and AES-GCM statistics", "",
                "Seed 004 reports chi-square below 293 for every cipher image (8-bit), an avalanche effect of "
                "50.75 % for a changed key (50.037 % for the model it improves on), and histogram, entropy and "
