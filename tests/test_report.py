@@ -68,7 +68,8 @@ def test_plots_and_html_are_written(report):
 
 def _section(text: str, heading: str) -> str:
     """From the heading containing ``heading`` to the next heading."""
-    start = next(i for i, line in enumerate(lines := text.splitlines()) if line.startswith("#") and heading in line)
+    lines = text.splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith("#") and heading in line)
     end = next((i for i in range(start + 1, len(lines)) if lines[i].startswith("#")), len(lines))
     return "\n".join(lines[start:end])
 
