@@ -110,9 +110,10 @@ class PixelIntegrityError(DecryptionError):
 class MissingExtraError(StegonodeError):
     """A command needs the optional ``train`` extra (torch, torchvision, onnx, scikit-image), not installed."""
 
-    def __init__(self, what: str, missing: list[str]) -> None:
+    def __init__(self, what: str, missing: list[str], extra: str = "train") -> None:
         self.missing = missing
+        purpose = "training and export only" if extra == "train" else f"the {extra} extra"
         super().__init__(
-            f"{what} needs {', '.join(missing)} (training and export only): install the training extra "
-            "with `.venv/bin/pip install -c constraints.txt -e \".[train]\"` (or `scripts/setup.sh --train`)"
+            f"{what} needs {', '.join(missing)} ({purpose}): install the {extra} extra "
+            f"with `.venv/bin/pip install -c constraints.txt -e \".[{extra}]\"` (or `scripts/setup.sh --{extra}`)"
         )

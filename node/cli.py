@@ -644,6 +644,15 @@ def _train_deepstego(args: argparse.Namespace) -> int:
 
 
 def _report(args: argparse.Namespace) -> int:
+    import importlib.util
+
+    from stegonode.codecs.errors import MissingExtraError
+    from stegonode.models import require_training_extra
+
+    require_training_extra("report")
+    missing = [name for name in ("matplotlib", "markdown") if importlib.util.find_spec(name) is None]
+    if missing:
+        raise MissingExtraError("report", missing, extra="report")
     from . import report
 
     if args.trials < 1 or args.phantoms < 0:

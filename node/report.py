@@ -9,6 +9,9 @@ beside ours, written as report.md, report.html and PNG plots.
   AES-GCM, with histograms.
 - Seed 000 (deep image-in-image steganography): the held-out table of ``deepstego-report``,
   with example images.
+
+It needs the ``train`` extra (seed 000's table runs the torch networks, the IoU the network
+alone) and the ``report`` extra (matplotlib, markdown).
 - Provenance: images, git commit, weight fingerprints, versions, duration.
 
 Every figure is measured here, on the images given (default: the round-trip set and
@@ -19,6 +22,7 @@ quoted from their text, on their own images.
 from __future__ import annotations
 
 import hashlib
+import os
 import platform
 import secrets
 import subprocess
@@ -522,33 +526,34 @@ def _cipher_images(settings: Settings, ok: list[Measured]) -> list[Path]:
 # -- seed 000 -------------------------------------------------------------------------------------
 
 def _seed000(report: Report, settings: Settings) -> None:
-    from stegonode.models import deepstego as networks
+    from stegonode.models import deepnet
 
-    from . import deepstego
+    from . import deeptrain
 
-    model, src = networks.load(None), deepstego.sources()
+    model, src = deepnet.load(None), deeptrain.sources()
     report.add("## Seed 000: deep image-in-image steganography", "")
-    report.add(*deepstego.report(model, src).splitlines(), "")
+    report.add(*deeptrain.report(model, src).splitlines(), "")
     report.add("Each strip: cover | stego | 10 x |stego - cover| | secret | recovered (held-out images).", "")
-    for path in deepstego.write_examples(model, src, settings.out / "seed000"):
+    for path in deeptrain.write_examples(model, src, settings.out / "seed000"):
         report.image(path, path.stem)
 
 
 # -- provenance -----------------------------------------------------------------------------------
 
 def _provenance(report: Report, measured: list[Measured], seconds: float) -> None:
+    import onnxruntime
     import torch
 
-    from stegonode.models import deepstego as networks
-    from stegonode.models import maskrcnn
+    from stegonode import models
 
+    weights = sorted(Path(models.__file__).parent.glob("*.onnx")) + sorted(Path(models.__file__).parent.glob("*.pt"))
     report.add("## Provenance", "")
     report.add(f"- stegonode commit {_git('rev-parse', 'HEAD')}" + (" with uncommitted changes" if _git(
         "status", "--porcelain", "--untracked-files=no") else ""),
-               f"- Mask R-CNN weights {maskrcnn.WEIGHTS.name} SHA-256 {_sha256(maskrcnn.WEIGHTS)}",
-               f"- deep stego weights {networks.WEIGHTS} SHA-256 {_sha256(Path(networks.__file__).parent / networks.WEIGHTS)}",
+               *(f"- weights {path.name}: SHA-256 {_sha256(path)}" for path in weights),
                f"- Python {platform.python_version()}, numpy {np.__version__}, pydicom {pydicom.__version__}, "
-               f"torch {torch.__version__} ({torch.get_num_threads()} threads), {platform.machine()}",
+               f"onnxruntime {onnxruntime.__version__}, torch {torch.__version__} (seed 000's table), "
+               f"{platform.machine()}, {os.cpu_count()} CPUs",
                f"- took {seconds / 60:.1f} min", "")
     report.add("Images:", "")
     report.table(["image", "folder", "modality", "size", "bits stored", "outcome"], [

@@ -32,12 +32,15 @@ fi
 # --test: what scripts/test.sh needs: pytest, and the training extra (torch, torchvision, onnx,
 #   scikit-image) for the training tests and the ONNX-against-torch checks.
 # --train: the training extra (train-segmenter, train-deepstego, deepstego-report, export-onnx).
+# --report: what `stegonode report` needs: the training extra and the report extra (matplotlib,
+#   markdown); --test includes it (tests/test_report.py).
 # The stamp lists the extras installed; a later call with fewer keeps them (pip removes nothing).
 extras=()
 for arg in "$@"; do
   case "$arg" in
-    --test) extras+=(test train) ;;
+    --test) extras+=(test train report) ;;
     --train) extras+=(train) ;;
+    --report) extras+=(train report) ;;
   esac
 done
 [ -x .venv/bin/python ] || python3 -m venv .venv
