@@ -60,8 +60,11 @@ def software_version() -> str:
 
 
 def kept_region(ds: Dataset, pixel_cipher_key: bytes | None) -> np.ndarray:
-    """Boolean (frames, rows, columns): True where protection left the pixels as they were.
+    """Boolean (frames, rows, columns): True where reveal treats the pixels as untouchable.
 
+    Protection kept this region, computed on the original, bit-identical; computed here on the
+    stored image its edge can lie a few pixels further out where the segmenter sees the
+    embedded background differently (``stegonode report`` counts such pixels per image).
     ``pixel_cipher_key`` decrypts encrypted pixels first (node.keys or peer.keys); None is enough
     for objects whose pixels are not encrypted.
     """
@@ -109,7 +112,7 @@ def kept_segmentation(sources: Sequence[Source], software_version: str) -> Datas
         device_serial_number="0",
         series_description=SERIES_DESCRIPTION,
         content_label="KEPT",
-        content_description="pixels protection kept bit-identical",
+        content_description="foreground plus margin, as reveal computes it on the image",
         omit_empty_frames=False,
         transfer_syntax_uid=ExplicitVRLittleEndian,
     )
