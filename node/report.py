@@ -264,7 +264,7 @@ def _table3(report: Report, ok: list[Measured]) -> None:
                "(at the cover's recorded levels, as reveal does); PSNR after rounding to stored integers at "
                "the image's own peak 2^BitsStored - 1 and at 65535; and whether reveal recovered the exact "
                "identity from the stego image alone.", "")
-    rows = [(m.path.name, m.modality, m.size, m.bits_stored, m.figures["ncc"], m.figures["differing"],
+    rows = [(m.path.name, m.modality, m.size, m.bits_stored, f"{m.figures['ncc']:.4f}", m.figures["differing"],
              m.figures["psnr_db"], m.figures["psnr_65535_db"], m.figures["changed_pixels"],
              "yes" if m.figures["revealed"] else f"NO: {m.figures['reason']}") for m in ok]
     report.table(["image", "modality", "size", "bits", "NCC", "mask pixels differing", "PSNR (dB, 2^bits-1)",
@@ -287,13 +287,14 @@ def _plot_table3(report: Report, ok: list[Measured]) -> None:
     left.axvspan(0.83, 1.0, color="#ff7f0e", alpha=0.15, label="seed 002 range (0.83-1.00)")
     left.set_xlim(0.8, 1.005)
     left.set_yticks(y, names, fontsize=7)
+    left.invert_yaxis()  # the first image on top, as in the table
     left.set_xlabel("NCC of cover and stego masks")
-    left.legend(loc="lower left", fontsize=8)
+    left.legend(loc="lower left", bbox_to_anchor=(0, 1.0), fontsize=8)
     right.barh(y - 0.2, [min(m.figures["psnr_65535_db"], 200) for m in ok], height=0.4, label="ours, peak 65535")
     right.barh(y + 0.2, [min(m.figures["psnr_db"], 200) for m in ok], height=0.4, label="ours, peak 2^bits-1")
     right.axvspan(107.47, 117.4, color="#ff7f0e", alpha=0.15, label="seed 002 range (peak 65535)")
     right.set_xlabel("PSNR (dB)")
-    right.legend(loc="lower right", fontsize=8)
+    right.legend(loc="lower left", bbox_to_anchor=(0, 1.0), ncol=3, fontsize=8)
     figure.tight_layout()
     report.image(_save(figure, report.out / "seed002-table3.png"), "NCC and PSNR per image")
 
@@ -401,10 +402,14 @@ def _table6(report: Report, settings: Settings, ok: list[Measured], peer_keys: k
     if rates:
         plt = _pyplot()
         figure, axes = plt.subplots(1, len(ATTACK_LEVELS), figsize=(13, 3.6), sharey=True)
+        styles = {name: style for name, style in zip(dict.fromkeys(name for name, _ in rates),
+                                                       (("o", "-"), ("s", "--"), ("^", ":"), ("d", "-.")))}
         for axis, attack in zip(axes, ATTACK_LEVELS):
             for (name, kind), points in rates.items():
                 if kind == attack:
-                    axis.plot([str(level) for level, _ in points], [100 * r for _, r in points], marker="o", label=name)
+                    marker, line = styles.get(name, ("o", "-"))
+                    axis.plot([str(level) for level, _ in points], [100 * r for _, r in points], marker=marker,
+                              linestyle=line, markersize=8 if marker == "o" else 5, label=name)
             axis.set_title(attack)
             axis.set_xlabel("level")
             axis.set_ylim(-5, 105)
@@ -465,24 +470,34 @@ def _kept(report: Report, settings: Settings, ok: list[Measured]) -> None:
              m.figures["kept_differing"], m.figures["kept_changed"]) for m in ok]
     report.table(["image", "in the SEG", "changed, protection's region", "regions differ", "changed, SEG region"],
                  rows)
-    for m in ok[:settings.attack_images]:
+    shown = _by_modality(ok, ("CT", "MR"), 1)[:settings.attack_images]
+    worst = max(ok, key=lambda m: m.figures["kept_changed"], default=None)
+    if worst is not None and worst.figures["kept_changed"] and worst not in shown:
+        shown.append(worst)  # where the SEG's edge and protection's differ most
+    for m in shown:
         _overlay(report, m)
 
 
 def _overlay(report: Report, m: Measured) -> None:
-    """The first frame: the image, the SEG region tinted green, changed pixels in red."""
+    """One frame (the one with most changed pixels inside the SEG): the SEG region tinted green,
+    changed pixels red, changed pixels inside the SEG yellow."""
     assert m.protected is not None
     ds = m.protected.dataset()
-    kept = ~usable_in(ds, m.protected.stego, read_protection(ds))[0]
-    gray = windowed(ds, m.protected.cover[:1])[0]
+    kept = ~usable_in(ds, m.protected.stego, read_protection(ds))
+    changed = m.protected.stego != m.protected.cover
+    frame = int(np.argmax((kept & changed).sum(axis=(1, 2))))
+    kept, changed = kept[frame], changed[frame]
+    gray = windowed(ds, m.protected.cover[frame:frame + 1])[0]
     rgb = np.repeat(gray[..., None], 3, axis=2)
     rgb[kept] = 0.7 * rgb[kept] + 0.3 * np.array([0.0, 1.0, 0.0])
-    rgb[(m.protected.stego != m.protected.cover)[0]] = (1.0, 0.0, 0.0)
+    rgb[changed] = (1.0, 0.0, 0.0)
+    rgb[changed & kept] = (1.0, 1.0, 0.0)
     plt = _pyplot()
     figure, axis = plt.subplots(figsize=(6, 6 * rgb.shape[0] / rgb.shape[1]))
     axis.imshow(rgb, interpolation="nearest")
     axis.set_axis_off()
-    axis.set_title(f"{m.path.name}: SEG region (green), changed pixels (red)", fontsize=9)
+    axis.set_title(f"{m.path.name}{f' frame {frame + 1}' if len(m.protected.stego) > 1 else ''}: SEG region "
+                   f"(green), changed (red), changed inside the SEG ({int((changed & kept).sum())}, yellow)", fontsize=8)
     figure.tight_layout()
     report.image(_save(figure, report.out / f"kept-{m.path.stem}.png"), f"kept region of {m.path.name}")
 
