@@ -38,10 +38,11 @@ import pydicom
 from stegonode.codecs import cipher_stats
 from stegonode.codecs import keys as keyfiles
 from stegonode.codecs.errors import StegonodeError
+from stegonode.handlers.dicomfile import read_dicom
 from stegonode.handlers.embed import distortion, make_codec, read_protection
 from stegonode.handlers.encrypt import CIPHERS, pixel_words
 from stegonode.handlers.pipeline import Pipeline
-from stegonode.handlers.pixels import PixelFormat, read_dicom, read_pixels
+from stegonode.handlers.pixels import PixelFormat, read_pixels
 from stegonode.handlers.reveal import usable_in
 from stegonode.handlers.segment import make_segmenter, usable_region, windowed
 

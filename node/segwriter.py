@@ -24,7 +24,7 @@ from pydicom import dcmread
 
 from stegonode.codecs.errors import StegonodeError
 from stegonode.handlers import dicomseg
-from stegonode.handlers.pixels import read_dicom
+from stegonode.handlers.dicomfile import read_dicom
 
 from .index import ATTRIBUTES, Index
 from .storage import Storage
