@@ -42,8 +42,9 @@ class WithoutValues(logging.Filter):
     """Reduces a third-party log record to one line that cannot carry a value.
 
     pydicom quotes the value it warns about; pynetdicom logs tracebacks whose last line may hold
-    an element's value. What is kept: the tag and VR a pydicom message names; the first line of
-    a pynetdicom message, minus quoted text; never exception text or a traceback.
+    an element's value. What is kept: the tag and VR a pydicom message names, at log level DEBUG
+    only (a malformed object makes hundreds of them); the first line of a pynetdicom message,
+    minus quoted text; never exception text or a traceback.
     """
 
     def filter(self, record: logging.LogRecord) -> bool:
@@ -53,6 +54,8 @@ class WithoutValues(logging.Filter):
         if _TRACEBACK in text:
             return False  # pynetdicom's hand-formatted traceback: the line before says what failed
         if record.name.startswith("pydicom") or record.name == "py.warnings":
+            if not logging.getLogger("stegonode").isEnabledFor(logging.DEBUG):
+                return False  # one hostile object makes hundreds; the reader's refusal says why
             record.msg = _where(text) + " (value withheld: it may identify a patient)"
         else:
             first = next((line for line in text.splitlines() if line.strip()), "")
