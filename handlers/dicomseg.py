@@ -214,3 +214,53 @@ def _single_frame_proxy(ds: Dataset) -> Dataset:
         if keyword in proxy:
             delattr(proxy, keyword)
     return proxy
+
+
+# What a revealed instance gives its SEG back: the study, patient and frame of reference.
+REIDENTIFIED = ("PatientName", "PatientID", "PatientBirthDate", "PatientSex", "StudyInstanceUID", "StudyDate",
+                "StudyTime", "StudyID", "AccessionNumber", "ReferringPhysicianName", "FrameOfReferenceUID")
+
+
+def identity(revealed: Dataset) -> Dataset:
+    """What :func:`reidentified` needs of a revealed instance (no pixels)."""
+    kept = Dataset()
+    for keyword in ("SOPInstanceUID", "SeriesInstanceUID", *REIDENTIFIED):
+        if keyword in revealed:
+            kept[keyword] = copy.deepcopy(revealed[keyword])
+    return kept
+
+
+def reidentified(seg: Dataset, originals: dict[str, Dataset]) -> Dataset:
+    """The SEG of protected instances, for their revealed copies: every reference, the study,
+    patient and frame of reference as in the originals (``originals``: protected SOP Instance
+    UID -> :func:`identity` of its revealed dataset), the de-identification marks removed, and
+    a new SOP Instance UID (it is another object). InputError if an instance was not revealed."""
+    seg = copy.deepcopy(seg)
+
+    def original(uid: str) -> Dataset:
+        try:
+            return originals[uid]
+        except KeyError:
+            raise InputError("the segmentation references an instance that was not revealed") from None
+
+    references = [item for series in seg.ReferencedSeriesSequence for item in series.ReferencedInstanceSequence]
+    references += [source for frame in seg.PerFrameFunctionalGroupsSequence
+                   for derivation in frame.get("DerivationImageSequence", [])
+                   for source in derivation.SourceImageSequence]
+    for series in seg.ReferencedSeriesSequence:
+        series.SeriesInstanceUID = original(series.ReferencedInstanceSequence[0].ReferencedSOPInstanceUID).SeriesInstanceUID
+    first = original(references[0].ReferencedSOPInstanceUID)
+    for item in references:
+        item.ReferencedSOPInstanceUID = original(item.ReferencedSOPInstanceUID).SOPInstanceUID
+    for keyword in REIDENTIFIED:
+        if keyword in first:
+            seg[keyword] = copy.deepcopy(first[keyword])
+        elif keyword in seg and keyword == "FrameOfReferenceUID":
+            del seg[keyword]
+    for keyword in DEIDENTIFICATION:
+        if keyword in seg:
+            delattr(seg, keyword)
+    seg.SOPInstanceUID = generate_uid(prefix=None)
+    seg.file_meta.MediaStorageSOPInstanceUID = seg.SOPInstanceUID
+    return seg
+

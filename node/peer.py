@@ -4,7 +4,9 @@ Retrieval is C-GET by default (one association, no inbound port); with ``--move-
 temporary Storage SCP of the peer's own receives a C-MOVE (the node must list that AE title in
 its [[peers]]). Re-identified files go to ``OUT/<study>/<instance>.dcm``, named by the node's
 pseudonymous UIDs, with ``OUT/summary.json`` beside them. The node's segmentations of the
-kept-intact region (``seg = true``) are saved beside them as they were received.
+kept-intact region (``seg = true``) are saved beside them, re-identified like them (their
+references, study and patient those of the revealed files) when every instance they reference
+was revealed, else as received.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from pynetdicom.sop_class import (
 
 from stegonode.codecs.errors import InputError, NetworkError, StegonodeError
 from stegonode.codecs.keys import PeerKeys
+from stegonode.handlers import dicomseg
 from stegonode.handlers.dicomfile import read_dicom
 from stegonode.handlers.reveal import reveal
 
@@ -198,18 +201,26 @@ class Peer:
     def _reveal_all(self, received: Path, out: Path, result: StudyResult,
                     progress: Callable[[int], None]) -> None:
         out.mkdir(parents=True, exist_ok=True)
+        originals: dict[str, Dataset] = {}  # node's SOP Instance UID -> identity of the revealed copy
+        segmentations = []
         for path in sorted(received.iterdir()):
             if is_segmentation(path):
-                shutil.copyfile(path, out / path.name)
-                result.segmentations.append(path.stem)
+                segmentations.append(path)
                 continue
             try:
                 revealed = reveal(read_dicom(path), self.keys)
                 revealed.dataset.save_as(out / path.name, enforce_file_format=True)
                 result.revealed.append(path.stem)
+                originals[path.stem] = dicomseg.identity(revealed.dataset)
             except StegonodeError as exc:
                 result.failed[path.stem] = str(exc)
             progress(1)
+        for path in segmentations:  # re-identified to match the revealed files, where all were revealed
+            try:
+                dicomseg.reidentified(read_dicom(path), originals).save_as(out / path.name, enforce_file_format=True)
+            except InputError:
+                shutil.copyfile(path, out / path.name)
+            result.segmentations.append(path.stem)
 
 
 def _keep(event: evt.Event, into: Path) -> int:

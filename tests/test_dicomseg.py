@@ -13,7 +13,7 @@ import pydicom
 import pytest
 
 from images import ROUND_TRIP, dcmtk, image_path
-from nodes import STEGONODE, NodeProcess, scu, storescu, write_series
+from nodes import PATIENT, STEGONODE, NodeProcess, scu, storescu, write_series
 from stegonode.handlers.dicomseg import Source, kept_region, kept_segmentation, software_version
 from stegonode.handlers.embed import read_protection
 from stegonode.handlers.pixels import read_pixels
@@ -122,8 +122,18 @@ def test_node_writes_one_seg_per_series_and_getscu_retrieves_it(tmp_path):
                            "--keys", str(node.peer_keys), "--out", str(out))
         assert fetched.returncode == 0, fetched.stdout + fetched.stderr
         assert f"{SEG_SERIES}/{SEG_SERIES + 1} instances revealed, 1 segmentation(s) saved" in fetched.stdout
-        saved = pydicom.dcmread(out / study / f"{seg_uid}.dcm")  # its own file meta, the same data set
-        assert saved == seg and saved.PixelData == seg.PixelData
+        # Saved re-identified, like the revealed files beside it: their UIDs, study and patient.
+        saved_path = out / study / f"{seg_uid}.dcm"
+        saved = pydicom.dcmread(saved_path)
+        revealed = {p.stem: pydicom.dcmread(p) for p in (out / study).glob("*.dcm") if p != saved_path}
+        assert len(revealed) == SEG_SERIES and saved.PixelData == seg.PixelData
+        assert {item.ReferencedSOPInstanceUID for item in saved.ReferencedSeriesSequence[0].ReferencedInstanceSequence} \
+            == {ds.SOPInstanceUID for ds in revealed.values()}
+        assert {saved.StudyInstanceUID} == {ds.StudyInstanceUID for ds in revealed.values()} != {study}
+        assert saved.PatientID == PATIENT["PatientID"] and "PatientIdentityRemoved" not in saved
+        assert _dciodvfy_errors(saved_path) == []
+        for node_uid, ds in revealed.items():  # files are named by the node's UIDs
+            assert np.array_equal(_read_back(saved_path, ds), kept_region(pydicom.dcmread(stored[node_uid]), None))
     finally:
         node.stop()
 
@@ -140,3 +150,4 @@ def _wait_for_seg(node: NodeProcess, timeout: float = 300) -> list[tuple]:
             return [row[:3] for row in rows]
         time.sleep(0.2)
     raise AssertionError(f"no segmentation after {timeout} s:\n{(node.directory / 'node.log').read_text()}")
+
