@@ -497,7 +497,7 @@ def _overlay(report: Report, m: Measured) -> None:
     figure, axis = plt.subplots(figsize=(6, 6 * rgb.shape[0] / rgb.shape[1]))
     axis.imshow(rgb, interpolation="nearest")
     axis.set_axis_off()
-    axis.set_title(f"{m.path.name}{f' frame {frame + 1}' if len(m.protected.stego) > 1 else ''}: SEG region "
+    axis.set_title(f"{m.path.name}{f' frame {frame + 1}' if len(m.protected.stego) > 1 else ''}\nSEG region "
                    f"(green), changed (red), changed inside the SEG ({int((changed & kept).sum())}, yellow)", fontsize=8)
     figure.tight_layout()
     report.image(_save(figure, report.out / f"kept-{m.path.stem}.png"), f"kept region of {m.path.name}")
