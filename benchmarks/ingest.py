@@ -20,10 +20,9 @@ response, and stegonode's ratios. For the plugin and stegonode serve also the se
 first C-STORE sent to the last instance stored protected; for stegonode serve the processing
 throughput (first receive to last stored protected object), C-MOVE of the series to a DCMTK storescp against pynetdicom's
 qrscp app (median of 3), and C-FIND study-level latency (median of 50 requests on one
-association). Run from the repository root, after
-installing the benchmark extra (SQLAlchemy, for pynetdicom's qrscp)::
+association). Run from the repository root (pynetdicom's qrscp needs SQLAlchemy, which the
+node's index uses too)::
 
-    .venv/bin/pip install -c constraints.txt -e ".[bench]"
     .venv/bin/python benchmarks/ingest.py [--segmenter maskrcnn] [--instances N] [--repeats N]
 """
 

@@ -15,6 +15,10 @@ class ConfigError(StegonodeError):
     """node.toml (or an option) is wrong; the message names the key and the problem."""
 
 
+class DatabaseError(StegonodeError):
+    """The index database (node.database) cannot be reached or used; the message says why."""
+
+
 class KeyFileError(StegonodeError):
     """A key file is missing, unreadable, of the wrong role or malformed."""
 

@@ -1,5 +1,6 @@
-"""The ``stegonode`` command line: serve, status, fetch, orthanc-config, keygen, protect, reveal,
-encrypt, decrypt, cipher-report, segment, train-segmenter, deep stego commands, export-onnx, demo.
+"""The ``stegonode`` command line: serve, worker, status, fetch, orthanc-config, keygen, protect,
+reveal, encrypt, decrypt, cipher-report, segment, train-segmenter, deep stego commands,
+export-onnx, demo.
 
 Training and export (train-segmenter, train-deepstego, deepstego-report, export-onnx) need the
 ``train`` extra (torch); every other command runs on numpy and ONNX Runtime alone."""
@@ -16,6 +17,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pydicom
 from tqdm import tqdm
@@ -36,8 +38,11 @@ from . import config as node_config
 from .index import existing_index
 from .orthanc_plugin import write_config as write_orthanc_config
 from .peer import NodeAddress, Peer, Selection, StudyResult
-from .service import Node
+from .service import Node, WorkerHost
 from .storage import NodePaths, Storage
+
+if TYPE_CHECKING:  # the console imports Flask: only the commands that serve it load it
+    from stegonode.web.server import Console
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -86,13 +91,19 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--config", type=Path, help="node.toml (embedded defaults otherwise)")
     serve.set_defaults(run=_serve)
 
+    worker = sub.add_parser("worker", help="run a worker pool alone (no DICOM listener): a worker "
+                            "host sharing the receivers' database and storage")
+    worker.add_argument("--config", type=Path, help="node.toml (embedded defaults otherwise)")
+    worker.set_defaults(run=_worker)
+
     web = sub.add_parser("web", help="serve the web console alone ([web] of node.toml), without the DICOM node")
     web.add_argument("--config", type=Path, help="node.toml (embedded defaults otherwise)")
     web.add_argument("--hash-password", action="store_true",
                      help="print a web.password_hash line for a password read from the terminal or stdin")
     web.set_defaults(run=_web)
 
-    status = sub.add_parser("status", help="counts of received, queued, processed, failed, quarantined")
+    status = sub.add_parser("status", help="counts of received, queued, processed, failed, "
+                            "quarantined; the worker pools and their last heartbeat")
     status.add_argument("--config", type=Path, help="node.toml (embedded defaults otherwise)")
     status.add_argument("--json", action="store_true", help="one JSON object")
     status.set_defaults(run=_status)
@@ -309,23 +320,39 @@ def _reveal(args: argparse.Namespace) -> int:
 
 
 def _serve(args: argparse.Namespace) -> int:
-    config = node_config.load(args.config)
+    config = _service_config(args.config)
+    node = Node(config)
+    console = _console(config) if config["web"]["enabled"] else None  # refused before the node listens
+    return _run_until_signalled(node, console)
+
+
+def _worker(args: argparse.Namespace) -> int:
+    config = _service_config(args.config)
+    return _run_until_signalled(WorkerHost(config))
+
+
+def _service_config(path: Path | None) -> dict:
+    """node.toml, with the log level and format of a long-running service."""
+    config = node_config.load(path)
     level = getattr(logging, config["node"]["log_level"])
     logging.getLogger().setLevel(level)
     for handler in logging.getLogger().handlers:
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     logging.getLogger("pynetdicom").setLevel(max(level, logging.WARNING))
-    node = Node(config)
-    console = _console(config) if config["web"]["enabled"] else None  # refused before the node listens
+    return config
+
+
+def _run_until_signalled(service: Node | WorkerHost, console: "Console | None" = None) -> int:
+    """Start the service (and the web console, if given); stop both on SIGINT or SIGTERM."""
     stop = _stop_event()
-    node.start()
+    service.start()
     if console:
         console.start()
     stop.wait()
     logging.getLogger("stegonode.node").info("stopping: finishing the jobs in progress")
     if console:
         console.stop()
-    node.stop()
+    service.stop()
     return 0
 
 
@@ -370,11 +397,16 @@ def _status(args: argparse.Namespace) -> int:
     paths = NodePaths.of(config["node"])
     index = existing_index(paths.database)
     counts = index.counts()
+    pools = index.pools(float(config["node"]["lease_seconds"]))
     if args.json:
-        print(json.dumps(counts))
+        print(json.dumps({**counts, "worker_pools": pools}))
         return 0
     rate = counts.pop("instances_per_second_last_minute")
     print(", ".join(f"{n} {what}" for what, n in counts.items()) + f"; {rate:.2f} instances/s over the last minute")
+    for pool in pools:
+        print(f"worker pool {pool['host']} pid {pool['pid']}: {pool['state']}, "
+              f"{pool['processes']} process(es), {pool['processing']} job(s) in progress, "
+              f"{pool['done']} done, last heartbeat {pool['last_heartbeat_s_ago']:.1f} s ago")
     for token, reason in index.quarantined():
         print(f"quarantined: {Storage(paths.data_dir).path('quarantine', token)}: {reason}")
     return 0

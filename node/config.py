@@ -16,6 +16,8 @@ from typing import Any
 from stegonode.codecs.errors import ConfigError
 from stegonode.handlers.pipeline import DEFAULT_ORDER, check_pipeline
 
+from .index import database_url
+
 DEFAULTS: dict[str, Any] = {
     "node": {
         "ae_title": "STEGONODE",
@@ -32,6 +34,7 @@ DEFAULTS: dict[str, Any] = {
         "dimse_timeout": 30.0,
         "accept_any_called_ae_title": False,
         "workers": 2,
+        "lease_seconds": 30.0,
         "max_attempts": 3,
         "keep_originals": False,
         "log_level": "INFO",
@@ -77,7 +80,8 @@ _RANGES: dict[str, tuple[float, float | None]] = {
     "node.acse_timeout": (0.1, 600),
     "node.idle_timeout": (0.1, 86400),
     "node.dimse_timeout": (0.1, 86400),
-    "node.workers": (1, None),
+    "node.workers": (0, None),
+    "node.lease_seconds": (1, 86400),
     "node.max_attempts": (1, None),
     "node.seg_stable_seconds": (0, 86400),
     "handlers.segment.margin": (0, 256),
@@ -141,8 +145,11 @@ def _check_ranges(config: dict[str, Any], path: Path) -> None:
                               ("handlers.embed.deep.min_copies", "handlers.embed.deep.max_copies")):
         if _get(config, low_key) > _get(config, high_key):
             raise ConfigError(f"{path}: {low_key} must not exceed {high_key}")
-    if node["database"] and not node["database"].startswith("sqlite:///"):
-        raise ConfigError(f"{path}: node.database must be a sqlite:///PATH URL (the only backend)")
+    if node["database"]:
+        try:
+            database_url(node["database"])
+        except ConfigError as exc:
+            raise ConfigError(f"{path}: {exc}") from None
     tls = node["tls"]
     if bool(tls["certificate"]) != bool(tls["private_key"]):
         raise ConfigError(f"{path}: node.tls needs both certificate and private_key, or neither")

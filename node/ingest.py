@@ -4,17 +4,21 @@ The received bytes are written to the inbox (temporary name, fsync, rename, dire
 and the job is committed to the index before the success status goes back. The inbox file is
 the durable record: should a power cut take back the index commit, the next start queues the
 file again (:meth:`stegonode.node.service.Node.adopt_inbox`). What cannot be protected is refused at once with a failure status and an Error
-Comment, and nothing of it is kept: the sender still holds it and has been told why.
+Comment, and nothing of it is kept: the sender still holds it and has been told why. An index
+that cannot be reached gets the sender an Out of Resources status; the inbox file stays, and
+the next start of a receiver queues it.
 """
 
 from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 
 from pydicom import Dataset
 from pydicom.uid import UID
 from pynetdicom import evt
+from sqlalchemy.exc import SQLAlchemyError
 
 from stegonode.codecs.errors import InconsistentFileMetaError, InputError, UnsupportedImageError
 from stegonode.handlers.dicomfile import read_dicom
@@ -22,8 +26,7 @@ from stegonode.handlers.pixels import check_image
 from stegonode.handlers.pseudonyms import Pseudonymizer
 
 from .index import Index
-from .storage import Storage, new_token
-from .workers import Workers
+from .storage import ObjectStore, new_token
 
 log = logging.getLogger("stegonode.ingest")
 
@@ -38,12 +41,13 @@ class Ingest:
     """The C-STORE path: check, write durably, queue."""
 
     def __init__(
-        self, storage: Storage, index: Index, pseudonyms: Pseudonymizer, workers: Workers
+        self, storage: ObjectStore, index: Index, pseudonyms: Pseudonymizer,
+        wake: Callable[[], None],
     ) -> None:
         self.storage = storage
         self.index = index
         self.pseudonyms = pseudonyms
-        self.workers = workers
+        self.wake = wake  # this node's worker pool, if it has one: a job is queued
 
     def receive(self, event: evt.Event) -> Dataset:
         """Handle one C-STORE request; return its status (with an Error Comment on failure)."""
@@ -63,6 +67,9 @@ class Ingest:
         except OSError as exc:
             log.error("cannot store %s: %s", new_uid, exc.strerror or type(exc).__name__)
             return status_dataset(OUT_OF_RESOURCES, "node cannot write the object to disk")
+        except SQLAlchemyError as exc:
+            log.error("cannot queue %s: index unavailable (%s)", new_uid, type(exc).__name__)
+            return status_dataset(OUT_OF_RESOURCES, "node cannot record the object in its index")
         log.debug("received %s in %.1f ms", new_uid, 1000 * (time.perf_counter() - start))
         return status_dataset(SUCCESS)
 
@@ -72,7 +79,7 @@ class Ingest:
         if replaced is not None:
             self.storage.path("inbox", replaced).unlink(missing_ok=True)
             log.info("%s received again: the newer copy replaces the queued one", new_uid)
-        self.workers.wake()
+        self.wake()
 
     def _check(self, encoded: bytes, sop_class: UID) -> Dataset | None:
         """A refusal status for what the pipeline cannot protect, else None."""

@@ -4,21 +4,28 @@ Query levels PATIENT, STUDY, SERIES and IMAGE in the Patient Root and Study Root
 Matching: universal (empty or ``*``), single value, wildcard (``*`` and ``?``), range on dates
 and times (``A-B``, ``-B``, ``A-``) and UID lists (``A\\B``). Keys the index does not hold are
 returned empty, as the standard allows. Everything answered comes from the de-identified
-objects: pseudonymous IDs and new UIDs.
+objects: pseudonymous IDs and new UIDs. Conditions are SQLAlchemy Core expressions, the same
+for SQLite and PostgreSQL; the two constructs whose SQL differs (wildcards, a list of distinct
+values) are compiled per dialect below.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from typing import Any
 
 from pydicom import Dataset
 from pydicom.datadict import dictionary_VR
 from pydicom.multival import MultiValue
+from sqlalchemy import Boolean, ColumnElement, Table, Text, and_, distinct, func, select, true
+from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.sql.expression import FunctionElement
 
 from stegonode.codecs.errors import InputError
 
 from .index import Index
+from .index import instances as table
 
 LEVELS = ("PATIENT", "STUDY", "SERIES", "IMAGE")
 UNIQUE_KEY = {
@@ -34,16 +41,63 @@ LEVEL_ATTRIBUTES = {
     "SERIES": ("SeriesInstanceUID", "Modality", "SeriesNumber", "SeriesDescription"),
     "IMAGE": ("SOPInstanceUID", "SOPClassUID", "InstanceNumber"),
 }
+
+
+class wildcard(FunctionElement):
+    """``column`` matches a DICOM wildcard pattern (``*`` any run, ``?`` one character),
+    case-sensitively: GLOB on SQLite, LIKE (in the "C" collation) on PostgreSQL. Arguments:
+    the column, the pattern as GLOB pattern, the pattern as LIKE pattern."""
+
+    type = Boolean()
+    inherit_cache = True
+
+
+@compiles(wildcard, "sqlite")
+def _wildcard_sqlite(element: wildcard, compiler: Any, **kw: Any) -> str:
+    column, glob, _ = element.clauses
+    return f"{compiler.process(column, **kw)} GLOB {compiler.process(glob, **kw)}"
+
+
+@compiles(wildcard, "postgresql")
+def _wildcard_postgresql(element: wildcard, compiler: Any, **kw: Any) -> str:
+    column, _, like = element.clauses
+    return f"{compiler.process(column, **kw)} LIKE {compiler.process(like, **kw)} ESCAPE '\\'"
+
+
+def _wildcard(column: ColumnElement[str], value: str) -> wildcard:
+    glob = value.replace("[", "[[]")  # GLOB's only other special character
+    like = value.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return wildcard(column, glob, like.replace("*", "%").replace("?", "_"))
+
+
+class distinct_values(FunctionElement):
+    """The distinct values of a column over a group, joined by commas."""
+
+    type = Text()
+    inherit_cache = True
+
+
+@compiles(distinct_values, "sqlite")
+def _distinct_values_sqlite(element: distinct_values, compiler: Any, **kw: Any) -> str:
+    return f"GROUP_CONCAT(DISTINCT {compiler.process(element.clauses, **kw)})"
+
+
+@compiles(distinct_values, "postgresql")
+def _distinct_values_postgresql(element: distinct_values, compiler: Any, **kw: Any) -> str:
+    return f"STRING_AGG(DISTINCT {compiler.process(element.clauses, **kw)}, ',')"
+
+
 # Keys computed over the instances below a matched entity (PS3.4 C.3).
-AGGREGATES = {
-    "NumberOfPatientRelatedStudies": ("PATIENT", "COUNT(DISTINCT StudyInstanceUID)"),
-    "NumberOfPatientRelatedSeries": ("PATIENT", "COUNT(DISTINCT SeriesInstanceUID)"),
-    "NumberOfPatientRelatedInstances": ("PATIENT", "COUNT(*)"),
-    "NumberOfStudyRelatedSeries": ("STUDY", "COUNT(DISTINCT SeriesInstanceUID)"),
-    "NumberOfStudyRelatedInstances": ("STUDY", "COUNT(*)"),
-    "ModalitiesInStudy": ("STUDY", "GROUP_CONCAT(DISTINCT Modality)"),
-    "SOPClassesInStudy": ("STUDY", "GROUP_CONCAT(DISTINCT SOPClassUID)"),
-    "NumberOfSeriesRelatedInstances": ("SERIES", "COUNT(*)"),
+_COUNT_ALL: Callable[[Table], ColumnElement[Any]] = lambda table: func.count()
+AGGREGATES: dict[str, tuple[str, Callable[[Table], ColumnElement[Any]]]] = {
+    "NumberOfPatientRelatedStudies": ("PATIENT", lambda t: func.count(distinct(t.c.StudyInstanceUID))),
+    "NumberOfPatientRelatedSeries": ("PATIENT", lambda t: func.count(distinct(t.c.SeriesInstanceUID))),
+    "NumberOfPatientRelatedInstances": ("PATIENT", _COUNT_ALL),
+    "NumberOfStudyRelatedSeries": ("STUDY", lambda t: func.count(distinct(t.c.SeriesInstanceUID))),
+    "NumberOfStudyRelatedInstances": ("STUDY", _COUNT_ALL),
+    "ModalitiesInStudy": ("STUDY", lambda t: distinct_values(t.c.Modality)),
+    "SOPClassesInStudy": ("STUDY", lambda t: distinct_values(t.c.SOPClassUID)),
+    "NumberOfSeriesRelatedInstances": ("SERIES", _COUNT_ALL),
 }
 # Multi-valued study keys match when any instance of the study matches.
 _STUDY_SET_KEYS = {"ModalitiesInStudy": "Modality", "SOPClassesInStudy": "SOPClassUID"}
@@ -55,13 +109,12 @@ class Query:
     """An identifier turned into SQL conditions at one level."""
 
     level: str
-    conditions: tuple[str, ...]
-    parameters: tuple[str, ...]
+    conditions: tuple[ColumnElement[bool], ...]
     requested: tuple[str, ...]
 
     @property
-    def where(self) -> str:
-        return " AND ".join(self.conditions) or "1"
+    def where(self) -> ColumnElement[bool]:
+        return and_(true(), *self.conditions)
 
 
 def parse(identifier: Dataset, model_root: str) -> Query:
@@ -72,8 +125,7 @@ def parse(identifier: Dataset, model_root: str) -> Query:
     if model_root == "STUDY" and level == "PATIENT":
         raise InputError("QueryRetrieveLevel PATIENT is not part of the Study Root model")
     known = _attributes_up_to(level)
-    conditions: list[str] = []
-    parameters: list[str] = []
+    conditions: list[ColumnElement[bool]] = []
     requested = []
     for element in identifier:
         keyword = element.keyword
@@ -82,18 +134,16 @@ def parse(identifier: Dataset, model_root: str) -> Query:
         requested.append(keyword)
         value = _text(element.value)
         if keyword in _STUDY_SET_KEYS and value:
-            column = _STUDY_SET_KEYS[keyword]
-            condition, values = _match(column, value, "CS")
-            conditions.append(
-                f"StudyInstanceUID IN (SELECT StudyInstanceUID FROM instances WHERE {condition})"
-            )
-            parameters.extend(values)
+            inner = table.alias("member")
+            condition = _match(inner.c[_STUDY_SET_KEYS[keyword]], value, "CS")
+            if condition is not None:
+                members = select(inner.c.StudyInstanceUID).where(condition)
+                conditions.append(table.c.StudyInstanceUID.in_(members))
         elif keyword in known and value:
-            condition, values = _match(keyword, value, dictionary_VR(element.tag))
-            if condition:
+            condition = _match(table.c[keyword], value, dictionary_VR(element.tag))
+            if condition is not None:
                 conditions.append(condition)
-                parameters.extend(values)
-    return Query(level, tuple(conditions), tuple(parameters), tuple(requested))
+    return Query(level, tuple(conditions), tuple(requested))
 
 
 def _text(value: object) -> str:
@@ -110,28 +160,23 @@ def _attributes_up_to(level: str) -> set[str]:
     return {keyword for lvl in LEVELS[: depth + 1] for keyword in LEVEL_ATTRIBUTES[lvl]}
 
 
-def _match(column: str, value: str, vr: str) -> tuple[str, list[str]]:
-    """One matching condition on ``column`` for a non-empty identifier ``value``."""
-    quoted = f'"{column}"'
+def _match(column: ColumnElement[str], value: str, vr: str) -> ColumnElement[bool] | None:
+    """The matching condition on ``column`` for a non-empty identifier ``value`` (None: all)."""
     if vr == "UI":
-        uids = [uid.strip() for uid in value.split("\\") if uid.strip()]
-        return f"{quoted} IN ({', '.join('?' * len(uids))})", uids
+        return column.in_([uid.strip() for uid in value.split("\\") if uid.strip()])
     if vr in ("DA", "TM", "DT") and "-" in value:
         low, _, high = value.partition("-")
-        parts, values = [], []
+        parts = []
         if low:
-            parts.append(f"{quoted} >= ?")
-            values.append(low)
+            parts.append(column >= low)
         if high:
-            parts.append(f"{quoted} <= ?")
-            values.append(high if vr == "DA" else high + "\uffff")
-        return " AND ".join(parts) or "1", values
+            parts.append(column <= (high if vr == "DA" else high + "\uffff"))
+        return and_(true(), *parts)
     if set(value) <= {"*"}:
-        return "", []
+        return None
     if "*" in value or "?" in value:
-        pattern = value.replace("[", "[[]")  # GLOB's only other special character
-        return f"{quoted} GLOB ?", [pattern]
-    return f"{quoted} = ?", [value]
+        return _wildcard(column, value)
+    return column == value
 
 
 def find(index: Index, query: Query) -> Iterator[Dataset]:
@@ -139,27 +184,25 @@ def find(index: Index, query: Query) -> Iterator[Dataset]:
     level = query.level
     depth = LEVELS.index(level)
     columns = [kw for lvl in LEVELS[: depth + 1] for kw in LEVEL_ATTRIBUTES[lvl]]
-    aggregates = {
-        keyword: expression
+    selected = [func.min(table.c[c]).label(c) for c in columns]
+    selected += [
+        expression(table).label(keyword)
         for keyword, (at_level, expression) in AGGREGATES.items()
         if at_level == level and keyword in query.requested
-    }
-    select = [f'MIN("{c}") AS "{c}"' for c in columns]
-    select += [f'{expression} AS "{keyword}"' for keyword, expression in aggregates.items()]
-    sql = (
-        f"SELECT {', '.join(select)} FROM instances WHERE {query.where} "
-        f'GROUP BY "{UNIQUE_KEY[level]}" ORDER BY MIN(stored_at)'
+    ]
+    statement = (
+        select(*selected).where(query.where)
+        .group_by(table.c[UNIQUE_KEY[level]]).order_by(func.min(table.c.stored_at))
     )
-    for row in index.select(sql, query.parameters):
+    for row in index.select(statement):
         yield _response(query, row)
 
 
 def _response(query: Query, row) -> Dataset:
     response = Dataset()
     response.QueryRetrieveLevel = query.level
-    available = set(row.keys())
     for keyword in dict.fromkeys((*query.requested, UNIQUE_KEY[query.level])):
-        value = row[keyword] if keyword in available else None
+        value = row.get(keyword)
         if keyword in ("ModalitiesInStudy", "SOPClassesInStudy") and value:
             value = value.split(",")
         setattr(response, keyword, value if value not in (None, "") else None)
@@ -168,9 +211,9 @@ def _response(query: Query, row) -> Dataset:
 
 @dataclass(frozen=True)
 class Instance:
-    """A stored protected object to retrieve: its file and its (new) identity."""
+    """A stored protected object to retrieve: its storage key and its (new) identity."""
 
-    path: str
+    key: str
     sop_class_uid: str
     sop_instance_uid: str
 
@@ -178,8 +221,7 @@ class Instance:
 def instances(index: Index, query: Query) -> list[Instance]:
     """Every stored instance under the entities the identifier matches, series by series."""
     rows = index.select(
-        f"SELECT path, SOPClassUID, SOPInstanceUID FROM instances WHERE {query.where} "
-        "ORDER BY SeriesInstanceUID, stored_at",
-        query.parameters,
+        select(table.c.path, table.c.SOPClassUID, table.c.SOPInstanceUID)
+        .where(query.where).order_by(table.c.SeriesInstanceUID, table.c.stored_at)
     )
     return [Instance(row["path"], row["SOPClassUID"], row["SOPInstanceUID"]) for row in rows]

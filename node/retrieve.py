@@ -10,6 +10,7 @@ it, as before.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from pydicom import Dataset, dcmread
@@ -26,11 +27,11 @@ class StoredObject(Dataset):
     (the instance UID goes into the Failed SOP Instance UID List when a sub-operation fails).
     """
 
-    def __init__(self, instance: Instance) -> None:
+    def __init__(self, instance: Instance, path: Path) -> None:
         super().__init__()
         self.SOPClassUID = instance.sop_class_uid
         self.SOPInstanceUID = instance.sop_instance_uid
-        self.path = instance.path
+        self.path = str(path)
 
 
 def send_from_files(event: evt.Event) -> None:

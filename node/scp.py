@@ -39,6 +39,7 @@ from .admission import MAX_PENDING_TOTAL, Admission, NodeAssociationServer
 from .index import Association, Index
 from .ingest import Ingest, status_dataset
 from .retrieve import StoredObject, send_from_files
+from .storage import ObjectStore
 
 log = logging.getLogger("stegonode.associations")
 
@@ -113,10 +114,12 @@ def _addresses(host: str) -> set[str]:
 class NodeServer:
     """One pynetdicom AE serving the node's storage and query/retrieve services."""
 
-    def __init__(self, config: dict[str, Any], index: Index, ingest: Ingest) -> None:
+    def __init__(self, config: dict[str, Any], index: Index, ingest: Ingest,
+                 storage: ObjectStore) -> None:
         self.node = config["node"]
         self.index = index
         self.ingest = ingest
+        self.storage = storage
         self.peers = Peers(config["peers"], self.node["allowed_callers"])
         self.ae = self._application_entity()
         self.admission = Admission(int(self.node["max_associations"]), int(self.node["max_pending_per_address"]))
@@ -295,7 +298,7 @@ class NodeServer:
             if event.is_cancelled:
                 yield 0xFE00, None
                 return
-            yield 0xFF00, StoredObject(instance)
+            yield 0xFF00, StoredObject(instance, self.storage.local_path(instance.key))
         self._count(event, "retrieved", len(found))
 
     def _on_get(self, event: evt.Event):

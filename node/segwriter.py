@@ -21,12 +21,13 @@ from concurrent.futures import Future
 from pathlib import Path
 
 from pydicom import dcmread
+from sqlalchemy import func, select
 
 from stegonode.codecs.errors import StegonodeError
 from stegonode.handlers import dicomseg
 from stegonode.handlers.dicomfile import read_dicom
 
-from .index import ATTRIBUTES, Index
+from .index import ATTRIBUTES, Index, instances
 from .storage import Storage
 from .workers import Outcome
 
@@ -44,13 +45,13 @@ def write_segmentation(paths: list[Path], root: Path, pixel_cipher_key: bytes) -
         seg = dicomseg.kept_segmentation(sources, dicomseg.software_version())
         buffer = io.BytesIO()
         seg.save_as(buffer, enforce_file_format=True)
-        path = Storage(root).write("stored", seg.SOPInstanceUID, buffer.getvalue())
+        stored = Storage(root).write("stored", seg.SOPInstanceUID, buffer.getvalue())
     except StegonodeError as exc:
         return Outcome(reason=str(exc), permanent=True)
     except Exception as exc:  # a worker must report, never die
         return Outcome(reason=f"internal error while writing the segmentation ({type(exc).__name__})")
     return Outcome(attributes={k: str(seg.get(k, "") or "") for k in ATTRIBUTES},
-                   transfer_syntax=str(seg.file_meta.TransferSyntaxUID), path=path)
+                   transfer_syntax=str(seg.file_meta.TransferSyntaxUID), stored=stored)
 
 
 class Segmentations:
@@ -85,11 +86,13 @@ class Segmentations:
     def write_due(self) -> None:
         """One pass: a SEG for every stable series whose SEG is missing or older than it."""
         now = time.time()
+        newest = func.max(instances.c.stored_at)
         rows = self.index.select(
-            """SELECT SeriesInstanceUID, MAX(stored_at) AS newest FROM instances WHERE SOPClassUID != ?
-               GROUP BY SeriesInstanceUID HAVING MAX(stored_at) <= ? AND MAX(stored_at) > ?
-               ORDER BY newest""",
-            (SEGMENTATION_STORAGE, now - self.stable_seconds, self.done_up_to))
+            select(instances.c.SeriesInstanceUID, newest.label("newest"))
+            .where(instances.c.SOPClassUID != SEGMENTATION_STORAGE)
+            .group_by(instances.c.SeriesInstanceUID)
+            .having(newest <= now - self.stable_seconds).having(newest > self.done_up_to)
+            .order_by(newest))
         for row in rows:
             if self._stop.is_set():
                 return
@@ -97,23 +100,22 @@ class Segmentations:
             self.done_up_to = max(self.done_up_to, row["newest"])
 
     def _series(self, series: str, newest: float) -> None:
-        previous = self.index.select(
-            "SELECT SOPInstanceUID, path, stored_at FROM instances WHERE SeriesInstanceUID = ?",
-            (dicomseg.series_uid_for(series),))
+        c = instances.c
+        previous = self.index.select(select(c.SOPInstanceUID, c.path, c.stored_at)
+                                     .where(c.SeriesInstanceUID == dicomseg.series_uid_for(series)))
         if any(row["stored_at"] >= newest for row in previous):
             return
-        paths = [Path(row["path"]) for row in self.index.select(
-            "SELECT path FROM instances WHERE SeriesInstanceUID = ? AND SOPClassUID != ? ORDER BY path",
-            (series, SEGMENTATION_STORAGE))]
+        paths = [self.storage.local_path(row["path"]) for row in self.index.select(
+            select(c.path).where(c.SeriesInstanceUID == series, c.SOPClassUID != SEGMENTATION_STORAGE)
+            .order_by(c.path))]
         outcome = self.run(write_segmentation, paths, self.storage.root, self.pixel_cipher_key).result()
         if outcome.reason is not None:
             log.warning("series %s: no segmentation: %s", series, outcome.reason)
             return
-        assert outcome.path is not None
-        self.index.add_derived(outcome.attributes, outcome.transfer_syntax, outcome.path, newest,
+        self.index.add_derived(outcome.attributes, outcome.transfer_syntax, outcome.stored, newest,
                                replaces=[row["SOPInstanceUID"] for row in previous])
         for row in previous:
-            Path(row["path"]).unlink(missing_ok=True)
+            self.storage.local_path(row["path"]).unlink(missing_ok=True)
         log.info("series %s: segmentation %s of %d instance(s) stored",
                  series, outcome.attributes["SOPInstanceUID"], len(paths))
 

@@ -1,13 +1,19 @@
-"""The running node: storage, index, worker pool and DICOM services, started and stopped together."""
+"""The running node: storage, index, worker pool and DICOM services, started and stopped together.
+
+``stegonode serve`` runs a :class:`Node` (a receiver, with its own worker pool unless
+``node.workers = 0``); ``stegonode worker`` runs a :class:`WorkerHost` (a pool, no listener).
+Any number of both may share one index (PostgreSQL) and one storage directory.
+"""
 
 from __future__ import annotations
 
 import logging
 import threading
+from pathlib import Path
 from typing import Any
 
 from stegonode.codecs import keys as keyfiles
-from stegonode.codecs.errors import InputError
+from stegonode.codecs.errors import ConfigError, InputError
 from stegonode.handlers.dicomfile import configure_pydicom, read_dicom
 from stegonode.handlers.pseudonyms import Pseudonymizer
 
@@ -21,8 +27,8 @@ from .workers import Workers
 log = logging.getLogger("stegonode.node")
 
 
-class Node:
-    """``stegonode serve``: everything node.toml's [node] and [[peers]] tables describe."""
+class _Host:
+    """What every host of a node opens: its data directory, the index and the keys."""
 
     def __init__(self, config: dict[str, Any]) -> None:
         configure_pydicom()
@@ -32,15 +38,29 @@ class Node:
         self.paths.check()
         self.storage = Storage.create(self.paths.data_dir)
         self.index = Index(self.paths.database)
+
+    def _workers(self) -> Workers | None:
+        if int(self.config["node"]["workers"]) == 0:
+            return None
+        return Workers(self.index, self.storage, self.config, self.paths.keys, self.paths.data_dir)
+
+
+class Node(_Host):
+    """``stegonode serve``: everything node.toml's [node] and [[peers]] tables describe."""
+
+    def __init__(self, config: dict[str, Any]) -> None:
+        super().__init__(config)
         keys = keyfiles.load_node_keys(self._keys())
-        self.workers = Workers(self.index, self.storage, config, self.paths.keys)
+        self.workers = self._workers()
+        wake = self.workers.wake if self.workers is not None else (lambda: None)
+        # SEGs are written by this node's worker pool: a receiver with workers = 0 writes none.
         self.segmentations = Segmentations(
             self.index, self.storage, self.workers.run, float(config["node"]["seg_stable_seconds"]),
-            keys.pixel_cipher_key) if config["node"]["seg"] else None
-        self.ingest = Ingest(self.storage, self.index, Pseudonymizer(keys.pseudonym_key), self.workers)
-        self.server = NodeServer(config, self.index, self.ingest)
+            keys.pixel_cipher_key) if config["node"]["seg"] and self.workers is not None else None
+        self.ingest = Ingest(self.storage, self.index, Pseudonymizer(keys.pseudonym_key), wake)
+        self.server = NodeServer(config, self.index, self.ingest, self.storage)
 
-    def _keys(self):
+    def _keys(self) -> Path:
         """The node.keys path; on first start without configured keys, a new key pair."""
         if self.paths.generate_keys and not self.paths.keys.exists():
             _, peer = keyfiles.generate(self.paths.keys.parent)
@@ -51,7 +71,8 @@ class Node:
     def start(self) -> None:
         self.adopt_inbox()
         self.server.start()  # first: a port already in use stops start-up before workers spawn
-        self.workers.start()
+        if self.workers is not None:
+            self.workers.start()
         if self.segmentations is not None:
             self.segmentations.start()
 
@@ -59,26 +80,55 @@ class Node:
         self.server.stop()
         if self.segmentations is not None:
             self.segmentations.stop()
-        self.workers.stop()
+        if self.workers is not None:
+            self.workers.stop()
+        self.index.close()
 
     def adopt_inbox(self) -> None:
         """Queue inbox files that have no job: their commit was lost to a power cut.
 
         Files reach the inbox only complete (temporary name, fsync, rename), so each one is a
-        whole object; its job is what an unsynchronized index commit can lose.
+        whole object; its job is what an unsynchronized index commit can lose. In a cluster
+        another receiver may be recording a file listed here at this moment: queueing a file
+        whose job is recorded changes nothing (:meth:`Index.enqueue`).
         """
         needed = self.index.tokens()
-        orphans = [p for p in (self.storage.root / "inbox").glob("*.dcm") if p.stem not in needed]
-        for path in orphans:
+        orphans = [token for token in self.storage.names("inbox") if token not in needed]
+        for token in orphans:
+            path = self.storage.path("inbox", token)
             try:
                 uid = read_dicom(path).SOPInstanceUID
+            except FileNotFoundError:
+                continue  # processed and removed meanwhile by a worker of another host
             except InputError:
-                self.storage.move(path, "quarantine", path.stem)
-                log.warning("inbox file %s unreadable: quarantined", path.stem)
+                self.storage.move(path, "quarantine", token)
+                log.warning("inbox file %s unreadable: quarantined", token)
                 continue
-            self.ingest.queue(self.ingest.pseudonyms.uid(str(uid)), path.stem, "")
+            self.ingest.queue(self.ingest.pseudonyms.uid(str(uid)), token, "")
         if orphans:
             log.info("queued %d inbox file(s) whose job was not yet recorded", len(orphans))
+
+
+class WorkerHost(_Host):
+    """``stegonode worker``: a worker pool on the shared index and storage, no DICOM listener."""
+
+    def __init__(self, config: dict[str, Any]) -> None:
+        super().__init__(config)
+        if not self.paths.keys.is_file():
+            raise ConfigError(f"no node.keys at {self.paths.keys}: a worker host uses the "
+                              "receivers' keys; set node.keys to that file")
+        keyfiles.load_node_keys(self.paths.keys)  # a wrong file stops start-up, not each job
+        workers = self._workers()
+        if workers is None:
+            raise ConfigError("node.workers = 0: stegonode worker needs at least one process")
+        self.workers = workers
+
+    def start(self) -> None:
+        self.workers.start()
+
+    def stop(self) -> None:
+        self.workers.stop()
+        self.index.close()
 
 
 def _thread_failed(args: threading.ExceptHookArgs) -> None:

@@ -1,4 +1,4 @@
-"""Files under the node's data directory, written so that a crash never leaves a partial file.
+"""Where objects live: the node's data directory, written so that a crash never leaves a partial file.
 
 Layout (no file name carries patient data: received objects are named by a random token,
 stored objects by their new, pseudonymous SOP Instance UID)::
@@ -7,45 +7,107 @@ stored objects by their new, pseudonymous SOP Instance UID)::
     DATA_DIR/stored/<uid>.dcm           protected (stego) objects: what the node serves
     DATA_DIR/originals/<uid>.dcm        received originals, only with node.keep_originals
     DATA_DIR/quarantine/<token>.dcm     objects whose processing failed for good
-    DATA_DIR/tmp/                       files being written; emptied on start
+    DATA_DIR/tmp/                       files being written (<host>.<pid>.<random>.part)
+
+Several hosts may share the directory (receivers and worker hosts of a cluster, e.g. over NFS):
+the index names stored objects by key (``stored/<uid>.dcm``), not by path, so each host may
+mount it where it likes. What the file system must guarantee:
+
+* ``rename`` within the directory is atomic: a reader sees the old file or the new one, never a
+  mix (every write goes to tmp/ first, then is renamed into its area: one file system);
+* ``fsync`` of a file and of a directory makes its data and the rename durable before the call
+  returns (NFS: the server commits on fsync/close; do not mount with ``async``-on-server
+  exports or ``nolock``-style shortcuts that drop this);
+* a file renamed into place on one host is readable by path on another once the renaming
+  host's index commit is visible (NFS close-to-open consistency gives this).
+
+:class:`ObjectStore` is the whole interface the node uses, so another back end (an object
+store with a local cache) can take the place of :class:`Storage`.
 """
 
 from __future__ import annotations
 
 import os
 import secrets
+import socket
+import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from stegonode.codecs.errors import ConfigError
 from stegonode.codecs.keys import NODE_FILE
 
 AREAS = ("inbox", "stored", "originals", "quarantine", "tmp")
+HOST = socket.gethostname()
+STALE_TMP_S = 86400.0  # another host's half-written file this old is a leftover of a crash
+
+
+class ObjectStore(Protocol):
+    """What the node needs of storage: whole objects by area and name, written atomically and
+    durably, readable as a local file."""
+
+    def write(self, area: str, name: str, data: bytes) -> str:
+        """Store ``data`` as ``name`` in ``area``, atomically and durably; return its key."""
+
+    def move(self, source: Path, area: str, name: str) -> str:
+        """Move an object (a path this store gave) into ``area`` atomically; return its key."""
+
+    def path(self, area: str, name: str) -> Path:
+        """The local file of ``name`` in ``area`` (it may not exist)."""
+
+    def local_path(self, key: str) -> Path:
+        """The local file of a stored object's key."""
+
+    def names(self, area: str) -> list[str]:
+        """The names of the objects in ``area``."""
 
 
 @dataclass(frozen=True)
 class Storage:
-    """The node's data directory and the durable writes into it."""
+    """A data directory on a local or shared file system (see the module's guarantees)."""
 
     root: Path
 
     @classmethod
     def create(cls, root: Path) -> "Storage":
-        """Make the areas, and drop half-written files a crash left in tmp/."""
+        """Make the areas, and drop half-written files crashed processes left in tmp/."""
         storage = cls(Path(root))
         for area in AREAS:
             (storage.root / area).mkdir(parents=True, exist_ok=True)
-        for leftover in (storage.root / "tmp").iterdir():
-            leftover.unlink()
+        storage.sweep_tmp()
         return storage
 
-    def path(self, area: str, name: str) -> Path:
-        return self.root / area / f"{name}.dcm"
+    def sweep_tmp(self) -> None:
+        """Remove tmp/ files whose writer is gone: a process of this host that no longer runs,
+        or any file a day old (another host's crash). Writers still running keep theirs."""
+        for leftover in (self.root / "tmp").iterdir():
+            writer = leftover.name.removesuffix(".part").rsplit(".", 2)  # host, pid, random
+            try:
+                if len(writer) < 3:  # a release before clusters: it ran alone, and has stopped
+                    gone = True
+                else:
+                    gone = writer[0] == HOST and writer[1].isdigit() and not process_alive(int(writer[1]))
+                if gone or time.time() - leftover.stat().st_mtime > STALE_TMP_S:
+                    leftover.unlink()
+            except FileNotFoundError:
+                pass  # another host swept it first
 
-    def write(self, area: str, name: str, data: bytes) -> Path:
+    def key(self, area: str, name: str) -> str:
+        return f"{area}/{name}.dcm"
+
+    def path(self, area: str, name: str) -> Path:
+        return self.local_path(self.key(area, name))
+
+    def local_path(self, key: str) -> Path:
+        return self.root / key
+
+    def names(self, area: str) -> list[str]:
+        return [path.stem for path in (self.root / area).glob("*.dcm")]
+
+    def write(self, area: str, name: str, data: bytes) -> str:
         """Write ``data`` as ``area/name.dcm`` atomically and durably (temp, fsync, rename)."""
-        tmp = self.root / "tmp" / f"{secrets.token_hex(8)}.part"
+        tmp = self.root / "tmp" / f"{HOST}.{os.getpid()}.{secrets.token_hex(8)}.part"
         with open(tmp, "wb") as handle:
             handle.write(data)
             handle.flush()
@@ -53,19 +115,30 @@ class Storage:
         target = self.path(area, name)
         os.replace(tmp, target)
         _fsync_directory(target.parent)
-        return target
+        return self.key(area, name)
 
-    def move(self, source: Path, area: str, name: str) -> Path:
+    def move(self, source: Path, area: str, name: str) -> str:
         """Rename ``source`` into ``area`` (same file system: atomic) and make it durable."""
         target = self.path(area, name)
         os.replace(source, target)
         _fsync_directory(target.parent)
-        return target
+        return self.key(area, name)
 
 
 def new_token() -> str:
     """A random name for a received object: unguessable and free of patient data."""
     return secrets.token_hex(16)
+
+
+def process_alive(pid: int) -> bool:
+    """Whether a process of this host with this id runs."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def _fsync_directory(directory: Path) -> None:
@@ -81,16 +154,14 @@ class NodePaths:
     """Where node.toml's [node] table puts the data directory, the index and the keys."""
 
     data_dir: Path
-    database: Path
+    database: str  # an SQLAlchemy URL: sqlite:///PATH or postgresql://...
     keys: Path
     generate_keys: bool
 
     @classmethod
     def of(cls, node: dict[str, Any]) -> "NodePaths":
         data_dir = Path(node["data_dir"])
-        database = Path(node["database"].removeprefix("sqlite:///")) if node["database"] else (
-            data_dir / "index.sqlite"
-        )
+        database = node["database"] or f"sqlite:///{data_dir / 'index.sqlite'}"
         if node["keys"]:
             return cls(data_dir, database, Path(node["keys"]), generate_keys=False)
         return cls(data_dir, database, data_dir / "keys" / NODE_FILE, generate_keys=True)

@@ -2,6 +2,10 @@
 
 Processing happens off the association threads (and off the GIL): a dispatcher thread claims
 due jobs from the index, hands each inbox file to a worker process, and records the outcome.
+A pool may run inside ``stegonode serve`` or alone (``stegonode worker``, a worker host), and
+any number of pools may share one index and one storage directory: each claimed job is held
+under a lease that the pool's heartbeat thread renews; the jobs of a pool whose lease ran out
+(its host died) are taken over by a live pool and count as a failed attempt.
 A worker writes the stored object durably before the index marks the job done, and the inbox
 file is removed only after that commit, so a crash at any point repeats work, never loses it.
 An object the pipeline refuses (too small a background, undecodable pixels), and any other
@@ -15,6 +19,7 @@ from __future__ import annotations
 import logging
 import multiprocessing
 import os
+import secrets
 import threading
 import time
 from collections.abc import Callable
@@ -25,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from pydicom import Dataset
+from sqlalchemy.exc import SQLAlchemyError
 
 from stegonode.codecs.errors import StegonodeError
 from stegonode.codecs.keys import load_node_keys
@@ -34,7 +40,7 @@ from stegonode.handlers.dicomfile import configure_pydicom, dicom_bytes, read_di
 from stegonode.handlers.pixels import read_pixels, write_pixels
 
 from .index import ATTRIBUTES, Index, Job
-from .storage import Storage
+from .storage import HOST, ObjectStore, Storage, process_alive
 
 log = logging.getLogger("stegonode.jobs")
 INGEST_QUIET_S = 0.25  # no C-STORE for this long: the burst is over, use every worker
@@ -51,7 +57,7 @@ class Outcome:
     permanent: bool = False  # the object itself is the problem: retrying cannot help
     attributes: dict[str, str] = field(default_factory=dict)
     transfer_syntax: str = ""
-    path: Path | None = None
+    stored: str = ""  # the stored object's storage key
     timings: dict[str, float] = field(default_factory=dict)
 
 
@@ -83,7 +89,7 @@ def protect_job(token: str) -> Outcome:
     try:
         ds = read_dicom(_storage.path("inbox", token))
         timings = _keep_as_protected(ds) if already_protected(ds) else _pipeline.protect(ds).timings
-        path = _storage.write("stored", ds.SOPInstanceUID, dicom_bytes(ds))
+        stored = _storage.write("stored", ds.SOPInstanceUID, dicom_bytes(ds))
     except StegonodeError as exc:
         return Outcome(reason=str(exc), permanent=True)
     except ENVIRONMENT_FAILURES as exc:  # the disk, the memory: another attempt may succeed
@@ -95,7 +101,7 @@ def protect_job(token: str) -> Outcome:
     return Outcome(
         attributes=attributes,
         transfer_syntax=str(ds.file_meta.TransferSyntaxUID),
-        path=path,
+        stored=stored,
         timings=timings,
     )
 
@@ -114,7 +120,8 @@ class Workers:
     """Dispatches queued jobs to a process pool and records their outcomes in the index."""
 
     def __init__(
-        self, index: Index, storage: Storage, config: dict[str, Any], keys_path: Path
+        self, index: Index, storage: ObjectStore, config: dict[str, Any], keys_path: Path,
+        data_dir: Path,
     ) -> None:
         node = config["node"]
         self.index = index
@@ -122,20 +129,26 @@ class Workers:
         self.processes = int(node["workers"])
         self.max_attempts = int(node["max_attempts"])
         self.keep_originals = bool(node["keep_originals"])
-        self._initargs = (config, keys_path, storage.root, node["log_level"])
+        self.lease_s = float(node["lease_seconds"])
+        self.pool = f"{HOST}/{os.getpid()}/{secrets.token_hex(4)}"
+        self._initargs = (config, keys_path, data_dir, node["log_level"])
         self._executor: ProcessPoolExecutor | None = None
-        self._in_flight = 0
+        self._held: dict[str, Job] = {}  # in flight, by new SOP Instance UID: leases renewed
         self._last_received = 0.0
         self._lock = threading.Condition()
         self._stopping = False
         self._thread = threading.Thread(target=self._dispatch, name="dispatcher", daemon=True)
+        self._heart = threading.Thread(target=self._beat, name="heartbeat", daemon=True)
+        self._stopped = threading.Event()
 
     def start(self) -> None:
-        requeued = self.index.requeue_interrupted()
-        if requeued:
-            log.info("requeued %d job(s) interrupted by a stop or crash", requeued)
+        interrupted = self.index.register_pool(self.pool, HOST, os.getpid(), self.processes, process_alive)
+        if interrupted:
+            log.info("%d job(s) of a stopped pool on this host go back to the queue", interrupted)
         self._executor = self._new_executor()
         self._thread.start()
+        self._heart.start()
+        log.info("worker pool %s: %d process(es), lease %.0f s", self.pool, self.processes, self.lease_s)
 
     def _new_executor(self) -> ProcessPoolExecutor:
         # One BLAS thread per worker: the pool is the parallelism, and spinning BLAS threads
@@ -163,6 +176,25 @@ class Workers:
         self._thread.join()
         if self._executor is not None:
             self._executor.shutdown(wait=True, cancel_futures=True)
+        self._stopped.set()  # leases renewed until the jobs in progress are recorded
+        self._heart.join()
+        released = self.index.release(self.pool)
+        if released:
+            log.info("%d job(s) not started go back to the queue", released)
+
+    def _beat(self) -> None:
+        """Renew the leases of the jobs held, and take over jobs whose holder died."""
+        while True:
+            with self._lock:
+                held = list(self._held)
+            try:
+                self.index.heartbeat(self.pool, held, self.lease_s)
+                for job in self.index.take_expired(self.pool, self.lease_s):
+                    self._failed(job, f"worker pool {job.holder} stopped renewing its lease", False)
+            except SQLAlchemyError as exc:
+                log.error("heartbeat: index unavailable (%s)", type(exc).__name__)
+            if self._stopped.wait(timeout=self.lease_s / 3):
+                return
 
     def run(self, function: Callable[..., Any], *args: Any) -> Future:
         """Run ``function(*args)`` in a worker process (started workers have the pipeline loaded)."""
@@ -186,18 +218,22 @@ class Workers:
                 if self._stopping:
                     return
                 capacity = self._capacity()
-                free = capacity - self._in_flight
-            jobs = self.index.claim(free) if free > 0 else []
+                free = capacity - len(self._held)
+            try:
+                jobs = self.index.claim(self.pool, free, self.lease_s) if free > 0 else []
+            except SQLAlchemyError as exc:
+                log.error("cannot claim jobs: index unavailable (%s)", type(exc).__name__)
+                jobs = []
             for job in jobs:
                 self._submit(job)
             with self._lock:
-                if not self._stopping and (not jobs or self._in_flight >= capacity):
+                if not self._stopping and (not jobs or len(self._held) >= capacity):
                     self._lock.wait(timeout=INGEST_QUIET_S)
 
     def _submit(self, job: Job) -> None:
         assert self._executor is not None
         with self._lock:
-            self._in_flight += 1
+            self._held[job.sop_instance_uid] = job
         try:
             future = self._executor.submit(protect_job, job.token)
         except BrokenProcessPool:
@@ -206,6 +242,10 @@ class Workers:
         future.add_done_callback(lambda done: self._record(job, done))
 
     def _record(self, job: Job, future: Future) -> None:
+        if future.cancelled():  # stopping: the job goes back to the queue (release)
+            with self._lock:
+                self._held.pop(job.sop_instance_uid, None)
+            return
         try:
             outcome = future.result()
         except BrokenProcessPool:
@@ -217,16 +257,23 @@ class Workers:
                 self._succeeded(job, outcome)
             else:
                 self._failed(job, outcome.reason, outcome.permanent)
+        except SQLAlchemyError as exc:
+            log.error("job %s: outcome not recorded, index unavailable (%s); the job returns "
+                      "to the queue when its lease ends", job.sop_instance_uid, type(exc).__name__)
         finally:
             with self._lock:
-                self._in_flight -= 1
+                self._held.pop(job.sop_instance_uid, None)
                 self._lock.notify()
 
     def _succeeded(self, job: Job, outcome: Outcome) -> None:
-        assert outcome.path is not None
-        current = self.index.finish(job, outcome.attributes, outcome.transfer_syntax, outcome.path)
+        finish = self.index.finish(job, self.pool, outcome.attributes, outcome.transfer_syntax,
+                                   outcome.stored)
+        if finish == "taken":  # another pool holds the job (and its inbox file) now
+            log.warning("job %s: lease lost while protecting; another pool finishes it",
+                        job.sop_instance_uid)
+            return
         inbox = self.storage.path("inbox", job.token)
-        if self.keep_originals and current:
+        if self.keep_originals and finish == "done":
             self.storage.move(inbox, "originals", job.sop_instance_uid)
         else:
             inbox.unlink(missing_ok=True)
@@ -235,8 +282,14 @@ class Workers:
                  1000 * sum(outcome.timings.values()), steps)
 
     def _failed(self, job: Job, reason: str, permanent: bool) -> None:
-        state = self.index.fail(job, reason, 1 if permanent else self.max_attempts)
-        if state == "quarantined":
+        state = self.index.fail(job, self.pool, reason, 1 if permanent else self.max_attempts)
+        if state == "replaced":  # a newer copy is queued: this one's inbox file is not needed
+            self.storage.path("inbox", job.token).unlink(missing_ok=True)
+            log.warning("job %s: attempt failed, a newer copy is queued: %s", job.sop_instance_uid, reason)
+        elif state == "taken":
+            log.warning("job %s: attempt failed after another pool took the job over: %s",
+                        job.sop_instance_uid, reason)
+        elif state == "quarantined":
             inbox = self.storage.path("inbox", job.token)
             if inbox.exists():
                 self.storage.move(inbox, "quarantine", job.token)

@@ -19,6 +19,9 @@ esac
 case " $* " in *" --test "*)
   for pkg in chromium chromium-driver; do dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg"); done ;;
 esac
+# PostgreSQL's server, which the tests (`--test`) start as a throwaway instance on a loopback
+# port (a node needs only a server it can reach, not this package).
+case " $* " in *" --test "*) dpkg -s postgresql >/dev/null 2>&1 || missing+=(postgresql) ;; esac
 if [ ${#missing[@]} -gt 0 ]; then
   sudo=""
   [ "$(id -u)" -eq 0 ] || sudo="sudo"

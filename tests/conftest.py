@@ -1,8 +1,10 @@
-"""Shared fixtures: keys, the default pipeline, and the real images of pydicom-data."""
+"""Shared fixtures: keys, the default pipeline, the real images of pydicom-data, and the index
+databases (SQLite, and a throwaway PostgreSQL cluster)."""
 
 from __future__ import annotations
 
 import copy
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -16,6 +18,30 @@ from stegonode.handlers.pipeline import build_pipeline
 from stegonode.node import config as node_config
 
 from images import image_path
+from postgres import PostgresCluster, server_binaries
+
+BACKENDS = ("sqlite", "postgresql")
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[PostgresCluster]:
+    """A PostgreSQL cluster on a loopback port for the whole session, stopped at its end."""
+    binaries = server_binaries()
+    if binaries is None:
+        pytest.skip("PostgreSQL server not installed (Debian package postgresql; scripts/setup.sh --test)")
+    cluster = PostgresCluster(binaries).start()
+    yield cluster
+    cluster.stop()
+
+
+@pytest.fixture(scope="session", params=BACKENDS)
+def new_database(request) -> Callable[[], str]:
+    """Makes one node's node.database: "" (SQLite in the data directory, the default) or a
+    fresh PostgreSQL database. Every test that uses it runs once per backend."""
+    if request.param == "sqlite":
+        return lambda: ""
+    cluster: PostgresCluster = request.getfixturevalue("postgres")
+    return cluster.database
 
 @pytest.fixture(scope="session")
 def key_dir(tmp_path_factory) -> Path:

@@ -6,7 +6,6 @@ import json
 import os
 import signal
 import socket
-import sqlite3
 import subprocess
 import sys
 import time
@@ -18,6 +17,7 @@ import pydicom
 from pydicom.uid import DeflatedExplicitVRLittleEndian, ExplicitVRLittleEndian, generate_uid
 from pynetdicom import AE, _config
 from pynetdicom.sop_class import CTImageStorage
+from sqlalchemy import text
 
 from stegonode.node.index import Index
 
@@ -113,8 +113,9 @@ def send_raw(port: int, path: Path, ae_title: str = "STEGONODE") -> pydicom.Data
 class NodeProcess:
     """``stegonode serve`` in its own process group, on a free port, with a temporary data dir."""
 
-    def __init__(self, directory: Path, **node: object) -> None:
+    def __init__(self, directory: Path, command: str = "serve", **node: object) -> None:
         self.directory = directory
+        self.command = command  # serve, or worker (a worker host: no port)
         directory.mkdir(parents=True, exist_ok=True)
         self.port = free_port()
         self.peers: list[dict] = node.pop("peers", [])  # type: ignore[assignment]
@@ -143,14 +144,14 @@ class NodeProcess:
         self.write_config()
         with open(self.log, "a") as log:
             self.process = subprocess.Popen(
-                [STEGONODE, "serve", "--config", str(self.config)],
+                [STEGONODE, self.command, "--config", str(self.config)],
                 stdout=log, stderr=subprocess.STDOUT, start_new_session=True, cwd=self.directory,
             )
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
                 raise RuntimeError(f"node exited at start:\n{self.log.read_text()}")
-            if "listening on" in self.log.read_text():
+            if ("listening on" if self.command == "serve" else "worker pool") in self.log.read_text():
                 return self
             time.sleep(0.05)
         raise RuntimeError(f"node did not start:\n{self.log.read_text()}")
@@ -173,6 +174,11 @@ class NodeProcess:
     def data(self) -> Path:
         return Path(self.node["data_dir"])  # type: ignore[arg-type]
 
+    @property
+    def database(self) -> str:
+        """node.database as configured, or the default SQLite file in the data directory."""
+        return str(self.node.get("database") or f"sqlite:///{self.data / 'index.sqlite'}")
+
     def run(self, *args: str) -> subprocess.CompletedProcess:
         return subprocess.run([STEGONODE, *args], capture_output=True, text=True, timeout=600,
                               cwd=self.directory)
@@ -184,19 +190,26 @@ class NodeProcess:
 
     def wait_idle(self, expected: int, timeout: float = 300) -> dict:
         """Wait until ``expected`` instances are received and none is queued or failed."""
-        index = Index(self.data / "index.sqlite")  # in-process: polling the CLI costs a core
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            counts = index.counts()
-            if counts["received"] >= expected and counts["queued"] == 0 and counts["failed"] == 0:
-                return counts
-            time.sleep(0.1)
-        raise AssertionError(f"node not idle after {timeout} s: {index.counts()}")
+        index = Index(self.database)  # in-process: polling the CLI costs a core
+        try:
+            deadline = time.monotonic() + timeout
+            while time.monotonic() < deadline:
+                counts = index.counts()
+                if counts["received"] >= expected and counts["queued"] == 0 and counts["failed"] == 0:
+                    return counts
+                time.sleep(0.1)
+            raise AssertionError(f"node not idle after {timeout} s: {index.counts()}")
+        finally:
+            index.close()
 
-    def query(self, sql: str, *parameters: object) -> list[tuple]:
-        """Read the node's index directly (what an admin would do with sqlite3)."""
-        with sqlite3.connect(self.data / "index.sqlite") as db:
-            return db.execute(sql, parameters).fetchall()
+    def query(self, sql: str) -> list[tuple]:
+        """Read the node's index directly (what an admin would do with sqlite3 or psql)."""
+        index = Index(self.database)
+        try:
+            with index.engine.connect() as db:
+                return [tuple(row) for row in db.execute(text(sql))]
+        finally:
+            index.close()
 
     @property
     def peer_keys(self) -> Path:

@@ -52,11 +52,11 @@ def storescp(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def node(tmp_path_factory, series, storescp):
+def node(tmp_path_factory, series, storescp, new_database):
     """A node that has received and processed the series from DCMTK's storescu."""
     move_port = free_port()
     node = NodeProcess(
-        tmp_path_factory.mktemp("node"),
+        tmp_path_factory.mktemp("node"), database=new_database(),
         peers=[
             {"ae_title": "STORESCP", "host": "127.0.0.1", "port": storescp[1]},
             {"ae_title": "STEGOPEER", "host": "127.0.0.1", "port": move_port},
@@ -71,7 +71,7 @@ def node(tmp_path_factory, series, storescp):
 
 
 def _study_uid(node: NodeProcess) -> str:
-    (uid,) = {row[0] for row in node.query("SELECT StudyInstanceUID FROM instances")}
+    (uid,) = {row[0] for row in node.query('SELECT "StudyInstanceUID" FROM instances')}
     return uid
 
 
@@ -133,7 +133,7 @@ def test_fetch_recovers_every_patient_exactly(node, series, tmp_path):
 
 
 def test_fetch_by_move_for_one_patient(node, series, tmp_path):
-    (patient,) = {row[0] for row in node.query("SELECT PatientID FROM instances")}
+    (patient,) = {row[0] for row in node.query('SELECT "PatientID" FROM instances')}
     out = tmp_path / "moved"
     result = node.run("fetch", "--node", f"STEGONODE@127.0.0.1:{node.port}", "--patient", patient,
                       "--keys", str(node.peer_keys), "--out", str(out),

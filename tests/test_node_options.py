@@ -24,8 +24,8 @@ COMPRESSED = [
 ]
 
 
-def test_compressed_transfer_syntaxes_are_received_as_sent_and_originals_kept(tmp_path):
-    node = NodeProcess(tmp_path, keep_originals=True).start()
+def test_compressed_transfer_syntaxes_are_received_as_sent_and_originals_kept(tmp_path, new_database):
+    node = NodeProcess(tmp_path, keep_originals=True, database=new_database()).start()
     try:
         for name, option in COMPRESSED:
             result = storescu(node.port, [image_path(name)], option)
@@ -71,13 +71,14 @@ def test_tls_only_when_configured(tmp_path):
     assert "(TLS)" in node.log.read_text()
 
 
-def test_encryption_on_in_node_toml_end_to_end(tmp_path):
+def test_encryption_on_in_node_toml_end_to_end(tmp_path, new_database):
     """storescu -> encrypted stego objects on the node -> fetch decrypts, reveals, re-identifies."""
     series = write_series(tmp_path / "series", 10)
     originals = {ds.SOPInstanceUID: ds for ds in map(pydicom.dcmread, series)}
     handlers = [*DEFAULT_ORDER, "encrypt"]
-    node = NodeProcess(tmp_path / "node", tables={"pipeline": {"handlers": handlers},
-                                                  "handlers.encrypt": {"cipher": "chaos"}}).start()
+    node = NodeProcess(tmp_path / "node", database=new_database(),
+                       tables={"pipeline": {"handlers": handlers},
+                               "handlers.encrypt": {"cipher": "chaos"}}).start()
     try:
         assert storescu(node.port, series).returncode == 0
         assert node.wait_idle(10)["processed"] == 10

@@ -14,9 +14,9 @@ from images import dcmtk
 from nodes import DCMTK_ENV, NodeProcess, acknowledged, send_raw, storescu, write_series
 
 
-def test_sigkill_mid_transfer_loses_no_acknowledged_instance(tmp_path):
+def test_sigkill_mid_transfer_loses_no_acknowledged_instance(tmp_path, new_database):
     paths = write_series(tmp_path / "series", 200)
-    node = NodeProcess(tmp_path / "node").start()
+    node = NodeProcess(tmp_path / "node", database=new_database()).start()
     sender = subprocess.Popen(
         [dcmtk("storescu"), "-v", "-aec", "STEGONODE", "127.0.0.1", str(node.port), *map(str, paths)],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=DCMTK_ENV,
@@ -35,7 +35,7 @@ def test_sigkill_mid_transfer_loses_no_acknowledged_instance(tmp_path):
                 for path in acked}
     done = {uid for (uid,) in node.query("SELECT sop_instance_uid FROM jobs WHERE state = 'done'")}
     assert expected <= done
-    stored = {uid for (uid,) in node.query("SELECT SOPInstanceUID FROM instances")}
+    stored = {uid for (uid,) in node.query('SELECT "SOPInstanceUID" FROM instances')}
     assert stored == done and node.query("SELECT COUNT(*) FROM instances") == [(len(stored),)]
     files = list((node.data / "stored").iterdir())
     assert {path.stem for path in files} == stored
@@ -53,8 +53,8 @@ def _error_comment(storescu_debug: str) -> str:
     return ""
 
 
-def test_bad_input_gets_a_reason_while_a_clean_transfer_completes(tmp_path, bad_inputs):
-    node = NodeProcess(tmp_path / "node").start()
+def test_bad_input_gets_a_reason_while_a_clean_transfer_completes(tmp_path, bad_inputs, new_database):
+    node = NodeProcess(tmp_path / "node", database=new_database()).start()
     clean = write_series(tmp_path / "clean", 50)
     sender = subprocess.Popen(
         [dcmtk("storescu"), "-aec", "STEGONODE", "127.0.0.1", str(node.port), *map(str, clean)],
@@ -93,8 +93,8 @@ def test_bad_input_gets_a_reason_while_a_clean_transfer_completes(tmp_path, bad_
     assert "Traceback" not in log
 
 
-def test_four_simultaneous_associations(tmp_path):
-    node = NodeProcess(tmp_path / "node").start()
+def test_four_simultaneous_associations(tmp_path, new_database):
+    node = NodeProcess(tmp_path / "node", database=new_database()).start()
     batches = [write_series(tmp_path / f"batch{n}", 50) for n in range(4)]
     senders = [
         subprocess.Popen(

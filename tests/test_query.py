@@ -1,15 +1,15 @@
-"""C-FIND matching (PS3.4 C.2.2.2) over a real SQLite index."""
+"""C-FIND matching (PS3.4 C.2.2.2) over a real index, SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
-from pathlib import Path
+from collections.abc import Iterator
 
 import pytest
 from pydicom import Dataset
 
 from stegonode.codecs.errors import InputError
 from stegonode.node import query
-from stegonode.node.index import Index, Job
+from stegonode.node.index import Index
 
 STUDIES = [  # (patient, study, date, time, modality, instances)
     ("SNAAA", "2.25.1", "20240105", "081500", "CT", 3),
@@ -19,21 +19,22 @@ STUDIES = [  # (patient, study, date, time, modality, instances)
 
 
 @pytest.fixture(scope="module")
-def index(tmp_path_factory) -> Index:
-    index = Index(tmp_path_factory.mktemp("index") / "index.sqlite")
+def index(tmp_path_factory, new_database) -> Iterator[Index]:
+    index = Index(new_database() or f"sqlite:///{tmp_path_factory.mktemp('index')}/index.sqlite")
     number = 0
     for patient, study, date, time_, modality, count in STUDIES:
         for n in range(count):
             number += 1
             uid = f"{study}.{n}"
             index.enqueue(uid, f"token{number}", "TEST")
-            (job,) = index.claim(1)
+            (job,) = index.claim("test", 1, 60)
             attributes = {"PatientID": patient, "PatientName": f"SN^{patient}", "StudyInstanceUID": study,
                           "StudyDate": date, "StudyTime": time_, "SeriesInstanceUID": f"{study}.9",
                           "Modality": modality, "SOPInstanceUID": uid, "SOPClassUID": "1.2.840.10008.5.1.4.1.1.2",
                           "InstanceNumber": str(n + 1)}
-            assert index.finish(job, attributes, "1.2.840.10008.1.2.1", Path(f"/stored/{uid}.dcm"))
-    return index
+            assert index.finish(job, "test", attributes, "1.2.840.10008.1.2.1", f"stored/{uid}.dcm") == "done"
+    yield index
+    index.close()
 
 
 def _find(index: Index, model: str = "STUDY", **keys) -> list[Dataset]:
@@ -54,6 +55,10 @@ def test_universal_single_value_and_wildcard(index):
     assert _studies(_find(index, StudyInstanceUID="", PatientName="SN^*A")) == ["2.25.1", "2.25.2"]
     assert _studies(_find(index, StudyInstanceUID="", PatientID="SN?BB")) == ["2.25.3"]
     assert _find(index, StudyInstanceUID="", PatientID="snbbb") == []
+    # LIKE's and GLOB's own special characters are plain characters in a DICOM pattern
+    assert _find(index, StudyInstanceUID="", PatientID="SN_A*") == []
+    assert _find(index, StudyInstanceUID="", PatientID="SN%") == []
+    assert _find(index, StudyInstanceUID="", PatientID="SN[AB]*") == []
 
 
 def test_date_and_time_ranges(index):
@@ -89,4 +94,4 @@ def test_retrieve_selects_every_instance_below(index):
     identifier.QueryRetrieveLevel = "PATIENT"
     identifier.PatientID = "SNAAA"
     found = query.instances(index, query.parse(identifier, "PATIENT"))
-    assert len(found) == 5 and all(i.path == f"/stored/{i.sop_instance_uid}.dcm" for i in found)
+    assert len(found) == 5 and all(i.key == f"stored/{i.sop_instance_uid}.dcm" for i in found)

@@ -122,7 +122,8 @@ def _stored(uid: str):
     index, reason = _index_or_reason()
     if index is None:
         abort(404, reason)
-    path = index.stored_path(uid) if UID.match(uid) else None
+    key = index.stored_key(uid) if UID.match(uid) else None
+    path = Storage(_state().paths.data_dir).local_path(key) if key else None
     if path is None or not path.is_file():
         abort(404, "No stored instance with this SOP Instance UID.")
     return path

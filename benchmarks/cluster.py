@@ -1,0 +1,199 @@
+#!/usr/bin/env python
+"""Processing throughput with 1, 2 and 3 worker processes on PostgreSQL, against SQLite with 1.
+
+Each run: a fresh index and storage directory; one receiver (``serve``, ``workers = 0``) takes
+the series (real 512x512 CT slices, default pipeline: Mask R-CNN) from DCMTK's storescu; then N
+``stegonode worker`` processes (one worker process each, as N one-core hosts would run) start
+at once and protect the queue. Throughput is measured in the index's own times, over the window
+in which every worker is warm (from the moment the last one finished its first job to the last
+job), so that start-up (loading the model) does not count. Per-worker efficiency is
+throughput(N) / (N x throughput(PostgreSQL, 1)). On a machine shared with other work the wall
+clock figures move with its load; the CPU seconds per instance (the worker hosts' process
+trees, and the PostgreSQL server's, over the same window) do not, and give the estimate for
+dedicated hosts.
+
+The index alone is measured too: enqueue, claim and finish of synthetic jobs from 8 client
+threads at once, the jobs per second one index serves. PostgreSQL runs as a throwaway server on
+a loopback port with fsync on (its defaults); SQLite as the node runs it (WAL, no fsync per
+commit). Run from the repository root::
+
+    .venv/bin/python benchmarks/cluster.py [--instances 60] [--segmenter maskrcnn] [--index-only]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from sqlalchemy import func, select
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "tests"))
+
+from nodes import STEGONODE, NodeProcess, storescu, write_series  # noqa: E402
+from postgres import PostgresCluster, server_binaries  # noqa: E402
+from stegonode.node.config import SEGMENTER_CHOICES  # noqa: E402
+from stegonode.node.index import Index, jobs  # noqa: E402
+
+SYNTHETIC_JOBS = 400
+CLIENTS = 8
+TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def tree_cpu_seconds(roots: list[int]) -> float:
+    """User + system CPU seconds of these processes and all their descendants, now."""
+    parents, cpu = {}, {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue  # the process ended meanwhile
+        pid = int(stat.parent.name)
+        parents[pid] = int(fields[1])
+        cpu[pid] = (int(fields[11]) + int(fields[12])) / TICKS
+    total, todo = 0.0, list(roots)
+    while todo:
+        pid = todo.pop()
+        total += cpu.get(pid, 0.0)
+        todo += [child for child, parent in parents.items() if parent == pid]
+    return total
+
+
+@dataclass
+class Run:
+    """One configuration's figures, over the window in which every worker is warm."""
+
+    rate: float  # instances per second, wall clock
+    cpu_per_instance: float  # worker hosts' CPU seconds per instance
+    db_cpu_per_instance: float  # PostgreSQL server CPU seconds per instance (0 for SQLite)
+
+
+def protect_run(work: Path, series: list[Path], database: str, processes: int,
+                segmenter: str, postgres: PostgresCluster | None) -> Run:
+    """Figures of ``processes`` worker hosts draining the queued series."""
+    work.mkdir(parents=True)
+    subprocess.run([STEGONODE, "keygen", str(work / "keys")], check=True, capture_output=True)
+    shared = {"database": database, "data_dir": str(work / "storage"),
+              "keys": str(work / "keys" / "node.keys"),
+              "tables": {"handlers.segment": {"segmenter": segmenter}}}
+    receiver = NodeProcess(work / "receiver", workers=0, **shared).start()
+    workers = [NodeProcess(work / f"worker{n}", command="worker", workers=1, **shared)
+               for n in range(processes)]
+    index = Index(receiver.database)
+    done_by = select(jobs.c.holder, func.count().label("done"),
+                     func.max(jobs.c.processed_at).label("last")).where(
+        jobs.c.state == "done").group_by(jobs.c.holder)
+    try:
+        sent = storescu(receiver.port, series)
+        assert sent.returncode == 0, sent.stderr
+        for worker in workers:
+            worker.start()
+        pids = [worker.process.pid for worker in workers]
+        database_pids = [postgres.server_pid()] if postgres else []
+        warm = None
+        while True:
+            rows = index.select(done_by)
+            done = sum(row["done"] for row in rows)
+            if warm is None and len(rows) == processes:  # every worker has finished a job
+                warm = (done, max(row["last"] for row in rows),
+                        tree_cpu_seconds(pids), tree_cpu_seconds(database_pids))
+            if done == len(series):
+                break
+            time.sleep(0.2)
+        end = (done, max(row["last"] for row in rows), tree_cpu_seconds(pids),
+               tree_cpu_seconds(database_pids))
+    finally:
+        index.close()
+        for process in (*workers, receiver):
+            process.stop()
+    assert warm is not None and end[0] > warm[0], "too few instances for a warm window"
+    jobs_done = end[0] - warm[0]
+    return Run(jobs_done / (end[1] - warm[1]), (end[2] - warm[2]) / jobs_done,
+               (end[3] - warm[3]) / jobs_done)
+
+
+def index_run(database: str) -> float:
+    """Jobs per second through enqueue, claim and finish on one index, from CLIENTS threads at
+    once (as receivers and worker pools of several hosts would be)."""
+    index = Index(database)
+    attributes = {"PatientID": "SNBENCH", "StudyInstanceUID": "2.25.1", "SeriesInstanceUID": "2.25.2",
+                  "SOPClassUID": "1.2.840.10008.5.1.4.1.1.2", "Modality": "CT"}
+
+    def client(number: int) -> None:
+        for job_number in range(SYNTHETIC_JOBS // CLIENTS):
+            uid = f"2.25.9.{number}.{job_number}"
+            index.enqueue(uid, f"token{number}.{job_number}", "BENCH")
+            for job in index.claim(f"pool{number}", 1, 30):
+                index.finish(job, f"pool{number}", {**attributes, "SOPInstanceUID": job.sop_instance_uid},
+                             "1.2.840.10008.1.2.1", f"stored/{job.sop_instance_uid}.dcm")
+
+    threads = [threading.Thread(target=client, args=(number,)) for number in range(CLIENTS)]
+    start = time.perf_counter()
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    rate = SYNTHETIC_JOBS / (time.perf_counter() - start)
+    assert index.counts()["processed"] == SYNTHETIC_JOBS
+    index.close()
+    return rate
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--instances", type=int, default=60)
+    parser.add_argument("--segmenter", choices=SEGMENTER_CHOICES, default="maskrcnn")
+    parser.add_argument("--index-only", action="store_true", help="only the index's own rate")
+    args = parser.parse_args()
+    binaries = server_binaries()
+    if binaries is None:
+        sys.exit("PostgreSQL server not installed: apt-get install postgresql")
+    cores = os.cpu_count() or 1
+    with tempfile.TemporaryDirectory(prefix="stegonode-cluster-bench-") as tmp:
+        work = Path(tmp)
+        series = write_series(work / "series", args.instances)
+        postgres = PostgresCluster(binaries, durable=True).start()
+        try:
+            index_rates = {"sqlite": index_run(f"sqlite:///{work / 'bench-index.sqlite'}"),
+                           "postgresql": index_run(postgres.database())}
+            runs: dict[tuple[str, int], Run] = {}
+            configurations = [("sqlite", 1), ("postgresql", 1), ("postgresql", 2), ("postgresql", 3)]
+            for backend, processes in [] if args.index_only else configurations:
+                database = "" if backend == "sqlite" else postgres.database()
+                runs[backend, processes] = run = protect_run(
+                    work / f"{backend}-{processes}", series, database, processes, args.segmenter,
+                    postgres if backend == "postgresql" else None)
+                print(f"  {backend} x{processes}: {run.rate:.2f} instances/s", file=sys.stderr, flush=True)
+        finally:
+            postgres.stop()
+    print(f"index alone ({CLIENTS} client threads: enqueue + claim + finish per job), load average "
+          f"{os.getloadavg()[0]:.1f}: " + ", ".join(f"{name} {rate:.0f} jobs/s" for name, rate in index_rates.items()))
+    if not runs:
+        return
+    one = runs["postgresql", 1].rate
+    print(f"protect throughput: {args.instances} queued instances, segmenter {args.segmenter}, "
+          f"{cores} CPU cores, load average {os.getloadavg()[0]:.1f} at the end")
+    print(f"  {'index':<12}{'workers':>8}{'inst/s':>9}{'per worker':>12}{'efficiency':>12}"
+          f"{'CPU s/inst':>12}{'DB CPU ms/inst':>16}")
+    for (backend, processes), run in runs.items():
+        print(f"  {backend:<12}{processes:>8}{run.rate:>9.2f}{run.rate / processes:>12.2f}"
+              f"{100 * run.rate / (processes * one):>11.0f}%{run.cpu_per_instance:>12.3f}"
+              f"{1000 * run.db_cpu_per_instance:>16.1f}")
+    cpu = max(runs[key].cpu_per_instance for key in runs if key[0] == "postgresql")
+    db_cpu = max(runs[key].db_cpu_per_instance for key in runs if key[0] == "postgresql")
+    host = cores / cpu
+    print(f"3-host estimate: a dedicated host protects about (its cores) / ({cpu:.3f} CPU s per "
+          f"instance); three {cores}-core worker hosts: about {3 * host:.0f} instances/s, costing "
+          f"the database about {3 * host * db_cpu:.2f} of a core; the index above serves "
+          f"{index_rates['postgresql']:.0f} jobs/s.")
+
+
+if __name__ == "__main__":
+    main()
