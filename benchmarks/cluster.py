@@ -48,7 +48,7 @@ TICKS = os.sysconf("SC_CLK_TCK")
 
 
 def tree_cpu_seconds(roots: list[int]) -> float:
-    """User + system CPU seconds of these processes and all their descendants, now."""
+    """User + system CPU seconds of these processes and all their descendants (ended ones too), now."""
     parents, cpu = {}, {}
     for stat in Path("/proc").glob("[0-9]*/stat"):
         try:
@@ -57,7 +57,9 @@ def tree_cpu_seconds(roots: list[int]) -> float:
             continue  # the process ended meanwhile
         pid = int(stat.parent.name)
         parents[pid] = int(fields[1])
-        cpu[pid] = (int(fields[11]) + int(fields[12])) / TICKS
+        # utime + stime, and cutime + cstime: the children it has reaped (a closed connection's
+        # server process) count too; living children are counted on their own.
+        cpu[pid] = sum(int(value) for value in fields[11:15]) / TICKS
     total, todo = 0.0, list(roots)
     while todo:
         pid = todo.pop()
