@@ -9,7 +9,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from stegonode.node.index import Index
+from stegonode.node.index import Association, Index
 
 CT = {"SOPClassUID": "1.2.840.10008.5.1.4.1.1.2", "StudyInstanceUID": "2.25.1"}
 
@@ -95,3 +95,19 @@ def test_a_stopped_pool_hands_back_its_jobs_and_a_dead_one_loses_its_leases(inde
     assert len(index.take_expired("restarted", 30)) == 3
     states = {pool["pid"]: pool["state"] for pool in index.pools(30)}
     assert states == {101: "stopped", 102: "stopped", 103: "alive"}
+
+
+def test_the_consoles_reads_on_either_backend(index):
+    for number, series in ((1, "10"), (2, "9"), (3, "")):  # SeriesNumber in numeric order, "" first
+        uid = f"2.25.3.{number}"
+        index.enqueue(uid, f"token{number}", "TEST")
+        (job,) = index.claim("pool", 1, 30)
+        attributes = {**CT, "SOPInstanceUID": uid, "SeriesNumber": series, "InstanceNumber": "1"}
+        assert index.finish(job, "pool", attributes, "1.2.840.10008.1.2.1", f"stored/{uid}.dcm") == "done"
+    assert [row["SeriesNumber"] for row in index.stored(10)] == ["", "9", "10"]
+    assert index.stored_key("2.25.3.2") == "stored/2.25.3.2.dcm" and index.stored_key("2.25.0") is None
+    per_minute = index.processed_per_minute(60)
+    assert len(per_minute) == 60 and per_minute[-1] == 3 and sum(per_minute) == 3
+    for number in range(3):
+        index.record_association(Association(f"AE{number}", "127.0.0.1", time.time(), 0.5, "released", "1 stored"))
+    assert [a.calling_ae_title for a in index.recent_associations(2)] == ["AE2", "AE1"]
