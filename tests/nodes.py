@@ -202,12 +202,14 @@ class NodeProcess:
         finally:
             index.close()
 
-    def query(self, sql: str) -> list[tuple]:
-        """Read the node's index directly (what an admin would do with sqlite3 or psql)."""
+    def query(self, sql: str, *parameters: object) -> list[tuple]:
+        """Read the node's index directly (what an admin would do with sqlite3 or psql);
+        parameters in the driver's style (SQLite ?, PostgreSQL %s)."""
         index = Index(self.database)
         try:
             with index.engine.connect() as db:
-                return [tuple(row) for row in db.execute(text(sql))]
+                rows = db.exec_driver_sql(sql, parameters) if parameters else db.execute(text(sql))
+                return [tuple(row) for row in rows]
         finally:
             index.close()
 

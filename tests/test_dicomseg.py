@@ -109,7 +109,7 @@ def test_node_writes_one_seg_per_series_and_getscu_retrieves_it(tmp_path):
         seg = pydicom.dcmread(path)
         assert seg.SOPInstanceUID == seg_uid and seg.NumberOfFrames == SEG_SERIES
         assert _dciodvfy_errors(path) == []
-        stored = {row[0]: Path(row[1]) for row in node.query(
+        stored = {row[0]: node.data / row[1] for row in node.query(
             "SELECT SOPInstanceUID, path FROM instances WHERE SOPClassUID != ?", SEGMENTATION_STORAGE)}
         referenced = {item.ReferencedSOPInstanceUID
                       for item in seg.ReferencedSeriesSequence[0].ReferencedInstanceSequence}
