@@ -18,13 +18,14 @@
 The machine is shared: the load average is printed before each part. Run from the repository
 root (the clone is of the committed branch, not of uncommitted changes)::
 
-    .venv/bin/python benchmarks/lean.py [--repeats 3] [--test-setup] [--skip-setup]
+    .venv/bin/python benchmarks/lean.py [--repeats 3] [--test-setup] [--parts setup,speed,throughput]
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import resource
 import shutil
 import statistics
 import subprocess
@@ -86,8 +87,15 @@ def report_venv(venv: Path, label: str) -> float:
     return size / 1e6
 
 
-def start_to_echo(clone: Path, work: Path) -> float:
-    """Seconds from starting ``stegonode serve`` to the first answered C-ECHO."""
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds a running process has used (its own, not its children's)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def start_to_echo(clone: Path, work: Path) -> tuple[float, float]:
+    """Seconds from starting ``stegonode serve`` to the first answered C-ECHO, and the CPU
+    seconds the node's process used until then (what a machine without other load waits)."""
     port = free_port()
     folder = Path(tempfile.mkdtemp(dir=work))
     config = folder / "node.toml"
@@ -102,7 +110,7 @@ def start_to_echo(clone: Path, work: Path) -> float:
             echo = subprocess.run(["/usr/bin/echoscu", "-aec", "STEGONODE", "127.0.0.1", str(port)],
                                   env=DCMTK_ENV, capture_output=True)
             if echo.returncode == 0:
-                return time.perf_counter() - start
+                return time.perf_counter() - start, cpu_seconds(process.pid)
             if process.poll() is not None:
                 raise RuntimeError(f"node exited: {(folder / 'node.log').read_text()[-2000:]}")
             time.sleep(0.02)
@@ -119,20 +127,31 @@ def segmenter_speed() -> None:
         print(f"  not measured: {exc} (install the training extra for the torch side)")
         return
     ms = slice_ms(threads=2)
-    print(f"  ms per 512x512 CT slice, 2 threads: ONNX Runtime {ms['onnx_segmenter']:.1f} "
-          f"(network + post-processing {ms['onnx_network']:.1f}); torch {ms['torch_segmenter']:.1f} "
-          f"({ms['torch_network']:.1f}); {ms['torch_segmenter'] / ms['onnx_segmenter']:.2f}x; "
-          f"classical {ms['classical']:.1f}")
+    print("  ms per 512x512 CT slice, 2 threads, wall (CPU of all threads), whole Mask R-CNN segmenter: "
+          f"ONNX Runtime {ms['onnx_segmenter']:.1f} ({ms['onnx_segmenter_cpu']:.1f}), torch "
+          f"{ms['torch_segmenter']:.1f} ({ms['torch_segmenter_cpu']:.1f}): torch / ONNX "
+          f"{ms['torch_segmenter'] / ms['onnx_segmenter']:.2f}x wall, "
+          f"{ms['torch_segmenter_cpu'] / ms['onnx_segmenter_cpu']:.2f}x CPU")
+    print(f"  network + post-processing only: ONNX Runtime {ms['onnx_network']:.1f} ({ms['onnx_network_cpu']:.1f}), "
+          f"torch {ms['torch_network']:.1f} ({ms['torch_network_cpu']:.1f}); classical segmenter "
+          f"{ms['classical']:.1f} ({ms['classical_cpu']:.1f})")
 
 
 def throughput(work: Path, repeats: int) -> float:
+    """Median instances per second; printed per round with the CPU seconds per instance that the
+    node, its workers and storescu used (children's rusage), and what 2 cores free of other
+    work would allow at that cost."""
     series = write_series(work / "series", INSTANCES)
     segmenter = DEFAULTS["handlers"]["segment"]["segmenter"]
     rates = []
     for round_ in range(repeats):
+        before = resource.getrusage(resource.RUSAGE_CHILDREN)
         _, processed = stegonode_rates(Path(tempfile.mkdtemp(dir=work)), [series], segmenter)
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
+        cpu = (after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime) / INSTANCES
         rates.append(processed)
-        print(f"  round {round_ + 1}: {processed:.1f} instances/s ({load()})", flush=True)
+        print(f"  round {round_ + 1}: {processed:.1f} instances/s; {1000 * cpu:.0f} CPU ms per instance "
+              f"(2 free cores: {2 / cpu:.1f} instances/s); {load()}", flush=True)
     return statistics.median(rates)
 
 
@@ -145,11 +164,13 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--test-setup", action="store_true", help="also time scripts/setup.sh --test (torch)")
-    parser.add_argument("--skip-setup", action="store_true", help="only the segmenter and throughput figures")
+    parser.add_argument("--parts", default="setup,speed,throughput",
+                        help="comma-separated: setup (clone, set-up, footprint, start-up), speed, throughput")
     args = parser.parse_args()
+    parts = set(args.parts.split(","))
     with tempfile.TemporaryDirectory(prefix="stegonode-lean-") as tmp:
         work = Path(tmp)
-        if not args.skip_setup:
+        if "setup" in parts:
             print(f"Fresh clone, scripts/setup.sh as scripts/run.sh runs it ({load()}):", flush=True)
             clone = fresh_clone(work)
             seconds = timed_setup(clone)
@@ -158,21 +179,24 @@ def main() -> int:
             size = report_venv(clone / ".venv", "scripts/run.sh's set-up")
             print(f"  {verdict(size, TARGETS['venv_mb'], True, 'MB')}")
             print(f"stegonode serve start to first C-ECHO answered ({load()}):", flush=True)
-            starts = [start_to_echo(clone, work) for _ in range(args.repeats)]
+            starts, cpu = zip(*(start_to_echo(clone, work) for _ in range(args.repeats)))
             print(f"  {', '.join(f'{s:.2f}' for s in starts)} s; median {statistics.median(starts):.2f} s, "
-                  f"{verdict(statistics.median(starts), TARGETS['start_s'], True, 's')}")
+                  f"{verdict(statistics.median(starts), TARGETS['start_s'], True, 's')}; the node's CPU time "
+                  f"until then: median {statistics.median(cpu):.2f} s")
             if args.test_setup:
                 print(f"scripts/setup.sh --test on top, as scripts/test.sh runs it ({load()}):", flush=True)
                 seconds = timed_setup(clone, "--test")
                 print(f"  set-up: {seconds:.0f} s more")
                 report_venv(clone / ".venv", "scripts/test.sh's set-up")
             shutil.rmtree(clone)
-        print(f"Segmenter speed ({load()}):", flush=True)
-        segmenter_speed()
-        print(f"Processing throughput, {INSTANCES} CT slices, 1 association, 2 workers, default segmenter "
-              f"({load()}):", flush=True)
-        rate = throughput(work, args.repeats)
-        print(f"  median {rate:.1f} instances/s, {verdict(rate, TARGETS['throughput'], False, 'instances/s')}")
+        if "speed" in parts:
+            print(f"Segmenter speed ({load()}):", flush=True)
+            segmenter_speed()
+        if "throughput" in parts:
+            print(f"Processing throughput, {INSTANCES} CT slices, 1 association, 2 workers, default segmenter "
+                  f"({load()}):", flush=True)
+            rate = throughput(work, args.repeats)
+            print(f"  median {rate:.1f} instances/s, {verdict(rate, TARGETS['throughput'], False, 'instances/s')}")
     return 0
 
 
