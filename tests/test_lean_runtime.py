@@ -6,7 +6,8 @@
   what ``stegonode export-onnx`` writes from those weights (byte for byte).
 * ONNX Runtime and torch give the same masks and deep stego outputs (when torch is installed).
 * With torch, torchvision and onnx made unimportable, the node protects, reveals, serves, fetches,
-  segments and runs the deep stego commands; the training commands say how to install the extra.
+  segments and runs the deep stego commands, the web console imports; the training commands say
+  how to install the extra.
 """
 
 from __future__ import annotations
@@ -152,7 +153,7 @@ def without_torch(tmp_path_factory):
     (folder / "sitecustomize.py").write_text(BLOCKER)
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("PYTHONPATH", os.pathsep.join(filter(None, [str(folder), os.environ.get("PYTHONPATH")])))
-        probe = subprocess.run([sys.executable, "-c", "import onnxruntime, stegonode.node.cli; import torch"],
+        probe = subprocess.run([sys.executable, "-c", "import stegonode.node.cli, stegonode.web.server; import torch"],
                                capture_output=True, text=True, timeout=120)
         assert "No module named 'torch'" in probe.stderr, probe.stderr
         yield
