@@ -146,7 +146,7 @@ def throughput(work: Path, repeats: int) -> float:
     rates = []
     for round_ in range(repeats):
         before = resource.getrusage(resource.RUSAGE_CHILDREN)
-        _, processed = stegonode_rates(Path(tempfile.mkdtemp(dir=work)), [series], segmenter)
+        processed = stegonode_rates(Path(tempfile.mkdtemp(dir=work)), [series], segmenter)[1]
         after = resource.getrusage(resource.RUSAGE_CHILDREN)
         cpu = (after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime) / INSTANCES
         rates.append(processed)
