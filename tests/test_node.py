@@ -37,8 +37,9 @@ def series(tmp_path_factory) -> Series:
 
 
 @pytest.fixture(scope="module")
-def storescp(tmp_path_factory):
-    """A DCMTK storescp as C-MOVE destination."""
+def storescp(tmp_path_factory, new_database):
+    """A DCMTK storescp as C-MOVE destination: one per index backend, so each node's series
+    arrives in a folder of its own."""
     folder = tmp_path_factory.mktemp("storescp")
     port = free_port()
     process = subprocess.Popen(
