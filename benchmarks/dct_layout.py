@@ -35,7 +35,6 @@ from stegonode.codecs.dct import DctCodec, DctParams  # noqa: E402
 from stegonode.codecs.errors import StegonodeError  # noqa: E402
 from stegonode.handlers.pipeline import build_pipeline  # noqa: E402
 from stegonode.handlers.reveal import reveal  # noqa: E402
-from stegonode.handlers.segment import usable_region  # noqa: E402
 from stegonode.node import config as node_config  # noqa: E402
 
 
@@ -51,7 +50,7 @@ def layouts(name: str, settings: dict, keys: int) -> None:
     node_keys, _ = fresh_keys()
     pipeline = build_pipeline(settings["pipeline"]["handlers"], settings["handlers"], node_keys)
     instance = pipeline.protect(pydicom.dcmread(image_path(name)))
-    usable = usable_region(instance.foreground, settings["handlers"]["segment"]["margin"])
+    usable = instance.usable
     n = instance.message.size
     figures = []
     for layout in (1, 2):

@@ -46,9 +46,9 @@ from stegonode.handlers.deidentify import restore  # noqa: E402
 from stegonode.handlers.embed import make_codec, read_protection, remove_protection  # noqa: E402
 from stegonode.handlers.pipeline import Pipeline, build_pipeline  # noqa: E402
 from stegonode.handlers.pixels import PixelFormat, read_pixels  # noqa: E402
-from stegonode.handlers.reveal import reveal  # noqa: E402
+from stegonode.handlers.reveal import reveal, usable_in  # noqa: E402
 from stegonode.handlers.seal import stego_binding  # noqa: E402
-from stegonode.handlers.segment import ClassicalSegmenter, SegmentHandler, Segmentation, usable_region  # noqa: E402
+from stegonode.handlers.segment import ClassicalSegmenter, SegmenterPolicy, SegmentHandler, Segmentation  # noqa: E402
 from stegonode.node.config import load  # noqa: E402
 
 WARMUP = 3
@@ -63,6 +63,11 @@ class FixedForeground:
 
     mask: np.ndarray
     name: str = "classical"
+    version: str = "1"
+    proves_background: bool = False
+
+    def params(self) -> dict:
+        return {}
 
     def foreground(self, ds: Dataset, pixels: np.ndarray) -> np.ndarray:
         return self.mask
@@ -119,7 +124,7 @@ def reveal_parts_once(raw: bytes, keys: keyfiles.PeerKeys, foreground: np.ndarra
     start = time.perf_counter()
     protection = read_protection(ds)
     pixels = read_pixels(ds)
-    usable = usable_region(foreground, protection.margin)
+    usable = usable_in(ds, pixels, protection, foreground)
     codec = make_codec(protection.codec, protection.params)
     timings["setup"] = elapsed(start)
     start = time.perf_counter()
@@ -204,7 +209,8 @@ def main() -> None:
     cover = pydicom.dcmread(source)
     cover_pixels = read_pixels(cover)
     pipeline = build_pipeline(config["pipeline"]["handlers"], config["handlers"], node_keys)
-    fixed = SegmentHandler(FixedForeground(ClassicalSegmenter().foreground(cover, cover_pixels)))
+    fixed_mask = FixedForeground(ClassicalSegmenter().foreground(cover, cover_pixels))
+    fixed = SegmentHandler(SegmenterPolicy(fixed_mask, frozenset({str(cover.Modality)}), None))
     pipeline.handlers = [fixed if h.name == "segment" else h for h in pipeline.handlers]
 
     stego = pydicom.dcmread(io.BytesIO(raw))

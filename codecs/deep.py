@@ -93,6 +93,11 @@ class DeepCodec:
     def params(self) -> dict:
         return asdict(self.settings)
 
+    def change_allowance(self) -> float:
+        """A carrier tile is rewritten across 0..255 levels around its offset, one stored unit
+        per level."""
+        return 255.0
+
     # -- geometry -----------------------------------------------------------------------------
 
     def _canvas_side(self, bits: int) -> int:

@@ -40,6 +40,10 @@ class UnsupportedImageError(InputError):
     """The image kind is outside what the codecs handle (colour, 1-bit, 32-bit, no pixels)."""
 
 
+class RefusedError(InputError):
+    """The node's policy (node.toml) refuses this object; the message names the key that allows it."""
+
+
 class PayloadTooLargeError(StegonodeError):
     """The sealed payload does not fit into the largest QR code."""
 
@@ -62,6 +66,19 @@ class CapacityError(StegonodeError):
             f"image too small for the payload: its background offers {offered_bits} bits, "
             f"{needed_bits} are needed"
         )
+
+
+class UnreadableEmbeddingError(CapacityError):
+    """The background took the message, but too few copies survive to read it back."""
+
+    def __init__(self, wrong_bits: int, needed_bits: int) -> None:
+        self.wrong_bits = wrong_bits
+        StegonodeError.__init__(
+            self,
+            f"image too small for the payload: its background carries it unreadably "
+            f"({wrong_bits} of {needed_bits} bits read back wrong)",
+        )
+        self.offered_bits, self.needed_bits = needed_bits - wrong_bits, needed_bits
 
 
 class RevealError(StegonodeError):

@@ -127,6 +127,11 @@ class PaperCodec:
     def params(self) -> dict:
         return {"beta": self.beta, "alpha": self.alpha}
 
+    def change_allowance(self) -> float:
+        """A coefficient moves by up to 4/beta of the stored range (16 bits at most): this codec
+        is for comparison with the paper; the safety guard's brightness rule is all but off."""
+        return self._delta * 65535
+
     def fit(self, usable: np.ndarray, message_bits: int, key: bytes) -> "PaperCodec":
         """The paper's codec has nothing to adapt."""
         return self

@@ -48,3 +48,8 @@ class StegoCodec(Protocol):
 
     def params(self) -> dict:
         """The strength parameters, JSON-serializable, so reveal can rebuild the codec."""
+
+    def change_allowance(self) -> float:
+        """Stored units by which embedding may move a background pixel, with room to spare: the
+        safety guard keeps background levels this far below what it protects, so that what the
+        codec writes never reads as protected on the stego image."""

@@ -8,9 +8,10 @@ from typing import TYPE_CHECKING, ClassVar, Protocol
 import numpy as np
 from pydicom import Dataset
 
-if TYPE_CHECKING:  # annotations only: both modules import this one
+if TYPE_CHECKING:  # annotations only: these modules import this one
     from .embed import Protection
     from .encrypt import CipherBlock
+    from .segment import Segmenter
 
 
 @dataclass
@@ -27,6 +28,8 @@ class Instance:
     message: np.ndarray | None = None  # QR module matrix of the sealed payload
     foreground: np.ndarray | None = None  # significant region, same shape as pixels
     foreground_levels: list[float | None] | None = None  # classical levels per frame (Segmentation)
+    segmenter: Segmenter | None = None  # the segmenter that produced ``foreground``
+    usable: np.ndarray | None = None  # where the codec could write: background less margin and guard
     protection: Protection | None = None  # what reveal needs: codec, parameters, key ids
     encryption: CipherBlock | None = None  # what decryption needs: cipher, nonce, tag
     report: dict[str, float | int | str] = field(default_factory=dict)

@@ -1,10 +1,10 @@
 """Embed: hide the QR module matrix in the usable background; and the protection block.
 
 The protection block is a private block (creator ``STEGONODE 1``, group 0011) holding, as JSON,
-what reveal needs besides the keys: codec name and strength parameters, segmenter (its
-version: for Mask R-CNN, which weights; and the levels the cover was thresholded at) and
-margin, and the non-secret ids of the embedding and recipient keys (so a wrong key is named as
-such).
+what reveal needs besides the keys: codec name and strength parameters, the segmenter that
+actually ran (its parameters and version: for Mask R-CNN, which weights; and the levels the cover
+was thresholded at), margin, the safety guard's levels (:mod:`stegonode.handlers.guard`), and the
+non-secret ids of the embedding and recipient keys (so a wrong key is named as such).
 """
 
 from __future__ import annotations
@@ -18,7 +18,8 @@ from pydicom import Dataset
 
 from stegonode.codecs.dct import DctCodec, DctParams
 from stegonode.codecs.deep import DeepCodec, DeepParams
-from stegonode.codecs.errors import ConfigError, NotProtectedError
+from stegonode.codecs import payload
+from stegonode.codecs.errors import ConfigError, MessageNotFoundError, NotProtectedError, UnreadableEmbeddingError
 from stegonode.codecs.keys import key_id
 from stegonode.codecs.paper import PaperCodec
 from stegonode.codecs.seal import recipient_key_id
@@ -27,7 +28,7 @@ from stegonode.codecs.stego import StegoCodec
 from .base import Instance
 from .pixels import PixelFormat
 from .private import read_document, remove_block, write_document
-from .segment import Segmenter, usable_region
+from .guard import BORDER_REACH, Guard, encode_region, measure, usable_region
 
 PRIVATE_CREATOR = "STEGONODE 1"
 PRIVATE_GROUP = 0x0011
@@ -60,6 +61,12 @@ class Protection:
     recipient_key_id: str
     segmenter_version: str = ""  # Segmenter.version at protection; empty in blocks written before
     segmenter_levels: list[float | None] | None = None  # Segmentation.levels of the cover
+    segmenter_params: dict | None = None  # Segmenter.params(); None in blocks written before
+    guard: dict | None = None  # Guard.to_dict(); None in blocks written before the guard
+    region: dict | None = None  # guard.encode_region(usable) where the segmenter proves its background
+
+    def guard_record(self) -> Guard | None:
+        return None if self.guard is None else Guard.from_dict(self.guard)
 
 
 def write_protection(ds: Dataset, protection: Protection) -> None:
@@ -83,9 +90,11 @@ def read_protection(ds: Dataset) -> Protection:
             level is None or (isinstance(level, (int, float)) and math.isfinite(level)) for level in levels)):
         raise NotProtectedError("malformed stegonode protection block (segmenter_levels)")
     try:
-        return Protection(**document)
+        protection = Protection(**document)
     except TypeError:
         raise NotProtectedError("malformed stegonode protection block") from None
+    protection.guard_record()  # malformed guard: NotProtectedError now, not in reveal
+    return protection
 
 
 def already_protected(ds: Dataset) -> bool:
@@ -108,7 +117,8 @@ def remove_protection(ds: Dataset) -> None:
 
 
 class EmbedHandler:
-    """Writes ``instance.message`` into the background of ``instance.pixels``."""
+    """Writes ``instance.message`` into the usable background of ``instance.pixels``: the
+    segmenter's background less the margin and the safety guard."""
 
     name: ClassVar[str] = "embed"
     requires: ClassVar[tuple[str, ...]] = ("seal", "segment")
@@ -116,36 +126,63 @@ class EmbedHandler:
     def __init__(
         self,
         codec: StegoCodec,
-        segmenter: Segmenter,
         margin: int,
         embedding_key: bytes,
         recipient_public_key: bytes,
     ) -> None:
         self.codec = codec
-        self.segmenter = segmenter
         self.margin = margin
         self.embedding_key = embedding_key
         self.recipient_public_key = recipient_public_key
 
     def __call__(self, instance: Instance) -> None:
-        fmt = PixelFormat.of(instance.dataset)
-        usable = usable_region(instance.foreground, self.margin)
-        cover = instance.pixels
+        ds, cover, segmenter = instance.dataset, instance.pixels, instance.segmenter
+        fmt = PixelFormat.of(ds)
+        guard = measure(ds, cover, instance.foreground, self.codec.change_allowance(),
+                        border=0 if segmenter.proves_background else BORDER_REACH)
+        usable = usable_region(ds, cover, instance.foreground, self.margin, guard)
         message = instance.message.ravel().astype(np.uint8)
         codec = self.codec.fit(usable, message.size, self.embedding_key)
         stego = codec.embed(cover, usable, message, self.embedding_key, fmt.value_range)
-        instance.pixels = stego
+        _check_readable(codec, stego, usable, instance.message, self.embedding_key, fmt.value_range)
+        instance.pixels, instance.usable = stego, usable
         instance.protection = Protection(
             codec=codec.name,
             params=codec.params(),
-            segmenter=self.segmenter.name,
-            segmenter_version=self.segmenter.version,
+            segmenter=segmenter.name,
+            segmenter_version=segmenter.version,
             segmenter_levels=instance.foreground_levels,
+            segmenter_params=segmenter.params(),
             margin=self.margin,
             embedding_key_id=key_id(self.embedding_key, "embedding"),
             recipient_key_id=recipient_key_id(self.recipient_public_key),
+            guard=guard.to_dict(),
+            region=encode_region(usable) if segmenter.proves_background else None,
         )
         instance.report.update(distortion(cover, stego, fmt.peak))
+        instance.report["segmenter"] = segmenter.name
+
+
+def _check_readable(codec: StegoCodec, stego: np.ndarray, usable: np.ndarray, modules: np.ndarray,
+                    key: bytes, value_range: tuple[int, int]) -> None:
+    """Read the message back as reveal would (same region): a background that takes the bits
+    but cannot give them back is too small, and protect says so rather than store an object
+    whose identity is lost. Bit errors the QR code's own correction absorbs are fine."""
+    try:
+        bits = codec.extract(stego, usable, key, value_range)
+    except MessageNotFoundError:
+        raise UnreadableEmbeddingError(modules.size, modules.size) from None
+    if bits.size != modules.size:
+        raise UnreadableEmbeddingError(modules.size, modules.size)
+    wrong = int(np.count_nonzero(bits != modules.ravel()))
+    if wrong == 0:
+        return
+    try:
+        if payload.from_qr(bits.reshape(modules.shape).astype(bool)) == payload.from_qr(modules):
+            return
+    except MessageNotFoundError:
+        pass
+    raise UnreadableEmbeddingError(wrong, bits.size)
 
 
 def distortion(cover: np.ndarray, stego: np.ndarray, peak: int) -> dict[str, float | int]:

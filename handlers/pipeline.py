@@ -15,6 +15,7 @@ from pydicom.tag import BaseTag, Tag
 from stegonode.codecs.errors import ConfigError
 from stegonode.codecs.keys import NodeKeys
 
+from .admission import check_admissible
 from .base import Handler, Instance
 from .collect import CollectHandler
 from .deidentify import DeidentifyHandler, deidentify
@@ -23,7 +24,7 @@ from .encrypt import EncryptHandler, write_cipher_block
 from .pixels import read_pixels, write_pixels
 from .pseudonyms import Pseudonymizer
 from .seal import SealHandler
-from .segment import SEGMENTERS, SegmentHandler, make_segmenter
+from .segment import NOT_PIXEL_PROTECTED, SEGMENTERS, SegmenterPolicy, SegmentHandler, make_segmenter
 
 DEFAULT_ORDER = ("collect", "seal", "segment", "embed", "deidentify")
 HANDLER_TYPES: dict[str, type[Handler]] = {
@@ -35,13 +36,19 @@ HANDLER_TYPES: dict[str, type[Handler]] = {
 class Pipeline:
     """Runs handlers in order over one instance and writes the result into its dataset."""
 
-    def __init__(self, handlers: Sequence[Handler]) -> None:
+    def __init__(self, handlers: Sequence[Handler], allow_burned_in_annotation: bool = False) -> None:
         _check_order([(handler.name, handler.requires) for handler in handlers])
         self.handlers = list(handlers)
+        self.allow_burned_in_annotation = allow_burned_in_annotation
+
+    def admit(self, ds: Dataset) -> None:
+        """Raise the InputError that refuses ``ds`` before any work (header checks only)."""
+        check_admissible(ds, self.allow_burned_in_annotation)
 
     def protect(self, ds: Dataset) -> Instance:
         """Protect ``ds`` in place; return the instance with its report and timings."""
         start = time.perf_counter()
+        self.admit(ds)
         instance = Instance(dataset=ds, pixels=read_pixels(ds))
         instance.timings["decode"] = time.perf_counter() - start
         for handler in self.handlers:
@@ -103,35 +110,24 @@ def build_pipeline(order: Sequence[str], settings: Mapping[str, Mapping], keys: 
         deidentify, pseudonyms=pseudonyms, extra=_extra_tags(settings["collect"]["extra_attributes"])
     )
     segment = settings["segment"]
-    segmenter = make_segmenter(segment["segmenter"])
     codec_name = settings["embed"]["codec"]
     codec = make_codec(codec_name, settings["embed"].get(codec_name, {}))
+    policy = SegmenterPolicy(
+        validated=make_segmenter(segment["segmenter"]),
+        modalities=frozenset(segment["validated_modalities"]),
+        other=None if segment["other_modalities"] == NOT_PIXEL_PROTECTED else make_segmenter(segment["other_modalities"]),
+    )
     factories = {
         "collect": lambda: CollectHandler(deidentifier),
         "seal": lambda: SealHandler(
             keys.recipient_public_key, pseudonyms, settings["seal"]["qr_error_correction"]
         ),
-        "segment": lambda: SegmentHandler(segmenter),
+        "segment": lambda: SegmentHandler(policy),
         "embed": lambda: EmbedHandler(
-            codec, segmenter, int(segment["margin"]),
-            keys.embedding_key, keys.recipient_public_key,
+            codec, int(segment["margin"]), keys.embedding_key, keys.recipient_public_key,
         ),
         "deidentify": lambda: DeidentifyHandler(deidentifier),
         "encrypt": lambda: EncryptHandler(settings["encrypt"]["cipher"], keys.pixel_cipher_key),
     }
-    return Pipeline([factories[name]() for name in order])
-
-
-def configured_pipeline(
-    config: Mapping[str, Any], keys: NodeKeys, cipher: str | None = None, segmenter: str | None = None
-) -> Pipeline:
-    """node.toml's pipeline; with ``cipher``, encrypting last with that cipher; with ``segmenter``,
-    that segmenter instead of the configured one (the options of ``stegonode protect``)."""
-    settings = copy.deepcopy(dict(config["handlers"]))
-    order = list(config["pipeline"]["handlers"])
-    if cipher is not None:
-        settings["encrypt"]["cipher"] = cipher
-        order = [name for name in order if name != "encrypt"] + ["encrypt"]
-    if segmenter is not None:
-        settings["segment"]["segmenter"] = segmenter
-    return build_pipeline(order, settings, keys)
+    return Pipeline([factories[name]() for name in order],
+                    bool(settings["deidentify"]["allow_burned_in_annotation"]))

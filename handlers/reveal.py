@@ -24,9 +24,10 @@ from .collect import parse
 from .deidentify import restore
 from .embed import Protection, make_codec, read_protection, remove_protection
 from .encrypt import decrypted
+from .guard import decode_region, usable_region
 from .pixels import PixelFormat, read_pixels
 from .seal import stego_binding
-from .segment import Segmenter, make_segmenter, usable_region
+from .segment import Segmenter, make_segmenter
 
 log = logging.getLogger(__name__)
 
@@ -79,20 +80,25 @@ def reveal_document(file: str, attributes: dict[str, object] | None, error: str 
 def usable_in(ds: Dataset, pixels: np.ndarray, protection: Protection,
               foreground: np.ndarray | None = None) -> np.ndarray:
     """Where the codec may have written in the (decrypted) ``pixels`` of protected ``ds``: the
-    recorded segmenter at the recorded levels (``foreground`` overrides it), less the margin.
+    usable region computed on the stego pixels the way protect computed it on the cover (the
+    recorded segmenter at the recorded levels, the margin, the recorded safety guard), or the
+    region the block records where the segmenter proved its background. ``foreground``
+    overrides the segmenter's mask.
 
     Reveal reads the message here; its complement is the region protection kept bit-identical,
     which :mod:`stegonode.handlers.dicomseg` writes as a DICOM Segmentation.
     """
+    if protection.region is not None and foreground is None:
+        return decode_region(protection.region, pixels.shape)
     if foreground is None:
         foreground = _segmenter_for(protection).segment(ds, pixels, protection.segmenter_levels).mask
-    return usable_region(foreground, protection.margin)
+    return usable_region(ds, pixels, foreground, protection.margin, protection.guard_record())
 
 
 def _segmenter_for(protection: Protection) -> Segmenter:
     """The segmenter the object was protected with; a warning if this node runs another version
     of it (other Mask R-CNN weights), whose masks may differ enough to lose the message."""
-    segmenter = make_segmenter(protection.segmenter)
+    segmenter = make_segmenter(protection.segmenter, protection.segmenter_params)
     if protection.segmenter_version and protection.segmenter_version != segmenter.version:
         log.warning("object was protected with %s segmenter version %s, this node runs %s: "
                     "if reveal fails, reveal with the weights it was protected with",

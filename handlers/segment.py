@@ -8,9 +8,12 @@ exported to ONNX, shipped in the package, run by ONNX Runtime) sees the frames w
 pixels it also gives, and it falls back to the classical one on a frame where it finds nothing. On
 CT it adds the classical mask, whatever is denser than :data:`CT_THRESHOLD_HU`: Hounsfield units
 are calibrated, so a thin table shell or head holder the network scores low is matter all the same.
-Images of a modality the network was not trained on (:data:`NETWORK_MODALITIES`) get the classical
-segmenter, with the reason logged.
-The usable region is computed by one function, :func:`usable_region`, on cover and stego alike.
+The padding segmenter keeps everything but what is provably not image (constant padding and
+collimator black connected to the border). :class:`SegmenterPolicy` picks one per modality:
+node.toml's ``validated_modalities`` (by default :data:`NETWORK_MODALITIES`) get the image
+segmenter, every other modality ``other_modalities`` (padding, or none: refused).
+The usable region (:func:`stegonode.handlers.guard.usable_region`) is the background less the
+safety guard, computed by one function on cover and stego alike.
 
 The classical threshold is computed from the image's histogram, which embedding changes (the
 codec shifts whole background tiles off the range floor), so a level computed afresh on the
@@ -31,7 +34,7 @@ import numpy as np
 from pydicom import Dataset
 from scipy import ndimage
 
-from stegonode.codecs.errors import ConfigError
+from stegonode.codecs.errors import ConfigError, RefusedError
 from stegonode.models.morphology import fill_holes
 
 from .base import Instance
@@ -39,7 +42,7 @@ from .base import Instance
 if TYPE_CHECKING:  # ONNX Runtime loads only when the Mask R-CNN segmenter is used
     from stegonode.models.foreground import Network
 
-NETWORK_MODALITIES = frozenset({"CT", "MR", "CR", "DX"})  # what the network's phantoms and labels cover
+NETWORK_MODALITIES = ("CT", "MR", "CR", "DX")  # what the network's phantoms and labels cover
 CT_THRESHOLD_HU = -500.0  # air is about -1000 HU, fat -100 HU: anything above is body or table
 CT_WINDOW_HU = (-900.0, 1000.0)  # the network's CT window: above air noise (and embedding) to dense bone
 PERCENTILES = (1.0, 99.0)  # floor and top of the network's window for every other image, per frame
@@ -65,6 +68,10 @@ class Segmenter(Protocol):
 
     name: str
     version: str  # changes whenever the masks may change: recorded in the protection block
+    proves_background: bool  # its background is provably not image (the guard's border rule is moot)
+
+    def params(self) -> dict:
+        """Constructor arguments, JSON-serializable: recorded so reveal builds the same segmenter."""
 
     def segment(self, ds: Dataset, pixels: np.ndarray, levels: Sequence[float | None] | None = None
                 ) -> Segmentation:
@@ -75,17 +82,29 @@ class Segmenter(Protocol):
         """Boolean (frames, rows, columns): True on anatomy and anything that must stay intact."""
 
 
-class ClassicalSegmenter:
+class SegmenterBase:
+    """What every segmenter shares: no parameters to record, the mask as the foreground."""
+
+    def params(self) -> dict:
+        return {}
+
+    def foreground(self, ds: Dataset, pixels: np.ndarray) -> np.ndarray:
+        return self.segment(ds, pixels).mask
+
+    def segment(self, ds: Dataset, pixels: np.ndarray, levels: Sequence[float | None] | None = None
+                ) -> Segmentation:
+        raise NotImplementedError
+
+
+class ClassicalSegmenter(SegmenterBase):
     """Threshold + hole filling + keep every component of at least ``min_component`` pixels."""
 
     name = "classical"
     version = "1"
+    proves_background = False
 
     def __init__(self, min_component: int = 64) -> None:
         self.min_component = min_component
-
-    def foreground(self, ds: Dataset, pixels: np.ndarray) -> np.ndarray:
-        return self.segment(ds, pixels).mask
 
     def segment(self, ds: Dataset, pixels: np.ndarray, levels: Sequence[float | None] | None = None
                 ) -> Segmentation:
@@ -109,30 +128,22 @@ class ClassicalSegmenter:
         return large_components(mask, self.min_component), level
 
 
-class MaskRCNNSegmenter:
+class MaskRCNNSegmenter(SegmenterBase):
     """Mask R-CNN trained here (stegonode.models); on CT, united with the classical mask; the
-    classical segmenter on frames it finds empty and on modalities it was not trained on."""
+    classical segmenter on frames it finds empty. Which modalities it decides on is the
+    :class:`SegmenterPolicy`'s business."""
 
     name = "maskrcnn"
+    proves_background = False
 
     def __init__(self, weights: Path | None = None) -> None:
         self.model, self.version = _load_maskrcnn(weights)
         self.fallback = ClassicalSegmenter()
-        self._untrained_seen: set[str] = set()
-
-    def foreground(self, ds: Dataset, pixels: np.ndarray) -> np.ndarray:
-        return self.segment(ds, pixels).mask
 
     def segment(self, ds: Dataset, pixels: np.ndarray, levels: Sequence[float | None] | None = None
                 ) -> Segmentation:
         from stegonode.models.foreground import foreground_masks
 
-        modality = str(ds.get("Modality", ""))
-        if modality not in NETWORK_MODALITIES:
-            if modality not in self._untrained_seen:  # once per modality: ingest must not flood the log
-                self._untrained_seen.add(modality)
-                log.info("maskrcnn is not trained on modality %r; using the classical segmenter", modality)
-            return self.fallback.segment(ds, pixels, levels)
         images, edges = network_input(ds, pixels)
         masks = foreground_masks(self.model, images, edges)
         used: list[float | None] = [None] * len(masks)
@@ -149,6 +160,39 @@ class MaskRCNNSegmenter:
             for index, level in zip(empty, fallback.levels):
                 used[index] = level
         return Segmentation(masks, used)
+
+
+class PaddingSegmenter(SegmenterBase):
+    """Conservative: the background is only what is provably not image. Per frame, the pixels at
+    exactly the frame's darkest display value (the collimator's or the scanner's black) or within
+    Pixel Padding Value and Range Limit, in regions connected to the image border; everything
+    else, anatomy or not, is foreground.
+
+    Embedding changes exactly those pixels, so the stego image cannot show the same region: the
+    protection block records it instead (:func:`stegonode.handlers.guard.encode_region`).
+    """
+
+    name = "padding"
+    version = "1"
+    proves_background = True
+
+    def segment(self, ds: Dataset, pixels: np.ndarray, levels: Sequence[float | None] | None = None
+                ) -> Segmentation:
+        display = display_values(ds, pixels)
+        candidate = (display == display.min(axis=(1, 2), keepdims=True)) | padding_mask(ds, pixels)
+        return Segmentation(~np.stack([_border_connected(frame) for frame in candidate]), [None] * len(pixels))
+
+
+def _border_connected(mask: np.ndarray) -> np.ndarray:
+    """The components of a 2-D ``mask`` that touch the image border."""
+    labels, count = ndimage.label(mask)
+    if count == 0:
+        return mask
+    edge = np.concatenate([labels[0], labels[-1], labels[:, 0], labels[:, -1]])
+    keep = np.zeros(count + 1, dtype=bool)
+    keep[edge] = True
+    keep[0] = False
+    return keep[labels]
 
 
 def _recorded(levels: Sequence[float | None] | None, frames: int) -> Sequence[float | None]:
@@ -200,19 +244,48 @@ def _display(ds: Dataset, pixels: np.ndarray) -> tuple[np.ndarray, np.ndarray, n
     otherwise the 1st percentile. The clip level is :data:`CLIP_FRACTION` of the way from the
     floor to the top, above background noise and the embedding's changes.
     """
-    image = pixels.astype(np.float32)
+    image = display_values(ds, pixels)
     frames = len(image)
     if has_hounsfield_units(ds):
         low, high = CT_WINDOW_HU
-        return (hounsfield_units(ds, image), np.full(frames, low), np.full(frames, high),
-                np.full(frames, CT_THRESHOLD_HU))
-    if str(ds.get("PhotometricInterpretation", "")) == "MONOCHROME1":
-        image = -image
+        return image, np.full(frames, low), np.full(frames, high), np.full(frames, CT_THRESHOLD_HU)
     low, high = np.percentile(image, PERCENTILES, axis=(1, 2))
     floor = np.where(np.abs(low) <= 0.1 * np.abs(high - low), 0.0, low)
     clip = floor + CLIP_FRACTION * np.maximum(high - floor, 0)
     level = clip - np.minimum(EMBED_GUARD, (clip - floor) / 2)
     return image, clip, high, level
+
+
+def display_values(ds: Dataset, pixels: np.ndarray) -> np.ndarray:
+    """Frames as float32 in display sense, bright = dense or signal: Hounsfield units on CT
+    (:func:`has_hounsfield_units`), stored values negated on MONOCHROME1, stored values otherwise."""
+    image = pixels.astype(np.float32)
+    if has_hounsfield_units(ds):
+        return hounsfield_units(ds, image)
+    if str(ds.get("PhotometricInterpretation", "")) == "MONOCHROME1":
+        return -image
+    return image
+
+
+def display_scale(ds: Dataset) -> float:
+    """Display units per stored unit (the rescale slope's magnitude on CT, else 1)."""
+    return abs(float(ds.get("RescaleSlope", 1) or 1)) if has_hounsfield_units(ds) else 1.0
+
+
+def padding_mask(ds: Dataset, pixels: np.ndarray) -> np.ndarray:
+    """Pixels that are Pixel Padding (PS3.3 C.7.5.1.1.2): equal to Pixel Padding Value, or
+    between it and Pixel Padding Range Limit. The value is read in the pixels' representation,
+    so an unsigned 63536 in a signed image is the stored -2000 it encodes."""
+    if "PixelPaddingValue" not in ds:
+        return np.zeros(pixels.shape, dtype=bool)
+    bits = 8 * pixels.dtype.itemsize
+    ends = [int(ds.PixelPaddingValue), int(ds.get("PixelPaddingRangeLimit", ds.PixelPaddingValue))]
+    if np.issubdtype(pixels.dtype, np.signedinteger):
+        ends = [v - (1 << bits) if v >= 1 << (bits - 1) else v for v in ends]
+    else:
+        ends = [v % (1 << bits) for v in ends]
+    low, high = min(ends), max(ends)
+    return (pixels >= low) & (pixels <= high)
 
 
 def large_components(mask: np.ndarray, min_pixels: int) -> np.ndarray:
@@ -241,50 +314,76 @@ def _background_threshold(image: np.ndarray) -> float:
     Conservative, so faint anatomy stays foreground; anchored on the background's median rather
     than the image minimum, which outliers and signed noise drag down.
     """
-    lo, hi = float(image.min()), float(image.max())
+    if float(image.max()) <= float(image.min()):
+        return float(image.max())
+    otsu = otsu_threshold(image)
+    background = float(np.median(image[image <= otsu]))
+    return background + (otsu - background) / 2
+
+
+def otsu_threshold(values: np.ndarray) -> float:
+    """Otsu's threshold of ``values`` (a 256-bin histogram over their range)."""
+    lo, hi = float(values.min()), float(values.max())
     if hi <= lo:
         return hi
-    hist, edges = np.histogram(image, bins=256, range=(lo, hi))
+    hist, edges = np.histogram(values, bins=256, range=(lo, hi))
     centers = (edges[:-1] + edges[1:]) / 2
     weight = np.cumsum(hist)
     mean = np.cumsum(hist * centers)
     total, total_mean = weight[-1], mean[-1]
     with np.errstate(divide="ignore", invalid="ignore"):
         between = (total_mean * weight - mean * total) ** 2 / (weight * (total - weight))
-    otsu = centers[int(np.nanargmax(between))]
-    background = float(np.median(image[image <= otsu]))
-    return background + (otsu - background) / 2
+    return float(centers[int(np.nanargmax(between))])
 
 
-SEGMENTERS: dict[str, type] = {"classical": ClassicalSegmenter, "maskrcnn": MaskRCNNSegmenter}
+SEGMENTERS: dict[str, type] = {"classical": ClassicalSegmenter, "maskrcnn": MaskRCNNSegmenter,
+                               "padding": PaddingSegmenter}
+NOT_PIXEL_PROTECTED = "none"  # a policy value: the modality's images are refused, not segmented
 
 
-def make_segmenter(name: str) -> Segmenter:
-    """The segmenter registered under ``name``."""
+def make_segmenter(name: str, params: dict | None = None) -> Segmenter:
+    """The segmenter registered under ``name``, with ``params`` (as :meth:`params` gave them)."""
     try:
-        return SEGMENTERS[name]()
+        kind = SEGMENTERS[name]
     except KeyError:
         raise ConfigError(f"handlers.segment.segmenter: unknown segmenter {name!r}; "
                           f"choose one of {sorted(SEGMENTERS)}") from None
+    try:
+        return kind(**(params or {}))
+    except TypeError:
+        raise ConfigError(f"segmenter {name!r}: unknown parameters {sorted(params or {})}") from None
 
 
-def usable_region(foreground: np.ndarray, margin: int) -> np.ndarray:
-    """Where data may go: outside the foreground dilated by ``margin`` pixels (square)."""
-    if margin <= 0:
-        return ~foreground
-    size = (1, 2 * margin + 1, 2 * margin + 1)
-    return ~ndimage.maximum_filter(foreground, size=size)
+@dataclass(frozen=True)
+class SegmenterPolicy:
+    """Which segmenter decides, per modality: ``validated`` on the modalities it was validated on,
+    ``other`` on the rest (None: not pixel-protected, refused with the key that allows it)."""
+
+    validated: Segmenter
+    modalities: frozenset[str]
+    other: Segmenter | None
+
+    def for_dataset(self, ds: Dataset) -> Segmenter:
+        modality = str(ds.get("Modality", "")) or "no Modality"
+        if modality in self.modalities:
+            return self.validated
+        if self.other is None:
+            raise RefusedError(f"modality {modality} is not pixel-protected "
+                               "(handlers.segment.other_modalities = \"none\")")
+        return self.other
 
 
 class SegmentHandler:
-    """Fills ``instance.foreground``."""
+    """Fills ``instance.foreground`` with the mask of the segmenter the policy picks."""
 
     name: ClassVar[str] = "segment"
     requires: ClassVar[tuple[str, ...]] = ()
 
-    def __init__(self, segmenter: Segmenter) -> None:
-        self.segmenter = segmenter
+    def __init__(self, policy: SegmenterPolicy) -> None:
+        self.policy = policy
 
     def __call__(self, instance: Instance) -> None:
-        segmentation = self.segmenter.segment(instance.dataset, instance.pixels)
+        segmenter = self.policy.for_dataset(instance.dataset)
+        segmentation = segmenter.segment(instance.dataset, instance.pixels)
+        instance.segmenter = segmenter
         instance.foreground, instance.foreground_levels = segmentation.mask, segmentation.levels

@@ -47,7 +47,12 @@ DEFAULTS: dict[str, Any] = {
     "handlers": {
         "collect": {"extra_attributes": []},
         "seal": {"qr_error_correction": "L"},
-        "segment": {"segmenter": "maskrcnn", "margin": 6},
+        "segment": {
+            "segmenter": "maskrcnn",
+            "validated_modalities": ["CT", "MR", "CR", "DX"],
+            "other_modalities": "padding",
+            "margin": 6,
+        },
         "embed": {
             "codec": "dct",
             "dct": {
@@ -59,7 +64,7 @@ DEFAULTS: dict[str, Any] = {
             "paper": {"beta": 8, "alpha": 0.02},
             "deep": {"min_copies": 1, "max_copies": 8, "module_pixels": 2},
         },
-        "deidentify": {},
+        "deidentify": {"allow_burned_in_annotation": False},
         "encrypt": {"cipher": "aes-gcm"},
     },
     "web": {
@@ -71,7 +76,7 @@ DEFAULTS: dict[str, Any] = {
         "max_upload_mb": 256,
     },
 }
-SEGMENTER_CHOICES = ("classical", "maskrcnn")
+SEGMENTER_CHOICES = ("classical", "maskrcnn", "padding")
 # Inclusive numeric ranges (None: no upper bound). Timeouts are seconds.
 _RANGES: dict[str, tuple[float, float | None]] = {
     "node.port": (1, 65535),
@@ -103,6 +108,7 @@ _CHOICES = {
     "handlers.seal.qr_error_correction": ("L", "M", "Q", "H"),
     "handlers.embed.codec": ("dct", "paper", "deep"),
     "handlers.segment.segmenter": SEGMENTER_CHOICES,
+    "handlers.segment.other_modalities": (*SEGMENTER_CHOICES, "none"),
     "handlers.encrypt.cipher": ("aes-gcm", "chaos"),
     "web.login": ("none", "password", "token"),
 }
@@ -153,6 +159,10 @@ def _check_ranges(config: dict[str, Any], path: Path) -> None:
     tls = node["tls"]
     if bool(tls["certificate"]) != bool(tls["private_key"]):
         raise ConfigError(f"{path}: node.tls needs both certificate and private_key, or neither")
+    modalities = config["handlers"]["segment"]["validated_modalities"]
+    if not all(isinstance(m, str) and m.isalnum() and m.isupper() and len(m) <= 16 for m in modalities):
+        raise ConfigError(f"{path}: handlers.segment.validated_modalities must list modality codes "
+                          "such as \"CT\" (upper case, at most 16 characters)")
     titles = [peer["ae_title"] for peer in config["peers"]]
     if len(set(titles)) != len(titles):
         raise ConfigError(f"{path}: peers: each ae_title may appear once")

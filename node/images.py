@@ -56,6 +56,11 @@ def round_trip() -> list[Path]:
     return [path for name, path in grayscale_images(256).items() if name not in NO_BACKGROUND]
 
 
+def modality(path: Path) -> str:
+    """The Modality of the image at ``path`` (empty when it has none)."""
+    return str(pydicom.dcmread(path, stop_before_pixels=True).get("Modality", ""))
+
+
 def realdata() -> list[Path]:
     """The DICOM files of ``../shared/realdata``; none when the folder is absent."""
     return sorted(REALDATA.glob("*.dcm")) if REALDATA.is_dir() else []

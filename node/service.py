@@ -57,7 +57,8 @@ class Node(_Host):
         self.segmentations = Segmentations(
             self.index, self.storage, self.workers.run, float(config["node"]["seg_stable_seconds"]),
             keys.pixel_cipher_key) if config["node"]["seg"] and self.workers is not None else None
-        self.ingest = Ingest(self.storage, self.index, Pseudonymizer(keys.pseudonym_key), wake)
+        self.ingest = Ingest(self.storage, self.index, Pseudonymizer(keys.pseudonym_key), wake,
+                             config["handlers"]["deidentify"]["allow_burned_in_annotation"])
         self.server = NodeServer(config, self.index, self.ingest, self.storage)
 
     def _keys(self) -> Path:

@@ -74,6 +74,7 @@ class Protected:
     original: pydicom.Dataset
     cover_pixels: np.ndarray
     cover_foreground: np.ndarray
+    usable: np.ndarray  # where the codec could write: background less margin and safety guard
     path: Path
     report: dict
 
@@ -97,7 +98,8 @@ def protect_image(pipeline, tmp_path_factory):
             instance = pipeline.protect(ds)
             path = out / name
             ds.save_as(path, enforce_file_format=True)
-            cache[name] = Protected(name, original, cover, instance.foreground, path, instance.report)
+            cache[name] = Protected(name, original, cover, instance.foreground, instance.usable, path,
+                                    instance.report)
         return cache[name]
 
     return protect

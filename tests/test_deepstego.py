@@ -18,7 +18,6 @@ from stegonode.codecs.errors import CapacityError, MessageNotFoundError
 from stegonode.handlers.pipeline import build_pipeline
 from stegonode.handlers.pixels import PixelFormat, read_pixels
 from stegonode.handlers.reveal import reveal
-from stegonode.handlers.segment import usable_region
 from stegonode.models import deepnet, deepstego
 from stegonode.models.corpus import Patches
 from stegonode.models.geometry import BLANK_LIMIT
@@ -164,7 +163,7 @@ def test_deep_codec_reveals_exact_patient_data_or_says_too_small(name, deep_pipe
     ds = copy.deepcopy(original)
     cover = read_pixels(ds).copy()
     try:
-        foreground = deep_pipeline.protect(ds).foreground
+        usable = deep_pipeline.protect(ds).usable
     except CapacityError as exc:
         assert exc.offered_bits < exc.needed_bits
         return
@@ -174,7 +173,7 @@ def test_deep_codec_reveals_exact_patient_data_or_says_too_small(name, deep_pipe
     for element in revealed.attributes:
         assert element.value == original[element.tag].value, element.keyword
     stego = read_pixels(stego_ds)
-    kept = ~usable_region(foreground, MARGIN)
+    kept = ~usable
     np.testing.assert_array_equal(stego[kept], cover[kept])
     assert (stego != cover).any()
     lo, hi = PixelFormat.of(original).value_range

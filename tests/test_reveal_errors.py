@@ -16,7 +16,6 @@ from stegonode.codecs.errors import (
 )
 from stegonode.handlers.pixels import read_pixels, write_pixels
 from stegonode.handlers.reveal import reveal
-from stegonode.handlers.segment import usable_region
 
 import pydicom
 from images import image_path
@@ -56,7 +55,7 @@ def test_overwritten_background(protect_image, peer_keys):
     protected = protect_image("693_UNCR.dcm")
     stego = protected.read()
     pixels = read_pixels(stego).copy()
-    background = usable_region(protected.cover_foreground, 6)
+    background = protected.usable
     pixels[background] = np.random.default_rng(3).integers(-2000, -1990, background.sum())
     write_pixels(stego, pixels)
     with pytest.raises(MessageNotFoundError):

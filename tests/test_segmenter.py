@@ -21,7 +21,7 @@ from stegonode.handlers.pixels import read_pixels
 from stegonode.handlers.embed import read_protection, write_protection
 from stegonode.handlers.reveal import reveal
 from stegonode.handlers.segdata import phantom_example, real_example, LABELS
-from stegonode.handlers.segment import ClassicalSegmenter, MaskRCNNSegmenter, make_segmenter
+from stegonode.handlers.segment import ClassicalSegmenter, MaskRCNNSegmenter, PaddingSegmenter, make_segmenter
 from stegonode.handlers.segtrain import HELD_OUT_SEED
 from stegonode.models import foreground, maskrcnn, morphology
 from stegonode.models.phantoms import make_phantom
@@ -111,13 +111,14 @@ def test_classical_fallback_when_the_model_finds_nothing(monkeypatch, caplog):
     assert "found no foreground in frame 0" in caplog.text
 
 
-def test_modality_the_network_was_not_trained_on_gets_the_classical_segmenter(caplog):
-    ds = pydicom.dcmread(image_path("JPEG2000_UNC.dcm"))
-    pixels = read_pixels(ds)
-    with caplog.at_level(logging.INFO, logger=segment.__name__):
-        mask = MaskRCNNSegmenter().foreground(ds, pixels)
-    assert ds.Modality == "NM" and np.array_equal(mask, ClassicalSegmenter().foreground(ds, pixels))
-    assert "not trained on modality 'NM'" in caplog.text
+def test_modality_the_network_was_not_validated_on_gets_the_padding_segmenter(pipeline):
+    """The policy, not the network, decides: an NM image goes to the padding segmenter, a CT to
+    Mask R-CNN (the default node.toml)."""
+    policy = next(handler for handler in pipeline.handlers if handler.name == "segment").policy
+    nm = pydicom.dcmread(image_path("JPEG2000_UNC.dcm"), stop_before_pixels=True)
+    ct = pydicom.dcmread(image_path("693_UNCR.dcm"), stop_before_pixels=True)
+    assert nm.Modality == "NM" and isinstance(policy.for_dataset(nm), PaddingSegmenter)
+    assert isinstance(policy.for_dataset(ct), MaskRCNNSegmenter)
 
 
 @pytest.fixture(scope="module")
@@ -170,6 +171,7 @@ def test_stego_is_thresholded_at_the_covers_classical_levels(name, node_keys, pe
     level (about 80 pixels on the US image with some keys), MONOCHROME1 (RG1) included."""
     config = node_config.load(None)
     config["handlers"]["segment"]["segmenter"] = "classical"
+    config["handlers"]["segment"]["other_modalities"] = "classical"  # NM and US, for this test
     ds = pydicom.dcmread(image_path(name))
     cover = build_pipeline(config["pipeline"]["handlers"], config["handlers"], node_keys).protect(ds)
     ds.save_as(tmp_path / name, enforce_file_format=True)

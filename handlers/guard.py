@@ -1,0 +1,174 @@
+"""The safety guard: what no segmenter may hand to the codec, whatever it says.
+
+A segmenter's background is a model's opinion; the guard is a rule that depends on no model. The
+usable region is the segmenter's background minus the foreground's margin minus the guard's
+margin, computed by :func:`usable_region` on cover and stego alike:
+
+* **Hounsfield units.** On CT with rescale attributes no pixel denser than
+  :data:`~stegonode.handlers.segment.CT_THRESHOLD_HU` changes, nor any pixel within the margin of
+  one, whatever the size of the object (skin markers, cables, metal streaks).
+* **Brighter than the background.** On every image no pixel changes within the margin of a pixel
+  brighter, in display sense, than the background's own level. The level is estimated per frame on
+  the cover (median of the segmenter's background, excluding Pixel Padding, plus
+  :data:`NOISE_SIGMAS` robust standard deviations) and raised by the codec's change allowance, so
+  that what embedding writes into the background stays below it. It is recorded in the protection
+  block: reveal uses the cover's levels, never levels re-estimated on the stego image.
+* **Provable backgrounds are recorded.** Where the segmenter's background is provably not image
+  (the padding segmenter: constant padding and collimator black), embedding changes exactly the
+  pixels that made it provable, so the stego image cannot show it again; the protection block
+  records the usable region itself (:func:`encode_region`, about a kilobyte) and reveal reads it.
+* **The border.** Anatomy cut by the image border keeps its border: within :data:`BORDER_REACH`
+  pixels of the image edge, every pixel within that reach of the foreground is guarded unless it
+  is at the background's own level (within the same spread of its median as the level above, on
+  either side), so a segmenter that stops a little short of the edge (it was trained on bodies
+  inside the field) leaves no band to write in. This holds where bright is background too (a CR
+  stored with direct exposure bright, where the brightness rule protects nothing).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import math
+import zlib
+from dataclasses import asdict, dataclass
+
+import numpy as np
+from pydicom import Dataset
+from scipy import ndimage
+
+from stegonode.codecs.errors import NotProtectedError
+
+from .segment import CT_THRESHOLD_HU, display_scale, display_values, has_hounsfield_units, otsu_threshold, padding_mask
+
+NOISE_SIGMAS = 4.0  # background median + this many robust standard deviations is still background
+BORDER_REACH = 16  # pixels: foreground this close to the edge is taken to run on to the edge
+SEPARATION = 10.0  # dark-class standard deviations between the dark and bright classes' medians
+SAMPLE = 1 << 18  # background values used for the level estimate (an even stride over the frame)
+GUARD_VERSION = 1
+
+
+@dataclass(frozen=True)
+class Guard:
+    """What reveal needs to recompute the cover's guard: levels are in display units (Hounsfield
+    units on CT, negated stored values on MONOCHROME1, stored values otherwise), one per frame."""
+
+    levels: list[float]
+    medians: list[float]  # the background's median per frame (display units): the border rule's centre
+    border: int = BORDER_REACH
+    hounsfield: float | None = None  # the HU threshold on CT, None elsewhere
+    version: int = GUARD_VERSION
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, document: object) -> Guard:
+        """The guard of a protection block; NotProtectedError if it is malformed."""
+        try:
+            guard = cls(**document)  # type: ignore[arg-type]
+        except TypeError:
+            raise NotProtectedError("malformed stegonode protection block (guard)") from None
+        finite = all(isinstance(v, (int, float)) and math.isfinite(v) for v in guard.levels + guard.medians)
+        if guard.version != GUARD_VERSION or not finite or not isinstance(guard.border, int):
+            raise NotProtectedError("malformed or unknown stegonode protection block (guard)")
+        return guard
+
+
+def measure(ds: Dataset, pixels: np.ndarray, foreground: np.ndarray, allowance: float,
+            border: int = BORDER_REACH) -> Guard:
+    """The cover's guard. ``allowance``: how much, in stored units, the codec may raise a
+    background pixel (converted to display units here). ``border``: the border rule's reach, 0
+    where the background is provably not image (Pixel Padding, a collimator's constant black)."""
+    display = display_values(ds, pixels)
+    background = ~foreground & ~padding_mask(ds, pixels)
+    spread = allowance * display_scale(ds)
+    estimates = [_background(frame, where) for frame, where in zip(display, background)]
+    return Guard(levels=[median + top + spread for median, top in estimates],
+                 medians=[median for median, _ in estimates], border=border,
+                 hounsfield=CT_THRESHOLD_HU if has_hounsfield_units(ds) else None)
+
+
+def _background(frame: np.ndarray, background: np.ndarray) -> tuple[float, float]:
+    """The background's own median, and how far above it its values reach: NOISE_SIGMAS robust
+    standard deviations (1.4826 x MAD) of its darkest population. A segmenter's background may hold
+    brighter things than the background proper (collimator shutters, a band of anatomy it
+    missed); when Otsu's split of the values leaves a dark class well separated from the rest
+    (medians more than SEPARATION of its standard deviations apart), the dark class is the
+    background. Without a background (the segmenter found none), the frame's darkest value and
+    no spread: everything else is guarded."""
+    values = frame[background][:: max(1, int(background.sum()) // SAMPLE)]
+    if values.size == 0:
+        return float(frame.min()), 0.0
+    median, sigma = _robust(values)
+    threshold = otsu_threshold(values)
+    dark, bright = values[values <= threshold], values[values > threshold]
+    if dark.size and bright.size:
+        dark_median, dark_sigma = _robust(dark)
+        if float(np.median(bright)) - dark_median > SEPARATION * max(dark_sigma, 1.0):
+            median, sigma = dark_median, dark_sigma
+    return median, NOISE_SIGMAS * sigma
+
+
+def _robust(values: np.ndarray) -> tuple[float, float]:
+    """Median and robust standard deviation (1.4826 x median absolute deviation)."""
+    median = float(np.median(values))
+    return median, 1.4826 * float(np.median(np.abs(values - median)))
+
+
+def forbidden(ds: Dataset, pixels: np.ndarray, foreground: np.ndarray, guard: Guard) -> np.ndarray:
+    """Pixels the guard protects (before the margin): too dense, too bright, or border anatomy."""
+    display = display_values(ds, pixels)
+    levels = np.asarray(guard.levels, dtype=np.float32)
+    if levels.shape != (len(display),) or len(guard.medians) != len(display):
+        raise NotProtectedError("protection block's guard does not match the frames of the image")
+    medians = np.asarray(guard.medians, dtype=np.float32)[:, None, None]
+    guarded = display > levels[:, None, None]
+    if guard.hounsfield is not None and has_hounsfield_units(ds):
+        guarded |= display > guard.hounsfield
+    at_background = np.abs(display - medians) <= levels[:, None, None] - medians
+    return guarded | (_border_anatomy(foreground, guard.border) & ~at_background)
+
+
+def _border_anatomy(foreground: np.ndarray, reach: int) -> np.ndarray:
+    """Pixels within ``reach`` of both the image edge and the foreground."""
+    if reach <= 0:
+        return np.zeros_like(foreground)
+    near = ndimage.maximum_filter(foreground, size=(1, 2 * reach + 1, 2 * reach + 1))
+    band = np.ones(foreground.shape[1:], dtype=bool)
+    band[reach:-reach, reach:-reach] = False
+    return near & band[None]
+
+
+def usable_region(ds: Dataset, pixels: np.ndarray, foreground: np.ndarray, margin: int,
+                  guard: Guard | None) -> np.ndarray:
+    """Where data may go: outside the foreground and the guard, each dilated by ``margin``
+    pixels (square). ``guard`` None: objects protected before the guard existed."""
+    kept = foreground if guard is None else foreground | forbidden(ds, pixels, foreground, guard)
+    if margin <= 0:
+        return ~kept
+    return ~ndimage.maximum_filter(kept, size=(1, 2 * margin + 1, 2 * margin + 1))
+
+
+def encode_region(usable: np.ndarray) -> dict:
+    """``usable`` for the protection block: each distinct frame mask bit-packed, zlib-compressed
+    and Base64-encoded once, and per frame the index of its mask (a collimator does not move)."""
+    masks: dict[bytes, int] = {}
+    frames = [masks.setdefault(np.packbits(frame).tobytes(), len(masks)) for frame in usable]
+    return {"shape": list(usable.shape), "frames": frames,
+            "masks": [base64.b64encode(zlib.compress(mask, 9)).decode() for mask in masks]}
+
+
+def decode_region(document: object, shape: tuple[int, ...]) -> np.ndarray:
+    """The usable region recorded by :func:`encode_region`; NotProtectedError if it is malformed
+    or not for an image of ``shape``."""
+    try:
+        assert isinstance(document, dict) and tuple(document["shape"]) == tuple(shape)
+        size = shape[1] * shape[2]
+        masks = [np.unpackbits(np.frombuffer(zlib.decompress(base64.b64decode(text)), np.uint8))[:size]
+                 for text in document["masks"]]
+        frames = [masks[index].reshape(shape[1:]) for index in document["frames"]]
+        assert len(frames) == shape[0] and all(mask.size == size for mask in masks)
+    except (AssertionError, KeyError, TypeError, IndexError, ValueError, zlib.error, binascii.Error):
+        raise NotProtectedError("malformed stegonode protection block (region)") from None
+    return np.stack(frames).astype(bool)
