@@ -131,3 +131,18 @@ def build_pipeline(order: Sequence[str], settings: Mapping[str, Mapping], keys: 
     }
     return Pipeline([factories[name]() for name in order],
                     bool(settings["deidentify"]["allow_burned_in_annotation"]))
+
+
+def configured_pipeline(
+    config: Mapping[str, Any], keys: NodeKeys, cipher: str | None = None, segmenter: str | None = None
+) -> Pipeline:
+    """node.toml's pipeline; with ``cipher``, encrypting last with that cipher; with ``segmenter``,
+    that segmenter instead of the configured one (the options of ``stegonode protect``)."""
+    settings = copy.deepcopy(dict(config["handlers"]))
+    order = list(config["pipeline"]["handlers"])
+    if cipher is not None:
+        settings["encrypt"]["cipher"] = cipher
+        order = [name for name in order if name != "encrypt"] + ["encrypt"]
+    if segmenter is not None:
+        settings["segment"]["segmenter"] = segmenter
+    return build_pipeline(order, settings, keys)

@@ -41,6 +41,7 @@ class Protected:
     stego: np.ndarray  # the stored pixels after
     message: np.ndarray  # the embedded QR modules, flattened
     foreground: np.ndarray  # the cover's foreground, as the embed handler used it
+    usable: np.ndarray  # where the codec could write: background less margin and safety guard
     attributes: Dataset  # what protect sealed
     report: dict
 
@@ -70,6 +71,7 @@ def protect(ds: Dataset, pipeline: Pipeline) -> Protected:
         stego=read_pixels(ds),
         message=instance.message.ravel().astype(np.uint8),
         foreground=instance.foreground,
+        usable=instance.usable,
         attributes=instance.attributes,
         report=instance.report,
     )

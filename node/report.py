@@ -44,7 +44,7 @@ from stegonode.handlers.encrypt import CIPHERS, pixel_words
 from stegonode.handlers.pipeline import Pipeline
 from stegonode.handlers.pixels import PixelFormat, read_pixels
 from stegonode.handlers.reveal import usable_in
-from stegonode.handlers.segment import make_segmenter, usable_region, windowed
+from stegonode.handlers.segment import make_segmenter, windowed
 
 from . import evidence
 from .config import DEFAULTS
@@ -213,10 +213,10 @@ def _measure(path: Path, pipeline: Pipeline, peer_keys: keyfiles.PeerKeys) -> Me
         return result
     ds = protected.dataset()
     protection = read_protection(ds)
-    again = make_segmenter(protection.segmenter).segment(ds, protected.stego, protection.segmenter_levels).mask
+    again = make_segmenter(protection.segmenter, protection.segmenter_params).segment(ds, protected.stego, protection.segmenter_levels).mask
     kept = ~usable_in(ds, protected.stego, protection, again)  # reveal's region, from the mask just found
     changed = protected.stego != protected.cover
-    usable = usable_region(protected.foreground, protection.margin)
+    usable = protected.usable
     codec = make_codec(protection.codec, protection.params)
     reason = evidence.failure(ds, peer_keys, protected, original)
     result.protected = protected
@@ -313,8 +313,7 @@ def _table4(report: Report, settings: Settings, ok: list[Measured], node_keys: k
     for m in chosen:
         assert m.protected is not None
         ds = m.protected.dataset()
-        protection = read_protection(ds)
-        usable = usable_region(m.protected.foreground, protection.margin)
+        usable = m.protected.usable
         values = []
         for step in settings.steps:
             params = {**DEFAULTS["handlers"]["embed"]["dct"], "step": step}

@@ -18,7 +18,6 @@ from stegonode.handlers.dicomseg import Source, kept_region, kept_segmentation, 
 from stegonode.handlers.embed import read_protection
 from stegonode.handlers.pixels import read_pixels
 from stegonode.handlers.reveal import usable_in
-from stegonode.handlers.segment import usable_region
 from stegonode.node.segwriter import SEGMENTATION_STORAGE
 
 SEG_SERIES = 20
@@ -54,10 +53,12 @@ def test_seg_is_the_kept_region_pixel_for_pixel(name, protect_image, tmp_path):
     # Protection kept the region computed on the cover bit-identical; the SEG's region, computed
     # on the stored image as reveal does, may differ from it at the edge (the segmenter sees
     # the embedded background): a changed pixel inside the SEG lies only where the two differ.
-    kept_at_protection = ~usable_region(protected.cover_foreground, read_protection(ds).margin)
+    kept_at_protection = ~protected.usable
     changed = read_pixels(ds) != protected.cover_pixels
     assert not (changed & kept_at_protection).any()
-    assert (mask != kept_at_protection).sum() <= 0.001 * mask.size  # measured: at most 186 of 3.1 M
+    # Measured: at most 2704 of 1 M pixels (MR2: embedding lifts background noise over the safety
+    # guard's recorded level, which guards a margin around it on the stored image); 186 before the guard.
+    assert (mask != kept_at_protection).sum() <= 0.005 * mask.size
 
     path = tmp_path / "seg.dcm"
     kept_segmentation([Source(ds, mask)], software_version()).save_as(path, enforce_file_format=True)
