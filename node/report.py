@@ -214,7 +214,7 @@ def _measure(path: Path, pipeline: Pipeline, peer_keys: keyfiles.PeerKeys) -> Me
     ds = protected.dataset()
     protection = read_protection(ds)
     again = make_segmenter(protection.segmenter, protection.segmenter_params).segment(ds, protected.stego, protection.segmenter_levels).mask
-    kept = ~usable_in(ds, protected.stego, protection, again)  # reveal's region, from the mask just found
+    kept = ~usable_in(ds, protected.stego, protection)  # reveal's region: the recorded one where there is one
     changed = protected.stego != protected.cover
     usable = protected.usable
     codec = make_codec(protection.codec, protection.params)
@@ -223,6 +223,7 @@ def _measure(path: Path, pipeline: Pipeline, peer_keys: keyfiles.PeerKeys) -> Me
     result.figures = {
         **protected.report,
         "ncc": _ncc(protected.foreground, again),
+        "recorded": protection.region is not None,  # reveal reads the recorded region, not this mask
         "differing": int((protected.foreground != again).sum()),
         "revealed": reason is None,
         "reason": reason,
@@ -265,7 +266,8 @@ def _table3(report: Report, ok: list[Measured]) -> None:
                "(at the cover's recorded levels, as reveal does); PSNR after rounding to stored integers at "
                "the image's own peak 2^BitsStored - 1 and at 65535; and whether reveal recovered the exact "
                "identity from the stego image alone.", "")
-    rows = [(m.path.name, m.modality, m.size, m.bits_stored, f"{m.figures['ncc']:.4f}", m.figures["differing"],
+    rows = [(m.path.name, m.modality, m.size, m.bits_stored,
+             f"{m.figures['ncc']:.4f}" + (" (region recorded)" if m.figures["recorded"] else ""), m.figures["differing"],
              m.figures["psnr_db"], m.figures["psnr_65535_db"], m.figures["changed_pixels"],
              "yes" if m.figures["revealed"] else f"NO: {m.figures['reason']}") for m in ok]
     report.table(["image", "modality", "size", "bits", "NCC", "mask pixels differing", "PSNR (dB, 2^bits-1)",
