@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime
 
 import pydicom
+from pydicom.uid import DeflatedExplicitVRLittleEndian, generate_uid
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -20,15 +21,28 @@ COMPRESSED = [
     ("693_J2KR.dcm", "-xv"),  # JPEG 2000 lossless
     ("693_J2KI.dcm", "-xw"),  # JPEG 2000
     ("bad_sequence.dcm", "-xs"),  # JPEG lossless, first-order prediction
-    ("image_dfl.dcm", "-xd"),  # deflated explicit VR little endian
+    ("ct_deflated.dcm", "-xd"),  # deflated explicit VR little endian (written below from 693_UNCR)
 ]
+
+
+def _path(name: str, folder) -> str:
+    """pydicom-data's file; ``ct_deflated.dcm``: a CT slice re-encoded Deflated Explicit VR LE (the
+    only deflated image there, image_dfl, is an OT test pattern the modality policy refuses)."""
+    if name != "ct_deflated.dcm":
+        return str(image_path(name))
+    ds = pydicom.dcmread(image_path("693_UNCR.dcm"))
+    ds.SOPInstanceUID = generate_uid()  # another instance than 693_J2KR's, which is the same slice
+    ds.file_meta.TransferSyntaxUID = DeflatedExplicitVRLittleEndian
+    path = folder / name
+    ds.save_as(path, enforce_file_format=True)
+    return str(path)
 
 
 def test_compressed_transfer_syntaxes_are_received_as_sent_and_originals_kept(tmp_path, new_database):
     node = NodeProcess(tmp_path, keep_originals=True, database=new_database()).start()
     try:
         for name, option in COMPRESSED:
-            result = storescu(node.port, [image_path(name)], option)
+            result = storescu(node.port, [_path(name, tmp_path)], option)
             assert "Received Store Response (Success)" in result.stderr, result.stderr
         counts = node.wait_idle(len(COMPRESSED))
         assert counts["processed"] == len(COMPRESSED)
@@ -36,7 +50,7 @@ def test_compressed_transfer_syntaxes_are_received_as_sent_and_originals_kept(tm
         assert len(originals) == len(COMPRESSED)
         syntaxes = {str(pydicom.dcmread(p, stop_before_pixels=True).file_meta.TransferSyntaxUID)
                     for p in originals}
-        expected = {str(pydicom.dcmread(image_path(n), stop_before_pixels=True).file_meta.TransferSyntaxUID)
+        expected = {str(pydicom.dcmread(_path(n, tmp_path), stop_before_pixels=True).file_meta.TransferSyntaxUID)
                     for n, _ in COMPRESSED}
         assert syntaxes == expected  # the bytes kept are the bytes sent, no conversion
     finally:
