@@ -31,6 +31,7 @@ import pydicom  # noqa: E402
 
 from images import image_path  # noqa: E402
 from stegonode.codecs import keys as keyfiles  # noqa: E402
+from stegonode.codecs import payload  # noqa: E402
 from stegonode.codecs.dct import DctCodec, DctParams  # noqa: E402
 from stegonode.codecs.errors import StegonodeError  # noqa: E402
 from stegonode.handlers.pipeline import build_pipeline  # noqa: E402
@@ -48,10 +49,10 @@ def fresh_keys() -> tuple[keyfiles.NodeKeys, keyfiles.PeerKeys]:
 def layouts(name: str, settings: dict, keys: int) -> None:
     """Bits without a copy under both layouts, for the message the pipeline makes of ``name``."""
     node_keys, _ = fresh_keys()
-    pipeline = build_pipeline(settings["pipeline"]["handlers"], settings["handlers"], node_keys)
+    pipeline = build_pipeline(settings["pipeline"]["handlers"], settings["handlers"], node_keys, ["pixels"])
     instance = pipeline.protect(pydicom.dcmread(image_path(name)))
     usable = instance.usable
-    n = instance.message.size
+    n = payload.pack(instance.message).size  # the bits embed writes (message layout 2)
     figures = []
     for layout in (1, 2):
         missing = []
@@ -71,7 +72,7 @@ def repeats(name: str, settings: dict, count: int) -> int:
     failures = 0
     for _ in range(count):
         node_keys, peer_keys = fresh_keys()
-        pipeline = build_pipeline(settings["pipeline"]["handlers"], settings["handlers"], node_keys)
+        pipeline = build_pipeline(settings["pipeline"]["handlers"], settings["handlers"], node_keys, ["pixels"])
         ds = copy.deepcopy(original)
         pipeline.protect(ds)
         buffer = io.BytesIO()

@@ -65,7 +65,7 @@ def main() -> int:
     for codec in CODECS:
         config = node_config.load(None)
         config["handlers"]["embed"]["codec"] = codec
-        pipelines[codec] = build_pipeline(config["pipeline"]["handlers"], config["handlers"], node_keys)
+        pipelines[codec] = build_pipeline(config["pipeline"]["handlers"], config["handlers"], node_keys, ["pixels"])
 
     header = f"{'image':36}" + "".join(f" | {codec:>9} {'PSNR dB':>8} {'changed':>8} {'s':>5}" for codec in CODECS)
     print(header)

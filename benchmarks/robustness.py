@@ -36,6 +36,7 @@ from pydicom import Dataset
 from pydicom.data import get_testdata_file
 
 from stegonode.codecs import keys as keyfiles
+from stegonode.codecs import payload
 from stegonode.node.evidence import Protected, attacked, bit_error_rate, extracted_bits, failure, pipeline_for, protect
 
 SIGMAS = (0.0, 0.5, 1.0, 2.0, 4.0, 8.0)
@@ -96,7 +97,7 @@ def print_table(rows: list[tuple[Setting, Protected, list[Cell]]], trials: int) 
     print(f"{'setting':<24}{'PSNR14':>8}{'PSNR16':>8}{'MSE':>10}{'bytes':>6}{'QR':>6}{sigma_heads}")
     for setting, protected, cells in rows:
         r = protected.report
-        side = int(np.sqrt(protected.message.size))
+        side = payload.unpack(protected.message).shape[0]
         print(f"{setting.label:<24}{r['psnr_db']:>8.1f}{r['psnr_65535_db']:>8.1f}{r['mse']:>10.2f}"
               f"{r['payload_bytes']:>6}{side:>4}^2" + "".join(f"{cell_text(c, trials):>14}" for c in cells))
     print("cells: reveal successes / trials, mean raw bit error rate vs QR modules; "

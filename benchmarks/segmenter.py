@@ -80,7 +80,7 @@ def stability(name: str, names: list[str]) -> bool:
         keyfiles.generate(Path(folder))
         node_keys = keyfiles.load_node_keys(Path(folder) / "node.keys")
         peer_keys = keyfiles.load_peer_keys(Path(folder) / "peer.keys")
-    pipeline = build_pipeline(config["pipeline"]["handlers"], config["handlers"], node_keys)
+    pipeline = build_pipeline(config["pipeline"]["handlers"], config["handlers"], node_keys, ["pixels"])
     segmenter = pipeline.handlers[[h.name for h in pipeline.handlers].index("segment")].segmenter
     print(f"\nStability and reveal, segmenter {name} at both ends ({len(names)} round-trip images):")
     everything = True

@@ -25,7 +25,6 @@ import one_core  # noqa: F401  (first: one BLAS thread, CPU 0)
 
 import copy  # noqa: E402
 import io  # noqa: E402
-import math  # noqa: E402
 import platform  # noqa: E402
 import tempfile  # noqa: E402
 import time  # noqa: E402
@@ -46,8 +45,8 @@ from stegonode.handlers.deidentify import restore  # noqa: E402
 from stegonode.handlers.embed import make_codec, read_protection, remove_protection  # noqa: E402
 from stegonode.handlers.pipeline import Pipeline, build_pipeline  # noqa: E402
 from stegonode.handlers.pixels import PixelFormat, read_pixels  # noqa: E402
-from stegonode.handlers.reveal import reveal, usable_in  # noqa: E402
-from stegonode.handlers.seal import stego_binding  # noqa: E402
+from stegonode.handlers.reveal import message_modules, reveal, usable_in  # noqa: E402
+from stegonode.handlers.seal import payload_dictionary, stego_binding  # noqa: E402
 from stegonode.handlers.segment import ClassicalSegmenter, SegmenterPolicy, SegmentHandler, Segmentation  # noqa: E402
 from stegonode.node.config import load  # noqa: E402
 
@@ -131,12 +130,11 @@ def reveal_parts_once(raw: bytes, keys: keyfiles.PeerKeys, foreground: np.ndarra
     bits = codec.extract(pixels, usable, keys.embedding_key, PixelFormat.of(ds).value_range)
     timings["extract"] = elapsed(start)
     start = time.perf_counter()
-    side = math.isqrt(bits.size)
-    text = payload.from_qr(bits.reshape(side, side).astype(bool))
+    text = payload.from_qr(message_modules(bits, protection.message_layout))
     timings["qr"] = elapsed(start)
     start = time.perf_counter()
     plain = open_sealed(payload.from_text(text), keys.recipient_private_key, stego_binding(ds))
-    attributes = parse(payload.decompress(plain))
+    attributes = parse(payload.decompress(plain, payload_dictionary(protection.payload_dictionary)))
     timings["open"] = elapsed(start)
     start = time.perf_counter()
     restored = copy.deepcopy(ds)

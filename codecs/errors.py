@@ -109,6 +109,10 @@ class PayloadIntegrityError(RevealError):
     """The sealed payload failed authentication: it was tampered with."""
 
 
+class CarrierMismatchError(RevealError):
+    """The pixel and header carriers both open but hold different identities: tampering."""
+
+
 class NetworkError(StegonodeError):
     """A DICOM association failed: no answer, rejected, or a failure status from the node."""
 

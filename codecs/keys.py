@@ -1,9 +1,13 @@
 """Key material: generation, key files, and public key identifiers.
 
-``node.keys`` holds what the node needs to protect: the recipient's X25519 *public* key, the
-embedding key, the pixel-cipher key and the pseudonym key. ``peer.keys`` holds what a peer needs
-to reveal: the recipient's X25519 *private* key, the embedding key and the pixel-cipher key.
-The node never holds a key that opens a sealed payload.
+``node.keys`` holds what the node needs to protect: the recipient's X25519 *public* key (pixel
+carrier), the recipient's X.509 certificate (header carrier, RSA), the embedding key, the
+pixel-cipher key and the pseudonym key. ``peer.keys`` holds what a peer needs to reveal: the
+recipient's X25519 *private* key, the certificate and its RSA *private* key, the embedding key
+and the pixel-cipher key. The node never holds a key that opens a sealed payload.
+
+Key files of version 1 (written before the header carrier) have no certificate: they keep
+working, and the node then writes the pixel carrier only.
 """
 
 from __future__ import annotations
@@ -13,15 +17,20 @@ import hashlib
 import json
 import os
 import secrets
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
+from functools import cached_property
 from pathlib import Path
 
+from cryptography import x509
+from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 
+from . import cms
 from .errors import KeyFileError
 
 FORMAT = "stegonode-keys"
-VERSION = 1
+VERSION = 2
+READABLE_VERSIONS = (1, 2)  # version 1: no certificate, no RSA key
 NODE_FILE = "node.keys"
 PEER_FILE = "peer.keys"
 
@@ -39,6 +48,11 @@ class NodeKeys:
     embedding_key: bytes
     pixel_cipher_key: bytes
     pseudonym_key: bytes
+    recipient_certificate: bytes = b""  # DER X.509 (RSA) for the header carrier; empty: none
+
+    @cached_property
+    def certificate(self) -> x509.Certificate | None:
+        return _certificate(self.recipient_certificate)
 
 
 @dataclass(frozen=True)
@@ -48,15 +62,48 @@ class PeerKeys:
     recipient_private_key: bytes
     embedding_key: bytes
     pixel_cipher_key: bytes
+    recipient_certificate: bytes = b""  # DER X.509 of the header carrier's recipient
+    recipient_rsa_private_key: bytes = b""  # PKCS#8 DER of its RSA key; empty: none
 
     @property
     def recipient_public_key(self) -> bytes:
         private = X25519PrivateKey.from_private_bytes(self.recipient_private_key)
         return private.public_key().public_bytes_raw()
 
+    @cached_property
+    def certificate(self) -> x509.Certificate | None:
+        return _certificate(self.recipient_certificate)
 
-def generate(directory: Path, overwrite: bool = False) -> tuple[Path, Path]:
-    """Create ``node.keys`` and ``peer.keys`` (mode 0600) in ``directory``; return their paths."""
+    @cached_property
+    def rsa_private_key(self) -> rsa.RSAPrivateKey | None:
+        certificate = self.certificate
+        if certificate is None or not self.recipient_rsa_private_key:
+            return None
+        return cms.read_private_key(self.recipient_rsa_private_key, PEER_FILE, certificate)
+
+
+def _certificate(der: bytes) -> x509.Certificate | None:
+    return cms.read_certificate(der, "the key file's certificate") if der else None
+
+
+def generate(
+    directory: Path,
+    overwrite: bool = False,
+    certificate: Path | None = None,
+    private_key: Path | None = None,
+) -> tuple[Path, Path]:
+    """Create ``node.keys`` and ``peer.keys`` (mode 0600) in ``directory``; return their paths.
+
+    The header carrier's recipient is a new RSA key with a self-signed certificate, or the
+    given ``certificate`` (PEM or DER; a hospital's PKI) with, if given, its ``private_key``
+    (without it, peer.keys cannot open the header carrier: the certificate's owner can, with
+    openssl or a peer.keys that holds the key).
+    """
+    node_path, peer_path = directory / NODE_FILE, directory / PEER_FILE
+    for path in (node_path, peer_path):
+        if path.exists() and not overwrite:
+            raise KeyFileError(f"{path} already exists; refusing to overwrite keys (use --force)")
+    cert_der, key_der = _recipient(certificate, private_key)
     directory.mkdir(parents=True, exist_ok=True)
     private = X25519PrivateKey.generate()
     embedding_key = secrets.token_bytes(32)
@@ -66,24 +113,44 @@ def generate(directory: Path, overwrite: bool = False) -> tuple[Path, Path]:
         embedding_key=embedding_key,
         pixel_cipher_key=pixel_cipher_key,
         pseudonym_key=secrets.token_bytes(32),
+        recipient_certificate=cert_der,
     )
     peer = PeerKeys(
         recipient_private_key=private.private_bytes_raw(),
         embedding_key=embedding_key,
         pixel_cipher_key=pixel_cipher_key,
+        recipient_certificate=cert_der,
+        recipient_rsa_private_key=key_der,
     )
-    node_path, peer_path = directory / NODE_FILE, directory / PEER_FILE
-    for path in (node_path, peer_path):
-        if path.exists() and not overwrite:
-            raise KeyFileError(f"{path} already exists; refusing to overwrite keys (use --force)")
     _write(node_path, "node", node)
     _write(peer_path, "peer", peer)
     return node_path, peer_path
 
 
+def _recipient(certificate: Path | None, private_key: Path | None) -> tuple[bytes, bytes]:
+    """DER certificate and PKCS#8 key (empty when not given) of the header carrier's recipient."""
+    if certificate is None:
+        if private_key is not None:
+            raise KeyFileError("--private-key needs --certificate (the certificate it belongs to)")
+        key, cert = cms.new_recipient("stegonode recipient")
+        return cms.certificate_der(cert), cms.private_key_der(key)
+    cert = cms.read_certificate(_read_bytes(certificate), str(certificate))
+    if private_key is None:
+        return cms.certificate_der(cert), b""
+    key = cms.read_private_key(_read_bytes(private_key), str(private_key), cert)
+    return cms.certificate_der(cert), cms.private_key_der(key)
+
+
+def _read_bytes(path: Path) -> bytes:
+    try:
+        return Path(path).read_bytes()
+    except OSError as exc:
+        raise KeyFileError(f"cannot read {path} ({exc.strerror or type(exc).__name__})") from None
+
+
 def _write(path: Path, role: str, keys: NodeKeys | PeerKeys) -> None:
-    fields = {name: base64.b64encode(value).decode() for name, value in vars(keys).items()}
-    document = {"format": FORMAT, "version": VERSION, "role": role, **fields}
+    values = {f.name: base64.b64encode(getattr(keys, f.name)).decode() for f in fields(keys)}
+    document = {"format": FORMAT, "version": VERSION, "role": role, **values}
     tmp = path.with_name(path.name + ".tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w") as handle:
@@ -113,8 +180,11 @@ def _parse(text: str | bytes, path: Path | str, role: str) -> dict[str, bytes]:
         raise KeyFileError(f"key file {path} is unreadable: {type(exc).__name__}") from None
     if not isinstance(document, dict) or document.get("format") != FORMAT:
         raise KeyFileError(f"{path} is not a stegonode key file")
-    if document.get("version") != VERSION:
-        raise KeyFileError(f"{path} has key file version {document.get('version')}, expected {VERSION}")
+    if document.get("version") not in READABLE_VERSIONS:
+        raise KeyFileError(
+            f"{path} has key file version {document.get('version')}, "
+            f"expected one of {', '.join(map(str, READABLE_VERSIONS))}"
+        )
     if document.get("role") != role:
         wanted = NODE_FILE if role == "node" else PEER_FILE
         raise KeyFileError(
@@ -133,9 +203,11 @@ def _parse(text: str | bytes, path: Path | str, role: str) -> dict[str, bytes]:
 def load_node_keys(path: Path) -> NodeKeys:
     """Read ``node.keys``."""
     try:
-        return NodeKeys(**_read(path, "node"))
+        keys = NodeKeys(**_read(path, "node"))
     except TypeError:
         raise KeyFileError(f"{path} lacks a required node key") from None
+    _ = keys.certificate  # a malformed certificate shows now, not in the middle of a job
+    return keys
 
 
 def load_peer_keys(path: Path) -> PeerKeys:
@@ -150,6 +222,8 @@ def parse_peer_keys(data: bytes, source: str) -> PeerKeys:
 
 def _peer_keys(values: dict[str, bytes], path: Path | str) -> PeerKeys:
     try:
-        return PeerKeys(**values)
+        keys = PeerKeys(**values)
     except TypeError:
         raise KeyFileError(f"{path} lacks a required peer key") from None
+    _ = keys.rsa_private_key  # a malformed or mismatched key shows now, not per file
+    return keys

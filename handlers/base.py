@@ -11,6 +11,7 @@ from pydicom import Dataset
 if TYPE_CHECKING:  # annotations only: these modules import this one
     from .embed import Protection
     from .encrypt import CipherBlock
+    from .header import HeaderCarrier
     from .segment import Segmenter
 
 
@@ -26,6 +27,8 @@ class Instance:
     pixels: np.ndarray  # stored values, (frames, rows, columns)
     attributes: Dataset | None = None  # the identifying attributes, as in the original header
     message: np.ndarray | None = None  # QR module matrix of the sealed payload
+    core_message: np.ndarray | None = None  # ... of the core attributes only, if it may be needed
+    header_carrier: HeaderCarrier | None = None  # PS3.15 Encrypted Attributes, written last
     foreground: np.ndarray | None = None  # significant region, same shape as pixels
     foreground_levels: list[float | None] | None = None  # classical levels per frame (Segmentation)
     segmenter: Segmenter | None = None  # the segmenter that produced ``foreground``

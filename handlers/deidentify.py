@@ -148,9 +148,10 @@ def _apply(ds: Dataset, pseudonyms: Pseudonymizer, extra: frozenset[BaseTag]) ->
                 _apply(item, pseudonyms, extra)
 
 
-def restore(ds: Dataset, attributes: Dataset) -> None:
-    """Undo :func:`deidentify` on ``ds`` with the carried original ``attributes``."""
-    for tag in ADDED:
+def restore(ds: Dataset, attributes: Dataset, complete: bool = True) -> None:
+    """Undo :func:`deidentify` on ``ds`` with the carried original ``attributes``; when they are
+    not all of them (``complete`` False), the object stays marked as de-identified."""
+    for tag in ADDED if complete else ():
         if tag in ds:
             del ds[tag]
     for element in attributes:

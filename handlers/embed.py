@@ -1,38 +1,52 @@
 """Embed: hide the QR module matrix in the usable background; and the protection block.
 
 The protection block is a private block (creator ``STEGONODE 1``, group 0011) holding, as JSON,
-what reveal needs besides the keys: codec name and strength parameters, the segmenter that
-actually ran (its parameters and version: for Mask R-CNN, which weights; and the levels the cover
-was thresholded at), margin, the safety guard's levels (:mod:`stegonode.handlers.guard`), and the
-non-secret ids of the embedding and recipient keys (so a wrong key is named as such).
+what reveal needs besides the keys: the carriers the object has (``pixels``, ``header``),
+codec name and strength parameters, the segmenter that actually ran (its parameters and
+version: for Mask R-CNN, which weights; and the levels the cover was thresholded at), margin,
+the safety guard's levels (:mod:`stegonode.handlers.guard`), whether the pixels carry all
+identifying attributes or the core ones, the non-secret ids of the embedding and recipient keys
+and of the header carrier's certificate (so a wrong key is named as such), and the header
+carrier's MAC.
+
+An image whose background cannot carry the full payload (or carries it unreadably) gets the
+core attributes in its pixels, and failing that none: with the header carrier on, nothing is
+refused for capacity alone. Without it, such an image is refused (CapacityError).
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import ClassVar
 
 import numpy as np
 from pydicom import Dataset
 
+from stegonode.codecs import payload
 from stegonode.codecs.dct import DctCodec, DctParams
 from stegonode.codecs.deep import DeepCodec, DeepParams
 from stegonode.codecs import payload
-from stegonode.codecs.errors import ConfigError, MessageNotFoundError, NotProtectedError, UnreadableEmbeddingError
+from stegonode.codecs.errors import (
+    CapacityError, ConfigError, MessageNotFoundError, NotProtectedError, UnreadableEmbeddingError,
+)
 from stegonode.codecs.keys import key_id
 from stegonode.codecs.paper import PaperCodec
 from stegonode.codecs.seal import recipient_key_id
 from stegonode.codecs.stego import StegoCodec
 
 from .base import Instance
+from .header import HeaderCarrier
 from .pixels import PixelFormat
 from .private import read_document, remove_block, write_document
 from .guard import BORDER_REACH, Guard, encode_region, measure, usable_region
+from .seal import PAYLOAD_DICTIONARY
 
 PRIVATE_CREATOR = "STEGONODE 1"
 PRIVATE_GROUP = 0x0011
-PROTECTION_VERSION = 1
+MESSAGE_LAYOUT = 2  # what embed writes (Protection.message_layout)
+PROTECTION_VERSION = 2
+READABLE_VERSIONS = (1, 2)  # version 1: pixel carrier only, all attributes
 
 
 def make_codec(name: str, params: dict) -> StegoCodec:
@@ -64,9 +78,19 @@ class Protection:
     segmenter_params: dict | None = None  # Segmenter.params(); None in blocks written before
     guard: dict | None = None  # Guard.to_dict(); None in blocks written before the guard
     region: dict | None = None  # guard.encode_region(usable) where the segmenter proves its background
+    carriers: list[str] = field(default_factory=lambda: ["pixels"])  # what the object has
+    pixel_attributes: str = "all"  # "all", or "core": the pixels carry the core attributes only
+    header_certificate_id: str = ""  # the header carrier's recipient certificate
+    header_mac: str = ""  # MAC of the header carrier's envelope, bound to the study and series
+    payload_dictionary: int = 1  # deflate dictionary of the pixel payload (handlers.seal)
+    message_layout: int = 1  # 1: every QR module; 2: those the version does not fix (payload.pack)
 
     def guard_record(self) -> Guard | None:
         return None if self.guard is None else Guard.from_dict(self.guard)
+
+    @property
+    def has_pixels(self) -> bool:
+        return "pixels" in self.carriers and bool(self.codec)
 
 
 def write_protection(ds: Dataset, protection: Protection) -> None:
@@ -81,7 +105,7 @@ def read_protection(ds: Dataset) -> Protection:
         document = None
     if document is None:
         raise NotProtectedError("not a stegonode-protected object (no protection block)")
-    if not isinstance(document, dict) or document.pop("version", None) != PROTECTION_VERSION:
+    if not isinstance(document, dict) or document.pop("version", None) not in READABLE_VERSIONS:
         raise NotProtectedError("unknown stegonode protection block version")
     if document.get("codec") == "dct" and isinstance(document.get("params"), dict):
         document["params"].setdefault("layout", 1)  # written before the DCT codec had layouts
@@ -141,26 +165,52 @@ class EmbedHandler:
         guard = measure(ds, cover, instance.foreground, self.codec.change_allowance(),
                         border=0 if segmenter.proves_background else BORDER_REACH)
         usable = usable_region(ds, cover, instance.foreground, self.margin, guard)
-        message = instance.message.ravel().astype(np.uint8)
-        codec = self.codec.fit(usable, message.size, self.embedding_key)
-        stego = codec.embed(cover, usable, message, self.embedding_key, fmt.value_range)
-        _check_readable(codec, stego, usable, instance.message, self.embedding_key, fmt.value_range)
-        instance.pixels, instance.usable = stego, usable
-        instance.protection = Protection(
-            codec=codec.name,
-            params=codec.params(),
-            segmenter=segmenter.name,
-            segmenter_version=segmenter.version,
-            segmenter_levels=instance.foreground_levels,
-            segmenter_params=segmenter.params(),
-            margin=self.margin,
+        instance.usable = usable
+        header = instance.header_carrier
+        choices = [(m, scope) for m, scope in ((instance.message, "all"), (instance.core_message, "core"))
+                   if m is not None]
+        refusal: CapacityError | None = None
+        for modules, scope in choices:
+            message = payload.pack(modules)
+            try:
+                codec = self.codec.fit(usable, message.size, self.embedding_key)
+                stego = codec.embed(cover, usable, message, self.embedding_key, fmt.value_range)
+                _check_readable(codec, stego, usable, modules, self.embedding_key, fmt.value_range)
+            except CapacityError as exc:  # too small, or unreadable: the next choice, or the header
+                refusal = refusal or exc
+                continue
+            instance.pixels = stego
+            instance.protection = self._protection(
+                instance, header, codec=codec.name, params=codec.params(), segmenter=segmenter.name,
+                segmenter_version=segmenter.version, segmenter_levels=instance.foreground_levels,
+                segmenter_params=segmenter.params(), margin=self.margin, guard=guard.to_dict(),
+                region=encode_region(usable) if segmenter.proves_background else None,
+                pixel_attributes=scope,
+            )
+            instance.report.update(distortion(cover, stego, fmt.peak))
+            instance.report["segmenter"] = segmenter.name
+            return
+        if header is None:
+            assert refusal is not None, "embed ran without a message"
+            raise refusal  # nothing else carries the identity: refuse rather than lose it
+        instance.protection = self._protection(instance, header, codec="", params={}, segmenter="", margin=0)
+        instance.report["pixel_attributes"] = "none" if choices else "off"
+        instance.report.update(distortion(cover, cover, fmt.peak))
+
+    def _protection(self, instance: Instance, header: HeaderCarrier | None, **pixel_fields) -> Protection:
+        carriers = (["pixels"] if pixel_fields["codec"] else []) + (["header"] if header else [])
+        instance.report["carriers"] = "+".join(carriers)
+        instance.report["pixel_attributes"] = pixel_fields.get("pixel_attributes", "none")
+        return Protection(
+            **pixel_fields,
             embedding_key_id=key_id(self.embedding_key, "embedding"),
             recipient_key_id=recipient_key_id(self.recipient_public_key),
-            guard=guard.to_dict(),
-            region=encode_region(usable) if segmenter.proves_background else None,
+            carriers=carriers,
+            header_certificate_id=header.certificate_id if header else "",
+            header_mac=header.mac if header else "",
+            payload_dictionary=PAYLOAD_DICTIONARY,
+            message_layout=MESSAGE_LAYOUT,
         )
-        instance.report.update(distortion(cover, stego, fmt.peak))
-        instance.report["segmenter"] = segmenter.name
 
 
 def _check_readable(codec: StegoCodec, stego: np.ndarray, usable: np.ndarray, modules: np.ndarray,
@@ -168,17 +218,18 @@ def _check_readable(codec: StegoCodec, stego: np.ndarray, usable: np.ndarray, mo
     """Read the message back as reveal would (same region): a background that takes the bits
     but cannot give them back is too small, and protect says so rather than store an object
     whose identity is lost. Bit errors the QR code's own correction absorbs are fine."""
+    message = payload.pack(modules)
     try:
         bits = codec.extract(stego, usable, key, value_range)
     except MessageNotFoundError:
-        raise UnreadableEmbeddingError(modules.size, modules.size) from None
-    if bits.size != modules.size:
-        raise UnreadableEmbeddingError(modules.size, modules.size)
-    wrong = int(np.count_nonzero(bits != modules.ravel()))
+        raise UnreadableEmbeddingError(message.size, message.size) from None
+    if bits.size != message.size:
+        raise UnreadableEmbeddingError(message.size, message.size)
+    wrong = int(np.count_nonzero(bits != message))
     if wrong == 0:
         return
     try:
-        if payload.from_qr(bits.reshape(modules.shape).astype(bool)) == payload.from_qr(modules):
+        if payload.from_qr(payload.unpack(bits)) == payload.from_qr(modules):
             return
     except MessageNotFoundError:
         pass

@@ -1,8 +1,9 @@
 """Reveal: from a stego instance and the peer's keys back to the original identity.
 
-[decrypt the pixels] -> segment -> read the codec's bits -> QR decode -> open the sealed
-payload -> attributes -> re-identified dataset (header and UIDs as in the original, pixels as
-stored before encryption).
+[decrypt the pixels] -> pixel carrier (segment -> read the codec's bits -> QR decode -> open
+the sealed payload) and header carrier (check its MAC -> open the CMS envelope) -> attributes
+-> re-identified dataset (header and UIDs as in the original, pixels as stored before
+encryption).
 """
 
 from __future__ import annotations
@@ -16,7 +17,12 @@ import numpy as np
 from pydicom import Dataset
 
 from stegonode.codecs import payload
-from stegonode.codecs.errors import MessageNotFoundError, WrongEmbeddingKeyError, WrongRecipientKeyError
+from stegonode.codecs.errors import (
+    CarrierMismatchError,
+    MessageNotFoundError,
+    WrongEmbeddingKeyError,
+    WrongRecipientKeyError,
+)
 from stegonode.codecs.keys import PeerKeys, key_id
 from stegonode.codecs.seal import open_sealed, recipient_key_id
 
@@ -25,8 +31,9 @@ from .deidentify import restore
 from .embed import Protection, make_codec, read_protection, remove_protection
 from .encrypt import decrypted
 from .guard import decode_region, usable_region
+from .header import find_header_carrier, mac_key, open_header, remove_header_carrier
 from .pixels import PixelFormat, read_pixels
-from .seal import stego_binding
+from .seal import payload_dictionary, series_binding, stego_binding
 from .segment import Segmenter, make_segmenter
 
 log = logging.getLogger(__name__)
@@ -34,47 +41,126 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class Revealed:
-    """The recovered identifying attributes and the re-identified dataset."""
+    """The recovered identifying attributes and the re-identified dataset.
+
+    ``carrier`` delivered the attributes ("pixels" or "header"); ``confirmed_by`` lists the
+    other carrier when it was read too and agreed. ``complete`` is False when only the core
+    attributes could be recovered (the pixels carried those, the header carrier was gone).
+    """
 
     attributes: Dataset
     dataset: Dataset
+    carrier: str = "pixels"
+    confirmed_by: tuple[str, ...] = ()
+    complete: bool = True
 
 
 def reveal(ds: Dataset, keys: PeerKeys, foreground: np.ndarray | None = None) -> Revealed:
-    """Recover the identity hidden in ``ds``; ``foreground`` overrides the segmenter's mask."""
+    """Recover the identity hidden in ``ds``; ``foreground`` overrides the segmenter's mask.
+
+    Pixels first, header second. A pixel carrier that cannot be read (lossy re-encoding,
+    overwritten background) or not opened with these keys leaves the header carrier to deliver;
+    one that opens but fails authentication, a header carrier that fails its MAC, or two
+    carriers that disagree are tampering: an error, never data.
+    """
     protection = read_protection(ds)
     if protection.embedding_key_id != key_id(keys.embedding_key, "embedding"):
         raise WrongEmbeddingKeyError(
             f"object was protected with embedding key {protection.embedding_key_id}, "
             f"peer.keys holds {key_id(keys.embedding_key, 'embedding')}"
         )
+    ds = decrypted(ds, keys.pixel_cipher_key)
+    associated = stego_binding(ds)
+    header_present = "header" in protection.carriers and bool(ds.get("EncryptedAttributesSequence"))
+    from_pixels, pixel_error = None, None
+    if protection.has_pixels:
+        try:
+            from_pixels = _from_pixels(ds, keys, protection, foreground, associated)
+        except (MessageNotFoundError, WrongRecipientKeyError) as exc:
+            if not header_present:
+                raise
+            pixel_error = exc
+    envelope = None
+    if header_present:
+        envelope = find_header_carrier(ds, mac_key(keys.embedding_key), series_binding(ds), protection.header_mac)
+    from_header = None
+    if envelope is not None:
+        try:
+            from_header = open_header(envelope, keys.certificate, keys.rsa_private_key,
+                                      protection.header_certificate_id)
+        except WrongRecipientKeyError as exc:
+            if isinstance(pixel_error, WrongRecipientKeyError):
+                raise WrongRecipientKeyError(f"{pixel_error}; {exc}") from None
+            if from_pixels is None:
+                raise
+    if from_pixels is None and from_header is None:
+        raise pixel_error or MessageNotFoundError("the object carries no readable identity")
+    complete_pixels = from_pixels is not None and protection.pixel_attributes == "all"
+    if from_pixels is not None and from_header is not None:
+        _check_agreement(from_pixels, from_header, complete_pixels)
+    if complete_pixels or from_header is None:
+        attributes, carrier, other = from_pixels, "pixels", from_header
+    else:
+        attributes, carrier, other = from_header, "header", from_pixels
+    complete = carrier == "header" or complete_pixels
+    restored = copy.deepcopy(ds)
+    remove_protection(restored)
+    if envelope is not None:
+        remove_header_carrier(restored, envelope)
+    restore(restored, attributes, complete)
+    restored.file_meta.MediaStorageSOPInstanceUID = restored.SOPInstanceUID
+    return Revealed(
+        attributes=attributes, dataset=restored, carrier=carrier,
+        confirmed_by=("header" if carrier == "pixels" else "pixels",) if other is not None else (),
+        complete=complete,
+    )
+
+
+def _from_pixels(ds: Dataset, keys: PeerKeys, protection: Protection, foreground: np.ndarray | None,
+                 associated: bytes) -> Dataset:
+    """The attributes the pixel carrier holds (all of them, or the core ones)."""
     if protection.recipient_key_id != recipient_key_id(keys.recipient_public_key):
         raise WrongRecipientKeyError(
             f"payload is sealed for recipient key {protection.recipient_key_id}, "
             f"peer.keys holds {recipient_key_id(keys.recipient_public_key)}"
         )
-    ds = decrypted(ds, keys.pixel_cipher_key)
     pixels = read_pixels(ds)
     usable = usable_in(ds, pixels, protection, foreground)
     codec = make_codec(protection.codec, protection.params)
     bits = codec.extract(pixels, usable, keys.embedding_key, PixelFormat.of(ds).value_range)
+    sealed = payload.from_text(payload.from_qr(message_modules(bits, protection.message_layout)))
+    plain = open_sealed(sealed, keys.recipient_private_key, associated)
+    return parse(payload.decompress(plain, payload_dictionary(protection.payload_dictionary)))
+
+
+def message_modules(bits: np.ndarray, layout: int) -> np.ndarray:
+    """The QR module matrix from the extracted bits (Protection.message_layout)."""
+    if layout == 2:
+        return payload.unpack(bits)
     side = math.isqrt(bits.size)
     if side * side != bits.size:
         raise MessageNotFoundError("hidden message is not a QR code")
-    sealed = payload.from_text(payload.from_qr(bits.reshape(side, side).astype(bool)))
-    plain = open_sealed(sealed, keys.recipient_private_key, stego_binding(ds))
-    attributes = parse(payload.decompress(plain))
-    restored = copy.deepcopy(ds)
-    remove_protection(restored)
-    restore(restored, attributes)
-    restored.file_meta.MediaStorageSOPInstanceUID = restored.SOPInstanceUID
-    return Revealed(attributes=attributes, dataset=restored)
+    return bits.reshape(side, side).astype(bool)
 
 
-def reveal_document(file: str, attributes: dict[str, object] | None, error: str | None = None) -> dict:
+def _check_agreement(from_pixels: Dataset, from_header: Dataset, complete: bool) -> None:
+    """Every attribute the pixels carry must be the header carrier's, and all of them if the
+    pixels carry all; anything else means one of them was replaced."""
+    same = all(element.tag in from_header and from_header[element.tag] == element for element in from_pixels)
+    if not same or (complete and len(from_pixels) != len(from_header)):
+        raise CarrierMismatchError(
+            "the pixel and header carriers hold different identities: one of them was tampered "
+            "with; nothing is returned"
+        )
+
+
+def reveal_document(file: str, attributes: dict[str, object] | None, error: str | None = None, *,
+                    carrier: str | None = None, confirmed_by: tuple[str, ...] = (), complete: bool = False) -> dict:
     """One file's reveal result as ``stegonode reveal --json`` prints it (and the web console
-    downloads it): the file, whether it worked, why not, and the recovered attributes."""
-    return {"file": file, "ok": error is None, "error": error, "attributes": attributes or {}}
+    downloads it): the file, whether it worked, why not, the carrier that delivered, the other
+    carrier if it agreed, whether all attributes came back, and the recovered attributes."""
+    return {"file": file, "ok": error is None, "error": error, "carrier": carrier,
+            "confirmed_by": list(confirmed_by), "complete": complete, "attributes": attributes or {}}
 
 
 def usable_in(ds: Dataset, pixels: np.ndarray, protection: Protection,

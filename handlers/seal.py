@@ -1,24 +1,75 @@
-"""Seal: compress the identifying attributes, encrypt them for the recipient, render a QR code.
+"""Seal: the identifying attributes, encrypted for the recipient, for each configured carrier.
 
-The associated data binds the sealed payload to the *stego* instance: its new Study, Series and
+Pixel carrier: compress, encrypt for the recipient's X25519 key, render a QR code; when the
+header carrier is on as well, a second, smaller QR code of the core attributes alone is ready
+in case the full one does not fit the background (embed chooses). Header carrier: the PS3.15
+Encrypted Attributes (:mod:`stegonode.handlers.header`) for the recipient's certificate.
+
+The pixel payload's associated data binds it to the *stego* instance: its new Study, Series and
 SOP Instance UIDs (computed here with the same keyed mapping de-identification uses), so a
-payload copied into another image does not open.
+payload copied into another image does not open. The header carrier's MAC binds it to the new
+Study and Series UIDs only: an archive that re-encodes lossily issues a new SOP Instance UID
+(as the standard asks), and that is when the header carrier is needed.
 """
 
 from __future__ import annotations
 
+import functools
+import struct
+from collections.abc import Collection
+from dataclasses import dataclass
 from typing import ClassVar
 
+from cryptography import x509
 from pydicom import Dataset
+from pydicom.datadict import DicomDictionary
+from pydicom.tag import BaseTag, Tag
 
-from stegonode.codecs import payload
+from stegonode.codecs import cms, payload
+from stegonode.codecs.errors import MessageNotFoundError, PayloadTooLargeError
 from stegonode.codecs.seal import seal
 
 from .base import Instance
 from .collect import serialize
+from .header import HeaderCarrier, mac, seal_header
+from .profile import BASIC_PROFILE
 from .pseudonyms import Pseudonymizer
 
 _BOUND = ("StudyInstanceUID", "SeriesInstanceUID", "SOPInstanceUID")
+CARRIERS = ("pixels", "header")
+CORE_ATTRIBUTES = (
+    "PatientName", "PatientID", "PatientBirthDate", "PatientSex", "AccessionNumber",
+    "StudyInstanceUID", "SeriesInstanceUID", "SOPInstanceUID",
+)
+
+
+# Dictionaries for deflating the pixel payload; the protection block names the one used.
+# Dictionary 2: the Explicit VR Little Endian element header (tag, VR) of every attribute of
+# the Basic Profile table, then dictionary 1, then the headers of the core attributes (nearest
+# the end, so cheapest to refer to). Built from the profile table and the DICOM dictionary;
+# tests pin its digest, since changing it would break every payload written with it.
+PAYLOAD_DICTIONARY = 2
+
+
+def payload_dictionary(version: int) -> bytes:
+    """Deflate dictionary ``version`` (1: before the header carrier; 2: since)."""
+    if version == 1:
+        return payload.ZDICT
+    if version == 2:
+        return _dictionary_2()
+    raise MessageNotFoundError(f"unknown payload dictionary {version}: reveal with a newer stegonode")
+
+
+@functools.cache
+def _dictionary_2() -> bytes:
+    profile = b"".join(_element_header(tag) for tag in sorted(BASIC_PROFILE) if tag in DicomDictionary)
+    core = b"".join(_element_header(int(Tag(keyword))) for keyword in CORE_ATTRIBUTES)
+    return profile + payload.ZDICT + core
+
+
+def _element_header(tag: int) -> bytes:
+    vr = DicomDictionary[tag][0].split(" or ")[0]
+    return struct.pack("<HH", tag >> 16, tag & 0xFFFF) + vr.encode("ascii")
 
 
 def binding(study_uid: str, series_uid: str, sop_instance_uid: str) -> bytes:
@@ -31,22 +82,81 @@ def stego_binding(ds: Dataset) -> bytes:
     return binding(*(str(ds.get(keyword, "")) for keyword in _BOUND))
 
 
+def series_binding(ds: Dataset) -> bytes:
+    """What the header carrier's MAC binds to, read from a stego instance's header."""
+    return binding(str(ds.get("StudyInstanceUID", "")), str(ds.get("SeriesInstanceUID", "")), "")
+
+
+@dataclass(frozen=True)
+class HeaderRecipient:
+    """What the node needs to write the header carrier."""
+
+    certificate: x509.Certificate
+    mac_key: bytes
+
+    @property
+    def certificate_id(self) -> str:
+        return cms.certificate_id(self.certificate)
+
+
+def core_subset(attributes: Dataset, core: Collection[BaseTag]) -> Dataset:
+    """The attributes whose tags are in ``core`` (and the character set their text needs)."""
+    subset = Dataset()
+    for element in attributes:
+        if element.tag in core or element.keyword == "SpecificCharacterSet":
+            subset.add(element)
+    return subset
+
+
 class SealHandler:
-    """Fills ``instance.message`` with the QR module matrix of the sealed attributes."""
+    """Fills ``instance.message`` (and ``core_message``) and ``instance.header_carrier``."""
 
     name: ClassVar[str] = "seal"
     requires: ClassVar[tuple[str, ...]] = ("collect",)
 
     def __init__(
-        self, recipient_public_key: bytes, pseudonyms: Pseudonymizer, error_correction: str = "M"
+        self,
+        recipient_public_key: bytes,
+        pseudonyms: Pseudonymizer,
+        error_correction: str = "M",
+        header: HeaderRecipient | None = None,
+        pixels: bool = True,
+        core: Collection[BaseTag] = frozenset(),
     ) -> None:
         self.recipient_public_key = recipient_public_key
         self.pseudonyms = pseudonyms
         self.error_correction = error_correction
+        self.header = header
+        self.pixels = pixels
+        self.core = core
 
     def __call__(self, instance: Instance) -> None:
         ds = instance.dataset
-        associated = binding(*(self.pseudonyms.uid(str(ds.get(k, ""))) for k in _BOUND))
-        sealed = seal(payload.compress(serialize(instance.attributes)), self.recipient_public_key, associated)
-        instance.message = payload.to_qr(payload.to_text(sealed), self.error_correction)
+        study, series, sop_instance = (self.pseudonyms.uid(str(ds.get(k, ""))) for k in _BOUND)
+        associated = binding(study, series, sop_instance)
+        if self.header is not None:
+            envelope = seal_header(instance.attributes, self.header.certificate)
+            instance.header_carrier = HeaderCarrier(
+                envelope, mac(self.header.mac_key, binding(study, series, ""), envelope),
+                self.header.certificate_id,
+            )
+            instance.report["header_bytes"] = len(envelope)
+        if not self.pixels:
+            return
+        sealed = self._seal(instance.attributes, associated)
         instance.report["payload_bytes"] = len(sealed)
+        try:
+            instance.message = payload.to_qr(payload.to_text(sealed), self.error_correction)
+        except PayloadTooLargeError:
+            if self.header is None:
+                raise  # without the header carrier, nothing else could carry the rest
+        if self.header is not None and self.core:
+            subset = core_subset(instance.attributes, self.core)
+            if len(subset) < len(instance.attributes):
+                core_sealed = self._seal(subset, associated)
+                instance.report["core_payload_bytes"] = len(core_sealed)
+                instance.core_message = payload.to_qr(payload.to_text(core_sealed), self.error_correction)
+
+    def _seal(self, attributes: Dataset, associated: bytes) -> bytes:
+        compressed = payload.compress(serialize(attributes), payload_dictionary(PAYLOAD_DICTIONARY))
+        return seal(compressed, self.recipient_public_key, associated)

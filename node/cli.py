@@ -30,7 +30,7 @@ from stegonode.handlers.dicomfile import configure_pydicom, dicom_bytes, read_di
 from stegonode.handlers.encrypt import (
     CIPHERS, EncryptHandler, cipher_report, decrypt_dataset, encrypt_dataset, pixel_words,
 )
-from stegonode.handlers.pipeline import configured_pipeline
+from stegonode.handlers.pipeline import configured_pipeline, pixels_only_notice
 from stegonode.handlers.pixels import PixelFormat, read_pixels
 from stegonode.handlers.reveal import reveal, reveal_document
 
@@ -67,6 +67,11 @@ def _parser() -> argparse.ArgumentParser:
     keygen = sub.add_parser("keygen", help="write DIR/node.keys and DIR/peer.keys (mode 0600)")
     keygen.add_argument("directory", type=Path, metavar="DIR")
     keygen.add_argument("--force", action="store_true", help="overwrite existing key files")
+    keygen.add_argument("--certificate", type=Path, metavar="CERT",
+                        help="the header carrier's recipient: this X.509 certificate (PEM or DER, RSA) "
+                             "instead of a new self-signed one")
+    keygen.add_argument("--private-key", type=Path, metavar="KEY",
+                        help="with --certificate: its unencrypted private key, copied into peer.keys")
     keygen.set_defaults(run=_keygen)
 
     protect = sub.add_parser("protect", help="seal patient identity into the pixels, de-identify")
@@ -224,8 +229,12 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _keygen(args: argparse.Namespace) -> int:
-    node_path, peer_path = keyfiles.generate(args.directory, overwrite=args.force)
+    node_path, peer_path = keyfiles.generate(args.directory, overwrite=args.force,
+                                             certificate=args.certificate, private_key=args.private_key)
     print(f"wrote {node_path} (for the node) and {peer_path} (for peers that reveal); keep both secret")
+    if args.certificate and not args.private_key:
+        print(f"{peer_path} holds no private key for {args.certificate}: it reveals from the pixels only; "
+              "the certificate's owner opens the header carrier with its own key")
     return 0
 
 
@@ -278,9 +287,29 @@ def _write(ds: pydicom.Dataset, out: Path, relative: Path) -> None:
     target.write_bytes(data)
 
 
+_CARRIER_NOTES = {
+    "core": " (core attributes in the pixels, all in the header)",
+    "none": " (background too small for the pixel carrier)",
+    "off": " (pixel carrier off)",
+}
+
+
+def _carriers_text(report: dict) -> str:
+    """Which carriers protect writes said it wrote, and why the pixels carry less if they do."""
+    return str(report.get("carriers", "")) + _CARRIER_NOTES.get(str(report.get("pixel_attributes")), "")
+
+
+def _say_if_pixels_only(config: dict, keys: keyfiles.NodeKeys) -> None:
+    notice = pixels_only_notice(config["pipeline"]["carriers"], keys)
+    if notice:
+        print(f"stegonode: {notice}", file=sys.stderr)
+
+
 def _protect(args: argparse.Namespace) -> int:
     config = node_config.load(args.config)
-    pipeline = configured_pipeline(config, keyfiles.load_node_keys(args.keys), args.encrypt, args.segmenter)
+    keys = keyfiles.load_node_keys(args.keys)
+    _say_if_pixels_only(config, keys)
+    pipeline = configured_pipeline(config, keys, args.encrypt, args.segmenter)
 
     def work(path: Path, relative: Path) -> str:
         start = time.perf_counter()
@@ -289,7 +318,8 @@ def _protect(args: argparse.Namespace) -> int:
         _write(ds, args.out, relative)
         r = instance.report
         return (
-            f"OK {path}: payload {r.get('payload_bytes', 0)} B, PSNR {r.get('psnr_db', float('inf')):.1f} dB "
+            f"OK {path}: carriers {_carriers_text(r)}, "
+            f"payload {r.get('payload_bytes', 0)} B, PSNR {r.get('psnr_db', float('inf')):.1f} dB "
             f"(peak 2^BitsStored-1; {r.get('psnr_65535_db', float('inf')):.1f} dB at 65535), "
             f"{r.get('changed_pixels', 0)} pixels changed, "
             + (f"pixels encrypted ({r['cipher']}), " if "cipher" in r else "")
@@ -308,8 +338,13 @@ def _reveal(args: argparse.Namespace) -> int:
             _write(revealed.dataset, args.out, relative)
         attributes = described(revealed.attributes)
         if args.json:
-            return json.dumps(reveal_document(str(path), attributes), ensure_ascii=False)
-        return f"OK {path}: {len(attributes)} identifying attributes recovered"
+            return json.dumps(reveal_document(str(path), attributes, carrier=revealed.carrier,
+                                              confirmed_by=revealed.confirmed_by, complete=revealed.complete),
+                              ensure_ascii=False)
+        confirmed = f", confirmed by the {revealed.confirmed_by[0]}" if revealed.confirmed_by else ""
+        partial = "" if revealed.complete else " (the core ones only: the header carrier is gone)"
+        return (f"OK {path}: {len(attributes)} identifying attributes recovered{partial} "
+                f"from the {revealed.carrier}{confirmed}")
 
     def failure(path: Path, reason: str) -> str:
         if args.json:
@@ -422,8 +457,10 @@ def _fetch(args: argparse.Namespace) -> int:
             extra = f", {len(result.failed)} failed" if result.failed else ""
             if result.segmentations:
                 extra += f", {len(result.segmentations)} segmentation(s) saved"
+            counts = ", ".join(f"{n} from the {carrier}" for carrier, n in sorted(result.carrier_counts().items()))
             tqdm.write(f"study {result.study} (patient {result.patient}): "
-                       f"{len(result.revealed)}/{result.expected} instances revealed{extra} "
+                       f"{len(result.revealed)}/{result.expected} instances revealed"
+                       f"{f' ({counts})' if counts else ''}{extra} "
                        f"-> {args.out / result.study}", file=sys.stdout)
 
         results = peer.fetch(selection, args.out, move_to, progress=bar.update, on_study=report)

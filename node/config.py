@@ -15,6 +15,7 @@ from typing import Any
 
 from stegonode.codecs.errors import ConfigError
 from stegonode.handlers.pipeline import DEFAULT_ORDER, check_pipeline
+from stegonode.handlers.seal import CARRIERS, CORE_ATTRIBUTES
 
 from .index import database_url
 
@@ -43,10 +44,10 @@ DEFAULTS: dict[str, Any] = {
         "tls": {"certificate": "", "private_key": "", "ca_certificates": ""},
     },
     "peers": [],
-    "pipeline": {"handlers": list(DEFAULT_ORDER)},
+    "pipeline": {"handlers": list(DEFAULT_ORDER), "carriers": list(CARRIERS)},
     "handlers": {
         "collect": {"extra_attributes": []},
-        "seal": {"qr_error_correction": "L"},
+        "seal": {"qr_error_correction": "L", "core_attributes": list(CORE_ATTRIBUTES)},
         "segment": {
             "segmenter": "maskrcnn",
             "validated_modalities": ["CT", "MR", "CR", "DX"],
@@ -132,7 +133,7 @@ def load(path: Path | None) -> dict[str, Any]:
             raise ConfigError(f"{path}: {key} = {value!r}; choose one of {', '.join(allowed)}")
     _check_ranges(config, path)
     try:
-        check_pipeline(config["pipeline"]["handlers"], config["handlers"])
+        check_pipeline(config["pipeline"]["handlers"], config["handlers"], config["pipeline"]["carriers"])
     except ConfigError as exc:
         raise ConfigError(f"{path}: {exc}") from None
     return config

@@ -20,6 +20,7 @@ import pydicom
 from pydicom import Dataset
 
 from stegonode.codecs import keys as keyfiles
+from stegonode.codecs import payload
 from stegonode.codecs.errors import MessageNotFoundError
 from stegonode.handlers.embed import make_codec, read_protection
 from stegonode.handlers.pipeline import Pipeline, build_pipeline
@@ -39,7 +40,7 @@ class Protected:
     raw: bytes  # the protected file
     cover: np.ndarray  # the stored pixels before protection
     stego: np.ndarray  # the stored pixels after
-    message: np.ndarray  # the embedded QR modules, flattened
+    message: np.ndarray  # the bits embed writes: the QR modules its version does not fix (layout 2)
     foreground: np.ndarray  # the cover's foreground, as the embed handler used it
     usable: np.ndarray  # where the codec could write: background less margin and safety guard
     attributes: Dataset  # what protect sealed
@@ -55,7 +56,8 @@ def pipeline_for(node_keys: keyfiles.NodeKeys, codec: str = "dct", **params: Any
     embed = config["handlers"]["embed"]
     embed["codec"] = codec
     embed[codec].update(params)
-    return build_pipeline(config["pipeline"]["handlers"], config["handlers"], node_keys)
+    # The pixel carrier alone: with the header carrier, reveal would succeed whatever the pixels.
+    return build_pipeline(config["pipeline"]["handlers"], config["handlers"], node_keys, ["pixels"])
 
 
 def protect(ds: Dataset, pipeline: Pipeline) -> Protected:
@@ -69,7 +71,7 @@ def protect(ds: Dataset, pipeline: Pipeline) -> Protected:
         raw=buffer.getvalue(),
         cover=cover,
         stego=read_pixels(ds),
-        message=instance.message.ravel().astype(np.uint8),
+        message=payload.pack(instance.message),
         foreground=instance.foreground,
         usable=instance.usable,
         attributes=instance.attributes,

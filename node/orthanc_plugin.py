@@ -46,7 +46,7 @@ from stegonode.codecs.errors import (
     ConfigError, InputError, StegonodeError, UnsupportedImageError,
 )
 from stegonode.handlers.embed import already_protected
-from stegonode.handlers.pipeline import Pipeline, build_pipeline
+from stegonode.handlers.pipeline import Pipeline, build_pipeline, pixels_only_notice
 from stegonode.handlers.dicomfile import configure_pydicom, read_dicom
 from stegonode.handlers.pseudonyms import Pseudonymizer
 
@@ -209,7 +209,11 @@ def register(orthanc: ModuleType, settings: dict[str, Any]) -> Protector:
     logger.setLevel(config["node"]["log_level"])
     configure_pydicom()  # as the node's processes: no value validation, value-free warnings
     keys = keyfiles.load_node_keys(Path(settings["Keys"]))
-    pipeline = build_pipeline(config["pipeline"]["handlers"], config["handlers"], keys)
+    pipeline = build_pipeline(config["pipeline"]["handlers"], config["handlers"], keys,
+                              config["pipeline"]["carriers"])
+    notice = pixels_only_notice(config["pipeline"]["carriers"], keys)
+    if notice:
+        log.warning(notice)
     protector = Protector(orthanc, pipeline, Pseudonymizer(keys.pseudonym_key),
                           int(config["node"]["workers"]))
     orthanc.RegisterReceivedInstanceCallback(protector.received)

@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import re
 import shutil
+from collections import Counter
 import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -67,6 +68,10 @@ class StudyResult:
     revealed: list[str] = field(default_factory=list)
     segmentations: list[str] = field(default_factory=list)  # the node's SEGs, saved as they are
     failed: dict[str, str] = field(default_factory=dict)
+    carriers: dict[str, str] = field(default_factory=dict)  # instance -> carrier that delivered
+
+    def carrier_counts(self) -> dict[str, int]:
+        return dict(Counter(self.carriers.values()))
 
 
 @dataclass(frozen=True)
@@ -212,6 +217,7 @@ class Peer:
                 revealed.dataset.save_as(out / path.name, enforce_file_format=True)
                 result.revealed.append(path.stem)
                 originals[path.stem] = dicomseg.identity(revealed.dataset)
+                result.carriers[path.stem] = revealed.carrier if revealed.complete else f"{revealed.carrier} (core)"
             except StegonodeError as exc:
                 result.failed[path.stem] = str(exc)
             progress(1)
@@ -260,6 +266,8 @@ def _write_summary(out: Path, node: NodeAddress, results: list[StudyResult]) -> 
                 "instances_expected": r.expected,
                 "instances_revealed": len(r.revealed),
                 "segmentations": r.segmentations,
+                "delivered_by": r.carriers,
+                "carriers": r.carrier_counts(),
                 "failed": r.failed,
                 "directory": str(out / r.study),
             }

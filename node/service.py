@@ -15,6 +15,7 @@ from typing import Any
 from stegonode.codecs import keys as keyfiles
 from stegonode.codecs.errors import ConfigError, InputError
 from stegonode.handlers.dicomfile import configure_pydicom, read_dicom
+from stegonode.handlers.pipeline import header_recipient, pixels_only_notice
 from stegonode.handlers.pseudonyms import Pseudonymizer
 
 from .index import Index
@@ -51,6 +52,10 @@ class Node(_Host):
     def __init__(self, config: dict[str, Any]) -> None:
         super().__init__(config)
         keys = keyfiles.load_node_keys(self._keys())
+        header_recipient(config["pipeline"]["carriers"], keys)  # a carrier it cannot write stops start-up
+        notice = pixels_only_notice(config["pipeline"]["carriers"], keys)
+        if notice:
+            log.warning(notice)
         self.workers = self._workers()
         wake = self.workers.wake if self.workers is not None else (lambda: None)
         # SEGs are written by this node's worker pool: a receiver with workers = 0 writes none.

@@ -34,8 +34,8 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from stegonode.codecs.errors import StegonodeError
 from stegonode.codecs.keys import load_node_keys
-from stegonode.handlers.embed import already_protected
-from stegonode.handlers.pipeline import Pipeline, build_pipeline
+from stegonode.handlers.embed import already_protected, read_protection
+from stegonode.handlers.pipeline import Pipeline, build_pipeline, describe_carriers
 from stegonode.handlers.dicomfile import configure_pydicom, dicom_bytes, read_dicom
 from stegonode.handlers.pixels import read_pixels, write_pixels
 
@@ -59,6 +59,7 @@ class Outcome:
     transfer_syntax: str = ""
     stored: str = ""  # the stored object's storage key
     timings: dict[str, float] = field(default_factory=dict)
+    carriers: str = ""  # e.g. "pixels+header", or "header" when the background was too small
 
 
 # -- in the worker process -------------------------------------------------------------------
@@ -79,7 +80,8 @@ def _start_worker(config: dict[str, Any], keys_path: Path, data_dir: Path, log_l
     logging.basicConfig(level=log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     configure_pydicom()
     keys = load_node_keys(keys_path)
-    _pipeline = build_pipeline(config["pipeline"]["handlers"], config["handlers"], keys)
+    _pipeline = build_pipeline(config["pipeline"]["handlers"], config["handlers"], keys,
+                               config["pipeline"]["carriers"])
     _storage = Storage(Path(data_dir))
 
 
@@ -90,6 +92,7 @@ def protect_job(token: str) -> Outcome:
         ds = read_dicom(_storage.path("inbox", token))
         timings = _keep_as_protected(ds) if already_protected(ds) else _pipeline.protect(ds).timings
         stored = _storage.write("stored", ds.SOPInstanceUID, dicom_bytes(ds))
+        carriers = describe_carriers(read_protection(ds))
     except StegonodeError as exc:
         return Outcome(reason=str(exc), permanent=True)
     except ENVIRONMENT_FAILURES as exc:  # the disk, the memory: another attempt may succeed
@@ -103,6 +106,7 @@ def protect_job(token: str) -> Outcome:
         transfer_syntax=str(ds.file_meta.TransferSyntaxUID),
         stored=stored,
         timings=timings,
+        carriers=carriers,
     )
 
 
@@ -278,7 +282,7 @@ class Workers:
         else:
             inbox.unlink(missing_ok=True)
         steps = ", ".join(f"{name} {1000 * s:.0f}" for name, s in outcome.timings.items())
-        log.info("job %s: stored in %.0f ms (%s)", job.sop_instance_uid,
+        log.info("job %s: stored with carriers %s in %.0f ms (%s)", job.sop_instance_uid, outcome.carriers,
                  1000 * sum(outcome.timings.values()), steps)
 
     def _failed(self, job: Job, reason: str, permanent: bool) -> None:

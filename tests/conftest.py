@@ -77,6 +77,7 @@ class Protected:
     usable: np.ndarray  # where the codec could write: background less margin and safety guard
     path: Path
     report: dict
+    instance_attributes: pydicom.Dataset  # what collect gathered: what the carriers must hold
 
     def read(self) -> pydicom.Dataset:
         return pydicom.dcmread(self.path)
@@ -99,7 +100,7 @@ def protect_image(pipeline, tmp_path_factory):
             path = out / name
             ds.save_as(path, enforce_file_format=True)
             cache[name] = Protected(name, original, cover, instance.foreground, instance.usable, path,
-                                    instance.report)
+                                    instance.report, instance.attributes)
         return cache[name]
 
     return protect

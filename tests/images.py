@@ -4,6 +4,7 @@ stegonode.node.images, which the report uses too)."""
 from __future__ import annotations
 
 import os
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -29,6 +30,15 @@ ROUND_TRIP = [path.name for path in images.round_trip() if images.modality(path)
 OTHER_MODALITIES = [path.name for path in images.round_trip() if path.name not in ROUND_TRIP]
 
 
+# Real images from outside pydicom-data (../shared/realdata from the repository root).
+REALDATA = Path(__file__).resolve().parents[1].parent / "shared" / "realdata"
+
+
+def realdata_images() -> list[Path]:
+    """The realdata files, or [] when the folder is absent (callers skip with a reason)."""
+    return sorted(REALDATA.glob("*.dcm")) if REALDATA.is_dir() else []
+
+
 def image_path(name: str) -> Path:
     return Path(get_testdata_file(name))
 
@@ -39,3 +49,9 @@ def dcmtk(tool: str) -> str:
     if not os.path.exists(path):
         pytest.fail(f"{path} missing: run scripts/setup.sh (installs dcmtk and dicom3tools)")
     return path
+
+
+def dciodvfy_errors(path: Path) -> set[str]:
+    """dciodvfy's error lines for a file (without the attribute paths' prefixes)."""
+    result = subprocess.run([dcmtk("dciodvfy"), str(path)], capture_output=True, text=True, timeout=120)
+    return {line.split(" - ", 1)[-1] for line in result.stderr.splitlines() if line.startswith("Error")}

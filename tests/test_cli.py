@@ -12,7 +12,7 @@ from pathlib import Path
 import pydicom
 import pytest
 
-from images import dcmtk, image_path
+from images import dciodvfy_errors, dcmtk, image_path
 
 STEGONODE = str(Path(sys.executable).with_name("stegonode"))
 
@@ -52,10 +52,12 @@ def test_protect_reports_each_file_and_fails_bad_ones_with_a_reason(protected):
     assert result.returncode == 1
     lines = {line.split(":")[0].split()[-1].rsplit("/", 1)[-1]: line for line in result.stdout.splitlines()}
     for good in ("693_UNCR.dcm", "MR2_UNCR.dcm", "RG3_UNCR.dcm"):
-        assert re.search(r"^OK .*payload \d+ B, PSNR [\d.]+ dB.*pixels changed, \d+ ms$", lines[good]), lines[good]
+        assert re.search(r"^OK .*: carriers pixels\+header, payload \d+ B, PSNR [\d.]+ dB.*pixels changed, \d+ ms$",
+                         lines[good]), lines[good]
         assert (out / good).exists()
+    # too small for the pixel carrier: never refused for that alone
+    assert re.search(r"^OK .*: carriers (header \(background too small|pixels\+header \(core)", lines["CT_small.dcm"])
     reasons = {
-        "CT_small.dcm": "too small for the payload",
         "rtplan.dcm": "no Pixel Data",
         "rtdose.dcm": "BitsAllocated 32",
         "liver_1frame.dcm": "BitsAllocated 1",
@@ -67,6 +69,7 @@ def test_protect_reports_each_file_and_fails_bad_ones_with_a_reason(protected):
         assert lines[name].startswith("FAIL") and reason in lines[name], lines[name]
         assert not (out / name).exists()
     assert len(result.stdout.splitlines()) == 10
+    assert "no certificate" not in result.stderr
 
 
 def test_reveal_json_and_reidentified_files(protected, keys, tmp_path):
@@ -74,7 +77,10 @@ def test_reveal_json_and_reidentified_files(protected, keys, tmp_path):
     result = run("reveal", str(out), "--keys", str(keys / "peer.keys"), "--json", "--out", str(tmp_path))
     assert result.returncode == 0, result.stdout + result.stderr
     objects = [json.loads(line) for line in result.stdout.splitlines()]
-    assert len(objects) == 3 and all(o["ok"] and o["error"] is None for o in objects)
+    assert len(objects) == 4 and all(o["ok"] and o["error"] is None and o["complete"] for o in objects)
+    carriers = {Path(o["file"]).name: (o["carrier"], o["confirmed_by"]) for o in objects}
+    assert carriers["693_UNCR.dcm"] == ("pixels", ["header"])
+    assert carriers["CT_small.dcm"][0] == "header"
     for document in objects:
         name = Path(document["file"]).name
         original = pydicom.dcmread(image_path(name))
@@ -97,15 +103,10 @@ def test_reveal_with_node_keys_or_plain_image_fails_clearly(protected, keys, inp
     assert second["ok"]
 
 
-def _dciodvfy_errors(path: Path) -> set[str]:
-    result = subprocess.run([dcmtk("dciodvfy"), str(path)], capture_output=True, text=True, timeout=120)
-    return {line.split(" - ", 1)[-1] for line in result.stderr.splitlines() if line.startswith("Error")}
-
-
-@pytest.mark.parametrize("name", ["693_UNCR.dcm", "MR2_UNCR.dcm", "RG3_UNCR.dcm"])
+@pytest.mark.parametrize("name", ["693_UNCR.dcm", "MR2_UNCR.dcm", "RG3_UNCR.dcm", "CT_small.dcm"])
 def test_outputs_are_valid_dicom(protected, inputs, name):
     out, _ = protected
-    new_errors = _dciodvfy_errors(out / name) - _dciodvfy_errors(inputs / name)
+    new_errors = dciodvfy_errors(out / name) - dciodvfy_errors(inputs / name)
     assert not new_errors, new_errors
     dump = subprocess.run([dcmtk("dcmdump"), str(out / name)], capture_output=True, text=True, timeout=60)
     assert dump.returncode == 0 and "PatientIdentityRemoved" in dump.stdout, dump.stderr

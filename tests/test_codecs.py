@@ -42,6 +42,18 @@ def test_qr_round_trip_through_a_reader(level):
     assert payload.from_qr(modules) == text
 
 
+@pytest.mark.parametrize("size", [10, 150, 600, 2000])
+def test_message_layout_2_sends_only_what_the_version_does_not_fix(size):
+    text = payload.to_text(os.urandom(size))
+    modules = payload.to_qr(text, "L")
+    bits = payload.pack(modules)
+    assert bits.dtype == np.uint8 and bits.size < 0.95 * modules.size
+    np.testing.assert_array_equal(payload.unpack(bits), modules)
+    assert payload.from_qr(payload.unpack(bits)) == text
+    with pytest.raises(MessageNotFoundError, match="not a QR code"):
+        payload.unpack(bits[:-1])
+
+
 def test_too_large_payload_says_by_how_many_bytes():
     limit = payload._max_alphanumeric_chars(payload._LEVELS["H"]) * 2 // 3
     with pytest.raises(PayloadTooLargeError) as caught:

@@ -122,7 +122,7 @@ def test_node_writes_one_seg_per_series_and_getscu_retrieves_it(tmp_path):
         fetched = node.run("fetch", "--node", f"STEGONODE@127.0.0.1:{node.port}", "--all",
                            "--keys", str(node.peer_keys), "--out", str(out))
         assert fetched.returncode == 0, fetched.stdout + fetched.stderr
-        assert f"{SEG_SERIES}/{SEG_SERIES + 1} instances revealed, 1 segmentation(s) saved" in fetched.stdout
+        assert f"{SEG_SERIES}/{SEG_SERIES + 1} instances revealed ({SEG_SERIES} from the pixels), 1 segmentation(s) saved" in fetched.stdout
         # Saved re-identified, like the revealed files beside it: their UIDs, study and patient.
         saved_path = out / study / f"{seg_uid}.dcm"
         saved = pydicom.dcmread(saved_path)

@@ -27,7 +27,7 @@ from stegonode.handlers.pixels import read_pixels
 from stegonode.handlers.reveal import reveal
 from stegonode.node import config as node_config
 
-from images import ROUND_TRIP, dcmtk, image_path
+from images import ROUND_TRIP, dciodvfy_errors, dcmtk, image_path
 
 STEGONODE = str(Path(sys.executable).with_name("stegonode"))
 
@@ -227,18 +227,13 @@ def test_bad_inputs_fail_clearly_and_write_nothing(cli, tmp_path):
         assert written == sorted(name for name, line in lines.items() if line.startswith("OK")), written
 
 
-def _dciodvfy_errors(path: Path) -> set[str]:
-    result = subprocess.run([dcmtk("dciodvfy"), str(path)], capture_output=True, text=True, timeout=120)
-    return {line.split(" - ", 1)[-1] for line in result.stderr.splitlines() if line.startswith("Error")}
-
-
 @pytest.mark.parametrize("cipher", CIPHERS)
 @pytest.mark.parametrize("name", ["693_UNCR.dcm", "MR2_UNCR.dcm", "JPGLosslessP14SV1_1s_1f_8b.dcm"])
 def test_encrypted_outputs_are_valid_dicom(name, cipher, protect_image, node_keys, tmp_path):
     protected = protect_image(name)
     path = tmp_path / name
     encrypted(protected, cipher, node_keys.pixel_cipher_key).save_as(path, enforce_file_format=True)
-    assert not _dciodvfy_errors(path) - _dciodvfy_errors(protected.path)
+    assert not dciodvfy_errors(path) - dciodvfy_errors(protected.path)
     dump = subprocess.run([dcmtk("dcmdump"), str(path)], capture_output=True, text=True, timeout=60)
     assert dump.returncode == 0 and CIPHER_CREATOR in dump.stdout, dump.stderr
     assert not [line for line in dump.stderr.splitlines() if line.startswith(("E:", "W:"))], dump.stderr

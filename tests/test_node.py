@@ -106,7 +106,7 @@ def test_series_is_received_and_processed(node):
     assert len(list((node.data / "stored").glob("*.dcm"))) == SERIES
     assert not list((node.data / "inbox").iterdir())
     log = (node.directory / "node.log").read_text()
-    assert log.count("stored in") == SERIES and "association STORESCU@127.0.0.1 released" in log
+    assert log.count("stored with carriers pixels+header in") == SERIES and "association STORESCU@127.0.0.1 released" in log
     for value in PATIENT.values():
         assert value not in log
 

@@ -58,6 +58,8 @@ def test_overwritten_background(protect_image, peer_keys):
     background = protected.usable
     pixels[background] = np.random.default_rng(3).integers(-2000, -1990, background.sum())
     write_pixels(stego, pixels)
+    assert reveal(stego, peer_keys).carrier == "header"  # the header carrier still has it
+    del stego.EncryptedAttributesSequence
     with pytest.raises(MessageNotFoundError):
         reveal(stego, peer_keys)
 

@@ -142,7 +142,8 @@ def reveal_page():
         attributes = described(revealed.attributes)
         results.append({"number": number, "name": name, "error": None, "attributes": attributes,
                         "download": data_url(dicom_bytes(revealed.dataset), DICOM)})
-        documents.append(reveal_document(name, attributes))
+        documents.append(reveal_document(name, attributes, carrier=revealed.carrier,
+                                         confirmed_by=revealed.confirmed_by, complete=revealed.complete))
     document = json.dumps(documents, ensure_ascii=False, indent=1).encode()
     return render_template("reveal.html", results=results, json_url=data_url(document, "application/json"))
 

@@ -1,0 +1,64 @@
+#!/usr/bin/env python
+"""Which carriers each real image gets: the capacity table of the header-carrier issue.
+
+For every image of the round-trip set, the small images and ../shared/realdata (when present),
+the default pipeline protects it and the table shows its size, the safe background (the usable
+region embed writes into, as a share of the image), the pixel payloads (QR modules of the full
+and of the core identity) against what the background offers, the carriers it got, and the
+requirement: the full identity in the pixels when the image is at least 256x256 with at least
+20 % safe background; at least the core identity when at least 128x128 with at least 10 %;
+the header carrier always. Each protected image is then revealed from its pixels alone
+(header carrier removed) and from its header alone (pixels overwritten with noise).
+
+Run from the repository root::
+
+    .venv/bin/python benchmarks/capacity.py [--segmenter classical] [IMAGE ...]
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import sys
+import tempfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "tests"))
+
+import pydicom  # noqa: E402
+
+from capacity import Row, measure  # noqa: E402
+from images import ROUND_TRIP, SMALL, image_path, realdata_images  # noqa: E402
+from stegonode.codecs import keys as keyfiles  # noqa: E402
+from stegonode.handlers.pipeline import build_pipeline  # noqa: E402
+from stegonode.node import config as node_config  # noqa: E402
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("images", nargs="*", help="pydicom-data names or paths (default: all)")
+    parser.add_argument("--segmenter", choices=node_config.SEGMENTER_CHOICES)
+    args = parser.parse_args()
+    config = node_config.load(None)
+    if args.segmenter:
+        config["handlers"]["segment"]["segmenter"] = args.segmenter
+    with tempfile.TemporaryDirectory() as folder:
+        keyfiles.generate(Path(folder))
+        node = keyfiles.load_node_keys(Path(folder) / "node.keys")
+        peer = keyfiles.load_peer_keys(Path(folder) / "peer.keys")
+    pipeline = build_pipeline(config["pipeline"]["handlers"], config["handlers"], node)
+    sources = [Path(p) if Path(p).exists() else image_path(p) for p in args.images] or (
+        [image_path(n) for n in (*ROUND_TRIP, *SMALL)] + realdata_images())
+    print(Row.HEADER)
+    failed = 0
+    for path in sources:
+        row = measure(pipeline, peer, copy.deepcopy(pydicom.dcmread(path)), path.name)
+        failed += not row.meets_requirement
+        print(row.line(), flush=True)
+    print(f"{len(sources) - failed}/{len(sources)} images meet the requirement")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
