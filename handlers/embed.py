@@ -11,7 +11,8 @@ carrier's MAC.
 
 An image whose background cannot carry the full payload (or carries it unreadably) gets the
 core attributes in its pixels, and failing that none: with the header carrier on, nothing is
-refused for capacity alone. Without it, such an image is refused (CapacityError).
+refused for capacity alone. Without it, such an image is refused (CapacityError). On a tight
+background (see :data:`TIGHT`) a payload is kept only if it reads back as reveal will read it.
 """
 
 from __future__ import annotations
@@ -45,6 +46,10 @@ from .seal import PAYLOAD_DICTIONARY
 PRIVATE_CREATOR = "STEGONODE 1"
 PRIVATE_GROUP = 0x0011
 MESSAGE_LAYOUT = 2  # what embed writes (Protection.message_layout)
+# A background that offers less than this many times the minimum for a message is tight: with
+# the header carrier beside it, embed also reads the message back on the region reveal will
+# compute (segmenting the stego image afresh) and writes no pixel carrier it could not read.
+TIGHT = 3
 PROTECTION_VERSION = 2
 READABLE_VERSIONS = (1, 2)  # version 1: pixel carrier only, all attributes
 
@@ -179,14 +184,18 @@ class EmbedHandler:
             except CapacityError as exc:  # too small, or unreadable: the next choice, or the header
                 refusal = refusal or exc
                 continue
-            instance.pixels = stego
-            instance.protection = self._protection(
+            protection = self._protection(
                 instance, header, codec=codec.name, params=codec.params(), segmenter=segmenter.name,
                 segmenter_version=segmenter.version, segmenter_levels=instance.foreground_levels,
                 segmenter_params=segmenter.params(), margin=self.margin, guard=guard.to_dict(),
                 region=encode_region(usable) if segmenter.proves_background else None,
                 pixel_attributes=scope,
             )
+            tight = codec.capacity(usable) < TIGHT * message.size
+            if header is not None and tight and not _reads_back(ds, stego, protection, codec, modules,
+                                                                self.embedding_key, fmt.value_range):
+                continue  # the header carrier has it all: better no pixel carrier than a false one
+            instance.pixels, instance.protection = stego, protection
             instance.report.update(distortion(cover, stego, fmt.peak))
             instance.report["segmenter"] = segmenter.name
             return
@@ -195,6 +204,7 @@ class EmbedHandler:
             raise refusal  # nothing else carries the identity: refuse rather than lose it
         instance.protection = self._protection(instance, header, codec="", params={}, segmenter="", margin=0)
         instance.report["pixel_attributes"] = "none" if choices else "off"
+        instance.report["segmenter"] = segmenter.name
         instance.report.update(distortion(cover, cover, fmt.peak))
 
     def _protection(self, instance: Instance, header: HeaderCarrier | None, **pixel_fields) -> Protection:
@@ -211,6 +221,19 @@ class EmbedHandler:
             payload_dictionary=PAYLOAD_DICTIONARY,
             message_layout=MESSAGE_LAYOUT,
         )
+
+
+def _reads_back(ds: Dataset, stego: np.ndarray, protection: Protection, codec: StegoCodec,
+                modules: np.ndarray, key: bytes, value_range: tuple[int, int]) -> bool:
+    """Whether reveal will read the message: on the region reveal computes from the stego image
+    and this protection block (segmenting afresh where the block records no region)."""
+    from .reveal import usable_in  # reveal imports this module
+
+    try:
+        bits = codec.extract(stego, usable_in(ds, stego, protection), key, value_range)
+        return payload.from_qr(payload.unpack(bits)) == payload.from_qr(modules)
+    except MessageNotFoundError:
+        return False
 
 
 def _check_readable(codec: StegoCodec, stego: np.ndarray, usable: np.ndarray, modules: np.ndarray,
