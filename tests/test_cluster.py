@@ -92,7 +92,7 @@ def test_two_receivers_and_a_worker_host_protect_every_instance_once(cluster, tm
     assert a.query("SELECT COUNT(*) FROM instances") == [(2 * SERIES,)]
     assert {p.stem for p in cluster.stored_files()} == {
         uid for (uid,) in a.query('SELECT "SOPInstanceUID" FROM instances')}
-    protections = [p.log.read_text().count("stored in") for p in cluster.all]
+    protections = [p.log.read_text().count(": stored with carriers ") for p in cluster.all]
     assert sum(protections) == 2 * SERIES and protections[2] > 0, protections
     assert not list((cluster.storage / "inbox").iterdir())
 
