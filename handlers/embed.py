@@ -230,10 +230,10 @@ def _reads_back(ds: Dataset, stego: np.ndarray, protection: Protection, codec: S
     from .reveal import usable_in  # reveal imports this module
 
     try:
-        bits = codec.extract(stego, usable_in(ds, stego, protection), key, value_range)
-        return payload.from_qr(payload.unpack(bits)) == payload.from_qr(modules)
-    except MessageNotFoundError:
+        _check_readable(codec, stego, usable_in(ds, stego, protection), modules, key, value_range)
+    except UnreadableEmbeddingError:
         return False
+    return True
 
 
 def _check_readable(codec: StegoCodec, stego: np.ndarray, usable: np.ndarray, modules: np.ndarray,
