@@ -2,8 +2,8 @@
 
 The sealed payload is binary; zbar re-encodes raw bytes as text, so the ciphertext travels as
 Base45 (RFC 9285) in the QR alphanumeric mode, which costs 3 % over raw bytes (Base64 in byte
-mode costs 33 %). The QR matrix is rendered with a fixed mask pattern: the module matrix is
-never scanned optically, and choosing the "best" mask is most of qrcode's run time.
+mode costs 33 %). The QR matrix is drawn with a fixed mask pattern (the module matrix is never
+scanned optically) by :mod:`stegonode.codecs.qrencode`, the symbol the qrcode package draws.
 Decoding renders the matrix upscaled with a quiet zone and reads it with zbar (pyzbar), with
 zxing-cpp as a fallback.
 """
@@ -18,6 +18,7 @@ import numpy as np
 import qrcode
 import qrcode.util
 
+from . import qrencode
 from .errors import MessageNotFoundError, PayloadTooLargeError
 
 _B45 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ $%*+-./:"
@@ -98,10 +99,7 @@ def to_qr(text: str, error_correction: str = "M") -> np.ndarray:
         raise PayloadTooLargeError(
             excess_bytes=math.ceil((len(text) - limit) * 2 / 3), limit_bytes=limit * 2 // 3
         )
-    qr = qrcode.QRCode(error_correction=level, box_size=1, border=0, mask_pattern=0)
-    qr.add_data(qrcode.util.QRData(text.encode("ascii"), mode=qrcode.util.MODE_ALPHA_NUM, check_data=False))
-    qr.make(fit=True)
-    return np.array(qr.modules, dtype=bool)
+    return qrencode.encode(text, level)
 
 
 def render(modules: np.ndarray, scale: int = 3, quiet_zone: int = 4) -> np.ndarray:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from collections.abc import Callable
 from typing import TYPE_CHECKING, ClassVar, Protocol
 
 import numpy as np
@@ -27,7 +28,9 @@ class Instance:
     pixels: np.ndarray  # stored values, (frames, rows, columns)
     attributes: Dataset | None = None  # the identifying attributes, as in the original header
     message: np.ndarray | None = None  # QR module matrix of the sealed payload
-    core_message: np.ndarray | None = None  # ... of the core attributes only, if it may be needed
+    # ... of the core attributes only, where it may be needed: sealed and rendered on first call
+    # (most images take the full message, and a QR code costs milliseconds)
+    core_message: Callable[[], np.ndarray] | None = None
     header_carrier: HeaderCarrier | None = None  # PS3.15 Encrypted Attributes, written last
     foreground: np.ndarray | None = None  # significant region, same shape as pixels
     foreground_levels: list[float | None] | None = None  # classical levels per frame (Segmentation)

@@ -27,7 +27,6 @@ from pydicom import Dataset
 from stegonode.codecs import payload
 from stegonode.codecs.dct import DctCodec, DctParams
 from stegonode.codecs.deep import DeepCodec, DeepParams
-from stegonode.codecs import payload
 from stegonode.codecs.errors import (
     CapacityError, ConfigError, MessageNotFoundError, NotProtectedError, UnreadableEmbeddingError,
 )
@@ -172,10 +171,12 @@ class EmbedHandler:
         usable = usable_region(ds, cover, instance.foreground, self.margin, guard)
         instance.usable = usable
         header = instance.header_carrier
-        choices = [(m, scope) for m, scope in ((instance.message, "all"), (instance.core_message, "core"))
-                   if m is not None]
+        full = instance.message
+        choices = [(get, scope) for get, scope in ((None if full is None else lambda: full, "all"),
+                                                   (instance.core_message, "core")) if get is not None]
         refusal: CapacityError | None = None
-        for modules, scope in choices:
+        for get_modules, scope in choices:
+            modules = get_modules()
             message = payload.pack(modules)
             try:
                 codec = self.codec.fit(usable, message.size, self.embedding_key)

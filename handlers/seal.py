@@ -20,6 +20,7 @@ from collections.abc import Collection
 from dataclasses import dataclass
 from typing import ClassVar
 
+import numpy as np
 from cryptography import x509
 from pydicom import Dataset
 from pydicom.datadict import DicomDictionary
@@ -153,9 +154,12 @@ class SealHandler:
         if self.header is not None and self.core:
             subset = core_subset(instance.attributes, self.core)
             if len(subset) < len(instance.attributes):
-                core_sealed = self._seal(subset, associated)
-                instance.report["core_payload_bytes"] = len(core_sealed)
-                instance.core_message = payload.to_qr(payload.to_text(core_sealed), self.error_correction)
+                instance.core_message = functools.cache(lambda: self._core_message(instance, subset, associated))
+
+    def _core_message(self, instance: Instance, subset: Dataset, associated: bytes) -> np.ndarray:
+        core_sealed = self._seal(subset, associated)
+        instance.report["core_payload_bytes"] = len(core_sealed)
+        return payload.to_qr(payload.to_text(core_sealed), self.error_correction)
 
     def _seal(self, attributes: Dataset, associated: bytes) -> bytes:
         compressed = payload.compress(serialize(attributes), payload_dictionary(PAYLOAD_DICTIONARY))

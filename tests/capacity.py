@@ -77,7 +77,7 @@ def measure(pipeline: Pipeline, peer: PeerKeys, ds: pydicom.Dataset, name: str) 
         shape=tuple(instance.pixels.shape),
         safe_share=float(usable.mean()),
         full_bits=0 if instance.message is None else int(payload.pack(instance.message).size),
-        core_bits=0 if instance.core_message is None else int(payload.pack(instance.core_message).size),
+        core_bits=0 if instance.core_message is None else int(payload.pack(instance.core_message()).size),
         offered_bits=int(embed.codec.capacity(usable)),
         carriers=str(report["carriers"]),
         pixel_attributes=str(report["pixel_attributes"]),

@@ -42,6 +42,24 @@ def test_qr_round_trip_through_a_reader(level):
     assert payload.from_qr(modules) == text
 
 
+@pytest.mark.parametrize("level", ["L", "M", "Q", "H"])
+def test_qr_symbol_is_the_one_the_qrcode_package_draws(level):
+    """stegonode.codecs.qrencode draws the symbol qrcode draws (mask 0, smallest version), at
+    every length from 1 character to the largest version, odd and even counts."""
+    import qrcode
+    import qrcode.util
+
+    rng = np.random.default_rng(1)
+    limit = payload._max_alphanumeric_chars(payload._LEVELS[level])
+    for length in sorted({1, 2, 3, limit - 1, limit, *rng.integers(4, limit, 60).tolist()}):
+        text = "".join(rng.choice(list(payload._B45), length))
+        qr = qrcode.QRCode(error_correction=payload._LEVELS[level], box_size=1, border=0, mask_pattern=0)
+        qr.add_data(qrcode.util.QRData(text.encode(), mode=qrcode.util.MODE_ALPHA_NUM, check_data=False))
+        qr.make(fit=True)
+        np.testing.assert_array_equal(payload.to_qr(text, level), np.array(qr.modules, dtype=bool),
+                                      err_msg=f"{length} characters at level {level}")
+
+
 @pytest.mark.parametrize("size", [10, 150, 600, 2000])
 def test_message_layout_2_sends_only_what_the_version_does_not_fix(size):
     text = payload.to_text(os.urandom(size))
