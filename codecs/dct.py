@@ -131,6 +131,11 @@ class DctCodec:
     settings: DctParams = field(default_factory=DctParams)
     name: str = "dct"
 
+    # The last image's slots and message placement: embed, then protect's read-back (extract),
+    # ask for the same ones. One entry, replaced whole (safe if threads share the codec).
+    _last: tuple[tuple, _Slots, dict[int, np.ndarray]] | None = field(
+        default=None, init=False, repr=False, compare=False)
+
     def __post_init__(self) -> None:
         b = self.settings.block
         d = dct_matrix(b)
@@ -219,6 +224,25 @@ class DctCodec:
         return n - np.count_nonzero(np.bincount(index[index >= 0], minlength=n))
 
     def _slots(self, usable: np.ndarray, key: bytes) -> _Slots:
+        return self._placement(usable, key)[1]
+
+    def _placement(self, usable: np.ndarray, key: bytes) -> tuple[tuple, _Slots, dict[int, np.ndarray]]:
+        """The slots of ``usable`` under ``key`` (computed once per image), and the memo of
+        their message indices by message length."""
+        token = (usable.shape, np.packbits(usable).tobytes(), key)
+        last = self._last
+        if last is None or last[0] != token:
+            last = self._last = (token, self._draw_slots(usable, key), {})
+        return last
+
+    def _placed(self, usable: np.ndarray, key: bytes, n: int) -> tuple[_Slots, np.ndarray]:
+        """Slots and their message indices for an ``n``-bit message."""
+        _, slots, indices = self._placement(usable, key)
+        if n not in indices:
+            indices[n] = self._message_index(slots, usable.shape, n, key)
+        return slots, indices[n]
+
+    def _draw_slots(self, usable: np.ndarray, key: bytes) -> _Slots:
         k = len(self.settings.coefficients)
         tile_mask = self._usable_tiles(usable)
         total = tile_mask.size * k
@@ -289,8 +313,7 @@ class DctCodec:
         capacity = self.capacity(usable)
         if n > capacity:
             raise CapacityError(offered_bits=capacity, needed_bits=n)
-        slots = self._slots(usable, key)
-        message_index = self._message_index(slots, usable.shape, n, key)
+        slots, message_index = self._placed(usable, key, n)
         bits = np.where(
             slots.header_index >= 0,
             _header_bits(n, key)[np.maximum(slots.header_index, 0)],
@@ -334,7 +357,7 @@ class DctCodec:
             raise MessageNotFoundError(
                 "no message header found in the background with this embedding key"
             )
-        message_index = self._message_index(slots, usable.shape, n, key)
+        _, message_index = self._placed(usable, key, n)
         carries = message_index >= 0
         sums = np.bincount(message_index[carries], weights=votes[carries], minlength=n)
         return (sums > 0).astype(np.uint8)

@@ -35,7 +35,7 @@ from pydicom import Dataset
 from scipy import ndimage
 
 from stegonode.codecs.errors import ConfigError, RefusedError
-from stegonode.models.morphology import fill_holes
+from stegonode.models.morphology import close_cross, fill_holes
 
 from .base import Instance
 
@@ -124,7 +124,7 @@ class ClassicalSegmenter(SegmenterBase):
             if level is None:
                 level = float(_background_threshold(ndimage.uniform_filter(image, 5)))
             mask = image > level
-        mask = fill_holes(ndimage.binary_closing(mask, iterations=2) | mask)
+        mask = fill_holes(close_cross(mask, 2) | mask)
         return large_components(mask, self.min_component), level
 
 

@@ -121,6 +121,20 @@ def test_body_cut_by_the_border_keeps_its_border(pipeline, peer_keys):
     assert not ((stego != cover)[0] & kept).any()
 
 
+@pytest.mark.parametrize("shape", [(1, 512, 512), (2, 131, 217), (1, 70, 300), (1, 40, 40)])
+def test_border_rule_computed_on_strips_equals_the_whole_frame_filter(shape):
+    """The border rule filters four strips, not the whole frame: the same pixels, whatever the size."""
+    from stegonode.handlers import guard
+
+    rng = np.random.default_rng(sum(shape))
+    foreground = ndimage.gaussian_filter(rng.random(shape), (0, 6, 6)) > 0.52
+    for reach in (1, 5, guard.BORDER_REACH):
+        near = ndimage.maximum_filter(foreground, size=(1, 2 * reach + 1, 2 * reach + 1))
+        band = np.ones(shape[1:], dtype=bool)
+        band[reach:-reach, reach:-reach] = False
+        assert np.array_equal(guard._border_anatomy(foreground, reach), near & band[None])
+
+
 def test_small_dense_object_in_ct_air_is_never_changed(pipeline, peer_keys):
     """A 2x2 skin marker at +300 HU in the air, far from the body: it and its margin stay."""
     rng = np.random.default_rng(2)

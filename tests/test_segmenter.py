@@ -88,6 +88,7 @@ def test_fast_morphology_gives_scipys_masks(seed):
     assert np.array_equal(morphology.fill_holes(mask), ndimage.binary_fill_holes(mask))
     assert np.array_equal(morphology.erode_square(mask, radius), ndimage.binary_erosion(mask, square, iterations=radius))
     assert np.array_equal(morphology.dilate_square(mask, radius), ndimage.binary_dilation(mask, square, iterations=radius))
+    assert np.array_equal(morphology.close_cross(mask, radius), ndimage.binary_closing(mask, iterations=radius))
 
 
 def test_inference_is_deterministic_and_batch_independent(maskrcnn_segmenter):
