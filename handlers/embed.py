@@ -11,8 +11,9 @@ carrier's MAC.
 
 An image whose background cannot carry the full payload (or carries it unreadably) gets the
 core attributes in its pixels, and failing that none: with the header carrier on, nothing is
-refused for capacity alone. Without it, such an image is refused (CapacityError). On a tight
-background (see :data:`TIGHT`) a payload is kept only if it reads back as reveal will read it.
+refused for capacity alone. Without it, such an image is refused (CapacityError). Every
+pixel payload is read back before it is kept; on a tight background (see :data:`TIGHT`) the
+block records the region it was written to, and reveal reads there.
 """
 
 from __future__ import annotations
@@ -45,9 +46,8 @@ from .seal import PAYLOAD_DICTIONARY
 PRIVATE_CREATOR = "STEGONODE 1"
 PRIVATE_GROUP = 0x0011
 MESSAGE_LAYOUT = 2  # what embed writes (Protection.message_layout)
-# A background that offers less than this many times the minimum for a message is tight: with
-# the header carrier beside it, embed also reads the message back on the region reveal will
-# compute (segmenting the stego image afresh) and writes no pixel carrier it could not read.
+# A background that offers less than this many times the minimum for a message is tight: the
+# protection block records the region written, so that reveal reads exactly there.
 TIGHT = 3
 PROTECTION_VERSION = 2
 READABLE_VERSIONS = (1, 2)  # version 1: pixel carrier only, all attributes
@@ -185,18 +185,18 @@ class EmbedHandler:
             except CapacityError as exc:  # too small, or unreadable: the next choice, or the header
                 refusal = refusal or exc
                 continue
-            protection = self._protection(
+            # Reveal reads where protect wrote: on the region this block records where the
+            # segmenter proves its background or the background is tight (a mask computed
+            # afresh on the stego image may differ by a few tiles, which a tight message cannot
+            # spare); elsewhere on the region it computes from the stego image.
+            tight = codec.capacity(usable) < TIGHT * message.size
+            instance.pixels, instance.protection = stego, self._protection(
                 instance, header, codec=codec.name, params=codec.params(), segmenter=segmenter.name,
                 segmenter_version=segmenter.version, segmenter_levels=instance.foreground_levels,
                 segmenter_params=segmenter.params(), margin=self.margin, guard=guard.to_dict(),
-                region=encode_region(usable) if segmenter.proves_background else None,
+                region=encode_region(usable) if segmenter.proves_background or tight else None,
                 pixel_attributes=scope,
             )
-            tight = codec.capacity(usable) < TIGHT * message.size
-            if header is not None and tight and not _reads_back(ds, stego, protection, codec, modules,
-                                                                self.embedding_key, fmt.value_range):
-                continue  # the header carrier has it all: better no pixel carrier than a false one
-            instance.pixels, instance.protection = stego, protection
             instance.report.update(distortion(cover, stego, fmt.peak))
             instance.report["segmenter"] = segmenter.name
             return
@@ -222,19 +222,6 @@ class EmbedHandler:
             payload_dictionary=PAYLOAD_DICTIONARY,
             message_layout=MESSAGE_LAYOUT,
         )
-
-
-def _reads_back(ds: Dataset, stego: np.ndarray, protection: Protection, codec: StegoCodec,
-                modules: np.ndarray, key: bytes, value_range: tuple[int, int]) -> bool:
-    """Whether reveal will read the message: on the region reveal computes from the stego image
-    and this protection block (segmenting afresh where the block records no region)."""
-    from .reveal import usable_in  # reveal imports this module
-
-    try:
-        _check_readable(codec, stego, usable_in(ds, stego, protection), modules, key, value_range)
-    except UnreadableEmbeddingError:
-        return False
-    return True
 
 
 def _check_readable(codec: StegoCodec, stego: np.ndarray, usable: np.ndarray, modules: np.ndarray,

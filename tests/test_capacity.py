@@ -49,3 +49,4 @@ def test_pixel_carrier_on_a_tight_background_reads_back_alone(name, pipeline, pe
     row = measure(pipeline, peer_keys, pydicom.dcmread(path), name)
     expected = "-" if row.pixel_attributes == "none" else row.pixel_attributes
     assert row.from_pixels == expected and row.from_header == "all", row.line()
+    assert row.meets_requirement, row.line()  # mr_dcm4che_2: the core identity, from the pixels
