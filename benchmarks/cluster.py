@@ -134,7 +134,7 @@ def index_run(database: str) -> float:
             index.enqueue(uid, f"token{number}.{job_number}", "BENCH")
             for job in index.claim(f"pool{number}", 1, 30):
                 index.finish(job, f"pool{number}", {**attributes, "SOPInstanceUID": job.sop_instance_uid},
-                             "1.2.840.10008.1.2.1", f"stored/{job.sop_instance_uid}.dcm")
+                             "1.2.840.10008.1.2.1", f"stored/{job.sop_instance_uid}.dcm", "pixels+header")
 
     threads = [threading.Thread(target=client, args=(number,)) for number in range(CLIENTS)]
     start = time.perf_counter()

@@ -432,12 +432,15 @@ def _status(args: argparse.Namespace) -> int:
     paths = NodePaths.of(config["node"])
     index = existing_index(paths.database)
     counts = index.counts()
+    carriers = index.carriers()
     pools = index.pools(float(config["node"]["lease_seconds"]))
     if args.json:
-        print(json.dumps({**counts, "worker_pools": pools}))
+        print(json.dumps({**counts, "stored_by_carriers": carriers, "worker_pools": pools}))
         return 0
     rate = counts.pop("instances_per_second_last_minute")
     print(", ".join(f"{n} {what}" for what, n in counts.items()) + f"; {rate:.2f} instances/s over the last minute")
+    if carriers:
+        print("stored objects by carriers: " + ", ".join(f"{n} {what}" for what, n in sorted(carriers.items())))
     for pool in pools:
         print(f"worker pool {pool['host']} pid {pool['pid']}: {pool['state']}, "
               f"{pool['processes']} process(es), {pool['processing']} job(s) in progress, "

@@ -83,6 +83,7 @@ instances = Table(
     Column("TransferSyntaxUID", Text, nullable=False),
     Column("path", Text, nullable=False),  # storage key of the stored object, e.g. stored/<uid>.dcm
     Column("stored_at", Float, nullable=False),
+    Column("carriers", Text),  # e.g. "pixels+header" (describe_carriers); NULL: stored before 0004
 )
 worker_pools = Table(
     "worker_pools", metadata,
@@ -264,15 +265,16 @@ class Index:
             ))
 
     def finish(self, job: Job, holder: str, attributes: dict[str, str], transfer_syntax: str,
-               key: str) -> Finish:
-        """Record the stored object (storage ``key``) of a job ``holder`` protected."""
+               key: str, carriers: str) -> Finish:
+        """Record the stored object (storage ``key``, with ``carriers``) of a job ``holder``
+        protected."""
         values = {keyword: attributes.get(keyword, "") for keyword in ATTRIBUTES}
         with self._transaction() as db:
             row = db.execute(self._sql.job_row, {"uid": job.sop_instance_uid}).one()
             if row.token == job.token and (row.state, row.holder) != ("processing", holder):
                 return "taken"
             db.execute(self._sql.store_instance,
-                       {**values, "TransferSyntaxUID": transfer_syntax, "path": key})
+                       {**values, "TransferSyntaxUID": transfer_syntax, "path": key, "carriers": carriers})
             if row.token != job.token:
                 return "replaced"
             db.execute(self._sql.job_done, {"uid": job.sop_instance_uid})
@@ -394,6 +396,13 @@ class Index:
             "quarantined": by_state.get("quarantined", 0),
             "instances_per_second_last_minute": round(recent / 60, 3),
         }
+
+    def carriers(self) -> dict[str, int]:
+        """Stored objects by the carriers they have ("pixels+header", "header", ...); objects
+        stored before the index recorded carriers count as "not recorded"."""
+        with self.engine.connect() as db:
+            rows = db.execute(select(instances.c.carriers, func.count()).group_by(instances.c.carriers))
+            return {carriers or "not recorded": count for carriers, count in rows}
 
     def quarantined(self) -> list[tuple[str, str]]:
         """(token, reason) of every quarantined job."""

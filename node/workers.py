@@ -271,7 +271,7 @@ class Workers:
 
     def _succeeded(self, job: Job, outcome: Outcome) -> None:
         finish = self.index.finish(job, self.pool, outcome.attributes, outcome.transfer_syntax,
-                                   outcome.stored)
+                                   outcome.stored, outcome.carriers)
         if finish == "taken":  # another pool holds the job (and its inbox file) now
             log.warning("job %s: lease lost while protecting; another pool finishes it",
                         job.sop_instance_uid)

@@ -56,14 +56,14 @@ def test_a_lease_not_renewed_is_taken_over_and_counted(index):
     (taken,) = index.take_expired("live", 30)
     assert (taken.token, taken.holder) == ("first", "dead")
     # the late pool's result is not recorded; the holder's failure is, as an attempt
-    assert index.finish(job, "dead", CT, "1.2.840.10008.1.2.1", "stored/x.dcm") == "taken"
+    assert index.finish(job, "dead", CT, "1.2.840.10008.1.2.1", "stored/x.dcm", "pixels+header") == "taken"
     assert index.fail(taken, "live", "worker pool dead stopped renewing its lease", 3) == "failed"
     assert index.counts()["failed"] == 1
     time.sleep(2.1)  # the retry delay of a first failed attempt
     (again,) = index.claim("live", 1, 30)
     assert again.attempts == 1
     assert index.finish(again, "live", {**CT, "SOPInstanceUID": "2.25.7"}, "1.2.840.10008.1.2.1",
-                        "stored/2.25.7.dcm") == "done"
+                        "stored/2.25.7.dcm", "pixels+header") == "done"
     assert index.counts()["processed"] == 1
 
 
@@ -75,7 +75,7 @@ def test_a_repeated_instance_replaces_its_queued_copy_and_a_recorded_file_stays_
     assert job.token == "second"
     assert index.enqueue("2.25.8", "third", "A") is None  # in progress: it finishes, then this
     assert index.finish(job, "pool", {**CT, "SOPInstanceUID": "2.25.8"}, "1.2.840.10008.1.2.1",
-                        "stored/2.25.8.dcm") == "replaced"
+                        "stored/2.25.8.dcm", "pixels+header") == "replaced"
     (job,) = index.claim("pool", 5, 30)
     assert job.token == "third"
     assert index.fail(job, "pool", "disk full", 1) == "quarantined"
@@ -103,7 +103,7 @@ def test_the_consoles_reads_on_either_backend(index):
         index.enqueue(uid, f"token{number}", "TEST")
         (job,) = index.claim("pool", 1, 30)
         attributes = {**CT, "SOPInstanceUID": uid, "SeriesNumber": series, "InstanceNumber": "1"}
-        assert index.finish(job, "pool", attributes, "1.2.840.10008.1.2.1", f"stored/{uid}.dcm") == "done"
+        assert index.finish(job, "pool", attributes, "1.2.840.10008.1.2.1", f"stored/{uid}.dcm", "pixels+header") == "done"
     assert [row["SeriesNumber"] for row in index.stored(10)] == ["", "9", "10"]
     assert index.stored_key("2.25.3.2") == "stored/2.25.3.2.dcm" and index.stored_key("2.25.0") is None
     per_minute = index.processed_per_minute(60)

@@ -47,6 +47,9 @@ def node(tmp_path_factory, sent):
 def test_too_small_is_stored_with_the_header_carrier_not_refused(node, sent):
     status = node.status()
     assert status["processed"] == 3 and status["quarantined"] == 0
+    assert status["stored_by_carriers"] == {"pixels+header": 2, "header": 1}
+    text = node.run("status", "--config", str(node.config)).stdout
+    assert "stored objects by carriers: 1 header, 2 pixels+header" in text, text
     log = node.log.read_text()
     assert log.count("stored with carriers pixels+header") == 2 and log.count("stored with carriers header ") == 1
     assert "no certificate" not in log

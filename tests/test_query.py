@@ -32,7 +32,7 @@ def index(tmp_path_factory, new_database) -> Iterator[Index]:
                           "StudyDate": date, "StudyTime": time_, "SeriesInstanceUID": f"{study}.9",
                           "Modality": modality, "SOPInstanceUID": uid, "SOPClassUID": "1.2.840.10008.5.1.4.1.1.2",
                           "InstanceNumber": str(n + 1)}
-            assert index.finish(job, "test", attributes, "1.2.840.10008.1.2.1", f"stored/{uid}.dcm") == "done"
+            assert index.finish(job, "test", attributes, "1.2.840.10008.1.2.1", f"stored/{uid}.dcm", "pixels+header") == "done"
     yield index
     index.close()
 

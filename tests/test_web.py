@@ -339,6 +339,8 @@ def test_dashboard_and_studies_after_a_storescu_transfer(page, console, undecoda
     for key in ("received", "queued", "processed", "failed", "quarantined"):
         assert int(shown[key]) == status[key], key
     assert status["processed"] == 3 and status["quarantined"] == 1
+    assert page.inner_text('#carriers [data-carriers="pixels+header"]') == "3"
+    assert status["stored_by_carriers"] == {"pixels+header": 3}
     assert "pixel data does not decode" in page.inner_text("#quarantine")
     assert "STORESCU" in page.inner_text("#associations") and "3 stored" in page.inner_text("#associations")
     assert len(page.query_selector_all("svg.plot rect.bar")) == 60

@@ -57,7 +57,8 @@ def dashboard():
     per_minute = index.processed_per_minute(PLOT["minutes"])
     storage = Storage(_state().paths.data_dir)
     return render_template(
-        "dashboard.html", reason=None, counts=index.counts(), bars=_throughput_bars(per_minute),
+        "dashboard.html", reason=None, counts=index.counts(), carriers=index.carriers(),
+        bars=_throughput_bars(per_minute),
         plot=PLOT, last_hour=sum(per_minute),
         quarantined=[(str(storage.path("quarantine", token)), why) for token, why in index.quarantined()],
         associations=index.recent_associations(), when=_when,
