@@ -1,4 +1,4 @@
-"""Binary morphology on 2-D masks, giving scipy.ndimage's results in a fraction of its time.
+"""Binary morphology on masks, giving scipy.ndimage's results in a fraction of its time.
 
 The segmenters fill holes and erode or dilate several times per slice; scipy's
 ``binary_fill_holes`` (an iterated dilation) and iterated ``binary_erosion``/``binary_dilation``
@@ -24,13 +24,33 @@ def fill_holes(mask: np.ndarray) -> np.ndarray:
 
 
 def erode_square(mask: np.ndarray, radius: int) -> np.ndarray:
-    """``ndimage.binary_erosion(mask, 3x3 square, iterations=radius)``: outside the image is background."""
-    return ndimage.minimum_filter(mask, size=2 * radius + 1, mode="constant", cval=False)
+    """``ndimage.binary_erosion(mask, 3x3 square, iterations=radius)`` over the last two axes:
+    outside the image is background."""
+    return _square(mask, radius, np.logical_and)
 
 
 def dilate_square(mask: np.ndarray, radius: int) -> np.ndarray:
-    """``ndimage.binary_dilation(mask, 3x3 square, iterations=radius)``."""
-    return ndimage.maximum_filter(mask, size=2 * radius + 1, mode="constant", cval=False)
+    """``ndimage.binary_dilation(mask, 3x3 square, iterations=radius)`` over the last two axes
+    (equally ``ndimage.maximum_filter`` with a (2 radius + 1)-wide square, in any mode)."""
+    return _square(mask, radius, np.logical_or)
+
+
+def _square(mask: np.ndarray, radius: int, combine: np.ufunc) -> np.ndarray:
+    """The AND or OR over each pixel's (2 radius + 1)-wide square, background outside: one
+    pass per axis of shifted slices (several times faster than scipy's filters on booleans)."""
+    out = mask
+    for axis in (mask.ndim - 2, mask.ndim - 1):
+        size = out.shape[axis]
+        pad = [(0, 0)] * out.ndim
+        pad[axis] = (radius, radius)
+        padded = np.pad(out, pad, constant_values=False)
+        window = [slice(None)] * out.ndim
+        window[axis] = slice(0, size)
+        out = padded[tuple(window)].copy()
+        for shift in range(1, 2 * radius + 1):
+            window[axis] = slice(shift, shift + size)
+            combine(out, padded[tuple(window)], out=out)
+    return out
 
 
 def close_cross(mask: np.ndarray, iterations: int) -> np.ndarray:

@@ -89,6 +89,11 @@ def test_fast_morphology_gives_scipys_masks(seed):
     assert np.array_equal(morphology.erode_square(mask, radius), ndimage.binary_erosion(mask, square, iterations=radius))
     assert np.array_equal(morphology.dilate_square(mask, radius), ndimage.binary_dilation(mask, square, iterations=radius))
     assert np.array_equal(morphology.close_cross(mask, radius), ndimage.binary_closing(mask, iterations=radius))
+    frames = np.stack([mask, ~mask])  # frames: the last two axes only
+    size = (1, 2 * radius + 1, 2 * radius + 1)
+    assert np.array_equal(morphology.dilate_square(frames, radius), ndimage.maximum_filter(frames, size=size))
+    assert np.array_equal(morphology.erode_square(frames, radius),
+                          ndimage.minimum_filter(frames, size=size, mode="constant", cval=False))
 
 
 def test_inference_is_deterministic_and_batch_independent(maskrcnn_segmenter):
