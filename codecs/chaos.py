@@ -54,7 +54,8 @@ from typing import ClassVar
 
 import numpy as np
 
-from .errors import PixelIntegrityError
+from stegonode.errors import PixelIntegrityError
+from .registry import CIPHERS
 from .pixelcipher import TAMPERED, bound_data, check_words, derive, little_endian
 
 STEPS = 256  # iterations per chaotic orbit: lanes = values / STEPS (fewer Python-level steps)
@@ -78,12 +79,14 @@ class _Schedule:
     sboxes: tuple[np.ndarray, np.ndarray]  # forward and backward S-boxes
 
 
+@CIPHERS.register
 class ChaosCipher:
     """Seed 004's cipher: chaotic-hash scrambling, Henon bit scrambling, logistic diffusion."""
 
     name: ClassVar[str] = "chaos"
     version: ClassVar[int] = 1
     nonce_size: ClassVar[int] = 16
+    tag_size: ClassVar[int] = 32  # HMAC-SHA256
 
     def __init__(self, key: bytes) -> None:
         self._key = key

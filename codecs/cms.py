@@ -21,7 +21,7 @@ from cryptography.hazmat.primitives.ciphers import algorithms
 from cryptography.hazmat.primitives.serialization import pkcs7
 from cryptography.x509.oid import NameOID
 
-from .errors import KeyFileError, PayloadIntegrityError, WrongRecipientKeyError
+from stegonode.errors import KeyFileError, PayloadIntegrityError, WrongRecipientKeyError
 
 RSA_BITS = 3072
 VALIDITY = datetime.timedelta(days=3650)

@@ -47,7 +47,10 @@ from dataclasses import asdict, dataclass, field, replace
 
 import numpy as np
 
-from .errors import CapacityError, MessageNotFoundError
+from stegonode.errors import CapacityError, MessageNotFoundError
+
+from .registry import CODECS
+from .stego import CodecEntry
 
 HEADER_BITS = 32
 HEADER_PERIOD = 16  # one slot in 16 carries a header bit
@@ -405,3 +408,12 @@ def _parse_header(bits: np.ndarray, key: bytes) -> int | None:
     word = int("".join(map(str, bits.tolist())), 2)
     n, check = word >> 16, word & 0xFFFF
     return n if n > 0 and check == _check(n, key) else None
+
+
+CODECS.register(CodecEntry(
+    "dct", lambda params: DctCodec(DctParams.from_dict(params)),
+    defaults={"step": 10.0, "min_coefficients": 3, "target_redundancy": 6.0, "min_redundancy": 2.0},
+    ranges={"step": (0.5, 1000), "min_coefficients": (1, 15), "target_redundancy": (1, 1000),
+            "min_redundancy": (1, 1000)},
+    ordered=(("min_redundancy", "target_redundancy"),),
+))

@@ -40,7 +40,10 @@ import numpy as np
 
 from stegonode.models.geometry import BLANK, BLANK_LIMIT, TILE
 
-from .errors import CapacityError, ConfigError, MessageNotFoundError
+from .registry import CODECS
+from .stego import CodecEntry
+
+from stegonode.errors import CapacityError, MessageNotFoundError
 
 _AREA = TILE * TILE
 
@@ -65,11 +68,11 @@ class DeepParams:
     def from_dict(cls, values: dict) -> "DeepParams":
         params = cls(**values)
         if not 1 <= params.min_copies <= params.max_copies:
-            raise ConfigError(
+            raise ValueError(
                 f"deep codec: need 1 <= min_copies <= max_copies, got {params.min_copies}, {params.max_copies}"
             )
         if params.module_pixels not in (1, 2, 4):
-            raise ConfigError(f"deep codec: module_pixels must be 1, 2 or 4, got {params.module_pixels}")
+            raise ValueError(f"deep codec: module_pixels must be 1, 2 or 4, got {params.module_pixels}")
         return params
 
 
@@ -267,3 +270,11 @@ def _canvas_tiles(bits: np.ndarray, side: int, module_pixels: int) -> np.ndarray
     picture = np.full((side * TILE, side * TILE), 255, dtype=np.uint8)
     picture[: drawn.shape[0], : drawn.shape[1]] = drawn
     return picture.reshape(side, TILE, side, TILE).transpose(0, 2, 1, 3).reshape(-1, TILE, TILE)
+
+
+CODECS.register(CodecEntry(
+    "deep", lambda params: DeepCodec(DeepParams.from_dict(params)),
+    defaults={"min_copies": 1, "max_copies": 8, "module_pixels": 2},
+    ranges={"min_copies": (1, 1000), "max_copies": (1, 1000)},
+    ordered=(("min_copies", "max_copies"),),
+))

@@ -26,7 +26,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 
 from . import cms
-from .errors import KeyFileError
+from stegonode.errors import KeyFileError
 
 FORMAT = "stegonode-keys"
 VERSION = 2

@@ -70,7 +70,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from .dct import dct_matrix
-from .errors import CapacityError, ConfigError, MessageNotFoundError
+from .registry import CODECS
+from .stego import CodecEntry
+from stegonode.errors import CapacityError, MessageNotFoundError
 
 BLOCK = 4
 BLOCK_BITS = BLOCK * BLOCK
@@ -113,9 +115,9 @@ class PaperCodec:
 
     def __post_init__(self) -> None:
         if int(self.beta) != self.beta or self.beta < 1:
-            raise ConfigError(f"paper codec: beta must be a positive integer, got {self.beta!r}")
+            raise ValueError(f"paper codec: beta must be a positive integer, got {self.beta!r}")
         if not 0.0 <= self.alpha < 0.5:
-            raise ConfigError(f"paper codec: alpha must lie in [0, 0.5), got {self.alpha!r}")
+            raise ValueError(f"paper codec: alpha must lie in [0, 0.5), got {self.alpha!r}")
         self.beta = int(self.beta)
         self.alpha = float(self.alpha)
 
@@ -201,3 +203,9 @@ class PaperCodec:
         t = np.abs(coeffs) / self._delta
         return ((t - np.floor(t)) >= 0.5).astype(np.int64)
 
+
+
+CODECS.register(CodecEntry(
+    "paper", lambda params: PaperCodec(**params), defaults={"beta": 8, "alpha": 0.02},
+    ranges={"beta": (1, 100000), "alpha": (0, 0.49)},
+))

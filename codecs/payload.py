@@ -18,8 +18,9 @@ import numpy as np
 import qrcode
 import qrcode.util
 
+from stegonode.errors import MessageNotFoundError, PayloadTooLargeError
+
 from . import qrencode
-from .errors import MessageNotFoundError, PayloadTooLargeError
 
 _B45 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ $%*+-./:"
 _B45_INDEX = {c: i for i, c in enumerate(_B45)}

@@ -22,7 +22,9 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
-from .errors import ConfigError, PixelIntegrityError
+from stegonode.errors import InputError, PixelIntegrityError
+
+from .registry import CIPHERS
 
 WORD_DTYPES = (np.dtype(np.uint8), np.dtype(np.uint16))
 TAMPERED = "encrypted pixels failed authentication: the pixels or the cipher block were altered"
@@ -34,6 +36,7 @@ class PixelCipher(Protocol):
     name: ClassVar[str]
     version: ClassVar[int]
     nonce_size: ClassVar[int]
+    tag_size: ClassVar[int]  # bytes of the authentication tag the cipher block records
 
     def encrypt(self, words: np.ndarray, nonce: bytes, associated_data: bytes) -> tuple[np.ndarray, bytes]:
         """Cipher words (same shape and dtype) and the authentication tag.
@@ -53,11 +56,11 @@ def derive(key: bytes, info: bytes, length: int, salt: bytes | None = None) -> b
 def check_words(words: np.ndarray, nonce: bytes, nonce_size: int) -> None:
     """Refuse what no pixel cipher handles: other dtypes, empty arrays, a wrong nonce length."""
     if words.dtype not in WORD_DTYPES:
-        raise ConfigError(f"pixel cipher: words must be uint8 or uint16, got {words.dtype}")
+        raise InputError(f"pixel cipher: words must be uint8 or uint16, got {words.dtype}")
     if words.size == 0:
-        raise ConfigError("pixel cipher: no pixels to encrypt")
+        raise InputError("pixel cipher: no pixels to encrypt")
     if len(nonce) != nonce_size:
-        raise ConfigError(f"pixel cipher: nonce must be {nonce_size} bytes, got {len(nonce)}")
+        raise ValueError(f"pixel cipher: nonce must be {nonce_size} bytes, got {len(nonce)}")
 
 
 def bound_data(name: str, version: int, words: np.ndarray, associated_data: bytes) -> bytes:
@@ -77,12 +80,14 @@ def from_little_endian(data: bytes, like: np.ndarray) -> np.ndarray:
     return np.frombuffer(data, dtype=like.dtype.newbyteorder("<")).astype(like.dtype).reshape(like.shape)
 
 
+@CIPHERS.register
 class AesGcmCipher:
     """AES-256-GCM over the pixel bytes: the standard choice."""
 
     name: ClassVar[str] = "aes-gcm"
     version: ClassVar[int] = 1
     nonce_size: ClassVar[int] = 12
+    tag_size: ClassVar[int] = 16  # GCM tag
 
     def __init__(self, key: bytes) -> None:
         self._aead = AESGCM(derive(key, b"stegonode pixel cipher aes-256-gcm v1", 32))

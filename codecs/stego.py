@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Protocol
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -53,3 +55,21 @@ class StegoCodec(Protocol):
         """Stored units by which embedding may move a background pixel, with room to spare: the
         safety guard keeps background levels this far below what it protects, so that what the
         codec writes never reads as protected on the stego image."""
+
+
+@dataclass(frozen=True)
+class CodecEntry:
+    """A stego codec as the registry (:data:`stegonode.codecs.registry.CODECS`) holds it.
+
+    ``build(params)`` makes the codec from its strength parameters (node.toml's
+    ``[handlers.embed.NAME]`` table, or the protection block's ``params``) and raises ValueError
+    or TypeError on bad ones. ``defaults`` is that table's defaults; ``ranges`` gives inclusive
+    (low, high) bounds per numeric key (high None: unbounded); ``ordered`` pairs of keys whose
+    first must not exceed its second.
+    """
+
+    name: str
+    build: Callable[[dict], StegoCodec]
+    defaults: Mapping[str, Any] = field(default_factory=dict)
+    ranges: Mapping[str, tuple[float, float | None]] = field(default_factory=dict)
+    ordered: tuple[tuple[str, str], ...] = ()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pydicom import Dataset
 
-from stegonode.codecs.errors import RefusedError
+from stegonode.errors import RefusedError
 
 from .pixels import check_image
 

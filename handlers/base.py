@@ -1,18 +1,27 @@
-"""What flows through the pipeline, and what a handler is."""
+"""What flows through the pipeline, what a handler is, and what reveal's inverse steps share."""
 
 from __future__ import annotations
 
+import copy
+import math
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from collections.abc import Callable
-from typing import TYPE_CHECKING, ClassVar, Protocol
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 import numpy as np
 from pydicom import Dataset
+from pydicom.datadict import tag_for_keyword
+from pydicom.tag import BaseTag, Tag
+
+from stegonode.errors import ConfigError
 
 if TYPE_CHECKING:  # annotations only: these modules import this one
+    from stegonode.codecs.keys import PeerKeys
+
     from .embed import Protection
     from .encrypt import CipherBlock
     from .header import HeaderCarrier
+    from .pipeline import PipelineContext
     from .segment import Segmenter
 
 
@@ -22,6 +31,8 @@ class Instance:
 
     Handlers read and fill these fields in pipeline order; ``report`` collects the figures a
     user sees (payload bytes, PSNR, changed pixels) and ``timings`` the seconds per handler.
+    ``steps`` names the handlers that ran (the protection block records them for reveal);
+    ``extra`` holds what a handler outside the built-in set passes on, under its name.
     """
 
     dataset: Dataset
@@ -38,8 +49,52 @@ class Instance:
     usable: np.ndarray | None = None  # where the codec could write: background less margin and guard
     protection: Protection | None = None  # what reveal needs: codec, parameters, key ids
     encryption: CipherBlock | None = None  # what decryption needs: cipher, nonce, tag
+    steps: list[str] = field(default_factory=list)
+    extra: dict[str, Any] = field(default_factory=dict)
     report: dict[str, float | int | str] = field(default_factory=dict)
     timings: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass
+class Identity:
+    """What reveal recovered from the carriers (see :func:`stegonode.handlers.reveal.reveal`)."""
+
+    attributes: Dataset
+    carrier: str  # "pixels" or "header": the one that delivered
+    confirmed_by: tuple[str, ...]  # the other carrier, if it was read too and agreed
+    complete: bool  # False: the core attributes only
+    envelope: bytes | None  # the header carrier's envelope, when the object has one
+
+
+@dataclass
+class Revealing:
+    """One stego object on its way back through reveal's inverse steps.
+
+    ``dataset`` is the object as read (a step that changed the pixels, such as encryption,
+    replaces it by its inverse); ``output`` is the re-identified object being built (a copy of
+    ``dataset``, made on first use); ``identity`` is read from the carriers on first use, by
+    ``read_identity`` (reveal's carrier logic).
+    """
+
+    dataset: Dataset
+    keys: PeerKeys
+    protection: Protection
+    read_identity: Callable[[Revealing], Identity]
+    foreground: np.ndarray | None = None
+    _identity: Identity | None = None
+    _output: Dataset | None = None
+
+    @property
+    def identity(self) -> Identity:
+        if self._identity is None:
+            self._identity = self.read_identity(self)
+        return self._identity
+
+    @property
+    def output(self) -> Dataset:
+        if self._output is None:
+            self._output = copy.deepcopy(self.dataset)
+        return self._output
 
 
 class Handler(Protocol):
@@ -49,3 +104,71 @@ class Handler(Protocol):
     requires: ClassVar[tuple[str, ...]]
 
     def __call__(self, instance: Instance) -> None: ...
+
+    def finish(self, instance: Instance) -> None:
+        """Write this handler's own block into ``instance.dataset`` (after every handler ran)."""
+
+
+class HandlerBase:
+    """What a registered handler declares (see :mod:`stegonode.handlers.registry`).
+
+    ``defaults`` is its ``[handlers.NAME]`` table in node.toml; ``choices`` and ``ranges`` the
+    allowed values of its keys; :meth:`check` anything else node.toml validation must refuse,
+    without loading a model. :meth:`from_config` builds it; :meth:`finish` writes its block
+    after every handler ran; :meth:`unprotect` is its inverse step in reveal, which runs the
+    steps the protection block records in reverse order, those with ``reveal_phase`` 0 (the
+    pixel transforms that must be undone before anything reads the object) first.
+    """
+
+    name: ClassVar[str]
+    requires: ClassVar[tuple[str, ...]] = ()
+    defaults: ClassVar[Mapping[str, Any]] = {}
+    choices: ClassVar[Mapping[str, Sequence[Any]]] = {}
+    ranges: ClassVar[Mapping[str, tuple[float, float | None]]] = {}
+    reveal_phase: ClassVar[int] = 1
+
+    @classmethod
+    def table_defaults(cls) -> dict[str, Any]:
+        """A fresh copy of ``defaults`` (a handler whose table depends on a registry overrides it)."""
+        return copy.deepcopy(dict(cls.defaults))
+
+    @classmethod
+    def check(cls, settings: Mapping[str, Mapping[str, Any]]) -> None:
+        """Refuse ``settings`` (every ``[handlers.*]`` table) where this handler cannot work."""
+        for key, allowed in cls.choices.items():
+            check_choice(f"handlers.{cls.name}.{key}", settings[cls.name][key], allowed)
+        for key, (low, high) in cls.ranges.items():
+            check_range(f"handlers.{cls.name}.{key}", settings[cls.name][key], low, high)
+
+    @classmethod
+    def from_config(cls, context: PipelineContext) -> Handler:
+        raise NotImplementedError
+
+    def finish(self, instance: Instance) -> None:
+        """Nothing to write by default."""
+
+    @classmethod
+    def unprotect(cls, state: Revealing) -> None:
+        """Nothing to undo by default."""
+
+
+def check_choice(key: str, value: Any, allowed: Sequence[Any]) -> None:
+    if value not in allowed:
+        raise ConfigError(f"{key} = {value!r}; choose one of {', '.join(str(a) for a in allowed)}")
+
+
+def check_range(key: str, value: float, low: float, high: float | None) -> None:
+    if not (math.isfinite(value) and low <= value and (high is None or value <= high)):
+        bound = f">= {low}" if high is None else f"within {low}..{high}"
+        raise ConfigError(f"{key} = {value!r}: must be {bound}")
+
+
+def keyword_tags(keywords: Sequence[Any], key: str) -> frozenset[BaseTag]:
+    """The tags of DICOM ``keywords`` (node.toml ``key``); ConfigError naming a wrong one."""
+    tags = set()
+    for keyword in keywords:
+        tag = tag_for_keyword(keyword) if isinstance(keyword, str) else None
+        if tag is None:
+            raise ConfigError(f"{key}: {keyword!r} is not a DICOM keyword")
+        tags.add(Tag(tag))
+    return frozenset(tags)

@@ -10,9 +10,9 @@ carried: they would not fit in a QR code.
 from __future__ import annotations
 
 import copy
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from io import BytesIO
-from typing import ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from pydicom import DataElement, Dataset
 from pydicom.filebase import DicomBytesIO
@@ -20,19 +20,33 @@ from pydicom.filereader import read_dataset
 from pydicom.filewriter import write_dataset
 from pydicom.tag import Tag
 
-from stegonode.codecs.errors import MessageNotFoundError
+from stegonode.errors import MessageNotFoundError
 
-from .base import Instance
+from .base import HandlerBase, Instance, keyword_tags
 from .deidentify import is_bulk
+from .registry import HANDLERS
+
+if TYPE_CHECKING:
+    from .pipeline import PipelineContext
 
 PIXEL_DATA = Tag("PixelData")
 
 
-class CollectHandler:
+@HANDLERS.register
+class CollectHandler(HandlerBase):
     """Fills ``instance.attributes`` with the original identifying attributes."""
 
     name: ClassVar[str] = "collect"
     requires: ClassVar[tuple[str, ...]] = ()
+    defaults: ClassVar[Mapping[str, Any]] = {"extra_attributes": []}
+
+    @classmethod
+    def check(cls, settings: Mapping[str, Mapping[str, Any]]) -> None:
+        keyword_tags(settings["collect"]["extra_attributes"], "handlers.collect.extra_attributes")
+
+    @classmethod
+    def from_config(cls, context: PipelineContext) -> CollectHandler:
+        return cls(context.deidentifier)
 
     def __init__(self, deidentifier: Callable[[Dataset], None]) -> None:
         self.deidentifier = deidentifier

@@ -12,17 +12,21 @@ Empty attributes are left as they are: they hide nothing.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import ClassVar
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from pydicom import DataElement, Dataset
 from pydicom.sequence import Sequence
 from pydicom.tag import BaseTag, Tag
 from pydicom.uid import UID_dictionary
 
-from .base import Instance
+from .base import HandlerBase, Instance, Revealing
 from .profile import BASIC_PROFILE, REPEATING_GROUPS
-from .pseudonyms import Pseudonymizer
+from .pseudonyms import BOUND_UIDS, Pseudonymizer
+from .registry import HANDLERS
+
+if TYPE_CHECKING:
+    from .pipeline import PipelineContext
 
 METHOD = "stegonode: PS3.15 Basic Profile, identity sealed in pixels"
 DERIVATION = "stegonode: patient identity sealed into background pixels (DCT stego)"
@@ -92,11 +96,22 @@ def is_bulk(element: DataElement) -> bool:
     return False
 
 
-class DeidentifyHandler:
-    """Strips the header of identity per the Basic Profile and marks the object derived."""
+@HANDLERS.register
+class DeidentifyHandler(HandlerBase):
+    """Strips the header of identity per the Basic Profile and marks the object derived; its
+    inverse step restores the carried attributes."""
 
     name: ClassVar[str] = "deidentify"
     requires: ClassVar[tuple[str, ...]] = ()
+    defaults: ClassVar[Mapping[str, Any]] = {"allow_burned_in_annotation": False}
+
+    @classmethod
+    def from_config(cls, context: PipelineContext) -> DeidentifyHandler:
+        return cls(context.deidentifier)
+
+    @classmethod
+    def unprotect(cls, state: Revealing) -> None:
+        restore(state.output, state.identity.attributes, state.identity.complete)
 
     def __init__(self, deidentifier: Callable[[Dataset], None]) -> None:
         self.deidentifier = deidentifier
@@ -108,7 +123,11 @@ class DeidentifyHandler:
 def deidentify(ds: Dataset, pseudonyms: Pseudonymizer, extra: frozenset[BaseTag] = frozenset()) -> None:
     """Apply the profile to ``ds`` in place, then set the de-identification attributes."""
     original_patient_id = str(ds.get("PatientID", ""))
+    new_uids = pseudonyms.new_uids(ds)
     _apply(ds, pseudonyms, extra)
+    for keyword, new_uid in zip(BOUND_UIDS, new_uids):
+        if str(ds.get(keyword, "")):
+            setattr(ds, keyword, new_uid)  # as _apply wrote them: the one derivation, stated
     if _PATIENT_ID in ds:
         ds.PatientID = pseudonyms.patient_id(original_patient_id)
     if _PATIENT_NAME in ds:

@@ -25,7 +25,7 @@ from pydicom.errors import BytesLengthException, InvalidDicomError
 from pydicom.tag import Tag
 from pydicom.uid import UID
 
-from stegonode.codecs.errors import InconsistentFileMetaError, InputError
+from stegonode.errors import InconsistentFileMetaError, InputError
 
 log = logging.getLogger(__name__)
 

@@ -33,7 +33,7 @@ from pydicom.pixels import pack_bits
 from pydicom.sr.codedict import codes
 from pydicom.uid import ExplicitVRLittleEndian, generate_uid
 
-from stegonode.codecs.errors import InputError
+from stegonode.errors import InputError
 
 from .embed import read_protection
 from .encrypt import decrypted, is_encrypted

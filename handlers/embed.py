@@ -19,29 +19,32 @@ block records the region it was written to, and reveal reads there.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
-from typing import ClassVar
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 from pydicom import Dataset
 
 from stegonode.codecs import payload
-from stegonode.codecs.dct import DctCodec, DctParams
-from stegonode.codecs.deep import DeepCodec, DeepParams
-from stegonode.codecs.errors import (
+from stegonode.codecs.registry import CODECS
+from stegonode.errors import (
     CapacityError, ConfigError, MessageNotFoundError, NotProtectedError, UnreadableEmbeddingError,
 )
 from stegonode.codecs.keys import key_id
-from stegonode.codecs.paper import PaperCodec
 from stegonode.codecs.seal import recipient_key_id
 from stegonode.codecs.stego import StegoCodec
 
-from .base import Instance
+from .base import HandlerBase, Instance, Revealing, check_choice, check_range
 from .header import HeaderCarrier
 from .pixels import PixelFormat
 from .private import read_document, remove_block, write_document
 from .guard import BORDER_REACH, Guard, encode_region, measure, usable_region
+from .registry import HANDLERS
 from .seal import PAYLOAD_DICTIONARY
+
+if TYPE_CHECKING:
+    from .pipeline import PipelineContext
 
 PRIVATE_CREATOR = "STEGONODE 1"
 PRIVATE_GROUP = 0x0011
@@ -49,22 +52,20 @@ MESSAGE_LAYOUT = 2  # what embed writes (Protection.message_layout)
 # A background that offers less than this many times the minimum for a message is tight: the
 # protection block records the region written, so that reveal reads exactly there.
 TIGHT = 3
-PROTECTION_VERSION = 2
-READABLE_VERSIONS = (1, 2)  # version 1: pixel carrier only, all attributes
+PROTECTION_VERSION = 3
+READABLE_VERSIONS = (1, 2, 3)  # 1: pixel carrier only, all attributes; 3: the steps that ran
 
 
-def make_codec(name: str, params: dict) -> StegoCodec:
-    """The stego codec ``name`` with strength ``params`` (as stored in the protection block)."""
+def make_codec(name: str, params: dict, error: Callable[[str], Exception] | None = None) -> StegoCodec:
+    """The registered stego codec ``name`` with strength ``params`` (node.toml's, or as stored in
+    the protection block). Unknown or bad: ``error(message)``, by default a ConfigError naming
+    the node.toml key (reveal passes its own: the block is data, not configuration)."""
+    entry = CODECS.get_or_error(name, error)
     try:
-        if name == "dct":
-            return DctCodec(DctParams.from_dict(params))
-        if name == "paper":
-            return PaperCodec(**params)
-        if name == "deep":
-            return DeepCodec(DeepParams.from_dict(params))
+        return entry.build(params)  # type: ignore[no-any-return]
     except (TypeError, ValueError) as exc:
-        raise ConfigError(f"handlers.embed: bad parameter for codec {name!r}: {exc}") from None
-    raise ConfigError(f"handlers.embed.codec: unknown codec {name!r}; choose 'dct', 'paper' or 'deep'")
+        message = f"bad parameter for codec {name!r}: {exc}"
+        raise (error(message) if error else ConfigError(f"handlers.embed.{name}: {message}")) from None
 
 
 @dataclass(frozen=True)
@@ -88,6 +89,7 @@ class Protection:
     header_mac: str = ""  # MAC of the header carrier's envelope, bound to the study and series
     payload_dictionary: int = 1  # deflate dictionary of the pixel payload (handlers.seal)
     message_layout: int = 1  # 1: every QR module; 2: those the version does not fix (payload.pack)
+    steps: list[str] | None = None  # the handlers that ran, in order; None in blocks before version 3
 
     def guard_record(self) -> Guard | None:
         return None if self.guard is None else Guard.from_dict(self.guard)
@@ -144,12 +146,48 @@ def remove_protection(ds: Dataset) -> None:
     remove_block(ds, PRIVATE_GROUP, PRIVATE_CREATOR)
 
 
-class EmbedHandler:
+@HANDLERS.register
+class EmbedHandler(HandlerBase):
     """Writes ``instance.message`` into the usable background of ``instance.pixels``: the
-    segmenter's background less the margin and the safety guard."""
+    segmenter's background less the margin and the safety guard. Writes the protection block
+    (with the steps that ran); reveal's inverse step removes it."""
 
     name: ClassVar[str] = "embed"
     requires: ClassVar[tuple[str, ...]] = ("seal", "segment")
+
+    @classmethod
+    def table_defaults(cls) -> dict[str, Any]:
+        """``[handlers.embed]``: the codec, and each registered codec's table."""
+        return {"codec": "dct", **{name: dict(CODECS[name].defaults) for name in CODECS}}
+
+    @classmethod
+    def check(cls, settings: Mapping[str, Mapping[str, Any]]) -> None:
+        embed = settings["embed"]
+        check_choice("handlers.embed.codec", embed["codec"], list(CODECS))
+        for name in CODECS:
+            entry, table = CODECS[name], embed.get(name, {})
+            for key, (low, high) in entry.ranges.items():
+                check_range(f"handlers.embed.{name}.{key}", table[key], low, high)
+            for low_key, high_key in entry.ordered:
+                if table[low_key] > table[high_key]:
+                    raise ConfigError(f"handlers.embed.{name}.{low_key} must not exceed "
+                                      f"handlers.embed.{name}.{high_key}")
+        make_codec(embed["codec"], embed.get(embed["codec"], {}))
+
+    @classmethod
+    def from_config(cls, context: PipelineContext) -> EmbedHandler:
+        embed = context.settings["embed"]
+        return cls(make_codec(embed["codec"], embed.get(embed["codec"], {})),
+                   int(context.settings["segment"]["margin"]), context.keys.embedding_key,
+                   context.keys.recipient_public_key)
+
+    def finish(self, instance: Instance) -> None:
+        if instance.protection is not None:
+            write_protection(instance.dataset, replace(instance.protection, steps=list(instance.steps)))
+
+    @classmethod
+    def unprotect(cls, state: Revealing) -> None:
+        remove_protection(state.output)
 
     def __init__(
         self,

@@ -17,35 +17,35 @@ import copy
 import os
 import secrets
 import string
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
-from typing import ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 from pydicom import Dataset
 
 from stegonode.codecs import cipher_stats
-from stegonode.codecs.chaos import ChaosCipher
-from stegonode.codecs.errors import CipherBlockError, ConfigError, InputError, WrongPixelCipherKeyError
+from stegonode.errors import CipherBlockError, ConfigError, InputError, WrongPixelCipherKeyError
 from stegonode.codecs.keys import key_id
-from stegonode.codecs.pixelcipher import AesGcmCipher, PixelCipher
+from stegonode.codecs.pixelcipher import PixelCipher
+from stegonode.codecs.registry import CIPHERS
 
-from .base import Instance
+from .base import HandlerBase, Instance, Revealing, check_choice
 from .pixels import PixelFormat, read_pixels, write_pixels
 from .private import read_document, remove_block, write_document
+from .registry import HANDLERS
+
+if TYPE_CHECKING:
+    from .pipeline import PipelineContext
 
 CIPHER_CREATOR = "STEGONODE CIPHER 1"
 CIPHER_GROUP = 0x0013
 CIPHER_BLOCK_VERSION = 1
-CIPHERS: dict[str, type[PixelCipher]] = {ChaosCipher.name: ChaosCipher, AesGcmCipher.name: AesGcmCipher}
-TAG_SIZES = {ChaosCipher.name: 32, AesGcmCipher.name: 16}  # HMAC-SHA256, GCM tag
 
 
 def make_cipher(name: str, key: bytes) -> PixelCipher:
     """The pixel cipher ``name`` under the 32-byte pixel-cipher ``key``."""
-    if name not in CIPHERS:
-        raise ConfigError(f"handlers.encrypt.cipher: unknown cipher {name!r}; choose {' or '.join(CIPHERS)}")
-    return CIPHERS[name](key)
+    return CIPHERS.get_or_error(name)(key)  # type: ignore[no-any-return]
 
 
 def cipher_key_id(key: bytes) -> str:
@@ -96,7 +96,7 @@ def _block_problem(block: CipherBlock) -> str | None:
     cipher = CIPHERS[block.cipher]
     if block.cipher_version != cipher.version:
         return f"{block.cipher} version {block.cipher_version!r}, this node reads {cipher.version}"
-    for field, size in (("nonce", cipher.nonce_size), ("tag", TAG_SIZES[block.cipher])):
+    for field, size in (("nonce", cipher.nonce_size), ("tag", cipher.tag_size)):
         value = getattr(block, field)
         if not (isinstance(value, str) and len(value) == 2 * size and set(value) <= set(string.hexdigits)):
             return f"{field} is not {size} bytes of hex"
@@ -140,11 +140,31 @@ def cipher_report(
     return cipher_stats.battery(words, ciphers, secrets.token_bytes(32), nonces)
 
 
-class EncryptHandler:
-    """Replaces ``instance.pixels`` by cipher pixels; the cipher block goes to ``instance.encryption``."""
+@HANDLERS.register
+class EncryptHandler(HandlerBase):
+    """Replaces ``instance.pixels`` by cipher pixels; the cipher block goes to ``instance.encryption``
+    and is written last. Its inverse step, decryption, runs first in reveal."""
 
     name: ClassVar[str] = "encrypt"
     requires: ClassVar[tuple[str, ...]] = ("embed",)
+    defaults: ClassVar[Mapping[str, Any]] = {"cipher": "aes-gcm"}
+    reveal_phase: ClassVar[int] = 0  # the pixels must be plain before anything reads them
+
+    @classmethod
+    def check(cls, settings: Mapping[str, Mapping[str, Any]]) -> None:
+        check_choice("handlers.encrypt.cipher", settings["encrypt"]["cipher"], list(CIPHERS))
+
+    @classmethod
+    def from_config(cls, context: PipelineContext) -> EncryptHandler:
+        return cls(context.settings["encrypt"]["cipher"], context.keys.pixel_cipher_key)
+
+    def finish(self, instance: Instance) -> None:
+        if instance.encryption is not None:
+            write_cipher_block(instance.dataset, instance.encryption)
+
+    @classmethod
+    def unprotect(cls, state: Revealing) -> None:
+        state.dataset = decrypted(state.dataset, state.keys.pixel_cipher_key)
 
     def __init__(self, cipher: str, key: bytes, nonce: bytes | None = None) -> None:
         """``nonce`` fixes the nonce of every image (for analysis only); random per image otherwise."""

@@ -36,7 +36,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 from pydicom import Dataset
 
-from stegonode.codecs.errors import NotProtectedError
+from stegonode.errors import NotProtectedError
 from stegonode.models.morphology import dilate_square
 
 from .segment import CT_THRESHOLD_HU, display_scale, display_values, has_hounsfield_units, otsu_threshold, padding_mask

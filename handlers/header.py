@@ -31,7 +31,7 @@ from pydicom.sequence import Sequence
 from pydicom.uid import ExplicitVRLittleEndian
 
 from stegonode.codecs import cms
-from stegonode.codecs.errors import MessageNotFoundError, PayloadIntegrityError, WrongRecipientKeyError
+from stegonode.errors import MessageNotFoundError, PayloadIntegrityError, WrongRecipientKeyError
 
 from .collect import parse, serialize
 

@@ -2,40 +2,34 @@
 
 from __future__ import annotations
 
+import copy
 import functools
 import time
-import copy
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from pydicom import Dataset
-from pydicom.datadict import tag_for_keyword
-from pydicom.tag import BaseTag, Tag
 
-from stegonode.codecs.errors import ConfigError
 from stegonode.codecs.keys import NodeKeys
+from stegonode.errors import ConfigError
 
 from .admission import check_admissible
-from .base import Handler, Instance
-from .collect import CollectHandler
-from .deidentify import DeidentifyHandler, deidentify
-from .embed import EmbedHandler, Protection, make_codec, write_protection
-from .encrypt import EncryptHandler, write_cipher_block
-from .header import mac_key, write_header_carrier
+from .base import Handler, Instance, keyword_tags
+from .deidentify import deidentify
+from .embed import Protection
+from .header import mac_key
 from .pixels import read_pixels, write_pixels
 from .pseudonyms import Pseudonymizer
-from .seal import CARRIERS, HeaderRecipient, SealHandler
-from .segment import NOT_PIXEL_PROTECTED, SEGMENTERS, SegmenterPolicy, SegmentHandler, make_segmenter
+from .registry import HANDLERS
+from .seal import CARRIERS, HeaderRecipient
 
 DEFAULT_ORDER = ("collect", "seal", "segment", "embed", "deidentify")
-HANDLER_TYPES: dict[str, type[Handler]] = {
-    handler.name: handler
-    for handler in (CollectHandler, SealHandler, SegmentHandler, EmbedHandler, DeidentifyHandler, EncryptHandler)
-}
 
 
 class Pipeline:
-    """Runs handlers in order over one instance and writes the result into its dataset."""
+    """Runs handlers in order over one instance; then each writes its own block, and the
+    pixels are encoded."""
 
     def __init__(self, handlers: Sequence[Handler], allow_burned_in_annotation: bool = False) -> None:
         _check_order([(handler.name, handler.requires) for handler in handlers])
@@ -55,14 +49,11 @@ class Pipeline:
         for handler in self.handlers:
             start = time.perf_counter()
             handler(instance)
+            instance.steps.append(handler.name)
             instance.timings[handler.name] = time.perf_counter() - start
         start = time.perf_counter()
-        if instance.protection is not None:
-            write_protection(ds, instance.protection)
-            if "header" in instance.protection.carriers:
-                write_header_carrier(ds, instance.header_carrier.envelope)
-        if instance.encryption is not None:
-            write_cipher_block(ds, instance.encryption)
+        for handler in self.handlers:
+            handler.finish(instance)
         write_pixels(ds, instance.pixels)
         ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
         instance.timings["encode"] = time.perf_counter() - start
@@ -83,35 +74,47 @@ def _check_order(stages: Sequence[tuple[str, Sequence[str]]]) -> None:
 
 def check_pipeline(order: Sequence[str], settings: Mapping[str, Mapping],
                    carriers: Sequence[str] = CARRIERS) -> None:
-    """Everything :func:`build_pipeline` refuses, without loading a model: cheap enough for
-    the node to run before it listens (its workers build the pipeline itself)."""
-    unknown = [name for name in order if name not in HANDLER_TYPES]
+    """Everything node.toml's ``[pipeline]`` and ``[handlers.*]`` tables may get wrong, without
+    loading a model or reading a key: the one validation, which node.toml's loader runs before
+    anything starts (and :func:`build_pipeline` again for callers that skip the loader)."""
+    unknown = [name for name in order if name not in HANDLERS]
     if unknown:
-        raise ConfigError(f"pipeline.handlers: unknown handler(s) {unknown}; known: {list(HANDLER_TYPES)}")
-    _check_order([(name, HANDLER_TYPES[name].requires) for name in order])
+        raise ConfigError(f"pipeline.handlers: unknown handler(s) {unknown}; known: {list(HANDLERS)}")
+    _check_order([(name, HANDLERS[name].requires) for name in order])
     _check_carriers(carriers)
-    _tags(settings["collect"]["extra_attributes"], "handlers.collect.extra_attributes")
-    _tags(settings["seal"]["core_attributes"], "handlers.seal.core_attributes")
-    if settings["segment"]["segmenter"] not in SEGMENTERS:
-        raise ConfigError(f"handlers.segment.segmenter: unknown segmenter {settings['segment']['segmenter']!r}")
-    codec_name = settings["embed"]["codec"]
-    make_codec(codec_name, settings["embed"].get(codec_name, {}))
-
-
-def _tags(keywords: Sequence[str], key: str) -> frozenset[BaseTag]:
-    tags = set()
-    for keyword in keywords:
-        tag = tag_for_keyword(keyword) if isinstance(keyword, str) else None
-        if tag is None:
-            raise ConfigError(f"{key}: {keyword!r} is not a DICOM keyword")
-        tags.add(Tag(tag))
-    return frozenset(tags)
+    for name in HANDLERS:
+        if name in settings:
+            HANDLERS[name].check(settings)
 
 
 def _check_carriers(carriers: Sequence[str]) -> None:
     if not carriers or len(set(carriers)) != len(carriers) or set(carriers) - set(CARRIERS):
         raise ConfigError(f"pipeline.carriers = {list(carriers)!r}; give one or both of "
                           f"{', '.join(repr(c) for c in CARRIERS)}, each once")
+
+
+@dataclass
+class PipelineContext:
+    """What handlers are built from: node.toml's ``[handlers.*]`` tables, the node's keys, the
+    carriers; and what several handlers share, made once (pseudonyms, de-identification, the
+    header carrier's recipient)."""
+
+    settings: Mapping[str, Mapping[str, Any]]
+    keys: NodeKeys
+    carriers: Sequence[str]
+
+    @functools.cached_property
+    def pseudonyms(self) -> Pseudonymizer:
+        return Pseudonymizer(self.keys.pseudonym_key)
+
+    @functools.cached_property
+    def deidentifier(self) -> Callable[[Dataset], None]:
+        extra = keyword_tags(self.settings["collect"]["extra_attributes"], "handlers.collect.extra_attributes")
+        return functools.partial(deidentify, pseudonyms=self.pseudonyms, extra=extra)
+
+    @functools.cached_property
+    def header(self) -> HeaderRecipient | None:
+        return header_recipient(self.carriers, self.keys)
 
 
 def header_recipient(carriers: Sequence[str], keys: NodeKeys) -> HeaderRecipient | None:
@@ -153,40 +156,13 @@ def build_pipeline(
     order: Sequence[str], settings: Mapping[str, Mapping], keys: NodeKeys,
     carriers: Sequence[str] = CARRIERS,
 ) -> Pipeline:
-    """Handlers named in ``order``, configured from node.toml's ``[handlers.*]`` tables, writing
-    the ``carriers`` node.toml's ``[pipeline] carriers`` names (the header carrier only with a
-    certificate in node.keys)."""
+    """Handlers named in ``order`` (from the registry), configured from node.toml's
+    ``[handlers.*]`` tables, writing the ``carriers`` node.toml's ``[pipeline] carriers`` names
+    (the header carrier only with a certificate in node.keys)."""
     check_pipeline(order, settings, carriers)
-    pseudonyms = Pseudonymizer(keys.pseudonym_key)
-    deidentifier = functools.partial(
-        deidentify, pseudonyms=pseudonyms,
-        extra=_tags(settings["collect"]["extra_attributes"], "handlers.collect.extra_attributes"),
-    )
-    segment = settings["segment"]
-    codec_name = settings["embed"]["codec"]
-    codec = make_codec(codec_name, settings["embed"].get(codec_name, {}))
-    policy = SegmenterPolicy(
-        validated=make_segmenter(segment["segmenter"]),
-        modalities=frozenset(segment["validated_modalities"]),
-        other=None if segment["other_modalities"] == NOT_PIXEL_PROTECTED else make_segmenter(segment["other_modalities"]),
-    )
-    header = header_recipient(carriers, keys)
-    core = _tags(settings["seal"]["core_attributes"], "handlers.seal.core_attributes")
-    factories = {
-        "collect": lambda: CollectHandler(deidentifier),
-        "seal": lambda: SealHandler(
-            keys.recipient_public_key, pseudonyms, settings["seal"]["qr_error_correction"],
-            header=header, pixels="pixels" in carriers, core=core,
-        ),
-        "segment": lambda: SegmentHandler(policy),
-        "embed": lambda: EmbedHandler(
-            codec, int(segment["margin"]), keys.embedding_key, keys.recipient_public_key,
-        ),
-        "deidentify": lambda: DeidentifyHandler(deidentifier),
-        "encrypt": lambda: EncryptHandler(settings["encrypt"]["cipher"], keys.pixel_cipher_key),
-    }
-    return Pipeline([factories[name]() for name in order],
-                    bool(settings["deidentify"]["allow_burned_in_annotation"]))
+    context = PipelineContext(settings, keys, carriers)
+    return Pipeline([HANDLERS[name].from_config(context) for name in order],
+                    bool(settings.get("deidentify", {}).get("allow_burned_in_annotation", False)))
 
 
 def configured_pipeline(

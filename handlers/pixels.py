@@ -8,7 +8,7 @@ import numpy as np
 from pydicom import Dataset
 from pydicom.uid import ExplicitVRLittleEndian
 
-from stegonode.codecs.errors import InputError, UnsupportedImageError
+from stegonode.errors import InputError, UnsupportedImageError
 
 GRAYSCALE = ("MONOCHROME1", "MONOCHROME2")
 # Rows and Columns below this hold too few 4x4 tiles for any payload, and break resampling.

@@ -10,6 +10,21 @@ import base64
 import hashlib
 import hmac
 import uuid
+from typing import NamedTuple
+
+from pydicom import Dataset
+
+
+BOUND_UIDS = ("StudyInstanceUID", "SeriesInstanceUID", "SOPInstanceUID")
+
+
+class NewUids(NamedTuple):
+    """The UIDs a protected object gets (the seal binds its payload to them, the index keys its
+    job and object rows by the SOP Instance UID, de-identification writes them)."""
+
+    study: str
+    series: str
+    sop_instance: str
 
 
 class Pseudonymizer:
@@ -25,6 +40,11 @@ class Pseudonymizer:
         """A 2.25 UID (PS3.5 B.2) derived from a keyed hash formatted as a UUID."""
         value = uuid.UUID(bytes=self._digest(b"uid", original)[:16], version=4)
         return f"2.25.{value.int}"
+
+    def new_uids(self, ds: Dataset) -> NewUids:
+        """The new Study, Series and SOP Instance UIDs of ``ds``: :meth:`uid` of the originals,
+        the one derivation the seal's binding, the index's job key and de-identification share."""
+        return NewUids(*(self.uid(str(ds.get(keyword, ""))) for keyword in BOUND_UIDS))
 
     def patient_code(self, patient_id: str) -> str:
         """16 base32 characters standing for one patient."""

@@ -8,30 +8,33 @@ encryption).
 
 from __future__ import annotations
 
-import copy
 import logging
 import math
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from pydicom import Dataset
 
 from stegonode.codecs import payload
-from stegonode.codecs.errors import (
+from stegonode.errors import (
     CarrierMismatchError,
+    ConfigError,
     MessageNotFoundError,
+    NotProtectedError,
     WrongEmbeddingKeyError,
     WrongRecipientKeyError,
 )
 from stegonode.codecs.keys import PeerKeys, key_id
 from stegonode.codecs.seal import open_sealed, recipient_key_id
 
+from .base import Identity, Revealing
 from .collect import parse
-from .deidentify import restore
-from .embed import Protection, make_codec, read_protection, remove_protection
-from .encrypt import decrypted
+from .embed import Protection, make_codec, read_protection
+from .encrypt import is_encrypted
 from .guard import decode_region, usable_region
-from .header import find_header_carrier, mac_key, open_header, remove_header_carrier
+from .header import find_header_carrier, mac_key, open_header
+from .registry import HANDLERS
 from .pixels import PixelFormat, read_pixels
 from .seal import payload_dictionary, series_binding, stego_binding
 from .segment import Segmenter, make_segmenter
@@ -55,13 +58,16 @@ class Revealed:
     complete: bool = True
 
 
+LEGACY_STEPS = ["collect", "seal", "segment", "embed", "deidentify"]  # blocks before version 3
+
+
 def reveal(ds: Dataset, keys: PeerKeys, foreground: np.ndarray | None = None) -> Revealed:
     """Recover the identity hidden in ``ds``; ``foreground`` overrides the segmenter's mask.
 
-    Pixels first, header second. A pixel carrier that cannot be read (lossy re-encoding,
-    overwritten background) or not opened with these keys leaves the header carrier to deliver;
-    one that opens but fails authentication, a header carrier that fails its MAC, or two
-    carriers that disagree are tampering: an error, never data.
+    Runs the inverse steps of the handlers the protection block names (:func:`steps_of`), in
+    reverse order, those that undo pixel transforms (decryption) first: each is the registered
+    handler's ``unprotect``. The identity they restore is read from the carriers once, when a
+    step first needs it (:func:`read_identity`).
     """
     protection = read_protection(ds)
     if protection.embedding_key_id != key_id(keys.embedding_key, "embedding"):
@@ -69,13 +75,45 @@ def reveal(ds: Dataset, keys: PeerKeys, foreground: np.ndarray | None = None) ->
             f"object was protected with embedding key {protection.embedding_key_id}, "
             f"peer.keys holds {key_id(keys.embedding_key, 'embedding')}"
         )
-    ds = decrypted(ds, keys.pixel_cipher_key)
+    state = Revealing(ds, keys, protection, read_identity, foreground)
+    for step in steps_of(ds, protection):
+        step.unprotect(state)
+    identity, restored = state.identity, state.output
+    restored.file_meta.MediaStorageSOPInstanceUID = restored.SOPInstanceUID
+    return Revealed(attributes=identity.attributes, dataset=restored, carrier=identity.carrier,
+                    confirmed_by=identity.confirmed_by, complete=identity.complete)
+
+
+def steps_of(ds: Dataset, protection: Protection) -> list[Any]:
+    """The registered handlers whose inverse steps reveal runs, in the order it runs them: the
+    steps the block records (before version 3: the fixed pipeline), and encryption when the
+    pixels are encrypted (``stegonode encrypt`` encrypts a protected object after protect),
+    reversed, pixel transforms first. A step this node has no handler for is an error before
+    anything is read."""
+    names = list(LEGACY_STEPS if protection.steps is None else protection.steps)
+    if is_encrypted(ds) and "encrypt" not in names:
+        names.append("encrypt")
+    unknown = [name for name in names if name not in HANDLERS]
+    if unknown:
+        raise NotProtectedError(f"object was protected with handler(s) {unknown} this node does not have")
+    return sorted((HANDLERS[name] for name in reversed(names)), key=lambda handler: handler.reveal_phase)
+
+
+def read_identity(state: Revealing) -> Identity:
+    """The identity the carriers hold, pixels first, header second.
+
+    A pixel carrier that cannot be read (lossy re-encoding, overwritten background) or not opened
+    with these keys leaves the header carrier to deliver; one that opens but fails
+    authentication, a header carrier that fails its MAC, or two carriers that disagree are
+    tampering: an error, never data.
+    """
+    ds, keys, protection = state.dataset, state.keys, state.protection
     associated = stego_binding(ds)
     header_present = "header" in protection.carriers and bool(ds.get("EncryptedAttributesSequence"))
     from_pixels, pixel_error = None, None
     if protection.has_pixels:
         try:
-            from_pixels = _from_pixels(ds, keys, protection, foreground, associated)
+            from_pixels = _from_pixels(ds, keys, protection, state.foreground, associated)
         except (MessageNotFoundError, WrongRecipientKeyError) as exc:
             if not header_present:
                 raise
@@ -102,17 +140,11 @@ def reveal(ds: Dataset, keys: PeerKeys, foreground: np.ndarray | None = None) ->
         attributes, carrier, other = from_pixels, "pixels", from_header
     else:
         attributes, carrier, other = from_header, "header", from_pixels
-    complete = carrier == "header" or complete_pixels
-    restored = copy.deepcopy(ds)
-    remove_protection(restored)
-    if envelope is not None:
-        remove_header_carrier(restored, envelope)
-    restore(restored, attributes, complete)
-    restored.file_meta.MediaStorageSOPInstanceUID = restored.SOPInstanceUID
-    return Revealed(
-        attributes=attributes, dataset=restored, carrier=carrier,
+    assert attributes is not None
+    return Identity(
+        attributes=attributes, carrier=carrier,
         confirmed_by=("header" if carrier == "pixels" else "pixels",) if other is not None else (),
-        complete=complete,
+        complete=carrier == "header" or complete_pixels, envelope=envelope,
     )
 
 
@@ -126,11 +158,15 @@ def _from_pixels(ds: Dataset, keys: PeerKeys, protection: Protection, foreground
         )
     pixels = read_pixels(ds)
     usable = usable_in(ds, pixels, protection, foreground)
-    codec = make_codec(protection.codec, protection.params)
+    codec = make_codec(protection.codec, protection.params, _malformed)
     bits = codec.extract(pixels, usable, keys.embedding_key, PixelFormat.of(ds).value_range)
     sealed = payload.from_text(payload.from_qr(message_modules(bits, protection.message_layout)))
     plain = open_sealed(sealed, keys.recipient_private_key, associated)
     return parse(payload.decompress(plain, payload_dictionary(protection.payload_dictionary)))
+
+
+def _malformed(problem: str) -> NotProtectedError:
+    return NotProtectedError(f"malformed stegonode protection block: {problem}")
 
 
 def message_modules(bits: np.ndarray, layout: int) -> np.ndarray:
@@ -184,7 +220,10 @@ def usable_in(ds: Dataset, pixels: np.ndarray, protection: Protection,
 def _segmenter_for(protection: Protection) -> Segmenter:
     """The segmenter the object was protected with; a warning if this node runs another version
     of it (other Mask R-CNN weights), whose masks may differ enough to lose the message."""
-    segmenter = make_segmenter(protection.segmenter, protection.segmenter_params)
+    try:
+        segmenter = make_segmenter(protection.segmenter, protection.segmenter_params)
+    except ConfigError as exc:  # the block is data: no node.toml key of this node is wrong
+        raise _malformed(str(exc).removeprefix("handlers.segment.segmenter: ")) from None
     if protection.segmenter_version and protection.segmenter_version != segmenter.version:
         log.warning("object was protected with %s segmenter version %s, this node runs %s: "
                     "if reveal fails, reveal with the weights it was protected with",

@@ -16,9 +16,9 @@ from __future__ import annotations
 
 import functools
 import struct
-from collections.abc import Collection
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 from cryptography import x509
@@ -27,16 +27,19 @@ from pydicom.datadict import DicomDictionary
 from pydicom.tag import BaseTag, Tag
 
 from stegonode.codecs import cms, payload
-from stegonode.codecs.errors import MessageNotFoundError, PayloadTooLargeError
+from stegonode.errors import MessageNotFoundError, PayloadTooLargeError
 from stegonode.codecs.seal import seal
 
-from .base import Instance
+from .base import HandlerBase, Instance, Revealing, keyword_tags
 from .collect import serialize
-from .header import HeaderCarrier, mac, seal_header
+from .header import HeaderCarrier, mac, remove_header_carrier, seal_header, write_header_carrier
 from .profile import BASIC_PROFILE
-from .pseudonyms import Pseudonymizer
+from .pseudonyms import BOUND_UIDS, Pseudonymizer
+from .registry import HANDLERS
 
-_BOUND = ("StudyInstanceUID", "SeriesInstanceUID", "SOPInstanceUID")
+if TYPE_CHECKING:
+    from .pipeline import PipelineContext
+
 CARRIERS = ("pixels", "header")
 CORE_ATTRIBUTES = (
     "PatientName", "PatientID", "PatientBirthDate", "PatientSex", "AccessionNumber",
@@ -80,7 +83,7 @@ def binding(study_uid: str, series_uid: str, sop_instance_uid: str) -> bytes:
 
 def stego_binding(ds: Dataset) -> bytes:
     """Associated data read from a stego instance's header."""
-    return binding(*(str(ds.get(keyword, "")) for keyword in _BOUND))
+    return binding(*(str(ds.get(keyword, "")) for keyword in BOUND_UIDS))
 
 
 def series_binding(ds: Dataset) -> bytes:
@@ -109,11 +112,27 @@ def core_subset(attributes: Dataset, core: Collection[BaseTag]) -> Dataset:
     return subset
 
 
-class SealHandler:
-    """Fills ``instance.message`` (and ``core_message``) and ``instance.header_carrier``."""
+@HANDLERS.register
+class SealHandler(HandlerBase):
+    """Fills ``instance.message`` (and ``core_message``) and ``instance.header_carrier``; writes
+    the header carrier, and removes it in reveal."""
 
     name: ClassVar[str] = "seal"
     requires: ClassVar[tuple[str, ...]] = ("collect",)
+    defaults: ClassVar[Mapping[str, Any]] = {"qr_error_correction": "L", "core_attributes": list(CORE_ATTRIBUTES)}
+    choices: ClassVar[Mapping[str, tuple[str, ...]]] = {"qr_error_correction": ("L", "M", "Q", "H")}
+
+    @classmethod
+    def check(cls, settings: Mapping[str, Mapping[str, Any]]) -> None:
+        super().check(settings)
+        keyword_tags(settings["seal"]["core_attributes"], "handlers.seal.core_attributes")
+
+    @classmethod
+    def from_config(cls, context: PipelineContext) -> SealHandler:
+        seal = context.settings["seal"]
+        return cls(context.keys.recipient_public_key, context.pseudonyms, seal["qr_error_correction"],
+                   header=context.header, pixels="pixels" in context.carriers,
+                   core=keyword_tags(seal["core_attributes"], "handlers.seal.core_attributes"))
 
     def __init__(
         self,
@@ -133,7 +152,7 @@ class SealHandler:
 
     def __call__(self, instance: Instance) -> None:
         ds = instance.dataset
-        study, series, sop_instance = (self.pseudonyms.uid(str(ds.get(k, ""))) for k in _BOUND)
+        study, series, sop_instance = self.pseudonyms.new_uids(ds)
         associated = binding(study, series, sop_instance)
         if self.header is not None:
             envelope = seal_header(instance.attributes, self.header.certificate)
@@ -160,6 +179,16 @@ class SealHandler:
         core_sealed = self._seal(subset, associated)
         instance.report["core_payload_bytes"] = len(core_sealed)
         return payload.to_qr(payload.to_text(core_sealed), self.error_correction)
+
+    def finish(self, instance: Instance) -> None:
+        if instance.protection is not None and "header" in instance.protection.carriers:
+            assert instance.header_carrier is not None, "the header carrier is recorded but was not made"
+            write_header_carrier(instance.dataset, instance.header_carrier.envelope)
+
+    @classmethod
+    def unprotect(cls, state: Revealing) -> None:
+        if state.identity.envelope is not None:
+            remove_header_carrier(state.output, state.identity.envelope)
 
     def _seal(self, attributes: Dataset, associated: bytes) -> bytes:
         compressed = payload.compress(serialize(attributes), payload_dictionary(PAYLOAD_DICTIONARY))

@@ -25,22 +25,25 @@ stego image at the cover's levels.
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, ClassVar, Protocol
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 import numpy as np
 from pydicom import Dataset
 from scipy import ndimage
 
-from stegonode.codecs.errors import ConfigError, RefusedError
+from stegonode.errors import ConfigError, RefusedError
 from stegonode.models.morphology import close_cross, fill_holes
 
-from .base import Instance
+from .base import HandlerBase, Instance, check_choice
+from .registry import SEGMENTERS, HANDLERS
 
 if TYPE_CHECKING:  # ONNX Runtime loads only when the Mask R-CNN segmenter is used
     from stegonode.models.foreground import Network
+
+    from .pipeline import PipelineContext
 
 NETWORK_MODALITIES = ("CT", "MR", "CR", "DX")  # what the network's phantoms and labels cover
 CT_THRESHOLD_HU = -500.0  # air is about -1000 HU, fat -100 HU: anything above is body or table
@@ -96,6 +99,7 @@ class SegmenterBase:
         raise NotImplementedError
 
 
+@SEGMENTERS.register
 class ClassicalSegmenter(SegmenterBase):
     """Threshold + hole filling + keep every component of at least ``min_component`` pixels."""
 
@@ -128,6 +132,7 @@ class ClassicalSegmenter(SegmenterBase):
         return large_components(mask, self.min_component), level
 
 
+@SEGMENTERS.register
 class MaskRCNNSegmenter(SegmenterBase):
     """Mask R-CNN trained here (stegonode.models); on CT, united with the classical mask; the
     classical segmenter on frames it finds empty. Which modalities it decides on is the
@@ -162,6 +167,7 @@ class MaskRCNNSegmenter(SegmenterBase):
         return Segmentation(masks, used)
 
 
+@SEGMENTERS.register
 class PaddingSegmenter(SegmenterBase):
     """Conservative: the background is only what is provably not image. Per frame, the pixels at
     exactly the frame's darkest display value (the collimator's or the scanner's black) or within
@@ -336,20 +342,14 @@ def otsu_threshold(values: np.ndarray) -> float:
     return float(centers[int(np.nanargmax(between))])
 
 
-SEGMENTERS: dict[str, type] = {"classical": ClassicalSegmenter, "maskrcnn": MaskRCNNSegmenter,
-                               "padding": PaddingSegmenter}
 NOT_PIXEL_PROTECTED = "none"  # a policy value: the modality's images are refused, not segmented
 
 
 def make_segmenter(name: str, params: dict | None = None) -> Segmenter:
     """The segmenter registered under ``name``, with ``params`` (as :meth:`params` gave them)."""
+    kind = SEGMENTERS.get_or_error(name)
     try:
-        kind = SEGMENTERS[name]
-    except KeyError:
-        raise ConfigError(f"handlers.segment.segmenter: unknown segmenter {name!r}; "
-                          f"choose one of {sorted(SEGMENTERS)}") from None
-    try:
-        return kind(**(params or {}))
+        return kind(**(params or {}))  # type: ignore[no-any-return]
     except TypeError:
         raise ConfigError(f"segmenter {name!r}: unknown parameters {sorted(params or {})}") from None
 
@@ -373,11 +373,41 @@ class SegmenterPolicy:
         return self.other
 
 
-class SegmentHandler:
+@HANDLERS.register
+class SegmentHandler(HandlerBase):
     """Fills ``instance.foreground`` with the mask of the segmenter the policy picks."""
 
     name: ClassVar[str] = "segment"
     requires: ClassVar[tuple[str, ...]] = ()
+    defaults: ClassVar[Mapping[str, Any]] = {
+        "segmenter": "maskrcnn",
+        "validated_modalities": list(NETWORK_MODALITIES),
+        "other_modalities": "padding",
+        "margin": 6,
+    }
+    ranges: ClassVar[Mapping[str, tuple[float, float | None]]] = {"margin": (0, 256)}
+
+    @classmethod
+    def check(cls, settings: Mapping[str, Mapping[str, Any]]) -> None:
+        segment = settings["segment"]
+        check_choice("handlers.segment.segmenter", segment["segmenter"], list(SEGMENTERS))
+        check_choice("handlers.segment.other_modalities", segment["other_modalities"],
+                     [*SEGMENTERS, NOT_PIXEL_PROTECTED])
+        super().check(settings)
+        modalities = segment["validated_modalities"]
+        if not all(isinstance(m, str) and m.isalnum() and m.isupper() and len(m) <= 16 for m in modalities):
+            raise ConfigError("handlers.segment.validated_modalities must list modality codes "
+                              "such as \"CT\" (upper case, at most 16 characters)")
+
+    @classmethod
+    def from_config(cls, context: PipelineContext) -> SegmentHandler:
+        segment = context.settings["segment"]
+        other = segment["other_modalities"]
+        return cls(SegmenterPolicy(
+            validated=make_segmenter(segment["segmenter"]),
+            modalities=frozenset(segment["validated_modalities"]),
+            other=None if other == NOT_PIXEL_PROTECTED else make_segmenter(other),
+        ))
 
     def __init__(self, policy: SegmenterPolicy) -> None:
         self.policy = policy

@@ -24,7 +24,7 @@ from tqdm import tqdm
 
 from stegonode.codecs import cipher_stats
 from stegonode.codecs import keys as keyfiles
-from stegonode.codecs.errors import ConfigError, InputError, KeyFileError, StegonodeError
+from stegonode.errors import ConfigError, InputError, KeyFileError, StegonodeError
 from stegonode.handlers.collect import described
 from stegonode.handlers.dicomfile import configure_pydicom, dicom_bytes, read_dicom
 from stegonode.handlers.encrypt import (
@@ -718,7 +718,7 @@ def _train_deepstego(args: argparse.Namespace) -> int:
 def _report(args: argparse.Namespace) -> int:
     import importlib.util
 
-    from stegonode.codecs.errors import MissingExtraError
+    from stegonode.errors import MissingExtraError
     from stegonode.models import require_training_extra
 
     require_training_extra("report")

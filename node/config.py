@@ -13,13 +13,15 @@ import tomllib
 from pathlib import Path
 from typing import Any
 
-from stegonode.codecs.errors import ConfigError
+from stegonode.errors import ConfigError
+from stegonode.handlers.base import check_choice, check_range
 from stegonode.handlers.pipeline import DEFAULT_ORDER, check_pipeline
-from stegonode.handlers.seal import CARRIERS, CORE_ATTRIBUTES
+from stegonode.handlers.registry import HANDLERS, SEGMENTERS
+from stegonode.handlers.seal import CARRIERS
 
 from .index import database_url
 
-DEFAULTS: dict[str, Any] = {
+_BASE: dict[str, Any] = {
     "node": {
         "ae_title": "STEGONODE",
         "bind_address": "0.0.0.0",
@@ -45,29 +47,7 @@ DEFAULTS: dict[str, Any] = {
     },
     "peers": [],
     "pipeline": {"handlers": list(DEFAULT_ORDER), "carriers": list(CARRIERS)},
-    "handlers": {
-        "collect": {"extra_attributes": []},
-        "seal": {"qr_error_correction": "L", "core_attributes": list(CORE_ATTRIBUTES)},
-        "segment": {
-            "segmenter": "maskrcnn",
-            "validated_modalities": ["CT", "MR", "CR", "DX"],
-            "other_modalities": "padding",
-            "margin": 6,
-        },
-        "embed": {
-            "codec": "dct",
-            "dct": {
-                "step": 10.0,
-                "min_coefficients": 3,
-                "target_redundancy": 6.0,
-                "min_redundancy": 2.0,
-            },
-            "paper": {"beta": 8, "alpha": 0.02},
-            "deep": {"min_copies": 1, "max_copies": 8, "module_pixels": 2},
-        },
-        "deidentify": {"allow_burned_in_annotation": False},
-        "encrypt": {"cipher": "aes-gcm"},
-    },
+    "handlers": {},  # each registered handler's table: see defaults()
     "web": {
         "enabled": True,
         "bind_address": "127.0.0.1",
@@ -77,8 +57,9 @@ DEFAULTS: dict[str, Any] = {
         "max_upload_mb": 256,
     },
 }
-SEGMENTER_CHOICES = ("classical", "maskrcnn", "padding")
-# Inclusive numeric ranges (None: no upper bound). Timeouts are seconds.
+SEGMENTER_CHOICES = tuple(SEGMENTERS)  # the built-in ones: node.toml's choices come from the registry
+# Inclusive numeric ranges of node.* and web.* (None: no upper bound). Timeouts are seconds. Each
+# handler and codec declares its own (stegonode.handlers.registry, stegonode.codecs.registry).
 _RANGES: dict[str, tuple[float, float | None]] = {
     "node.port": (1, 65535),
     "node.max_associations": (1, 1000),
@@ -90,15 +71,6 @@ _RANGES: dict[str, tuple[float, float | None]] = {
     "node.lease_seconds": (1, 86400),
     "node.max_attempts": (1, None),
     "node.seg_stable_seconds": (0, 86400),
-    "handlers.segment.margin": (0, 256),
-    "handlers.embed.dct.step": (0.5, 1000),
-    "handlers.embed.dct.min_coefficients": (1, 15),
-    "handlers.embed.dct.target_redundancy": (1, 1000),
-    "handlers.embed.dct.min_redundancy": (1, 1000),
-    "handlers.embed.paper.beta": (1, 100000),
-    "handlers.embed.paper.alpha": (0, 0.49),
-    "handlers.embed.deep.min_copies": (1, 1000),
-    "handlers.embed.deep.max_copies": (1, 1000),
     "web.port": (1, 65535),
     "web.max_upload_mb": (1, 65536),
 }
@@ -106,18 +78,23 @@ PEER_KEYS = {"ae_title": str, "host": str, "port": int}
 _CHOICES = {
     "node.allowed_callers": ("loopback", "peers", "any"),
     "node.log_level": ("DEBUG", "INFO", "WARNING", "ERROR"),
-    "handlers.seal.qr_error_correction": ("L", "M", "Q", "H"),
-    "handlers.embed.codec": ("dct", "paper", "deep"),
-    "handlers.segment.segmenter": SEGMENTER_CHOICES,
-    "handlers.segment.other_modalities": (*SEGMENTER_CHOICES, "none"),
-    "handlers.encrypt.cipher": ("aes-gcm", "chaos"),
     "web.login": ("none", "password", "token"),
 }
 
 
+def defaults() -> dict[str, Any]:
+    """The embedded defaults: node, peers, pipeline and web here, ``[handlers.*]`` from each
+    registered handler (so a handler registered since import has its table too)."""
+    config = copy.deepcopy(_BASE)
+    config["handlers"] = {name: HANDLERS[name].table_defaults() for name in HANDLERS}
+    return config
+
+
 def load(path: Path | None) -> dict[str, Any]:
-    """Defaults overlaid with ``path`` (if given), validated."""
-    config = copy.deepcopy(DEFAULTS)
+    """Defaults overlaid with ``path`` (if given), validated: the one validation of node.toml
+    (everything but the keys, which the node checks before it listens; its workers and the
+    Orthanc plugin only build what was validated)."""
+    config = defaults()
     if path is None:
         return config
     try:
@@ -127,46 +104,30 @@ def load(path: Path | None) -> dict[str, Any]:
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: not valid TOML: {exc}") from None
     _merge(config, document, prefix="")
-    for key, allowed in _CHOICES.items():
-        value = _get(config, key)
-        if value not in allowed:
-            raise ConfigError(f"{path}: {key} = {value!r}; choose one of {', '.join(allowed)}")
-    _check_ranges(config, path)
     try:
+        for key, allowed in _CHOICES.items():
+            check_choice(key, _get(config, key), allowed)
+        _check_ranges(config)
         check_pipeline(config["pipeline"]["handlers"], config["handlers"], config["pipeline"]["carriers"])
     except ConfigError as exc:
         raise ConfigError(f"{path}: {exc}") from None
     return config
 
 
-def _check_ranges(config: dict[str, Any], path: Path) -> None:
+def _check_ranges(config: dict[str, Any]) -> None:
     node = config["node"]
     if len(node["ae_title"].strip()) not in range(1, 17):
-        raise ConfigError(f"{path}: node.ae_title must be 1 to 16 characters")
+        raise ConfigError("node.ae_title must be 1 to 16 characters")
     for key, (low, high) in _RANGES.items():
-        value = _get(config, key)
-        if not (math.isfinite(value) and low <= value and (high is None or value <= high)):
-            bound = f">= {low}" if high is None else f"within {low}..{high}"
-            raise ConfigError(f"{path}: {key} = {value!r}: must be {bound}")
-    for low_key, high_key in (("handlers.embed.dct.min_redundancy", "handlers.embed.dct.target_redundancy"),
-                              ("handlers.embed.deep.min_copies", "handlers.embed.deep.max_copies")):
-        if _get(config, low_key) > _get(config, high_key):
-            raise ConfigError(f"{path}: {low_key} must not exceed {high_key}")
+        check_range(key, _get(config, key), low, high)
     if node["database"]:
-        try:
-            database_url(node["database"])
-        except ConfigError as exc:
-            raise ConfigError(f"{path}: {exc}") from None
+        database_url(node["database"])
     tls = node["tls"]
     if bool(tls["certificate"]) != bool(tls["private_key"]):
-        raise ConfigError(f"{path}: node.tls needs both certificate and private_key, or neither")
-    modalities = config["handlers"]["segment"]["validated_modalities"]
-    if not all(isinstance(m, str) and m.isalnum() and m.isupper() and len(m) <= 16 for m in modalities):
-        raise ConfigError(f"{path}: handlers.segment.validated_modalities must list modality codes "
-                          "such as \"CT\" (upper case, at most 16 characters)")
+        raise ConfigError("node.tls needs both certificate and private_key, or neither")
     titles = [peer["ae_title"] for peer in config["peers"]]
     if len(set(titles)) != len(titles):
-        raise ConfigError(f"{path}: peers: each ae_title may appear once")
+        raise ConfigError("peers: each ae_title may appear once")
 
 
 def _check_peers(value: Any) -> list[dict[str, Any]]:
@@ -217,3 +178,6 @@ def _same_type(default: Any, value: Any) -> bool:
     if isinstance(default, float):
         return isinstance(value, (int, float))
     return isinstance(value, type(default))
+
+
+DEFAULTS: dict[str, Any] = defaults()  # the built-in handlers' (what the shipped node.toml documents)

@@ -16,7 +16,7 @@ from PIL import Image
 from pydicom.misc import is_dicom
 from pydicom.uid import generate_uid
 
-from stegonode.codecs.errors import InputError
+from stegonode.errors import InputError
 from stegonode.handlers.embed import distortion
 from stegonode.handlers.dicomfile import read_dicom
 from stegonode.handlers.pixels import PixelFormat, read_pixels, write_pixels

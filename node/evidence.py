@@ -21,7 +21,7 @@ from pydicom import Dataset
 
 from stegonode.codecs import keys as keyfiles
 from stegonode.codecs import payload
-from stegonode.codecs.errors import MessageNotFoundError
+from stegonode.errors import MessageNotFoundError
 from stegonode.handlers.embed import make_codec, read_protection
 from stegonode.handlers.pipeline import Pipeline, build_pipeline
 from stegonode.handlers.pixels import PixelFormat, read_pixels

@@ -39,7 +39,7 @@ from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.expression import FunctionElement
 
-from stegonode.codecs.errors import ConfigError, DatabaseError
+from stegonode.errors import ConfigError, DatabaseError
 
 log = logging.getLogger("stegonode.index")
 

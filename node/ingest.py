@@ -20,7 +20,7 @@ from pydicom.uid import UID
 from pynetdicom import evt
 from sqlalchemy.exc import SQLAlchemyError
 
-from stegonode.codecs.errors import InconsistentFileMetaError, InputError, UnsupportedImageError
+from stegonode.errors import InconsistentFileMetaError, InputError, UnsupportedImageError
 from stegonode.handlers.admission import check_admissible
 from stegonode.handlers.dicomfile import read_dicom
 from stegonode.handlers.pseudonyms import Pseudonymizer

@@ -42,7 +42,7 @@ from pydicom.dataset import FileMetaDataset
 from pydicom.uid import UID, ExplicitVRLittleEndian, SecondaryCaptureImageStorage, generate_uid
 
 from stegonode.codecs import keys as keyfiles
-from stegonode.codecs.errors import (
+from stegonode.errors import (
     ConfigError, InputError, StegonodeError, UnsupportedImageError,
 )
 from stegonode.handlers.embed import already_protected

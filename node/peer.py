@@ -29,7 +29,7 @@ from pynetdicom.sop_class import (
     StudyRootQueryRetrieveInformationModelMove,
 )
 
-from stegonode.codecs.errors import InputError, NetworkError, StegonodeError
+from stegonode.errors import InputError, NetworkError, StegonodeError
 from stegonode.codecs.keys import PeerKeys
 from stegonode.handlers import dicomseg
 from stegonode.handlers.dicomfile import read_dicom

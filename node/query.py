@@ -22,7 +22,7 @@ from sqlalchemy import Boolean, ColumnElement, Table, Text, and_, distinct, func
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.expression import FunctionElement
 
-from stegonode.codecs.errors import InputError
+from stegonode.errors import InputError
 
 from .index import Index
 from .index import instances as table

@@ -37,7 +37,7 @@ import pydicom
 
 from stegonode.codecs import cipher_stats
 from stegonode.codecs import keys as keyfiles
-from stegonode.codecs.errors import StegonodeError
+from stegonode.errors import StegonodeError
 from stegonode.handlers.dicomfile import read_dicom
 from stegonode.handlers.embed import distortion, make_codec, read_protection
 from stegonode.handlers.encrypt import CIPHERS, pixel_words

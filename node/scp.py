@@ -32,7 +32,7 @@ from pynetdicom.sop_class import (
     Verification,
 )
 
-from stegonode.codecs.errors import ConfigError, InputError
+from stegonode.errors import ConfigError, InputError
 
 from . import query
 from .admission import MAX_PENDING_TOTAL, Admission, NodeAssociationServer

@@ -23,7 +23,7 @@ from pathlib import Path
 from pydicom import dcmread
 from sqlalchemy import func, select
 
-from stegonode.codecs.errors import StegonodeError
+from stegonode.errors import StegonodeError
 from stegonode.handlers import dicomseg
 from stegonode.handlers.dicomfile import read_dicom
 

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from stegonode.codecs import keys as keyfiles
-from stegonode.codecs.errors import ConfigError, InputError
+from stegonode.errors import ConfigError, InputError
 from stegonode.handlers.dicomfile import configure_pydicom, read_dicom
 from stegonode.handlers.pipeline import header_recipient, pixels_only_notice
 from stegonode.handlers.pseudonyms import Pseudonymizer

@@ -35,7 +35,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
-from stegonode.codecs.errors import ConfigError
+from stegonode.errors import ConfigError
 from stegonode.codecs.keys import NODE_FILE
 
 AREAS = ("inbox", "stored", "originals", "quarantine", "tmp")

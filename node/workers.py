@@ -32,7 +32,7 @@ from typing import Any
 from pydicom import Dataset
 from sqlalchemy.exc import SQLAlchemyError
 
-from stegonode.codecs.errors import StegonodeError
+from stegonode.errors import StegonodeError
 from stegonode.codecs.keys import load_node_keys
 from stegonode.handlers.embed import already_protected, read_protection
 from stegonode.handlers.pipeline import Pipeline, build_pipeline, describe_carriers

@@ -1,0 +1,30 @@
+"""The registries of the handler layer: pipeline handlers and segmenters.
+
+Like :mod:`stegonode.codecs.registry` (stego codecs, pixel ciphers): each entry registers itself
+in its own module (``@HANDLERS.register`` on the class, under its ``name``), the built-in modules
+are named once below and imported on first use. node.toml's choices and validation, the pipeline
+protect runs, the steps the protection block records and the inverse steps reveal runs all come
+from here.
+
+A handler (see :class:`stegonode.handlers.base.HandlerBase`) declares its ``name``, the handlers
+it ``requires`` before it, its ``[handlers.NAME]`` table's ``defaults``, ``check`` (validation
+without loading anything), ``from_config`` (build it), ``finish`` (write its own block once every
+handler ran) and ``unprotect`` (its inverse step in reveal).
+
+A segmenter is a class with ``name``, ``version``, ``proves_background``, ``params()`` and
+``segment()`` (see :class:`stegonode.handlers.segment.Segmenter`), constructed from its params.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from stegonode.codecs.registry import Registry
+
+HANDLERS: Registry[Any] = Registry("handler", "pipeline.handlers", (
+    "stegonode.handlers.collect", "stegonode.handlers.seal", "stegonode.handlers.segment",
+    "stegonode.handlers.embed", "stegonode.handlers.deidentify", "stegonode.handlers.encrypt",
+))
+SEGMENTERS: Registry[Any] = Registry("segmenter", "handlers.segment.segmenter", (
+    "stegonode.handlers.segment",
+))
