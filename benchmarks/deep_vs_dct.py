@@ -25,7 +25,7 @@ from pathlib import Path
 import pydicom
 
 from stegonode.codecs import keys as keyfiles
-from stegonode.codecs.errors import CapacityError, StegonodeError
+from stegonode.errors import CapacityError, StegonodeError
 from stegonode.handlers.pipeline import build_pipeline
 from stegonode.handlers.reveal import reveal
 from stegonode.node import config as node_config

@@ -35,7 +35,7 @@ import torch  # noqa: E402
 
 from images import ROUND_TRIP, image_path  # noqa: E402
 from stegonode.codecs import keys as keyfiles  # noqa: E402
-from stegonode.codecs.errors import StegonodeError  # noqa: E402
+from stegonode.errors import StegonodeError  # noqa: E402
 from stegonode.handlers.embed import read_protection  # noqa: E402
 from stegonode.handlers.pipeline import build_pipeline  # noqa: E402
 from stegonode.handlers.pixels import read_pixels  # noqa: E402

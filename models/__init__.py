@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import importlib.util
 
-from stegonode.codecs.errors import MissingExtraError
+from stegonode.errors import MissingExtraError
 
 TRAINING_EXTRA = ("torch", "torchvision", "onnx", "skimage")  # modules of pyproject's extra "train"
 

@@ -17,7 +17,7 @@ import numpy as np
 import pydicom
 from PIL import Image
 
-from stegonode.codecs.errors import StegonodeError
+from stegonode.errors import StegonodeError
 from stegonode.codecs.keys import PeerKeys
 from stegonode.handlers.pipeline import Pipeline
 from stegonode.handlers.pixels import read_pixels

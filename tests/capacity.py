@@ -15,7 +15,7 @@ import numpy as np
 import pydicom
 
 from stegonode.codecs import payload
-from stegonode.codecs.errors import StegonodeError
+from stegonode.errors import StegonodeError
 from stegonode.handlers.embed import EmbedHandler
 from stegonode.handlers.pipeline import Pipeline
 from stegonode.handlers.pixels import PixelFormat, read_pixels, write_pixels

@@ -13,7 +13,7 @@ from pydicom import Dataset
 from stegonode.codecs import keys as keyfiles
 from stegonode.codecs import payload
 from stegonode.codecs.dct import DctCodec, DctParams
-from stegonode.codecs.errors import (
+from stegonode.errors import (
     CapacityError,
     KeyFileError,
     MessageNotFoundError,

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from stegonode.codecs.errors import ConfigError
+from stegonode.errors import ConfigError
 from stegonode.node import config
 
 SHIPPED = Path(__file__).resolve().parents[1] / "node.toml"

@@ -14,7 +14,7 @@ import torch
 from scipy import ndimage
 
 from stegonode.codecs.deep import DeepCodec, DeepParams
-from stegonode.codecs.errors import CapacityError, MessageNotFoundError
+from stegonode.errors import CapacityError, MessageNotFoundError
 from stegonode.handlers.pipeline import build_pipeline
 from stegonode.handlers.pixels import PixelFormat, read_pixels
 from stegonode.handlers.reveal import reveal

@@ -16,7 +16,7 @@ import pytest
 from pydicom.uid import ImplicitVRLittleEndian
 
 from stegonode.codecs import keys as keyfiles
-from stegonode.codecs.errors import (
+from stegonode.errors import (
     CipherBlockError, ConfigError, InputError, PixelIntegrityError, WrongPixelCipherKeyError,
 )
 from stegonode.handlers.encrypt import (

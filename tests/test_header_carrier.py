@@ -23,7 +23,7 @@ from pydicom.uid import JPEG2000, ExplicitVRLittleEndian
 
 from stegonode.codecs import cms, payload
 from stegonode.codecs import keys as keyfiles
-from stegonode.codecs.errors import (
+from stegonode.errors import (
     CapacityError,
     CarrierMismatchError,
     ConfigError,

@@ -7,7 +7,7 @@ from collections.abc import Iterator
 import pytest
 from pydicom import Dataset
 
-from stegonode.codecs.errors import InputError
+from stegonode.errors import InputError
 from stegonode.node import query
 from stegonode.node.index import Index
 

@@ -18,7 +18,7 @@ from pydicom.uid import ExplicitVRLittleEndian, generate_uid
 from scipy import ndimage
 
 from stegonode.codecs import keys as keyfiles
-from stegonode.codecs.errors import ConfigError, RefusedError
+from stegonode.errors import ConfigError, RefusedError
 from stegonode.handlers.pipeline import build_pipeline
 from stegonode.handlers.pixels import read_pixels
 from stegonode.handlers.reveal import reveal

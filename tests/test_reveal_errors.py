@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from stegonode.codecs import keys as keyfiles
-from stegonode.codecs.errors import (
+from stegonode.errors import (
     MessageNotFoundError,
     NotProtectedError,
     PayloadBindingError,

@@ -14,7 +14,7 @@ import torch
 from PIL import Image
 from scipy import ndimage
 
-from stegonode.codecs.errors import NotProtectedError
+from stegonode.errors import NotProtectedError
 from stegonode.handlers import segment
 from stegonode.handlers.pipeline import build_pipeline
 from stegonode.handlers.pixels import read_pixels

@@ -15,7 +15,7 @@ from flask_wtf.csrf import CSRFError, CSRFProtect
 from werkzeug.exceptions import HTTPException, SecurityError
 
 from stegonode.codecs import keys as keyfiles
-from stegonode.codecs.errors import StegonodeError
+from stegonode.errors import StegonodeError
 from stegonode.handlers.pipeline import Pipeline, configured_pipeline
 from stegonode.node.index import Index, existing_index
 from stegonode.node.storage import NodePaths

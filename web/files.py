@@ -11,7 +11,7 @@ from flask import Blueprint, abort, current_app, redirect, render_template, requ
 from werkzeug.utils import secure_filename
 
 from stegonode.codecs import keys as keyfiles
-from stegonode.codecs.errors import InputError
+from stegonode.errors import InputError
 from stegonode.handlers.collect import described
 from stegonode.handlers.encrypt import CIPHERS, EncryptHandler, cipher_report, decrypt_dataset, encrypt_dataset, pixel_words
 from stegonode.handlers.dicomfile import dicom_bytes, read_dicom

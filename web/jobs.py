@@ -20,7 +20,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
-from stegonode.codecs.errors import StegonodeError
+from stegonode.errors import StegonodeError
 from stegonode.handlers.encrypt import decrypted
 from stegonode.handlers.pipeline import Pipeline
 from stegonode.handlers.dicomfile import dicom_bytes, read_dicom

@@ -11,7 +11,7 @@ from datetime import datetime
 
 from flask import Blueprint, abort, current_app, render_template, send_file
 
-from stegonode.codecs.errors import StegonodeError
+from stegonode.errors import StegonodeError
 from stegonode.handlers.dicomfile import read_dicom
 from stegonode.handlers.pixels import read_pixels
 from stegonode.node.storage import Storage

@@ -11,7 +11,7 @@ from typing import Any
 
 from waitress.server import create_server
 
-from stegonode.codecs.errors import ConfigError
+from stegonode.errors import ConfigError
 
 from .app import create_app
 from .auth import Login
