@@ -52,7 +52,7 @@ from pynetdicom.sop_class import StudyRootQueryRetrieveInformationModelFind  # n
 
 from nodes import DCMTK_ENV, NodeProcess, OrthancProcess, free_port, write_series  # noqa: E402
 from stegonode.node.config import DEFAULTS, SEGMENTER_CHOICES  # noqa: E402
-from stegonode.node.scp import set_nodelay  # noqa: E402
+from stegonode.node.dicomnet import set_nodelay  # noqa: E402
 
 INSTANCES = 200
 PLUGIN = "Orthanc + stegonode plugin"

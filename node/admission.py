@@ -15,7 +15,6 @@ never send an A-ASSOCIATE-RQ, and does a TLS handshake in its accept loop. Here:
 from __future__ import annotations
 
 import logging
-import socket
 import ssl
 import threading
 import time
@@ -23,6 +22,8 @@ from typing import Any
 
 from pynetdicom.association import Association
 from pynetdicom.transport import ThreadedAssociationServer
+
+from .dicomnet import close_connection
 
 log = logging.getLogger("stegonode.associations")
 # Connections waiting to request an association, all addresses together, beyond the
@@ -55,7 +56,7 @@ class Admission:
             for old in excess:
                 del waiting[old]
         for old in excess:
-            _close(old)
+            close_connection(old)
         if excess:
             self._report(address, len(excess))
 
@@ -93,16 +94,6 @@ class Admission:
             waiting.pop(assoc, None)
             if not waiting:
                 del self._pending[assoc.requestor.address]
-
-
-def _close(assoc: Association) -> None:
-    """Shut the connection's socket: its DUL sees the close and ends the association thread."""
-    sock = getattr(assoc.dul.socket, "socket", None)
-    if sock is not None:
-        try:
-            sock.shutdown(socket.SHUT_RDWR)
-        except OSError:
-            pass  # already closed
 
 
 class NodeAssociationServer(ThreadedAssociationServer):

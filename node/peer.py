@@ -35,7 +35,7 @@ from stegonode.handlers import dicomseg
 from stegonode.handlers.dicomfile import read_dicom
 from stegonode.handlers.reveal import reveal
 
-from .scp import set_nodelay
+from .dicomnet import set_nodelay
 from .segwriter import is_segmentation
 
 _ADDRESS = re.compile(r"^(?P<ae>[^@]{1,16})@(?P<host>[^:]+):(?P<port>\d{1,5})$")

@@ -11,12 +11,11 @@ it, as before.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
-from pydicom import Dataset, dcmread
-from pynetdicom import _config, evt
-from pynetdicom.association import Association
+from pydicom import Dataset
+from pynetdicom import evt
 
+from .dicomnet import send_files_as_stored
 from .query import Instance
 
 
@@ -40,16 +39,4 @@ def send_from_files(event: evt.Event) -> None:
     An ``EVT_ESTABLISHED``/``EVT_CONN_OPEN`` handler: pynetdicom's services call the
     association's ``send_c_store``, so that is where a stored object becomes its file.
     """
-    _config.STORE_SEND_CHUNKED_DATASET = True  # pynetdicom sends a path's data set bytes as they are
-    assoc: Association = event.assoc
-    send = assoc.send_c_store
-
-    def send_c_store(dataset: Dataset, *args: Any, **kwargs: Any) -> Dataset:
-        if isinstance(dataset, StoredObject):
-            try:
-                return send(dataset.path, *args, **kwargs)
-            except ValueError:  # no accepted context with the file's transfer syntax
-                dataset = dcmread(dataset.path)
-        return send(dataset, *args, **kwargs)
-
-    assoc.send_c_store = send_c_store  # type: ignore[method-assign]
+    send_files_as_stored(event.assoc, lambda ds: ds.path if isinstance(ds, StoredObject) else None)

@@ -35,6 +35,7 @@ from pynetdicom.sop_class import (
 from stegonode.errors import ConfigError, InputError
 
 from . import query
+from .dicomnet import poll_fast, register_server, set_nodelay
 from .admission import MAX_PENDING_TOTAL, Admission, NodeAssociationServer
 from .index import Association, Index
 from .ingest import Ingest, status_dataset
@@ -61,25 +62,6 @@ MODELS = {
 IDENTIFIER_DOES_NOT_MATCH = 0xA900
 UNABLE_TO_PROCESS = 0xC000
 MOVE_DESTINATION_UNKNOWN = 0xA801
-
-
-def set_nodelay(event: evt.Event) -> None:
-    """Answer without waiting on Nagle's algorithm (pynetdicom leaves it on: 6x slower)."""
-    sock = event.assoc.dul.socket
-    if sock is not None and sock.socket is not None:
-        sock.socket.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-
-
-def poll_fast(event: evt.Event) -> None:
-    """Have the association's DUL poll its socket every 0.1 ms instead of pynetdicom's 1 ms.
-
-    A C-STORE, request or response, otherwise waits half a polling interval on average each
-    time the DUL found the socket empty: 16% of a 512x512 CT C-MOVE sub-operation, 4-13% of a
-    received C-STORE (measured). The price is idle CPU: an association that stays open doing
-    nothing costs about 8 points more of one core until the peer releases it or
-    ``network_timeout`` ends it. pynetdicom has no public setting for this interval.
-    """
-    event.assoc.dul._run_loop_delay = 0.0001
 
 
 class Peers:
@@ -175,7 +157,7 @@ class NodeServer:
                 f"({exc.strerror or exc})"
             ) from None
         self._server.acse_timeout = float(self.node["acse_timeout"])
-        self.ae._servers.append(self._server)  # as AE.start_server does: shutdown() removes it
+        register_server(self.ae, self._server)
         threading.Thread(target=self._server.serve_forever, name="acceptor", daemon=True).start()
         log.info("%s listening on %s:%d%s", self.node["ae_title"], *address,
                  " (TLS)" if self.node["tls"]["certificate"] else "")

@@ -1,0 +1,63 @@
+"""pynetdicom's private parts, as node/dicomnet.py uses them: this fails loudly (and says what
+changed) when a pynetdicom upgrade moves any of them; then adapt node/dicomnet.py, rerun the
+node tests (test_node, test_query, test_node_robustness) and move the pin in pyproject.toml."""
+
+from __future__ import annotations
+
+import inspect
+import socket
+
+import pynetdicom
+from pynetdicom import AE, _config, evt
+from pynetdicom.association import Association
+from pynetdicom.sop_class import Verification
+
+from stegonode.node import dicomnet
+
+
+def test_the_pinned_pynetdicom_is_installed():
+    assert pynetdicom.__version__.startswith(dicomnet.PINNED_SERIES), (
+        f"pynetdicom {pynetdicom.__version__}: node/dicomnet.py was checked against "
+        f"{dicomnet.PINNED_SERIES}x; check its private parts (this module) before moving the pin")
+
+
+def test_the_private_parts_the_adapter_uses_exist():
+    assert isinstance(_config.STORE_SEND_CHUNKED_DATASET, bool), "_config.STORE_SEND_CHUNKED_DATASET"
+    assert isinstance(AE()._servers, list), "AE._servers"
+    parameters = list(inspect.signature(Association.send_c_store).parameters)
+    assert parameters[:2] == ["self", "dataset"], f"Association.send_c_store{parameters}"
+    assert "_run_loop_delay" in inspect.getsource(pynetdicom.dul.DULServiceProvider), "DUL._run_loop_delay"
+
+
+def test_the_adapter_works_on_a_live_association():
+    """One association to a real pynetdicom SCP: socket, polling interval, send_c_store."""
+    seen = {}
+
+    def established(event):
+        sock = dicomnet.connection_socket(event.assoc)
+        seen["socket"] = sock
+        seen["nodelay"] = sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) if sock else None
+        dicomnet.poll_fast(event)
+        seen["delay"] = event.assoc.dul._run_loop_delay
+        dicomnet.send_files_as_stored(event.assoc, lambda ds: None)
+        seen["wrapped"] = event.assoc.send_c_store.__name__ == "send_c_store"
+
+    scp = AE(ae_title="SCP")
+    scp.add_supported_context(Verification)
+    server = scp.start_server(("127.0.0.1", 0), block=False,
+                              evt_handlers=[(evt.EVT_CONN_OPEN, dicomnet.set_nodelay),
+                                            (evt.EVT_ESTABLISHED, established)])
+    try:
+        scu = AE(ae_title="SCU")
+        scu.add_requested_context(Verification)
+        assoc = scu.associate("127.0.0.1", server.server_address[1], ae_title="SCP")
+        assert assoc.is_established
+        assert assoc.send_c_echo().Status == 0
+        assoc.release()
+    finally:
+        server.shutdown()
+    assert isinstance(seen["socket"], socket.socket), "Association.dul.socket.socket"
+    assert seen["nodelay"], "TCP_NODELAY on the association's socket"
+    assert seen["delay"] == dicomnet.POLL_DELAY_S
+    assert seen["wrapped"]
+    assert _config.STORE_SEND_CHUNKED_DATASET is True
