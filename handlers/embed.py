@@ -289,7 +289,10 @@ def distortion(cover: np.ndarray, stego: np.ndarray, peak: int) -> dict[str, flo
     """Changed pixels, MSE and PSNR at ``peak`` and at 65535 (the seed paper's peak)."""
     diff = (stego.astype(np.int64) - cover).ravel()
     mse = float(diff @ diff) / diff.size
-    psnr = (lambda p: float("inf") if mse == 0 else 10 * np.log10(p * p / mse))
+
+    def psnr(p: int) -> float:
+        return float("inf") if mse == 0 else float(10 * np.log10(p * p / mse))
+
     return {
         "changed_pixels": int(np.count_nonzero(diff)),
         "mse": mse,

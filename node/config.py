@@ -8,7 +8,6 @@ naming the key and what is wrong.
 from __future__ import annotations
 
 import copy
-import math
 import tomllib
 from pathlib import Path
 from typing import Any

@@ -88,7 +88,10 @@ def _distinct_values_postgresql(element: distinct_values, compiler: Any, **kw: A
 
 
 # Keys computed over the instances below a matched entity (PS3.4 C.3).
-_COUNT_ALL: Callable[[Table], ColumnElement[Any]] = lambda table: func.count()
+def _COUNT_ALL(table: Table) -> ColumnElement[Any]:  # noqa: N802 (a table of such functions)
+    return func.count()
+
+
 AGGREGATES: dict[str, tuple[str, Callable[[Table], ColumnElement[Any]]]] = {
     "NumberOfPatientRelatedStudies": ("PATIENT", lambda t: func.count(distinct(t.c.StudyInstanceUID))),
     "NumberOfPatientRelatedSeries": ("PATIENT", lambda t: func.count(distinct(t.c.SeriesInstanceUID))),
