@@ -178,7 +178,7 @@ class DctCodec:
         """Boolean (frames, tile rows, tile cols): tiles lying wholly in the usable region."""
         blocks = self._blocks(usable)
         if self.settings.block != 4:
-            return blocks.all(axis=(2, 4))
+            return np.asarray(blocks.all(axis=(2, 4)))
         # Four bools are one uint32: 40x faster than a reduce over two strided axes.
         f, tr, b, tc, _ = blocks.shape
         words = np.ascontiguousarray(blocks).view(np.uint32).reshape(f, tr, b, tc)
@@ -224,7 +224,7 @@ class DctCodec:
     def _bits_without_copy(self, slots: _Slots, shape: tuple[int, ...], n: int, key: bytes) -> int:
         """Message bits that no usable slot carries (they read back as a coin toss)."""
         index = self._message_index(slots, shape, n, key)
-        return n - np.count_nonzero(np.bincount(index[index >= 0], minlength=n))
+        return n - int(np.count_nonzero(np.bincount(index[index >= 0], minlength=n)))
 
     def _slots(self, usable: np.ndarray, key: bytes) -> _Slots:
         return self._placement(usable, key)[1]

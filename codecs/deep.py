@@ -112,7 +112,7 @@ class DeepCodec:
         """Boolean (frames, tile rows, tile columns): tiles lying wholly inside ``mask``."""
         f, r, c = mask.shape
         tr, tc = r // TILE, c // TILE
-        return mask[:, : tr * TILE, : tc * TILE].reshape(f, tr, TILE, tc, TILE).all(axis=(2, 4))
+        return np.asarray(mask[:, : tr * TILE, : tc * TILE].reshape(f, tr, TILE, tc, TILE).all(axis=(2, 4)))
 
     @staticmethod
     def _roles(grid_shape: tuple[int, int, int], side: int) -> np.ndarray:

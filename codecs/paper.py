@@ -91,7 +91,7 @@ def _tiles(a: np.ndarray) -> np.ndarray:
 
 def _usable_blocks(usable: np.ndarray) -> np.ndarray:
     """Boolean (frames, block rows, block cols): blocks whose 16 pixels are all usable."""
-    return _tiles(np.asarray(usable, dtype=bool)).all(axis=(-2, -1))
+    return np.asarray(_tiles(np.asarray(usable, dtype=bool)).all(axis=(-2, -1)))
 
 
 def _forward(pixels: np.ndarray, blocks: np.ndarray, lo: int, hi: int) -> np.ndarray:
@@ -162,9 +162,9 @@ class PaperCodec:
 
         # The first n_blocks usable blocks, frame by frame, raster order within a frame.
         usable_blocks = _usable_blocks(usable)
-        chosen = np.zeros(usable_blocks.size, dtype=bool)
-        chosen[np.flatnonzero(usable_blocks)[:n_blocks]] = True
-        chosen = chosen.reshape(usable_blocks.shape)
+        flat = np.zeros(usable_blocks.size, dtype=bool)
+        flat[np.flatnonzero(usable_blocks)[:n_blocks]] = True
+        chosen = flat.reshape(usable_blocks.shape)
 
         lo, hi = int(value_range[0]), int(value_range[1])
         coeffs = _forward(pixels, chosen, lo, hi).ravel()

@@ -131,7 +131,7 @@ def _read_zbar(image: np.ndarray) -> str | None:
 def _read_zxing(image: np.ndarray) -> str | None:
     import zxingcpp
 
-    results = zxingcpp.read_barcodes(image, formats=zxingcpp.BarcodeFormat.QRCode)
+    results = zxingcpp.read_barcodes(image, formats=zxingcpp.BarcodeFormat.QRCode)  # type: ignore[arg-type]  # zxingcpp's stub: BarcodeFormats only
     return results[0].text if results else None
 
 

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import copy
 import uuid
+from typing import Any
 from importlib import metadata
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -99,7 +100,7 @@ def kept_segmentation(sources: Sequence[Source], software_version: str) -> Datas
     if len({str(s.dataset.SeriesInstanceUID) for s in sources}) > 1:
         raise InputError("instances of different series: one segmentation is for one series")
     ordered = sorted(sources, key=lambda s: (int(s.dataset.get("InstanceNumber") or 0), str(s.dataset.SOPInstanceUID)))
-    arguments = dict(
+    arguments: dict[str, Any] = dict(
         segmentation_type=hd.seg.SegmentationTypeValues.BINARY,
         segment_descriptions=[_segment(software_version)],
         series_instance_uid=series_uid_for(str(first.SeriesInstanceUID)),
@@ -117,7 +118,7 @@ def kept_segmentation(sources: Sequence[Source], software_version: str) -> Datas
         transfer_syntax_uid=ExplicitVRLittleEndian,
     )
     if _has_patient_coordinates(ordered):
-        seg = hd.seg.Segmentation(
+        seg: Dataset = hd.seg.Segmentation(
             source_images=[s.dataset for s in ordered],
             pixel_array=np.concatenate([s.mask for s in ordered]).astype(np.uint8), **arguments)
     else:

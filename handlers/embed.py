@@ -62,7 +62,7 @@ def make_codec(name: str, params: dict, error: Callable[[str], Exception] | None
     the node.toml key (reveal passes its own: the block is data, not configuration)."""
     entry = CODECS.get_or_error(name, error)
     try:
-        return entry.build(params)  # type: ignore[no-any-return]
+        return entry.build(params)
     except (TypeError, ValueError) as exc:
         message = f"bad parameter for codec {name!r}: {exc}"
         raise (error(message) if error else ConfigError(f"handlers.embed.{name}: {message}")) from None
@@ -203,6 +203,7 @@ class EmbedHandler(HandlerBase):
 
     def __call__(self, instance: Instance) -> None:
         ds, cover, segmenter = instance.dataset, instance.pixels, instance.segmenter
+        assert segmenter is not None and instance.foreground is not None, "embed runs after segment"
         fmt = PixelFormat.of(ds)
         guard = measure(ds, cover, instance.foreground, self.codec.change_allowance(),
                         border=0 if segmenter.proves_background else BORDER_REACH)

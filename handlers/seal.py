@@ -151,11 +151,12 @@ class SealHandler(HandlerBase):
         self.core = core
 
     def __call__(self, instance: Instance) -> None:
-        ds = instance.dataset
+        ds, attributes = instance.dataset, instance.attributes
+        assert attributes is not None, "seal runs after collect"
         study, series, sop_instance = self.pseudonyms.new_uids(ds)
         associated = binding(study, series, sop_instance)
         if self.header is not None:
-            envelope = seal_header(instance.attributes, self.header.certificate)
+            envelope = seal_header(attributes, self.header.certificate)
             instance.header_carrier = HeaderCarrier(
                 envelope, mac(self.header.mac_key, binding(study, series, ""), envelope),
                 self.header.certificate_id,
@@ -163,7 +164,7 @@ class SealHandler(HandlerBase):
             instance.report["header_bytes"] = len(envelope)
         if not self.pixels:
             return
-        sealed = self._seal(instance.attributes, associated)
+        sealed = self._seal(attributes, associated)
         instance.report["payload_bytes"] = len(sealed)
         try:
             instance.message = payload.to_qr(payload.to_text(sealed), self.error_correction)
@@ -171,8 +172,8 @@ class SealHandler(HandlerBase):
             if self.header is None:
                 raise  # without the header carrier, nothing else could carry the rest
         if self.header is not None and self.core:
-            subset = core_subset(instance.attributes, self.core)
-            if len(subset) < len(instance.attributes):
+            subset = core_subset(attributes, self.core)
+            if len(subset) < len(attributes):
                 instance.core_message = functools.cache(lambda: self._core_message(instance, subset, associated))
 
     def _core_message(self, instance: Instance, subset: Dataset, associated: bytes) -> np.ndarray:

@@ -160,7 +160,7 @@ class MaskRCNNSegmenter(SegmenterBase):
             return Segmentation(np.stack([fill_holes(frame) for frame in united]), used)
         if len(empty):
             recorded = _recorded(levels, len(pixels))
-            fallback = self.fallback.segment(ds, pixels[empty], [recorded[i] for i in empty])
+            fallback = self.fallback.segment(ds, pixels[empty], [recorded[int(i)] for i in empty])
             masks[empty] = fallback.mask
             for index, level in zip(empty, fallback.levels):
                 used[index] = level
@@ -349,7 +349,7 @@ def make_segmenter(name: str, params: dict | None = None) -> Segmenter:
     """The segmenter registered under ``name``, with ``params`` (as :meth:`params` gave them)."""
     kind = SEGMENTERS.get_or_error(name)
     try:
-        return kind(**(params or {}))  # type: ignore[no-any-return]
+        return kind(**(params or {}))
     except TypeError:
         raise ConfigError(f"segmenter {name!r}: unknown parameters {sorted(params or {})}") from None
 

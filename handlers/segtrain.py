@@ -47,7 +47,7 @@ def real_examples(evaluation: bool) -> list[Example]:
     for label in label_files():
         dicom, _ = label_name(label)
         if (Path(dicom).stem in REAL_EVAL) == evaluation:
-            chosen.append(real_example(label, Path(get_testdata_file(dicom))))
+            chosen.append(real_example(label, Path(str(get_testdata_file(dicom)))))
     return chosen
 
 

@@ -247,7 +247,7 @@ def _finish(stored: np.ndarray, mask: np.ndarray, modality: str, bits: int, sign
     lo, hi = (-(1 << (bits - 1)), (1 << (bits - 1)) - 1) if signed else (0, (1 << bits) - 1)
     if signed and modality != "CT":
         stored = stored - (1 << (bits - 1)) // 2  # signed MR: values on both sides of zero
-    dtype = np.int16 if signed else np.uint16
+    dtype: type[np.integer] = np.int16 if signed else np.uint16
     if bits == 8:
         dtype = np.int8 if signed else np.uint8
     return Phantom(np.clip(stored, lo, hi).astype(dtype), mask, modality, bits, signed,

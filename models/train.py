@@ -25,9 +25,16 @@ MIN_INSTANCE_PIXELS = 16  # at network size: smaller components are not trained 
 
 
 class Labelled(Protocol):
-    name: str
-    image: np.ndarray
-    mask: np.ndarray
+    """A training example (read-only: frozen dataclasses qualify)."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def image(self) -> np.ndarray: ...
+
+    @property
+    def mask(self) -> np.ndarray: ...
 
 
 @dataclass(frozen=True)

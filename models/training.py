@@ -56,7 +56,8 @@ def _learning_rate(config: TrainConfig, step: int) -> float:
     return config.learning_rate * (0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * progress)))
 
 
-def _batch(patches: Patches, config: TrainConfig, rng: np.random.Generator) -> tuple[torch.Tensor, ...]:
+def _batch(patches: Patches, config: TrainConfig, rng: np.random.Generator
+           ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Covers, secrets (independently drawn, so pairs never repeat) and clean covers."""
     n = len(patches.covers)
     covers = to_tensor(patches.covers[rng.integers(0, n, config.batch)])

@@ -653,7 +653,7 @@ def _demo(args: argparse.Namespace) -> int:
     """Protect the bundled real CT 693_UNCR (pydicom-data), reveal it, compare with the original."""
     from pydicom.data import get_testdata_file
 
-    source = Path(get_testdata_file("693_UNCR.dcm"))
+    source = Path(str(get_testdata_file("693_UNCR.dcm")))
     keys_dir, protected, revealed = (args.workdir / name for name in ("keys", "protected", "revealed"))
     if not (keys_dir / keyfiles.PEER_FILE).exists():
         keyfiles.generate(keys_dir)

@@ -46,7 +46,7 @@ CHEST_GUARD = 64
 
 def _medical(name: str) -> Medical:
     """First frame in display sense (MONOCHROME1 inverted), with its VOI window in stored units."""
-    ds = pydicom.dcmread(get_testdata_file(name))
+    ds = pydicom.dcmread(str(get_testdata_file(name)))
     pixels = read_pixels(ds)[0].astype(np.float64)
     slope, intercept = float(ds.get("RescaleSlope", 1) or 1), float(ds.get("RescaleIntercept", 0) or 0)
     if "WindowCenter" in ds:
@@ -62,7 +62,9 @@ def _medical(name: str) -> Medical:
 
 def _photo(name: str) -> np.ndarray:
     """A scikit-image photograph as grayscale 8-bit units (ITU-R 601 luma)."""
-    folder = Path(importlib.util.find_spec("skimage").origin).parent / "data"  # not imported: only its files
+    spec = importlib.util.find_spec("skimage")
+    assert spec is not None and spec.origin is not None, "scikit-image is in the train extra"
+    folder = Path(spec.origin).parent / "data"  # not imported: only its files
     return np.asarray(Image.open(folder / name).convert("L"), dtype=np.float64)
 
 

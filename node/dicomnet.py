@@ -21,6 +21,7 @@ from typing import Any
 from pydicom import Dataset, dcmread
 from pynetdicom import AE, _config, evt
 from pynetdicom.association import Association
+from pynetdicom.dimse_primitives import C_STORE
 
 PINNED_SERIES = "3.0."  # the pynetdicom versions this adapter was checked against
 POLL_DELAY_S = 0.0001
@@ -82,7 +83,15 @@ def send_files_as_stored(assoc: Association, path_of: Callable[[Dataset], str | 
                 dataset = dcmread(path)
         return send(dataset, *args, **kwargs)
 
-    assoc.send_c_store = send_c_store  # type: ignore[method-assign]
+    assoc.send_c_store = send_c_store  # type: ignore[method-assign,assignment]
+
+
+def c_store_request(event: evt.Event) -> C_STORE:
+    """The C-STORE request of an ``EVT_C_STORE`` event (pynetdicom types ``event.request`` as
+    any DIMSE primitive)."""
+    request = event.request
+    assert isinstance(request, C_STORE), "not a C-STORE event"
+    return request
 
 
 def register_server(ae: AE, server: Any) -> None:

@@ -67,6 +67,8 @@ def protect(ds: Dataset, pipeline: Pipeline) -> Protected:
     instance = pipeline.protect(ds)
     buffer = io.BytesIO()
     ds.save_as(buffer, enforce_file_format=True)
+    assert instance.message is not None and instance.foreground is not None
+    assert instance.usable is not None and instance.attributes is not None
     return Protected(
         raw=buffer.getvalue(),
         cover=cover,

@@ -172,7 +172,7 @@ def database_url(database: str) -> URL:
 def existing_index(database: str) -> "Index":
     """The index of node.database; ConfigError if it is an SQLite file the node has not made yet."""
     url = database_url(database)
-    if url.get_backend_name() == "sqlite" and not Path(url.database).exists():
+    if url.get_backend_name() == "sqlite" and not Path(url.database or "").exists():
         raise ConfigError(f"no index at {url.database}: the node has not run with this config yet")
     return Index(database)
 
@@ -351,11 +351,11 @@ class Index:
         """Every worker pool seen in the last day: host, pid, state, jobs, last heartbeat."""
         with self.engine.connect() as db:
             now = db.execute(select(epoch_now())).scalar_one()
-            held = dict(db.execute(
+            held: dict[str, int] = dict(db.execute(
                 select(jobs.c.holder, func.count()).where(jobs.c.state == "processing")
                 .group_by(jobs.c.holder)
             ).all())
-            done = dict(db.execute(
+            done: dict[str, int] = dict(db.execute(
                 select(jobs.c.holder, func.count()).where(jobs.c.state == "done")
                 .group_by(jobs.c.holder)
             ).all())
@@ -384,7 +384,7 @@ class Index:
     def counts(self) -> dict[str, int | float]:
         """received/queued/processed/failed/quarantined and the last minute's throughput."""
         with self.engine.connect() as db:
-            by_state = dict(db.execute(select(jobs.c.state, func.count()).group_by(jobs.c.state)).all())
+            by_state: dict[str, int] = dict(db.execute(select(jobs.c.state, func.count()).group_by(jobs.c.state)).all())
             recent = db.execute(
                 select(func.count()).select_from(jobs).where(jobs.c.processed_at >= epoch_now() - 60)
             ).scalar_one()

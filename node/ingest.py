@@ -25,6 +25,7 @@ from stegonode.handlers.admission import check_admissible
 from stegonode.handlers.dicomfile import read_dicom
 from stegonode.handlers.pseudonyms import Pseudonymizer
 
+from .dicomnet import c_store_request
 from .index import Index
 from .storage import ObjectStore, new_token
 
@@ -53,8 +54,8 @@ class Ingest:
     def receive(self, event: evt.Event) -> Dataset:
         """Handle one C-STORE request; return its status (with an Error Comment on failure)."""
         start = time.perf_counter()
-        request = event.request
-        sop_class = UID(request.AffectedSOPClassUID)
+        request = c_store_request(event)
+        sop_class = UID(request.AffectedSOPClassUID or "")
         new_uid = self.pseudonyms.uid(str(request.AffectedSOPInstanceUID))
         encoded = event.encoded_dataset(include_meta=True)
         refused = self._check(encoded, sop_class)

@@ -179,7 +179,7 @@ def _marker(token: str, sop_class: str) -> bytes:
     ds.SOPInstanceUID = ds.StudyInstanceUID = ds.SeriesInstanceUID = token
     ds.file_meta = FileMetaDataset()
     ds.file_meta.MediaStorageSOPClassUID = ds.SOPClassUID
-    ds.file_meta.MediaStorageSOPInstanceUID = token
+    ds.file_meta.MediaStorageSOPInstanceUID = UID(token)
     ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
     buffer = io.BytesIO()
     ds.save_as(buffer, enforce_file_format=True)

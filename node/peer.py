@@ -35,7 +35,7 @@ from stegonode.handlers import dicomseg
 from stegonode.handlers.dicomfile import read_dicom
 from stegonode.handlers.reveal import reveal
 
-from .dicomnet import set_nodelay
+from .dicomnet import c_store_request, set_nodelay
 from .segwriter import is_segmentation
 
 _ADDRESS = re.compile(r"^(?P<ae>[^@]{1,16})@(?P<host>[^:]+):(?P<port>\d{1,5})$")
@@ -189,6 +189,7 @@ class Peer:
         server = receiver.start_server(
             ("0.0.0.0", port), block=False, evt_handlers=[(evt.EVT_CONN_OPEN, set_nodelay), *handlers]
         )
+        assert server is not None, "start_server(block=False) returns the server"
         try:
             ae = self._ae()
             ae.add_requested_context(StudyRootQueryRetrieveInformationModelMove)
@@ -231,7 +232,7 @@ class Peer:
 
 def _keep(event: evt.Event, into: Path) -> int:
     """C-STORE sub-operation on the peer: keep the bytes as received, named by the node's UID."""
-    uid = UID(event.request.AffectedSOPInstanceUID)
+    uid = UID(c_store_request(event).AffectedSOPInstanceUID or "")
     if not uid.is_valid:
         return 0xA900
     (into / f"{uid}.dcm").write_bytes(event.encoded_dataset(include_meta=True))

@@ -32,6 +32,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from typing import Any
+
 import numpy as np
 import pydicom
 
@@ -335,8 +337,8 @@ def _table4(report: Report, settings: Settings, ok: list[Measured], node_keys: k
         left.set_xlabel("ours: QIM step (stored units)")
         left.set_ylabel("PSNR (dB, peak 65535)")
         left.legend(fontsize=7)
-        for modality, psnr in SEED002_TABLE4.items():
-            right.plot(SEED002_BETAS, psnr, marker="o", label=f"seed 002 {modality} average")
+        for modality, averages in SEED002_TABLE4.items():
+            right.plot(SEED002_BETAS, averages, marker="o", label=f"seed 002 {modality} average")
         right.set_xlabel("seed 002: beta")
         right.legend(fontsize=8)
         figure.tight_layout()
@@ -346,7 +348,7 @@ def _table4(report: Report, settings: Settings, ok: list[Measured], node_keys: k
 def _table5(report: Report, ok: list[Measured]) -> None:
     report.add("### Table 5: capacity and payload", "",
                "Seed 002 (fractions of the image, as printed; its Table 7 calls the capacity bits per pixel):", "")
-    rows = [(modality, i + 1, c, p) for modality, values in SEED002_TABLE5.items() for i, (c, p) in enumerate(values)]
+    rows: list[tuple[Any, ...]] = [(modality, i + 1, c, p) for modality, values in SEED002_TABLE5.items() for i, (c, p) in enumerate(values)]
     report.table(["scan type", "patient", "capacity", "payload"], rows + [("average", "", 0.54, 0.05)])
     report.add("Ours: capacity is the message bits the DCT codec can carry in the image's usable background "
                "at its minimum redundancy (2 copies per bit); payload is what it carries: the sealed "
@@ -375,7 +377,8 @@ def _table6(report: Report, settings: Settings, ok: list[Measured], peer_keys: k
                "seed 002's NCC of the recovered QR code (unread draws count 0). PSNR of the attacked image "
                "against the cover, at 65535 and at 2^bits-1. Gaussian: sigma; uniform: half-width; salt and "
                "pepper: fraction of pixels set to the lowest or highest stored value.", "")
-    rows, rates = [], {}
+    rows: list[tuple[Any, ...]] = []
+    rates: dict[tuple[str, str], list[Any]] = {}
     rng = np.random.default_rng(SEED)
     for m in chosen:
         assert m.protected is not None
@@ -392,7 +395,7 @@ def _table6(report: Report, settings: Settings, ok: list[Measured], peer_keys: k
                     ber = evidence.bit_error_rate(bits, m.protected.message)
                     if ber is not None:
                         bers.append(ber)
-                    nccs.append(_ncc(bits, m.protected.message) if ber is not None else 0.0)
+                    nccs.append(_ncc(bits, m.protected.message) if ber is not None and bits is not None else 0.0)
                     psnrs.append(distortion(m.protected.cover, noisy, peak))
                 rates.setdefault((m.path.stem, attack), []).append((level, decoded / settings.trials))
                 rows.append((m.path.name, attack, f"{level:g}", f"{decoded}/{settings.trials}",
@@ -519,7 +522,7 @@ def _seed004(report: Report, settings: Settings, ok: list[Measured], progress: P
         words = pixel_words(read_pixels(read_dicom(path)))
         bits = words.dtype.itemsize * 8
         nonces = {name: secrets.token_bytes(cipher.nonce_size) for name, cipher in CIPHERS.items()}
-        rows, images = cipher_stats.battery(words, CIPHERS, secrets.token_bytes(32), nonces)
+        rows, images = cipher_stats.battery(words, dict(CIPHERS), secrets.token_bytes(32), nonces)
         frames, height, width = words.shape
         report.add(f"### {path.name}: {height} x {width} x {frames}, {bits}-bit words", "")
         report.table(["test", "criterion", "seed 004", "plain", *CIPHERS], [

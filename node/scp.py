@@ -87,7 +87,7 @@ class Peers:
 
 def _addresses(host: str) -> set[str]:
     try:
-        return {info[4][0] for info in socket.getaddrinfo(host, None)}
+        return {str(info[4][0]) for info in socket.getaddrinfo(host, None)}
     except OSError:
         log.warning("peer host %s does not resolve; it cannot connect until it does", host)
         return set()
@@ -121,6 +121,7 @@ class NodeServer:
         ae.add_supported_context(Verification)
         for context in AllStoragePresentationContexts:
             # SCU and SCP roles accepted, so a C-GET requestor can take the stored objects.
+            assert context.abstract_syntax is not None
             ae.add_supported_context(
                 context.abstract_syntax, TRANSFER_SYNTAXES, scu_role=True, scp_role=True
             )
@@ -129,7 +130,7 @@ class NodeServer:
         return ae
 
     def start(self) -> None:
-        handlers = [
+        handlers: list[Any] = [
             (evt.EVT_CONN_OPEN, set_nodelay),
             (evt.EVT_CONN_OPEN, lambda event: self.admission.opened(event.assoc)),
             (evt.EVT_CONN_CLOSE, lambda event: self.admission.closed(event.assoc)),
@@ -148,7 +149,7 @@ class NodeServer:
         address = (self.node["bind_address"], int(self.node["port"]))
         tls = self._tls()
         try:
-            self._server = self.ae.make_server(
+            server = self.ae.make_server(
                 address, evt_handlers=handlers, ssl_context=tls, server_class=NodeAssociationServer
             )
         except OSError as exc:
@@ -156,9 +157,11 @@ class NodeServer:
                 f"node.bind_address/node.port {address[0]}:{address[1]}: cannot listen "
                 f"({exc.strerror or exc})"
             ) from None
-        self._server.acse_timeout = float(self.node["acse_timeout"])
+        assert isinstance(server, NodeAssociationServer)
+        self._server = server
+        server.acse_timeout = float(self.node["acse_timeout"])
         register_server(self.ae, self._server)
-        threading.Thread(target=self._server.serve_forever, name="acceptor", daemon=True).start()
+        threading.Thread(target=server.serve_forever, name="acceptor", daemon=True).start()
         log.info("%s listening on %s:%d%s", self.node["ae_title"], *address,
                  " (TLS)" if self.node["tls"]["certificate"] else "")
 
@@ -184,9 +187,11 @@ class NodeServer:
 
     def _on_requested(self, event: evt.Event) -> None:
         assoc = event.assoc
-        calling = assoc.requestor.primitive.calling_ae_title
+        request = assoc.requestor.primitive
+        assert request is not None, "EVT_REQUESTED comes with the A-ASSOCIATE request"
+        calling = request.calling_ae_title
         address = assoc.requestor.address
-        called = assoc.requestor.primitive.called_ae_title.strip()
+        called = request.called_ae_title.strip()
         if not self.peers.allows(calling, address):
             log.warning("rejected association from %s@%s: caller not allowed", calling, address)
             assoc.acse.send_reject(0x01, 0x01, 0x03)  # permanent, calling AE not recognised
@@ -234,10 +239,10 @@ class NodeServer:
         return status
 
     def _query(self, event: evt.Event) -> query.Query:
-        model = MODELS[UID(event.request.AffectedSOPClassUID)]
+        model = MODELS[UID(event.request.AffectedSOPClassUID or "")]
         return query.parse(event.identifier, model)
 
-    def _on_find(self, event: evt.Event) -> Iterator[tuple[int, Dataset | None]]:
+    def _on_find(self, event: evt.Event) -> Iterator[tuple[int | Dataset, Dataset | None]]:
         try:
             parsed = self._query(event)
         except InputError as exc:
