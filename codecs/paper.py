@@ -55,11 +55,9 @@ Our additions, which the paper leaves open:
 * Known weakness, kept on purpose: the layout is sequential, so a usable mask that differs by a
   single block at extraction shifts every later bit (the paper's Mask R-CNN mask is recomputed
   on the stego image: its NCC of 0.83-1 between masks means shifted data in practice).
-* The :class:`~.stego.StegoCodec` protocol's ``extract`` receives no ``value_range``, yet the
-  normalization needs it. ``extract`` takes it as an optional keyword; without it, it tries
-  the standard stored ranges that fit the dtype and the pixel values, narrowest first, and
-  keeps the first whose header is valid (a wrong range gives a valid-looking header with
-  probability about sqrt(capacity) / 65536).
+* Normalization range. ``extract`` gets ``value_range`` (the stored range BitsStored and
+  PixelRepresentation allow), as every codec does, and normalizes with exactly the range
+  ``embed`` used; there is no guessing of the range.
 """
 
 from __future__ import annotations
