@@ -23,6 +23,7 @@ from stegonode.models.phantoms import Phantom, make_phantom
 
 from .dicomfile import read_dicom
 from .pixels import read_pixels
+from .overlay import read_mask, write_mask, write_overlay  # noqa: F401 (the scripts read them here)
 from .segment import network_input
 
 LABELS = Path(models.__file__).parent / "labels"
@@ -97,26 +98,3 @@ def real_example(label: Path, dicom: Path) -> Example:
     return Example(label.stem, images[0], read_mask(label), ds, frame, edges[0])
 
 
-def read_mask(path: Path) -> np.ndarray:
-    return np.asarray(Image.open(path).convert("L")) > 127
-
-
-def write_mask(path: Path, mask: np.ndarray) -> None:
-    """255 foreground, 0 background, 8-bit grayscale PNG."""
-    Image.fromarray(np.where(mask, 255, 0).astype(np.uint8)).save(path, optimize=True)
-
-
-def write_overlay(path: Path, image: np.ndarray, mask: np.ndarray, truth: np.ndarray | None = None,
-                  max_side: int | None = None) -> None:
-    """The windowed image in gray, the mask's outline in red (truth's outline in green)."""
-    from scipy import ndimage
-
-    gray = (np.clip(image, 0, 1) * 255).astype(np.uint8)
-    rgb = np.stack([gray] * 3, axis=-1)
-    if truth is not None:
-        rgb[truth ^ ndimage.binary_erosion(truth, iterations=2)] = (0, 255, 0)
-    rgb[mask ^ ndimage.binary_erosion(mask, iterations=2)] = (255, 0, 0)
-    picture = Image.fromarray(rgb)
-    if max_side is not None:
-        picture.thumbnail((max_side, max_side))
-    picture.save(path, optimize=True)
