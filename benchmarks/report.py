@@ -18,7 +18,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from stegonode.node import report
+from stegonode.training import report
 
 
 def main() -> int:

@@ -37,7 +37,7 @@ from pydicom.data import get_testdata_file
 
 from stegonode.codecs import keys as keyfiles
 from stegonode.codecs import payload
-from stegonode.node.evidence import Protected, attacked, bit_error_rate, extracted_bits, failure, pipeline_for, protect
+from stegonode.training.evidence import Protected, attacked, bit_error_rate, extracted_bits, failure, pipeline_for, protect
 
 SIGMAS = (0.0, 0.5, 1.0, 2.0, 4.0, 8.0)
 SEED = 2024

@@ -43,10 +43,10 @@ from stegonode.handlers.reveal import reveal  # noqa: E402
 from stegonode.handlers.segment import (  # noqa: E402
     ClassicalSegmenter, MaskRCNNSegmenter, network_input,
 )
-from stegonode.handlers import segtrain  # noqa: E402
-from stegonode.handlers.segtrain import HELD_OUT_SEED, phantoms, real_examples  # noqa: E402
+from stegonode.training import segmenter as segtrain  # noqa: E402
+from stegonode.training.segmenter import HELD_OUT_SEED, phantoms, real_examples  # noqa: E402
 from stegonode.models import foreground, maskrcnn  # noqa: E402
-from stegonode.models.train import ncc  # noqa: E402
+from stegonode.training.maskrcnn_fit import ncc  # noqa: E402
 from stegonode.node import config as node_config  # noqa: E402
 
 

@@ -1,6 +1,7 @@
-"""Networks, training and shipped weights: the Mask R-CNN foreground segmenter (maskrcnn,
-phantoms, train, morphology; foreground: inference in numpy) and seed 000's deep stego networks
-(deepnet, corpus, training; deepstego: inference in numpy).
+"""Networks and shipped weights: the Mask R-CNN foreground segmenter (maskrcnn: the torch
+network and its export; foreground: inference in numpy; morphology) and seed 000's deep stego
+networks (deepnet: torch and export; deepstego: inference in numpy). Their training and data
+are in :mod:`stegonode.training`.
 
 The runtime runs the networks exported to ONNX (``*.onnx``, written by ``stegonode export-onnx``
 from the torch weights ``*.pt``) through ONNX Runtime; torch is needed only to train and export

@@ -166,7 +166,8 @@ def _parser() -> argparse.ArgumentParser:
 
     train = sub.add_parser("train-segmenter", help="train the Mask R-CNN segmenter (weights, model card, overlays)")
     train.add_argument("--out", type=Path, default=None, metavar="DIR",
-                       help="weights, MODEL_CARD.md and overlays/ (default: the package's models folder)")
+                       help="weights, MODEL_CARD.md and overlays/ (default: the --work folder; the package's "
+                       "models folder here replaces the shipped weights)")
     train.add_argument("--work", type=Path, default=Path("build/segmenter"), metavar="DIR",
                        help="checkpoint (resumed if present), training log, metrics.json")
     train.add_argument("--steps", type=int, help="optimizer steps (default 700)")
@@ -185,7 +186,8 @@ def _parser() -> argparse.ArgumentParser:
     export = sub.add_parser("export-onnx", help="export the torch weights to the ONNX files the runtime runs")
     export.add_argument("--weights", type=Path, default=None, metavar="DIR",
                         help="folder of maskrcnn_foreground.pt and deepstego.pt (default: the package's models folder)")
-    export.add_argument("--out", type=Path, default=None, metavar="DIR", help="default: the --weights folder")
+    export.add_argument("--out", type=Path, default=Path("build/onnx"), metavar="DIR",
+                        help="default: build/onnx (the package's models folder here replaces the shipped ONNX files)")
     export.set_defaults(run=_export_onnx)
 
     demo = sub.add_parser("demo", help="protect and reveal a bundled real CT (693_UNCR)")
@@ -209,8 +211,8 @@ def _parser() -> argparse.ArgumentParser:
     train.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
     train.add_argument("--workdir", type=Path, default=Path("stegonode-data/deepstego"),
                        help="checkpoint folder: run again to resume")
-    train.add_argument("--out", type=Path, help="where weights, model card and examples go "
-                       "(default: the models package, replacing the shipped weights)")
+    train.add_argument("--out", type=Path, help="where weights, model card and examples go (default: the "
+                       "--workdir folder; the package's models folder here replaces the shipped weights)")
     train.set_defaults(run=_train_deepstego)
 
     evidence = sub.add_parser("report", help="the three seeds' tables on our images: report.md, report.html, plots")
@@ -566,7 +568,7 @@ def _report_table(rows: list[cipher_stats.Row], ciphers: list[str]) -> list[str]
 def _segment(args: argparse.Namespace) -> int:
     if args.seg:
         return _kept_segmentations(args)
-    from stegonode.handlers.segdata import write_mask, write_overlay
+    from stegonode.handlers.overlay import write_mask, write_overlay
     from stegonode.handlers.segment import make_segmenter, windowed
 
     segmenter = make_segmenter(args.segmenter)
@@ -631,15 +633,14 @@ def _train_segmenter(args: argparse.Namespace) -> int:
     require_training_extra("train-segmenter")
     import torch
 
-    from stegonode.handlers.segtrain import train_segmenter
-    from stegonode.models.maskrcnn import WEIGHTS
-    from stegonode.models.train import Schedule
+    from stegonode.training.segmenter import train_segmenter
+    from stegonode.training.maskrcnn_fit import Schedule
 
     torch.set_num_threads(args.threads)
     given = {"steps": args.steps, "batch": args.batch, "seed": args.seed,
              "learning_rate": args.learning_rate, "warmup": args.warmup}
     schedule = Schedule(**{key: value for key, value in given.items() if value is not None})
-    metrics = train_segmenter(args.out or WEIGHTS.parent, args.work, schedule, args.phantoms,
+    metrics = train_segmenter(args.out or args.work, args.work, schedule, args.phantoms,
                               args.held_out, args.real_repeat, init=args.init)
     for name in ("phantoms_held_out", "real"):
         m = metrics[name]
@@ -703,13 +704,13 @@ def _train_deepstego(args: argparse.Namespace) -> int:
     models.require_training_extra("train-deepstego")
     import torch
 
-    from stegonode.models.training import TrainConfig
+    from stegonode.training.deepstego_fit import TrainConfig
 
-    from . import deeptrain
+    from stegonode.training import deepstego as deeptrain
 
     torch.set_num_threads(args.threads)
     config = TrainConfig(seed=args.seed, **({"steps": args.steps} if args.steps else {}))
-    out = args.out or Path(models.__file__).parent
+    out = args.out or args.workdir
     print(deeptrain.train_deepstego(config, args.workdir, out))
     print(f"wrote {out}: weights and their ONNX export, {deeptrain.CARD}, {deeptrain.EXAMPLES}/")
     return 0
@@ -725,7 +726,7 @@ def _report(args: argparse.Namespace) -> int:
     missing = [name for name in ("matplotlib", "markdown") if importlib.util.find_spec(name) is None]
     if missing:
         raise MissingExtraError("report", missing, extra="report")
-    from . import report
+    from stegonode.training import report
 
     if args.trials < 1 or args.phantoms < 0:
         raise ConfigError("--trials must be >= 1 and --phantoms >= 0")
@@ -750,7 +751,7 @@ def _deepstego_report(args: argparse.Namespace) -> int:
     require_training_extra("deepstego-report")
     from stegonode.models import deepnet
 
-    from . import deeptrain
+    from stegonode.training import deepstego as deeptrain
 
     print(deeptrain.report(deepnet.load(args.weights), deeptrain.sources()))
     return 0
@@ -764,7 +765,7 @@ def _export_onnx(args: argparse.Namespace) -> int:
     from stegonode.models import deepnet, deepstego, foreground, maskrcnn
 
     source = args.weights or Path(models.__file__).parent
-    out = args.out or source
+    out = args.out
     out.mkdir(parents=True, exist_ok=True)
     for name in (maskrcnn.WEIGHTS.name, deepnet.WEIGHTS.name):
         if not (source / name).is_file():

@@ -2,7 +2,7 @@
 deep-reveal), PNG and DICOM images in and out.
 
 The networks run from their ONNX export through ONNX Runtime (``stegonode.models.deepstego``);
-what they are trained on, the training and the model card are in :mod:`stegonode.node.deeptrain`
+what they are trained on, the training and the model card are in :mod:`stegonode.training.deepstego`
 (torch: the ``train`` extra).
 """
 

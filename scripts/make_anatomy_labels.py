@@ -28,7 +28,7 @@ from PIL import Image
 from scipy import ndimage
 
 from stegonode.handlers.pixels import read_pixels
-from stegonode.handlers.segdata import write_mask, write_overlay
+from stegonode.training.segdata import write_mask, write_overlay
 from stegonode.handlers.segment import (
     CT_THRESHOLD_HU, NETWORK_MODALITIES, PaddingSegmenter, has_hounsfield_units, hounsfield_units,
     large_components, windowed,

@@ -17,9 +17,9 @@ from pydicom.data import get_testdata_file
 from scipy import ndimage
 
 from stegonode.handlers.pixels import read_pixels
-from stegonode.handlers.segdata import LABELS, write_mask, write_overlay
+from stegonode.training.segdata import LABELS, write_mask, write_overlay
 from stegonode.handlers.segment import ClassicalSegmenter, large_components, windowed
-from stegonode.handlers.segtrain import REAL_EVAL
+from stegonode.training.segmenter import REAL_EVAL
 
 TRAINING = ("CT_small",)  # real frames used for training: not the same scans as REAL_EVAL
 SKIN_LEVEL = 0.05  # windowed: just above the clip level, clear of direct exposure's noise

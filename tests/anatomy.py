@@ -23,7 +23,7 @@ from stegonode.handlers.pipeline import Pipeline
 from stegonode.handlers.pixels import read_pixels
 from stegonode.handlers.reveal import reveal
 from stegonode.handlers.segment import has_hounsfield_units, hounsfield_units, windowed
-from stegonode.node import images
+from stegonode.training import images
 
 ROOT = Path(__file__).resolve().parents[1]
 REALDATA = images.REALDATA

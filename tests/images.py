@@ -1,5 +1,5 @@
 """The real images the tests use: pydicom-data and pydicom's own test files (found by
-stegonode.node.images, which the report uses too)."""
+stegonode.training.images, which the report uses too)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import pytest
 from pydicom.data import get_testdata_file
 
 from stegonode.handlers.segment import NETWORK_MODALITIES
-from stegonode.node import images
+from stegonode.training import images
 
 # The protect/reveal issue's named round-trip set; discovery below must find all of them.
 REQUIRED = (

@@ -19,12 +19,12 @@ from stegonode.handlers.pipeline import build_pipeline
 from stegonode.handlers.pixels import PixelFormat, read_pixels
 from stegonode.handlers.reveal import reveal
 from stegonode.models import deepnet, deepstego
-from stegonode.models.corpus import Patches
+from stegonode.training.corpus import Patches
 from stegonode.models.geometry import BLANK_LIMIT
-from stegonode.models.training import TrainConfig, evaluate, train
+from stegonode.training.deepstego_fit import TrainConfig, evaluate, train
 from stegonode.node import config as node_config
 from stegonode.node import deepstego as node_deep
-from stegonode.node import deeptrain
+from stegonode.training import deepstego as deeptrain
 from stegonode.node.cli import main
 
 from images import ROUND_TRIP, image_path

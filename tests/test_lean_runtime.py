@@ -100,7 +100,7 @@ def test_numpy_resizing_weights_equal_torchs(torch_installed):
 
 def test_onnx_and_torch_give_the_same_masks_on_the_evaluation_images(torch_installed):
     from stegonode.handlers.segment import MaskRCNNSegmenter
-    from stegonode.handlers.segtrain import REAL_EVAL
+    from stegonode.training.segmenter import REAL_EVAL
     from stegonode.models import maskrcnn
 
     onnx, torch = MaskRCNNSegmenter(), MaskRCNNSegmenter(maskrcnn.WEIGHTS)

@@ -20,12 +20,12 @@ from stegonode.handlers.pipeline import build_pipeline
 from stegonode.handlers.pixels import read_pixels
 from stegonode.handlers.embed import read_protection, write_protection
 from stegonode.handlers.reveal import reveal
-from stegonode.handlers.segdata import phantom_example, real_example, LABELS
+from stegonode.training.segdata import phantom_example, real_example, LABELS
 from stegonode.handlers.segment import ClassicalSegmenter, MaskRCNNSegmenter, PaddingSegmenter, make_segmenter
-from stegonode.handlers.segtrain import HELD_OUT_SEED
+from stegonode.training.segmenter import HELD_OUT_SEED
 from stegonode.models import foreground, maskrcnn, morphology
-from stegonode.models.phantoms import make_phantom
-from stegonode.models.train import Schedule, iou, ncc, train
+from stegonode.training.phantoms import make_phantom
+from stegonode.training.maskrcnn_fit import Schedule, iou, ncc, train
 from stegonode.node import cli
 from stegonode.node import config as node_config
 

@@ -18,12 +18,12 @@ from pydicom.data import get_testdata_file
 from stegonode.handlers.pixels import read_pixels
 from stegonode.models import deepnet
 from stegonode.models import deepstego as deepstego_model
-from stegonode.models.corpus import Medical, Patches, Sources, patches
+from stegonode.training.corpus import Medical, Patches, Sources, patches
 from stegonode.models.deepnet import DeepStego, TorchNetworks
 from stegonode.models.geometry import BLANK_LIMIT, TILE
-from stegonode.models.training import PSNR_CAP_DB, TrainConfig, evaluate, train
+from stegonode.training.deepstego_fit import PSNR_CAP_DB, TrainConfig, evaluate, train
 
-from .deepstego import write_png
+from stegonode.node.deepstego import write_png
 
 # Covers: whole images are held out. Training: CT head, CT abdomen, CT (enhanced, frame 1),
 # MR abdomen, CR leg. Held out: CT neck, MR shoulder.
@@ -226,7 +226,7 @@ def chest_secret(src: Sources, shape: tuple[int, int]) -> np.ndarray:
 
 def write_examples(model: DeepStego, src: Sources, folder: Path) -> list[Path]:
     """PNG strips: cover | stego | 10x |stego - cover| | secret | recovered, 256 x 256 each."""
-    from stegonode.models.corpus import qr_modules, window
+    from stegonode.training.corpus import qr_modules, window
 
     ct = src.medical_heldout[0]
     qr = np.where(np.pad(qr_modules(np.random.Generator(np.random.PCG64(HELDOUT_SEED))), 4), 0, 255)
@@ -280,8 +280,8 @@ through ONNX Runtime.
 ## Data (made here, nothing downloaded)
 
 64 x 64 patches, {config.train_patches} training pairs (seed {config.seed}),
-{HELDOUT_PATCHES} held-out pairs (seed {HELDOUT_SEED}); see `models/corpus.py` and
-`node/deeptrain.py`.
+{HELDOUT_PATCHES} held-out pairs (seed {HELDOUT_SEED}); see `training/corpus.py` and
+`training/deepstego.py`.
 
 - Covers, medical (3/8): pydicom-data CT head `693_UNCR`, CT abdomen `explicit_VR-UN`, CT
   `eCT_Supplemental`, MR abdomen `MR-SIEMENS-DICOM-WithOverlays`, CR leg `RG3_UNCR`; held out:

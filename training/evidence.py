@@ -27,7 +27,7 @@ from stegonode.handlers.pipeline import Pipeline, build_pipeline
 from stegonode.handlers.pixels import PixelFormat, read_pixels
 from stegonode.handlers.reveal import reveal, usable_in
 
-from .config import DEFAULTS
+from stegonode.node.config import DEFAULTS
 
 COMPARED = ("PatientName", "PatientID", "StudyInstanceUID")  # checked in the re-identified header
 ATTACKS = ("gaussian", "uniform", "salt-and-pepper")

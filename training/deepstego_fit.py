@@ -20,9 +20,9 @@ import torch
 from torch.nn import functional as F
 from tqdm import tqdm
 
-from .corpus import Patches
-from .deepnet import DeepStego, from_tensor, quantize, to_tensor
-from .deepstego import BLANK, NetConfig, blankness, mse, psnr
+from stegonode.training.corpus import Patches
+from stegonode.models.deepnet import DeepStego, from_tensor, quantize, to_tensor
+from stegonode.models.deepstego import BLANK, NetConfig, blankness, mse, psnr
 
 
 PSNR_CAP_DB = 100.0  # per-patch PSNR of an error-free patch (MSE 0), when averaging

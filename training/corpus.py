@@ -21,7 +21,7 @@ from dataclasses import dataclass
 import numpy as np
 import qrcode
 
-from .geometry import TILE
+from stegonode.models.geometry import TILE
 
 QR_LEVELS = (qrcode.constants.ERROR_CORRECT_L, qrcode.constants.ERROR_CORRECT_M,
              qrcode.constants.ERROR_CORRECT_Q, qrcode.constants.ERROR_CORRECT_H)

@@ -48,8 +48,8 @@ from stegonode.handlers.pixels import PixelFormat, read_pixels
 from stegonode.handlers.reveal import usable_in
 from stegonode.handlers.segment import make_segmenter, windowed
 
-from . import evidence
-from .config import DEFAULTS
+from stegonode.training import evidence
+from stegonode.node.config import DEFAULTS
 
 ROOT = Path(__file__).resolve().parents[1]
 Progress = Callable[[str], None]  # called with each stage's name as it starts
@@ -242,7 +242,7 @@ def _measure(path: Path, pipeline: Pipeline, peer_keys: keyfiles.PeerKeys) -> Me
 
 
 def _ncc(a: np.ndarray, b: np.ndarray) -> float:
-    from stegonode.models.train import ncc
+    from stegonode.training.maskrcnn_fit import ncc
 
     return ncc(a, b)
 
@@ -445,7 +445,7 @@ def _table7(report: Report, ok: list[Measured]) -> None:
 
 
 def _iou(report: Report, settings: Settings) -> None:
-    from stegonode.handlers import segtrain
+    from stegonode.training import segmenter as segtrain
     from stegonode.handlers.segment import MaskRCNNSegmenter
 
     segmenter = MaskRCNNSegmenter()
@@ -548,7 +548,7 @@ def _cipher_images(settings: Settings, ok: list[Measured]) -> list[Path]:
 def _seed000(report: Report, settings: Settings) -> None:
     from stegonode.models import deepnet
 
-    from . import deeptrain
+    from stegonode.training import deepstego as deeptrain
 
     model, src = deepnet.load(None), deeptrain.sources()
     report.add("## Seed 000: deep image-in-image steganography", "")
@@ -616,7 +616,7 @@ def _save(figure, path: Path) -> Path:
 
 def default_images() -> list[Path]:
     """The round-trip set and ``../shared/realdata`` where present."""
-    from .images import realdata, round_trip
+    from stegonode.training.images import realdata, round_trip
 
     return round_trip() + realdata()
 

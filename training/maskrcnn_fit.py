@@ -18,8 +18,8 @@ import torch
 from scipy import ndimage
 from tqdm import tqdm
 
-from .foreground import Network, foreground_masks, to_network
-from .maskrcnn import Config, MaskRCNN, build, float_state
+from stegonode.models.foreground import Network, foreground_masks, to_network
+from stegonode.models.maskrcnn import Config, MaskRCNN, build, float_state
 
 MIN_INSTANCE_PIXELS = 16  # at network size: smaller components are not trained as instances
 
