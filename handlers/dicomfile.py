@@ -2,7 +2,7 @@
 its workers, and the pydicom settings every process shares.
 
 :func:`read_dicom` either returns a data set whose every element decodes, with consistent file
-meta, or raises :class:`~stegonode.codecs.errors.InputError` with a reason that names tags and
+meta, or raises :class:`~stegonode.errors.InputError` with a reason that names tags and
 VRs, never values. :func:`configure_pydicom` makes pydicom keep values as received (no
 validation) and reduces whatever pydicom still warns or logs to the tag and the VR: its
 messages quote the offending value, which may identify a patient.

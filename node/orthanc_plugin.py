@@ -7,7 +7,7 @@ stores, indexes or serves the original. The C-STORE is answered once the protect
 stored, so nothing acknowledged can be lost (Orthanc writes with ``SyncStorageArea``).
 
 What the pipeline cannot protect is refused with a DICOM failure status, as the node refuses it
-(:func:`stegonode.node.ingest.refusal`, and the error classes of :mod:`stegonode.codecs.errors`).
+(:func:`stegonode.node.ingest.refusal`, and the error classes of :mod:`stegonode.errors`).
 The received-instance callback cannot answer a status itself, so it replaces the refused object
 by a marker, a data set holding nothing but a fresh random UID, and the incoming C-STORE filter,
 which Orthanc calls next, answers the marker's status: nothing is stored, and the original goes
