@@ -1,0 +1,90 @@
+"""What the file commands share: every file of the inputs, one line each, the exit status."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pydicom
+from tqdm import tqdm
+
+from stegonode.codecs import keys as keyfiles
+from stegonode.errors import KeyFileError, StegonodeError
+from stegonode.handlers.dicomfile import dicom_bytes
+from stegonode.handlers.pipeline import pixels_only_notice
+
+
+def input_files(inputs: list[Path]) -> Iterator[tuple[Path, Path]]:
+    """(file, output name relative to --out): a folder's files keep their relative paths."""
+    for item in inputs:
+        if item.is_dir():
+            for path in sorted(p for p in item.rglob("*") if p.is_file()):
+                yield path, path.relative_to(item)
+        else:
+            yield item, Path(item.name)
+
+
+def failure_line(path: Path, reason: str) -> str:
+    return f"FAIL {path}: {reason}"
+
+
+def run_each(
+    inputs: list[Path],
+    work: Callable[[Path, Path], str],
+    failure: Callable[[Path, str], str] = failure_line,
+) -> int:
+    """Apply ``work`` to every file, one line each; exit status 1 if any failed."""
+    files = list(input_files(inputs))
+    failed = 0
+    bar = tqdm(files, unit="file", disable=len(files) < 2, file=sys.stderr, leave=False)
+    for path, relative in bar:
+        try:
+            line = work(path, relative)
+        except Exception as exc:  # one bad file never stops the batch, whatever it raises
+            failed += 1
+            line = failure(path, failure_reason(exc))
+        tqdm.write(line, file=sys.stdout)
+    return 1 if failed else 0
+
+
+def failure_reason(exc: Exception) -> str:
+    """A one-line reason; only stegonode's own messages are quoted (others may hold values)."""
+    if isinstance(exc, OSError):
+        return f"cannot read or write the file ({exc.strerror or type(exc).__name__})"
+    if isinstance(exc, StegonodeError):
+        return str(exc)
+    return f"internal error while processing the file ({type(exc).__name__})"
+
+
+def write_dataset(ds: pydicom.Dataset, out: Path, relative: Path) -> None:
+    data = dicom_bytes(ds)  # encoded first: a data set that does not encode leaves no partial file
+    target = out / relative
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_bytes(data)
+
+
+CARRIER_NOTES = {
+    "core": " (core attributes in the pixels, all in the header)",
+    "none": " (background too small for the pixel carrier)",
+    "off": " (pixel carrier off)",
+}
+
+
+def carriers_text(report: dict) -> str:
+    """Which carriers protect writes said it wrote, and why the pixels carry less if they do."""
+    return str(report.get("carriers", "")) + CARRIER_NOTES.get(str(report.get("pixel_attributes")), "")
+
+
+def say_if_pixels_only(config: dict, keys: keyfiles.NodeKeys) -> None:
+    notice = pixels_only_notice(config["pipeline"]["carriers"], keys)
+    if notice:
+        print(f"stegonode: {notice}", file=sys.stderr)
+
+
+def pixel_cipher_key(path: Path) -> bytes:
+    """The pixel-cipher key of a node.keys or a peer.keys file."""
+    try:
+        return keyfiles.load_peer_keys(path).pixel_cipher_key
+    except KeyFileError:
+        return keyfiles.load_node_keys(path).pixel_cipher_key
