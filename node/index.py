@@ -26,9 +26,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from alembic import command
-from alembic.config import Config
-from alembic.runtime.migration import MigrationContext
 from sqlalchemy import (
     Column, Connection, Engine, Executable, Float, Integer, MetaData, RowMapping, Table, Text,
     bindparam, cast, create_engine, event, func, inspect, select, text, update,
@@ -549,6 +546,12 @@ def _engine(url: URL) -> Engine:
 def _migrate(engine: Engine) -> None:
     """Bring the schema to the newest migration; an index made before migrations existed (the
     tables, no alembic_version) is first marked as the first migration, which is its schema."""
+    # Imported here: alembic is a fifth of a second, and processes that only protect (the
+    # node's spawned workers import this module) never migrate.
+    from alembic import command
+    from alembic.config import Config
+    from alembic.runtime.migration import MigrationContext
+
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS))
     logging.getLogger("alembic").setLevel(logging.WARNING)

@@ -150,9 +150,18 @@ class Workers:
         if interrupted:
             log.info("%d job(s) of a stopped pool on this host go back to the queue", interrupted)
         self._executor = self._new_executor()
+        self._warm()
         self._thread.start()
         self._heart.start()
         log.info("worker pool %s: %d process(es), lease %.0f s", self.pool, self.processes, self.lease_s)
+
+    def _warm(self) -> None:
+        """Start every worker process now (each loads the pipeline and its networks, about a
+        second of CPU), so the first images after start do not wait for it. The pool starts a
+        process per submitted task while none is idle: one no-op each."""
+        assert self._executor is not None
+        for _ in range(self.processes):
+            self._executor.submit(os.getpid)
 
     def _new_executor(self) -> ProcessPoolExecutor:
         # One BLAS thread per worker: the pool is the parallelism, and spinning BLAS threads

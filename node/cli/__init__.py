@@ -19,15 +19,19 @@ import argparse
 import logging
 import sys
 
+import importlib
+
 from stegonode.errors import StegonodeError
-from stegonode.handlers.dicomfile import configure_pydicom
 
-from . import ciphers, deep, fetching, objects, segmentation, serving, training
-
-GROUPS = (objects, serving, fetching, ciphers, segmentation, training, deep)
+# The groups are imported when the parser is built, not with this package: the console script
+# imports it, and so does every worker process the node spawns (multiprocessing re-runs the
+# parent's main script), which needs none of them.
+GROUPS = ("objects", "serving", "fetching", "ciphers", "segmentation", "training", "deep")
 
 
 def main(argv: list[str] | None = None) -> int:
+    from stegonode.handlers.dicomfile import configure_pydicom
+
     args = parser().parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     configure_pydicom()
@@ -47,5 +51,5 @@ def parser() -> argparse.ArgumentParser:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = result.add_subparsers(required=True, metavar="COMMAND")
     for group in GROUPS:
-        group.add_commands(sub)
+        importlib.import_module(f"{__name__}.{group}").add_commands(sub)
     return result
