@@ -145,6 +145,11 @@ class CarrierMismatchError(RevealError):
 class NetworkError(StegonodeError):
     """A DICOM association failed: no answer, rejected, or a failure status from the node."""
 
+
+class WorkerStartError(StegonodeError):
+    """The node's worker processes could not load the protect pipeline (their log says why)."""
+
+
 class DecryptionError(RevealError):
     """Base of the errors that stop encrypted pixels from being decrypted."""
 

@@ -76,9 +76,16 @@ class Node(_Host):
 
     def start(self) -> None:
         self.adopt_inbox()
-        self.server.start()  # first: a port already in use stops start-up before workers spawn
+        # Workers first (they load the pipeline, about a second): the node listens once it can
+        # protect. A port already in use then stops start-up with the workers started.
         if self.workers is not None:
             self.workers.start()
+        try:
+            self.server.start()
+        except BaseException:
+            if self.workers is not None:
+                self.workers.stop()
+            raise
         if self.segmentations is not None:
             self.segmentations.start()
 

@@ -32,7 +32,7 @@ from typing import Any
 from pydicom import Dataset
 from sqlalchemy.exc import SQLAlchemyError
 
-from stegonode.errors import StegonodeError
+from stegonode.errors import StegonodeError, WorkerStartError
 from stegonode.codecs.keys import load_node_keys
 from stegonode.handlers.embed import already_protected, read_protection
 from stegonode.handlers.pipeline import Pipeline, build_pipeline, describe_carriers
@@ -44,6 +44,7 @@ from .storage import HOST, ObjectStore, Storage, process_alive
 
 log = logging.getLogger("stegonode.jobs")
 INGEST_QUIET_S = 0.25  # no C-STORE for this long: the burst is over, use every worker
+WARM_TIMEOUT_S = 120.0  # worker processes loading the pipeline at start
 # Failures of the machine rather than of the object: retried (with the worker dying, which
 # the pool reports). Any other failure recurs with the same object, so it is quarantined at once.
 ENVIRONMENT_FAILURES = (OSError, MemoryError)
@@ -83,6 +84,12 @@ def _start_worker(config: dict[str, Any], keys_path: Path, data_dir: Path, log_l
     _pipeline = build_pipeline(config["pipeline"]["handlers"], config["handlers"], keys,
                                config["pipeline"]["carriers"])
     _storage = Storage(Path(data_dir))
+
+
+def _answer() -> int:
+    """A warm-up task: which process ran it (held briefly, so the next task finds another)."""
+    time.sleep(0.05)
+    return os.getpid()
 
 
 def protect_job(token: str) -> Outcome:
@@ -156,12 +163,22 @@ class Workers:
         log.info("worker pool %s: %d process(es), lease %.0f s", self.pool, self.processes, self.lease_s)
 
     def _warm(self) -> None:
-        """Start every worker process now (each loads the pipeline and its networks, about a
-        second of CPU), so the first images after start do not wait for it. The pool starts a
-        process per submitted task while none is idle: one no-op each."""
+        """Start every worker process and wait until each has loaded the pipeline and its
+        networks (about a second of CPU each): the node starts listening only once it can
+        protect, and a pipeline that cannot load stops start-up with a reason instead of
+        failing every job. The pool starts a process per task submitted while none is idle;
+        rounds of short tasks, until every process has answered."""
         assert self._executor is not None
-        for _ in range(self.processes):
-            self._executor.submit(os.getpid)
+        deadline = time.monotonic() + WARM_TIMEOUT_S
+        answered: set[int] = set()
+        try:
+            while len(answered) < self.processes and time.monotonic() < deadline:
+                rounds = [self._executor.submit(_answer) for _ in range(self.processes)]
+                answered |= {future.result(timeout=WARM_TIMEOUT_S) for future in rounds}
+        except (BrokenProcessPool, TimeoutError) as exc:
+            self._executor.shutdown(wait=False, cancel_futures=True)
+            raise WorkerStartError(f"worker processes could not load the protect pipeline "
+                                   f"({type(exc).__name__}; their log lines above say why)") from None
 
     def _new_executor(self) -> ProcessPoolExecutor:
         # One BLAS thread per worker: the pool is the parallelism, and spinning BLAS threads

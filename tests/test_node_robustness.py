@@ -1,14 +1,22 @@
-"""The node under stress: a SIGKILL mid-transfer, garbage from peers, simultaneous senders."""
+"""The node under stress: a SIGKILL mid-transfer, garbage from peers, simultaneous senders; start-up
+that cannot complete (a port in use, workers that cannot load the pipeline)."""
 
 from __future__ import annotations
 
+import socket
 import subprocess
 import time
 
 import pydicom
+import pytest
 
 from stegonode.codecs.keys import load_node_keys
+from stegonode.errors import WorkerStartError
 from stegonode.handlers.pseudonyms import Pseudonymizer
+from stegonode.node import config as node_config
+from stegonode.node.index import Index
+from stegonode.node.storage import Storage
+from stegonode.node.workers import Workers
 
 from images import dcmtk
 from nodes import DCMTK_ENV, NodeProcess, acknowledged, send_raw, storescu, write_series
@@ -115,3 +123,38 @@ def test_four_simultaneous_associations(tmp_path, new_database):
     log = node.log.read_text()
     for n in range(4):
         assert f"association MODALITY{n}@127.0.0.1 released" in log
+
+
+def test_port_in_use_stops_start_up_with_the_key_and_leaves_no_worker(tmp_path):
+    """The workers start first (the node listens once it can protect); a port another program
+    holds then stops start-up with the key to change, and the worker processes end with it."""
+    node = NodeProcess(tmp_path / "node")
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", node.port))
+        holder.listen()
+        with pytest.raises(RuntimeError, match="node exited at start"):
+            node.start()
+        assert node.process.wait(timeout=60) == 2
+    log = node.log.read_text()
+    assert f":{node.port}: cannot listen (Address already in use)" in log, log
+    assert "worker pool" in log  # the workers had started, and were stopped
+    # The node ran in a session of its own: nothing of it still runs (workers, resource tracker;
+    # an exited child not yet reaped by init is no process that runs).
+    time.sleep(1)
+    listed = subprocess.run(["ps", "-o", "stat=,args=", "-s", str(node.process.pid)],
+                            capture_output=True, text=True).stdout.splitlines()
+    assert [line for line in listed if not line.strip().startswith("Z")] == [], listed
+
+
+def test_workers_that_cannot_load_the_pipeline_stop_start_up_with_a_reason(tmp_path):
+    """A worker process whose pipeline does not load (here: its keys are unreadable) is found at
+    start, not by failing every job later."""
+    config = node_config.load(None)
+    index = Index(f"sqlite:///{tmp_path / 'index.sqlite'}")
+    try:
+        workers = Workers(index, Storage.create(tmp_path / "data"), config, tmp_path / "missing.keys",
+                          tmp_path / "data")
+        with pytest.raises(WorkerStartError, match="could not load the protect pipeline"):
+            workers.start()
+    finally:
+        index.close()
