@@ -22,7 +22,7 @@ from stegonode.errors import MessageNotFoundError, PayloadTooLargeError
 
 from . import qrencode
 
-_B45 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ $%*+-./:"
+_B45 = qrencode.ALPHANUMERIC  # Base45 (RFC 9285) is made for this set
 _B45_INDEX = {c: i for i, c in enumerate(_B45)}
 _LEVELS = {
     "L": qrcode.constants.ERROR_CORRECT_L,

@@ -18,8 +18,8 @@ import qrcode
 import qrcode.base
 import qrcode.util
 
-_ALPHANUMERIC = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ $%*+-./:"
-_VALUE = {c: i for i, c in enumerate(_ALPHANUMERIC)}
+ALPHANUMERIC = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ $%*+-./:"  # the QR alphanumeric mode's set
+_VALUE = {c: i for i, c in enumerate(ALPHANUMERIC)}
 _MODE = 0b0010  # alphanumeric
 _PADDING = (0xEC, 0x11)
 

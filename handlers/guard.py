@@ -44,7 +44,7 @@ from .segment import CT_THRESHOLD_HU, display_scale, display_values, has_hounsfi
 NOISE_SIGMAS = 4.0  # background median + this many robust standard deviations is still background
 BORDER_REACH = 16  # pixels: foreground this close to the edge is taken to run on to the edge
 SEPARATION = 10.0  # dark-class standard deviations between the dark and bright classes' medians
-SAMPLE = 1 << 14  # pixels of a frame sampled for the level estimate (an even stride over the frame)
+SAMPLE = 1 << 18  # background values used for the level estimate (an even stride over the frame)
 GUARD_VERSION = 1
 
 
@@ -97,8 +97,7 @@ def _background(frame: np.ndarray, background: np.ndarray) -> tuple[float, float
     (medians more than SEPARATION of its standard deviations apart), the dark class is the
     background. Without a background (the segmenter found none), the frame's darkest value and
     no spread: everything else is guarded."""
-    stride = max(1, frame.size // SAMPLE)  # an even stride over the frame, then its background
-    values = frame.ravel()[::stride][background.ravel()[::stride]]
+    values = frame[background][:: max(1, int(background.sum()) // SAMPLE)]
     if values.size == 0:
         return float(frame.min()), 0.0
     median, sigma = _robust(values)
