@@ -44,7 +44,8 @@ def add_commands(sub: Any) -> None:
     web.set_defaults(run=_web)
 
     status = sub.add_parser("status", help="counts of received, queued, processed, failed, "
-                            "quarantined; the worker pools and their last heartbeat")
+                            "quarantined; stored objects by carriers; the worker pools and their "
+                            "last heartbeat")
     status.add_argument("--config", type=Path, help="node.toml (embedded defaults otherwise)")
     status.add_argument("--json", action="store_true", help="one JSON object")
     status.set_defaults(run=_status)
