@@ -144,29 +144,14 @@ def _read_zxing(image: np.ndarray) -> str | None:
 
 
 @functools.cache
-def _fixed_patterns(side: int) -> tuple[np.ndarray, np.ndarray]:
-    """(mask, values) of the modules fixed by the version of a QR code ``side`` modules wide."""
-    qr = qrcode.QRCode(version=(side - 17) // 4, box_size=1, border=0)
-    qr.modules_count = side
-    qr.modules = [[None] * side for _ in range(side)]
-    for row, col in ((0, 0), (side - 7, 0), (0, side - 7)):
-        qr.setup_position_probe_pattern(row, col)
-    qr.setup_position_adjust_pattern()
-    qr.setup_timing_pattern()
-    mask = np.array([[m is not None for m in row] for row in qr.modules])
-    values = np.array([[bool(m) for m in row] for row in qr.modules])
-    return mask, values
-
-
-@functools.cache
 def _side_for_free_modules() -> dict[int, int]:
     """Number of modules layout 2 sends -> side, for every QR version."""
-    return {int((~_fixed_patterns(side)[0]).sum()): side for side in range(21, 178, 4)}
+    return {int((~qrencode.fixed_patterns(side)[0]).sum()): side for side in range(21, 178, 4)}
 
 
 def pack(modules: np.ndarray) -> np.ndarray:
     """Layout 2: the modules of a QR matrix that its version does not fix, as 0/1 bits."""
-    mask, _ = _fixed_patterns(modules.shape[0])
+    mask, _ = qrencode.fixed_patterns(modules.shape[0])
     return modules[~mask].astype(np.uint8)
 
 
@@ -175,7 +160,7 @@ def unpack(bits: np.ndarray) -> np.ndarray:
     side = _side_for_free_modules().get(int(bits.size))
     if side is None:
         raise MessageNotFoundError("hidden message is not a QR code")
-    mask, values = _fixed_patterns(side)
+    mask, values = qrencode.fixed_patterns(side)
     modules = values.copy()
     modules[~mask] = bits.astype(bool)
     return modules

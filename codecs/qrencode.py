@@ -139,23 +139,43 @@ def _generator_products(ecc_count: int) -> np.ndarray:
     return table
 
 
+def _drawn(version: int, level: int | None = None) -> list[list[bool | None]]:
+    """qrcode's module grid of a symbol, None where data goes: the patterns the version fixes
+    (finders with separators, alignment, timing), and with ``level`` also the format and version
+    information (mask pattern 0)."""
+    qr = qrcode.QRCode(version=version, box_size=1, border=0)
+    side = qr.modules_count = 4 * version + 17
+    qr.modules = [[None] * side for _ in range(side)]
+    for row, col in ((0, 0), (side - 7, 0), (0, side - 7)):
+        qr.setup_position_probe_pattern(row, col)
+    qr.setup_position_adjust_pattern()
+    qr.setup_timing_pattern()
+    if level is not None:
+        qr.error_correction = level
+        qr.setup_type_info(False, 0)
+        if version >= 7:
+            qr.setup_type_number(False)
+    return qr.modules
+
+
+def _arrays(grid: list[list[bool | None]]) -> tuple[np.ndarray, np.ndarray]:
+    """(set, dark) of a module grid: which modules are drawn, and which of them are dark."""
+    return (np.array([[m is not None for m in row] for row in grid]),
+            np.array([[bool(m) for m in row] for row in grid]))
+
+
+@functools.cache
+def fixed_patterns(side: int) -> tuple[np.ndarray, np.ndarray]:
+    """(mask, values) of the modules fixed by the version of a QR code ``side`` modules wide."""
+    return _arrays(_drawn((side - 17) // 4))
+
+
 class _Symbol:
     """What a version and level fix: the function patterns with format and version information
     (mask 0), and the data modules' positions in placement order."""
 
     def __init__(self, version: int, level: int) -> None:
-        qr = qrcode.QRCode(version=version, error_correction=level, box_size=1, border=0)
-        side = qr.modules_count = 4 * version + 17
-        qr.modules = [[None] * side for _ in range(side)]
-        for row, col in ((0, 0), (side - 7, 0), (0, side - 7)):
-            qr.setup_position_probe_pattern(row, col)
-        qr.setup_position_adjust_pattern()
-        qr.setup_timing_pattern()
-        qr.setup_type_info(False, 0)
-        if version >= 7:
-            qr.setup_type_number(False)
-        function = np.array([[m is not None for m in row] for row in qr.modules])
-        self.template = np.array([[bool(m) for m in row] for row in qr.modules])
+        function, self.template = _arrays(_drawn(version, level))
         self.data_positions = _placement(function)
 
 
@@ -180,6 +200,6 @@ def _placement(function: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return np.array(rows), np.array(cols)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _symbol(version: int, level: int) -> _Symbol:
     return _Symbol(version, level)

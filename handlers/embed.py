@@ -211,8 +211,9 @@ class EmbedHandler(HandlerBase):
         instance.usable = usable
         header = instance.header_carrier
         full = instance.message
-        choices = [(get, scope) for get, scope in ((None if full is None else lambda: full, "all"),
-                                                   (instance.core_message, "core")) if get is not None]
+        choices: list[tuple[Callable[[], np.ndarray], str]] = [] if full is None else [(lambda: full, "all")]
+        if instance.core_message is not None:
+            choices.append((instance.core_message, "core"))
         refusal: CapacityError | None = None
         for get_modules, scope in choices:
             modules = get_modules()
