@@ -134,13 +134,9 @@ def _border_anatomy(foreground: np.ndarray, reach: int) -> np.ndarray:
     """Pixels within ``reach`` of both the image edge and the foreground."""
     if reach <= 0:
         return np.zeros_like(foreground)
-    rows, cols = foreground.shape[1:]
-    if min(rows, cols) <= 4 * reach:
-        band = np.ones((rows, cols), dtype=bool)
-        band[reach:-reach, reach:-reach] = False
-        return dilate_square(foreground, reach) & band[None]
     # Each side's band from a strip twice its width: the dilation reaches no further (the same
-    # result as dilating the whole frame, a quarter of the work on a 512x512 slice).
+    # result as dilating the whole frame, a quarter of the work on a 512x512 slice; on a frame
+    # narrower than two bands the strips are the whole frame).
     out = np.zeros_like(foreground)
     out[:, :reach] = dilate_square(foreground[:, :2 * reach], reach)[:, :reach]
     out[:, -reach:] = dilate_square(foreground[:, -2 * reach:], reach)[:, -reach:]

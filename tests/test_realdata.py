@@ -121,7 +121,7 @@ def test_body_cut_by_the_border_keeps_its_border(pipeline, peer_keys):
     assert not ((stego != cover)[0] & kept).any()
 
 
-@pytest.mark.parametrize("shape", [(1, 512, 512), (2, 131, 217), (1, 70, 300), (1, 40, 40)])
+@pytest.mark.parametrize("shape", [(1, 512, 512), (2, 131, 217), (1, 70, 300), (1, 40, 40), (1, 20, 24)])
 def test_border_rule_computed_on_strips_equals_the_whole_frame_filter(shape):
     """The border rule filters four strips, not the whole frame: the same pixels, whatever the size."""
     from stegonode.handlers import guard
