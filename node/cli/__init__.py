@@ -16,10 +16,9 @@ numpy and ONNX Runtime alone. A module adds its commands (``add_commands``); eac
 from __future__ import annotations
 
 import argparse
+import importlib
 import logging
 import sys
-
-import importlib
 
 from stegonode.errors import StegonodeError
 
