@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from pydicom import DataElement, Dataset
 from pydicom.sequence import Sequence
+from pydicom.datadict import dictionary_VR
 from pydicom.tag import BaseTag, Tag
 from pydicom.uid import UID_dictionary
 
@@ -89,7 +90,11 @@ def _values(element: DataElement) -> list:
 
 def is_bulk(element: DataElement) -> bool:
     """Binary bulk data (pixels of icons, overlays, curves, private blobs): never carried."""
-    if element.VR in BULK_VRS or element.tag.is_private or _is_overlay_or_curve(element.tag):
+    if element.tag.is_private or _is_overlay_or_curve(element.tag):
+        return True
+    if element.VR == "UN":  # bulk unless the attribute is text or numbers that arrived as UN
+        return _dictionary_vr(element.tag) in (None, *BULK_VRS, "SQ")
+    if element.VR in BULK_VRS:
         return True
     if element.VR == "SQ":
         return any(is_bulk(e) for item in element.value for e in item)
@@ -151,6 +156,8 @@ def _apply(ds: Dataset, pseudonyms: Pseudonymizer, extra: frozenset[BaseTag]) ->
         resolved = action(element.tag, extra)
         if element.is_empty and not element.tag.is_private:
             continue  # nothing to hide; left as it is, so nothing needs carrying either
+        if resolved != "K" and resolved != "X":
+            element = _with_dictionary_vr(ds, element)
         if resolved == "X":
             del ds[element.tag]
         elif resolved == "Z":
@@ -165,6 +172,36 @@ def _apply(ds: Dataset, pseudonyms: Pseudonymizer, extra: frozenset[BaseTag]) ->
         elif element.VR == "SQ":
             for item in element.value:
                 _apply(item, pseudonyms, extra)
+
+
+def _dictionary_vr(tag: BaseTag) -> str | None:
+    """The attribute's one VR in the data dictionary; None if unknown or ambiguous (US or SS)."""
+    try:
+        vr = dictionary_VR(tag)
+    except KeyError:
+        return None
+    return None if " or " in vr else vr
+
+
+def _with_dictionary_vr(ds: Dataset, element: DataElement) -> DataElement:
+    """``element`` as its dictionary VR says, when it arrived with another one.
+
+    A value too long for its VR's length field arrives as UN (a 70,000-character Patient Name),
+    and faulty writers use wrong VRs (a Patient Name as FL). The value replacing it must be
+    written with the attribute's own VR. Only a UID's value is needed here (it is mapped); any
+    other value is replaced by the caller, so it is not decoded.
+    """
+    if element.tag.is_private or element.VR == "SQ":
+        return element
+    vr = _dictionary_vr(element.tag)
+    if vr is None or vr == element.VR or vr in BULK_VRS or vr == "SQ":
+        return element
+    value = None
+    if vr == "UI" and isinstance(element.value, bytes):
+        parts = element.value.decode("ascii", "replace").strip("\0 ").split("\\")
+        value = parts if len(parts) > 1 else parts[0]
+    ds[element.tag] = DataElement(element.tag, vr, value)
+    return ds[element.tag]
 
 
 def restore(ds: Dataset, attributes: Dataset, complete: bool = True) -> None:

@@ -8,8 +8,13 @@ never send an A-ASSOCIATE-RQ, and does a TLS handshake in its accept loop. Here:
 - only requested associations count against ``max_associations``;
 - from one address at most ``max_pending_per_address`` connections may wait to request an
   association: the oldest is closed when one more arrives, so a flood costs only its sender;
+  from all addresses together at most ``MAX_PENDING_TOTAL``: the oldest waiting connection
+  anywhere is closed (a real caller sends its request within milliseconds of connecting);
+- one address may hold at most ``max_associations_per_address`` admitted associations and one
+  calling AE title ``max_associations_per_ae``, both below ``max_associations``, so no single
+  caller fills the node;
 - an established association silent for ``idle_timeout`` seconds is aborted (pynetdicom's
-  network timeout).
+  network timeout), and every PDU must arrive at a pace :func:`~.dicomnet.bound_reads` sets.
 """
 
 from __future__ import annotations
@@ -35,12 +40,17 @@ WARN_EVERY_S = 60.0
 class Admission:
     """Connections waiting to request an association, per address, and the admitted associations."""
 
-    def __init__(self, max_associations: int, max_pending_per_address: int) -> None:
+    def __init__(self, max_associations: int, max_pending_per_address: int,
+                 max_per_address: int | None = None, max_per_ae: int | None = None) -> None:
         self.max_associations = max_associations
         self.max_pending_per_address = max_pending_per_address
+        half = max(1, max_associations // 2)  # the default: no one caller holds more than half
+        self.max_per_address = max_per_address or half
+        self.max_per_ae = max_per_ae or half
         self._lock = threading.Lock()
         self._pending: dict[str, dict[Association, None]] = {}  # insertion-ordered: oldest first
-        self._admitted: set[Association] = set()
+        self._order: dict[Association, None] = {}  # every waiting connection, oldest first
+        self._admitted: dict[Association, str] = {}  # admitted association -> calling AE title
         self._closed: dict[str, int] = {}  # evictions per address not yet reported
         self._warned: dict[str, float] = {}
 
@@ -52,10 +62,17 @@ class Admission:
             for stale in [a for a in waiting if not a.is_alive() and a is not assoc]:
                 del waiting[stale]
             waiting[assoc] = None
+            self._order[assoc] = None
             excess = list(waiting)[: max(0, len(waiting) - self.max_pending_per_address)]
             for old in excess:
                 del waiting[old]
-        for old in excess:
+                self._order.pop(old, None)
+            for stale in [a for a in self._order if not a.is_alive() and a is not assoc]:
+                self._forget_pending(stale)
+            overall = list(self._order)[: max(0, len(self._order) - MAX_PENDING_TOTAL)]
+            for old in overall:
+                self._forget_pending(old)
+        for old in excess + overall:
             close_connection(old)
         if excess:
             self._report(address, len(excess))
@@ -73,22 +90,30 @@ class Admission:
             log.warning("closed %d connection(s) from %s that had not requested an association: "
                         "more than %d waiting from that address", count, address, self.max_pending_per_address)
 
-    def requested(self, assoc: Association) -> bool:
-        """An association request: admitted unless ``max_associations`` are already admitted."""
+    def requested(self, assoc: Association, calling_ae_title: str) -> str | None:
+        """An association request: None if admitted, else which limit refuses it."""
+        address, title = assoc.requestor.address, calling_ae_title.strip()
         with self._lock:
             self._forget_pending(assoc)
-            self._admitted = {a for a in self._admitted if a.is_alive()}
+            self._admitted = {a: t for a, t in self._admitted.items() if a.is_alive()}
             if len(self._admitted) >= self.max_associations:
-                return False
-            self._admitted.add(assoc)
-            return True
+                return f"{len(self._admitted)} associations open (max_associations)"
+            same_address = sum(a.requestor.address == address for a in self._admitted)
+            if same_address >= self.max_per_address:
+                return f"{same_address} associations open from {address} (max_associations_per_address)"
+            same_title = sum(t == title for t in self._admitted.values())
+            if same_title >= self.max_per_ae:
+                return f"{same_title} associations open by that AE title (max_associations_per_ae)"
+            self._admitted[assoc] = title
+            return None
 
     def closed(self, assoc: Association) -> None:
         with self._lock:
             self._forget_pending(assoc)
-            self._admitted.discard(assoc)
+            self._admitted.pop(assoc, None)
 
     def _forget_pending(self, assoc: Association) -> None:
+        self._order.pop(assoc, None)
         waiting = self._pending.get(assoc.requestor.address)
         if waiting is not None:
             waiting.pop(assoc, None)

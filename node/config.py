@@ -31,6 +31,8 @@ _BASE: dict[str, Any] = {
         "allowed_callers": "loopback",
         "max_associations": 16,
         "max_pending_per_address": 4,
+        "max_associations_per_address": 0,  # 0: half of max_associations
+        "max_associations_per_ae": 0,  # 0: half of max_associations
         "acse_timeout": 5.0,
         "idle_timeout": 30.0,
         "dimse_timeout": 30.0,
@@ -63,6 +65,8 @@ _RANGES: dict[str, tuple[float, float | None]] = {
     "node.port": (1, 65535),
     "node.max_associations": (1, 1000),
     "node.max_pending_per_address": (1, 1000),
+    "node.max_associations_per_address": (0, 1000),
+    "node.max_associations_per_ae": (0, 1000),
     "node.acse_timeout": (0.1, 600),
     "node.idle_timeout": (0.1, 86400),
     "node.dimse_timeout": (0.1, 86400),

@@ -9,12 +9,18 @@ on, and tests/test_dicomnet.py fails loudly when a pynetdicom upgrade changes an
 - ``pynetdicom._config.STORE_SEND_CHUNKED_DATASET``: send a file's data set bytes as they are
   (:func:`send_files_as_stored`);
 - ``Association.send_c_store``, replaced on one association (:func:`send_files_as_stored`);
-- ``AE._servers``: the servers ``AE.shutdown`` stops (:func:`register_server`).
+- ``AE._servers``: the servers ``AE.shutdown`` stops (:func:`register_server`);
+- ``Association.dul.socket.recv``, replaced on one connection (:func:`bound_reads`): the DUL
+  reads each PDU with it, in a loop that a peer trickling bytes would otherwise hold forever;
+- the ``pynetdicom`` logger's records with tracebacks (:class:`OneLineErrors`).
 """
 
 from __future__ import annotations
 
+import logging
 import socket
+import threading
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -25,6 +31,11 @@ from pynetdicom.dimse_primitives import C_STORE
 
 PINNED_SERIES = "3.0."  # the pynetdicom versions this adapter was checked against
 POLL_DELAY_S = 0.0001
+log = logging.getLogger("stegonode.associations")
+
+
+class SlowPeerError(TimeoutError):
+    """A peer did not send its PDU in time (see :func:`bound_reads`)."""
 
 
 def connection_socket(assoc: Association) -> socket.socket | None:
@@ -97,3 +108,96 @@ def c_store_request(event: evt.Event) -> C_STORE:
 def register_server(ae: AE, server: Any) -> None:
     """Let ``ae.shutdown()`` stop ``server``, as ``AE.start_server`` does for its own."""
     ae._servers.append(server)
+
+
+def bound_reads(assoc: Association, acse_timeout: float, pdu_timeout: float, min_rate: float) -> None:
+    """Bound the time the peer of ``assoc`` may take to send each PDU, whatever it does.
+
+    pynetdicom reads a PDU with blocking ``recv`` calls until it has the length the PDU header
+    announced; its socket timeout bounds each call, not the PDU, so a peer trickling one byte a
+    second holds the thread, the socket and the association slot forever, and its ARTIM and
+    network timers never run (the reader does not return to them). Here:
+
+    - until the association is established, the whole A-ASSOCIATE-RQ must arrive within
+      ``acse_timeout`` seconds of the connection (the ARTIM timeout of PS3.8 9.1.5);
+    - after that, a PDU has ``pdu_timeout`` seconds plus one second per ``min_rate`` bytes of
+      it: a sender that falls behind that pace is cut off (a sender at network speed never is).
+
+    A read past its deadline raises :class:`SlowPeerError`; pynetdicom treats it as a closed
+    connection (Evt17), the connection closes and its slot is freed. One log line says so.
+    """
+    wrapper = assoc.dul.socket
+    if wrapper is None:
+        return
+    opened = time.monotonic()
+    address = assoc.requestor.address
+
+    def recv(nr_bytes: int) -> bytearray:
+        sock = wrapper.socket
+        data = bytearray()
+        if sock is None:
+            return data
+        start = time.monotonic()
+        previous = sock.gettimeout()
+        try:
+            while len(data) < nr_bytes:
+                if assoc.is_established:
+                    deadline = start + pdu_timeout + len(data) / min_rate
+                else:
+                    deadline = opened + acse_timeout
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    what = "its PDU" if assoc.is_established else "its association request"
+                    log.warning("closed the connection from %s: %s did not arrive in time "
+                                "(%d of %d bytes)", address, what, len(data), nr_bytes)
+                    raise SlowPeerError(what)
+                sock.settimeout(remaining)
+                try:
+                    chunk = sock.recv(min(nr_bytes - len(data), 1 << 20))
+                except TimeoutError:
+                    continue  # the deadline check above decides
+                if not chunk:
+                    return data  # closed by the peer: pynetdicom sees a short PDU
+                data += chunk
+        finally:
+            try:
+                sock.settimeout(previous)
+            except OSError:
+                pass
+        return data
+
+    wrapper.recv = recv  # type: ignore[method-assign]
+
+
+class OneLineErrors(logging.Filter):
+    """pynetdicom logs the exceptions of malformed or cut-off PDUs with their tracebacks and
+    messages (which may quote the peer's bytes). Keep the line, drop the traceback and the
+    message: the exception's type is enough to act on, and carries no data."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.exc_info:
+            kind = record.exc_info[0].__name__ if record.exc_info[0] else "error"
+            record.msg, record.args = f"({kind})", None
+            record.exc_info, record.exc_text = None, None
+        return True
+
+
+def quiet_pynetdicom_tracebacks() -> None:
+    """Install :class:`OneLineErrors` on pynetdicom's loggers (once per process; a filter
+    applies only to the logger it is on, not to its children), and log an exception that ends
+    a thread as one line instead of Python's traceback on stderr."""
+    import pynetdicom  # noqa: F401  (its modules create their loggers on import)
+
+    names = ["pynetdicom"] + [name for name in logging.root.manager.loggerDict if name.startswith("pynetdicom.")]
+    for name in names:
+        logger = logging.getLogger(name)
+        if not any(isinstance(f, OneLineErrors) for f in logger.filters):
+            logger.addFilter(OneLineErrors())
+    threading.excepthook = _log_thread_exception
+
+
+def _log_thread_exception(args: threading.ExceptHookArgs) -> None:
+    if args.exc_type is SystemExit:
+        return
+    name = args.thread.name if args.thread is not None else "a thread"
+    log.error("%s ended with an unexpected error (%s)", name, args.exc_type.__name__)

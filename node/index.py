@@ -262,18 +262,26 @@ class Index:
             ))
 
     def finish(self, job: Job, holder: str, attributes: dict[str, str], transfer_syntax: str,
-               key: str, carriers: str) -> Finish:
+               key: str | Callable[[], str], carriers: str) -> Finish:
         """Record the stored object (storage ``key``, with ``carriers``) of a job ``holder``
-        protected."""
+        protected, if that job is still the instance's newest copy and still ``holder``'s.
+
+        ``key`` may be a callable that publishes the object and returns its key: it runs inside
+        the transaction that holds the job's row, and only when the result is recorded, so an
+        older copy finishing after a newer one was acknowledged (or stored) never replaces it:
+        one outcome per SOP Instance UID, the newest acknowledged copy's ("replaced" otherwise,
+        and "taken" when another pool holds the job now).
+        """
         values = {keyword: attributes.get(keyword, "") for keyword in ATTRIBUTES}
         with self._transaction() as db:
             row = db.execute(self._sql.job_row, {"uid": job.sop_instance_uid}).one()
-            if row.token == job.token and (row.state, row.holder) != ("processing", holder):
-                return "taken"
-            db.execute(self._sql.store_instance,
-                       {**values, "TransferSyntaxUID": transfer_syntax, "path": key, "carriers": carriers})
             if row.token != job.token:
                 return "replaced"
+            if (row.state, row.holder) != ("processing", holder):
+                return "taken"
+            path = key() if callable(key) else key
+            db.execute(self._sql.store_instance,
+                       {**values, "TransferSyntaxUID": transfer_syntax, "path": path, "carriers": carriers})
             db.execute(self._sql.job_done, {"uid": job.sop_instance_uid})
         return "done"
 

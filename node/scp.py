@@ -35,7 +35,7 @@ from pynetdicom.sop_class import (
 from stegonode.errors import ConfigError, InputError
 
 from . import query
-from .dicomnet import poll_fast, register_server, set_nodelay
+from .dicomnet import bound_reads, poll_fast, quiet_pynetdicom_tracebacks, register_server, set_nodelay
 from .admission import MAX_PENDING_TOTAL, Admission, NodeAssociationServer
 from .index import Association, Index
 from .ingest import Ingest, status_dataset
@@ -62,6 +62,10 @@ MODELS = {
 IDENTIFIER_DOES_NOT_MATCH = 0xA900
 UNABLE_TO_PROCESS = 0xC000
 MOVE_DESTINATION_UNKNOWN = 0xA801
+# Bytes per second below which a PDU in progress is cut off, once idle_timeout has passed since
+# it began (node.toml, idle_timeout): a 128 kbit/s line keeps up; a peer trickling bytes to hold
+# its association slot does not.
+MIN_TRANSFER_RATE = 16 * 1024
 
 
 class Peers:
@@ -104,7 +108,11 @@ class NodeServer:
         self.storage = storage
         self.peers = Peers(config["peers"], self.node["allowed_callers"])
         self.ae = self._application_entity()
-        self.admission = Admission(int(self.node["max_associations"]), int(self.node["max_pending_per_address"]))
+        self.admission = Admission(
+            int(self.node["max_associations"]), int(self.node["max_pending_per_address"]),
+            int(self.node["max_associations_per_address"]), int(self.node["max_associations_per_ae"]),
+        )
+        quiet_pynetdicom_tracebacks()
         self._server: NodeAssociationServer | None = None
         self._stats: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
         self._stats_lock = threading.Lock()
@@ -112,8 +120,9 @@ class NodeServer:
     def _application_entity(self) -> AE:
         ae = AE(ae_title=self.node["ae_title"])
         # Admission enforces max_associations on requested associations only; pynetdicom's
-        # own limit counts every connection, so it only bounds the waiting ones as well.
-        ae.maximum_associations = int(self.node["max_associations"]) + MAX_PENDING_TOTAL
+        # own limit counts every connection, so it only bounds the waiting ones as well (with
+        # room for connections Admission has closed whose threads are still ending).
+        ae.maximum_associations = int(self.node["max_associations"]) + 2 * MAX_PENDING_TOTAL
         ae.acse_timeout = float(self.node["acse_timeout"])
         ae.network_timeout = float(self.node["idle_timeout"])
         ae.dimse_timeout = float(self.node["dimse_timeout"])
@@ -132,6 +141,7 @@ class NodeServer:
     def start(self) -> None:
         handlers: list[Any] = [
             (evt.EVT_CONN_OPEN, set_nodelay),
+            (evt.EVT_CONN_OPEN, self._bound_reads),
             (evt.EVT_CONN_OPEN, lambda event: self.admission.opened(event.assoc)),
             (evt.EVT_CONN_CLOSE, lambda event: self.admission.closed(event.assoc)),
             (evt.EVT_REQUESTED, self._on_requested),
@@ -201,11 +211,14 @@ class NodeServer:
                         calling, address, called, self.node["ae_title"])
             assoc.acse.send_reject(0x01, 0x01, 0x07)  # permanent, called AE not recognised
             assoc.kill()
-        elif not self.admission.requested(assoc):
-            log.warning("rejected association from %s@%s: %d associations open (max_associations)",
-                        calling, address, self.admission.max_associations)
+        elif (limit := self.admission.requested(assoc, calling)) is not None:
+            log.warning("rejected association from %s@%s: %s", calling, address, limit)
             assoc.acse.send_reject(0x02, 0x03, 0x02)  # transient, local limit exceeded
             assoc.kill()
+
+    def _bound_reads(self, event: evt.Event) -> None:
+        bound_reads(event.assoc, float(self.node["acse_timeout"]), float(self.node["idle_timeout"]),
+                    MIN_TRANSFER_RATE)
 
     def _on_established(self, event: evt.Event) -> None:
         with self._stats_lock:

@@ -53,6 +53,9 @@ class ObjectStore(Protocol):
     def move(self, source: Path, area: str, name: str) -> str:
         """Move an object (a path this store gave) into ``area`` atomically; return its key."""
 
+    def stage(self, data: bytes) -> Path:
+        """Write ``data`` durably where no reader looks (tmp/); :meth:`move` publishes it."""
+
     def path(self, area: str, name: str) -> Path:
         """The local file of ``name`` in ``area`` (it may not exist)."""
 
@@ -107,15 +110,16 @@ class Storage:
 
     def write(self, area: str, name: str, data: bytes) -> str:
         """Write ``data`` as ``area/name.dcm`` atomically and durably (temp, fsync, rename)."""
+        return self.move(self.stage(data), area, name)
+
+    def stage(self, data: bytes) -> Path:
+        """Write ``data`` to a new file in tmp/, durably; :meth:`move` publishes it."""
         tmp = self.root / "tmp" / f"{HOST}.{os.getpid()}.{secrets.token_hex(8)}.part"
         with open(tmp, "wb") as handle:
             handle.write(data)
             handle.flush()
             os.fsync(handle.fileno())
-        target = self.path(area, name)
-        os.replace(tmp, target)
-        _fsync_directory(target.parent)
-        return self.key(area, name)
+        return tmp
 
     def move(self, source: Path, area: str, name: str) -> str:
         """Rename ``source`` into ``area`` (same file system: atomic) and make it durable."""

@@ -58,7 +58,7 @@ class Outcome:
     permanent: bool = False  # the object itself is the problem: retrying cannot help
     attributes: dict[str, str] = field(default_factory=dict)
     transfer_syntax: str = ""
-    stored: str = ""  # the stored object's storage key
+    stored: str = ""  # the protected object staged in tmp/ (published as stored/ by the pool)
     timings: dict[str, float] = field(default_factory=dict)
     carriers: str = ""  # e.g. "pixels+header", or "header" when the background was too small
 
@@ -98,7 +98,9 @@ def protect_job(token: str) -> Outcome:
     try:
         ds = read_dicom(_storage.path("inbox", token))
         timings = _keep_as_protected(ds) if already_protected(ds) else _pipeline.protect(ds).timings
-        stored = _storage.write("stored", ds.SOPInstanceUID, dicom_bytes(ds))
+        # Staged, not yet stored: the pool publishes it only if this copy is still the newest
+        # acknowledged one when it finishes (Index.finish).
+        stored = str(_storage.stage(dicom_bytes(ds)))
         carriers = describe_carriers(read_protection(ds))
     except StegonodeError as exc:
         return Outcome(reason=str(exc), permanent=True)
@@ -296,11 +298,21 @@ class Workers:
                 self._lock.notify()
 
     def _succeeded(self, job: Job, outcome: Outcome) -> None:
-        finish = self.index.finish(job, self.pool, outcome.attributes, outcome.transfer_syntax,
-                                   outcome.stored, outcome.carriers)
+        staged = Path(outcome.stored)
+        uid = outcome.attributes.get("SOPInstanceUID") or job.sop_instance_uid
+        try:
+            finish = self.index.finish(job, self.pool, outcome.attributes, outcome.transfer_syntax,
+                                       lambda: self.storage.move(staged, "stored", uid), outcome.carriers)
+        finally:
+            staged.unlink(missing_ok=True)  # published (moved away), or not to be
         if finish == "taken":  # another pool holds the job (and its inbox file) now
             log.warning("job %s: lease lost while protecting; another pool finishes it",
                         job.sop_instance_uid)
+            return
+        if finish == "replaced":  # a newer copy was acknowledged meanwhile: it is the outcome
+            self.storage.path("inbox", job.token).unlink(missing_ok=True)
+            log.info("job %s: a newer copy was received while this one was protected; "
+                     "the newer copy is stored", job.sop_instance_uid)
             return
         inbox = self.storage.path("inbox", job.token)
         if self.keep_originals and finish == "done":

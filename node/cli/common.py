@@ -37,7 +37,7 @@ def run_each(
     """Apply ``work`` to every file, one line each; exit status 1 if any failed."""
     files = list(input_files(inputs))
     failed = 0
-    bar = tqdm(files, unit="file", disable=len(files) < 2, file=sys.stderr, leave=False)
+    bar = tqdm(files, unit="file", disable=len(files) < 2 or not on_terminal(), file=sys.stderr, leave=False)
     for path, relative in bar:
         try:
             line = work(path, relative)
@@ -46,6 +46,11 @@ def run_each(
             line = failure(path, failure_reason(exc))
         tqdm.write(line, file=sys.stdout)
     return 1 if failed else 0
+
+
+def on_terminal() -> bool:
+    """Progress bars are for a person at a terminal: never drawn into a pipe or a log."""
+    return sys.stderr.isatty()
 
 
 def failure_reason(exc: Exception) -> str:

@@ -11,6 +11,7 @@ from tqdm import tqdm
 
 from stegonode.codecs import keys as keyfiles
 from stegonode.node.peer import NodeAddress, Peer, Selection, StudyResult
+from stegonode.node.cli.common import on_terminal
 
 
 
@@ -33,7 +34,8 @@ def _fetch(args: argparse.Namespace) -> int:
     peer = Peer(NodeAddress.parse(args.node), keyfiles.load_peer_keys(args.keys), args.aet)
     selection = Selection(study=args.study or "", patient=args.patient or "")
     move_to = (args.move_to, args.port) if args.move_to else None
-    with tqdm(unit="instance", file=sys.stderr, leave=False, desc="revealing") as bar:
+    with tqdm(unit="instance", file=sys.stderr, leave=False, desc="revealing",
+              disable=not on_terminal()) as bar:
 
         def report(result: StudyResult) -> None:
             extra = f", {len(result.failed)} failed" if result.failed else ""

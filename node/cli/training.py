@@ -11,6 +11,7 @@ from typing import Any
 from tqdm import tqdm
 
 from stegonode.errors import ConfigError, InputError
+from stegonode.node.cli.common import on_terminal
 
 
 
@@ -157,7 +158,7 @@ def _report(args: argparse.Namespace) -> int:
     if not images:
         raise InputError("no image files found in --images")
     settings = report.Settings(images=images, out=args.out, trials=args.trials, phantoms=args.phantoms)
-    with tqdm(total=report.stages(settings), unit="step", file=sys.stderr) as bar:
+    with tqdm(total=report.stages(settings), unit="step", file=sys.stderr, disable=not on_terminal()) as bar:
 
         def progress(stage: str) -> None:
             bar.set_description(stage[:40])
