@@ -12,6 +12,9 @@ on, and tests/test_dicomnet.py fails loudly when a pynetdicom upgrade changes an
 - ``AE._servers``: the servers ``AE.shutdown`` stops (:func:`register_server`);
 - ``Association.dul.socket.recv``, replaced on one connection (:func:`bound_reads`): the DUL
   reads each PDU with it, in a loop that a peer trickling bytes would otherwise hold forever;
+- ``Association.dul.state_machine.do_action``, wrapped on one connection
+  (:func:`contain_protocol_errors`): an exception there otherwise ends the DUL thread and
+  leaves the connection open;
 - the ``pynetdicom`` logger's records with tracebacks (:class:`OneLineErrors`).
 """
 
@@ -31,6 +34,9 @@ from pynetdicom.dimse_primitives import C_STORE
 
 PINNED_SERIES = "3.0."  # the pynetdicom versions this adapter was checked against
 POLL_DELAY_S = 0.0001
+# PS3.8 9.2: idle (the DUL reads a first PDU before it handles the connection event), and
+# transport connection open, awaiting A-ASSOCIATE-RQ
+AWAITING_REQUEST = ("Sta1", "Sta2")
 log = logging.getLogger("stegonode.associations")
 
 
@@ -139,15 +145,16 @@ def bound_reads(assoc: Association, acse_timeout: float, pdu_timeout: float, min
             return data
         start = time.monotonic()
         previous = sock.gettimeout()
+        requesting = assoc.dul.state_machine.current_state in AWAITING_REQUEST
         try:
             while len(data) < nr_bytes:
-                if assoc.is_established:
-                    deadline = start + pdu_timeout + len(data) / min_rate
-                else:
+                if requesting:
                     deadline = opened + acse_timeout
+                else:
+                    deadline = start + pdu_timeout + len(data) / min_rate
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
-                    what = "its PDU" if assoc.is_established else "its association request"
+                    what = "its association request" if requesting else "its PDU"
                     log.warning("closed the connection from %s: %s did not arrive in time "
                                 "(%d of %d bytes)", address, what, len(data), nr_bytes)
                     raise SlowPeerError(what)
@@ -167,6 +174,47 @@ def bound_reads(assoc: Association, acse_timeout: float, pdu_timeout: float, min
         return data
 
     wrapper.recv = recv  # type: ignore[method-assign]
+
+
+def contain_protocol_errors(assoc: Association) -> None:
+    """A PDU that makes pynetdicom's state machine raise (a malformed P-DATA-TF on an
+    established association: seen as AttributeError, TypeError) aborts that association and
+    closes its connection, with one log line; pynetdicom would end the reading thread and leave
+    the connection open, with no one to close it."""
+    machine = assoc.dul.state_machine
+    do_action = machine.do_action
+    address = assoc.requestor.address
+
+    def guarded(event: str) -> None:
+        try:
+            do_action(event)
+        except Exception as exc:
+            log.warning("aborted the association from %s: its PDUs broke the protocol (%s)",
+                        address, type(exc).__name__)
+            _abort_and_close(assoc)
+
+    machine.do_action = guarded  # type: ignore[method-assign]
+
+
+def _abort_and_close(assoc: Association) -> None:
+    """Send an A-ABORT (service provider) if the connection still takes it, then close it."""
+    from pynetdicom.pdu import A_ABORT_RQ
+
+    wrapper = assoc.dul.socket
+    sock = getattr(wrapper, "socket", None)
+    if sock is not None:
+        abort = A_ABORT_RQ()
+        abort.source, abort.reason_diagnostic = 0x02, 0x00
+        try:
+            sock.sendall(abort.encode())
+        except OSError:
+            pass
+    assoc.dul.kill_dul()
+    assoc.is_aborted, assoc.is_established = True, False
+    if wrapper is not None:
+        wrapper.close()
+    evt.trigger(assoc, evt.EVT_ABORTED, {})
+    evt.trigger(assoc, evt.EVT_CONN_CLOSE, {})
 
 
 class OneLineErrors(logging.Filter):

@@ -35,7 +35,7 @@ from pynetdicom.sop_class import (
 from stegonode.errors import ConfigError, InputError
 
 from . import query
-from .dicomnet import bound_reads, poll_fast, quiet_pynetdicom_tracebacks, register_server, set_nodelay
+from .dicomnet import bound_reads, contain_protocol_errors, poll_fast, quiet_pynetdicom_tracebacks, register_server, set_nodelay
 from .admission import MAX_PENDING_TOTAL, Admission, NodeAssociationServer
 from .index import Association, Index
 from .ingest import Ingest, status_dataset
@@ -217,6 +217,7 @@ class NodeServer:
             assoc.kill()
 
     def _bound_reads(self, event: evt.Event) -> None:
+        contain_protocol_errors(event.assoc)
         bound_reads(event.assoc, float(self.node["acse_timeout"]), float(self.node["idle_timeout"]),
                     MIN_TRANSFER_RATE)
 
@@ -247,7 +248,12 @@ class NodeServer:
     # -- services --------------------------------------------------------------------------
 
     def _on_store(self, event: evt.Event) -> Dataset | int:
-        status = self.ingest.receive(event)
+        try:
+            status = self.ingest.receive(event)
+        except Exception as exc:  # never an exception to pynetdicom: it would answer 0xC211, unexplained
+            log.error("C-STORE from %s could not be processed (%s)", event.assoc.requestor.address,
+                      type(exc).__name__)
+            status = status_dataset(UNABLE_TO_PROCESS, f"node could not process the object ({type(exc).__name__})")
         self._count(event, "stored" if status.Status == 0 else "refused")
         return status
 
