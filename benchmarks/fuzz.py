@@ -13,6 +13,14 @@ real data (tests/hostile.py):
   or a C-ECHO-RQ with bytes overwritten;
 - CLI files: the same mutated files through ``stegonode protect`` and then ``reveal``.
 
+Then the attacks that hold resources instead (issue 24, tests/attacks.py), each input one
+connection or one object, in bounded batches from loopback addresses: slow association
+requests (one byte a second), half-sent association requests from many addresses, trickled
+P-DATA PDUs on every slot, idle-association floods from one address, the same SOP Instance
+UID received twice 0.1-0.5 s apart (the newer copy must be what is stored), and identifying
+attributes 65,536-100,000 characters long. A lock-out is a legitimate C-ECHO that waited
+longer than the node's own timeout (plus 5 s); its longest is printed per family.
+
 A C-ECHO every 10 inputs (and after each family) checks the node answers within 10 s (else a
 hang). Printed: node deaths, hangs, tracebacks in the node's log and in the CLI's stderr, PHI
 canary hits (log, Error Comments, quarantine reasons, file names, CLI output), the node's RSS
@@ -24,6 +32,7 @@ before and after, and the count of each answer. Run from the repository root::
 from __future__ import annotations
 
 import argparse
+import random
 import socket
 import subprocess
 import sys
@@ -38,13 +47,16 @@ sys.path.insert(0, str(ROOT / "tests"))
 from hypothesis import HealthCheck, Phase, given, settings  # noqa: E402
 from pynetdicom import AE, _config  # noqa: E402
 from pynetdicom.sop_class import CTImageStorage, Verification  # noqa: E402
+import pydicom  # noqa: E402
 from pydicom.uid import DeflatedExplicitVRLittleEndian, ExplicitVRLittleEndian  # noqa: E402
 
+import attacks  # noqa: E402
 import hostile  # noqa: E402
 from nodes import STEGONODE, NodeProcess  # noqa: E402
 from stegonode.handlers.dicomfile import configure_pydicom  # noqa: E402
 
 ECHO_EVERY = 10
+ACSE_TIMEOUT, IDLE_TIMEOUT = 2.0, 3.0  # the campaign node's: short, so the slow families are
 PDU_NAMES = {1: "A-ASSOCIATE-RQ", 2: "A-ASSOCIATE-AC", 3: "A-ASSOCIATE-RJ", 4: "P-DATA-TF",
              5: "A-RELEASE-RQ", 6: "A-RELEASE-RP", 7: "A-ABORT"}
 
@@ -150,6 +162,57 @@ class Campaign:
                 counter[f"{command[0]} {line.split(' ', 1)[0]}"] += 1
 
 
+def resource_attacks(campaign: Campaign, node: NodeProcess, per_family: int) -> dict[str, float]:
+    """The families that hold connections or race the queue; their answers go to the campaign's
+    counts; returns the longest lock-out beyond the node's timeouts per family."""
+    lockouts: dict[str, float] = {}
+
+    def record(family: str, answers: list[str], lockout: float | None = None) -> None:
+        campaign.counts[family] = Counter(answers)
+        if lockout is not None:
+            lockouts[family] = lockout
+        campaign.alive()
+        print(f"{family}: {len(answers)} inputs", file=sys.stderr)
+
+    for family, attack, timeout in (
+        ("slow association requests", attacks.slow_association_requests, ACSE_TIMEOUT),
+        ("half-sent requests, many addresses", attacks.half_sent_requests, ACSE_TIMEOUT),
+        ("trickled P-DATA PDUs", attacks.trickled_pdus, IDLE_TIMEOUT),
+    ):
+        answers, lockout = attack(node.port, per_family, timeout)
+        record(family, answers, lockout)
+    answers, lockout = attacks.idle_floods(node.port, per_family)
+    record("idle floods from one address", answers, lockout)
+
+    rng = random.Random(24)
+    answers = []
+    for _ in range(per_family):
+        ds = attacks.oversize_attribute(rng)
+        path = Path(tempfile.mkdtemp()) / "oversize.dcm"
+        ds.save_as(path, enforce_file_format=True)
+        answers.append(campaign.store(path.read_bytes()))
+        campaign.sent += 1
+    record("oversize identifying attribute", answers)
+
+    races = max(1, per_family // 10)  # each round waits for protection: a tenth of the inputs
+    uids = attacks.same_uid_races(node.port, races)
+    node.wait_idle(0, timeout=3600)
+    rows = dict(node.query("SELECT SOPInstanceUID, path FROM instances"))
+    from stegonode.handlers.pseudonyms import Pseudonymizer  # the node's keyed UIDs
+    from stegonode.codecs.keys import load_node_keys
+    pseudonyms = Pseudonymizer(load_node_keys(node.data / "keys" / "node.keys").pseudonym_key)
+    outcome = []
+    for uid in uids:
+        path = rows.get(pseudonyms.uid(uid))
+        if path is None:
+            outcome.append("nothing stored")
+            continue
+        stored = pydicom.dcmread(node.data / path, stop_before_pixels=True)
+        outcome.append("newest copy stored" if stored.Rows == 128 else "OLDER COPY STORED")
+    record("same-UID race", outcome)
+    return lockouts
+
+
 def rss_mb(pid: int) -> float:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmRSS:"):
@@ -163,7 +226,8 @@ def main() -> None:
     args = parser.parse_args()
     configure_pydicom()  # building the canary object here warns, quoting the canaries
     work = Path(tempfile.mkdtemp(prefix="stegonode-fuzz-"))
-    node = NodeProcess(work / "node", tables={"handlers.segment": {"segmenter": "classical"}})
+    node = NodeProcess(work / "node", tables={"handlers.segment": {"segmenter": "classical"}},
+                       acse_timeout=ACSE_TIMEOUT, idle_timeout=IDLE_TIMEOUT)
     node.start()
     assert node.process is not None
     campaign = Campaign(node, args.per_family)
@@ -202,6 +266,8 @@ def main() -> None:
         campaign.cli(work / "cli", keys, config)
         print(f"CLI files: {written['n']} files in {time.monotonic() - start:.0f} s", file=sys.stderr)
 
+        lockouts = resource_attacks(campaign, node, args.per_family)
+        deaths = int(node.process.poll() is not None)
         node.wait_idle(0, timeout=3600)
         rss_after = rss_mb(node.process.pid)
     finally:
@@ -215,12 +281,14 @@ def main() -> None:
 
     print(f"\nFuzz campaign, {args.per_family} inputs per family (Hypothesis, derandomized), "
           f"node with the classical segmenter, 2 workers")
-    print(f"| node deaths | hangs (C-ECHO > 10 s) | tracebacks in node log | tracebacks in CLI stderr "
-          f"| PHI hits | node RSS before | node RSS after |")
+    print("| node deaths | hangs (C-ECHO > 10 s) | tracebacks in node log | tracebacks in CLI stderr "
+          "| PHI hits | node RSS before | node RSS after |")
     print("| --- | --- | --- | --- | --- | --- | --- |")
     print(f"| {deaths} | {campaign.hangs} | {log.count('Traceback')} | {campaign.cli_tracebacks} | "
           f"{sum(hits.values())} | {rss_before:.0f} MB | {rss_after:.0f} MB ({rss_after - rss_before:+.0f} MB) |")
     print("\nPHI canary hits by place: " + ", ".join(f"{where} {n}" for where, n in hits.items()))
+    print("Longest lock-out beyond the node's timeouts (s): "
+          + ", ".join(f"{family} {seconds:.1f}" for family, seconds in lockouts.items()))
     counts = node.status()
     print(f"Node index after the campaign: {counts}")
     for family, counter in campaign.counts.items():

@@ -8,6 +8,8 @@ testing anything more of them (test_node.py runs the default pipeline end to end
 
 from __future__ import annotations
 
+import os
+import signal
 import subprocess
 import time
 from dataclasses import dataclass
@@ -146,9 +148,14 @@ def test_worker_host_killed_mid_job_its_jobs_finish_elsewhere_after_the_lease(tm
         held: list[tuple] = []
         deadline = time.monotonic() + 120
         while not held and time.monotonic() < deadline:
+            # Frozen first, so what it holds cannot change between this query and its death (on
+            # a loaded machine it could finish the job it was seen holding before the kill).
+            os.killpg(doomed.process.pid, signal.SIGSTOP)
             held = receiver.query("SELECT sop_instance_uid, holder FROM jobs WHERE state = 'processing' "
                                   f"AND holder LIKE '%/{doomed.process.pid}/%'")
-            time.sleep(0.02)
+            if not held:
+                os.killpg(doomed.process.pid, signal.SIGCONT)
+                time.sleep(0.02)
         assert held, "the doomed worker host never held a job"
         doomed.kill()
         _all_acknowledged([(sender, 20)])
