@@ -64,7 +64,11 @@ def make_codec(name: str, params: dict, error: Callable[[str], Exception] | None
     try:
         return entry.build(params)
     except (TypeError, ValueError) as exc:
-        message = f"bad parameter for codec {name!r}: {exc}"
+        # A TypeError is Python's text about a call (unknown keyword): name the parameters
+        # instead. A ValueError comes from the codec's own checks, written for people.
+        why = f"unknown or missing parameter among {', '.join(sorted(map(str, params)))[:120]}" \
+            if isinstance(exc, TypeError) else str(exc)
+        message = f"bad parameter for codec {name!r}: {why}"
         raise (error(message) if error else ConfigError(f"handlers.embed.{name}: {message}")) from None
 
 

@@ -73,3 +73,13 @@ def test_errors_are_distinct_types():
     kinds = [WrongRecipientKeyError, WrongEmbeddingKeyError, PayloadBindingError, MessageNotFoundError, PayloadIntegrityError]
     assert len({k for k in kinds}) == len(kinds)
     assert not any(issubclass(a, b) for a in kinds for b in kinds if a is not b)
+
+
+def test_a_protection_block_with_unknown_codec_parameters_is_named_not_pythons_message():
+    from stegonode.errors import ConfigError
+    from stegonode.handlers.embed import make_codec
+
+    with pytest.raises(ConfigError) as caught:
+        make_codec("dct", {"step": 10.0, "bogus_strength": 3})
+    assert "unknown or missing parameter among bogus_strength, step" in str(caught.value)
+    assert "__init__" not in str(caught.value) and "keyword argument" not in str(caught.value)
