@@ -41,6 +41,18 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+def wait_listening(port: int, timeout: float = 60) -> None:
+    """Return once something accepts connections on loopback ``port``."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return
+        except OSError:
+            time.sleep(0.05)
+    raise AssertionError(f"nothing listens on port {port} after {timeout} s")
+
+
 def write_series(folder: Path, count: int, sources=("693_UNCR.dcm", "693_UNCI.dcm")) -> list[Path]:
     """``count`` real CT slices of one patient, one study and series, each with its own UIDs."""
     folder.mkdir(parents=True, exist_ok=True)

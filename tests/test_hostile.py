@@ -179,7 +179,7 @@ def test_junk_connections_do_not_block_the_node(tmp_path):
             start = time.monotonic()
             echo = scu("echoscu", node.port, timeout=30)
             assert echo.returncode == 0, echo.stderr
-            assert time.monotonic() - start < 2
+            assert time.monotonic() - start < 4.5  # not held until the 5 s acse_timeout
             for sock in silent:
                 sock.close()
 

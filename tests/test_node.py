@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import subprocess
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -15,7 +14,9 @@ from pynetdicom import AE, build_role, evt
 from pynetdicom.sop_class import CTImageStorage, StudyRootQueryRetrieveInformationModelGet
 
 from images import dcmtk
-from nodes import DCMTK_ENV, PATIENT, NodeProcess, free_port, scu, storescu, study_keys, write_series
+from nodes import (
+    DCMTK_ENV, PATIENT, NodeProcess, free_port, scu, storescu, study_keys, wait_listening, write_series,
+)
 
 SERIES = 100
 IDENTIFYING_ATTRIBUTES = ("PatientName", "PatientID", "PatientBirthDate", "AccessionNumber",
@@ -46,7 +47,7 @@ def storescp(tmp_path_factory, new_database):
         [dcmtk("storescp"), "-aet", "STORESCP", "-od", str(folder), str(port)], env=DCMTK_ENV,
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )
-    time.sleep(0.5)
+    wait_listening(port)  # a fixed pause was too short on a loaded machine (moves then failed)
     yield folder, port
     process.terminate()
     process.wait()
