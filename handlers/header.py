@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from cryptography import x509
@@ -40,11 +41,11 @@ MAC_BYTES = 16
 
 @dataclass(frozen=True)
 class HeaderCarrier:
-    """The header carrier of one instance: envelope, its MAC and the certificate it is for."""
+    """The header carrier of one instance: envelope, its MAC and the certificates it is for."""
 
     envelope: bytes
     mac: str
-    certificate_id: str
+    certificate_ids: list[str]
 
 
 def mac_key(embedding_key: bytes) -> bytes:
@@ -66,9 +67,10 @@ def encrypted_attributes_data_set(attributes: Dataset) -> bytes:
     return serialize(data_set)
 
 
-def seal_header(attributes: Dataset, certificate: x509.Certificate) -> bytes:
-    """The Encrypted Content: CMS EnvelopedData of the Encrypted Attributes Data Set."""
-    return cms.envelope(encrypted_attributes_data_set(attributes), certificate)
+def seal_header(attributes: Dataset, certificates: x509.Certificate | Sequence[x509.Certificate]) -> bytes:
+    """The Encrypted Content: CMS EnvelopedData of the Encrypted Attributes Data Set, one
+    RecipientInfo per certificate."""
+    return cms.envelope(encrypted_attributes_data_set(attributes), certificates)
 
 
 def write_header_carrier(ds: Dataset, envelope: bytes) -> None:
@@ -112,16 +114,19 @@ def remove_header_carrier(ds: Dataset, envelope: bytes) -> None:
 
 
 def open_header(envelope: bytes, certificate: x509.Certificate | None,
-                private_key: rsa.RSAPrivateKey | None, expected_certificate_id: str) -> Dataset:
-    """The original attributes from an authenticated envelope."""
+                private_key: rsa.RSAPrivateKey | None, expected_certificate_ids: str | Sequence[str]) -> Dataset:
+    """The original attributes from an authenticated envelope made for one of
+    ``expected_certificate_ids`` (the protection block's)."""
+    expected = [expected_certificate_ids] if isinstance(expected_certificate_ids, str) else list(expected_certificate_ids)
+    named = "certificate " + expected[0] if len(expected) == 1 else "certificates " + ", ".join(expected)
     if certificate is None or private_key is None:
         raise WrongRecipientKeyError(
-            f"the encrypted attributes are for certificate {expected_certificate_id}, and peer.keys "
+            f"the encrypted attributes are for {named}, and peer.keys "
             "holds no certificate with its private key (keygen --certificate CERT --private-key KEY)"
         )
-    if cms.certificate_id(certificate) != expected_certificate_id:
+    if cms.certificate_id(certificate) not in expected:
         raise WrongRecipientKeyError(
-            f"the encrypted attributes are for certificate {expected_certificate_id}, "
+            f"the encrypted attributes are for {named}, "
             f"peer.keys holds certificate {cms.certificate_id(certificate)}"
         )
     data_set = parse(cms.open_envelope(envelope, certificate, private_key))
