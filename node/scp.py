@@ -34,7 +34,8 @@ from pynetdicom.sop_class import (
 
 from stegonode.errors import ConfigError, InputError
 
-from . import query
+from . import audit, query
+from .audit import ServiceAudit
 from .dicomnet import poll_fast, register_server, set_nodelay
 from .admission import MAX_PENDING_TOTAL, Admission, NodeAssociationServer
 from .index import Association, Index
@@ -108,6 +109,8 @@ class NodeServer:
         self._server: NodeAssociationServer | None = None
         self._stats: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
         self._stats_lock = threading.Lock()
+        self.audit = audit.from_config(config)
+        self.auditor = ServiceAudit(self.audit, self.ingest.pseudonyms.uid)
 
     def _application_entity(self) -> AE:
         ae = AE(ae_title=self.node["ae_title"])
@@ -220,6 +223,7 @@ class NodeServer:
     def _on_closed(self, event: evt.Event) -> None:
         with self._stats_lock:
             entry = self._stats.pop(event.assoc, None)
+        self.auditor.closed(event)
         if entry is None:
             return
         started_at, started, counts = entry
@@ -236,6 +240,7 @@ class NodeServer:
     def _on_store(self, event: evt.Event) -> Dataset | int:
         status = self.ingest.receive(event)
         self._count(event, "stored" if status.Status == 0 else "refused")
+        self.auditor.stored(event, status.Status == 0)
         return status
 
     def _query(self, event: evt.Event) -> query.Query:
@@ -260,6 +265,7 @@ class NodeServer:
             found += 1
             yield 0xFF00, response
         self._count(event, f"C-FIND ({found} matches)")
+        self.auditor.queried(event, found)
 
     def _retrieve(self, event: evt.Event, destination: tuple[str, int] | None = None):
         """Shared C-GET/C-MOVE body; C-MOVE first yields the destination."""
@@ -287,6 +293,7 @@ class NodeServer:
                 return
             yield 0xFF00, StoredObject(instance, self.storage.local_path(instance.key))
         self._count(event, "retrieved", len(found))
+        self.auditor.retrieved(event, found, destination)
 
     def _on_get(self, event: evt.Event):
         yield from self._retrieve(event)

@@ -20,8 +20,12 @@ from stegonode.handlers.pipeline import Pipeline, configured_pipeline
 from stegonode.node.index import Index, existing_index
 from stegonode.node.storage import NodePaths
 
+from stegonode.node import audit
+from stegonode.node.audit import AuditTrail
+
 from . import auth
 from .jobs import ProtectJobs
+from .throttle import LoginThrottle
 
 log = logging.getLogger("stegonode.web")
 CONTENT_SECURITY_POLICY = (
@@ -55,6 +59,8 @@ class ConsoleState:
 
     config: dict[str, Any]
     login: auth.Login
+    audit: AuditTrail = field(default_factory=lambda: AuditTrail(""))
+    throttle: LoginThrottle = field(default_factory=lambda: LoginThrottle(1.0, 10, 300.0))
     jobs: ProtectJobs = field(default_factory=ProtectJobs)
     _pipelines: dict[tuple[str | None, str | None], Pipeline] = field(default_factory=dict)
     _index: Index | None = None
@@ -102,7 +108,9 @@ def create_app(config: dict[str, Any], login: auth.Login) -> Flask:
         # Open on loopback only: refuse other Host names, so a web page cannot reach the
         # console by pointing its own host name at 127.0.0.1 (DNS rebinding).
         app.config["TRUSTED_HOSTS"] = LOOPBACK_HOSTS
-    app.extensions["stegonode"] = ConsoleState(config, login)
+    app.extensions["stegonode"] = ConsoleState(
+        config, login, audit=audit.from_config(config),
+        throttle=LoginThrottle(web["login_delay_seconds"], web["login_lock_after"], web["login_lock_seconds"]))
     app.before_request(auth.require_login)  # first: without the login, not even the CSRF check runs
     CSRFProtect(app)
     app.after_request(_headers)

@@ -13,6 +13,7 @@ import pydicom
 from stegonode.codecs import keys as keyfiles
 from stegonode.handlers.dicomfile import read_dicom
 from stegonode.codecs.registry import CIPHERS
+from stegonode.errors import KeyFileError
 from stegonode.handlers.collect import described
 from stegonode.handlers.pipeline import configured_pipeline
 from stegonode.handlers.reveal import reveal, reveal_document
@@ -33,6 +34,10 @@ def add_commands(sub: Any) -> None:
                              "instead of a new self-signed one")
     keygen.add_argument("--private-key", type=Path, metavar="KEY",
                         help="with --certificate: its unencrypted private key, copied into peer.keys")
+    keygen.add_argument("--recipient", metavar="NAME",
+                        help="instead: a new recipient for the node of --node-keys: DIR/NAME.recipient (its "
+                             "public keys, for [handlers.seal] recipients) and DIR/NAME.peer.keys (for it)")
+    keygen.add_argument("--node-keys", type=Path, metavar="FILE", help="with --recipient: the node's node.keys")
     keygen.set_defaults(run=_keygen)
 
     protect = sub.add_parser("protect", help="seal patient identity into the pixels, de-identify")
@@ -59,6 +64,16 @@ def add_commands(sub: Any) -> None:
 
 
 def _keygen(args: argparse.Namespace) -> int:
+    if args.recipient is not None:
+        if args.node_keys is None:
+            raise KeyFileError("--recipient needs --node-keys (the node.keys of the node that seals for it)")
+        public_path, peer_path = keyfiles.generate_recipient(
+            args.directory, args.recipient, args.node_keys, overwrite=args.force,
+            certificate=args.certificate, private_key=args.private_key)
+        recipient = keyfiles.load_recipient(public_path)
+        print(f"wrote {public_path} (list it in [handlers.seal] recipients) and {peer_path} "
+              f"(for the recipient; keep it secret); key ids {recipient.key_ids}")
+        return 0
     node_path, peer_path = keyfiles.generate(args.directory, overwrite=args.force,
                                              certificate=args.certificate, private_key=args.private_key)
     print(f"wrote {node_path} (for the node) and {peer_path} (for peers that reveal); keep both secret")

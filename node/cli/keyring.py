@@ -1,0 +1,70 @@
+"""Commands on recipients and rotation: ``keys objects`` (stored objects per key id) and
+``keys reseal`` (the header carrier of stored objects for a new recipient set)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+from typing import Any
+
+from stegonode.codecs import keys as keyfiles
+from stegonode.handlers.pipeline import PipelineContext
+from stegonode.node import audit
+from stegonode.node import config as node_config
+from stegonode.node.keyring import reseal_files, stored_by_key
+from stegonode.node.storage import NodePaths
+
+
+def add_commands(sub: Any) -> None:
+    keys = sub.add_parser("keys", help="recipients and key rotation: objects per key id, re-seal")
+    commands = keys.add_subparsers(required=True, metavar="ACTION")
+    objects = commands.add_parser("objects", help="stored objects per recipient key id; the current recipients")
+    objects.add_argument("--config", type=Path, help="node.toml (embedded defaults otherwise)")
+    objects.add_argument("--json", action="store_true")
+    objects.set_defaults(run=_objects)
+    reseal = commands.add_parser(
+        "reseal", help="re-seal the header carrier of stored objects for new recipients (pixels untouched)")
+    reseal.add_argument("files", nargs="*", type=Path, metavar="FILE",
+                        help="protected files (default: every stored object of the node)")
+    reseal.add_argument("--config", type=Path, help="node.toml (embedded defaults otherwise)")
+    reseal.add_argument("--keys", type=Path, required=True,
+                        help="peer.keys of a recipient the objects are sealed for now")
+    reseal.add_argument("--recipient", type=Path, action="append", required=True, metavar="FILE",
+                        help="a recipient of the new set (.recipient file or node.keys); repeat for each")
+    reseal.set_defaults(run=_reseal)
+
+
+def current_recipients(config: dict) -> list[keyfiles.Recipient]:
+    """The recipients the node seals new objects for (node.toml, or node.keys's own)."""
+    paths = NodePaths.of(config["node"])
+    context = PipelineContext(config["handlers"], keyfiles.load_node_keys(paths.keys), config["pipeline"]["carriers"])
+    return list(context.recipients)
+
+
+def _objects(args: argparse.Namespace) -> int:
+    config = node_config.load(args.config)
+    counts = stored_by_key(NodePaths.of(config["node"]).data_dir / "stored")
+    current = current_recipients(config)
+    if args.json:
+        print(json.dumps({"stored_by_key": dict(counts), "current": [r.key_ids for r in current]}))
+        return 0
+    print("current recipients: " + ", ".join(r.key_ids for r in current) + " (pixel key id/certificate id)")
+    for key, count in sorted(counts.items()):
+        print(f"{key}: {count} stored object(s)")
+    return 0
+
+
+def _reseal(args: argparse.Namespace) -> int:
+    config = node_config.load(args.config)
+    files = args.files or sorted((NodePaths.of(config["node"]).data_dir / "stored").rglob("*.dcm"))
+    results = reseal_files(files, args.keys, args.recipient)
+    failed = 0
+    for path, outcome in results:
+        print(f"{'FAIL' if outcome.startswith('failed') else 'OK'} {path}: {outcome}")
+        failed += outcome.startswith("failed")
+    resealed = sum(outcome == "resealed" for _, outcome in results)
+    audit.from_config(config).record(audit.Event(
+        "reseal", outcome="failure" if failed else "success", user="stegonode keys reseal",
+        detail=f"{resealed} resealed, {failed} failed"))
+    return 1 if failed else 0
