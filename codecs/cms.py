@@ -13,7 +13,7 @@ themselves (the header carrier does, with a MAC in the protection block).
 from __future__ import annotations
 
 import datetime
-from collections.abc import Sequence
+from collections.abc import Iterable
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
@@ -33,7 +33,7 @@ def certificate_id(certificate: x509.Certificate) -> str:
     return certificate.fingerprint(hashes.SHA256()).hex()[:8]
 
 
-def envelope(content: bytes, certificate: x509.Certificate | Sequence[x509.Certificate]) -> bytes:
+def envelope(content: bytes, certificate: x509.Certificate | Iterable[x509.Certificate]) -> bytes:
     """DER EnvelopedData of ``content`` for each certificate's RSA key (one RecipientInfo each),
     AES-256-CBC."""
     certificates = [certificate] if isinstance(certificate, x509.Certificate) else list(certificate)

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-from collections.abc import Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from cryptography import x509
@@ -67,7 +67,7 @@ def encrypted_attributes_data_set(attributes: Dataset) -> bytes:
     return serialize(data_set)
 
 
-def seal_header(attributes: Dataset, certificates: x509.Certificate | Sequence[x509.Certificate]) -> bytes:
+def seal_header(attributes: Dataset, certificates: x509.Certificate | Iterable[x509.Certificate]) -> bytes:
     """The Encrypted Content: CMS EnvelopedData of the Encrypted Attributes Data Set, one
     RecipientInfo per certificate."""
     return cms.envelope(encrypted_attributes_data_set(attributes), certificates)
@@ -114,7 +114,7 @@ def remove_header_carrier(ds: Dataset, envelope: bytes) -> None:
 
 
 def open_header(envelope: bytes, certificate: x509.Certificate | None,
-                private_key: rsa.RSAPrivateKey | None, expected_certificate_ids: str | Sequence[str]) -> Dataset:
+                private_key: rsa.RSAPrivateKey | None, expected_certificate_ids: str | Iterable[str]) -> Dataset:
     """The original attributes from an authenticated envelope made for one of
     ``expected_certificate_ids`` (the protection block's)."""
     expected = [expected_certificate_ids] if isinstance(expected_certificate_ids, str) else list(expected_certificate_ids)
