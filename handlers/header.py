@@ -92,13 +92,34 @@ def find_header_carrier(ds: Dataset, key: bytes, binding: bytes, expected_mac: s
     or moved from another instance.
     """
     for item in ds.get("EncryptedAttributesSequence") or []:
-        content = item.get("EncryptedContent")
-        if content and hmac.compare_digest(mac(key, binding, bytes(content)), expected_mac):
-            return bytes(content)
+        content = stored_envelope(item)
+        if content and hmac.compare_digest(mac(key, binding, content), expected_mac):
+            return content
     raise PayloadIntegrityError(
         "the encrypted attributes (0400,0500) failed authentication: they were altered, "
         "replaced, or belong to another instance"
     )
+
+
+def stored_envelope(item: Dataset) -> bytes:
+    """An item's Encrypted Content without the byte that pads an odd-length DER envelope to the
+    even length DICOM values have (the MAC covers the envelope as made, not the padding)."""
+    content = bytes(item.get("EncryptedContent") or b"")
+    if len(content) % 2 == 0 and content.endswith(b"\0") and _der_length(content) == len(content) - 1:
+        return content[:-1]
+    return content
+
+
+def _der_length(data: bytes) -> int | None:
+    """The length of the DER value that starts ``data`` (tag, length, contents), if it parses."""
+    if len(data) < 2:
+        return None
+    if data[1] < 0x80:
+        return 2 + data[1]
+    size = data[1] & 0x7F
+    if size == 0 or len(data) < 2 + size:
+        return None
+    return 2 + size + int.from_bytes(data[2:2 + size], "big")
 
 
 def remove_header_carrier(ds: Dataset, envelope: bytes) -> None:
@@ -106,7 +127,7 @@ def remove_header_carrier(ds: Dataset, envelope: bytes) -> None:
     items = ds.get("EncryptedAttributesSequence")
     if not items:
         return
-    kept = [item for item in items if bytes(item.get("EncryptedContent") or b"") != envelope]
+    kept = [item for item in items if stored_envelope(item) != envelope]
     if kept:
         ds.EncryptedAttributesSequence = Sequence(kept)
     else:

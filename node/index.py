@@ -20,6 +20,7 @@ is the database's clock, so the hosts' clocks need not agree.
 from __future__ import annotations
 
 import logging
+from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -81,6 +82,7 @@ instances = Table(
     Column("path", Text, nullable=False),  # storage key of the stored object, e.g. stored/<uid>.dcm
     Column("stored_at", Float, nullable=False),
     Column("carriers", Text),  # e.g. "pixels+header" (describe_carriers); NULL: stored before 0004
+    Column("key_ids", Text),  # the ids of the keys that sealed it, space-separated; NULL: before 0005
 )
 worker_pools = Table(
     "worker_pools", metadata,
@@ -262,16 +264,17 @@ class Index:
             ))
 
     def finish(self, job: Job, holder: str, attributes: dict[str, str], transfer_syntax: str,
-               key: str, carriers: str) -> Finish:
-        """Record the stored object (storage ``key``, with ``carriers``) of a job ``holder``
-        protected."""
+               key: str, carriers: str, key_ids: str = "") -> Finish:
+        """Record the stored object (storage ``key``, with ``carriers``, sealed for ``key_ids``)
+        of a job ``holder`` protected."""
         values = {keyword: attributes.get(keyword, "") for keyword in ATTRIBUTES}
         with self._transaction() as db:
             row = db.execute(self._sql.job_row, {"uid": job.sop_instance_uid}).one()
             if row.token == job.token and (row.state, row.holder) != ("processing", holder):
                 return "taken"
             db.execute(self._sql.store_instance,
-                       {**values, "TransferSyntaxUID": transfer_syntax, "path": key, "carriers": carriers})
+                       {**values, "TransferSyntaxUID": transfer_syntax, "path": key, "carriers": carriers,
+                        "key_ids": key_ids or None})
             if row.token != job.token:
                 return "replaced"
             db.execute(self._sql.job_done, {"uid": job.sop_instance_uid})
@@ -400,6 +403,25 @@ class Index:
         with self.engine.connect() as db:
             rows = db.execute(select(instances.c.carriers, func.count()).group_by(instances.c.carriers))
             return {carriers or "not recorded": count for carriers, count in rows}
+
+    def key_ids(self) -> dict[str, int]:
+        """Stored objects per key id (recipient key ids and certificate ids); objects stored
+        before the index recorded them count as "not recorded"."""
+        counts: Counter[str] = Counter()
+        with self.engine.connect() as db:
+            rows = db.execute(select(instances.c.key_ids, func.count())
+                              .where(instances.c.carriers.is_not(None) | instances.c.key_ids.is_not(None))
+                              .group_by(instances.c.key_ids))
+            for ids, count in rows:
+                for each in (ids or "not-recorded").split():
+                    counts[each] += count
+        return dict(counts)
+
+    def set_key_ids(self, sop_instance_uid: str, key_ids: str) -> None:
+        """Record the keys a stored object is sealed for now (after a re-seal)."""
+        with self._transaction() as db:
+            db.execute(update(instances).where(instances.c.SOPInstanceUID == sop_instance_uid)
+                       .values(key_ids=key_ids or None))
 
     def quarantined(self) -> list[tuple[str, str]]:
         """(token, reason) of every quarantined job."""

@@ -40,6 +40,7 @@ from stegonode.handlers.dicomfile import configure_pydicom, dicom_bytes, read_di
 from stegonode.handlers.pixels import read_pixels, write_pixels
 
 from .index import ATTRIBUTES, Index, Job
+from .keyring import key_ids_of
 from .storage import HOST, ObjectStore, Storage, process_alive
 
 log = logging.getLogger("stegonode.jobs")
@@ -61,6 +62,7 @@ class Outcome:
     stored: str = ""  # the stored object's storage key
     timings: dict[str, float] = field(default_factory=dict)
     carriers: str = ""  # e.g. "pixels+header", or "header" when the background was too small
+    key_ids: str = ""  # the ids of the keys that sealed it (keyring.key_ids_of), space-separated
 
 
 # -- in the worker process -------------------------------------------------------------------
@@ -99,7 +101,8 @@ def protect_job(token: str) -> Outcome:
         ds = read_dicom(_storage.path("inbox", token))
         timings = _keep_as_protected(ds) if already_protected(ds) else _pipeline.protect(ds).timings
         stored = _storage.write("stored", ds.SOPInstanceUID, dicom_bytes(ds))
-        carriers = describe_carriers(read_protection(ds))
+        protection = read_protection(ds)
+        carriers, key_ids = describe_carriers(protection), " ".join(sorted(key_ids_of(protection)))
     except StegonodeError as exc:
         return Outcome(reason=str(exc), permanent=True)
     except ENVIRONMENT_FAILURES as exc:  # the disk, the memory: another attempt may succeed
@@ -114,6 +117,7 @@ def protect_job(token: str) -> Outcome:
         stored=stored,
         timings=timings,
         carriers=carriers,
+        key_ids=key_ids,
     )
 
 
@@ -297,7 +301,7 @@ class Workers:
 
     def _succeeded(self, job: Job, outcome: Outcome) -> None:
         finish = self.index.finish(job, self.pool, outcome.attributes, outcome.transfer_syntax,
-                                   outcome.stored, outcome.carriers)
+                                   outcome.stored, outcome.carriers, outcome.key_ids)
         if finish == "taken":  # another pool holds the job (and its inbox file) now
             log.warning("job %s: lease lost while protecting; another pool finishes it",
                         job.sop_instance_uid)

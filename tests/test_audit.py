@@ -8,6 +8,7 @@ import base64
 import http.cookiejar
 import re
 import socketserver
+import ssl
 import threading
 import time
 import urllib.error
@@ -92,7 +93,7 @@ def parse_frame(data: bytes) -> Message:
 class Receiver:
     """A syslog audit repository on loopback: UDP datagrams, or TCP with octet counting."""
 
-    def __init__(self, transport: str) -> None:
+    def __init__(self, transport: str, tls: ssl.SSLContext | None = None) -> None:
         self.messages: list[Message] = []
         self.condition = threading.Condition()
         receiver = self
@@ -112,10 +113,17 @@ class Receiver:
                         length += byte
                     receiver._add(self.rfile.read(int(length)))
 
+        class TLSServer(socketserver.ThreadingTCPServer):
+            def get_request(self):
+                sock, address = super().get_request()
+                assert tls is not None
+                return tls.wrap_socket(sock, server_side=True), address
+
         if transport == "udp":
             self.server: socketserver.BaseServer = socketserver.ThreadingUDPServer(("127.0.0.1", 0), Datagram)
         else:
-            self.server = socketserver.ThreadingTCPServer(("127.0.0.1", 0), Stream)
+            server_class = TLSServer if transport == "tls" else socketserver.ThreadingTCPServer
+            self.server = server_class(("127.0.0.1", 0), Stream)
             self.server.daemon_threads = True
         self.url = f"{transport}://127.0.0.1:{self.server.server_address[1]}"
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
@@ -144,10 +152,39 @@ def of(messages: list[Message], event_id: str, event_type: str | None = None, ou
             and (outcome is None or m.outcome == outcome) and (action is None or m.action == action)]
 
 
-@pytest.mark.parametrize("transport", ["udp", "tcp"])
+def _tls_server(tmp_path: Path) -> ssl.SSLContext:
+    """A repository certificate for 127.0.0.1 (self-signed: the client trusts it as its CA)."""
+    import datetime
+    import ipaddress
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "audit repository")])
+    now = datetime.datetime.now(datetime.timezone.utc)
+    certificate = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+                   .serial_number(x509.random_serial_number()).not_valid_before(now - datetime.timedelta(hours=1))
+                   .not_valid_after(now + datetime.timedelta(days=1))
+                   .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+                                  critical=False)
+                   .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+                   .sign(key, hashes.SHA256()))
+    (tmp_path / "repository.pem").write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
+    (tmp_path / "repository.key").write_bytes(key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()))
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(tmp_path / "repository.pem", tmp_path / "repository.key")
+    return context
+
+
+@pytest.mark.parametrize("transport", ["udp", "tcp", "tls"])
 def test_audit_trail_sends_rfc5424_frames(transport, tmp_path):
-    receiver = Receiver(transport)
-    trail = audit.AuditTrail("STEGONODE", receiver.url, str(tmp_path / "audit.log"))
+    receiver = Receiver(transport, _tls_server(tmp_path) if transport == "tls" else None)
+    trail = audit.AuditTrail("STEGONODE", receiver.url, str(tmp_path / "audit.log"),
+                             str(tmp_path / "repository.pem") if transport == "tls" else "")
     try:
         trail.record(audit.Event("start", user="test"))
         trail.record(audit.Event("query", user="PEER", address="127.0.0.1", sop_class="1.2.840.10008.5.1.4.1.2.2.1",
@@ -251,6 +288,8 @@ def test_a_scripted_session_is_audited_message_by_message(audited, tmp_path):
     instances = store.xml.findall(".//SOPClass/Instance")
     assert len(instances) == 1 and UID.match(instances[0].get("UID"))
     (study,) = {row[0] for row in node.query('SELECT "StudyInstanceUID" FROM instances')}
+    by_key = node.status()["stored_by_key"]  # node.keys's recipient: its pixel key id and certificate id
+    assert len(by_key) == 2 and set(by_key.values()) == {1}
 
     assert scu("findscu", node.port, *study_keys(study)).returncode == 0
     receiver.wait_for(lambda m: of(m, "110112"))

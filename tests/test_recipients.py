@@ -203,3 +203,58 @@ def test_recipient_files_are_checked(recipient_sets, tmp_path):
         keyfiles.generate_recipient(directory, "../x", directory / "node.keys")
     text = (sets["one"][0][0]).read_text()
     assert "recipient_private_key" not in text and '"role": "recipient"' in text
+
+
+def test_command_line_recipients_rotation_and_reseal(tmp_path, capsys):
+    """keygen --recipient, protect for a set listed in node.toml, keys objects, keys reseal."""
+    from stegonode.node.cli import main
+
+    keys = tmp_path / "keys"
+    assert main(["keygen", str(keys)]) == 0
+    for name in ("site-a", "dpo", "site-c"):
+        assert main(["keygen", str(keys), "--recipient", name, "--node-keys", str(keys / "node.keys")]) == 0
+    out = capsys.readouterr().out
+    assert "wrote" in out and "dpo.recipient" in out
+    assert main(["keygen", str(keys), "--recipient", "x"]) == 2  # --node-keys missing: a usage error
+    config = tmp_path / "node.toml"
+    config.write_text('[handlers.seal]\nrecipients = ["keys/site-a.recipient", "keys/dpo.recipient"]\n'
+                      '[handlers.segment]\nsegmenter = "classical"\n')
+    folder = tmp_path / "protected"
+    import os
+    os.chdir(tmp_path)
+    assert main(["protect", str(image_path(IMAGE)), "--out", str(folder), "--keys", str(keys / "node.keys"),
+                 "--config", str(config)]) == 0
+    capsys.readouterr()
+    assert main(["keys", "objects", "--config", str(config), "--folder", str(folder), "--json"]) == 0
+    import json
+    document = json.loads(capsys.readouterr().out)
+    site_a, dpo, site_c = (keyfiles.load_recipient(keys / f"{n}.recipient") for n in ("site-a", "dpo", "site-c"))
+    assert document["current"] == [site_a.key_ids, dpo.key_ids]
+    assert document["stored_by_key"] == {site_a.key_id: 1, site_a.certificate_id: 1, dpo.key_id: 1,
+                                         dpo.certificate_id: 1}
+    for name in ("site-a", "dpo"):
+        assert main(["reveal", str(folder / IMAGE), "--keys", str(keys / f"{name}.peer.keys")]) == 0
+    assert main(["reveal", str(folder / IMAGE), "--keys", str(keys / "site-c.peer.keys")]) == 1
+    assert "sealed for recipient keys" in capsys.readouterr().out
+    pixels = read_pixels(pydicom.dcmread(folder / IMAGE)).copy()
+    assert main(["keys", "reseal", str(folder / IMAGE), "--config", str(config), "--keys",
+                 str(keys / "dpo.peer.keys"), "--recipient", str(keys / "site-c.recipient")]) == 0
+    assert "resealed" in capsys.readouterr().out
+    resealed = pydicom.dcmread(folder / IMAGE)
+    assert np.array_equal(read_pixels(resealed), pixels)
+    peer_c = keyfiles.load_peer_keys(keys / "site-c.peer.keys")
+    assert reveal(resealed, peer_c, foreground=_everything(resealed)).carrier == "header"
+
+
+def test_an_odd_length_envelope_is_read_without_its_padding_byte():
+    """DICOM pads an odd-length Encrypted Content with a zero byte; the MAC covers the DER
+    envelope as made (its length varies with the recipients' certificate serial numbers)."""
+    from stegonode.handlers.header import stored_envelope
+
+    item = pydicom.Dataset()
+    item.EncryptedContent = b"\x30\x03abc\x00"  # a 5-byte DER value, padded
+    assert stored_envelope(item) == b"\x30\x03abc"
+    item.EncryptedContent = b"\x30\x04abc\x00"  # a 6-byte DER value that ends in zero: as stored
+    assert stored_envelope(item) == b"\x30\x04abc\x00"
+    item.EncryptedContent = b"\x30\x82\x00\x03abc\x00"
+    assert stored_envelope(item) == b"\x30\x82\x00\x03abc"

@@ -6,13 +6,18 @@ from __future__ import annotations
 import argparse
 import json
 from pathlib import Path
+
+import pydicom
 from typing import Any
 
 from stegonode.codecs import keys as keyfiles
-from stegonode.handlers.pipeline import PipelineContext
+from stegonode.errors import ConfigError, KeyFileError
+from stegonode.handlers.seal import recipient_files
 from stegonode.node import audit
 from stegonode.node import config as node_config
-from stegonode.node.keyring import reseal_files, stored_by_key
+from stegonode.handlers.embed import read_protection
+from stegonode.node.index import existing_index
+from stegonode.node.keyring import key_ids_of, reseal_files, stored_by_key
 from stegonode.node.storage import NodePaths
 
 
@@ -21,6 +26,8 @@ def add_commands(sub: Any) -> None:
     commands = keys.add_subparsers(required=True, metavar="ACTION")
     objects = commands.add_parser("objects", help="stored objects per recipient key id; the current recipients")
     objects.add_argument("--config", type=Path, help="node.toml (embedded defaults otherwise)")
+    objects.add_argument("--folder", type=Path, metavar="DIR",
+                         help="count the protected files of DIR (their protection blocks) instead of the node's index")
     objects.add_argument("--json", action="store_true")
     objects.set_defaults(run=_objects)
     reseal = commands.add_parser(
@@ -37,32 +44,49 @@ def add_commands(sub: Any) -> None:
 
 def current_recipients(config: dict) -> list[keyfiles.Recipient]:
     """The recipients the node seals new objects for (node.toml, or node.keys's own)."""
-    paths = NodePaths.of(config["node"])
-    context = PipelineContext(config["handlers"], keyfiles.load_node_keys(paths.keys), config["pipeline"]["carriers"])
-    return list(context.recipients)
+    listed = recipient_files(config["handlers"]["seal"])
+    if listed:
+        try:
+            return [keyfiles.load_recipient(path) for path in listed]
+        except KeyFileError as exc:
+            raise ConfigError(f"handlers.seal.recipients: {exc}") from None
+    keys = NodePaths.of(config["node"]).keys
+    return [keyfiles.load_node_keys(keys).recipient] if keys.is_file() else []
 
 
 def _objects(args: argparse.Namespace) -> int:
     config = node_config.load(args.config)
-    counts = stored_by_key(NodePaths.of(config["node"]).data_dir / "stored")
+    if args.folder is not None:
+        counts = dict(stored_by_key(args.folder))
+    else:
+        index = existing_index(NodePaths.of(config["node"]).database)
+        counts = index.key_ids()
+        index.close()
     current = current_recipients(config)
     if args.json:
         print(json.dumps({"stored_by_key": dict(counts), "current": [r.key_ids for r in current]}))
         return 0
     print("current recipients: " + ", ".join(r.key_ids for r in current) + " (pixel key id/certificate id)")
     for key, count in sorted(counts.items()):
-        print(f"{key}: {count} stored object(s)")
+        print(f"{key}: {count} object(s)")
     return 0
 
 
 def _reseal(args: argparse.Namespace) -> int:
     config = node_config.load(args.config)
-    files = args.files or sorted((NodePaths.of(config["node"]).data_dir / "stored").rglob("*.dcm"))
+    paths = NodePaths.of(config["node"])
+    files = args.files or sorted((paths.data_dir / "stored").rglob("*.dcm"))
     results = reseal_files(files, args.keys, args.recipient)
+    index = existing_index(paths.database) if not args.files else None
     failed = 0
     for path, outcome in results:
         print(f"{'FAIL' if outcome.startswith('failed') else 'OK'} {path}: {outcome}")
         failed += outcome.startswith("failed")
+        if index is not None and outcome == "resealed":  # the node's own stored objects
+            ds = pydicom.dcmread(path, stop_before_pixels=True)
+            index.set_key_ids(str(ds.SOPInstanceUID), " ".join(sorted(key_ids_of(read_protection(ds)))))
+    if index is not None:
+        index.close()
     resealed = sum(outcome == "resealed" for _, outcome in results)
     audit.from_config(config).record(audit.Event(
         "reseal", outcome="failure" if failed else "success", user="stegonode keys reseal",
