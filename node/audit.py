@@ -289,13 +289,18 @@ class AuditTrail:
         self.node_address = ""
         self.file = Path(file) if file else None
         self.sender = Sender(Repository.parse(repository), ca_certificates) if repository else None
-        self._queue: queue.Queue[bytes | None] = queue.Queue()
+        self.sinks: list[Callable[[Event], None]] = []  # e.g. the index (Index.record_audit)
+        self._queue: queue.Queue[tuple[Event, bytes] | None] = queue.Queue()
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
 
     @property
     def enabled(self) -> bool:
-        return self.file is not None or self.sender is not None
+        return self.file is not None or self.sender is not None or bool(self.sinks)
+
+    def add_sink(self, sink: Callable[[Event], None]) -> None:
+        """Also hand every event to ``sink`` (on the audit thread; its errors are logged)."""
+        self.sinks.append(sink)
 
     def record(self, event: Event) -> None:
         """Queue ``event``'s audit message (never blocks, never raises for the network)."""
@@ -306,7 +311,7 @@ class AuditTrail:
             if self._thread is None:
                 self._thread = threading.Thread(target=self._run, name="stegonode-audit", daemon=True)
                 self._thread.start()
-        self._queue.put(xml)
+        self._queue.put((event, xml))
 
     def flush(self) -> None:
         """Wait until every queued message was written or sent (or given up on)."""
@@ -323,15 +328,20 @@ class AuditTrail:
 
     def _run(self) -> None:
         while True:
-            xml = self._queue.get()
+            item = self._queue.get()
             try:
-                if xml is None:
+                if item is None:
                     return
-                self._write(xml)
+                self._write(*item)
             finally:
                 self._queue.task_done()
 
-    def _write(self, xml: bytes) -> None:
+    def _write(self, event: Event, xml: bytes) -> None:
+        for sink in self.sinks:
+            try:
+                sink(event)
+            except Exception as exc:  # the index may be away for a moment: the other outputs still get it
+                log.error("audit: %s event not recorded in the index (%s)", event.kind, type(exc).__name__)
         if self.file is not None:
             try:
                 with open(self.file, "ab") as handle:
@@ -345,6 +355,15 @@ class AuditTrail:
                 log.error("audit: cannot send to %s://%s:%d (%s); the message is dropped",
                           self.sender.repository.transport, self.sender.repository.host,
                           self.sender.repository.port, exc.strerror or type(exc).__name__)
+
+
+def index_record(event: Event) -> dict[str, Any]:
+    """``event`` as a row of the index's audit_events table."""
+    return {"at": event.time.timestamp(), "kind": event.kind, "outcome": event.outcome, "user": event.user,
+            "address": event.address, "objects": " ".join((*event.studies, *event.instances)),
+            "detail": " ".join(" ".join(filter(None, (
+                event.detail, f"to {event.peer}" if event.peer else "",
+                f"keys {','.join(event.query_keys)}" if event.query_keys else ""))).split())}
 
 
 def from_config(config: dict[str, Any]) -> AuditTrail:

@@ -122,6 +122,18 @@ associations = Table(  # the newest KEPT_ASSOCIATIONS finished associations (the
     Column("summary", Text, nullable=False),
 )
 KEPT_ASSOCIATIONS = 1000
+audit_events = Table(  # the newest KEPT_AUDIT_EVENTS audited events (node/audit.py; the console's audit page)
+    "audit_events", metadata,
+    Column("id", Integer, primary_key=True),
+    Column("at", Float, nullable=False),
+    Column("kind", Text, nullable=False, index=True),
+    Column("outcome", Text, nullable=False),
+    Column("user", Text, nullable=False),
+    Column("address", Text, nullable=False),
+    Column("objects", Text, nullable=False),  # stored (pseudonymous) UIDs, space-separated
+    Column("detail", Text, nullable=False),
+)
+KEPT_AUDIT_EVENTS = 100000
 
 
 @dataclass(frozen=True)
@@ -459,6 +471,26 @@ class Index:
         with self.engine.connect() as db:
             rows = db.execute(select(*columns).order_by(associations.c.id.desc()).limit(limit))
             return [Association(*row) for row in rows]
+
+    # -- the audit trail -------------------------------------------------------------------
+
+    def record_audit(self, record: dict[str, Any]) -> None:
+        """Keep an audited event (node/audit.py :func:`~stegonode.node.audit.index_record`);
+        only the newest :data:`KEPT_AUDIT_EVENTS`."""
+        with self._transaction() as db:
+            db.execute(audit_events.insert().values(**record))
+            newest = select(func.max(audit_events.c.id)).scalar_subquery()
+            db.execute(audit_events.delete().where(audit_events.c.id <= newest - KEPT_AUDIT_EVENTS))
+
+    def audit_events(self, kind: str = "", outcome: str = "", user: str = "", address: str = "",
+                     limit: int = 200) -> list[dict[str, Any]]:
+        """The newest ``limit`` audited events, newest first, those matching every filter given."""
+        statement = select(audit_events).order_by(audit_events.c.id.desc()).limit(limit)
+        for column, value in (("kind", kind), ("outcome", outcome), ("user", user), ("address", address)):
+            if value:
+                statement = statement.where(audit_events.c[column] == value)
+        with self.engine.connect() as db:
+            return [dict(row) for row in db.execute(statement).mappings()]
 
     # -- stored objects --------------------------------------------------------------------
 

@@ -67,6 +67,7 @@ class Node(_Host):
         self.ingest = Ingest(self.storage, self.index, Pseudonymizer(keys.pseudonym_key), wake,
                              config["handlers"]["deidentify"]["allow_burned_in_annotation"])
         self.server = NodeServer(config, self.index, self.ingest, self.storage)
+        self.server.audit.add_sink(lambda event: self.index.record_audit(audit.index_record(event)))
 
     def _keys(self) -> Path:
         """The node.keys path; on first start without configured keys, a new key pair."""

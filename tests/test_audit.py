@@ -206,6 +206,28 @@ def test_audit_trail_sends_rfc5424_frames(transport, tmp_path):
     assert len((tmp_path / "audit.log").read_bytes().splitlines()) == 3
 
 
+def test_the_index_keeps_audit_records_on_both_backends(new_database, tmp_path):
+    from stegonode.node.index import Index
+
+    index = Index(new_database() or f"sqlite:///{tmp_path}/index.sqlite")
+    trail = audit.AuditTrail("STEGONODE")
+    trail.add_sink(lambda event: index.record_audit(audit.index_record(event)))
+    try:
+        trail.record(audit.Event("login", "failure", "console", "10.0.0.7", detail="wrong password"))
+        trail.record(audit.Event("retrieve", user="PEER", address="127.0.0.1", peer="DEST",
+                                 instances=("2.25.1", "2.25.2"), detail="C-MOVE, 2 instance(s)"))
+        trail.flush()
+        newest, oldest = index.audit_events()
+        assert (newest["kind"], newest["objects"], newest["detail"]) == (
+            "retrieve", "2.25.1 2.25.2", "C-MOVE, 2 instance(s) to DEST")
+        assert (oldest["kind"], oldest["outcome"], oldest["address"]) == ("login", "failure", "10.0.0.7")
+        assert [e["kind"] for e in index.audit_events(outcome="failure")] == ["login"]
+        assert index.audit_events(kind="login", address="10.0.0.8") == []
+    finally:
+        trail.close()
+        index.close()
+
+
 def test_bad_repository_is_a_config_error(tmp_path):
     from stegonode.errors import ConfigError
     from stegonode.node import config as node_config
@@ -325,6 +347,11 @@ def test_a_scripted_session_is_audited_message_by_message(audited, tmp_path):
     assert status == 200 and PATIENT["PatientID"] in page
     (reveal,) = of(receiver.wait_for(lambda m: of(m, "110103", action="R")), "110103", action="R")
     assert reveal.outcome == "0"
+
+    status, page = console.get("/audit?kind=retrieve")
+    assert status == 200 and page.count("<tr><td>") == 2 and "C-MOVE" in page and "C-GET" in page
+    status, page = console.get("/audit?kind=login&outcome=failure")
+    assert status == 200 and page.count("<tr><td>") == 1 and "wrong token" in page
 
     everything = b"".join(m.raw for m in receiver.messages) + (node.directory / "audit.log").read_bytes()
     for value in PATIENT.values():

@@ -85,10 +85,18 @@ def _reseal(args: argparse.Namespace) -> int:
         if index is not None and outcome == "resealed":  # the node's own stored objects
             ds = pydicom.dcmread(path, stop_before_pixels=True)
             index.set_key_ids(str(ds.SOPInstanceUID), " ".join(sorted(key_ids_of(read_protection(ds)))))
+    resealed = sum(outcome == "resealed" for _, outcome in results)
+    trail = audit.from_config(config)
+    if index is not None:
+        trail.add_sink(lambda event: index.record_audit(audit.index_record(event)))
+    trail.record(audit.Event(
+        "reseal", outcome="failure" if failed else "success", user="stegonode keys reseal",
+        detail=f"{resealed} resealed, {failed} failed, for {', '.join(key_ids(args.recipient))}"))
+    trail.close()  # written and sent before the command exits
     if index is not None:
         index.close()
-    resealed = sum(outcome == "resealed" for _, outcome in results)
-    audit.from_config(config).record(audit.Event(
-        "reseal", outcome="failure" if failed else "success", user="stegonode keys reseal",
-        detail=f"{resealed} resealed, {failed} failed"))
     return 1 if failed else 0
+
+
+def key_ids(paths: list[Path]) -> list[str]:
+    return [keyfiles.load_recipient(path).key_ids for path in paths]
