@@ -442,6 +442,16 @@ class ServiceAudit:
                                 sop_class=str(event.request.AffectedSOPClassUID or ""),
                                 query_keys=query_keys(event.identifier), detail=f"{found} matches"))
 
+    def refused(self, event: Any, kind: str, detail: str) -> None:
+        """A C-FIND (``kind`` "query") or C-GET/C-MOVE ("retrieve") the node refused; ``detail``
+        says why in the node's words (never a value of the identifier)."""
+        if not self.trail.enabled:
+            return
+        user, address = self._caller(event)
+        self.trail.record(Event(kind, "failure", user, address, sop_class=str(event.request.AffectedSOPClassUID or ""),
+                                query_keys=query_keys(event.identifier) if kind == "query" else (),
+                                detail=detail))
+
     def retrieved(self, event: Any, found: Sequence[Any], destination: tuple[str, int] | None) -> None:
         if not self.trail.enabled:
             return

@@ -251,9 +251,11 @@ class NodeServer:
         try:
             parsed = self._query(event)
         except InputError as exc:
+            self.auditor.refused(event, "query", "identifier refused")
             yield status_dataset(IDENTIFIER_DOES_NOT_MATCH, str(exc)), None
             return
         except Exception:
+            self.auditor.refused(event, "query", "identifier cannot be decoded")
             yield status_dataset(UNABLE_TO_PROCESS, "identifier cannot be decoded"), None
             return
         found = 0
@@ -276,6 +278,7 @@ class NodeServer:
                 # pynetdicom reports a failure only over an association with the destination.
                 yield (*destination, {"contexts": [build_context(Verification)]})
             reason = str(exc) if isinstance(exc, InputError) else "identifier cannot be decoded"
+            self.auditor.refused(event, "retrieve", "identifier refused")
             yield 1  # pynetdicom reads the count before the failure status
             yield status_dataset(IDENTIFIER_DOES_NOT_MATCH, reason), None
             return
@@ -303,6 +306,7 @@ class NodeServer:
         known = self.peers.destination(ae_title)
         if known is None:
             log.warning("C-MOVE to unknown destination %s refused", ae_title)
+            self.auditor.refused(event, "retrieve", f"C-MOVE to unknown destination {ae_title}")
             yield None, None  # pynetdicom answers 0xA801 Move Destination Unknown
             return
         yield from self._retrieve(event, known)

@@ -330,6 +330,9 @@ def test_a_scripted_session_is_audited_message_by_message(audited, tmp_path):
         assert instance.get("UID") in {p.name.removeprefix("CT.") for p in (*got.iterdir(), *moved.iterdir())}
     move_roles = {p.get("UserID"): p.find("RoleIDCode") for p in move.xml.findall("ActiveParticipant")}
     assert move_roles["MOVESCU"].get("csd-code") == "110152"
+    scu("movescu", node.port, "-aem", "NOWHERE", *study_keys(study))  # refused: an unknown destination
+    (refused,) = of(receiver.wait_for(lambda m: of(m, "110104", action="R", outcome="4")), "110104", outcome="4")
+    assert "unknown destination NOWHERE" in refused.xml.find("EventIdentification/EventOutcomeDescription").text
 
     console = Browser(url)
     assert console.post("/login", {"secret": "not the token"})[0] == 401
@@ -348,7 +351,7 @@ def test_a_scripted_session_is_audited_message_by_message(audited, tmp_path):
     (reveal,) = of(receiver.wait_for(lambda m: of(m, "110103", action="R")), "110103", action="R")
     assert reveal.outcome == "0"
 
-    status, page = console.get("/audit?kind=retrieve")
+    status, page = console.get("/audit?kind=retrieve&outcome=success")
     assert status == 200 and page.count("<tr><td>") == 2 and "C-MOVE" in page and "C-GET" in page
     status, page = console.get("/audit?kind=login&outcome=failure")
     assert status == 200 and page.count("<tr><td>") == 1 and "wrong token" in page
