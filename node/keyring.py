@@ -62,6 +62,25 @@ def stored_by_key(stored: Path) -> Counter[str]:
     return counts
 
 
+def keys_for(ds: Dataset, keyring: Sequence[PeerKeys]) -> PeerKeys:
+    """The peer.keys of ``keyring`` (several, after rotation) that ``ds`` was sealed for: one whose
+    pixel recipient key is among the object's, else one whose certificate is; else the first
+    (reveal then names the keys the object wants)."""
+    if len(keyring) == 1:
+        return keyring[0]
+    try:
+        protection = read_protection(ds)
+    except NotProtectedError:
+        return keyring[0]
+    for keys in keyring:
+        if protection.has_pixels and keys.recipient.key_id in protection.recipients:
+            return keys
+    for keys in keyring:
+        if keys.recipient.certificate_id and keys.recipient.certificate_id in protection.certificates:
+            return keys
+    return keyring[0]
+
+
 def reseal_header(ds: Dataset, peer: PeerKeys, recipients: Sequence[Recipient]) -> None:
     """Replace ``ds``'s header carrier by one sealed for ``recipients`` (same attributes, new
     envelope and MAC, the protection block's certificate ids updated); the pixels are untouched.

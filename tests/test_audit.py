@@ -384,3 +384,28 @@ def test_stop_is_audited(audited):
     node, receiver, *_ = audited
     node.stop()
     receiver.wait_for(lambda m: of(m, "110100", "110121"))
+
+
+def test_the_throttle_delay_doubles_then_locks_and_expires():
+    from stegonode.web.throttle import LoginThrottle
+
+    now = [1000.0]
+    throttle = LoginThrottle(delay=1.0, lock_after=5, lock_seconds=60.0, clock=lambda: now[0])
+    assert throttle.failed("a") == (1, False) and throttle.before("a").refused is None  # one typo: no wait
+    waits = []
+    for failures in (2, 3, 4):
+        assert throttle.failed("a") == (failures, False)
+        verdict = throttle.before("a")
+        waits.append(verdict.wait_seconds)
+        assert verdict.refused == "wait" and throttle.before("b").refused is None  # other addresses unaffected
+        now[0] += verdict.wait_seconds
+    assert waits == [1, 2, 4]
+    assert throttle.failed("a") == (5, True)
+    assert throttle.before("a").refused == "locked" and throttle.before("a").wait_seconds == 60
+    now[0] += 59.5
+    assert throttle.before("a").refused == "locked"
+    now[0] += 1
+    assert throttle.before("a").lock_ended and throttle.before("a").refused is None
+    throttle.failed("c")
+    throttle.succeeded("c")
+    assert throttle.failed("c") == (1, False)  # a success cleared the count

@@ -244,6 +244,14 @@ def test_command_line_recipients_rotation_and_reseal(tmp_path, capsys):
     assert np.array_equal(read_pixels(resealed), pixels)
     peer_c = keyfiles.load_peer_keys(keys / "site-c.peer.keys")
     assert reveal(resealed, peer_c, foreground=_everything(resealed)).carrier == "header"
+    # a peer that holds keys of both sets: each file with the key it was sealed for
+    assert main(["protect", str(image_path("RG3_UNCR.dcm")), "--out", str(folder), "--keys",
+                 str(keys / "node.keys")]) == 0  # node.keys's own recipient: peer.keys
+    capsys.readouterr()
+    both = [str(folder / IMAGE), str(folder / "RG3_UNCR.dcm")]
+    assert main(["reveal", *both, "--keys", str(keys / "site-a.peer.keys"), "--keys", str(keys / "peer.keys")]) == 0
+    assert capsys.readouterr().out.count("OK ") == 2
+    assert main(["reveal", *both, "--keys", str(keys / "site-a.peer.keys")]) == 1
 
 
 def test_an_odd_length_envelope_is_read_without_its_padding_byte():

@@ -18,6 +18,7 @@ from stegonode.handlers.collect import described
 from stegonode.handlers.pipeline import configured_pipeline
 from stegonode.handlers.reveal import reveal, reveal_document
 from stegonode.node import config as node_config
+from stegonode.node.keyring import keys_for
 
 from .common import (
     carriers_text, failure_line, run_each, say_if_pixels_only,
@@ -53,7 +54,9 @@ def add_commands(sub: Any) -> None:
 
     reveal_ = sub.add_parser("reveal", help="recover the patient identity from protected files")
     reveal_.add_argument("inputs", nargs="+", type=Path, metavar="IN")
-    reveal_.add_argument("--keys", type=Path, required=True, help="peer.keys")
+    reveal_.add_argument("--keys", type=Path, required=True, action="append",
+                         help="peer.keys; repeat to hold several (after key rotation): each file is "
+                              "revealed with the one it was sealed for")
     reveal_.add_argument("--json", action="store_true", help="one JSON object per file per line")
     reveal_.add_argument("--out", type=Path, metavar="DIR", help="write re-identified DICOM files")
     reveal_.set_defaults(run=_reveal)
@@ -117,13 +120,15 @@ def _reveal(args: argparse.Namespace) -> int:
     return reveal_files(args.inputs, args.keys, args.out, args.json)
 
 
-def reveal_files(inputs: list[Path], keys_path: Path, out: Path | None = None, as_json: bool = False) -> int:
+def reveal_files(inputs: list[Path], keys_path: Path | list[Path], out: Path | None = None,
+                 as_json: bool = False) -> int:
     """``stegonode reveal``: every file of ``inputs`` revealed (into ``out``, if given), one line
-    (or one JSON object) each."""
-    keys = keyfiles.load_peer_keys(keys_path)
+    (or one JSON object) each, with the peer.keys (of several) it was sealed for."""
+    keyring = [keyfiles.load_peer_keys(path) for path in ([keys_path] if isinstance(keys_path, Path) else keys_path)]
 
     def work(path: Path, relative: Path) -> str:
-        revealed = reveal(read_dicom(path), keys)
+        ds = read_dicom(path)
+        revealed = reveal(ds, keys_for(ds, keyring))
         if out:
             write_dataset(revealed.dataset, out, relative)
         attributes = described(revealed.attributes)
