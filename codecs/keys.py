@@ -211,15 +211,13 @@ def load_recipient(path: Path) -> Recipient:
     """A recipient's public keys from a ``.recipient`` file or a ``node.keys`` (its own recipient).
 
     A ``peer.keys`` is refused: it holds private keys, which the node must never hold."""
-    try:
-        values = _read(path, "recipient")
-    except KeyFileError as exc:
-        if "holds node keys" in str(exc):
-            return load_node_keys(path).recipient
-        if "holds peer keys" in str(exc):
-            raise KeyFileError(f"{path} is a peer.keys (private keys): list the recipient's "
-                               f"{RECIPIENT_SUFFIX} file instead") from None
-        raise
+    role = _role(path)
+    if role == "node":
+        return load_node_keys(path).recipient
+    if role == "peer":
+        raise KeyFileError(f"{path} is a peer.keys (private keys): list the recipient's "
+                           f"{RECIPIENT_SUFFIX} file instead")
+    values = _read(path, "recipient")
     try:
         recipient = Recipient(values["recipient_public_key"], values.get("recipient_certificate", b""))
     except KeyError:
@@ -306,6 +304,15 @@ def _parse(text: str | bytes, path: Path | str, role: str) -> dict[str, bytes]:
         }
     except (TypeError, ValueError):
         raise KeyFileError(f"{path} holds a malformed key value") from None
+
+
+def _role(path: Path) -> str | None:
+    """The role a key file names (None when it cannot be read: :func:`_read` then says why)."""
+    try:
+        document = json.loads(Path(path).read_text())
+    except (OSError, ValueError):
+        return None
+    return document.get("role") if isinstance(document, dict) else None
 
 
 def load_node_keys(path: Path) -> NodeKeys:
