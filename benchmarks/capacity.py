@@ -12,7 +12,11 @@ the header carrier always. Each protected image is then revealed from its pixels
 
 Run from the repository root::
 
-    .venv/bin/python benchmarks/capacity.py [--segmenter classical] [IMAGE ...]
+    .venv/bin/python benchmarks/capacity.py [--segmenter classical] [--recipients N] [IMAGE ...]
+
+``--recipients N`` seals for N recipients (node.keys's own and N-1 made for it, as
+``[handlers.seal] recipients`` lists them); each image is revealed with the first one's key and,
+from the pixels, with the last one's as well.
 """
 
 from __future__ import annotations
@@ -40,6 +44,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("images", nargs="*", help="pydicom-data names or paths (default: all)")
     parser.add_argument("--segmenter", choices=node_config.SEGMENTER_CHOICES)
+    parser.add_argument("--recipients", type=int, default=1, help="recipients to seal for (default 1)")
     args = parser.parse_args()
     config = node_config.load(None)
     if args.segmenter:
@@ -48,14 +53,23 @@ def main() -> int:
         keyfiles.generate(Path(folder))
         node = keyfiles.load_node_keys(Path(folder) / "node.keys")
         peer = keyfiles.load_peer_keys(Path(folder) / "peer.keys")
-    pipeline = build_pipeline(config["pipeline"]["handlers"], config["handlers"], node)
+        last = peer
+        if args.recipients > 1:
+            extra = [keyfiles.generate_recipient(Path(folder), f"r{n}", Path(folder) / "node.keys")
+                     for n in range(2, args.recipients + 1)]
+            config["handlers"]["seal"]["recipients"] = [str(Path(folder) / "node.keys")] + [
+                str(public) for public, _ in extra]
+            last = keyfiles.load_peer_keys(extra[-1][1])
+        pipeline = build_pipeline(config["pipeline"]["handlers"], config["handlers"], node)
+    print(f"sealed for {args.recipients} recipient(s)")
     sources = [Path(p) if Path(p).exists() else image_path(p) for p in args.images] or (
         [image_path(n) for n in (*ROUND_TRIP, *SMALL)] + realdata_images())
     print(Row.HEADER)
     failed = refused = 0
     for path in sources:
         try:
-            row = measure(pipeline, peer, copy.deepcopy(pydicom.dcmread(path)), path.name)
+            row = measure(pipeline, peer, copy.deepcopy(pydicom.dcmread(path)), path.name,
+                          other_peer=last if last is not peer else None)
         except RefusedError as exc:  # refused for what it is (not for capacity): no requirement
             refused += 1
             print(f"{path.name:<40} refused: {exc}", flush=True)

@@ -1,4 +1,4 @@
-"""CMS EnvelopedData (RFC 5652) for one RSA recipient certificate: bytes in, bytes out.
+"""CMS EnvelopedData (RFC 5652) for RSA recipient certificates (one or several): bytes in, bytes out.
 
 What PS3.15 E.1.1 asks of the Encrypted Content of an Encrypted Attributes Sequence item:
 EnvelopedData, RSA key transport (here PKCS#1 v1.5, the only one cryptography writes) and AES
@@ -13,6 +13,7 @@ themselves (the header carrier does, with a MAC in the protection block).
 from __future__ import annotations
 
 import datetime
+from collections.abc import Iterable
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
@@ -32,13 +33,17 @@ def certificate_id(certificate: x509.Certificate) -> str:
     return certificate.fingerprint(hashes.SHA256()).hex()[:8]
 
 
-def envelope(content: bytes, certificate: x509.Certificate) -> bytes:
-    """DER EnvelopedData of ``content`` for the certificate's RSA key, AES-256-CBC."""
+def envelope(content: bytes, certificate: x509.Certificate | Iterable[x509.Certificate]) -> bytes:
+    """DER EnvelopedData of ``content`` for each certificate's RSA key (one RecipientInfo each),
+    AES-256-CBC."""
+    certificates = [certificate] if isinstance(certificate, x509.Certificate) else list(certificate)
+    if not certificates:
+        raise ValueError("an envelope needs at least one recipient certificate")
+    builder = pkcs7.PKCS7EnvelopeBuilder().set_data(content)
+    for each in certificates:
+        builder = builder.add_recipient(each)
     return (
-        pkcs7.PKCS7EnvelopeBuilder()
-        .set_data(content)
-        .add_recipient(certificate)
-        .set_content_encryption_algorithm(algorithms.AES256)
+        builder.set_content_encryption_algorithm(algorithms.AES256)
         .encrypt(serialization.Encoding.DER, [pkcs7.PKCS7Options.Binary])
     )
 

@@ -8,6 +8,11 @@ and the pixel-cipher key. The node never holds a key that opens a sealed payload
 
 Key files of version 1 (written before the header carrier) have no certificate: they keep
 working, and the node then writes the pixel carrier only.
+
+Several recipients: a ``.recipient`` file holds one recipient's *public* keys (X25519 public key
+and certificate), what node.toml's ``[handlers.seal] recipients`` lists; :func:`generate_recipient`
+writes it with the recipient's own ``peer.keys`` (sharing the node's embedding and pixel-cipher
+keys). A recipient is named by its key ids (:attr:`Recipient.key_ids`), never by key material.
 """
 
 from __future__ import annotations
@@ -26,6 +31,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 
 from . import cms
+from .seal import recipient_key_id
 from stegonode.errors import KeyFileError
 
 FORMAT = "stegonode-keys"
@@ -33,11 +39,39 @@ VERSION = 2
 READABLE_VERSIONS = (1, 2)  # version 1: no certificate, no RSA key
 NODE_FILE = "node.keys"
 PEER_FILE = "peer.keys"
+RECIPIENT_SUFFIX = ".recipient"
 
 
 def key_id(key: bytes, purpose: str) -> str:
     """A short, non-secret identifier of a key: 8 hex digits of a domain-separated hash."""
     return hashlib.sha256(b"stegonode key id\0" + purpose.encode() + b"\0" + key).hexdigest()[:8]
+
+
+@dataclass(frozen=True)
+class Recipient:
+    """One recipient's public keys: X25519 (pixel carrier) and, optionally, an RSA certificate
+    (header carrier)."""
+
+    public_key: bytes
+    certificate_der: bytes = b""
+
+    @cached_property
+    def certificate(self) -> x509.Certificate | None:
+        return _certificate(self.certificate_der)
+
+    @property
+    def key_id(self) -> str:
+        """The pixel carrier's recipient key id (as protection blocks record it)."""
+        return recipient_key_id(self.public_key)
+
+    @property
+    def certificate_id(self) -> str:
+        return cms.certificate_id(self.certificate) if self.certificate is not None else ""
+
+    @property
+    def key_ids(self) -> str:
+        """Both ids, as commands print them: ``KEYID`` or ``KEYID/CERTID``."""
+        return self.key_id + (f"/{self.certificate_id}" if self.certificate_id else "")
 
 
 @dataclass(frozen=True)
@@ -53,6 +87,11 @@ class NodeKeys:
     @cached_property
     def certificate(self) -> x509.Certificate | None:
         return _certificate(self.recipient_certificate)
+
+    @property
+    def recipient(self) -> Recipient:
+        """The recipient node.keys itself names (the peer.keys keygen wrote beside it)."""
+        return Recipient(self.recipient_public_key, self.recipient_certificate)
 
 
 @dataclass(frozen=True)
@@ -73,6 +112,10 @@ class PeerKeys:
     @cached_property
     def certificate(self) -> x509.Certificate | None:
         return _certificate(self.recipient_certificate)
+
+    @property
+    def recipient(self) -> Recipient:
+        return Recipient(self.recipient_public_key, self.recipient_certificate)
 
     @cached_property
     def rsa_private_key(self) -> rsa.RSAPrivateKey | None:
@@ -127,12 +170,71 @@ def generate(
     return node_path, peer_path
 
 
-def _recipient(certificate: Path | None, private_key: Path | None) -> tuple[bytes, bytes]:
+def generate_recipient(
+    directory: Path,
+    name: str,
+    node_keys: Path,
+    overwrite: bool = False,
+    certificate: Path | None = None,
+    private_key: Path | None = None,
+) -> tuple[Path, Path]:
+    """A new recipient for the node of ``node_keys``: ``NAME.recipient`` (its public keys, for
+    node.toml's ``[handlers.seal] recipients``) and ``NAME.peer.keys`` (what that recipient
+    reveals with: its own private keys and the node's shared embedding and pixel-cipher keys),
+    both mode 0600 in ``directory``."""
+    if not name or not all(c.isalnum() or c in "-_." for c in name) or name.startswith("."):
+        raise KeyFileError(f"recipient name {name!r}: use letters, digits, '-', '_' and '.'")
+    node = load_node_keys(node_keys)
+    public_path = directory / f"{name}{RECIPIENT_SUFFIX}"
+    peer_path = directory / f"{name}.{PEER_FILE}"
+    for path in (public_path, peer_path):
+        if path.exists() and not overwrite:
+            raise KeyFileError(f"{path} already exists; refusing to overwrite keys (use --force)")
+    cert_der, key_der = _recipient(certificate, private_key, f"stegonode recipient {name}")
+    directory.mkdir(parents=True, exist_ok=True)
+    private = X25519PrivateKey.generate()
+    recipient = Recipient(private.public_key().public_bytes_raw(), cert_der)
+    peer = PeerKeys(
+        recipient_private_key=private.private_bytes_raw(),
+        embedding_key=node.embedding_key,
+        pixel_cipher_key=node.pixel_cipher_key,
+        recipient_certificate=cert_der,
+        recipient_rsa_private_key=key_der,
+    )
+    _write_document(public_path, "recipient", {"recipient_public_key": recipient.public_key,
+                                               "recipient_certificate": recipient.certificate_der})
+    _write(peer_path, "peer", peer)
+    return public_path, peer_path
+
+
+def load_recipient(path: Path) -> Recipient:
+    """A recipient's public keys from a ``.recipient`` file or a ``node.keys`` (its own recipient).
+
+    A ``peer.keys`` is refused: it holds private keys, which the node must never hold."""
+    role = _role(path)
+    if role == "node":
+        return load_node_keys(path).recipient
+    if role == "peer":
+        raise KeyFileError(f"{path} is a peer.keys (private keys): list the recipient's "
+                           f"{RECIPIENT_SUFFIX} file instead")
+    values = _read(path, "recipient")
+    try:
+        recipient = Recipient(values["recipient_public_key"], values.get("recipient_certificate", b""))
+    except KeyError:
+        raise KeyFileError(f"{path} lacks the recipient's public key") from None
+    if len(recipient.public_key) != 32:
+        raise KeyFileError(f"{path} holds a malformed recipient key")
+    _ = recipient.certificate  # a malformed certificate shows now
+    return recipient
+
+
+def _recipient(certificate: Path | None, private_key: Path | None,
+               name: str = "stegonode recipient") -> tuple[bytes, bytes]:
     """DER certificate and PKCS#8 key (empty when not given) of the header carrier's recipient."""
     if certificate is None:
         if private_key is not None:
             raise KeyFileError("--private-key needs --certificate (the certificate it belongs to)")
-        key, cert = cms.new_recipient("stegonode recipient")
+        key, cert = cms.new_recipient(name)
         return cms.certificate_der(cert), cms.private_key_der(key)
     cert = cms.read_certificate(_read_bytes(certificate), str(certificate))
     if private_key is None:
@@ -149,8 +251,12 @@ def _read_bytes(path: Path) -> bytes:
 
 
 def _write(path: Path, role: str, keys: NodeKeys | PeerKeys) -> None:
-    values = {f.name: base64.b64encode(getattr(keys, f.name)).decode() for f in fields(keys)}
-    document = {"format": FORMAT, "version": VERSION, "role": role, **values}
+    _write_document(path, role, {f.name: getattr(keys, f.name) for f in fields(keys)})
+
+
+def _write_document(path: Path, role: str, values: dict[str, bytes]) -> None:
+    encoded = {name: base64.b64encode(value).decode() for name, value in values.items()}
+    document = {"format": FORMAT, "version": VERSION, "role": role, **encoded}
     tmp = path.with_name(path.name + ".tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w") as handle:
@@ -186,7 +292,7 @@ def _parse(text: str | bytes, path: Path | str, role: str) -> dict[str, bytes]:
             f"expected one of {', '.join(map(str, READABLE_VERSIONS))}"
         )
     if document.get("role") != role:
-        wanted = NODE_FILE if role == "node" else PEER_FILE
+        wanted = {"node": NODE_FILE, "peer": PEER_FILE}.get(role, f"a {RECIPIENT_SUFFIX} file")
         raise KeyFileError(
             f"{path} holds {document.get('role')} keys; this command needs {role} keys ({wanted})"
         )
@@ -198,6 +304,15 @@ def _parse(text: str | bytes, path: Path | str, role: str) -> dict[str, bytes]:
         }
     except (TypeError, ValueError):
         raise KeyFileError(f"{path} holds a malformed key value") from None
+
+
+def _role(path: Path) -> str | None:
+    """The role a key file names (None when it cannot be read: :func:`_read` then says why)."""
+    try:
+        document = json.loads(Path(path).read_text())
+    except (OSError, ValueError):
+        return None
+    return document.get("role") if isinstance(document, dict) else None
 
 
 def load_node_keys(path: Path) -> NodeKeys:

@@ -5,9 +5,9 @@ what reveal needs besides the keys: the carriers the object has (``pixels``, ``h
 codec name and strength parameters, the segmenter that actually ran (its parameters and
 version: for Mask R-CNN, which weights; and the levels the cover was thresholded at), margin,
 the safety guard's levels (:mod:`stegonode.handlers.guard`), whether the pixels carry all
-identifying attributes or the core ones, the non-secret ids of the embedding and recipient keys
-and of the header carrier's certificate (so a wrong key is named as such), and the header
-carrier's MAC.
+identifying attributes or the core ones, the non-secret ids of the embedding key, of every
+recipient key and of every header carrier certificate (so a wrong key is named as such, and
+``stegonode keys objects`` counts objects per key), and the header carrier's MAC.
 
 An image whose background cannot carry the full payload (or carries it unreadably) gets the
 core attributes in its pixels, and failing that none: with the header carrier on, nothing is
@@ -52,8 +52,8 @@ MESSAGE_LAYOUT = 2  # what embed writes (Protection.message_layout)
 # A background that offers less than this many times the minimum for a message is tight: the
 # protection block records the region written, so that reveal reads exactly there.
 TIGHT = 3
-PROTECTION_VERSION = 3
-READABLE_VERSIONS = (1, 2, 3)  # 1: pixel carrier only, all attributes; 3: the steps that ran
+PROTECTION_VERSION = 4
+READABLE_VERSIONS = (1, 2, 3, 4)  # 1: pixel carrier only, all attributes; 3: the steps that ran; 4: recipients
 
 
 def make_codec(name: str, params: dict, error: Callable[[str], Exception] | None = None) -> StegoCodec:
@@ -94,6 +94,22 @@ class Protection:
     payload_dictionary: int = 1  # deflate dictionary of the pixel payload (handlers.seal)
     message_layout: int = 1  # 1: every QR module; 2: those the version does not fix (payload.pack)
     steps: list[str] | None = None  # the handlers that ran, in order; None in blocks before version 3
+    # Several recipients (version 4): every recipient's key id, in the pixel payload's slot
+    # order, and every header carrier certificate id; None in blocks written before (one each)
+    recipient_key_ids: list[str] | None = None
+    header_certificate_ids: list[str] | None = None
+
+    @property
+    def recipients(self) -> list[str]:
+        """The pixel carrier's recipient key ids."""
+        return list(self.recipient_key_ids or [self.recipient_key_id])
+
+    @property
+    def certificates(self) -> list[str]:
+        """The header carrier's recipient certificate ids."""
+        if self.header_certificate_ids:
+            return list(self.header_certificate_ids)
+        return [self.header_certificate_id] if self.header_certificate_id else []
 
     def guard_record(self) -> Guard | None:
         return None if self.guard is None else Guard.from_dict(self.guard)
@@ -183,7 +199,7 @@ class EmbedHandler(HandlerBase):
         embed = context.settings["embed"]
         return cls(make_codec(embed["codec"], embed.get(embed["codec"], {})),
                    int(context.settings["segment"]["margin"]), context.keys.embedding_key,
-                   context.keys.recipient_public_key)
+                   [recipient.public_key for recipient in context.recipients])
 
     def finish(self, instance: Instance) -> None:
         if instance.protection is not None:
@@ -198,12 +214,13 @@ class EmbedHandler(HandlerBase):
         codec: StegoCodec,
         margin: int,
         embedding_key: bytes,
-        recipient_public_key: bytes,
+        recipient_public_keys: bytes | list[bytes],
     ) -> None:
         self.codec = codec
         self.margin = margin
         self.embedding_key = embedding_key
-        self.recipient_public_key = recipient_public_key
+        self.recipient_public_keys = (
+            [recipient_public_keys] if isinstance(recipient_public_keys, bytes) else list(recipient_public_keys))
 
     def __call__(self, instance: Instance) -> None:
         ds, cover, segmenter = instance.dataset, instance.pixels, instance.segmenter
@@ -259,9 +276,11 @@ class EmbedHandler(HandlerBase):
         return Protection(
             **pixel_fields,
             embedding_key_id=key_id(self.embedding_key, "embedding"),
-            recipient_key_id=recipient_key_id(self.recipient_public_key),
+            recipient_key_id=recipient_key_id(self.recipient_public_keys[0]),
             carriers=carriers,
-            header_certificate_id=header.certificate_id if header else "",
+            header_certificate_id=header.certificate_ids[0] if header else "",
+            recipient_key_ids=[recipient_key_id(key) for key in self.recipient_public_keys],
+            header_certificate_ids=list(header.certificate_ids) if header else [],
             header_mac=header.mac if header else "",
             payload_dictionary=PAYLOAD_DICTIONARY,
             message_layout=MESSAGE_LAYOUT,

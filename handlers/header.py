@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from cryptography import x509
@@ -40,11 +41,11 @@ MAC_BYTES = 16
 
 @dataclass(frozen=True)
 class HeaderCarrier:
-    """The header carrier of one instance: envelope, its MAC and the certificate it is for."""
+    """The header carrier of one instance: envelope, its MAC and the certificates it is for."""
 
     envelope: bytes
     mac: str
-    certificate_id: str
+    certificate_ids: list[str]
 
 
 def mac_key(embedding_key: bytes) -> bytes:
@@ -66,9 +67,10 @@ def encrypted_attributes_data_set(attributes: Dataset) -> bytes:
     return serialize(data_set)
 
 
-def seal_header(attributes: Dataset, certificate: x509.Certificate) -> bytes:
-    """The Encrypted Content: CMS EnvelopedData of the Encrypted Attributes Data Set."""
-    return cms.envelope(encrypted_attributes_data_set(attributes), certificate)
+def seal_header(attributes: Dataset, certificates: x509.Certificate | Iterable[x509.Certificate]) -> bytes:
+    """The Encrypted Content: CMS EnvelopedData of the Encrypted Attributes Data Set, one
+    RecipientInfo per certificate."""
+    return cms.envelope(encrypted_attributes_data_set(attributes), certificates)
 
 
 def write_header_carrier(ds: Dataset, envelope: bytes) -> None:
@@ -90,22 +92,34 @@ def find_header_carrier(ds: Dataset, key: bytes, binding: bytes, expected_mac: s
     or moved from another instance.
     """
     for item in ds.get("EncryptedAttributesSequence") or []:
-        for content in _as_written(item.get("EncryptedContent")):
-            if hmac.compare_digest(mac(key, binding, content), expected_mac):
-                return content
+        content = stored_envelope(item)
+        if content and hmac.compare_digest(mac(key, binding, content), expected_mac):
+            return content
     raise PayloadIntegrityError(
         "the encrypted attributes (0400,0500) failed authentication: they were altered, "
         "replaced, or belong to another instance"
     )
 
 
-def _as_written(content: bytes | None) -> list[bytes]:
-    """The envelope an Encrypted Content value may hold: DICOM pads an odd-length OB value
-    with one zero byte when it is written (PS3.5 7.1.1), and a DER envelope may have odd length."""
-    if not content:
-        return []
-    content = bytes(content)
-    return [content, content[:-1]] if len(content) % 2 == 0 and content.endswith(b"\0") else [content]
+def stored_envelope(item: Dataset) -> bytes:
+    """An item's Encrypted Content without the byte that pads an odd-length DER envelope to the
+    even length DICOM values have (the MAC covers the envelope as made, not the padding)."""
+    content = bytes(item.get("EncryptedContent") or b"")
+    if len(content) % 2 == 0 and content.endswith(b"\0") and _der_length(content) == len(content) - 1:
+        return content[:-1]
+    return content
+
+
+def _der_length(data: bytes) -> int | None:
+    """The length of the DER value that starts ``data`` (tag, length, contents), if it parses."""
+    if len(data) < 2:
+        return None
+    if data[1] < 0x80:
+        return 2 + data[1]
+    size = data[1] & 0x7F
+    if size == 0 or len(data) < 2 + size:
+        return None
+    return 2 + size + int.from_bytes(data[2:2 + size], "big")
 
 
 def remove_header_carrier(ds: Dataset, envelope: bytes) -> None:
@@ -113,7 +127,7 @@ def remove_header_carrier(ds: Dataset, envelope: bytes) -> None:
     items = ds.get("EncryptedAttributesSequence")
     if not items:
         return
-    kept = [item for item in items if envelope not in _as_written(item.get("EncryptedContent"))]
+    kept = [item for item in items if stored_envelope(item) != envelope]
     if kept:
         ds.EncryptedAttributesSequence = Sequence(kept)
     else:
@@ -121,16 +135,19 @@ def remove_header_carrier(ds: Dataset, envelope: bytes) -> None:
 
 
 def open_header(envelope: bytes, certificate: x509.Certificate | None,
-                private_key: rsa.RSAPrivateKey | None, expected_certificate_id: str) -> Dataset:
-    """The original attributes from an authenticated envelope."""
+                private_key: rsa.RSAPrivateKey | None, expected_certificate_ids: str | Iterable[str]) -> Dataset:
+    """The original attributes from an authenticated envelope made for one of
+    ``expected_certificate_ids`` (the protection block's)."""
+    expected = [expected_certificate_ids] if isinstance(expected_certificate_ids, str) else list(expected_certificate_ids)
+    named = "certificate " + expected[0] if len(expected) == 1 else "certificates " + ", ".join(expected)
     if certificate is None or private_key is None:
         raise WrongRecipientKeyError(
-            f"the encrypted attributes are for certificate {expected_certificate_id}, and peer.keys "
+            f"the encrypted attributes are for {named}, and peer.keys "
             "holds no certificate with its private key (keygen --certificate CERT --private-key KEY)"
         )
-    if cms.certificate_id(certificate) != expected_certificate_id:
+    if cms.certificate_id(certificate) not in expected:
         raise WrongRecipientKeyError(
-            f"the encrypted attributes are for certificate {expected_certificate_id}, "
+            f"the encrypted attributes are for {named}, "
             f"peer.keys holds certificate {cms.certificate_id(certificate)}"
         )
     data_set = parse(cms.open_envelope(envelope, certificate, private_key))

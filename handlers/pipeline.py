@@ -11,7 +11,7 @@ from typing import Any
 
 from pydicom import Dataset
 
-from stegonode.codecs.keys import NodeKeys
+from stegonode.codecs.keys import NodeKeys, Recipient
 from stegonode.errors import ConfigError
 
 from .admission import check_admissible
@@ -22,7 +22,7 @@ from .header import mac_key
 from .pixels import read_pixels, write_pixels
 from .pseudonyms import Pseudonymizer
 from .registry import HANDLERS
-from .seal import CARRIERS, HeaderRecipient
+from .seal import CARRIERS, HeaderRecipient, load_recipients
 
 DEFAULT_ORDER = ("collect", "seal", "segment", "embed", "deidentify")
 
@@ -113,25 +113,35 @@ class PipelineContext:
         return functools.partial(deidentify, pseudonyms=self.pseudonyms, extra=extra)
 
     @functools.cached_property
+    def recipients(self) -> tuple[Recipient, ...]:
+        """Who objects are sealed for: ``[handlers.seal] recipients``, or node.keys's own."""
+        return load_recipients(self.settings["seal"], self.keys)
+
+    @functools.cached_property
     def header(self) -> HeaderRecipient | None:
-        return header_recipient(self.carriers, self.keys)
+        return header_recipient(self.carriers, self.keys, self.recipients)
 
 
-def header_recipient(carriers: Sequence[str], keys: NodeKeys) -> HeaderRecipient | None:
-    """What the header carrier needs, when it is configured and node.keys has a certificate.
+def header_recipient(carriers: Sequence[str], keys: NodeKeys,
+                     recipients: Sequence[Recipient] | None = None) -> HeaderRecipient | None:
+    """What the header carrier needs, when it is configured and every recipient (by default
+    node.keys's own) has a certificate.
 
     Key files from before the header carrier have no certificate: they keep working, with the
-    pixel carrier only (callers say so once). Only "header" and no certificate is an error.
+    pixel carrier only (callers say so once). Only "header" and no certificate is an error, and
+    so is a listed recipient without one while others have one.
     """
     _check_carriers(carriers)
     if "header" not in carriers:
         return None
-    if keys.certificate is None:
-        if "pixels" not in carriers:
-            raise ConfigError("pipeline.carriers = ['header'] needs a certificate in node.keys "
-                              "(stegonode keygen writes one; --certificate CERT.pem takes yours)")
+    recipients = (keys.recipient,) if recipients is None else tuple(recipients)
+    certificates = [recipient.certificate for recipient in recipients]
+    if any(certificate is None for certificate in certificates):
+        if "pixels" not in carriers or any(certificate is not None for certificate in certificates):
+            raise ConfigError("pipeline.carriers names 'header', which needs a certificate for every "
+                              "recipient (stegonode keygen writes one; --certificate CERT.pem takes yours)")
         return None
-    return HeaderRecipient(keys.certificate, mac_key(keys.embedding_key))
+    return HeaderRecipient(tuple(c for c in certificates if c is not None), mac_key(keys.embedding_key))
 
 
 def describe_carriers(protection: Protection) -> str:

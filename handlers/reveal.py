@@ -125,7 +125,7 @@ def read_identity(state: Revealing) -> Identity:
     if envelope is not None:
         try:
             from_header = open_header(envelope, keys.certificate, keys.rsa_private_key,
-                                      protection.header_certificate_id)
+                                      protection.certificates)
         except WrongRecipientKeyError as exc:
             if isinstance(pixel_error, WrongRecipientKeyError):
                 raise WrongRecipientKeyError(f"{pixel_error}; {exc}") from None
@@ -151,9 +151,11 @@ def read_identity(state: Revealing) -> Identity:
 def _from_pixels(ds: Dataset, keys: PeerKeys, protection: Protection, foreground: np.ndarray | None,
                  associated: bytes) -> Dataset:
     """The attributes the pixel carrier holds (all of them, or the core ones)."""
-    if protection.recipient_key_id != recipient_key_id(keys.recipient_public_key):
+    recipients = protection.recipients
+    if recipient_key_id(keys.recipient_public_key) not in recipients:
+        named = "key " + recipients[0] if len(recipients) == 1 else "keys " + ", ".join(recipients)
         raise WrongRecipientKeyError(
-            f"payload is sealed for recipient key {protection.recipient_key_id}, "
+            f"payload is sealed for recipient {named}, "
             f"peer.keys holds {recipient_key_id(keys.recipient_public_key)}"
         )
     pixels = read_pixels(ds)

@@ -1,9 +1,11 @@
 """Seal: the identifying attributes, encrypted for the recipient, for each configured carrier.
 
-Pixel carrier: compress, encrypt for the recipient's X25519 key, render a QR code; when the
+Pixel carrier: compress, encrypt for each recipient's X25519 key (one masked content key per
+recipient beyond the first: :mod:`stegonode.codecs.seal`), render a QR code; when the
 header carrier is on as well, a second, smaller QR code of the core attributes alone is ready
 in case the full one does not fit the background (embed chooses). Header carrier: the PS3.15
-Encrypted Attributes (:mod:`stegonode.handlers.header`) for the recipient's certificate.
+Encrypted Attributes (:mod:`stegonode.handlers.header`) for the recipients' certificates.
+The recipients are node.toml's ``[handlers.seal] recipients`` (files), or node.keys's own.
 
 The pixel payload's associated data binds it to the *stego* instance: its new Study, Series and
 SOP Instance UIDs (computed here with the same keyed mapping de-identification uses), so a
@@ -16,7 +18,8 @@ from __future__ import annotations
 
 import functools
 import struct
-from collections.abc import Collection, Mapping
+from collections.abc import Collection, Mapping, Sequence
+from pathlib import Path
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -27,8 +30,9 @@ from pydicom.datadict import DicomDictionary
 from pydicom.tag import BaseTag, Tag
 
 from stegonode.codecs import cms, payload
-from stegonode.errors import MessageNotFoundError, PayloadTooLargeError
-from stegonode.codecs.seal import seal
+from stegonode.errors import ConfigError, KeyFileError, MessageNotFoundError, PayloadTooLargeError
+from stegonode.codecs.keys import NodeKeys, Recipient, load_recipient
+from stegonode.codecs.seal import MAX_RECIPIENTS, seal_for
 
 from .base import HandlerBase, Instance, Revealing, keyword_tags
 from .collect import serialize
@@ -93,14 +97,35 @@ def series_binding(ds: Dataset) -> bytes:
 
 @dataclass(frozen=True)
 class HeaderRecipient:
-    """What the node needs to write the header carrier."""
+    """What the node needs to write the header carrier: the recipients' certificates (one
+    RecipientInfo each) and the MAC key."""
 
-    certificate: x509.Certificate
+    certificates: tuple[x509.Certificate, ...]
     mac_key: bytes
 
     @property
-    def certificate_id(self) -> str:
-        return cms.certificate_id(self.certificate)
+    def certificate_ids(self) -> list[str]:
+        return [cms.certificate_id(certificate) for certificate in self.certificates]
+
+
+def recipient_files(settings: Mapping[str, Any]) -> list[Path]:
+    """``[handlers.seal] recipients``: the recipient files (empty: node.keys's own recipient)."""
+    return [Path(str(name)) for name in settings["recipients"]]
+
+
+def load_recipients(settings: Mapping[str, Any], keys: NodeKeys) -> tuple[Recipient, ...]:
+    """The recipients objects are sealed for: those listed, or node.keys's own."""
+    files = recipient_files(settings)
+    if not files:
+        return (keys.recipient,)
+    try:
+        recipients = tuple(load_recipient(path) for path in files)
+    except KeyFileError as exc:
+        raise ConfigError(f"handlers.seal.recipients: {exc}") from None
+    ids = [recipient.key_id for recipient in recipients]
+    if len(set(ids)) != len(ids):
+        raise ConfigError("handlers.seal.recipients lists one recipient twice")
+    return recipients
 
 
 def core_subset(attributes: Dataset, core: Collection[BaseTag]) -> Dataset:
@@ -119,31 +144,39 @@ class SealHandler(HandlerBase):
 
     name: ClassVar[str] = "seal"
     requires: ClassVar[tuple[str, ...]] = ("collect",)
-    defaults: ClassVar[Mapping[str, Any]] = {"qr_error_correction": "L", "core_attributes": list(CORE_ATTRIBUTES)}
+    defaults: ClassVar[Mapping[str, Any]] = {"qr_error_correction": "L", "core_attributes": list(CORE_ATTRIBUTES),
+                                             "recipients": []}
     choices: ClassVar[Mapping[str, tuple[str, ...]]] = {"qr_error_correction": ("L", "M", "Q", "H")}
 
     @classmethod
     def check(cls, settings: Mapping[str, Mapping[str, Any]]) -> None:
         super().check(settings)
         keyword_tags(settings["seal"]["core_attributes"], "handlers.seal.core_attributes")
+        recipients = settings["seal"]["recipients"]
+        if not isinstance(recipients, list) or not all(isinstance(name, str) and name for name in recipients):
+            raise ConfigError("handlers.seal.recipients must be a list of recipient file paths")
+        if len(recipients) > MAX_RECIPIENTS:
+            raise ConfigError(f"handlers.seal.recipients: at most {MAX_RECIPIENTS} recipients")
 
     @classmethod
     def from_config(cls, context: PipelineContext) -> SealHandler:
         seal = context.settings["seal"]
-        return cls(context.keys.recipient_public_key, context.pseudonyms, seal["qr_error_correction"],
+        return cls([recipient.public_key for recipient in context.recipients], context.pseudonyms,
+                   seal["qr_error_correction"],
                    header=context.header, pixels="pixels" in context.carriers,
                    core=keyword_tags(seal["core_attributes"], "handlers.seal.core_attributes"))
 
     def __init__(
         self,
-        recipient_public_key: bytes,
+        recipient_public_keys: bytes | Sequence[bytes],
         pseudonyms: Pseudonymizer,
         error_correction: str = "M",
         header: HeaderRecipient | None = None,
         pixels: bool = True,
         core: Collection[BaseTag] = frozenset(),
     ) -> None:
-        self.recipient_public_key = recipient_public_key
+        self.recipient_public_keys = (
+            [recipient_public_keys] if isinstance(recipient_public_keys, bytes) else list(recipient_public_keys))
         self.pseudonyms = pseudonyms
         self.error_correction = error_correction
         self.header = header
@@ -156,10 +189,10 @@ class SealHandler(HandlerBase):
         study, series, sop_instance = self.pseudonyms.new_uids(ds)
         associated = binding(study, series, sop_instance)
         if self.header is not None:
-            envelope = seal_header(attributes, self.header.certificate)
+            envelope = seal_header(attributes, self.header.certificates)
             instance.header_carrier = HeaderCarrier(
                 envelope, mac(self.header.mac_key, binding(study, series, ""), envelope),
-                self.header.certificate_id,
+                self.header.certificate_ids,
             )
             instance.report["header_bytes"] = len(envelope)
         if not self.pixels:
@@ -193,4 +226,4 @@ class SealHandler(HandlerBase):
 
     def _seal(self, attributes: Dataset, associated: bytes) -> bytes:
         compressed = payload.compress(serialize(attributes), payload_dictionary(PAYLOAD_DICTIONARY))
-        return seal(compressed, self.recipient_public_key, associated)
+        return seal_for(compressed, self.recipient_public_keys, associated)

@@ -18,6 +18,7 @@ from stegonode.handlers.pipeline import DEFAULT_ORDER, check_pipeline
 from stegonode.handlers.registry import HANDLERS, SEGMENTERS
 from stegonode.handlers.seal import CARRIERS
 
+from . import audit
 from .index import database_url
 
 _BASE: dict[str, Any] = {
@@ -56,7 +57,11 @@ _BASE: dict[str, Any] = {
         "login": "none",
         "password_hash": "",
         "max_upload_mb": 256,
+        "login_delay_seconds": 1.0,
+        "login_lock_after": 10,
+        "login_lock_seconds": 300.0,
     },
+    "audit": {"repository": "", "file": "", "ca_certificates": "", "source_id": ""},
 }
 SEGMENTER_CHOICES = tuple(SEGMENTERS)  # the built-in ones: node.toml's choices come from the registry
 # Inclusive numeric ranges of node.* and web.* (None: no upper bound). Timeouts are seconds. Each
@@ -76,6 +81,9 @@ _RANGES: dict[str, tuple[float, float | None]] = {
     "node.seg_stable_seconds": (0, 86400),
     "web.port": (1, 65535),
     "web.max_upload_mb": (1, 65536),
+    "web.login_delay_seconds": (0, 3600),
+    "web.login_lock_after": (1, 1000000),
+    "web.login_lock_seconds": (0, 86400 * 365),
 }
 PEER_KEYS = {"ae_title": str, "host": str, "port": int}
 _CHOICES = {
@@ -128,6 +136,7 @@ def _check_ranges(config: dict[str, Any]) -> None:
     tls = node["tls"]
     if bool(tls["certificate"]) != bool(tls["private_key"]):
         raise ConfigError("node.tls needs both certificate and private_key, or neither")
+    audit.check(config["audit"])
     titles = [peer["ae_title"] for peer in config["peers"]]
     if len(set(titles)) != len(titles):
         raise ConfigError("peers: each ae_title may appear once")

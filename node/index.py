@@ -20,6 +20,7 @@ is the database's clock, so the hosts' clocks need not agree.
 from __future__ import annotations
 
 import logging
+from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -81,6 +82,7 @@ instances = Table(
     Column("path", Text, nullable=False),  # storage key of the stored object, e.g. stored/<uid>.dcm
     Column("stored_at", Float, nullable=False),
     Column("carriers", Text),  # e.g. "pixels+header" (describe_carriers); NULL: stored before 0004
+    Column("key_ids", Text),  # the ids of the keys that sealed it, space-separated; NULL: before 0005
 )
 worker_pools = Table(
     "worker_pools", metadata,
@@ -120,6 +122,18 @@ associations = Table(  # the newest KEPT_ASSOCIATIONS finished associations (the
     Column("summary", Text, nullable=False),
 )
 KEPT_ASSOCIATIONS = 1000
+audit_events = Table(  # the newest KEPT_AUDIT_EVENTS audited events (node/audit.py; the console's audit page)
+    "audit_events", metadata,
+    Column("id", Integer, primary_key=True),
+    Column("at", Float, nullable=False),
+    Column("kind", Text, nullable=False, index=True),
+    Column("outcome", Text, nullable=False),
+    Column("user", Text, nullable=False),
+    Column("address", Text, nullable=False),
+    Column("objects", Text, nullable=False),  # stored (pseudonymous) UIDs, space-separated
+    Column("detail", Text, nullable=False),
+)
+KEPT_AUDIT_EVENTS = 100000
 
 
 @dataclass(frozen=True)
@@ -262,9 +276,10 @@ class Index:
             ))
 
     def finish(self, job: Job, holder: str, attributes: dict[str, str], transfer_syntax: str,
-               key: str | Callable[[], str], carriers: str) -> Finish:
-        """Record the stored object (storage ``key``, with ``carriers``) of a job ``holder``
-        protected, if that job is still the instance's newest copy and still ``holder``'s.
+               key: str | Callable[[], str], carriers: str, key_ids: str = "") -> Finish:
+        """Record the stored object (storage ``key``, with ``carriers``, sealed for ``key_ids``)
+        of a job ``holder`` protected, if that job is still the instance's newest copy and still
+        ``holder``'s.
 
         ``key`` may be a callable that publishes the object and returns its key: it runs inside
         the transaction that holds the job's row, and only when the result is recorded, so an
@@ -281,7 +296,8 @@ class Index:
                 return "taken"
             path = key() if callable(key) else key
             db.execute(self._sql.store_instance,
-                       {**values, "TransferSyntaxUID": transfer_syntax, "path": path, "carriers": carriers})
+                       {**values, "TransferSyntaxUID": transfer_syntax, "path": path, "carriers": carriers,
+                        "key_ids": key_ids or None})
             db.execute(self._sql.job_done, {"uid": job.sop_instance_uid})
         return "done"
 
@@ -409,6 +425,25 @@ class Index:
             rows = db.execute(select(instances.c.carriers, func.count()).group_by(instances.c.carriers))
             return {carriers or "not recorded": count for carriers, count in rows}
 
+    def key_ids(self) -> dict[str, int]:
+        """Stored objects per key id (recipient key ids and certificate ids); objects stored
+        before the index recorded them count as "not recorded"."""
+        counts: Counter[str] = Counter()
+        with self.engine.connect() as db:
+            rows = db.execute(select(instances.c.key_ids, func.count())
+                              .where(instances.c.carriers.is_not(None) | instances.c.key_ids.is_not(None))
+                              .group_by(instances.c.key_ids))
+            for ids, count in rows:
+                for each in (ids or "not-recorded").split():
+                    counts[each] += count
+        return dict(counts)
+
+    def set_key_ids(self, sop_instance_uid: str, key_ids: str) -> None:
+        """Record the keys a stored object is sealed for now (after a re-seal)."""
+        with self._transaction() as db:
+            db.execute(update(instances).where(instances.c.SOPInstanceUID == sop_instance_uid)
+                       .values(key_ids=key_ids or None))
+
     def quarantined(self) -> list[tuple[str, str]]:
         """(token, reason) of every quarantined job."""
         with self.engine.connect() as db:
@@ -445,6 +480,26 @@ class Index:
         with self.engine.connect() as db:
             rows = db.execute(select(*columns).order_by(associations.c.id.desc()).limit(limit))
             return [Association(*row) for row in rows]
+
+    # -- the audit trail -------------------------------------------------------------------
+
+    def record_audit(self, record: dict[str, Any]) -> None:
+        """Keep an audited event (node/audit.py :func:`~stegonode.node.audit.index_record`);
+        only the newest :data:`KEPT_AUDIT_EVENTS`."""
+        with self._transaction() as db:
+            db.execute(audit_events.insert().values(**record))
+            newest = select(func.max(audit_events.c.id)).scalar_subquery()
+            db.execute(audit_events.delete().where(audit_events.c.id <= newest - KEPT_AUDIT_EVENTS))
+
+    def audit_events(self, kind: str = "", outcome: str = "", user: str = "", address: str = "",
+                     limit: int = 200) -> list[dict[str, Any]]:
+        """The newest ``limit`` audited events, newest first, those matching every filter given."""
+        statement = select(audit_events).order_by(audit_events.c.id.desc()).limit(limit)
+        for column, value in (("kind", kind), ("outcome", outcome), ("user", user), ("address", address)):
+            if value:
+                statement = statement.where(audit_events.c[column] == value)
+        with self.engine.connect() as db:
+            return [dict(row) for row in db.execute(statement).mappings()]
 
     # -- stored objects --------------------------------------------------------------------
 

@@ -34,8 +34,11 @@ from pynetdicom.sop_class import (
 
 from stegonode.errors import ConfigError, InputError
 
-from . import query
-from .dicomnet import bound_reads, contain_protocol_errors, poll_fast, quiet_pynetdicom_tracebacks, register_server, set_nodelay
+from . import audit, query
+from .audit import ServiceAudit
+from .dicomnet import (
+    bound_reads, contain_protocol_errors, poll_fast, quiet_pynetdicom_tracebacks, register_server, set_nodelay,
+)
 from .admission import MAX_PENDING_TOTAL, Admission, NodeAssociationServer
 from .index import Association, Index
 from .ingest import Ingest, status_dataset
@@ -116,6 +119,8 @@ class NodeServer:
         self._server: NodeAssociationServer | None = None
         self._stats: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
         self._stats_lock = threading.Lock()
+        self.audit = audit.from_config(config)
+        self.auditor = ServiceAudit(self.audit, self.ingest.pseudonyms.uid)
 
     def _application_entity(self) -> AE:
         ae = AE(ae_title=self.node["ae_title"])
@@ -234,6 +239,7 @@ class NodeServer:
     def _on_closed(self, event: evt.Event) -> None:
         with self._stats_lock:
             entry = self._stats.pop(event.assoc, None)
+        self.auditor.closed(event)
         if entry is None:
             return
         started_at, started, counts = entry
@@ -255,6 +261,7 @@ class NodeServer:
                       type(exc).__name__)
             status = status_dataset(UNABLE_TO_PROCESS, f"node could not process the object ({type(exc).__name__})")
         self._count(event, "stored" if status.Status == 0 else "refused")
+        self.auditor.stored(event, status.Status == 0)
         return status
 
     def _query(self, event: evt.Event) -> query.Query:
@@ -265,9 +272,11 @@ class NodeServer:
         try:
             parsed = self._query(event)
         except InputError as exc:
+            self.auditor.refused(event, "query", "identifier refused")
             yield status_dataset(IDENTIFIER_DOES_NOT_MATCH, str(exc)), None
             return
         except Exception:
+            self.auditor.refused(event, "query", "identifier cannot be decoded")
             yield status_dataset(UNABLE_TO_PROCESS, "identifier cannot be decoded"), None
             return
         found = 0
@@ -279,6 +288,7 @@ class NodeServer:
             found += 1
             yield 0xFF00, response
         self._count(event, f"C-FIND ({found} matches)")
+        self.auditor.queried(event, found)
 
     def _retrieve(self, event: evt.Event, destination: tuple[str, int] | None = None):
         """Shared C-GET/C-MOVE body; C-MOVE first yields the destination."""
@@ -289,6 +299,7 @@ class NodeServer:
                 # pynetdicom reports a failure only over an association with the destination.
                 yield (*destination, {"contexts": [build_context(Verification)]})
             reason = str(exc) if isinstance(exc, InputError) else "identifier cannot be decoded"
+            self.auditor.refused(event, "retrieve", "identifier refused")
             yield 1  # pynetdicom reads the count before the failure status
             yield status_dataset(IDENTIFIER_DOES_NOT_MATCH, reason), None
             return
@@ -306,6 +317,7 @@ class NodeServer:
                 return
             yield 0xFF00, StoredObject(instance, self.storage.local_path(instance.key))
         self._count(event, "retrieved", len(found))
+        self.auditor.retrieved(event, found, destination)
 
     def _on_get(self, event: evt.Event):
         yield from self._retrieve(event)
@@ -315,6 +327,7 @@ class NodeServer:
         known = self.peers.destination(ae_title)
         if known is None:
             log.warning("C-MOVE to unknown destination %s refused", ae_title)
+            self.auditor.refused(event, "retrieve", f"C-MOVE to unknown destination {ae_title}")
             yield None, None  # pynetdicom answers 0xA801 Move Destination Unknown
             return
         yield from self._retrieve(event, known)

@@ -15,9 +15,10 @@ from typing import Any
 from stegonode.codecs import keys as keyfiles
 from stegonode.errors import ConfigError, InputError
 from stegonode.handlers.dicomfile import configure_pydicom, read_dicom
-from stegonode.handlers.pipeline import header_recipient, pixels_only_notice
+from stegonode.handlers.pipeline import PipelineContext, pixels_only_notice
 from stegonode.handlers.pseudonyms import Pseudonymizer
 
+from . import audit
 from .index import Index
 from .ingest import Ingest
 from .scp import NodeServer
@@ -52,7 +53,8 @@ class Node(_Host):
     def __init__(self, config: dict[str, Any]) -> None:
         super().__init__(config)
         keys = keyfiles.load_node_keys(self._keys())
-        header_recipient(config["pipeline"]["carriers"], keys)  # a carrier it cannot write stops start-up
+        # a carrier it cannot write, or a recipient file it cannot read, stops start-up
+        _ = PipelineContext(config["handlers"], keys, config["pipeline"]["carriers"]).header
         notice = pixels_only_notice(config["pipeline"]["carriers"], keys)
         if notice:
             log.warning(notice)
@@ -65,6 +67,7 @@ class Node(_Host):
         self.ingest = Ingest(self.storage, self.index, Pseudonymizer(keys.pseudonym_key), wake,
                              config["handlers"]["deidentify"]["allow_burned_in_annotation"])
         self.server = NodeServer(config, self.index, self.ingest, self.storage)
+        self.server.audit.add_sink(lambda event: self.index.record_audit(audit.index_record(event)))
 
     def _keys(self) -> Path:
         """The node.keys path; on first start without configured keys, a new key pair."""
@@ -88,9 +91,13 @@ class Node(_Host):
             raise
         if self.segmentations is not None:
             self.segmentations.start()
+        self.server.audit.record(audit.Event("config", user="stegonode serve", detail="configuration loaded"))
+        self.server.audit.record(audit.Event("start", user="stegonode serve"))
 
     def stop(self) -> None:
         self.server.stop()
+        self.server.audit.record(audit.Event("stop", user="stegonode serve"))
+        self.server.audit.close()
         if self.segmentations is not None:
             self.segmentations.stop()
         if self.workers is not None:

@@ -42,6 +42,7 @@ from stegonode.handlers.dicomfile import configure_pydicom, dicom_bytes, read_di
 from stegonode.handlers.pixels import read_pixels, write_pixels
 
 from .index import ATTRIBUTES, Index, Job
+from .keyring import key_ids_of
 from .storage import HOST, ObjectStore, Storage, process_alive
 
 log = logging.getLogger("stegonode.jobs")
@@ -63,6 +64,7 @@ class Outcome:
     stored: str = ""  # the protected object staged in tmp/ (published as stored/ by the pool)
     timings: dict[str, float] = field(default_factory=dict)
     carriers: str = ""  # e.g. "pixels+header", or "header" when the background was too small
+    key_ids: str = ""  # the ids of the keys that sealed it (keyring.key_ids_of), space-separated
 
 
 # -- in the worker process -------------------------------------------------------------------
@@ -114,7 +116,8 @@ def _protect(inbox: Path) -> Outcome:
         # Staged, not yet stored: the pool publishes it only if this copy is still the newest
         # acknowledged one when it finishes (Index.finish).
         stored = str(_storage.stage(dicom_bytes(ds)))
-        carriers = describe_carriers(read_protection(ds))
+        protection = read_protection(ds)
+        carriers, key_ids = describe_carriers(protection), " ".join(sorted(key_ids_of(protection)))
     except StegonodeError as exc:
         return Outcome(reason=str(exc), permanent=True)
     except ENVIRONMENT_FAILURES as exc:  # the disk, the memory: another attempt may succeed
@@ -129,6 +132,7 @@ def _protect(inbox: Path) -> Outcome:
         stored=stored,
         timings=timings,
         carriers=carriers,
+        key_ids=key_ids,
     )
 
 
@@ -326,7 +330,8 @@ class Workers:
         uid = outcome.attributes.get("SOPInstanceUID") or job.sop_instance_uid
         try:
             finish = self.index.finish(job, self.pool, outcome.attributes, outcome.transfer_syntax,
-                                       lambda: self.storage.move(staged, "stored", uid), outcome.carriers)
+                                       lambda: self.storage.move(staged, "stored", uid), outcome.carriers,
+                                       outcome.key_ids)
         finally:
             staged.unlink(missing_ok=True)  # published (moved away), or not to be
         if finish == "taken":  # another pool holds the job (and its inbox file) now

@@ -65,8 +65,10 @@ class Row:
                 f"{self.from_pixels[:10]:<11}{self.from_header[:10]:<11}{'yes' if self.meets_requirement else 'NO'}")
 
 
-def measure(pipeline: Pipeline, peer: PeerKeys, ds: pydicom.Dataset, name: str) -> Row:
-    """Protect ``ds`` with ``pipeline``; reveal it from each carrier alone; one table row."""
+def measure(pipeline: Pipeline, peer: PeerKeys, ds: pydicom.Dataset, name: str,
+            other_peer: PeerKeys | None = None) -> Row:
+    """Protect ``ds`` with ``pipeline``; reveal it from each carrier alone (with ``peer``'s keys,
+    and with ``other_peer``'s too when given: another recipient); one table row."""
     original = copy.deepcopy(ds)
     instance = pipeline.protect(ds)
     usable = instance.usable  # the safe background embed computed (segmenter, margin, guard)
@@ -81,9 +83,18 @@ def measure(pipeline: Pipeline, peer: PeerKeys, ds: pydicom.Dataset, name: str) 
         offered_bits=int(embed.codec.capacity(usable)),
         carriers=str(report["carriers"]),
         pixel_attributes=str(report["pixel_attributes"]),
-        from_pixels=_from_pixels(ds, peer, original) if "pixels" in report["carriers"] else "-",
-        from_header=_from_header(ds, peer, original, usable),
+        from_pixels=_both(_from_pixels, other_peer, ds, peer, original) if "pixels" in report["carriers"] else "-",
+        from_header=_both(_from_header, other_peer, ds, peer, original, usable),
     )
+
+
+def _both(read, other_peer: PeerKeys | None, ds: pydicom.Dataset, peer: PeerKeys, *rest) -> str:
+    """``read``'s result with ``peer``; with ``other_peer`` as well, "other:RESULT" if it differs."""
+    first = read(ds, peer, *rest)
+    if other_peer is None:
+        return first
+    second = read(ds, other_peer, *rest)
+    return first if second == first else f"other:{second}"
 
 
 def _exact(revealed, original: pydicom.Dataset) -> bool:

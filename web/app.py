@@ -20,8 +20,13 @@ from stegonode.handlers.pipeline import Pipeline, configured_pipeline
 from stegonode.node.index import Index, existing_index
 from stegonode.node.storage import NodePaths
 
+from stegonode.node import audit
+from stegonode.node.audit import AuditTrail, index_record
+from stegonode.node.audit import Event as AuditEvent
+
 from . import auth
 from .jobs import ProtectJobs
+from .throttle import LoginThrottle
 
 log = logging.getLogger("stegonode.web")
 CONTENT_SECURITY_POLICY = (
@@ -55,6 +60,8 @@ class ConsoleState:
 
     config: dict[str, Any]
     login: auth.Login
+    audit: AuditTrail = field(default_factory=lambda: AuditTrail(""))
+    throttle: LoginThrottle = field(default_factory=lambda: LoginThrottle(1.0, 10, 300.0))
     jobs: ProtectJobs = field(default_factory=ProtectJobs)
     _pipelines: dict[tuple[str | None, str | None], Pipeline] = field(default_factory=dict)
     _index: Index | None = None
@@ -76,6 +83,14 @@ class ConsoleState:
                 self._pipelines[key] = configured_pipeline(self.config, self.node_keys(), cipher, segmenter)
             return self._pipelines[key]
 
+    def record_audit(self, event: AuditEvent) -> None:
+        """Keep a console event in the node's index (not before the node has created it)."""
+        try:
+            index = self.index()
+        except StegonodeError:
+            return
+        index.record_audit(index_record(event))
+
     def index(self) -> Index:
         """The node's index (ConfigError while the node has not created it)."""
         with self._lock:
@@ -85,7 +100,7 @@ class ConsoleState:
 
 
 def create_app(config: dict[str, Any], login: auth.Login) -> Flask:
-    from . import files, nodepages
+    from . import auditpage, files, nodepages
 
     app = Flask(__name__)
     app.request_class = InMemoryRequest
@@ -102,7 +117,11 @@ def create_app(config: dict[str, Any], login: auth.Login) -> Flask:
         # Open on loopback only: refuse other Host names, so a web page cannot reach the
         # console by pointing its own host name at 127.0.0.1 (DNS rebinding).
         app.config["TRUSTED_HOSTS"] = LOOPBACK_HOSTS
-    app.extensions["stegonode"] = ConsoleState(config, login)
+    state = ConsoleState(
+        config, login, audit=audit.from_config(config),
+        throttle=LoginThrottle(web["login_delay_seconds"], web["login_lock_after"], web["login_lock_seconds"]))
+    state.audit.add_sink(state.record_audit)
+    app.extensions["stegonode"] = state
     app.before_request(auth.require_login)  # first: without the login, not even the CSRF check runs
     CSRFProtect(app)
     app.after_request(_headers)
@@ -111,7 +130,7 @@ def create_app(config: dict[str, Any], login: auth.Login) -> Flask:
     app.register_error_handler(StegonodeError, _input_error)
     app.register_error_handler(Exception, _internal_error)
     app.context_processor(lambda: {"login_mode": login.mode, "upload_limit_mb": web["max_upload_mb"]})
-    for blueprint in (pages, auth.bp, files.bp, nodepages.bp):
+    for blueprint in (pages, auth.bp, files.bp, nodepages.bp, auditpage.bp):
         app.register_blueprint(blueprint)
     return app
 

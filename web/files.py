@@ -17,6 +17,7 @@ from stegonode.handlers.encrypt import CIPHERS, EncryptHandler, cipher_report, d
 from stegonode.handlers.dicomfile import dicom_bytes, read_dicom
 from stegonode.handlers.pixels import read_pixels
 from stegonode.handlers.reveal import reveal, reveal_document
+from stegonode.node import audit
 from stegonode.node.config import SEGMENTER_CHOICES
 
 from .app import ConsoleState
@@ -26,6 +27,12 @@ from .pictures import data_url, histograms
 bp = Blueprint("files", __name__)
 DICOM = "application/dicom"
 JOB_ID = re.compile(r"^[A-Za-z0-9_-]{16,64}$")
+
+
+def audit_console(kind: str, outcome: str = "success", **fields) -> None:
+    """Audit what the signed-in console user did (``fields``: stored, pseudonymous UIDs only)."""
+    user = "console" if _state().login.mode != "none" else "console (no login)"
+    _state().audit.record(audit.Event(kind, outcome, user, request.remote_addr or "unknown", **fields))
 
 
 def _state() -> ConsoleState:
@@ -133,12 +140,16 @@ def reveal_page():
     for number, upload in enumerate(uploads, start=1):
         name = secure_filename(upload.filename) or f"file{number}.dcm"
         try:
-            revealed = reveal(read_dicom(io.BytesIO(upload.read())), keys)
+            ds = read_dicom(io.BytesIO(upload.read()))
+            revealed = reveal(ds, keys)
         except Exception as exc:
             reason = failure_reason(exc, "revealing")
+            audit_console("reveal", "failure", detail=reason)  # no UIDs: the upload may be an original
             results.append({"number": number, "name": name, "error": reason})
             documents.append(reveal_document(name, None, reason))
             continue
+        audit_console("reveal", studies=(str(ds.StudyInstanceUID),), instances=(str(ds.SOPInstanceUID),),
+                      sop_class=str(ds.SOPClassUID), detail=f"from the {revealed.carrier}")
         attributes = described(revealed.attributes)
         results.append({"number": number, "name": name, "error": None, "attributes": attributes,
                         "download": data_url(dicom_bytes(revealed.dataset), DICOM)})

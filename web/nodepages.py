@@ -17,6 +17,7 @@ from stegonode.handlers.pixels import read_pixels
 from stegonode.node.storage import Storage
 
 from .app import ConsoleState
+from .files import audit_console
 from .pictures import thumbnail
 
 bp = Blueprint("nodepages", __name__)
@@ -132,7 +133,9 @@ def _stored(uid: str):
 
 @bp.route("/studies/<uid>.dcm")
 def stored_download(uid: str):
-    return send_file(_stored(uid), mimetype="application/dicom", as_attachment=True, download_name=f"{uid}.dcm")
+    path = _stored(uid)
+    audit_console("download", instances=(uid,), detail="stored (protected) object")
+    return send_file(path, mimetype="application/dicom", as_attachment=True, download_name=f"{uid}.dcm")
 
 
 @bp.route("/studies/<uid>.png")

@@ -1,6 +1,7 @@
 """The ``stegonode`` command line, one module per command group:
 
 - objects: keygen, protect, reveal, demo
+- keyring: keys objects, keys reseal
 - ciphers: encrypt, decrypt, cipher-report
 - segmentation: segment
 - serving: serve, worker, web, status, orthanc-config
@@ -25,7 +26,7 @@ from stegonode.errors import StegonodeError
 # The groups are imported when the parser is built, not with this package: the console script
 # imports it, and so does every worker process the node spawns (multiprocessing re-runs the
 # parent's main script), which needs none of them.
-GROUPS = ("objects", "serving", "fetching", "ciphers", "segmentation", "training", "deep")
+GROUPS = ("objects", "keyring", "serving", "fetching", "ciphers", "segmentation", "training", "deep")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -13,10 +13,12 @@ import pydicom
 from stegonode.codecs import keys as keyfiles
 from stegonode.handlers.dicomfile import read_dicom
 from stegonode.codecs.registry import CIPHERS
+from stegonode.errors import KeyFileError
 from stegonode.handlers.collect import described
 from stegonode.handlers.pipeline import configured_pipeline
 from stegonode.handlers.reveal import reveal, reveal_document
 from stegonode.node import config as node_config
+from stegonode.node.keyring import keys_for
 
 from .common import (
     carriers_text, failure_line, run_each, say_if_pixels_only,
@@ -33,6 +35,10 @@ def add_commands(sub: Any) -> None:
                              "instead of a new self-signed one")
     keygen.add_argument("--private-key", type=Path, metavar="KEY",
                         help="with --certificate: its unencrypted private key, copied into peer.keys")
+    keygen.add_argument("--recipient", metavar="NAME",
+                        help="instead: a new recipient for the node of --node-keys: DIR/NAME.recipient (its "
+                             "public keys, for [handlers.seal] recipients) and DIR/NAME.peer.keys (for it)")
+    keygen.add_argument("--node-keys", type=Path, metavar="FILE", help="with --recipient: the node's node.keys")
     keygen.set_defaults(run=_keygen)
 
     protect = sub.add_parser("protect", help="seal patient identity into the pixels, de-identify")
@@ -48,7 +54,9 @@ def add_commands(sub: Any) -> None:
 
     reveal_ = sub.add_parser("reveal", help="recover the patient identity from protected files")
     reveal_.add_argument("inputs", nargs="+", type=Path, metavar="IN")
-    reveal_.add_argument("--keys", type=Path, required=True, help="peer.keys")
+    reveal_.add_argument("--keys", type=Path, required=True, action="append",
+                         help="peer.keys; repeat to hold several (after key rotation): each file is "
+                              "revealed with the one it was sealed for")
     reveal_.add_argument("--json", action="store_true", help="one JSON object per file per line")
     reveal_.add_argument("--out", type=Path, metavar="DIR", help="write re-identified DICOM files")
     reveal_.set_defaults(run=_reveal)
@@ -59,6 +67,16 @@ def add_commands(sub: Any) -> None:
 
 
 def _keygen(args: argparse.Namespace) -> int:
+    if args.recipient is not None:
+        if args.node_keys is None:
+            raise KeyFileError("--recipient needs --node-keys (the node.keys of the node that seals for it)")
+        public_path, peer_path = keyfiles.generate_recipient(
+            args.directory, args.recipient, args.node_keys, overwrite=args.force,
+            certificate=args.certificate, private_key=args.private_key)
+        recipient = keyfiles.load_recipient(public_path)
+        print(f"wrote {public_path} (list it in [handlers.seal] recipients) and {peer_path} "
+              f"(for the recipient; keep it secret); key ids {recipient.key_ids}")
+        return 0
     node_path, peer_path = keyfiles.generate(args.directory, overwrite=args.force,
                                              certificate=args.certificate, private_key=args.private_key)
     print(f"wrote {node_path} (for the node) and {peer_path} (for peers that reveal); keep both secret")
@@ -102,13 +120,15 @@ def _reveal(args: argparse.Namespace) -> int:
     return reveal_files(args.inputs, args.keys, args.out, args.json)
 
 
-def reveal_files(inputs: list[Path], keys_path: Path, out: Path | None = None, as_json: bool = False) -> int:
+def reveal_files(inputs: list[Path], keys_path: Path | list[Path], out: Path | None = None,
+                 as_json: bool = False) -> int:
     """``stegonode reveal``: every file of ``inputs`` revealed (into ``out``, if given), one line
-    (or one JSON object) each."""
-    keys = keyfiles.load_peer_keys(keys_path)
+    (or one JSON object) each, with the peer.keys (of several) it was sealed for."""
+    keyring = [keyfiles.load_peer_keys(path) for path in ([keys_path] if isinstance(keys_path, Path) else keys_path)]
 
     def work(path: Path, relative: Path) -> str:
-        revealed = reveal(read_dicom(path), keys)
+        ds = read_dicom(path)
+        revealed = reveal(ds, keys_for(ds, keyring))
         if out:
             write_dataset(revealed.dataset, out, relative)
         attributes = described(revealed.attributes)

@@ -137,14 +137,17 @@ def _status(args: argparse.Namespace) -> int:
     index = existing_index(paths.database)
     counts = index.counts()
     carriers = index.carriers()
+    by_key = index.key_ids()
     pools = index.pools(float(config["node"]["lease_seconds"]))
     if args.json:
-        print(json.dumps({**counts, "stored_by_carriers": carriers, "worker_pools": pools}))
+        print(json.dumps({**counts, "stored_by_carriers": carriers, "stored_by_key": by_key, "worker_pools": pools}))
         return 0
     rate = counts.pop("instances_per_second_last_minute")
     print(", ".join(f"{n} {what}" for what, n in counts.items()) + f"; {rate:.2f} instances/s over the last minute")
     if carriers:
         print("stored objects by carriers: " + ", ".join(f"{n} {what}" for what, n in sorted(carriers.items())))
+    if by_key:
+        print("stored objects by key id: " + ", ".join(f"{n} {key}" for key, n in sorted(by_key.items())))
     for pool in pools:
         print(f"worker pool {pool['host']} pid {pool['pid']}: {pool['state']}, "
               f"{pool['processes']} process(es), {pool['processing']} job(s) in progress, "
