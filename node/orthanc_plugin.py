@@ -46,9 +46,8 @@ from stegonode.errors import (
     ConfigError, InputError, StegonodeError, UnsupportedImageError,
 )
 from stegonode.handlers.embed import already_protected
-from stegonode.handlers.pipeline import Pipeline, build_pipeline, pixels_only_notice
+from stegonode.handlers.pipeline import Pipeline, build_pipeline, pixels_only_notice, pseudonymizer
 from stegonode.handlers.dicomfile import configure_pydicom, read_dicom
-from stegonode.handlers.pseudonyms import Pseudonymizer
 
 from . import config as node_config
 from .ingest import CANNOT_UNDERSTAND, DATASET_DOES_NOT_MATCH_SOP_CLASS, OUT_OF_RESOURCES, refusal
@@ -214,7 +213,7 @@ def register(orthanc: ModuleType, settings: dict[str, Any]) -> Protector:
     notice = pixels_only_notice(config["pipeline"]["carriers"], keys)
     if notice:
         log.warning(notice)
-    protector = Protector(orthanc, pipeline, Pseudonymizer(keys.pseudonym_key),
+    protector = Protector(orthanc, pipeline, pseudonymizer(config["handlers"], keys),
                           int(config["node"]["workers"]))
     orthanc.RegisterReceivedInstanceCallback(protector.received)
     orthanc.RegisterIncomingCStoreInstanceFilter(protector.cstore_filter)
