@@ -47,6 +47,7 @@ from stegonode.errors import (
 )
 from stegonode.handlers.embed import already_protected
 from stegonode.handlers.pipeline import Pipeline, build_pipeline, pixels_only_notice, pseudonymizer
+from stegonode.handlers.pseudonyms import Pseudonymizer
 from stegonode.handlers.dicomfile import configure_pydicom, read_dicom
 
 from . import config as node_config
