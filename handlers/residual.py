@@ -33,7 +33,10 @@ NAME_KEYWORDS = ("PatientName", "OtherPatientNames", "PatientBirthName")
 ID_KEYWORDS = ("PatientID", "OtherPatientIDs", "MedicalRecordLocator", "AccessionNumber")
 TEXT_VRS = frozenset({"AE", "LO", "LT", "PN", "SH", "ST", "UC", "UR", "UT"})
 DATE_VRS = frozenset({"DA", "DT"})
-BYTES_VRS = frozenset({"OB", "UN"})  # private text without a VR (implicit VR files) reads as bytes
+# Private text without a VR (implicit VR files) reads as bytes; binary values the options keep
+# (Maker Note, safe private blobs) may hold text. Pixel data and overlay planes are not text.
+BYTES_VRS = frozenset({"OB", "UN"})
+BULK_GROUPS = frozenset({0x7FE0, *range(0x6000, 0x6100, 2)})
 MIN_NAME_PART, MIN_ID = 2, 3
 _MONTHS = ("January", "February", "March", "April", "May", "June", "July", "August", "September",
            "October", "November", "December")
@@ -80,7 +83,7 @@ class Identity:
                 removed += self._text(element)
             elif element.VR in DATE_VRS:
                 removed += self._date(element)
-            elif element.VR in BYTES_VRS and element.tag.is_private:
+            elif element.VR in BYTES_VRS and element.tag.group not in BULK_GROUPS:
                 hits = self._count(bytes(element.value).decode("latin-1"))
                 if hits:
                     del ds[element.tag]
@@ -187,4 +190,5 @@ def _tidy(text: str, vr: str) -> str:
             components = [" ".join(c.split()) for c in group.split("^")]
             groups.append("^".join(components).rstrip("^"))
         return "=".join(groups).rstrip("=")
-    return re.sub(r"[ \t]{2,}", " ", text).strip(" ,;")
+    text = re.sub(r"(?<=\s)[,;:/]+(?=\s)", "", text)  # a separator whose words were both cut out
+    return re.sub(r"[ \t]{2,}", " ", text).strip(" ,;:/")
