@@ -24,7 +24,7 @@ from pydicom.tag import Tag
 from stegonode.errors import MessageNotFoundError
 
 from .base import HandlerBase, Instance, keyword_tags
-from .deidentify import BULK_VRS, is_bulk
+from .deidentify import ADDED, BULK_VRS, is_bulk
 from .registry import HANDLERS
 
 if TYPE_CHECKING:
@@ -71,7 +71,8 @@ def collect(ds: Dataset, deidentifier: Callable[[Dataset], object]) -> Dataset:
         carried.SpecificCharacterSet = ds.SpecificCharacterSet
     for element in header:
         kept = element.tag in clean
-        changed = not kept or clean[element.tag] != element
+        # What de-identification sets is removed by restore: carried even where it was the same.
+        changed = not kept or clean[element.tag] != element or element.tag in ADDED
         # Bulk data is carried only when de-identification kept it and changed something in it
         # (a safe private or overlay text cleaned, a date in a kept private sequence moved).
         if changed and (not is_bulk(element) or (kept and element.VR not in BULK_VRS)):

@@ -81,6 +81,7 @@ instances = Table(
     Column("path", Text, nullable=False),  # storage key of the stored object, e.g. stored/<uid>.dcm
     Column("stored_at", Float, nullable=False),
     Column("carriers", Text),  # e.g. "pixels+header" (describe_carriers); NULL: stored before 0004
+    Column("identity_residues", Integer),  # what the residual-identity check removed; NULL: before 0005
 )
 worker_pools = Table(
     "worker_pools", metadata,
@@ -262,16 +263,17 @@ class Index:
             ))
 
     def finish(self, job: Job, holder: str, attributes: dict[str, str], transfer_syntax: str,
-               key: str, carriers: str) -> Finish:
-        """Record the stored object (storage ``key``, with ``carriers``) of a job ``holder``
-        protected."""
+               key: str, carriers: str, identity_residues: int = 0) -> Finish:
+        """Record the stored object (storage ``key``, with ``carriers``, and the number of
+        identity occurrences the residual-identity check removed) of a job ``holder`` protected."""
         values = {keyword: attributes.get(keyword, "") for keyword in ATTRIBUTES}
         with self._transaction() as db:
             row = db.execute(self._sql.job_row, {"uid": job.sop_instance_uid}).one()
             if row.token == job.token and (row.state, row.holder) != ("processing", holder):
                 return "taken"
             db.execute(self._sql.store_instance,
-                       {**values, "TransferSyntaxUID": transfer_syntax, "path": key, "carriers": carriers})
+                       {**values, "TransferSyntaxUID": transfer_syntax, "path": key, "carriers": carriers,
+                        "identity_residues": identity_residues})
             if row.token != job.token:
                 return "replaced"
             db.execute(self._sql.job_done, {"uid": job.sop_instance_uid})
@@ -393,6 +395,16 @@ class Index:
             "quarantined": by_state.get("quarantined", 0),
             "instances_per_second_last_minute": round(recent / 60, 3),
         }
+
+    def identity_residues(self) -> dict[str, int]:
+        """What the residual-identity check removed: occurrences in all, and in how many stored
+        objects (counts only: the index never holds the values)."""
+        with self.engine.connect() as db:
+            total, objects = db.execute(select(
+                func.coalesce(func.sum(instances.c.identity_residues), 0),
+                func.count().filter(instances.c.identity_residues > 0),
+            )).one()
+        return {"removed": int(total), "objects": int(objects)}
 
     def carriers(self) -> dict[str, int]:
         """Stored objects by the carriers they have ("pixels+header", "header", ...); objects

@@ -61,6 +61,7 @@ class Outcome:
     stored: str = ""  # the stored object's storage key
     timings: dict[str, float] = field(default_factory=dict)
     carriers: str = ""  # e.g. "pixels+header", or "header" when the background was too small
+    identity_residues: int = 0  # identity occurrences the residual-identity check removed
 
 
 # -- in the worker process -------------------------------------------------------------------
@@ -97,7 +98,12 @@ def protect_job(token: str) -> Outcome:
     assert _pipeline is not None and _storage is not None, "worker not started"
     try:
         ds = read_dicom(_storage.path("inbox", token))
-        timings = _keep_as_protected(ds) if already_protected(ds) else _pipeline.protect(ds).timings
+        report: dict[str, Any] = {}
+        if already_protected(ds):
+            timings = _keep_as_protected(ds)
+        else:
+            instance = _pipeline.protect(ds)
+            timings, report = instance.timings, instance.report
         stored = _storage.write("stored", ds.SOPInstanceUID, dicom_bytes(ds))
         carriers = describe_carriers(read_protection(ds))
     except StegonodeError as exc:
@@ -114,6 +120,7 @@ def protect_job(token: str) -> Outcome:
         stored=stored,
         timings=timings,
         carriers=carriers,
+        identity_residues=int(report.get("identity_residues_removed", 0)),
     )
 
 
@@ -297,7 +304,7 @@ class Workers:
 
     def _succeeded(self, job: Job, outcome: Outcome) -> None:
         finish = self.index.finish(job, self.pool, outcome.attributes, outcome.transfer_syntax,
-                                   outcome.stored, outcome.carriers)
+                                   outcome.stored, outcome.carriers, outcome.identity_residues)
         if finish == "taken":  # another pool holds the job (and its inbox file) now
             log.warning("job %s: lease lost while protecting; another pool finishes it",
                         job.sop_instance_uid)
@@ -308,8 +315,9 @@ class Workers:
         else:
             inbox.unlink(missing_ok=True)
         steps = ", ".join(f"{name} {1000 * s:.0f}" for name, s in outcome.timings.items())
-        log.info("job %s: stored with carriers %s in %.0f ms (%s)", job.sop_instance_uid, outcome.carriers,
-                 1000 * sum(outcome.timings.values()), steps)
+        log.info("job %s: stored with carriers %s in %.0f ms (%s); identity residues removed: %d",
+                 job.sop_instance_uid, outcome.carriers, 1000 * sum(outcome.timings.values()), steps,
+                 outcome.identity_residues)
 
     def _failed(self, job: Job, reason: str, permanent: bool) -> None:
         state = self.index.fail(job, self.pool, reason, 1 if permanent else self.max_attempts)

@@ -44,7 +44,8 @@ def add_commands(sub: Any) -> None:
     web.set_defaults(run=_web)
 
     status = sub.add_parser("status", help="counts of received, queued, processed, failed, "
-                            "quarantined; stored objects by carriers; the worker pools and their "
+                            "quarantined; stored objects by carriers; identity residues removed; "
+                            "the worker pools and their "
                             "last heartbeat")
     status.add_argument("--config", type=Path, help="node.toml (embedded defaults otherwise)")
     status.add_argument("--json", action="store_true", help="one JSON object")
@@ -137,14 +138,17 @@ def _status(args: argparse.Namespace) -> int:
     index = existing_index(paths.database)
     counts = index.counts()
     carriers = index.carriers()
+    residues = index.identity_residues()
     pools = index.pools(float(config["node"]["lease_seconds"]))
     if args.json:
-        print(json.dumps({**counts, "stored_by_carriers": carriers, "worker_pools": pools}))
+        print(json.dumps({**counts, "stored_by_carriers": carriers, "identity_residues_removed": residues,
+                          "worker_pools": pools}))
         return 0
     rate = counts.pop("instances_per_second_last_minute")
     print(", ".join(f"{n} {what}" for what, n in counts.items()) + f"; {rate:.2f} instances/s over the last minute")
     if carriers:
         print("stored objects by carriers: " + ", ".join(f"{n} {what}" for what, n in sorted(carriers.items())))
+        print(f"identity residues removed: {residues['removed']} in {residues['objects']} object(s)")
     for pool in pools:
         print(f"worker pool {pool['host']} pid {pool['pid']}: {pool['state']}, "
               f"{pool['processes']} process(es), {pool['processing']} job(s) in progress, "
