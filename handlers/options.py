@@ -44,8 +44,10 @@ OPTIONS: dict[str, Option] = {option.name: option for option in (
     Option("clean_structured_content", "cleanStructContOpt", "113104", "Clean Structured Content Option"),
     Option("clean_graphics", "cleanGraphOpt", "113103", "Clean Graphics Option"),
 )}
-# TCIA's practice (its de-identification knowledge base lists 113100 with 113105, 113107, 113108,
-# 113109, 113111 and, for structured content, 113104): research-friendly and still the profile.
+# TCIA's published protocol (Basic Profile with Clean Descriptors, Retain Longitudinal With
+# Modified Dates, Retain Patient Characteristics, Retain Device Identity, Retain Safe Private, and
+# Clean Pixel Data, which this node does not claim), plus Clean Structured Content, which the
+# residual-identity check carries out as it does Clean Descriptors.
 DEFAULT_OPTIONS = (
     "retain_longitudinal_modified_dates", "retain_patient_characteristics", "retain_device_identity",
     "retain_safe_private", "clean_descriptors", "clean_structured_content",

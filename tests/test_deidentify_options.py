@@ -17,7 +17,7 @@ from pydicom.sequence import Sequence
 from stegonode.errors import ConfigError
 from stegonode.handlers.deidentify import is_bulk
 from stegonode.handlers.dates import shift_da, shift_dt
-from stegonode.handlers.pipeline import PipelineContext, build_pipeline
+from stegonode.handlers.pipeline import PipelineContext, build_pipeline, pseudonymizer
 from stegonode.handlers.profile import SAFE_PRIVATE
 from stegonode.handlers.pseudonyms import Pseudonymizer
 from stegonode.handlers.reveal import reveal
@@ -459,3 +459,16 @@ def test_dciodvfy_finds_no_new_errors_with_the_default_options(name, node_keys, 
     ds.save_as(tmp_path / "protected.dcm", enforce_file_format=True)
     new = dciodvfy_errors(tmp_path / "protected.dcm") - dciodvfy_errors(tmp_path / "original.dcm")
     assert not new, new
+
+
+def test_retain_uids_through_the_pipeline_binds_and_reveals(node_keys, peer_keys):
+    """With Retain UIDs the seal binds to the kept UIDs, and the receivers name jobs by them."""
+    ds = _read("CT_small.dcm")
+    original = copy.deepcopy(ds)
+    _pipeline(node_keys, [*node_config.DEFAULTS["handlers"]["deidentify"]["options"], "retain_uids"]).protect(ds)
+    assert (ds.SOPInstanceUID, ds.StudyInstanceUID) == (original.SOPInstanceUID, original.StudyInstanceUID)
+    assert ds.file_meta.MediaStorageSOPInstanceUID == original.SOPInstanceUID
+    revealed = reveal(ds, peer_keys)
+    assert revealed.attributes.PatientID == original.PatientID
+    settings = _settings([*node_config.DEFAULTS["handlers"]["deidentify"]["options"], "retain_uids"])
+    assert pseudonymizer(settings, node_keys).uid(original.SOPInstanceUID) == original.SOPInstanceUID
