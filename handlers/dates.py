@@ -57,6 +57,16 @@ def shift_dt(value: str, days: int) -> str | None:
 
 
 SHIFTERS = {"DA": shift_da, "DT": shift_dt}
+_AS = re.compile(r"^(\d{1,3})\s*([DWMY])$", re.IGNORECASE)
+
+
+def legal_age(value: str) -> str | None:
+    """An Age String (AS) as PS3.5 writes it, nnnD/W/M/Y: a kept Patient's Age of "22Y" becomes
+    "022Y" (the original travels in the carriers); None when it cannot be read as an age."""
+    match = _AS.match(value.strip())
+    if match is None:
+        return None
+    return f"{int(match.group(1)):03d}{match.group(2).upper()}"
 
 
 def shift_values(vr: str, values: Sequence[str], days: int) -> list[str] | None:

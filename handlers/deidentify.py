@@ -6,8 +6,9 @@ kept, then cleaned: dates shifted per patient, :mod:`stegonode.handlers.dates`; 
 out of text by the residual check, :mod:`stegonode.handlers.residual`; sequences cleaned item by
 item); else any code with U -> keyed UID (and, for sequences, the profile applied inside); else
 with D or C -> a dummy value of the VR; else with Z -> zero length; else X -> removed. D is
-preferred over Z and X because it keeps Type 1 attributes present whatever the IOD. Beyond the
-table: private attributes are removed (with Retain Safe Private, those of Table E.3.10-1 are
+preferred over Z and X because it keeps Type 1 attributes present whatever the IOD; a sequence
+to be emptied or dummied that holds only references keeps its items with new UIDs instead (an
+empty one breaks IODs that require an item). Beyond the table: private attributes are removed (with Retain Safe Private, those of Table E.3.10-1 are
 kept), overlay and curve groups are removed whole unless Clean Graphics keeps them (their data
 is in the table; the rest of the group would be left dangling), and any UID that is not a
 well-known DICOM UID is replaced, wherever it is, so no instance UID of the original survives
@@ -17,6 +18,7 @@ residual-identity check searches what is left for the object's identity values.
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -26,7 +28,7 @@ from pydicom.tag import BaseTag, Tag
 from pydicom.uid import UID_dictionary
 
 from .base import HandlerBase, Instance, Revealing
-from .dates import shift_values
+from .dates import legal_age, shift_values
 from .options import DEFAULT_DATE_SHIFT_DAYS, DEFAULT_OPTIONS, Policy, check_settings
 from .profile import BASIC_PROFILE, REPEATING_GROUPS, SAFE_PRIVATE
 from .pseudonyms import BOUND_UIDS, Pseudonymizer, patient_identity
@@ -197,6 +199,8 @@ class _Pass:
                 continue  # nothing to hide; left as it is, so nothing needs carrying either
             if resolved == "X":
                 del ds[element.tag]
+            elif resolved in ("Z", "D") and element.VR == "SQ":
+                element.value = self._references(element.value)
             elif resolved == "Z":
                 element.value = Sequence() if element.VR == "SQ" else None
             elif resolved == "D" and element.VR == "SQ":
@@ -215,12 +219,28 @@ class _Pass:
                 del ds[element.tag]  # not a date this can move: it cannot be kept
             else:
                 element.value = shifted if len(shifted) > 1 else shifted[0]
+        elif element.VR == "AS" and not element.is_empty:  # kept ages stay legal AS values
+            ages = [legal_age(str(v)) for v in _values(element)]
+            if None in ages:
+                del ds[element.tag]
+            else:
+                element.value = ages if len(ages) > 1 else ages[0]
         elif element.VR == "UI":  # U, or a kept attribute holding an instance UID
             replaced = [self.pseudonyms.uid(str(v)) if _is_instance_uid(v) else v for v in _values(element)]
             element.value = replaced if len(replaced) > 1 else (replaced[0] if replaced else element.value)
         elif element.VR == "SQ":
             for item in element.value:
                 self.apply(item)
+
+    def _references(self, items: Sequence) -> Sequence:
+        """The items with the profile applied, if that leaves nothing but references (new UIDs,
+        numbers, codes, dates as the profile writes them): a dummy the IOD accepts, where an
+        empty sequence breaks IODs that require an item (Referenced Performed Procedure Step
+        Sequence, Referenced Study Sequence). Otherwise no items."""
+        cleaned = Sequence(copy.deepcopy(item) for item in items)
+        for item in cleaned:
+            self.apply(item)
+        return cleaned if _references_only(cleaned) else Sequence()
 
     def _private(self, ds: Dataset, tag: BaseTag) -> str:
         """X, or K for an element of Table E.3.10-1 (and its creator) under Retain Safe Private."""
@@ -232,6 +252,19 @@ class _Pass:
         if creator is None or (str(creator.value).strip(), tag.group, tag.element & 0xFF) not in SAFE_PRIVATE:
             return "X"
         return "K"
+
+
+_REFERENCE_VRS = frozenset({"UI", "IS", "US", "UL", "CS", "DA", "TM", "DT"})
+
+
+def _references_only(items: Sequence) -> bool:
+    """De-identified items holding nothing but references (UIDs, with frame and segment numbers,
+    codes, and dates as the profile left them)."""
+    return bool(items) and all(
+        any(e.VR == "UI" or e.VR == "SQ" for e in item)
+        and all(e.VR in _REFERENCE_VRS or (e.VR == "SQ" and _references_only(e.value)) for e in item)
+        for item in items
+    )
 
 
 _SAFE_CREATORS = frozenset(creator for creator, _, _ in SAFE_PRIVATE)
