@@ -133,7 +133,8 @@ class Protector:
         except Exception as exc:
             return self._refuse(failure(exc), new_uid, sop_class, origin)
         steps = ", ".join(f"{name} {1000 * s:.0f}" for name, s in instance.timings.items())
-        log.info("protected %s in %.0f ms (%s)", new_uid, 1000 * (time.perf_counter() - start), steps)
+        log.info("protected %s in %.0f ms (%s); identity residues removed: %d", new_uid,
+                 1000 * (time.perf_counter() - start), steps, instance.report.get("identity_residues_removed", 0))
         return action.MODIFY, buffer.getvalue()
 
     def cstore_filter(self, instance: Any) -> int:
