@@ -19,7 +19,7 @@ from stegonode.handlers.deidentify import is_bulk
 from stegonode.handlers.dates import legal_age, shift_da, shift_dt
 from stegonode.handlers.pipeline import PipelineContext, build_pipeline, pseudonymizer
 from stegonode.handlers.profile import SAFE_PRIVATE
-from stegonode.handlers.pseudonyms import Pseudonymizer
+from stegonode.handlers.pseudonyms import Pseudonymizer, patient_identity
 from stegonode.handlers.reveal import reveal
 from stegonode.handlers.seal import CARRIERS
 from stegonode.node import config as node_config
@@ -478,3 +478,21 @@ def test_retain_uids_through_the_pipeline_binds_and_reveals(node_keys, peer_keys
     assert revealed.attributes.PatientID == original.PatientID
     settings = _settings([*node_config.DEFAULTS["handlers"]["deidentify"]["options"], "retain_uids"])
     assert pseudonymizer(settings, node_keys).uid(original.SOPInstanceUID) == original.SOPInstanceUID
+
+
+def test_structured_report_content_is_kept_dated_and_cleaned(node_keys):
+    """An SR's content tree (the node itself refuses SR objects today; whole studies will bring
+    them): kept by Clean Structured Content, its date-times shifted, the identity cut out."""
+    original = _read("test-SR.dcm")
+    original.PatientName, original.PatientBirthDate = "Quinn^Harriet", "19750602"
+    original.ContentSequence[-1].TextValue = "Harriet QUINN (born 2 June 1975) seen today"
+    out = _deidentified(node_keys, original, None)
+    days = _offset(node_keys, patient_identity(original))  # no Patient ID: name and birth date
+    assert not original.PatientID
+    assert len(out.ContentSequence) == len(original.ContentSequence)
+    assert out.ContentSequence[-1].TextValue == "(born ) seen today"
+    assert out.ContentDate == shift_da(original.ContentDate, days)
+    verifying = out.get("VerifyingObserverSequence") or []
+    assert all(item.VerificationDateTime == shift_dt(str(before.VerificationDateTime), days)
+               for item, before in zip(verifying, original.VerifyingObserverSequence))
+    assert "113104" in _codes(out)
