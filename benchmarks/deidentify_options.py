@@ -5,7 +5,10 @@ De-identifies the header of the bundled real CT 693_UNCR (pixel data left out, a
 with the Basic Profile alone, with the default options, and with every option (but full dates),
 and prints the median and 90th percentile in milliseconds per header (3 warm-ups, 200 runs), and
 the identity occurrences the residual check removed. Protect de-identifies each header twice
-(collect on a copy, then the deidentify handler). Run from the repository root::
+(collect on a copy, then the deidentify handler). Then the sealed payload (pixel carrier) and
+header carrier bytes per image, Basic Profile alone against the default options (what changes is
+what is carried: kept descriptors are not, shifted sequences are, whole), protected with the
+classical segmenter. Run from the repository root::
 
     .venv/bin/python benchmarks/deidentify_options.py
 """
@@ -25,11 +28,13 @@ from pydicom.data import get_testdata_file  # noqa: E402
 
 from stegonode.codecs import keys as keyfiles  # noqa: E402
 from stegonode.handlers.options import OPTIONS  # noqa: E402
-from stegonode.handlers.pipeline import PipelineContext  # noqa: E402
+from stegonode.errors import StegonodeError  # noqa: E402
+from stegonode.handlers.pipeline import PipelineContext, build_pipeline  # noqa: E402
 from stegonode.handlers.seal import CARRIERS  # noqa: E402
 from stegonode.node import config as node_config  # noqa: E402
 
 RUNS, WARMUPS = 200, 3
+REALDATA = Path(__file__).resolve().parents[2] / "shared" / "realdata"
 CHOICES = {
     "Basic Profile only": [],
     "default options": None,
@@ -58,6 +63,28 @@ def main() -> None:
                 times.append(1000 * (time.perf_counter() - start))
         p90 = statistics.quantiles(times, n=10)[-1]
         print(f"{label:<30} {statistics.median(times):>10.2f} {p90:>8.2f} {removed:>9}")
+    payload_sizes(keys)
+
+
+def payload_sizes(keys) -> None:
+    images = [Path(get_testdata_file(name)) for name in ("693_UNCR.dcm", "MR2_UNCR.dcm", "RG1_UNCR.dcm")]
+    images += sorted(REALDATA.glob("*_fodicom_1.dcm")) if REALDATA.is_dir() else []
+    print(f"\n{'image':<22} {'basic pixels B':>15} {'header B':>9} {'default pixels B':>17} {'header B':>9}")
+    for path in images:
+        row = []
+        for options in ([], None):
+            settings = copy.deepcopy(node_config.DEFAULTS["handlers"])
+            settings["segment"]["segmenter"] = "classical"
+            if options is not None:
+                settings["deidentify"]["options"] = options
+            pipeline = build_pipeline(node_config.DEFAULTS["pipeline"]["handlers"], settings, keys)
+            try:
+                report = pipeline.protect(pydicom.dcmread(path)).report
+            except StegonodeError as exc:
+                row = [f"refused: {exc}"[:40]]
+                break
+            row += [report.get("payload_bytes", "-"), report.get("header_bytes", "-")]
+        print(f"{path.name:<22} " + " ".join(f"{value!s:>{width}}" for value, width in zip(row, (15, 9, 17, 9))))
 
 
 if __name__ == "__main__":
