@@ -115,7 +115,8 @@ def is_bulk(element: DataElement) -> bool:
 
 @HANDLERS.register
 class DeidentifyHandler(HandlerBase):
-    """Strips the header of identity per the Basic Profile and marks the object derived; its
+    """Strips the header of identity per the Basic Profile and the configured options, runs the
+    residual-identity check (its count goes into the report) and marks the object derived; its
     inverse step restores the carried attributes."""
 
     name: ClassVar[str] = "deidentify"
