@@ -4,7 +4,8 @@ What is collected is exactly what de-identification changes or removes: the hand
 de-identifies a copy of the header (pixel data left out) and keeps every top-level element whose
 value differs, with its original value, so reveal can restore the header. Bulk binary data
 (icons, overlays, curves) and private attributes are removed by de-identification but not
-carried: they would not fit in a QR code.
+carried: they would not fit in a QR code. What the options keep of them (safe private attributes,
+overlays under Clean Graphics) is carried when de-identification changed it.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from pydicom.tag import Tag
 from stegonode.errors import MessageNotFoundError
 
 from .base import HandlerBase, Instance, keyword_tags
-from .deidentify import is_bulk
+from .deidentify import ADDED, BULK_VRS, is_bulk
 from .registry import HANDLERS
 
 if TYPE_CHECKING:
@@ -48,14 +49,14 @@ class CollectHandler(HandlerBase):
     def from_config(cls, context: PipelineContext) -> CollectHandler:
         return cls(context.deidentifier)
 
-    def __init__(self, deidentifier: Callable[[Dataset], None]) -> None:
+    def __init__(self, deidentifier: Callable[[Dataset], object]) -> None:
         self.deidentifier = deidentifier
 
     def __call__(self, instance: Instance) -> None:
         instance.attributes = collect(instance.dataset, self.deidentifier)
 
 
-def collect(ds: Dataset, deidentifier: Callable[[Dataset], None]) -> Dataset:
+def collect(ds: Dataset, deidentifier: Callable[[Dataset], object]) -> Dataset:
     """The carried attributes, plus Specific Character Set so text decodes as in the original."""
     header = Dataset()
     for element in ds:
@@ -69,8 +70,12 @@ def collect(ds: Dataset, deidentifier: Callable[[Dataset], None]) -> Dataset:
     if "SpecificCharacterSet" in ds:
         carried.SpecificCharacterSet = ds.SpecificCharacterSet
     for element in header:
-        changed = element.tag not in clean or clean[element.tag] != element
-        if changed and not is_bulk(element):
+        kept = element.tag in clean
+        # What de-identification sets is removed by restore: carried even where it was the same.
+        changed = not kept or clean[element.tag] != element or element.tag in ADDED
+        # Bulk data is carried only when de-identification kept it and changed something in it
+        # (a safe private or overlay text cleaned, a date in a kept private sequence moved).
+        if changed and (not is_bulk(element) or (kept and element.VR not in BULK_VRS)):
             carried.add(_copy(element))
     return carried
 

@@ -1,17 +1,24 @@
-"""De-identification per PS3.15 Annex E, Basic Application Level Confidentiality Profile.
+"""De-identification per PS3.15 Annex E, Basic Application Level Confidentiality Profile and the
+options node.toml applies (:mod:`stegonode.handlers.options`).
 
-Action codes are resolved to one action (PS3.15 E.1.1): any code with U -> keyed UID (and, for
-sequences, the profile applied inside); else with D or C -> a dummy value of the VR; else with
-Z -> zero length; else X -> removed. D is preferred over Z and X because it keeps Type 1
-attributes present whatever the IOD. Beyond the table: every private attribute is removed,
-overlay and curve groups are removed whole (their
-data is in the table; the rest of the group would be left dangling), and any UID that is not a
-well-known DICOM UID is replaced, wherever it is, so no instance UID of the original survives.
-Empty attributes are left as they are: they hide nothing.
+Action codes are resolved to one action (PS3.15 E.1.1): an applied option's K or C first (C:
+kept, then cleaned: dates shifted per patient, :mod:`stegonode.handlers.dates`; identity taken
+out of text by the residual check, :mod:`stegonode.handlers.residual`; sequences cleaned item by
+item); else any code with U -> keyed UID (and, for sequences, the profile applied inside); else
+with D or C -> a dummy value of the VR; else with Z -> zero length; else X -> removed. D is
+preferred over Z and X because it keeps Type 1 attributes present whatever the IOD; a sequence
+to be emptied or dummied that holds only references keeps its items with new UIDs instead (an
+empty one breaks IODs that require an item). Beyond the table: private attributes are removed (with Retain Safe Private, those of Table E.3.10-1 are
+kept), overlay and curve groups are removed whole unless Clean Graphics keeps them (their data
+is in the table; the rest of the group would be left dangling), and any UID that is not a
+well-known DICOM UID is replaced, wherever it is, so no instance UID of the original survives
+(unless Retain UIDs). Empty attributes are left as they are: they hide nothing. Last, the
+residual-identity check searches what is left for the object's identity values.
 """
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -22,14 +29,18 @@ from pydicom.tag import BaseTag, Tag
 from pydicom.uid import UID_dictionary
 
 from .base import HandlerBase, Instance, Revealing
-from .profile import BASIC_PROFILE, REPEATING_GROUPS
-from .pseudonyms import BOUND_UIDS, Pseudonymizer
+from .dates import legal_age, shift_values
+from .options import DEFAULT_DATE_SHIFT_DAYS, DEFAULT_OPTIONS, Policy, check_settings
+from .profile import BASIC_PROFILE, REPEATING_GROUPS, SAFE_PRIVATE
+from .pseudonyms import BOUND_UIDS, Pseudonymizer, patient_identity
+from .residual import Identity
 from .registry import HANDLERS
 
 if TYPE_CHECKING:
     from .pipeline import PipelineContext
 
 METHOD = "stegonode: PS3.15 Basic Profile, identity sealed in pixels"
+BASIC_CODE = ("113100", "Basic Application Confidentiality Profile")
 DERIVATION = "stegonode: patient identity sealed into background pixels (DCT stego)"
 # Attributes this module sets; restore removes them before putting the originals back.
 ADDED = tuple(
@@ -59,12 +70,18 @@ def _is_overlay_or_curve(tag: BaseTag) -> bool:
     return tag.group & 0xFF00 in (0x5000, 0x6000) and tag.group <= 0x60FF
 
 
-def action(tag: BaseTag, extra: frozenset[BaseTag] = frozenset()) -> str:
-    """The resolved action for one tag: 'U', 'D', 'Z', 'X' or 'K' (keep).
+def action(tag: BaseTag, extra: frozenset[BaseTag] = frozenset(), policy: Policy = Policy()) -> str:
+    """The resolved action for one public tag: 'U', 'D', 'Z', 'X', 'C' (keep, cleaned) or 'K' (keep).
 
-    ``extra`` are configured additional identifying attributes: removed (X) like the table's.
+    ``extra`` are configured additional identifying attributes: removed (X) like the table's,
+    whatever the options say.
     """
-    if tag in extra or tag.is_private or _is_overlay_or_curve(tag):
+    if tag in extra or tag.is_private:
+        return "X"
+    option = policy.action(tag)
+    if option is not None:
+        return option
+    if _is_overlay_or_curve(tag) and not policy.has("clean_graphics"):
         return "X"
     code = (
         BASIC_PROFILE.get(int(tag))
@@ -103,12 +120,19 @@ def is_bulk(element: DataElement) -> bool:
 
 @HANDLERS.register
 class DeidentifyHandler(HandlerBase):
-    """Strips the header of identity per the Basic Profile and marks the object derived; its
+    """Strips the header of identity per the Basic Profile and the configured options, runs the
+    residual-identity check (its count goes into the report) and marks the object derived; its
     inverse step restores the carried attributes."""
 
     name: ClassVar[str] = "deidentify"
     requires: ClassVar[tuple[str, ...]] = ()
-    defaults: ClassVar[Mapping[str, Any]] = {"allow_burned_in_annotation": False}
+    defaults: ClassVar[Mapping[str, Any]] = {"allow_burned_in_annotation": False, "options": list(DEFAULT_OPTIONS),
+                                             "date_shift_days": list(DEFAULT_DATE_SHIFT_DAYS)}
+
+    @classmethod
+    def check(cls, settings: Mapping[str, Mapping[str, Any]]) -> None:
+        super().check(settings)
+        check_settings(dict(settings["deidentify"]))
 
     @classmethod
     def from_config(cls, context: PipelineContext) -> DeidentifyHandler:
@@ -118,60 +142,149 @@ class DeidentifyHandler(HandlerBase):
     def unprotect(cls, state: Revealing) -> None:
         restore(state.output, state.identity.attributes, state.identity.complete)
 
-    def __init__(self, deidentifier: Callable[[Dataset], None]) -> None:
+    def __init__(self, deidentifier: Callable[[Dataset], int]) -> None:
         self.deidentifier = deidentifier
 
     def __call__(self, instance: Instance) -> None:
-        self.deidentifier(instance.dataset)
+        instance.report["identity_residues_removed"] = self.deidentifier(instance.dataset)
 
 
-def deidentify(ds: Dataset, pseudonyms: Pseudonymizer, extra: frozenset[BaseTag] = frozenset()) -> None:
-    """Apply the profile to ``ds`` in place, then set the de-identification attributes."""
-    original_patient_id = str(ds.get("PatientID", ""))
+def deidentify(ds: Dataset, pseudonyms: Pseudonymizer, extra: frozenset[BaseTag] = frozenset(),
+               policy: Policy = Policy()) -> int:
+    """Apply the profile and ``policy``'s options to ``ds`` in place, then the residual-identity
+    check, then set the de-identification attributes; the number of identity occurrences the
+    residual check removed."""
+    identity = Identity.of(ds)
+    patient = patient_identity(ds)
+    days = pseudonyms.date_offset(patient, *policy.date_shift_days) if policy.modified_dates else None
     new_uids = pseudonyms.new_uids(ds)
-    _apply(ds, pseudonyms, extra)
+    _Pass(pseudonyms, extra, policy, days).apply(ds)
+    removed = identity.scrub(ds, skip=(_PATIENT_ID, _PATIENT_NAME))
     for keyword, new_uid in zip(BOUND_UIDS, new_uids):
         if str(ds.get(keyword, "")):
-            setattr(ds, keyword, new_uid)  # as _apply wrote them: the one derivation, stated
+            setattr(ds, keyword, new_uid)  # as the pass wrote them: the one derivation, stated
     if _PATIENT_ID in ds:
-        ds.PatientID = pseudonyms.patient_id(original_patient_id)
+        ds.PatientID = pseudonyms.patient_id(patient)
     if _PATIENT_NAME in ds:
-        ds.PatientName = pseudonyms.patient_name(original_patient_id)
+        ds.PatientName = pseudonyms.patient_name(patient)
     if "ImageType" in ds and ds.ImageType:
         image_type = list(ds.ImageType) if ds["ImageType"].VM > 1 else [ds.ImageType]
         ds.ImageType = ["DERIVED", *image_type[1:]]
     ds.DerivationDescription = DERIVATION
     ds.PatientIdentityRemoved = "YES"
     ds.DeidentificationMethod = METHOD
+    ds.DeidentificationMethodCodeSequence = Sequence(
+        _code(value, meaning) for value, meaning in
+        sorted([BASIC_CODE, *((option.code, option.meaning) for option in policy.options)])
+    )
+    ds.LongitudinalTemporalInformationModified = policy.temporal_information
+    return removed
+
+
+def _code(value: str, meaning: str) -> Dataset:
     code = Dataset()
-    code.CodeValue = "113100"
+    code.CodeValue = value
     code.CodingSchemeDesignator = "DCM"
-    code.CodeMeaning = "Basic Application Confidentiality Profile"
-    ds.DeidentificationMethodCodeSequence = Sequence([code])
-    ds.LongitudinalTemporalInformationModified = "REMOVED"
+    code.CodeMeaning = meaning
+    return code
 
 
-def _apply(ds: Dataset, pseudonyms: Pseudonymizer, extra: frozenset[BaseTag]) -> None:
-    for element in list(ds):
-        resolved = action(element.tag, extra)
-        if element.is_empty and not element.tag.is_private:
-            continue  # nothing to hide; left as it is, so nothing needs carrying either
-        if resolved != "K" and resolved != "X":
-            element = _with_dictionary_vr(ds, element)
-        if resolved == "X":
-            del ds[element.tag]
-        elif resolved == "Z":
-            element.value = Sequence() if element.VR == "SQ" else None
-        elif resolved == "D" and element.VR == "SQ":
-            element.value = Sequence()
-        elif resolved == "D":
-            element.value = DUMMY.get(element.VR)
+class _Pass:
+    """One de-identification pass over a data set and, recursively, its sequence items."""
+
+    def __init__(self, pseudonyms: Pseudonymizer, extra: frozenset[BaseTag], policy: Policy,
+                 days: int | None) -> None:
+        self.pseudonyms, self.extra, self.policy, self.days = pseudonyms, extra, policy, days
+        self.safe_private = policy.has("retain_safe_private")
+
+    def apply(self, ds: Dataset) -> None:
+        for element in list(ds):
+            resolved = self._private(ds, element.tag) if element.tag.is_private else action(
+                element.tag, self.extra, self.policy)
+            if element.is_empty and not element.tag.is_private:
+                continue  # nothing to hide; left as it is, so nothing needs carrying either
+            if resolved not in ("K", "X"):
+                element = _with_dictionary_vr(ds, element)
+            if resolved == "X":
+                del ds[element.tag]
+            elif resolved in ("Z", "D") and element.VR == "SQ":
+                element.value = self._references(element.value)
+            elif resolved == "Z":
+                element.value = Sequence() if element.VR == "SQ" else None
+            elif resolved == "D" and element.VR == "SQ":
+                element.value = Sequence()
+            elif resolved == "D":
+                element.value = DUMMY.get(element.VR)
+            else:  # U, K or C
+                self._keep(ds, element)
+        if self.safe_private:
+            _drop_unused_creators(ds)
+
+    def _keep(self, ds: Dataset, element: DataElement) -> None:
+        if element.VR in ("DA", "DT") and self.days is not None and not element.is_empty:
+            shifted = shift_values(element.VR, [str(v) for v in _values(element)], self.days)
+            if shifted is None:
+                del ds[element.tag]  # not a date this can move: it cannot be kept
+            else:
+                element.value = shifted if len(shifted) > 1 else shifted[0]
+        elif element.VR == "AS" and not element.is_empty:  # kept ages stay legal AS values
+            ages = [legal_age(str(v)) for v in _values(element)]
+            if None in ages:
+                del ds[element.tag]
+            else:
+                element.value = ages if len(ages) > 1 else ages[0]
         elif element.VR == "UI":  # U, or a kept attribute holding an instance UID
-            replaced = [pseudonyms.uid(str(v)) if _is_instance_uid(v) else v for v in _values(element)]
+            replaced = [self.pseudonyms.uid(str(v)) if _is_instance_uid(v) else v for v in _values(element)]
             element.value = replaced if len(replaced) > 1 else (replaced[0] if replaced else element.value)
         elif element.VR == "SQ":
             for item in element.value:
-                _apply(item, pseudonyms, extra)
+                self.apply(item)
+
+    def _references(self, items: Sequence) -> Sequence:
+        """The items with the profile applied, if that leaves nothing but references (new UIDs,
+        numbers, codes, dates as the profile writes them): a dummy the IOD accepts, where an
+        empty sequence breaks IODs that require an item (Referenced Performed Procedure Step
+        Sequence, Referenced Study Sequence). Otherwise no items."""
+        cleaned = Sequence(copy.deepcopy(item) for item in items)
+        for item in cleaned:
+            self.apply(item)
+        return cleaned if _references_only(cleaned) else Sequence()
+
+    def _private(self, ds: Dataset, tag: BaseTag) -> str:
+        """X, or K for an element of Table E.3.10-1 (and its creator) under Retain Safe Private."""
+        if not self.safe_private or tag.element < 0x0010:
+            return "X"
+        if tag.element < 0x0100:  # a private creator: kept while its block keeps elements
+            return "K" if str(ds[tag].value).strip() in _SAFE_CREATORS else "X"
+        creator = ds.get((tag.group << 16) | (tag.element >> 8))
+        if creator is None or (str(creator.value).strip(), tag.group, tag.element & 0xFF) not in SAFE_PRIVATE:
+            return "X"
+        return "K"
+
+
+_REFERENCE_VRS = frozenset({"UI", "IS", "US", "UL", "CS", "DA", "TM", "DT"})
+
+
+def _references_only(items: Sequence) -> bool:
+    """De-identified items holding nothing but references (UIDs, with frame and segment numbers,
+    codes, and dates as the profile left them)."""
+    return bool(items) and all(
+        any(e.VR == "UI" or e.VR == "SQ" for e in item)
+        and all(e.VR in _REFERENCE_VRS or (e.VR == "SQ" and _references_only(e.value)) for e in item)
+        for item in items
+    )
+
+
+_SAFE_CREATORS = frozenset(creator for creator, _, _ in SAFE_PRIVATE)
+
+
+def _drop_unused_creators(ds: Dataset) -> None:
+    """Private creators whose block kept no element go too (they would name an empty block)."""
+    used = {(tag.group, tag.element >> 8) for tag in (e.tag for e in ds) if tag.is_private and tag.element >= 0x0100}
+    for element in list(ds):
+        tag = element.tag
+        if tag.is_private and 0x0010 <= tag.element < 0x0100 and (tag.group, tag.element) not in used:
+            del ds[tag]
 
 
 def _dictionary_vr(tag: BaseTag) -> str | None:

@@ -19,6 +19,7 @@ from .base import Handler, Instance, keyword_tags
 from .deidentify import deidentify
 from .embed import Protection
 from .header import mac_key
+from .options import Policy
 from .pixels import read_pixels, write_pixels
 from .pseudonyms import Pseudonymizer
 from .registry import HANDLERS
@@ -105,12 +106,13 @@ class PipelineContext:
 
     @functools.cached_property
     def pseudonyms(self) -> Pseudonymizer:
-        return Pseudonymizer(self.keys.pseudonym_key)
+        return pseudonymizer(self.settings, self.keys)
 
     @functools.cached_property
-    def deidentifier(self) -> Callable[[Dataset], None]:
+    def deidentifier(self) -> Callable[[Dataset], int]:
         extra = keyword_tags(self.settings["collect"]["extra_attributes"], "handlers.collect.extra_attributes")
-        return functools.partial(deidentify, pseudonyms=self.pseudonyms, extra=extra)
+        return functools.partial(deidentify, pseudonyms=self.pseudonyms, extra=extra,
+                                 policy=Policy.from_settings(dict(self.settings["deidentify"])))
 
     @functools.cached_property
     def recipients(self) -> tuple[Recipient, ...]:
@@ -120,6 +122,13 @@ class PipelineContext:
     @functools.cached_property
     def header(self) -> HeaderRecipient | None:
         return header_recipient(self.carriers, self.keys, self.recipients)
+
+
+def pseudonymizer(settings: Mapping[str, Mapping[str, Any]], keys: NodeKeys) -> Pseudonymizer:
+    """The node's keyed mapping, as node.toml's ``[handlers.*]`` tables configure it (Retain
+    UIDs keeps every UID): what the pipeline, and the receivers naming jobs by new UID, share."""
+    options = settings.get("deidentify", {}).get("options", [])
+    return Pseudonymizer(keys.pseudonym_key, retain_uids="retain_uids" in options)
 
 
 def header_recipient(carriers: Sequence[str], keys: NodeKeys,

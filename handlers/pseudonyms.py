@@ -30,14 +30,18 @@ class NewUids(NamedTuple):
 class Pseudonymizer:
     """Maps originals to keyed pseudonyms and UIDs."""
 
-    def __init__(self, key: bytes) -> None:
+    def __init__(self, key: bytes, retain_uids: bool = False) -> None:
         self._key = key
+        self.retain_uids = retain_uids  # PS3.15 Retain UIDs Option: every UID maps to itself
 
     def _digest(self, purpose: bytes, value: str) -> bytes:
         return hmac.new(self._key, purpose + b"\0" + value.encode("utf-8"), hashlib.sha256).digest()
 
     def uid(self, original: str) -> str:
-        """A 2.25 UID (PS3.5 B.2) derived from a keyed hash formatted as a UUID."""
+        """A 2.25 UID (PS3.5 B.2) derived from a keyed hash formatted as a UUID (``original``
+        itself under the Retain UIDs Option)."""
+        if self.retain_uids:
+            return original
         value = uuid.UUID(bytes=self._digest(b"uid", original)[:16], version=4)
         return f"2.25.{value.int}"
 
@@ -50,8 +54,29 @@ class Pseudonymizer:
         """16 base32 characters standing for one patient."""
         return base64.b32encode(self._digest(b"patient", patient_id)[:10]).decode()
 
+    def date_offset(self, patient: str, low: int, high: int) -> int:
+        """Days every date of ``patient`` (:func:`patient_identity`) moves: keyed, so the same
+        patient gets the same offset on every host sharing the key, in ``low..high``."""
+        number = int.from_bytes(self._digest(b"date-shift", patient)[:8], "big")
+        return low + number % (high - low + 1)
+
     def patient_id(self, original: str) -> str:
         return f"SN{self.patient_code(original)}"
 
     def patient_name(self, original_patient_id: str) -> str:
         return f"SN^{self.patient_code(original_patient_id)}"
+
+
+def patient_identity(ds: Dataset) -> str:
+    """What stands for the patient of ``ds`` when pseudonyms and date offsets are derived: the
+    Patient ID; where it is empty or missing, the name and birth date (case and spacing
+    normalised), so two unnamed patients without IDs never merge; where there is no name either,
+    the study (its objects stay together, apart from every other study). The latter two start
+    with a NUL, which no Patient ID (LO) holds, so they never collide with an ID."""
+    patient_id = str(ds.get("PatientID", "") or "")
+    if patient_id.strip():
+        return patient_id
+    name = " ".join(str(ds.get("PatientName", "") or "").upper().replace("^", " ").split())
+    if name:
+        return f"\0name\0{name}\0{str(ds.get('PatientBirthDate', '') or '').strip()}"
+    return f"\0study\0{str(ds.get('StudyInstanceUID', '') or '')}"

@@ -82,7 +82,8 @@ instances = Table(
     Column("path", Text, nullable=False),  # storage key of the stored object, e.g. stored/<uid>.dcm
     Column("stored_at", Float, nullable=False),
     Column("carriers", Text),  # e.g. "pixels+header" (describe_carriers); NULL: stored before 0004
-    Column("key_ids", Text),  # the ids of the keys that sealed it, space-separated; NULL: before 0005
+    Column("key_ids", Text),  # the ids of the keys that sealed it, space-separated; NULL: before 0006
+    Column("identity_residues", Integer),  # what the residual-identity check removed; NULL: before 0006
 )
 worker_pools = Table(
     "worker_pools", metadata,
@@ -276,9 +277,11 @@ class Index:
             ))
 
     def finish(self, job: Job, holder: str, attributes: dict[str, str], transfer_syntax: str,
-               key: str | Callable[[], str], carriers: str, key_ids: str = "") -> Finish:
-        """Record the stored object (storage ``key``, with ``carriers``, sealed for ``key_ids``)
-        of a job ``holder`` protected, if that job is still the instance's newest copy and still
+               key: str | Callable[[], str], carriers: str, key_ids: str = "",
+               identity_residues: int = 0) -> Finish:
+        """Record the stored object (storage ``key``, with ``carriers``, sealed for ``key_ids``,
+        and the number of identity occurrences the residual-identity check removed) of a job
+        ``holder`` protected, if that job is still the instance's newest copy and still
         ``holder``'s.
 
         ``key`` may be a callable that publishes the object and returns its key: it runs inside
@@ -297,7 +300,7 @@ class Index:
             path = key() if callable(key) else key
             db.execute(self._sql.store_instance,
                        {**values, "TransferSyntaxUID": transfer_syntax, "path": path, "carriers": carriers,
-                        "key_ids": key_ids or None})
+                        "key_ids": key_ids or None, "identity_residues": identity_residues})
             db.execute(self._sql.job_done, {"uid": job.sop_instance_uid})
         return "done"
 
@@ -417,6 +420,16 @@ class Index:
             "quarantined": by_state.get("quarantined", 0),
             "instances_per_second_last_minute": round(recent / 60, 3),
         }
+
+    def identity_residues(self) -> dict[str, int]:
+        """What the residual-identity check removed: occurrences in all, and in how many stored
+        objects (counts only: the index never holds the values)."""
+        with self.engine.connect() as db:
+            total, objects = db.execute(select(
+                func.coalesce(func.sum(instances.c.identity_residues), 0),
+                func.count().filter(instances.c.identity_residues > 0),
+            )).one()
+        return {"removed": int(total), "objects": int(objects)}
 
     def carriers(self) -> dict[str, int]:
         """Stored objects by the carriers they have ("pixels+header", "header", ...); objects

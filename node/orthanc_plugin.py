@@ -46,9 +46,9 @@ from stegonode.errors import (
     ConfigError, InputError, StegonodeError, UnsupportedImageError,
 )
 from stegonode.handlers.embed import already_protected
-from stegonode.handlers.pipeline import Pipeline, build_pipeline, pixels_only_notice
-from stegonode.handlers.dicomfile import configure_pydicom, read_dicom
+from stegonode.handlers.pipeline import Pipeline, build_pipeline, pixels_only_notice, pseudonymizer
 from stegonode.handlers.pseudonyms import Pseudonymizer
+from stegonode.handlers.dicomfile import configure_pydicom, read_dicom
 
 from . import config as node_config
 from .ingest import CANNOT_UNDERSTAND, DATASET_DOES_NOT_MATCH_SOP_CLASS, OUT_OF_RESOURCES, refusal
@@ -133,7 +133,8 @@ class Protector:
         except Exception as exc:
             return self._refuse(failure(exc), new_uid, sop_class, origin)
         steps = ", ".join(f"{name} {1000 * s:.0f}" for name, s in instance.timings.items())
-        log.info("protected %s in %.0f ms (%s)", new_uid, 1000 * (time.perf_counter() - start), steps)
+        log.info("protected %s in %.0f ms (%s); identity residues removed: %d", new_uid,
+                 1000 * (time.perf_counter() - start), steps, instance.report.get("identity_residues_removed", 0))
         return action.MODIFY, buffer.getvalue()
 
     def cstore_filter(self, instance: Any) -> int:
@@ -214,7 +215,7 @@ def register(orthanc: ModuleType, settings: dict[str, Any]) -> Protector:
     notice = pixels_only_notice(config["pipeline"]["carriers"], keys)
     if notice:
         log.warning(notice)
-    protector = Protector(orthanc, pipeline, Pseudonymizer(keys.pseudonym_key),
+    protector = Protector(orthanc, pipeline, pseudonymizer(config["handlers"], keys),
                           int(config["node"]["workers"]))
     orthanc.RegisterReceivedInstanceCallback(protector.received)
     orthanc.RegisterIncomingCStoreInstanceFilter(protector.cstore_filter)

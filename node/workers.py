@@ -65,6 +65,7 @@ class Outcome:
     timings: dict[str, float] = field(default_factory=dict)
     carriers: str = ""  # e.g. "pixels+header", or "header" when the background was too small
     key_ids: str = ""  # the ids of the keys that sealed it (keyring.key_ids_of), space-separated
+    identity_residues: int = 0  # identity occurrences the residual-identity check removed
 
 
 # -- in the worker process -------------------------------------------------------------------
@@ -112,7 +113,12 @@ def _protect(inbox: Path) -> Outcome:
     assert _pipeline is not None and _storage is not None, "worker not started"
     try:
         ds = read_dicom(inbox)
-        timings = _keep_as_protected(ds) if already_protected(ds) else _pipeline.protect(ds).timings
+        report: dict[str, Any] = {}
+        if already_protected(ds):
+            timings = _keep_as_protected(ds)
+        else:
+            instance = _pipeline.protect(ds)
+            timings, report = instance.timings, instance.report
         # Staged, not yet stored: the pool publishes it only if this copy is still the newest
         # acknowledged one when it finishes (Index.finish).
         stored = str(_storage.stage(dicom_bytes(ds)))
@@ -133,6 +139,7 @@ def _protect(inbox: Path) -> Outcome:
         timings=timings,
         carriers=carriers,
         key_ids=key_ids,
+        identity_residues=int(report.get("identity_residues_removed", 0)),
     )
 
 
@@ -331,7 +338,7 @@ class Workers:
         try:
             finish = self.index.finish(job, self.pool, outcome.attributes, outcome.transfer_syntax,
                                        lambda: self.storage.move(staged, "stored", uid), outcome.carriers,
-                                       outcome.key_ids)
+                                       outcome.key_ids, outcome.identity_residues)
         finally:
             staged.unlink(missing_ok=True)  # published (moved away), or not to be
         if finish == "taken":  # another pool holds the job (and its inbox file) now
@@ -349,8 +356,9 @@ class Workers:
         else:
             inbox.unlink(missing_ok=True)
         steps = ", ".join(f"{name} {1000 * s:.0f}" for name, s in outcome.timings.items())
-        log.info("job %s: stored with carriers %s in %.0f ms (%s)", job.sop_instance_uid, outcome.carriers,
-                 1000 * sum(outcome.timings.values()), steps)
+        log.info("job %s: stored with carriers %s in %.0f ms (%s); identity residues removed: %d",
+                 job.sop_instance_uid, outcome.carriers, 1000 * sum(outcome.timings.values()), steps,
+                 outcome.identity_residues)
 
     def _failed(self, job: Job, reason: str, permanent: bool) -> None:
         state = self.index.fail(job, self.pool, reason, 1 if permanent else self.max_attempts)

@@ -7,7 +7,6 @@ one, or two that disagree, is tampering; a wrong key is named as such.
 from __future__ import annotations
 
 import copy
-import functools
 import hashlib
 import json
 import subprocess
@@ -33,13 +32,11 @@ from stegonode.errors import (
     WrongRecipientKeyError,
 )
 from stegonode.handlers.collect import collect, serialize
-from stegonode.handlers.deidentify import deidentify
 from stegonode.handlers.header import seal_header
-from stegonode.handlers.pipeline import build_pipeline, pixels_only_notice
+from stegonode.handlers.pipeline import PipelineContext, build_pipeline, pixels_only_notice
 from stegonode.handlers.pixels import PixelFormat, read_pixels, write_pixels
-from stegonode.handlers.pseudonyms import Pseudonymizer
 from stegonode.handlers.reveal import reveal
-from stegonode.handlers.seal import payload_dictionary
+from stegonode.handlers.seal import CARRIERS, payload_dictionary
 from stegonode.node import config as node_config
 
 from images import NO_BACKGROUND, dciodvfy_errors, dcmtk, image_path
@@ -59,8 +56,8 @@ def _exact(attributes: pydicom.Dataset, original: pydicom.Dataset) -> None:
 @pytest.fixture(scope="module")
 def changed_attributes(node_keys):
     """What de-identification changes in an original: what the header carrier must hold."""
-    deidentifier = functools.partial(deidentify, pseudonyms=Pseudonymizer(node_keys.pseudonym_key))
-    return lambda original: collect(original, deidentifier)
+    context = PipelineContext(node_config.DEFAULTS["handlers"], node_keys, CARRIERS)  # the default options
+    return lambda original: collect(original, context.deidentifier)
 
 
 def test_openssl_decrypts_exactly_the_original_values(protect_image, peer_keys, changed_attributes, tmp_path):

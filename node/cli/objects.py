@@ -108,6 +108,7 @@ def protect_files(inputs: list[Path], out: Path, keys_path: Path, config_path: P
             f"OK {path}: carriers {carriers_text(r)}, "
             f"payload {r.get('payload_bytes', 0)} B, PSNR {r.get('psnr_db', float('inf')):.1f} dB "
             f"(peak 2^BitsStored-1; {r.get('psnr_65535_db', float('inf')):.1f} dB at 65535), "
+            f"{r.get('identity_residues_removed', 0)} identity residues removed, "
             f"{r.get('changed_pixels', 0)} pixels changed, "
             + (f"pixels encrypted ({r['cipher']}), " if "cipher" in r else "")
             + f"{1000 * (time.perf_counter() - start):.0f} ms"

@@ -44,7 +44,8 @@ def add_commands(sub: Any) -> None:
     web.set_defaults(run=_web)
 
     status = sub.add_parser("status", help="counts of received, queued, processed, failed, "
-                            "quarantined; stored objects by carriers; the worker pools and their "
+                            "quarantined; stored objects by carriers; identity residues removed; "
+                            "the worker pools and their "
                             "last heartbeat")
     status.add_argument("--config", type=Path, help="node.toml (embedded defaults otherwise)")
     status.add_argument("--json", action="store_true", help="one JSON object")
@@ -138,9 +139,11 @@ def _status(args: argparse.Namespace) -> int:
     counts = index.counts()
     carriers = index.carriers()
     by_key = index.key_ids()
+    residues = index.identity_residues()
     pools = index.pools(float(config["node"]["lease_seconds"]))
     if args.json:
-        print(json.dumps({**counts, "stored_by_carriers": carriers, "stored_by_key": by_key, "worker_pools": pools}))
+        print(json.dumps({**counts, "stored_by_carriers": carriers, "stored_by_key": by_key,
+                          "identity_residues_removed": residues, "worker_pools": pools}))
         return 0
     rate = counts.pop("instances_per_second_last_minute")
     print(", ".join(f"{n} {what}" for what, n in counts.items()) + f"; {rate:.2f} instances/s over the last minute")
@@ -148,6 +151,7 @@ def _status(args: argparse.Namespace) -> int:
         print("stored objects by carriers: " + ", ".join(f"{n} {what}" for what, n in sorted(carriers.items())))
     if by_key:
         print("stored objects by key id: " + ", ".join(f"{n} {key}" for key, n in sorted(by_key.items())))
+        print(f"identity residues removed: {residues['removed']} in {residues['objects']} object(s)")
     for pool in pools:
         print(f"worker pool {pool['host']} pid {pool['pid']}: {pool['state']}, "
               f"{pool['processes']} process(es), {pool['processing']} job(s) in progress, "
