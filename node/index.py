@@ -82,7 +82,7 @@ instances = Table(
     Column("path", Text, nullable=False),  # storage key of the stored object, e.g. stored/<uid>.dcm
     Column("stored_at", Float, nullable=False),
     Column("carriers", Text),  # e.g. "pixels+header" (describe_carriers); NULL: stored before 0004
-    Column("key_ids", Text),  # the ids of the keys that sealed it, space-separated; NULL: before 0006
+    Column("key_ids", Text),  # the ids of the keys that sealed it, space-separated; NULL: before 0005
     Column("identity_residues", Integer),  # what the residual-identity check removed; NULL: before 0006
 )
 worker_pools = Table(
