@@ -10,16 +10,18 @@ from dataclasses import dataclass
 from typing import Any
 
 from pydicom import Dataset
+from pydicom.uid import UID, ExplicitVRLittleEndian
 
 from stegonode.codecs.keys import NodeKeys
 from stegonode.errors import ConfigError
 
 from .admission import check_admissible
 from .base import Handler, Instance, keyword_tags
+from .compression import DEFAULT_STORAGE, storage_syntax, store_pixels
 from .deidentify import deidentify
 from .embed import Protection
 from .header import mac_key
-from .pixels import read_pixels, write_pixels
+from .pixels import read_pixels
 from .pseudonyms import Pseudonymizer
 from .registry import HANDLERS
 from .seal import CARRIERS, HeaderRecipient
@@ -29,12 +31,14 @@ DEFAULT_ORDER = ("collect", "seal", "segment", "embed", "deidentify")
 
 class Pipeline:
     """Runs handlers in order over one instance; then each writes its own block, and the
-    pixels are encoded."""
+    pixels are encoded in ``transfer_syntax`` (lossless; see :mod:`.compression`)."""
 
-    def __init__(self, handlers: Sequence[Handler], allow_burned_in_annotation: bool = False) -> None:
+    def __init__(self, handlers: Sequence[Handler], allow_burned_in_annotation: bool = False,
+                 transfer_syntax: UID = ExplicitVRLittleEndian) -> None:
         _check_order([(handler.name, handler.requires) for handler in handlers])
         self.handlers = list(handlers)
         self.allow_burned_in_annotation = allow_burned_in_annotation
+        self.transfer_syntax = transfer_syntax
 
     def admit(self, ds: Dataset) -> None:
         """Raise the InputError that refuses ``ds`` before any work (header checks only)."""
@@ -54,7 +58,7 @@ class Pipeline:
         start = time.perf_counter()
         for handler in self.handlers:
             handler.finish(instance)
-        write_pixels(ds, instance.pixels)
+        store_pixels(ds, instance.pixels, self.transfer_syntax)
         ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
         instance.timings["encode"] = time.perf_counter() - start
         return instance
@@ -154,15 +158,28 @@ def pixels_only_notice(carriers: Sequence[str], keys: NodeKeys) -> str | None:
 
 def build_pipeline(
     order: Sequence[str], settings: Mapping[str, Mapping], keys: NodeKeys,
-    carriers: Sequence[str] = CARRIERS,
+    carriers: Sequence[str] = CARRIERS, transfer_syntax: str = "explicit-vr-little-endian",
 ) -> Pipeline:
     """Handlers named in ``order`` (from the registry), configured from node.toml's
     ``[handlers.*]`` tables, writing the ``carriers`` node.toml's ``[pipeline] carriers`` names
-    (the header carrier only with a certificate in node.keys)."""
+    (the header carrier only with a certificate in node.keys), storing pixels in
+    ``transfer_syntax`` (a ``[storage] transfer_syntax`` choice)."""
     check_pipeline(order, settings, carriers)
     context = PipelineContext(settings, keys, carriers)
     return Pipeline([HANDLERS[name].from_config(context) for name in order],
-                    bool(settings.get("deidentify", {}).get("allow_burned_in_annotation", False)))
+                    bool(settings.get("deidentify", {}).get("allow_burned_in_annotation", False)),
+                    storage_syntax(transfer_syntax))
+
+
+def pipeline_for(config: Mapping[str, Any], keys: NodeKeys) -> Pipeline:
+    """The pipeline node.toml describes: its handlers, carriers and stored transfer syntax."""
+    return build_pipeline(config["pipeline"]["handlers"], config["handlers"], keys,
+                          config["pipeline"]["carriers"], stored_syntax_name(config))
+
+
+def stored_syntax_name(config: Mapping[str, Any]) -> str:
+    """node.toml's ``[storage] transfer_syntax`` (the default for a config without the table)."""
+    return str(config.get("storage", {}).get("transfer_syntax", DEFAULT_STORAGE))
 
 
 def configured_pipeline(
@@ -177,4 +194,4 @@ def configured_pipeline(
         order = [name for name in order if name != "encrypt"] + ["encrypt"]
     if segmenter is not None:
         settings["segment"]["segmenter"] = segmenter
-    return build_pipeline(order, settings, keys, config["pipeline"]["carriers"])
+    return build_pipeline(order, settings, keys, config["pipeline"]["carriers"], stored_syntax_name(config))

@@ -117,6 +117,7 @@ def write_pixels(ds: Dataset, pixels: np.ndarray) -> None:
     fmt = PixelFormat.of(ds)
     ds.PixelData = np.ascontiguousarray(pixels.astype(fmt.dtype.newbyteorder("<"))).tobytes()
     ds["PixelData"].VR = "OB" if fmt.bits_allocated == 8 else "OW"
+    ds["PixelData"].is_undefined_length = False  # it may have been encapsulated
     ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
     for encapsulation_only in ("ExtendedOffsetTable", "ExtendedOffsetTableLengths"):
         if encapsulation_only in ds:

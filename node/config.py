@@ -14,6 +14,7 @@ from typing import Any
 
 from stegonode.errors import ConfigError
 from stegonode.handlers.base import check_choice, check_range
+from stegonode.handlers.compression import DEFAULT_STORAGE, STORAGE_SYNTAXES
 from stegonode.handlers.pipeline import DEFAULT_ORDER, check_pipeline
 from stegonode.handlers.registry import HANDLERS, SEGMENTERS
 from stegonode.handlers.seal import CARRIERS
@@ -47,6 +48,7 @@ _BASE: dict[str, Any] = {
     "peers": [],
     "pipeline": {"handlers": list(DEFAULT_ORDER), "carriers": list(CARRIERS)},
     "handlers": {},  # each registered handler's table: see defaults()
+    "storage": {"transfer_syntax": DEFAULT_STORAGE},
     "web": {
         "enabled": True,
         "bind_address": "127.0.0.1",
@@ -78,6 +80,7 @@ _CHOICES = {
     "node.allowed_callers": ("loopback", "peers", "any"),
     "node.log_level": ("DEBUG", "INFO", "WARNING", "ERROR"),
     "web.login": ("none", "password", "token"),
+    "storage.transfer_syntax": tuple(STORAGE_SYNTAXES),
 }
 
 

@@ -46,7 +46,7 @@ from stegonode.errors import (
     ConfigError, InputError, StegonodeError, UnsupportedImageError,
 )
 from stegonode.handlers.embed import already_protected
-from stegonode.handlers.pipeline import Pipeline, build_pipeline, pixels_only_notice
+from stegonode.handlers.pipeline import Pipeline, pipeline_for, pixels_only_notice
 from stegonode.handlers.dicomfile import configure_pydicom, read_dicom
 from stegonode.handlers.pseudonyms import Pseudonymizer
 
@@ -209,8 +209,7 @@ def register(orthanc: ModuleType, settings: dict[str, Any]) -> Protector:
     logger.setLevel(config["node"]["log_level"])
     configure_pydicom()  # as the node's processes: no value validation, value-free warnings
     keys = keyfiles.load_node_keys(Path(settings["Keys"]))
-    pipeline = build_pipeline(config["pipeline"]["handlers"], config["handlers"], keys,
-                              config["pipeline"]["carriers"])
+    pipeline = pipeline_for(config, keys)
     notice = pixels_only_notice(config["pipeline"]["carriers"], keys)
     if notice:
         log.warning(notice)

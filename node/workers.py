@@ -30,14 +30,16 @@ from pathlib import Path
 from typing import Any
 
 from pydicom import Dataset
+from pydicom.uid import UID
 from sqlalchemy.exc import SQLAlchemyError
 
 from stegonode.errors import StegonodeError, WorkerStartError
 from stegonode.codecs.keys import load_node_keys
 from stegonode.handlers.embed import already_protected, read_protection
-from stegonode.handlers.pipeline import Pipeline, build_pipeline, describe_carriers
+from stegonode.handlers.pipeline import Pipeline, describe_carriers, pipeline_for
 from stegonode.handlers.dicomfile import configure_pydicom, dicom_bytes, read_dicom
-from stegonode.handlers.pixels import read_pixels, write_pixels
+from stegonode.handlers.compression import store_pixels
+from stegonode.handlers.pixels import read_pixels
 
 from .index import ATTRIBUTES, Index, Job
 from .storage import HOST, ObjectStore, Storage, process_alive
@@ -81,8 +83,7 @@ def _start_worker(config: dict[str, Any], keys_path: Path, data_dir: Path, log_l
     logging.basicConfig(level=log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     configure_pydicom()
     keys = load_node_keys(keys_path)
-    _pipeline = build_pipeline(config["pipeline"]["handlers"], config["handlers"], keys,
-                               config["pipeline"]["carriers"])
+    _pipeline = pipeline_for(config, keys)
     _storage = Storage(Path(data_dir))
 
 
@@ -97,7 +98,10 @@ def protect_job(token: str) -> Outcome:
     assert _pipeline is not None and _storage is not None, "worker not started"
     try:
         ds = read_dicom(_storage.path("inbox", token))
-        timings = _keep_as_protected(ds) if already_protected(ds) else _pipeline.protect(ds).timings
+        if already_protected(ds):
+            timings = _keep_as_protected(ds, _pipeline.transfer_syntax)
+        else:
+            timings = _pipeline.protect(ds).timings
         stored = _storage.write("stored", ds.SOPInstanceUID, dicom_bytes(ds))
         carriers = describe_carriers(read_protection(ds))
     except StegonodeError as exc:
@@ -117,10 +121,10 @@ def protect_job(token: str) -> Outcome:
     )
 
 
-def _keep_as_protected(ds: Dataset) -> dict[str, float]:
+def _keep_as_protected(ds: Dataset, transfer_syntax: UID) -> dict[str, float]:
     """A peer's stego object (an Orthanc with the plugin, another node): pixels and header
-    as they are, stored as Explicit VR Little Endian like every stored object."""
-    write_pixels(ds, read_pixels(ds))
+    as they are, stored in the node's stored transfer syntax like every stored object."""
+    store_pixels(ds, read_pixels(ds), transfer_syntax)
     return {}
 
 
