@@ -43,6 +43,7 @@ _BASE: dict[str, Any] = {
         "log_level": "INFO",
         "seg": False,
         "seg_stable_seconds": 10.0,
+        "max_object_mb": 1024,
         "tls": {"certificate": "", "private_key": "", "ca_certificates": ""},
     },
     "peers": [],
@@ -72,6 +73,7 @@ _RANGES: dict[str, tuple[float, float | None]] = {
     "node.lease_seconds": (1, 86400),
     "node.max_attempts": (1, None),
     "node.seg_stable_seconds": (0, 86400),
+    "node.max_object_mb": (1, 1024),
     "web.port": (1, 65535),
     "web.max_upload_mb": (1, 65536),
 }

@@ -15,7 +15,7 @@ from typing import Any
 from stegonode.codecs import keys as keyfiles
 from stegonode.errors import ConfigError, InputError
 from stegonode.handlers.dicomfile import configure_pydicom, read_dicom
-from stegonode.handlers.pipeline import header_recipient, pixels_only_notice
+from stegonode.handlers.pipeline import header_recipient, max_object_bytes, pixels_only_notice
 from stegonode.handlers.pseudonyms import Pseudonymizer
 
 from .index import Index
@@ -63,7 +63,8 @@ class Node(_Host):
             self.index, self.storage, self.workers.run, float(config["node"]["seg_stable_seconds"]),
             keys.pixel_cipher_key) if config["node"]["seg"] and self.workers is not None else None
         self.ingest = Ingest(self.storage, self.index, Pseudonymizer(keys.pseudonym_key), wake,
-                             config["handlers"]["deidentify"]["allow_burned_in_annotation"])
+                             config["handlers"]["deidentify"]["allow_burned_in_annotation"],
+                             max_object_bytes(config))
         self.server = NodeServer(config, self.index, self.ingest, self.storage)
 
     def _keys(self) -> Path:

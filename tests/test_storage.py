@@ -17,11 +17,13 @@ import pydicom
 import pytest
 from pydicom.encaps import parse_basic_offsets
 from pydicom.uid import ExplicitVRLittleEndian, JPEGLSLossless, RLELossless
+from pynetdicom import AE
+from pynetdicom.sop_class import MRImageStorage
 
 from images import dciodvfy_errors, dcmtk, image_path
 from nodes import DCMTK_ENV, PATIENT, NodeProcess, free_port, scu, study_keys, write_series
 
-from stegonode.errors import ConfigError
+from stegonode.errors import ConfigError, RefusedError, UnsupportedImageError
 from stegonode.handlers.compression import DEFAULT_STORAGE, STORAGE_SYNTAXES, store_pixels
 from stegonode.handlers.dicomfile import dicom_bytes
 from stegonode.handlers.pipeline import configured_pipeline
@@ -127,7 +129,7 @@ def storescp_explicit(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def node(tmp_path_factory, storescp_explicit):
-    node = NodeProcess(tmp_path_factory.mktemp("node"),
+    node = NodeProcess(tmp_path_factory.mktemp("node"), max_object_mb=1,
                        peers=[{"ae_title": "EXPLICIT", "host": "127.0.0.1", "port": storescp_explicit[1]}]).start()
     paths = write_series(tmp_path_factory.mktemp("series"), INSTANCES)
     sent = scu("storescu", node.port, files=paths, timeout=120)
@@ -192,3 +194,46 @@ def test_fetch_takes_the_stored_objects_as_stored_and_reveals_them(node, tmp_pat
         ds = pydicom.dcmread(path)
         assert ds.PatientID == PATIENT["PatientID"]
         assert ds.file_meta.TransferSyntaxUID == STORAGE_SYNTAXES[DEFAULT_STORAGE]
+
+
+# -- bounded memory: objects over node.max_object_mb are refused before decoding -------------
+
+
+def test_pipeline_refuses_pixels_over_the_limit_before_decoding(node_keys, tmp_path):
+    path = tmp_path / "node.toml"
+    path.write_text("[node]\nmax_object_mb = 1\n")
+    pipeline = configured_pipeline(node_config.load(path), node_keys)
+    ds = pydicom.dcmread(image_path("MR2_J2KR.dcm"))  # 0.6 MB as a file, 2 MiB of pixels decoded
+    with pytest.raises(UnsupportedImageError, match="2.0 MiB of pixels decoded, over the limit of 1.0 MiB"):
+        pipeline.protect(ds)
+    assert ds._pixel_array is None  # refused from the header: nothing was decoded
+    with pytest.raises(RefusedError, match="over the node's limit of 1.0 MiB"):
+        pipeline.check_size(image_path("MR2_UNCR.dcm").stat().st_size)
+
+
+def test_protect_command_refuses_a_file_over_the_limit_with_a_reason(node, tmp_path):
+    config = tmp_path / "node.toml"
+    config.write_text("[node]\nmax_object_mb = 1\n")
+    result = node.run("protect", str(image_path("MR2_UNCR.dcm")), "--keys", str(node.data / "keys" / "node.keys"),
+                      "--out", str(tmp_path / "out"), "--config", str(config))
+    assert result.returncode == 1
+    assert "2.0 MiB: over the node's limit of 1.0 MiB (node.max_object_mb)" in result.stdout, result.stdout
+    assert not (tmp_path / "out").exists() or not list((tmp_path / "out").iterdir())
+
+
+@pytest.mark.parametrize("name, status, reason", [
+    ("MR2_UNCR.dcm", 0xA700, "over the node's limit of 1.0 MiB"),  # 2 MiB as received
+    ("MR2_J2KR.dcm", 0xA900, "over the limit of 1.0 MiB"),  # 0.6 MB received, 2 MiB decoded
+])
+def test_node_refuses_objects_over_the_limit_with_a_reason(node, name, status, reason):
+    ds = pydicom.dcmread(image_path(name))
+    ae = AE(ae_title="BIGSCU")
+    ae.add_requested_context(MRImageStorage, [ds.file_meta.TransferSyntaxUID])
+    assoc = ae.associate("127.0.0.1", node.port, ae_title="STEGONODE")
+    assert assoc.is_established
+    try:
+        answer = assoc.send_c_store(ds)
+    finally:
+        assoc.release()
+    assert answer.Status == status and reason in answer.ErrorComment
+    assert node.status()["received"] == INSTANCES  # nothing of it kept
