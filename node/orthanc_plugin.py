@@ -78,6 +78,9 @@ try:
     added = sys.path[count:]
     del sys.path[count:]
     sys.path[0:0] = settings["PythonPath"] + added
+    from stegonode.node.native import load_charls_apart
+
+    load_charls_apart()  # before pydicom loads pyjpegls: Orthanc's DCMTK exports CharLS's names
     from stegonode.node.orthanc_plugin import register
 
     register(orthanc, settings)
