@@ -18,13 +18,13 @@ import logging
 
 import numpy as np
 from pydicom import Dataset
-from pydicom.pixels import pixel_array
+from pydicom.pixels import iter_pixels, pixel_array
 from pydicom.uid import UID, ExplicitVRLittleEndian, JPEG2000Lossless, JPEGLSLossless, RLELossless
 
 from stegonode.errors import ConfigError
 
 from .encrypt import is_encrypted
-from .pixels import write_pixels
+from .pixels import drop_offset_tables, write_pixels
 
 log = logging.getLogger(__name__)
 
@@ -56,15 +56,18 @@ def store_pixels(ds: Dataset, pixels: np.ndarray, syntax: UID = ExplicitVRLittle
     """Write ``pixels`` (frames, rows, columns) into ``ds`` in ``syntax``; return the syntax used.
 
     Uncompressed when ``syntax`` is, when the pixels are encrypted, or when lossless encoding
-    is not possible for these pixels (logged, without values).
+    is not possible for these pixels (logged, without values). Besides ``pixels`` and the
+    encoded result this holds one frame at a time: the proof decodes frame by frame.
     """
-    write_pixels(ds, pixels)
+    ds._pixel_array = None  # pydicom's cached decoding of the received pixels: not needed now
     if not syntax.is_compressed or is_encrypted(ds):
+        write_pixels(ds, pixels)
         return ExplicitVRLittleEndian
     frames = pixels if int(ds.get("NumberOfFrames", 1) or 1) > 1 else pixels[0]
+    drop_offset_tables(ds)
     try:
         ds.compress(syntax, frames, generate_instance_uid=False)
-        same = np.array_equal(decoded(ds), frames)
+        same = _decodes_to(ds, pixels)
     except Exception as exc:  # an encoder refusing these pixels: pydicom raises many types
         log.warning("pixels cannot be encoded losslessly as %s (%s): stored uncompressed",
                     syntax.name, type(exc).__name__)
@@ -75,6 +78,16 @@ def store_pixels(ds: Dataset, pixels: np.ndarray, syntax: UID = ExplicitVRLittle
         write_pixels(ds, pixels)
         return ExplicitVRLittleEndian
     return syntax
+
+
+def _decodes_to(ds: Dataset, pixels: np.ndarray) -> bool:
+    """Whether the encoded pixel data of ``ds`` decodes to ``pixels``, frame by frame."""
+    plugin = DECODERS.get(ds.file_meta.TransferSyntaxUID, "")
+    count = 0
+    for count, frame in enumerate(iter_pixels(ds, decoding_plugin=plugin), start=1):
+        if count > len(pixels) or not np.array_equal(frame, pixels[count - 1]):
+            return False
+    return count == len(pixels)
 
 
 def decoded(ds: Dataset) -> np.ndarray:

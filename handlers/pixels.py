@@ -127,6 +127,11 @@ def write_pixels(ds: Dataset, pixels: np.ndarray) -> None:
     ds["PixelData"].VR = "OB" if fmt.bits_allocated == 8 else "OW"
     ds["PixelData"].is_undefined_length = False  # it may have been encapsulated
     ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    drop_offset_tables(ds)
+
+
+def drop_offset_tables(ds: Dataset) -> None:
+    """Remove the Extended Offset Table of encapsulated pixel data that is being replaced."""
     for encapsulation_only in ("ExtendedOffsetTable", "ExtendedOffsetTableLengths"):
         if encapsulation_only in ds:
             del ds[encapsulation_only]
