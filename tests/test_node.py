@@ -193,7 +193,9 @@ def test_get_accepting_only_implicit_vr_gets_converted_objects(node):
     received: list[tuple[str, pydicom.Dataset]] = []
 
     def on_store(event):
-        received.append((event.context.transfer_syntax, event.dataset))
+        dataset = event.dataset
+        dataset.file_meta = event.file_meta  # its Transfer Syntax UID: what the pixels are in
+        received.append((event.context.transfer_syntax, dataset))
         return 0x0000
 
     ae = AE(ae_title="IMPLICIT")
