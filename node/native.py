@@ -1,4 +1,4 @@
-"""Native libraries that must be loaded a particular way inside a host process (Orthanc).
+"""Native libraries: loaded a particular way inside a host process (Orthanc); the C allocator.
 
 Orthanc links DCMTK's CharLS (libdcmtkcharls), which exports functions named as CharLS's own
 (JpegLsEncode, JpegLsDecode, ...) for an older CharLS. Orthanc's Python plugin loads libpython
@@ -9,6 +9,9 @@ This module imports nothing else of stegonode: it must run before pydicom loads 
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
+import gc
 import importlib
 import os
 import sys
@@ -27,3 +30,16 @@ def load_charls_apart() -> None:
         pass  # pyjpegls absent: JPEG-LS storage then fails at the first object, with its reason
     finally:
         sys.setdlopenflags(flags)
+
+
+def release_memory() -> None:
+    """Give the memory a large object took back to the system: free what only cycles hold,
+    then have glibc return its free heap pages (``malloc_trim``); numpy's large arrays come
+    from that heap once glibc has raised its mmap threshold. No-op on other C libraries."""
+    gc.collect()
+    name = ctypes.util.find_library("c")
+    if name is None:
+        return
+    trim = getattr(ctypes.CDLL(name), "malloc_trim", None)
+    if trim is not None:
+        trim(0)

@@ -42,6 +42,7 @@ from stegonode.handlers.compression import store_pixels
 from stegonode.handlers.pixels import read_pixels
 
 from .index import ATTRIBUTES, Index, Job
+from .native import release_memory
 from .storage import HOST, ObjectStore, Storage, process_alive
 
 log = logging.getLogger("stegonode.jobs")
@@ -67,6 +68,8 @@ class Outcome:
 
 # -- in the worker process -------------------------------------------------------------------
 
+# After an object larger than this, a worker hands freed memory back (see release_memory).
+LARGE_OBJECT_BYTES = 32 << 20
 _pipeline: Pipeline | None = None
 _storage: Storage | None = None
 
@@ -94,7 +97,21 @@ def _answer() -> int:
 
 
 def protect_job(token: str) -> Outcome:
-    """Protect one inbox file into stored/<new SOP Instance UID>.dcm."""
+    """Protect one inbox file into stored/<new SOP Instance UID>.dcm; after a large object, give
+    the memory it took back to the system."""
+    assert _storage is not None, "worker not started"
+    try:
+        large = _storage.path("inbox", token).stat().st_size > LARGE_OBJECT_BYTES
+    except OSError:
+        large = False
+    try:
+        return _protect(token)
+    finally:
+        if large:
+            release_memory()
+
+
+def _protect(token: str) -> Outcome:
     assert _pipeline is not None and _storage is not None, "worker not started"
     try:
         ds = read_dicom(_storage.path("inbox", token))
