@@ -31,7 +31,7 @@ import base64
 import binascii
 import math
 import zlib
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 
 import numpy as np
 from pydicom import Dataset
@@ -80,10 +80,12 @@ def measure(ds: Dataset, pixels: np.ndarray, foreground: np.ndarray, allowance: 
     """The cover's guard. ``allowance``: how much, in stored units, the codec may raise a
     background pixel (converted to display units here). ``border``: the border rule's reach, 0
     where the background is provably not image (Pixel Padding, a collimator's constant black)."""
-    display = display_values(ds, pixels)
-    background = ~foreground & ~padding_mask(ds, pixels)
     spread = allowance * display_scale(ds)
-    estimates = [_background(frame, where) for frame, where in zip(display, background)]
+    estimates = [  # frame by frame: the display values take one frame's memory
+        _background(display_values(ds, pixels[index:index + 1])[0],
+                    ~foreground[index] & ~padding_mask(ds, pixels[index]))
+        for index in range(len(pixels))
+    ]
     return Guard(levels=[median + top + spread for median, top in estimates],
                  medians=[median for median, _ in estimates], border=border,
                  hounsfield=CT_THRESHOLD_HU if has_hounsfield_units(ds) else None)
@@ -148,11 +150,19 @@ def _border_anatomy(foreground: np.ndarray, reach: int) -> np.ndarray:
 def usable_region(ds: Dataset, pixels: np.ndarray, foreground: np.ndarray, margin: int,
                   guard: Guard | None) -> np.ndarray:
     """Where data may go: outside the foreground and the guard, each dilated by ``margin``
-    pixels (square). ``guard`` None: objects protected before the guard existed."""
-    kept = foreground if guard is None else foreground | forbidden(ds, pixels, foreground, guard)
-    if margin <= 0:
-        return ~kept
-    return ~dilate_square(kept, margin)
+    pixels (square). ``guard`` None: objects protected before the guard existed. Frame by frame
+    (every rule is a frame's own): the working copies take one frame's memory."""
+    if guard is not None and not len(guard.levels) == len(guard.medians) == len(pixels):
+        raise NotProtectedError("protection block's guard does not match the frames of the image")
+    usable = np.empty(foreground.shape, dtype=bool)
+    for index in range(len(pixels)):
+        frame = slice(index, index + 1)
+        kept = foreground[frame]
+        if guard is not None:
+            own = replace(guard, levels=guard.levels[frame], medians=guard.medians[frame])
+            kept = kept | forbidden(ds, pixels[frame], foreground[frame], own)
+        usable[frame] = ~kept if margin <= 0 else ~dilate_square(kept, margin)
+    return usable
 
 
 def encode_region(usable: np.ndarray) -> dict:

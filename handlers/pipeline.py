@@ -10,17 +10,19 @@ from dataclasses import dataclass
 from typing import Any
 
 from pydicom import Dataset
+from pydicom.uid import UID, ExplicitVRLittleEndian
 
 from stegonode.codecs.keys import NodeKeys, Recipient
 from stegonode.errors import ConfigError
 
-from .admission import check_admissible
+from .admission import check_admissible, check_object_size
 from .base import Handler, Instance, keyword_tags
+from .compression import DEFAULT_STORAGE, storage_syntax, store_pixels
 from .deidentify import deidentify
 from .embed import Protection
 from .header import mac_key
 from .options import Policy
-from .pixels import read_pixels, write_pixels
+from .pixels import MAX_DECODED_BYTES, read_pixels
 from .pseudonyms import Pseudonymizer
 from .registry import HANDLERS
 from .seal import CARRIERS, HeaderRecipient, load_recipients
@@ -30,16 +32,23 @@ DEFAULT_ORDER = ("collect", "seal", "segment", "embed", "deidentify")
 
 class Pipeline:
     """Runs handlers in order over one instance; then each writes its own block, and the
-    pixels are encoded."""
+    pixels are encoded in ``transfer_syntax`` (lossless; see :mod:`.compression`)."""
 
-    def __init__(self, handlers: Sequence[Handler], allow_burned_in_annotation: bool = False) -> None:
+    def __init__(self, handlers: Sequence[Handler], allow_burned_in_annotation: bool = False,
+                 transfer_syntax: UID = ExplicitVRLittleEndian, max_object_bytes: int = MAX_DECODED_BYTES) -> None:
         _check_order([(handler.name, handler.requires) for handler in handlers])
         self.handlers = list(handlers)
         self.allow_burned_in_annotation = allow_burned_in_annotation
+        self.transfer_syntax = transfer_syntax
+        self.max_object_bytes = max_object_bytes  # objects larger, received or decoded, are refused
 
     def admit(self, ds: Dataset) -> None:
         """Raise the InputError that refuses ``ds`` before any work (header checks only)."""
-        check_admissible(ds, self.allow_burned_in_annotation)
+        check_admissible(ds, self.allow_burned_in_annotation, self.max_object_bytes)
+
+    def check_size(self, size: int) -> None:
+        """Raise the RefusedError for an object of ``size`` bytes over node.max_object_mb, before it is read."""
+        check_object_size(size, self.max_object_bytes)
 
     def protect(self, ds: Dataset) -> Instance:
         """Protect ``ds`` in place; return the instance with its report and timings."""
@@ -55,7 +64,7 @@ class Pipeline:
         start = time.perf_counter()
         for handler in self.handlers:
             handler.finish(instance)
-        write_pixels(ds, instance.pixels)
+        store_pixels(ds, instance.pixels, self.transfer_syntax)
         ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
         instance.timings["encode"] = time.perf_counter() - start
         return instance
@@ -173,15 +182,34 @@ def pixels_only_notice(carriers: Sequence[str], keys: NodeKeys) -> str | None:
 
 def build_pipeline(
     order: Sequence[str], settings: Mapping[str, Mapping], keys: NodeKeys,
-    carriers: Sequence[str] = CARRIERS,
+    carriers: Sequence[str] = CARRIERS, transfer_syntax: str = "explicit-vr-little-endian",
+    max_object_bytes: int = MAX_DECODED_BYTES,
 ) -> Pipeline:
     """Handlers named in ``order`` (from the registry), configured from node.toml's
     ``[handlers.*]`` tables, writing the ``carriers`` node.toml's ``[pipeline] carriers`` names
-    (the header carrier only with a certificate in node.keys)."""
+    (the header carrier only with a certificate in node.keys), storing pixels in
+    ``transfer_syntax`` (a ``[storage] transfer_syntax`` choice)."""
     check_pipeline(order, settings, carriers)
     context = PipelineContext(settings, keys, carriers)
     return Pipeline([HANDLERS[name].from_config(context) for name in order],
-                    bool(settings.get("deidentify", {}).get("allow_burned_in_annotation", False)))
+                    bool(settings.get("deidentify", {}).get("allow_burned_in_annotation", False)),
+                    storage_syntax(transfer_syntax), max_object_bytes)
+
+
+def pipeline_for(config: Mapping[str, Any], keys: NodeKeys) -> Pipeline:
+    """The pipeline node.toml describes: its handlers, carriers and stored transfer syntax."""
+    return build_pipeline(config["pipeline"]["handlers"], config["handlers"], keys,
+                          config["pipeline"]["carriers"], stored_syntax_name(config), max_object_bytes(config))
+
+
+def max_object_bytes(config: Mapping[str, Any]) -> int:
+    """node.toml's ``[node] max_object_mb`` in bytes (the built-in limit for a config without it)."""
+    return int(config.get("node", {}).get("max_object_mb", MAX_DECODED_BYTES >> 20)) << 20
+
+
+def stored_syntax_name(config: Mapping[str, Any]) -> str:
+    """node.toml's ``[storage] transfer_syntax`` (the default for a config without the table)."""
+    return str(config.get("storage", {}).get("transfer_syntax", DEFAULT_STORAGE))
 
 
 def configured_pipeline(
@@ -196,4 +224,5 @@ def configured_pipeline(
         order = [name for name in order if name != "encrypt"] + ["encrypt"]
     if segmenter is not None:
         settings["segment"]["segmenter"] = segmenter
-    return build_pipeline(order, settings, keys, config["pipeline"]["carriers"])
+    return build_pipeline(order, settings, keys, config["pipeline"]["carriers"], stored_syntax_name(config),
+                          max_object_bytes(config))

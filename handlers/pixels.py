@@ -14,6 +14,7 @@ GRAYSCALE = ("MONOCHROME1", "MONOCHROME2")
 # Rows and Columns below this hold too few 4x4 tiles for any payload, and break resampling.
 MIN_SIDE = 32
 # Decoded pixels beyond this are refused before decoding: a compressed header can announce any size.
+# The node's own limit is node.toml's [node] max_object_mb (at most this).
 MAX_DECODED_BYTES = 1 << 30
 
 
@@ -74,11 +75,12 @@ def check_supported(ds: Dataset) -> None:
         raise UnsupportedImageError("NumberOfFrames below 1: no frame to carry a payload")
 
 
-def check_image(ds: Dataset) -> None:
-    """Everything that can be checked without decoding: a supported, complete image."""
+def check_image(ds: Dataset, max_decoded_bytes: int = MAX_DECODED_BYTES) -> None:
+    """Everything that can be checked without decoding: a supported, complete image whose
+    decoded pixels take at most ``max_decoded_bytes``."""
     try:
         check_supported(ds)
-        _check_complete(ds)
+        _check_complete(ds, max_decoded_bytes)
     except (TypeError, ValueError, OverflowError):  # e.g. a multi-valued or non-numeric Rows
         raise InputError("Image Pixel attributes malformed (Rows, Columns, bits or frames)") from None
 
@@ -96,14 +98,15 @@ def read_pixels(ds: Dataset) -> np.ndarray:
     return array.astype(fmt.dtype, copy=False)
 
 
-def _check_complete(ds: Dataset) -> None:
+def _check_complete(ds: Dataset, max_decoded_bytes: int = MAX_DECODED_BYTES) -> None:
     """Native pixel data shorter than Rows x Columns x Frames means a truncated file."""
     frames = int(ds.get("NumberOfFrames", 1) or 1)
     expected = int(ds.Rows) * int(ds.Columns) * frames * int(ds.BitsAllocated) // 8
-    if expected > MAX_DECODED_BYTES:
+    limit = min(max_decoded_bytes, MAX_DECODED_BYTES)
+    if expected > limit:
         raise UnsupportedImageError(
-            f"image of {ds.Rows} x {ds.Columns} x {frames} frame(s): more than "
-            f"{MAX_DECODED_BYTES >> 30} GiB of pixels decoded"
+            f"{mib(expected)} MiB of pixels decoded, over the limit of {mib(limit)} MiB "
+            f"({ds.Rows} x {ds.Columns} x {frames} frame(s))"
         )
     if ds.file_meta.get("TransferSyntaxUID", ExplicitVRLittleEndian).is_compressed:
         return
@@ -112,12 +115,23 @@ def _check_complete(ds: Dataset) -> None:
         raise InputError(f"truncated file: pixel data has {actual} of {expected} bytes")
 
 
+def mib(size: int) -> str:
+    """``size`` bytes in MiB, for messages."""
+    return f"{size / (1 << 20):.0f}" if size >= 10 << 20 else f"{size / (1 << 20):.1f}"
+
+
 def write_pixels(ds: Dataset, pixels: np.ndarray) -> None:
     """Store ``pixels`` uncompressed and switch the object to Explicit VR Little Endian."""
     fmt = PixelFormat.of(ds)
     ds.PixelData = np.ascontiguousarray(pixels.astype(fmt.dtype.newbyteorder("<"))).tobytes()
     ds["PixelData"].VR = "OB" if fmt.bits_allocated == 8 else "OW"
+    ds["PixelData"].is_undefined_length = False  # it may have been encapsulated
     ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    drop_offset_tables(ds)
+
+
+def drop_offset_tables(ds: Dataset) -> None:
+    """Remove the Extended Offset Table of encapsulated pixel data that is being replaced."""
     for encapsulation_only in ("ExtendedOffsetTable", "ExtendedOffsetTableLengths"):
         if encapsulation_only in ds:
             del ds[encapsulation_only]

@@ -414,6 +414,10 @@ class SegmentHandler(HandlerBase):
 
     def __call__(self, instance: Instance) -> None:
         segmenter = self.policy.for_dataset(instance.dataset)
-        segmentation = segmenter.segment(instance.dataset, instance.pixels)
+        # Frame by frame (every segmenter decides each frame alone): the working copies (display
+        # values, network input, edges) then take one frame's memory, not the object's.
+        frames = [segmenter.segment(instance.dataset, instance.pixels[index:index + 1])
+                  for index in range(len(instance.pixels))]
         instance.segmenter = segmenter
-        instance.foreground, instance.foreground_levels = segmentation.mask, segmentation.levels
+        instance.foreground = frames[0].mask if len(frames) == 1 else np.concatenate([f.mask for f in frames])
+        instance.foreground_levels = [level for frame in frames for level in frame.levels]

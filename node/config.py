@@ -14,6 +14,7 @@ from typing import Any
 
 from stegonode.errors import ConfigError
 from stegonode.handlers.base import check_choice, check_range
+from stegonode.handlers.compression import DEFAULT_STORAGE, STORAGE_SYNTAXES
 from stegonode.handlers.pipeline import DEFAULT_ORDER, check_pipeline
 from stegonode.handlers.registry import HANDLERS, SEGMENTERS
 from stegonode.handlers.seal import CARRIERS
@@ -45,11 +46,13 @@ _BASE: dict[str, Any] = {
         "log_level": "INFO",
         "seg": False,
         "seg_stable_seconds": 10.0,
+        "max_object_mb": 1024,
         "tls": {"certificate": "", "private_key": "", "ca_certificates": ""},
     },
     "peers": [],
     "pipeline": {"handlers": list(DEFAULT_ORDER), "carriers": list(CARRIERS)},
     "handlers": {},  # each registered handler's table: see defaults()
+    "storage": {"transfer_syntax": DEFAULT_STORAGE},
     "web": {
         "enabled": True,
         "bind_address": "127.0.0.1",
@@ -79,6 +82,7 @@ _RANGES: dict[str, tuple[float, float | None]] = {
     "node.lease_seconds": (1, 86400),
     "node.max_attempts": (1, None),
     "node.seg_stable_seconds": (0, 86400),
+    "node.max_object_mb": (1, 1024),
     "web.port": (1, 65535),
     "web.max_upload_mb": (1, 65536),
     "web.login_delay_seconds": (0, 3600),
@@ -90,6 +94,7 @@ _CHOICES = {
     "node.allowed_callers": ("loopback", "peers", "any"),
     "node.log_level": ("DEBUG", "INFO", "WARNING", "ERROR"),
     "web.login": ("none", "password", "token"),
+    "storage.transfer_syntax": tuple(STORAGE_SYNTAXES),
 }
 
 

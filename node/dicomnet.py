@@ -32,6 +32,8 @@ from pynetdicom import AE, _config, evt
 from pynetdicom.association import Association
 from pynetdicom.dimse_primitives import C_STORE
 
+from stegonode.handlers.compression import decompressed
+
 PINNED_SERIES = "3.0."  # the pynetdicom versions this adapter was checked against
 POLL_DELAY_S = 0.0001
 # PS3.8 9.2: idle (the DUL reads a first PDU before it handles the connection event), and
@@ -87,7 +89,8 @@ def send_chunked_datasets() -> None:
 def send_files_as_stored(assoc: Association, path_of: Callable[[Dataset], str | None]) -> None:
     """Have ``assoc``'s C-STORE sub-operations send a data set for which ``path_of`` gives a
     file path from that file as it is; when the peer accepted no context with the file's
-    transfer syntax, the file is decoded and pynetdicom converts it."""
+    transfer syntax, the file is decoded, its pixels decompressed, and pynetdicom converts it
+    to the uncompressed transfer syntax the peer accepted."""
     send_chunked_datasets()
     send = assoc.send_c_store
 
@@ -97,7 +100,7 @@ def send_files_as_stored(assoc: Association, path_of: Callable[[Dataset], str | 
             try:
                 return send(path, *args, **kwargs)
             except ValueError:  # no accepted context with the file's transfer syntax
-                dataset = dcmread(path)
+                dataset = decompressed(dcmread(path))
         return send(dataset, *args, **kwargs)
 
     assoc.send_c_store = send_c_store  # type: ignore[method-assign,assignment]

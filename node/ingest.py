@@ -20,9 +20,10 @@ from pydicom.uid import UID
 from pynetdicom import evt
 from sqlalchemy.exc import SQLAlchemyError
 
-from stegonode.errors import InconsistentFileMetaError, InputError, UnsupportedImageError
-from stegonode.handlers.admission import check_admissible
+from stegonode.errors import InconsistentFileMetaError, InputError, RefusedError, UnsupportedImageError
+from stegonode.handlers.admission import check_admissible, check_object_size
 from stegonode.handlers.dicomfile import read_dicom
+from stegonode.handlers.pixels import MAX_DECODED_BYTES
 from stegonode.handlers.pseudonyms import Pseudonymizer
 
 from .dicomnet import c_store_request
@@ -44,8 +45,10 @@ class Ingest:
     def __init__(
         self, storage: ObjectStore, index: Index, pseudonyms: Pseudonymizer,
         wake: Callable[[], None], allow_burned_in_annotation: bool = False,
+        max_object_bytes: int = MAX_DECODED_BYTES,
     ) -> None:
         self.allow_burned_in_annotation = allow_burned_in_annotation
+        self.max_object_bytes = max_object_bytes  # node.max_object_mb: received or decoded
         self.storage = storage
         self.index = index
         self.pseudonyms = pseudonyms
@@ -86,16 +89,21 @@ class Ingest:
     def _check(self, encoded: bytes, sop_class: UID) -> Dataset | None:
         """A refusal status for what the pipeline cannot protect, else None."""
         try:
+            check_object_size(len(encoded), self.max_object_bytes)  # before anything is decoded
+        except RefusedError as exc:
+            return status_dataset(OUT_OF_RESOURCES, str(exc))
+        try:
             ds = read_dicom(encoded, meta_binds=True)  # pynetdicom's meta: the request's UIDs
         except InconsistentFileMetaError as exc:
             return status_dataset(DATASET_DOES_NOT_MATCH_SOP_CLASS, f"{exc.name} differs from Affected {exc.name}")
         except InputError as exc:
             return status_dataset(CANNOT_UNDERSTAND, str(exc))
-        refused = refusal(ds, sop_class, self.allow_burned_in_annotation)
+        refused = refusal(ds, sop_class, self.allow_burned_in_annotation, self.max_object_bytes)
         return None if refused is None else status_dataset(*refused)
 
 
-def refusal(ds: Dataset, sop_class: UID, allow_burned_in_annotation: bool = False) -> tuple[int, str] | None:
+def refusal(ds: Dataset, sop_class: UID, allow_burned_in_annotation: bool = False,
+            max_object_bytes: int = MAX_DECODED_BYTES) -> tuple[int, str] | None:
     """The C-STORE failure status and reason for an object the pipeline cannot protect, or None.
 
     Checks what needs no pixel decoding: a non-image SOP class (0x0122), an image kind the
@@ -103,7 +111,7 @@ def refusal(ds: Dataset, sop_class: UID, allow_burned_in_annotation: bool = Fals
     refuses, such as Burned In Annotation YES (0xC000).
     """
     try:
-        check_admissible(ds, allow_burned_in_annotation)
+        check_admissible(ds, allow_burned_in_annotation, max_object_bytes)
     except UnsupportedImageError as exc:
         if "PixelData" not in ds and "Image Storage" not in sop_class.name:
             return SOP_CLASS_NOT_SUPPORTED, f"{sop_class.name}: not an image"

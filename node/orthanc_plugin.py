@@ -46,9 +46,9 @@ from stegonode.errors import (
     ConfigError, InputError, StegonodeError, UnsupportedImageError,
 )
 from stegonode.handlers.embed import already_protected
-from stegonode.handlers.pipeline import Pipeline, build_pipeline, pixels_only_notice, pseudonymizer
-from stegonode.handlers.pseudonyms import Pseudonymizer
+from stegonode.handlers.pipeline import Pipeline, pipeline_for, pixels_only_notice, pseudonymizer
 from stegonode.handlers.dicomfile import configure_pydicom, read_dicom
+from stegonode.handlers.pseudonyms import Pseudonymizer
 
 from . import config as node_config
 from .ingest import CANNOT_UNDERSTAND, DATASET_DOES_NOT_MATCH_SOP_CLASS, OUT_OF_RESOURCES, refusal
@@ -78,6 +78,9 @@ try:
     added = sys.path[count:]
     del sys.path[count:]
     sys.path[0:0] = settings["PythonPath"] + added
+    from stegonode.node.native import load_charls_apart
+
+    load_charls_apart()  # before pydicom loads pyjpegls: Orthanc's DCMTK exports CharLS's names
     from stegonode.node.orthanc_plugin import register
 
     register(orthanc, settings)
@@ -119,7 +122,7 @@ class Protector:
             return self._refuse(Refusal(CANNOT_UNDERSTAND, str(exc)), "", "", origin)
         sop_class = UID(str(ds.get("SOPClassUID", "")))
         new_uid = self.pseudonyms.uid(str(ds.get("SOPInstanceUID", "")))
-        refused = refusal(ds, sop_class, self.pipeline.allow_burned_in_annotation)
+        refused = refusal(ds, sop_class, self.pipeline.allow_burned_in_annotation, self.pipeline.max_object_bytes)
         if refused is not None:
             return self._refuse(Refusal(*refused), new_uid, sop_class, origin)
         if already_protected(ds):
@@ -210,8 +213,7 @@ def register(orthanc: ModuleType, settings: dict[str, Any]) -> Protector:
     logger.setLevel(config["node"]["log_level"])
     configure_pydicom()  # as the node's processes: no value validation, value-free warnings
     keys = keyfiles.load_node_keys(Path(settings["Keys"]))
-    pipeline = build_pipeline(config["pipeline"]["handlers"], config["handlers"], keys,
-                              config["pipeline"]["carriers"])
+    pipeline = pipeline_for(config, keys)
     notice = pixels_only_notice(config["pipeline"]["carriers"], keys)
     if notice:
         log.warning(notice)

@@ -32,6 +32,7 @@ from pynetdicom.sop_class import (
 from stegonode.errors import InputError, NetworkError, StegonodeError
 from stegonode.codecs.keys import PeerKeys
 from stegonode.handlers import dicomseg
+from stegonode.handlers.compression import STORAGE_SYNTAXES
 from stegonode.handlers.dicomfile import read_dicom
 from stegonode.handlers.reveal import reveal
 
@@ -40,6 +41,10 @@ from .segwriter import is_segmentation
 
 _ADDRESS = re.compile(r"^(?P<ae>[^@]{1,16})@(?P<host>[^:]+):(?P<port>\d{1,5})$")
 MAX_CONTEXTS = 128  # PS3.8: presentation context IDs are odd numbers 1..255
+# What fetch takes: the node's lossless stored transfer syntaxes, each in a context of its own
+# (the node sends such objects as stored), and uncompressed (everything else, decompressed).
+UNCOMPRESSED = [ExplicitVRLittleEndian, ImplicitVRLittleEndian]
+FETCH_SYNTAXES = [[syntax] for syntax in STORAGE_SYNTAXES.values() if syntax.is_compressed] + [UNCOMPRESSED]
 
 
 @dataclass(frozen=True)
@@ -162,7 +167,7 @@ class Peer:
         identifier.StudyInstanceUID = study
         handlers = [(evt.EVT_C_STORE, lambda event: _keep(event, into))]
         if move_to is None:
-            self._get(identifier, sop_classes[: MAX_CONTEXTS - 1], handlers)
+            self._get(identifier, sop_classes[: (MAX_CONTEXTS - 1) // len(FETCH_SYNTAXES)], handlers)
         else:
             self._move(identifier, sop_classes, handlers, move_to)
 
@@ -170,7 +175,8 @@ class Peer:
         ae = self._ae()
         ae.add_requested_context(StudyRootQueryRetrieveInformationModelGet)
         for sop_class in sop_classes:
-            ae.add_requested_context(sop_class, [ExplicitVRLittleEndian, ImplicitVRLittleEndian])
+            for syntaxes in FETCH_SYNTAXES:
+                ae.add_requested_context(sop_class, syntaxes)
         roles = [build_role(sop_class, scp_role=True) for sop_class in sop_classes]
         assoc = self._associate(ae, ext_neg=roles, evt_handlers=handlers)
         try:
@@ -185,7 +191,7 @@ class Peer:
         receiver = AE(ae_title=ae_title)
         receiver.maximum_pdu_size = 0
         for sop_class in sop_classes:
-            receiver.add_supported_context(sop_class, [ExplicitVRLittleEndian, ImplicitVRLittleEndian])
+            receiver.add_supported_context(sop_class, [s for syntaxes in FETCH_SYNTAXES for s in syntaxes])
         server = receiver.start_server(
             ("0.0.0.0", port), block=False, evt_handlers=[(evt.EVT_CONN_OPEN, set_nodelay), *handlers]
         )

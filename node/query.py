@@ -219,12 +219,14 @@ class Instance:
     key: str
     sop_class_uid: str
     sop_instance_uid: str
+    transfer_syntax: str = ""  # as stored
 
 
 def instances(index: Index, query: Query) -> list[Instance]:
     """Every stored instance under the entities the identifier matches, series by series."""
     rows = index.select(
-        select(table.c.path, table.c.SOPClassUID, table.c.SOPInstanceUID)
+        select(table.c.path, table.c.SOPClassUID, table.c.SOPInstanceUID, table.c.TransferSyntaxUID)
         .where(query.where).order_by(table.c.SeriesInstanceUID, table.c.stored_at)
     )
-    return [Instance(row["path"], row["SOPClassUID"], row["SOPInstanceUID"]) for row in rows]
+    return [Instance(row["path"], row["SOPClassUID"], row["SOPInstanceUID"], row["TransferSyntaxUID"])
+            for row in rows]

@@ -4,8 +4,12 @@ pynetdicom's retrieve services take one Dataset per C-STORE sub-operation and en
 reading and re-encoding a 512x512 CT slice is about a quarter of each sub-operation. The
 stored protected objects are already encoded, so when the peer accepted their transfer syntax
 the sub-operation sends the file's data set bytes unchanged (pynetdicom's chunked sending). If
-the peer accepted only another transfer syntax, the object is decoded and pynetdicom converts
-it, as before.
+the peer accepted only another transfer syntax, the object is decoded (its pixels decompressed
+when they are stored compressed) and pynetdicom converts it to what the peer accepted.
+
+A C-MOVE proposes, for each SOP class it sends, the transfer syntaxes its objects are stored
+in, each in a context of its own, and one context of Explicit and Implicit VR Little Endian: a
+peer that accepts only uncompressed objects gets them decompressed.
 """
 
 from __future__ import annotations
@@ -13,7 +17,9 @@ from __future__ import annotations
 from pathlib import Path
 
 from pydicom import Dataset
-from pynetdicom import evt
+from pydicom.uid import UID, ExplicitVRLittleEndian, ImplicitVRLittleEndian
+from pynetdicom import build_context, evt
+from pynetdicom.presentation import PresentationContext
 
 from .dicomnet import send_files_as_stored
 from .query import Instance
@@ -40,3 +46,18 @@ def send_from_files(event: evt.Event) -> None:
     association's ``send_c_store``, so that is where a stored object becomes its file.
     """
     send_files_as_stored(event.assoc, lambda ds: ds.path if isinstance(ds, StoredObject) else None)
+
+
+def move_contexts(found: list[Instance]) -> list[PresentationContext]:
+    """What a C-MOVE proposes to its destination for the ``found`` instances."""
+    syntaxes: dict[str, set[UID]] = {}
+    for instance in found:
+        stored = UID(instance.transfer_syntax or ExplicitVRLittleEndian)
+        kept = syntaxes.setdefault(instance.sop_class_uid, set())
+        if stored.is_compressed:
+            kept.add(stored)
+    contexts = []
+    for sop_class, compressed in syntaxes.items():
+        contexts += [build_context(sop_class, syntax) for syntax in sorted(compressed)]
+        contexts.append(build_context(sop_class, [ExplicitVRLittleEndian, ImplicitVRLittleEndian]))
+    return contexts

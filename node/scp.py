@@ -42,7 +42,7 @@ from .dicomnet import (
 from .admission import MAX_PENDING_TOTAL, Admission, NodeAssociationServer
 from .index import Association, Index
 from .ingest import Ingest, status_dataset
-from .retrieve import StoredObject, send_from_files
+from .retrieve import StoredObject, move_contexts, send_from_files
 from .storage import ObjectStore
 
 log = logging.getLogger("stegonode.associations")
@@ -304,9 +304,8 @@ class NodeServer:
             yield status_dataset(IDENTIFIER_DOES_NOT_MATCH, reason), None
             return
         if destination is not None:
-            # Stored objects are Explicit VR Little Endian; propose just their SOP classes.
-            contexts = [build_context(uid, ExplicitVRLittleEndian)
-                        for uid in {instance.sop_class_uid for instance in found}]
+            # Their SOP classes, each in its stored transfer syntaxes and uncompressed.
+            contexts = move_contexts(found)
             handlers = [(evt.EVT_CONN_OPEN, handler)
                         for handler in (set_nodelay, send_from_files, poll_fast)]
             yield (*destination, {"contexts": contexts, "evt_handlers": handlers})

@@ -15,7 +15,7 @@ from typing import Any
 from stegonode.codecs import keys as keyfiles
 from stegonode.errors import ConfigError, InputError
 from stegonode.handlers.dicomfile import configure_pydicom, read_dicom
-from stegonode.handlers.pipeline import PipelineContext, pixels_only_notice, pseudonymizer
+from stegonode.handlers.pipeline import PipelineContext, max_object_bytes, pixels_only_notice, pseudonymizer
 
 from . import audit
 from .index import Index
@@ -64,7 +64,8 @@ class Node(_Host):
             self.index, self.storage, self.workers.run, float(config["node"]["seg_stable_seconds"]),
             keys.pixel_cipher_key) if config["node"]["seg"] and self.workers is not None else None
         self.ingest = Ingest(self.storage, self.index, pseudonymizer(config["handlers"], keys), wake,
-                             config["handlers"]["deidentify"]["allow_burned_in_annotation"])
+                             config["handlers"]["deidentify"]["allow_burned_in_annotation"],
+                             max_object_bytes(config))
         self.server = NodeServer(config, self.index, self.ingest, self.storage)
         self.server.audit.add_sink(lambda event: self.index.record_audit(audit.index_record(event)))
 

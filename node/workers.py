@@ -16,8 +16,6 @@ memory) are retried up to node.max_attempts times with a growing delay, then qua
 
 from __future__ import annotations
 
-import ctypes
-import gc
 import logging
 import multiprocessing
 import os
@@ -32,17 +30,20 @@ from pathlib import Path
 from typing import Any
 
 from pydicom import Dataset
+from pydicom.uid import UID
 from sqlalchemy.exc import SQLAlchemyError
 
 from stegonode.errors import StegonodeError, WorkerStartError
 from stegonode.codecs.keys import load_node_keys
 from stegonode.handlers.embed import already_protected, read_protection
-from stegonode.handlers.pipeline import Pipeline, build_pipeline, describe_carriers
+from stegonode.handlers.pipeline import Pipeline, describe_carriers, pipeline_for
 from stegonode.handlers.dicomfile import configure_pydicom, dicom_bytes, read_dicom
-from stegonode.handlers.pixels import read_pixels, write_pixels
+from stegonode.handlers.compression import store_pixels
+from stegonode.handlers.pixels import read_pixels
 
 from .index import ATTRIBUTES, Index, Job
 from .keyring import key_ids_of
+from .native import release_memory
 from .storage import HOST, ObjectStore, Storage, process_alive
 
 log = logging.getLogger("stegonode.jobs")
@@ -70,7 +71,8 @@ class Outcome:
 
 # -- in the worker process -------------------------------------------------------------------
 
-TRIM_AFTER_BYTES = 32 * 2**20  # objects at least this large: memory handed back after them
+# After an object larger than this, a worker hands freed memory back (see release_memory).
+LARGE_OBJECT_BYTES = 32 << 20
 _pipeline: Pipeline | None = None
 _storage: Storage | None = None
 
@@ -87,8 +89,7 @@ def _start_worker(config: dict[str, Any], keys_path: Path, data_dir: Path, log_l
     logging.basicConfig(level=log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     configure_pydicom()
     keys = load_node_keys(keys_path)
-    _pipeline = build_pipeline(config["pipeline"]["handlers"], config["handlers"], keys,
-                               config["pipeline"]["carriers"])
+    _pipeline = pipeline_for(config, keys)
     _storage = Storage(Path(data_dir))
 
 
@@ -99,23 +100,27 @@ def _answer() -> int:
 
 
 def protect_job(token: str) -> Outcome:
-    """Protect one inbox file into stored/<new SOP Instance UID>.dcm."""
-    assert _pipeline is not None and _storage is not None, "worker not started"
-    inbox = _storage.path("inbox", token)
+    """Protect one inbox file into stored/<new SOP Instance UID>.dcm; after a large object, give
+    the memory it took back to the system."""
+    assert _storage is not None, "worker not started"
     try:
-        return _protect(inbox)
+        large = _storage.path("inbox", token).stat().st_size > LARGE_OBJECT_BYTES
+    except OSError:
+        large = False
+    try:
+        return _protect(token)
     finally:
-        if inbox.exists() and inbox.stat().st_size >= TRIM_AFTER_BYTES:
+        if large:
             release_memory()
 
 
-def _protect(inbox: Path) -> Outcome:
+def _protect(token: str) -> Outcome:
     assert _pipeline is not None and _storage is not None, "worker not started"
     try:
-        ds = read_dicom(inbox)
+        ds = read_dicom(_storage.path("inbox", token))
         report: dict[str, Any] = {}
         if already_protected(ds):
-            timings = _keep_as_protected(ds)
+            timings = _keep_as_protected(ds, _pipeline.transfer_syntax)
         else:
             instance = _pipeline.protect(ds)
             timings, report = instance.timings, instance.report
@@ -143,21 +148,10 @@ def _protect(inbox: Path) -> Outcome:
     )
 
 
-def release_memory() -> None:
-    """Give the memory a large object took back to the system: Python frees its arrays, but
-    glibc keeps the freed pages for reuse, so a worker that protected one 300 MB object would
-    hold a gigabyte until it ends. ``malloc_trim`` returns them (no-op without glibc)."""
-    gc.collect()
-    try:
-        ctypes.CDLL("libc.so.6").malloc_trim(0)
-    except (OSError, AttributeError):
-        pass
-
-
-def _keep_as_protected(ds: Dataset) -> dict[str, float]:
+def _keep_as_protected(ds: Dataset, transfer_syntax: UID) -> dict[str, float]:
     """A peer's stego object (an Orthanc with the plugin, another node): pixels and header
-    as they are, stored as Explicit VR Little Endian like every stored object."""
-    write_pixels(ds, read_pixels(ds))
+    as they are, stored in the node's stored transfer syntax like every stored object."""
+    store_pixels(ds, read_pixels(ds), transfer_syntax)
     return {}
 
 

@@ -7,6 +7,7 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import pydicom
 import pytest
 from pydicom.uid import ImplicitVRLittleEndian
@@ -189,11 +190,13 @@ def test_getscu_receives_only_protected_instances(node, series, tmp_path):
 
 def test_get_accepting_only_implicit_vr_gets_converted_objects(node):
     """Stored objects go out as their files' bytes; a peer that takes only Implicit VR still
-    gets every object, converted, with the stored pixel data."""
+    gets every object, decompressed and converted, with the stored pixels."""
     received: list[tuple[str, pydicom.Dataset]] = []
 
     def on_store(event):
-        received.append((event.context.transfer_syntax, event.dataset))
+        dataset = event.dataset
+        dataset.file_meta = event.file_meta  # its Transfer Syntax UID: what the pixels are in
+        received.append((event.context.transfer_syntax, dataset))
         return 0x0000
 
     ae = AE(ae_title="IMPLICIT")
@@ -213,7 +216,7 @@ def test_get_accepting_only_implicit_vr_gets_converted_objects(node):
     for transfer_syntax, dataset in received:
         assert transfer_syntax == ImplicitVRLittleEndian
         stored = pydicom.dcmread(node.data / "stored" / f"{dataset.SOPInstanceUID}.dcm")
-        assert dataset.PixelData == stored.PixelData
+        assert np.array_equal(dataset.pixel_array, stored.pixel_array)  # stored compressed, sent decompressed
 
 
 def test_movescu_to_storescp_receives_only_protected_instances(node, series, storescp):

@@ -10,11 +10,14 @@ import subprocess
 import threading
 from pathlib import Path
 
+import numpy as np
 import pydicom
 import pytest
+from pydicom.uid import JPEGLSLossless
 
 from stegonode.codecs import keys as keyfiles
 from stegonode.handlers.embed import already_protected
+from stegonode.handlers.pixels import read_pixels
 
 from nodes import (
     DCMTK_ENV, PATIENT, NodeProcess, OrthancProcess, acknowledged, scu, storescu, write_series,
@@ -201,3 +204,17 @@ def test_plugin_that_cannot_start_refuses_everything(tmp_path, keys):
         assert "the plugin did not start, every instance is refused: KeyFileError" in orthanc.log.read_text()
     finally:
         orthanc.stop()
+
+
+def test_stored_compressed_objects_decode_in_orthanc_to_the_protected_pixels(orthanc):
+    """The plugin stores the protected objects in node.toml's [storage] transfer syntax (JPEG-LS
+    Lossless by default); Orthanc decodes them: a preview, and the exact stored values."""
+    for instance in orthanc.json("/instances")[:3]:
+        ds = pydicom.dcmread(io.BytesIO(orthanc.rest(f"/instances/{instance}/file")))
+        assert ds.file_meta.TransferSyntaxUID == JPEGLSLossless
+        assert orthanc.rest(f"/instances/{instance}/preview").startswith(b"\x89PNG")
+        decoded = np.load(io.BytesIO(orthanc.rest(f"/instances/{instance}/frames/0/numpy?rescale=0")))
+        stored = read_pixels(ds)[0]
+        # Orthanc leaves the bits above Bits Stored as the decoder gave them (no sign extension)
+        bits = (1 << int(ds.BitsStored)) - 1
+        assert np.array_equal(decoded.reshape(stored.shape).astype(np.int64) & bits, stored.astype(np.int64) & bits)

@@ -80,7 +80,9 @@ def failure_reason(exc: Exception, doing: str = "protecting") -> str:
 def protect_one(number: int, data: bytes, pipeline: Pipeline, pixel_cipher_key: bytes) -> Result:
     start = time.perf_counter()
     try:
+        pipeline.check_size(len(data))
         ds = read_dicom(io.BytesIO(data))
+        pipeline.admit(ds)  # before the cover is decoded
         cover = read_pixels(ds).copy()
         display = copy.deepcopy(ds)  # the header that windows the cover (rescale, photometric)
         peak = PixelFormat.of(ds).peak

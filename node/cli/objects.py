@@ -100,6 +100,7 @@ def protect_files(inputs: list[Path], out: Path, keys_path: Path, config_path: P
 
     def work(path: Path, relative: Path) -> str:
         start = time.perf_counter()
+        pipeline.check_size(path.stat().st_size)
         ds = read_dicom(path)
         instance = pipeline.protect(ds)
         write_dataset(ds, out, relative)

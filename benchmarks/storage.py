@@ -1,0 +1,143 @@
+#!/usr/bin/env python
+"""What each stored transfer syntax costs: bytes on disk and encode time of protected objects.
+
+Protects every image of ../shared/realdata and the round-trip set with the default pipeline,
+then stores the protected pixels in each ``[storage] transfer_syntax`` choice and prints, per
+image and in total: the bytes received (the source file), the bytes stored and their ratio, and
+the milliseconds of encoding (pydicom's encoding plugin plus the decode that proves it lossless).
+Then it checks node.toml's default against the targets: total stored <= 1.0 x total received,
+and each losslessly compressed source stored in at most 1.3 x its own size (a lossy source
+cannot be matched losslessly). Run from the repository root:
+
+    .venv/bin/python benchmarks/storage.py [--quick]
+
+``--quick``: the smallest image of each set only (a smoke run; the targets are printed, not
+enforced). Exit status 1 when the default misses a target.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pydicom
+from pydicom.uid import (
+    UID, DeflatedExplicitVRLittleEndian, JPEG2000Lossless, JPEGLossless, JPEGLosslessSV1, JPEGLSLossless,
+    RLELossless,
+)
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "tests"))
+
+from images import OTHER_MODALITIES, ROUND_TRIP, image_path, realdata_images  # noqa: E402
+
+from stegonode.codecs import keys as keyfiles  # noqa: E402
+from stegonode.errors import StegonodeError  # noqa: E402
+from stegonode.handlers.compression import DEFAULT_STORAGE, STORAGE_SYNTAXES, store_pixels  # noqa: E402
+from stegonode.handlers.dicomfile import configure_pydicom, dicom_bytes  # noqa: E402
+from stegonode.handlers.pipeline import build_pipeline  # noqa: E402
+from stegonode.node.config import load  # noqa: E402
+
+# Sources whose transfer syntax is lossless by definition (JPEG 2000 "Image Compression" may be
+# either, so it is not counted as lossless).
+LOSSLESS_SOURCES = {JPEGLossless, JPEGLosslessSV1, JPEGLSLossless, JPEG2000Lossless, RLELossless,
+                    DeflatedExplicitVRLittleEndian}
+SHORT = {"jpeg-ls-lossless": "JPEG-LS", "jpeg2000-lossless": "JPEG2000", "rle-lossless": "RLE",
+         "explicit-vr-little-endian": "ExplicitLE"}
+LIMIT_TOTAL, LIMIT_LOSSLESS = 1.0, 1.3
+
+
+@dataclass
+class Row:
+    name: str
+    source_syntax: UID
+    received: int
+    stored: dict[str, int] = field(default_factory=dict)
+    encode_ms: dict[str, float] = field(default_factory=dict)
+    fallback: dict[str, bool] = field(default_factory=dict)
+
+
+def measure(path: Path, pipeline) -> Row | str:
+    """One image protected, then stored in each syntax; a refusal's reason instead."""
+    ds = pydicom.dcmread(path)
+    row = Row(path.name, UID(str(ds.file_meta.TransferSyntaxUID)), path.stat().st_size)
+    try:
+        pixels = pipeline.protect(ds).pixels
+    except StegonodeError as exc:
+        return str(exc)
+    for name, syntax in STORAGE_SYNTAXES.items():
+        start = time.perf_counter()
+        used = store_pixels(ds, pixels, syntax)
+        row.encode_ms[name] = 1000 * (time.perf_counter() - start)
+        row.stored[name] = len(dicom_bytes(ds))
+        row.fallback[name] = used != syntax
+    return row
+
+
+def print_row(name: str, source: str, received: int, stored: dict[str, int], ms: dict[str, float],
+              fallback: dict[str, bool] | None = None) -> None:
+    cells = []
+    for syntax in STORAGE_SYNTAXES:
+        mark = "*" if fallback and fallback[syntax] else " "
+        cells.append(f"{stored[syntax]:>10} {stored[syntax] / received:5.2f}x{mark}{ms[syntax]:>7.0f}")
+    print(f"{name[:30]:30} {source[:14]:14} {received:>10}  " + "  ".join(cells), flush=True)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="the smallest image of each set only")
+    args = parser.parse_args()
+    configure_pydicom()
+    config = load(None)
+    with tempfile.TemporaryDirectory() as tmp:
+        node_keys = keyfiles.load_node_keys(keyfiles.generate(Path(tmp))[0])
+    pipeline = build_pipeline(config["pipeline"]["handlers"], config["handlers"], node_keys,
+                              config["pipeline"]["carriers"])
+    sets = {"realdata": realdata_images(), "round-trip": [image_path(n) for n in ROUND_TRIP + OTHER_MODALITIES]}
+    if args.quick:
+        sets = {label: sorted(paths, key=lambda p: p.stat().st_size)[:1] for label, paths in sets.items()}
+    print(f"{'':30} {'':14} {'':>10}  " + "  ".join(f"{SHORT[s]:^25}" for s in STORAGE_SYNTAXES))
+    print(f"{'image':30} {'source syntax':14} {'received':>10}  "
+          + "  ".join(f"{'stored':>10} {'ratio':>6} {'ms':>7}" for _ in STORAGE_SYNTAXES))
+    rows: list[Row] = []
+    for label, paths in sets.items():
+        if not paths:
+            print(f"-- {label}: no images (folder absent)")
+            continue
+        print(f"-- {label}")
+        for path in paths:
+            outcome = measure(path, pipeline)
+            if isinstance(outcome, str):
+                print(f"{path.name[:30]:30} refused: {outcome}")
+                continue
+            rows.append(outcome)
+            print_row(outcome.name, outcome.source_syntax.name, outcome.received, outcome.stored,
+                      outcome.encode_ms, outcome.fallback)
+    if not rows:
+        print("no image protected")
+        return 1
+    received = sum(row.received for row in rows)
+    print_row(f"TOTAL ({len(rows)} protected)", "", received,
+              {s: sum(row.stored[s] for row in rows) for s in STORAGE_SYNTAXES},
+              {s: sum(row.encode_ms[s] for row in rows) for s in STORAGE_SYNTAXES})
+    print("* stored uncompressed: the encoder refused these pixels or did not give them back exactly")
+    met = check_default(rows, received)
+    return 0 if met or args.quick else 1  # --quick: too few images for the targets to mean anything
+
+
+def check_default(rows: list[Row], received: int) -> bool:
+    """Whether node.toml's default meets the targets (printed)."""
+    total = sum(row.stored[DEFAULT_STORAGE] for row in rows) / received
+    over = [f"{row.name} {row.stored[DEFAULT_STORAGE] / row.received:.2f}x" for row in rows
+            if row.source_syntax in LOSSLESS_SOURCES and row.stored[DEFAULT_STORAGE] > LIMIT_LOSSLESS * row.received]
+    print(f"default {DEFAULT_STORAGE}: total stored {total:.2f} x received (target <= {LIMIT_TOTAL}); "
+          f"losslessly compressed sources over {LIMIT_LOSSLESS} x: {', '.join(over) or 'none'}")
+    return total <= LIMIT_TOTAL and not over
+
+
+if __name__ == "__main__":
+    sys.exit(main())

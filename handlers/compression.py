@@ -1,0 +1,107 @@
+"""The stored form of a protected object: its pixels in node.toml's ``[storage] transfer_syntax``.
+
+Every writer of a protected object (the node's workers, ``stegonode protect``, the web console,
+the Orthanc plugin) encodes through :func:`store_pixels`. The choices are lossless only:
+JPEG-LS (CharLS through pyjpegls), JPEG 2000 (OpenJPEG through pylibjpeg-openjpeg), RLE and
+uncompressed Explicit VR Little Endian, all through pydicom's encoding plugins. Each frame is
+encoded alone and encapsulated with a Basic Offset Table, so a viewer can reach any frame.
+
+Never lossy: the encoded object is decoded again and compared with the pixels it was made
+from; if an encoder refuses the pixels (an unusual bit depth, values beyond Bits Stored) or
+its output differs, the object is stored uncompressed instead, with a log line. Encrypted
+pixels (the ``encrypt`` handler) are stored uncompressed: ciphertext does not compress.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+from pydicom import Dataset
+from pydicom.pixels import iter_pixels, pixel_array
+from pydicom.uid import UID, ExplicitVRLittleEndian, JPEG2000Lossless, JPEGLSLossless, RLELossless
+
+from stegonode.errors import ConfigError
+
+from .encrypt import is_encrypted
+from .pixels import drop_offset_tables, write_pixels
+
+log = logging.getLogger(__name__)
+
+# node.toml's [storage] transfer_syntax choices.
+STORAGE_SYNTAXES: dict[str, UID] = {
+    "jpeg-ls-lossless": JPEGLSLossless,
+    "jpeg2000-lossless": JPEG2000Lossless,
+    "rle-lossless": RLELossless,
+    "explicit-vr-little-endian": ExplicitVRLittleEndian,
+}
+# Chosen by benchmarks/storage.py (README, "Storage"): the smallest total and the fastest encoder
+# among the lossless choices on the realdata and round-trip sets.
+DEFAULT_STORAGE = "jpeg-ls-lossless"
+# Decoding plugins by transfer syntax where pydicom's first choice is slower: CharLS decodes
+# JPEG-LS in a third of the time pylibjpeg-libjpeg takes (512 x 512 CT: 4 ms against 14 ms).
+DECODERS = {JPEGLSLossless: "pyjpegls"}
+
+
+def storage_syntax(name: str) -> UID:
+    """The transfer syntax node.toml's ``[storage] transfer_syntax = name`` stands for."""
+    try:
+        return STORAGE_SYNTAXES[name]
+    except KeyError:
+        raise ConfigError(f"storage.transfer_syntax = {name!r}; choose one of "
+                          f"{', '.join(repr(choice) for choice in STORAGE_SYNTAXES)}") from None
+
+
+def store_pixels(ds: Dataset, pixels: np.ndarray, syntax: UID = ExplicitVRLittleEndian) -> UID:
+    """Write ``pixels`` (frames, rows, columns) into ``ds`` in ``syntax``; return the syntax used.
+
+    Uncompressed when ``syntax`` is, when the pixels are encrypted, or when lossless encoding
+    is not possible for these pixels (logged, without values). Besides ``pixels`` and the
+    encoded result this holds one frame at a time: the proof decodes frame by frame.
+    """
+    ds._pixel_array = None  # pydicom's cached decoding of the received pixels: not needed now
+    if not syntax.is_compressed or is_encrypted(ds):
+        write_pixels(ds, pixels)
+        return ExplicitVRLittleEndian
+    frames = pixels if int(ds.get("NumberOfFrames", 1) or 1) > 1 else pixels[0]
+    drop_offset_tables(ds)
+    try:
+        ds.compress(syntax, frames, generate_instance_uid=False)
+        same = _decodes_to(ds, pixels)
+    except Exception as exc:  # an encoder refusing these pixels: pydicom raises many types
+        log.warning("pixels cannot be encoded losslessly as %s (%s): stored uncompressed",
+                    syntax.name, type(exc).__name__)
+        same = None
+    if same is False:
+        log.warning("%s did not give the pixels back exactly: stored uncompressed", syntax.name)
+    if not same:
+        write_pixels(ds, pixels)
+        return ExplicitVRLittleEndian
+    return syntax
+
+
+def _decodes_to(ds: Dataset, pixels: np.ndarray) -> bool:
+    """Whether the encoded pixel data of ``ds`` decodes to ``pixels``, frame by frame."""
+    plugin = DECODERS.get(ds.file_meta.TransferSyntaxUID, "")
+    count = 0
+    for count, frame in enumerate(iter_pixels(ds, decoding_plugin=plugin), start=1):
+        if count > len(pixels) or not np.array_equal(frame, pixels[count - 1]):
+            return False
+    return count == len(pixels)
+
+
+def decoded(ds: Dataset) -> np.ndarray:
+    """The pixels of ``ds`` decoded (rows, columns) or (frames, rows, columns), without keeping a
+    decoded copy on the data set."""
+    syntax = ds.file_meta.TransferSyntaxUID
+    return pixel_array(ds, decoding_plugin=DECODERS.get(syntax, ""))
+
+
+def decompressed(ds: Dataset) -> Dataset:
+    """``ds`` with its pixels uncompressed (Explicit VR Little Endian), in place; what a peer that
+    accepts only uncompressed transfer syntaxes gets."""
+    if ds.file_meta.TransferSyntaxUID.is_compressed:
+        pixels = decoded(ds)
+        write_pixels(ds, pixels if int(ds.get("NumberOfFrames", 1) or 1) > 1 else pixels[None])
+    return ds
+
