@@ -12,7 +12,7 @@ the header carrier always. Each protected image is then revealed from its pixels
 
 Run from the repository root::
 
-    .venv/bin/python benchmarks/capacity.py [--segmenter classical] [IMAGE ...]
+    .venv/bin/python benchmarks/capacity.py [--segmenter classical] [--quick] [IMAGE ...]
 """
 
 from __future__ import annotations
@@ -40,7 +40,10 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("images", nargs="*", help="pydicom-data names or paths (default: all)")
     parser.add_argument("--segmenter", choices=node_config.SEGMENTER_CHOICES)
+    parser.add_argument("--quick", action="store_true", help="CI size: 693_UNCR only (unless images are named)")
     args = parser.parse_args()
+    if args.quick and not args.images:
+        args.images = ["693_UNCR.dcm"]
     config = node_config.load(None)
     if args.segmenter:
         config["handlers"]["segment"]["segmenter"] = args.segmenter
