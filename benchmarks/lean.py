@@ -156,14 +156,13 @@ def throughput(work: Path, repeats: int, instances: int = INSTANCES,
 
 
 def quick() -> int:
-    """The parts that need no fresh clone, at CI size; set-up and footprint are not measured."""
+    """Start-up and throughput at CI size: set-up and footprint need a fresh clone and its pip
+    install, and the segmenter speed loads torch; neither is quick."""
     with tempfile.TemporaryDirectory(prefix="stegonode-lean-") as tmp:
         work = Path(tmp)
         print(f"Quick mode: no clone, no set-up; stegonode serve of this checkout's .venv ({load()}):", flush=True)
         start, cpu = start_to_echo(ROOT, work)
         print(f"  start to first C-ECHO answered {start:.2f} s, the node's CPU time until then {cpu:.2f} s")
-        print(f"Segmenter speed ({load()}):", flush=True)
-        segmenter_speed(1, 1)
         print(f"Processing throughput, 4 CT slices, classical segmenter ({load()}):", flush=True)
         rate = throughput(work, 1, 4, "classical")
         print(f"  {rate:.1f} instances/s")
@@ -182,8 +181,9 @@ def main() -> int:
     parser.add_argument("--parts", default="setup,speed,throughput",
                         help="comma-separated: setup (clone, set-up, footprint, start-up), speed, throughput")
     parser.add_argument("--quick", action="store_true",
-                        help="CI size: no clone or set-up (start-up of this checkout's .venv, once), speed on one "
-                        "slice once, throughput of 4 instances with the classical segmenter, once")
+                        help="CI size: no clone or set-up (start-up of this checkout's .venv, once), no segmenter "
+                        "speed (benchmarks/segmenter.py --quick runs it), throughput of 4 instances with the "
+                        "classical segmenter, once")
     args = parser.parse_args()
     parts = set(args.parts.split(","))
     if args.quick:
