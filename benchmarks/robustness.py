@@ -62,10 +62,11 @@ from stegonode.errors import StegonodeError  # noqa: E402
 from stegonode.handlers.pixels import PixelFormat, read_pixels, write_pixels  # noqa: E402
 from stegonode.handlers.reveal import reveal  # noqa: E402
 from stegonode.training.evidence import (  # noqa: E402
-    COMPARED, PixelsNotCarried, Protected, bit_error_rate, extracted_bits, pipeline_for, protect,
+    COMPARED, PixelsNotCarried, Protected, bit_error_rate, extracted_bits, pipeline_for, protect, same_attributes,
 )
 
 SEED = 2024
+BOTH = ("pixels", "header")  # the carriers protect writes, as the node does by default
 GOAL_PSNR_DB = 84.0
 COLOURS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd")
 
@@ -173,7 +174,11 @@ def outcome(ds: Dataset, keys: keyfiles.PeerKeys, protected: Protected, original
         revealed = reveal(ds, keys)
     except Exception as exc:  # any exception is a failed trial; its type and first words are tallied
         return f"{type(exc).__name__} ({str(exc).split(':')[0][:60]})", "-"
-    if any(protected.attributes.get(element.tag) != element for element in revealed.attributes):
+    sealed = Dataset()
+    for element in revealed.attributes:  # the core payload carries a subset of what protect sealed
+        if element.tag in protected.attributes:
+            sealed.add(protected.attributes[element.tag])
+    if len(sealed) != len(revealed.attributes) or not same_attributes(revealed.attributes, sealed):
         return "wrong attributes", "-"
     if revealed.complete and any(revealed.dataset.get(k) != original.get(k) for k in COMPARED):
         return "wrong restored header", "-"
@@ -235,6 +240,15 @@ class Row:
     refused: str | None = None
 
 
+def pixel_refusal(original: Dataset, setting: Setting, node_keys: keyfiles.NodeKeys) -> str:
+    """Why protect with the pixel carrier alone refuses ``original`` under ``setting``."""
+    try:
+        protect(original, pipeline_for(node_keys, setting.codec, ("pixels",), **setting.params))
+    except StegonodeError as exc:
+        return f"{type(exc).__name__}: {str(exc)[:110]}"
+    return "carried when alone"
+
+
 def measure(path: Path, settings: tuple[Setting, ...], perturbations: tuple[Perturbation, ...], trials: int,
             node_keys: keyfiles.NodeKeys, peer_keys: keyfiles.PeerKeys, progress: Callable[[str], None]) -> list[Row]:
     original = pydicom.dcmread(path)
@@ -243,10 +257,12 @@ def measure(path: Path, settings: tuple[Setting, ...], perturbations: tuple[Pert
         row = Row(path.name, setting)
         rows.append(row)
         try:
-            pipeline = pipeline_for(node_keys, setting.codec, ("pixels", "header"), **setting.params)
-            row.protected = protect(original, pipeline)
-        except (StegonodeError, PixelsNotCarried) as exc:  # refused, or the header alone carries it
+            row.protected = protect(original, pipeline_for(node_keys, setting.codec, BOTH, **setting.params))
+        except StegonodeError as exc:
             row.refused = f"{type(exc).__name__}: {str(exc)[:110]}"
+        except PixelsNotCarried:  # the header alone carries it: why the pixels could not
+            row.refused = f"header carrier only; the pixel carrier: {pixel_refusal(original, setting, node_keys)}"
+        if row.refused:
             continue
         for perturbation in perturbations:
             progress(f"{path.name} {setting.label} {perturbation.label}")
