@@ -20,7 +20,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 BENCHMARKS = sorted(path.name for path in (ROOT / "benchmarks").glob("*.py") if not path.name.startswith("_"))
-PARALLEL = 3
+PARALLEL = 4
 TIMEOUT_S = 600  # a hung benchmark fails its test instead of holding the suite
 
 # What each benchmark prints with its figures (a benchmark not listed must print some figure).
