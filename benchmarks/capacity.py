@@ -12,7 +12,7 @@ the header carrier always. Each protected image is then revealed from its pixels
 
 Run from the repository root::
 
-    .venv/bin/python benchmarks/capacity.py [--segmenter classical] [--recipients N] [IMAGE ...]
+    .venv/bin/python benchmarks/capacity.py [--segmenter classical] [--recipients N] [--quick] [IMAGE ...]
 
 ``--recipients N`` seals for N recipients (node.keys's own and N-1 made for it, as
 ``[handlers.seal] recipients`` lists them); each image is revealed with the first one's key and,
@@ -45,7 +45,10 @@ def main() -> int:
     parser.add_argument("images", nargs="*", help="pydicom-data names or paths (default: all)")
     parser.add_argument("--segmenter", choices=node_config.SEGMENTER_CHOICES)
     parser.add_argument("--recipients", type=int, default=1, help="recipients to seal for (default 1)")
+    parser.add_argument("--quick", action="store_true", help="CI size: 693_UNCR only (unless images are named)")
     args = parser.parse_args()
+    if args.quick and not args.images:
+        args.images = ["693_UNCR.dcm"]
     config = node_config.load(None)
     if args.segmenter:
         config["handlers"]["segment"]["segmenter"] = args.segmenter

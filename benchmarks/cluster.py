@@ -17,7 +17,7 @@ threads at once, the jobs per second one index serves. PostgreSQL runs as a thro
 a loopback port with fsync on (its defaults); SQLite as the node runs it (WAL, no fsync per
 commit). Run from the repository root::
 
-    .venv/bin/python benchmarks/cluster.py [--instances 60] [--segmenter maskrcnn] [--index-only]
+    .venv/bin/python benchmarks/cluster.py [--instances 60] [--segmenter maskrcnn] [--index-only] [--quick]
 """
 
 from __future__ import annotations
@@ -121,15 +121,15 @@ def protect_run(work: Path, series: list[Path], database: str, processes: int,
                (end[3] - warm[3]) / jobs_done)
 
 
-def index_run(database: str) -> float:
-    """Jobs per second through enqueue, claim and finish on one index, from CLIENTS threads at
-    once (as receivers and worker pools of several hosts would be)."""
+def index_run(database: str, total: int = SYNTHETIC_JOBS) -> float:
+    """Jobs per second through ``total`` enqueues, claims and finishes on one index, from CLIENTS
+    threads at once (as receivers and worker pools of several hosts would be)."""
     index = Index(database)
     attributes = {"PatientID": "SNBENCH", "StudyInstanceUID": "2.25.1", "SeriesInstanceUID": "2.25.2",
                   "SOPClassUID": "1.2.840.10008.5.1.4.1.1.2", "Modality": "CT"}
 
     def client(number: int) -> None:
-        for job_number in range(SYNTHETIC_JOBS // CLIENTS):
+        for job_number in range(total // CLIENTS):
             uid = f"2.25.9.{number}.{job_number}"
             index.enqueue(uid, f"token{number}.{job_number}", "BENCH")
             for job in index.claim(f"pool{number}", 1, 30):
@@ -142,8 +142,8 @@ def index_run(database: str) -> float:
         thread.start()
     for thread in threads:
         thread.join()
-    rate = SYNTHETIC_JOBS / (time.perf_counter() - start)
-    assert index.counts()["processed"] == SYNTHETIC_JOBS
+    rate = total / (time.perf_counter() - start)
+    assert index.counts()["processed"] == total
     index.close()
     return rate
 
@@ -153,7 +153,13 @@ def main() -> None:
     parser.add_argument("--instances", type=int, default=60)
     parser.add_argument("--segmenter", choices=SEGMENTER_CHOICES, default="maskrcnn")
     parser.add_argument("--index-only", action="store_true", help="only the index's own rate")
+    parser.add_argument("--quick", action="store_true", help="CI size: 40 synthetic jobs; 4 instances, classical "
+                        "segmenter, one worker on PostgreSQL")
     args = parser.parse_args()
+    synthetic = SYNTHETIC_JOBS // 10 if args.quick else SYNTHETIC_JOBS
+    configurations = [("sqlite", 1), ("postgresql", 1), ("postgresql", 2), ("postgresql", 3)]
+    if args.quick:
+        args.instances, args.segmenter, configurations = 4, "classical", [("postgresql", 1)]
     binaries = server_binaries()
     if binaries is None:
         sys.exit("PostgreSQL server not installed: apt-get install postgresql")
@@ -163,10 +169,9 @@ def main() -> None:
         series = write_series(work / "series", args.instances)
         postgres = PostgresCluster(binaries, durable=True).start()
         try:
-            index_rates = {"sqlite": index_run(f"sqlite:///{work / 'bench-index.sqlite'}"),
-                           "postgresql": index_run(postgres.database())}
+            index_rates = {"sqlite": index_run(f"sqlite:///{work / 'bench-index.sqlite'}", synthetic),
+                           "postgresql": index_run(postgres.database(), synthetic)}
             runs: dict[tuple[str, int], Run] = {}
-            configurations = [("sqlite", 1), ("postgresql", 1), ("postgresql", 2), ("postgresql", 3)]
             for backend, processes in [] if args.index_only else configurations:
                 database = "" if backend == "sqlite" else postgres.database()
                 runs[backend, processes] = run = protect_run(

@@ -10,7 +10,7 @@
 
 Run from the repository root::
 
-    .venv/bin/python benchmarks/dct_layout.py [--segmenter maskrcnn] [--repeats 100] [IMAGE ...]
+    .venv/bin/python benchmarks/dct_layout.py [--segmenter maskrcnn] [--repeats 100] [--quick] [IMAGE ...]
 """
 
 from __future__ import annotations
@@ -92,7 +92,10 @@ def main() -> None:
     parser.add_argument("--keys", type=int, default=10, help="fresh keys per layout figure")
     parser.add_argument("--repeats", type=int, default=100, help="protect/reveal runs per image (0: none)")
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--quick", action="store_true", help="CI size: classical segmenter, 2 keys, 2 repeats")
     args = parser.parse_args()
+    if args.quick:
+        args.segmenter, args.keys, args.repeats = "classical", 2, 2
     os.environ["OMP_NUM_THREADS"] = str(args.threads)  # ONNX Runtime's threads, read when the network loads
     settings = node_config.load(None)
     settings["handlers"]["segment"]["segmenter"] = args.segmenter

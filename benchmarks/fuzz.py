@@ -26,7 +26,7 @@ hang). Printed: node deaths, hangs, tracebacks in the node's log and in the CLI'
 canary hits (log, Error Comments, quarantine reasons, file names, CLI output), the node's RSS
 before and after, and the count of each answer. Run from the repository root::
 
-    .venv/bin/python benchmarks/fuzz.py [--per-family 1000]
+    .venv/bin/python benchmarks/fuzz.py [--per-family 1000] [--quick]
 """
 
 from __future__ import annotations
@@ -223,7 +223,10 @@ def rss_mb(pid: int) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--per-family", type=int, default=1000)
+    parser.add_argument("--quick", action="store_true", help="CI size: 5 inputs per family")
     args = parser.parse_args()
+    if args.quick:
+        args.per_family = 5
     configure_pydicom()  # building the canary object here warns, quoting the canaries
     work = Path(tempfile.mkdtemp(prefix="stegonode-fuzz-"))
     node = NodeProcess(work / "node", tables={"handlers.segment": {"segmenter": "classical"}},

@@ -23,13 +23,14 @@ qrscp app (median of 3), and C-FIND study-level latency (median of 50 requests o
 association). Run from the repository root (pynetdicom's qrscp needs SQLAlchemy, which the
 node's index uses too)::
 
-    .venv/bin/python benchmarks/ingest.py [--segmenter maskrcnn] [--instances N] [--repeats N]
+    .venv/bin/python benchmarks/ingest.py [--segmenter maskrcnn] [--instances N] [--repeats N] [--quick]
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import shutil
 import socket
@@ -162,13 +163,14 @@ def plugin_rate(directory: Path, batches: list[list[Path]], segmenter: str) -> t
 
 
 def measure_receivers(series: list[Path], work: Path, segmenter: str,
-                      repeats: int) -> dict[str, dict[str, float]]:
+                      repeats: int, four: bool = True) -> dict[str, dict[str, float]]:
     """Instances per second to the last C-STORE response, median of ``repeats`` rounds.
 
     Each round runs every receiver once, so a machine that drifts faster or slower during the
-    benchmark weighs on all of them alike. For stegonode also the processing throughput.
+    benchmark weighs on all of them alike. For stegonode also the processing throughput. Without
+    ``four``, over one association only (the 4-association figures are then NaN).
     """
-    layouts = (("1 association", [series]), ("4 associations", [series[i::4] for i in range(4)]))
+    layouts = (("1 association", [series]), ("4 associations", [series[i::4] for i in range(4)]))[:2 if four else 1]
     receivers: dict[str, Callable[[Path, int], list[str]]] = {
         "DCMTK storescp": lambda d, p: ["/usr/bin/storescp", "-od", str(d), str(p)],
         "pynetdicom storescp": lambda d, p: [PYTHON, "-m", "pynetdicom", "storescp", "-od", str(d), str(p)],
@@ -193,9 +195,9 @@ def measure_receivers(series: list[Path], work: Path, segmenter: str,
             samples["stegonode"][f"processing, {label}"].append(processed)
             samples["stegonode"][f"stored protected, {label}"].append(to_stored)
         print(f"  round {round_}/{repeats}: " + ", ".join(
-            f"{name} {by_label['1 association'][-1]:.0f}/{by_label['4 associations'][-1]:.0f}"
+            f"{name} {by_label['1 association'][-1]:.0f}/{by_label.get('4 associations', [math.nan])[-1]:.0f}"
             for name, by_label in samples.items()) + " instances/s (1/4 associations)", flush=True)
-    return {name: {label: statistics.median(rates) for label, rates in by_label.items()}
+    return {name: defaultdict(lambda: math.nan, {label: statistics.median(rates) for label, rates in by_label.items()})
             for name, by_label in samples.items()}
 
 
@@ -204,15 +206,16 @@ def stegonode_rates(directory: Path, batches: list[list[Path]],
     """Instances per second received (to the last C-STORE response) and processed (first
     receive to last stored protected object) by a fresh node, and the seconds from the first
     C-STORE sent to the last instance stored protected."""
+    instances = sum(len(batch) for batch in batches)
     node = NodeProcess(directory, tables={"handlers.segment": {"segmenter": segmenter}}).start()
     try:
         started = time.time()
         seconds = send(node.port, batches, "STEGONODE")
-        node.wait_idle(INSTANCES, timeout=600)
+        node.wait_idle(instances, timeout=600)
         ((first, last),) = node.query("SELECT MIN(received_at), MAX(processed_at) FROM jobs")
     finally:
         node.stop()
-    return INSTANCES / seconds, INSTANCES / (last - first), last - started
+    return instances / seconds, instances / (last - first), last - started
 
 
 def move_rate(port: int, called: str, destination: str, study: str, repeats: int = 3) -> float:
@@ -231,7 +234,7 @@ def move_rate(port: int, called: str, destination: str, study: str, repeats: int
     return statistics.median(rates)
 
 
-def measure_move_and_find(series: list[Path], work: Path) -> dict[str, float]:
+def measure_move_and_find(series: list[Path], work: Path, moves: int = 3, finds: int = 50) -> dict[str, float]:
     scp_port = free_port()
     received = work / "moved"
     received.mkdir()
@@ -245,8 +248,8 @@ def measure_move_and_find(series: list[Path], work: Path) -> dict[str, float]:
             send(node.port, [series], "STEGONODE")
             node.wait_idle(INSTANCES, timeout=600)
             ((study,),) = node.query("SELECT DISTINCT StudyInstanceUID FROM instances")
-            figures["stegonode C-MOVE"] = move_rate(node.port, "STEGONODE", "STORESCP", study)
-            figures["stegonode C-FIND ms"] = find_latency(node.port, "STEGONODE")
+            figures["stegonode C-MOVE"] = move_rate(node.port, "STEGONODE", "STORESCP", study, moves)
+            figures["stegonode C-FIND ms"] = find_latency(node.port, "STEGONODE", finds)
         finally:
             node.stop()
 
@@ -264,8 +267,8 @@ def measure_move_and_find(series: list[Path], work: Path) -> dict[str, float]:
             from pydicom import dcmread
 
             original_study = dcmread(series[0], stop_before_pixels=True).StudyInstanceUID
-            figures["pynetdicom qrscp C-MOVE"] = move_rate(qr_port, "QRSCP", "STORESCP", original_study)
-            figures["pynetdicom qrscp C-FIND ms"] = find_latency(qr_port, "QRSCP")
+            figures["pynetdicom qrscp C-MOVE"] = move_rate(qr_port, "QRSCP", "STORESCP", original_study, moves)
+            figures["pynetdicom qrscp C-FIND ms"] = find_latency(qr_port, "QRSCP", finds)
     return figures
 
 
@@ -300,18 +303,24 @@ def main() -> None:
                         help="the node's segmenter for the ingest runs (default: the node default)")
     parser.add_argument("--instances", type=int, default=INSTANCES,
                         help=f"instances in the series, a multiple of 4 (default {INSTANCES})")
+    parser.add_argument("--quick", action="store_true",
+                        help="CI size: 4 instances, 1 round over 1 association, classical segmenter, 1 C-MOVE, "
+                        "5 C-FINDs")
     args = parser.parse_args()
+    moves, finds = 3, 50
+    if args.quick:
+        args.instances, args.repeats, args.segmenter, moves, finds = 4, 1, "classical", 1, 5
     INSTANCES = args.instances
     with tempfile.TemporaryDirectory(prefix="stegonode-bench-") as tmp:
         work = Path(tmp)
         print(f"writing {INSTANCES} CT instances (512x512, 16-bit) ...", flush=True)
         series = write_series(work / "series", INSTANCES)
         print(f"C-STORE from DCMTK storescu (TCP_NODELAY=1), {args.repeats} rounds:", flush=True)
-        received = measure_receivers(series, work, args.segmenter, args.repeats)
+        received = measure_receivers(series, work, args.segmenter, args.repeats, four=not args.quick)
         report_receivers(received, args.segmenter, args.repeats)  # before C-MOVE: a failure there keeps it
         print("C-MOVE to DCMTK storescp and C-FIND:", flush=True)
-        retrieval = measure_move_and_find(series, work)
-    report(received, retrieval, args.segmenter)
+        retrieval = measure_move_and_find(series, work, moves, finds)
+    report(received, retrieval, args.segmenter, moves, finds)
 
 
 def report_receivers(received: dict[str, dict[str, float]], segmenter: str, repeats: int) -> None:
@@ -327,7 +336,8 @@ def report_receivers(received: dict[str, dict[str, float]], segmenter: str, repe
     print(flush=True)
 
 
-def report(received: dict[str, dict[str, float]], retrieval: dict[str, float], segmenter: str) -> None:
+def report(received: dict[str, dict[str, float]], retrieval: dict[str, float], segmenter: str,
+           moves: int = 3, finds: int = 50) -> None:
     ours = received["stegonode"]
     checks = [
         ("stegonode / pynetdicom storescp, 1 assoc", ours["1 association"] / received["pynetdicom storescp"]["1 association"], 1.5),
@@ -341,10 +351,10 @@ def report(received: dict[str, dict[str, float]], retrieval: dict[str, float], s
         print(f"{label:<42}{ratio:>8.2f}x{verdict}")
     print(f"\nprocessing throughput (first receive to last stored; segmenter {segmenter}), 1 assoc: "
           f"{ours['processing, 1 association']:.1f} instances/s; 4 assocs: {ours['processing, 4 associations']:.1f}")
-    print(f"C-MOVE of {INSTANCES} instances, median of 3: stegonode {retrieval['stegonode C-MOVE']:.1f} instances/s, "
+    print(f"C-MOVE of {INSTANCES} instances, median of {moves}: stegonode {retrieval['stegonode C-MOVE']:.1f} instances/s, "
           f"pynetdicom qrscp {retrieval['pynetdicom qrscp C-MOVE']:.1f}")
     find_ms = retrieval["stegonode C-FIND ms"]
-    print(f"C-FIND study level, median of 50: stegonode {find_ms:.1f} ms (target <= 50: "
+    print(f"C-FIND study level, median of {finds}: stegonode {find_ms:.1f} ms (target <= 50: "
           f"{'met' if find_ms <= 50 else 'NOT met'}), pynetdicom qrscp {retrieval['pynetdicom qrscp C-FIND ms']:.1f} ms")
 
 

@@ -18,7 +18,7 @@
 The machine is shared: the load average is printed before each part. Run from the repository
 root (the clone is of the committed branch, not of uncommitted changes)::
 
-    .venv/bin/python benchmarks/lean.py [--repeats 3] [--test-setup] [--parts setup,speed,throughput]
+    .venv/bin/python benchmarks/lean.py [--repeats 3] [--test-setup] [--parts setup,speed,throughput] [--quick]
 """
 
 from __future__ import annotations
@@ -120,13 +120,13 @@ def start_to_echo(clone: Path, work: Path) -> tuple[float, float]:
         process.wait(timeout=60)
 
 
-def segmenter_speed() -> None:
+def segmenter_speed(slices: int = 16, repeats: int = 5) -> None:
     try:
         from segmenter import slice_ms
     except ImportError as exc:
         print(f"  not measured: {exc} (install the training extra for the torch side)")
         return
-    ms = slice_ms(threads=2)
+    ms = slice_ms(2, slices, repeats)
     print("  ms per 512x512 CT slice, 2 threads, wall (CPU of all threads), whole Mask R-CNN segmenter: "
           f"ONNX Runtime {ms['onnx_segmenter']:.1f} ({ms['onnx_segmenter_cpu']:.1f}), torch "
           f"{ms['torch_segmenter']:.1f} ({ms['torch_segmenter_cpu']:.1f}): torch / ONNX "
@@ -137,22 +137,36 @@ def segmenter_speed() -> None:
           f"{ms['classical']:.1f} ({ms['classical_cpu']:.1f})")
 
 
-def throughput(work: Path, repeats: int) -> float:
+def throughput(work: Path, repeats: int, instances: int = INSTANCES,
+               segmenter: str = DEFAULTS["handlers"]["segment"]["segmenter"]) -> float:
     """Median instances per second; printed per round with the CPU seconds per instance that the
     node, its workers and storescu used (children's rusage), and what 2 cores free of other
     work would allow at that cost."""
-    series = write_series(work / "series", INSTANCES)
-    segmenter = DEFAULTS["handlers"]["segment"]["segmenter"]
+    series = write_series(work / "series", instances)
     rates = []
     for round_ in range(repeats):
         before = resource.getrusage(resource.RUSAGE_CHILDREN)
         processed = stegonode_rates(Path(tempfile.mkdtemp(dir=work)), [series], segmenter)[1]
         after = resource.getrusage(resource.RUSAGE_CHILDREN)
-        cpu = (after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime) / INSTANCES
+        cpu = (after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime) / instances
         rates.append(processed)
         print(f"  round {round_ + 1}: {processed:.1f} instances/s; {1000 * cpu:.0f} CPU ms per instance "
               f"(2 free cores: {2 / cpu:.1f} instances/s); {load()}", flush=True)
     return statistics.median(rates)
+
+
+def quick() -> int:
+    """Start-up and throughput at CI size: set-up and footprint need a fresh clone and its pip
+    install, and the segmenter speed loads torch; neither is quick."""
+    with tempfile.TemporaryDirectory(prefix="stegonode-lean-") as tmp:
+        work = Path(tmp)
+        print(f"Quick mode: no clone, no set-up; stegonode serve of this checkout's .venv ({load()}):", flush=True)
+        start, cpu = start_to_echo(ROOT, work)
+        print(f"  start to first C-ECHO answered {start:.2f} s, the node's CPU time until then {cpu:.2f} s")
+        print(f"Processing throughput, 4 CT slices, classical segmenter ({load()}):", flush=True)
+        rate = throughput(work, 1, 4, "classical")
+        print(f"  {rate:.1f} instances/s")
+    return 0
 
 
 def verdict(value: float, target: float, at_most: bool, unit: str) -> str:
@@ -166,8 +180,14 @@ def main() -> int:
     parser.add_argument("--test-setup", action="store_true", help="also time scripts/setup.sh --test (torch)")
     parser.add_argument("--parts", default="setup,speed,throughput",
                         help="comma-separated: setup (clone, set-up, footprint, start-up), speed, throughput")
+    parser.add_argument("--quick", action="store_true",
+                        help="CI size: no clone or set-up (start-up of this checkout's .venv, once), no segmenter "
+                        "speed (benchmarks/segmenter.py --quick runs it), throughput of 4 instances with the "
+                        "classical segmenter, once")
     args = parser.parse_args()
     parts = set(args.parts.split(","))
+    if args.quick:
+        return quick()
     with tempfile.TemporaryDirectory(prefix="stegonode-lean-") as tmp:
         work = Path(tmp)
         if "setup" in parts:

@@ -5,7 +5,7 @@ changed pixels inside the reviewed anatomy label, the densest changed CT value, 
 2^BitsStored - 1) and the usable share of the image; writes build/realdata/<name>.png: the first
 frame, the label's outline in green, changed pixels in red. Run from the repository root:
 
-    .venv/bin/python benchmarks/realdata.py [--out build/realdata]
+    .venv/bin/python benchmarks/realdata.py [--out build/realdata] [--quick]
 """
 
 from __future__ import annotations
@@ -31,6 +31,7 @@ from stegonode.node.config import load  # noqa: E402
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", type=Path, default=ROOT / "build" / "realdata")
+    parser.add_argument("--quick", action="store_true", help="CI size: one realdata CT and one MR image")
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     config = load(None)
@@ -39,6 +40,9 @@ def main() -> None:
         node_keys, peer_keys = keyfiles.load_node_keys(node_path), keyfiles.load_peer_keys(peer_path)
     pipeline = build_pipeline(config["pipeline"]["handlers"], config["handlers"], node_keys)
     paths = realdata_images() + [image_path(name) for name in ROUND_TRIP + OTHER_MODALITIES]
+    if args.quick:  # the first realdata CT and MR, or the bundled CT where ../shared/realdata is absent
+        paths = [next((p for p in paths if p.name.startswith(prefix)), image_path("693_UNCR.dcm"))
+                 for prefix in ("ct_", "mr_")]
     print(f"{'image':34} {'mod':4} {'segmenter':9} {'result':9} {'anatomy':>7} {'maxHU':>6} "
           f"{'PSNR':>6} {'usable':>6}  reason")
     for path in paths:

@@ -12,7 +12,7 @@
 Run from the repository root, with the training extra installed (torch: the accuracy figures
 reuse the training code, and speed compares with it)::
 
-    .venv/bin/python benchmarks/segmenter.py [--weights PATH] [--skip-stability]
+    .venv/bin/python benchmarks/segmenter.py [--weights PATH] [--skip-stability] [--quick]
 """
 
 from __future__ import annotations
@@ -53,9 +53,10 @@ from stegonode.node import config as node_config  # noqa: E402
 COLUMNS = {"maskrcnn": "Mask R-CNN", "network": "network alone", "classical": "classical"}
 
 
-def accuracy(segmenter: MaskRCNNSegmenter, held_out: int) -> None:
+def accuracy(segmenter: MaskRCNNSegmenter, held_out: int, real: int | None = None) -> None:
+    """IoU on ``held_out`` phantoms and on the labelled real images (the first ``real`` of them)."""
     for title, examples in (("held-out phantoms", phantoms(range(HELD_OUT_SEED, HELD_OUT_SEED + held_out))),
-                            ("real images", real_examples(True))):
+                            ("real images", real_examples(True)[:real])):
         metrics, _ = segtrain.accuracy(segmenter, examples)
         print(f"\nIoU, {title} ({len(examples)}): " + " | ".join(
             f"{label} mean {metrics[f'{key}_mean_iou']:.4f} min {metrics[f'{key}_min_iou']:.4f}"
@@ -67,6 +68,8 @@ def accuracy(segmenter: MaskRCNNSegmenter, held_out: int) -> None:
             for modality in ("CT", "MR", "CR"):
                 chosen = {k: [s[k] for n, s in metrics["per_image"].items() if n.endswith(modality)]
                           for k in COLUMNS}
+                if not chosen["maskrcnn"]:
+                    continue  # too few phantoms for every modality
                 print(f"  {modality}: " + " | ".join(
                     f"{label} mean {np.mean(chosen[key]):.4f} min {np.min(chosen[key]):.4f}"
                     for key, label in COLUMNS.items()))
@@ -81,7 +84,7 @@ def stability(name: str, names: list[str]) -> bool:
         node_keys = keyfiles.load_node_keys(Path(folder) / "node.keys")
         peer_keys = keyfiles.load_peer_keys(Path(folder) / "peer.keys")
     pipeline = build_pipeline(config["pipeline"]["handlers"], config["handlers"], node_keys, ["pixels"])
-    segmenter = pipeline.handlers[[h.name for h in pipeline.handlers].index("segment")].segmenter
+    policy = pipeline.handlers[[h.name for h in pipeline.handlers].index("segment")].policy
     print(f"\nStability and reveal, segmenter {name} at both ends ({len(names)} round-trip images):")
     everything = True
     for image in names:
@@ -90,7 +93,8 @@ def stability(name: str, names: list[str]) -> bool:
         cover = instance.foreground
         stego = pydicom.dcmread(_saved(ds))
         # as reveal does: the stego image at the levels the cover was thresholded at, if any
-        again = segmenter.segment(stego, read_pixels(stego), read_protection(stego).segmenter_levels).mask
+        levels = read_protection(stego).segmenter_levels
+        again = policy.for_dataset(stego).segment(stego, read_pixels(stego), levels).mask
         try:
             reveal(stego, peer_keys)
             outcome = "reveal OK"
@@ -108,14 +112,14 @@ def _saved(ds: pydicom.Dataset) -> Path:
     return path
 
 
-def slice_ms(threads: int) -> dict[str, float]:
+def slice_ms(threads: int, slices: int = 16, repeats: int = 5) -> dict[str, float]:
     """Milliseconds per 512x512 CT slice (16 noisy copies of 693_UNCR per call, median of 5) on
     ``threads`` threads: the whole Mask R-CNN segmenter and its network with post-processing
     alone, through ONNX Runtime and through torch; the classical segmenter. Wall clock, and
     (``*_cpu``) the CPU time of all threads, which other work on the machine inflates less."""
     torch.set_num_threads(threads)
     ds = pydicom.dcmread(image_path("693_UNCR.dcm"))
-    pixels = np.repeat(read_pixels(ds), 16, axis=0)
+    pixels = np.repeat(read_pixels(ds), slices, axis=0)
     pixels = pixels + np.random.default_rng(0).integers(-2, 3, pixels.shape).astype(pixels.dtype)
     series = copy.deepcopy(ds)
     images, edges = network_input(series, pixels)
@@ -125,15 +129,16 @@ def slice_ms(threads: int) -> dict[str, float]:
                             ("torch", maskrcnn.TorchNetwork.load())):
         segmenter.model = network
         segmenter.foreground(series, pixels[:2])  # warm-up
-        figures.update(_per_slice(f"{engine}_segmenter", lambda: segmenter.foreground(series, pixels)))
-        figures.update(_per_slice(f"{engine}_network", lambda: foreground.foreground_masks(network, images, edges)))
-    figures.update(_per_slice("classical", lambda: ClassicalSegmenter().foreground(series, pixels)))
+        figures.update(_per_slice(f"{engine}_segmenter", lambda: segmenter.foreground(series, pixels), slices, repeats))
+        figures.update(_per_slice(f"{engine}_network", lambda: foreground.foreground_masks(network, images, edges),
+                                  slices, repeats))
+    figures.update(_per_slice("classical", lambda: ClassicalSegmenter().foreground(series, pixels), slices, repeats))
     return figures
 
 
-def speed(threads: int) -> None:
-    ms = slice_ms(threads)
-    print(f"\nSpeed, ms per 512x512 CT slice, {threads} threads, wall (CPU of all threads); median of 5, "
+def speed(threads: int, slices: int = 16, repeats: int = 5) -> None:
+    ms = slice_ms(threads, slices, repeats)
+    print(f"\nSpeed, ms per 512x512 CT slice, {threads} threads, wall (CPU of all threads); median of {repeats}, "
           "the CPU is shared with other work:")
     for engine, label in (("onnx", "ONNX Runtime"), ("torch", "torch eager")):
         print(f"  Mask R-CNN, {label:12s}: whole segmenter {ms[f'{engine}_segmenter']:6.1f} "
@@ -159,16 +164,20 @@ def main() -> int:
     parser.add_argument("--held-out", type=int, default=60)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--skip-stability", action="store_true")
+    parser.add_argument("--quick", action="store_true", help="CI size: 3 phantoms, 2 real images, stability on "
+                        "693_UNCR, speed on one slice once")
     args = parser.parse_args()
+    if args.quick:
+        args.held_out = 3
     torch.set_num_threads(args.threads)
     os.environ["OMP_NUM_THREADS"] = str(args.threads)  # ONNX Runtime's threads, read when the network loads
     segmenter = MaskRCNNSegmenter(args.weights)
     print(f"weights {args.weights} ({args.weights.stat().st_size / 2**20:.1f} MiB)")
-    accuracy(segmenter, args.held_out)
+    accuracy(segmenter, args.held_out, 2 if args.quick else None)
     if not args.skip_stability:
-        passed = stability("maskrcnn", ROUND_TRIP)
+        passed = stability("maskrcnn", ["693_UNCR.dcm"] if args.quick else ROUND_TRIP)
         print(f"  all NCC >= 0.999 and every reveal OK: {passed}")
-    speed(args.threads)
+    speed(args.threads, *((1, 1) if args.quick else (16, 5)))
     return 0
 
 

@@ -14,15 +14,16 @@ gives median and 90th percentile in milliseconds and compares the totals with th
 The process pins itself to CPU 0 and sets OMP_NUM_THREADS and friends to 1 before numpy is
 imported (equivalent to ``taskset -c 0``). Run from the repository root::
 
-    .venv/bin/python benchmarks/speed.py
+    .venv/bin/python benchmarks/speed.py [--quick]
 """
 
 from __future__ import annotations
 
 import os
 
-import one_core  # noqa: F401  (first: one BLAS thread, CPU 0)
+import _one_core  # noqa: F401  (first: one BLAS thread, CPU 0)
 
+import argparse  # noqa: E402
 import copy  # noqa: E402
 import io  # noqa: E402
 import platform  # noqa: E402
@@ -75,11 +76,11 @@ class FixedForeground:
         return Segmentation(self.mask, [None] * len(self.mask))
 
 
-def repeat(run: Callable[[], Timings]) -> list[Timings]:
-    """``WARMUP`` discarded runs, then ``RUNS`` recorded ones."""
-    for _ in range(WARMUP):
+def repeat(run: Callable[[], Timings], warmup: int = WARMUP, runs: int = RUNS) -> list[Timings]:
+    """``warmup`` discarded runs, then ``runs`` recorded ones."""
+    for _ in range(warmup):
         run()
-    return [run() for _ in range(RUNS)]
+    return [run() for _ in range(runs)]
 
 
 def elapsed(start: float) -> float:
@@ -168,7 +169,7 @@ def row(label: str, runs: list[Timings], names: tuple[str, ...], verdict: bool =
 def print_table(protect: list[Timings], revealed: list[Timings], parts: list[Timings],
                 segment: list[Timings], report: dict) -> None:
     protect_steps = ("decode", "collect", "seal", "embed", "deidentify", "encode", "write")
-    print(f"{'':<44}{'median':>9}{'p90':>9}   (ms, {RUNS} runs after {WARMUP} warm-ups)")
+    print(f"{'':<44}{'median':>9}{'p90':>9}   (ms, {len(protect)} runs after the warm-ups)")
     print("protect (default config, segmentation excluded)")
     print(row("decode pixels", protect, ("decode",)))
     print(row("collect", protect, ("collect",)))
@@ -197,6 +198,10 @@ def print_table(protect: list[Timings], revealed: list[Timings], parts: list[Tim
 
 
 def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="CI size: 1 warm-up and 3 runs per measurement")
+    args = parser.parse_args()
+    warmup, runs = (1, 3) if args.quick else (WARMUP, RUNS)
     source = Path(get_testdata_file("693_UNCR.dcm"))
     raw = source.read_bytes()
     config = load(None)
@@ -220,10 +225,10 @@ def main() -> None:
           f"CPU affinity {sorted(os.sched_getaffinity(0))}, OMP_NUM_THREADS={os.environ['OMP_NUM_THREADS']}; "
           f"Python {platform.python_version()}, numpy {np.__version__}, pydicom {pydicom.__version__}")
     print_table(
-        protect=repeat(lambda: protect_once(pipeline, raw)),
-        revealed=repeat(lambda: reveal_once(stego_raw, peer_keys, stego_foreground)),
-        parts=repeat(lambda: reveal_parts_once(stego_raw, peer_keys, stego_foreground)),
-        segment=repeat(lambda: segment_once(cover, cover_pixels)),
+        protect=repeat(lambda: protect_once(pipeline, raw), warmup, runs),
+        revealed=repeat(lambda: reveal_once(stego_raw, peer_keys, stego_foreground), warmup, runs),
+        parts=repeat(lambda: reveal_parts_once(stego_raw, peer_keys, stego_foreground), warmup, runs),
+        segment=repeat(lambda: segment_once(cover, cover_pixels), warmup, runs),
         report=report,
     )
 

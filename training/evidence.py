@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import copy
 import io
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -40,7 +41,7 @@ class Protected:
     raw: bytes  # the protected file
     cover: np.ndarray  # the stored pixels before protection
     stego: np.ndarray  # the stored pixels after
-    message: np.ndarray  # the bits embed writes: the QR modules its version does not fix (layout 2)
+    message: np.ndarray  # the bits embed wrote: the QR modules its version does not fix (layout 2)
     foreground: np.ndarray  # the cover's foreground, as the embed handler used it
     usable: np.ndarray  # where the codec could write: background less margin and safety guard
     attributes: Dataset  # what protect sealed
@@ -50,30 +51,42 @@ class Protected:
         return pydicom.dcmread(io.BytesIO(self.raw))
 
 
-def pipeline_for(node_keys: keyfiles.NodeKeys, codec: str = "dct", **params: Any) -> Pipeline:
-    """The default pipeline with ``codec`` at ``params`` (the other parameters at their defaults)."""
+class PixelsNotCarried(Exception):
+    """Protect wrote the header carrier only: the pixels carry nothing to measure."""
+
+
+def pipeline_for(node_keys: keyfiles.NodeKeys, codec: str = "dct", carriers: Sequence[str] = ("pixels",),
+                 **params: Any) -> Pipeline:
+    """The default pipeline with ``codec`` at ``params`` (the other parameters at their defaults),
+    writing ``carriers``: by default the pixel carrier alone (with the header carrier, reveal
+    would succeed whatever the pixels)."""
     config = copy.deepcopy(DEFAULTS)
     embed = config["handlers"]["embed"]
     embed["codec"] = codec
     embed[codec].update(params)
-    # The pixel carrier alone: with the header carrier, reveal would succeed whatever the pixels.
-    return build_pipeline(config["pipeline"]["handlers"], config["handlers"], node_keys, ["pixels"])
+    return build_pipeline(config["pipeline"]["handlers"], config["handlers"], node_keys, list(carriers))
 
 
 def protect(ds: Dataset, pipeline: Pipeline) -> Protected:
-    """Protect a copy of ``ds``."""
+    """Protect a copy of ``ds``; :class:`PixelsNotCarried` when only the header carries the identity."""
     ds = copy.deepcopy(ds)
     cover = read_pixels(ds).copy()
     instance = pipeline.protect(ds)
     buffer = io.BytesIO()
     ds.save_as(buffer, enforce_file_format=True)
-    assert instance.message is not None and instance.foreground is not None
-    assert instance.usable is not None and instance.attributes is not None
+    scope = instance.report.get("pixel_attributes")
+    if scope == "core" and instance.core_message is not None:
+        modules = instance.core_message()
+    elif scope == "all" and instance.message is not None:
+        modules = instance.message
+    else:
+        raise PixelsNotCarried(f"the pixels carry no identity (pixel attributes: {scope})")
+    assert instance.foreground is not None and instance.usable is not None and instance.attributes is not None
     return Protected(
         raw=buffer.getvalue(),
         cover=cover,
         stego=read_pixels(ds),
-        message=payload.pack(instance.message),
+        message=payload.pack(modules),
         foreground=instance.foreground,
         usable=instance.usable,
         attributes=instance.attributes,
@@ -117,11 +130,23 @@ def failure(ds: Dataset, keys: keyfiles.PeerKeys, protected: Protected, original
         revealed = reveal(ds, keys)
     except Exception as exc:  # any exception is a failed trial; the type is tallied
         return f"{type(exc).__name__} ({str(exc).split(':')[0]})"
-    if revealed.attributes != protected.attributes:
+    if not same_attributes(revealed.attributes, protected.attributes):
         return "wrong attributes"
     if any(revealed.dataset.get(k) != original.get(k) for k in COMPARED):
         return "wrong restored header"
     return None
+
+
+def same_attributes(revealed: Dataset, sealed: Dataset) -> bool:
+    """Every revealed attribute is the sealed one, group lengths (gggg,0000) aside: they are
+    retired, and the sealed copy drops those of sequence items."""
+    return _comparable(revealed) == _comparable(sealed)
+
+
+def _comparable(ds: Dataset) -> list[tuple[int, str, Any]]:
+    return [(int(element.tag), element.VR,
+             [_comparable(item) for item in element.value] if element.VR == "SQ" else element.value)
+            for element in ds if element.tag.element != 0]
 
 
 def extracted_bits(ds: Dataset, pixels: np.ndarray, keys: keyfiles.PeerKeys) -> np.ndarray | None:
