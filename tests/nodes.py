@@ -152,7 +152,21 @@ class NodeProcess:
         self.config.write_text("\n".join(lines) + "\n")
         tomllib.loads(self.config.read_text())
 
-    def start(self) -> "NodeProcess":
+    def start(self, retry_busy_port: bool = True) -> "NodeProcess":
+        """Start and wait until it listens. The port free_port() found may be taken before the
+        node binds it (any client connection of the suite can get it as its ephemeral port):
+        then the node is started again on another free port, unless ``retry_busy_port`` is off
+        (a test of that very refusal)."""
+        for _ in range(3):
+            try:
+                return self._start_once()
+            except RuntimeError as exc:
+                if not (retry_busy_port and self.command == "serve" and "(Address already in use)" in str(exc)):
+                    raise
+                self.port = self.node["port"] = free_port()
+        return self._start_once()
+
+    def _start_once(self) -> "NodeProcess":
         self.write_config()
         with open(self.log, "a") as log:
             self.process = subprocess.Popen(

@@ -133,7 +133,7 @@ def test_port_in_use_stops_start_up_with_the_key_and_leaves_no_worker(tmp_path):
         holder.bind(("127.0.0.1", node.port))
         holder.listen()
         with pytest.raises(RuntimeError, match="node exited at start"):
-            node.start()
+            node.start(retry_busy_port=False)
         assert node.process.wait(timeout=60) == 2
     log = node.log.read_text()
     assert f":{node.port}: cannot listen (Address already in use)" in log, log
