@@ -23,7 +23,7 @@ from pydicom.tag import Tag
 from stegonode.errors import MessageNotFoundError
 
 from .base import HandlerBase, Instance, keyword_tags
-from .deidentify import is_bulk
+from .deidentify import ADDED, is_bulk
 from .registry import HANDLERS
 
 if TYPE_CHECKING:
@@ -52,11 +52,15 @@ class CollectHandler(HandlerBase):
         self.deidentifier = deidentifier
 
     def __call__(self, instance: Instance) -> None:
-        instance.attributes = collect(instance.dataset, self.deidentifier)
+        instance.attributes = collect(instance.dataset, self.deidentifier, bulk=instance.pixels is None)
 
 
-def collect(ds: Dataset, deidentifier: Callable[[Dataset], None]) -> Dataset:
-    """The carried attributes, plus Specific Character Set so text decodes as in the original."""
+def collect(ds: Dataset, deidentifier: Callable[[Dataset], None], bulk: bool = False) -> Dataset:
+    """The carried attributes, plus Specific Character Set so text decodes as in the original.
+
+    ``bulk``: carry bulk and private data too (objects with the header carrier alone, whose
+    carrier has no QR code's size limit: their header is then restored exactly, every element
+    of every sequence included)."""
     header = Dataset()
     for element in ds:
         if element.tag != PIXEL_DATA:
@@ -69,8 +73,10 @@ def collect(ds: Dataset, deidentifier: Callable[[Dataset], None]) -> Dataset:
     if "SpecificCharacterSet" in ds:
         carried.SpecificCharacterSet = ds.SpecificCharacterSet
     for element in header:
-        changed = element.tag not in clean or clean[element.tag] != element
-        if changed and not is_bulk(element):
+        # de-identification's own marks (Patient Identity Removed...) an original already had
+        # are carried even when unchanged: reveal removes the marks unless the original had them
+        changed = element.tag not in clean or clean[element.tag] != element or element.tag in ADDED
+        if changed and (bulk or not is_bulk(element)):
             carried.add(_copy(element))
     return carried
 

@@ -41,8 +41,13 @@ ADDED = tuple(
         "LongitudinalTemporalInformationModified",
     )
 )
-# Stricter than the table: coded procedure descriptions repeat the removed free-text ones.
-STRICTER = {0x00081032: "X/Z"}  # Procedure Code Sequence
+# Stricter than the table: coded procedure descriptions repeat the removed free-text ones; an SR
+# TEXT content item's value is free text (its Content Sequence is de-identified item by item).
+STRICTER = {0x00081032: "X/Z", 0x0040A160: "D"}  # Procedure Code Sequence, Text Value
+# Sequences the table replaces (D) whose items are de-identified one by one instead: an SR's
+# content tree (replaced, the document and every reference in it would be gone). See
+# stegonode.handlers.references.
+RECURSED = frozenset({Tag("ContentSequence")})
 BULK_VRS = frozenset({"OB", "OD", "OF", "OL", "OV", "OW", "UN"})
 DUMMY = {
     "AE": "ANONYMIZED", "AS": "000Y", "CS": "ANONYMIZED", "DA": "19000101", "DS": "0",
@@ -103,7 +108,8 @@ class DeidentifyHandler(HandlerBase):
 
     name: ClassVar[str] = "deidentify"
     requires: ClassVar[tuple[str, ...]] = ()
-    defaults: ClassVar[Mapping[str, Any]] = {"allow_burned_in_annotation": False}
+    defaults: ClassVar[Mapping[str, Any]] = {"allow_burned_in_annotation": False, "allow_video": False,
+                                             "allow_encapsulated_documents": False}
 
     @classmethod
     def from_config(cls, context: PipelineContext) -> DeidentifyHandler:
@@ -153,6 +159,9 @@ def _apply(ds: Dataset, pseudonyms: Pseudonymizer, extra: frozenset[BaseTag]) ->
             continue  # nothing to hide; left as it is, so nothing needs carrying either
         if resolved == "X":
             del ds[element.tag]
+        elif element.VR == "SQ" and element.tag in RECURSED:
+            for item in element.value:
+                _apply(item, pseudonyms, extra)
         elif resolved == "Z":
             element.value = Sequence() if element.VR == "SQ" else None
         elif resolved == "D" and element.VR == "SQ":

@@ -90,13 +90,22 @@ def find_header_carrier(ds: Dataset, key: bytes, binding: bytes, expected_mac: s
     or moved from another instance.
     """
     for item in ds.get("EncryptedAttributesSequence") or []:
-        content = item.get("EncryptedContent")
-        if content and hmac.compare_digest(mac(key, binding, bytes(content)), expected_mac):
-            return bytes(content)
+        for content in _as_written(item.get("EncryptedContent")):
+            if hmac.compare_digest(mac(key, binding, content), expected_mac):
+                return content
     raise PayloadIntegrityError(
         "the encrypted attributes (0400,0500) failed authentication: they were altered, "
         "replaced, or belong to another instance"
     )
+
+
+def _as_written(content: bytes | None) -> list[bytes]:
+    """The envelope an Encrypted Content value may hold: a DER envelope of odd length is stored
+    padded with one zero byte (DICOM values have even length)."""
+    if not content:
+        return []
+    content = bytes(content)
+    return [content, content[:-1]] if len(content) % 2 == 0 and content.endswith(b"\0") else [content]
 
 
 def remove_header_carrier(ds: Dataset, envelope: bytes) -> None:
@@ -104,7 +113,7 @@ def remove_header_carrier(ds: Dataset, envelope: bytes) -> None:
     items = ds.get("EncryptedAttributesSequence")
     if not items:
         return
-    kept = [item for item in items if bytes(item.get("EncryptedContent") or b"") != envelope]
+    kept = [item for item in items if envelope not in _as_written(item.get("EncryptedContent"))]
     if kept:
         ds.EncryptedAttributesSequence = Sequence(kept)
     else:

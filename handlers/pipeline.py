@@ -14,12 +14,12 @@ from pydicom import Dataset
 from stegonode.codecs.keys import NodeKeys
 from stegonode.errors import ConfigError
 
-from .admission import check_admissible
+from .admission import Policy, check_admissible, pixel_carrier_obstacle
 from .base import Handler, Instance, keyword_tags
 from .deidentify import deidentify
 from .embed import Protection
 from .header import mac_key
-from .pixels import read_pixels, write_pixels
+from .pixels import keep_pixels, read_pixels, write_pixels
 from .pseudonyms import Pseudonymizer
 from .registry import HANDLERS
 from .seal import CARRIERS, HeaderRecipient
@@ -31,22 +31,32 @@ class Pipeline:
     """Runs handlers in order over one instance; then each writes its own block, and the
     pixels are encoded."""
 
-    def __init__(self, handlers: Sequence[Handler], allow_burned_in_annotation: bool = False) -> None:
+    def __init__(self, handlers: Sequence[Handler], policy: Policy = Policy()) -> None:
         _check_order([(handler.name, handler.requires) for handler in handlers])
         self.handlers = list(handlers)
-        self.allow_burned_in_annotation = allow_burned_in_annotation
+        self.policy = policy
 
     def admit(self, ds: Dataset) -> None:
         """Raise the InputError that refuses ``ds`` before any work (header checks only)."""
-        check_admissible(ds, self.allow_burned_in_annotation)
+        check_admissible(ds, self.policy)
 
     def protect(self, ds: Dataset) -> Instance:
-        """Protect ``ds`` in place; return the instance with its report and timings."""
+        """Protect ``ds`` in place; return the instance with its report and timings.
+
+        An object whose pixels cannot carry the identity (no pixels, a SEG's or a dose grid's,
+        colour, too small: :func:`pixel_carrier_obstacle`) gets the header carrier alone: the
+        handlers that work on pixels (``needs_pixels``) do not run for it, and its pixels are
+        stored as received."""
         start = time.perf_counter()
         self.admit(ds)
-        instance = Instance(dataset=ds, pixels=read_pixels(ds))
+        obstacle = pixel_carrier_obstacle(ds)
+        instance = Instance(dataset=ds, pixels=None if obstacle else read_pixels(ds))
+        if obstacle:
+            instance.report["pixel_obstacle"] = obstacle
         instance.timings["decode"] = time.perf_counter() - start
         for handler in self.handlers:
+            if obstacle and getattr(handler, "needs_pixels", False):
+                continue
             start = time.perf_counter()
             handler(instance)
             instance.steps.append(handler.name)
@@ -54,7 +64,10 @@ class Pipeline:
         start = time.perf_counter()
         for handler in self.handlers:
             handler.finish(instance)
-        write_pixels(ds, instance.pixels)
+        if instance.pixels is None:
+            keep_pixels(ds)
+        else:
+            write_pixels(ds, instance.pixels)
         ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
         instance.timings["encode"] = time.perf_counter() - start
         return instance
@@ -162,7 +175,7 @@ def build_pipeline(
     check_pipeline(order, settings, carriers)
     context = PipelineContext(settings, keys, carriers)
     return Pipeline([HANDLERS[name].from_config(context) for name in order],
-                    bool(settings.get("deidentify", {}).get("allow_burned_in_annotation", False)))
+                    Policy.of(settings, context.header is not None))
 
 
 def configured_pipeline(

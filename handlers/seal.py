@@ -162,7 +162,7 @@ class SealHandler(HandlerBase):
                 self.header.certificate_id,
             )
             instance.report["header_bytes"] = len(envelope)
-        if not self.pixels:
+        if not self.pixels or instance.pixels is None:
             return
         sealed = self._seal(attributes, associated)
         instance.report["payload_bytes"] = len(sealed)

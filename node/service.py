@@ -14,6 +14,7 @@ from typing import Any
 
 from stegonode.codecs import keys as keyfiles
 from stegonode.errors import ConfigError, InputError
+from stegonode.handlers.admission import Policy
 from stegonode.handlers.dicomfile import configure_pydicom, read_dicom
 from stegonode.handlers.pipeline import header_recipient, pixels_only_notice
 from stegonode.handlers.pseudonyms import Pseudonymizer
@@ -52,7 +53,7 @@ class Node(_Host):
     def __init__(self, config: dict[str, Any]) -> None:
         super().__init__(config)
         keys = keyfiles.load_node_keys(self._keys())
-        header_recipient(config["pipeline"]["carriers"], keys)  # a carrier it cannot write stops start-up
+        header = header_recipient(config["pipeline"]["carriers"], keys)  # one it cannot write stops start-up
         notice = pixels_only_notice(config["pipeline"]["carriers"], keys)
         if notice:
             log.warning(notice)
@@ -63,7 +64,7 @@ class Node(_Host):
             self.index, self.storage, self.workers.run, float(config["node"]["seg_stable_seconds"]),
             keys.pixel_cipher_key) if config["node"]["seg"] and self.workers is not None else None
         self.ingest = Ingest(self.storage, self.index, Pseudonymizer(keys.pseudonym_key), wake,
-                             config["handlers"]["deidentify"]["allow_burned_in_annotation"])
+                             Policy.of(config["handlers"], header is not None))
         self.server = NodeServer(config, self.index, self.ingest, self.storage)
 
     def _keys(self) -> Path:

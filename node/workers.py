@@ -37,7 +37,7 @@ from stegonode.codecs.keys import load_node_keys
 from stegonode.handlers.embed import already_protected, read_protection
 from stegonode.handlers.pipeline import Pipeline, build_pipeline, describe_carriers
 from stegonode.handlers.dicomfile import configure_pydicom, dicom_bytes, read_dicom
-from stegonode.handlers.pixels import read_pixels, write_pixels
+from stegonode.handlers.pixels import keep_pixels, read_pixels, write_pixels
 
 from .index import ATTRIBUTES, Index, Job
 from .storage import HOST, ObjectStore, Storage, process_alive
@@ -119,8 +119,12 @@ def protect_job(token: str) -> Outcome:
 
 def _keep_as_protected(ds: Dataset) -> dict[str, float]:
     """A peer's stego object (an Orthanc with the plugin, another node): pixels and header
-    as they are, stored as Explicit VR Little Endian like every stored object."""
-    write_pixels(ds, read_pixels(ds))
+    as they are, stored as Explicit VR Little Endian like every stored object (one with the
+    header carrier alone keeps its pixels as received)."""
+    if read_protection(ds).has_pixels:
+        write_pixels(ds, read_pixels(ds))
+    else:
+        keep_pixels(ds)
     return {}
 
 
