@@ -87,7 +87,7 @@ def check_admissible(ds: Dataset, policy: Policy = Policy()) -> None:
             raise InputError("Image Pixel attributes malformed (Rows, Columns, bits or frames)") from None
     obstacle = pixel_carrier_obstacle(ds)
     if obstacle is not None and not policy.header_carrier:
-        raise UnsupportedImageError(obstacle)
+        raise UnsupportedImageError(f"{obstacle}; header carrier off")
 
 
 def _check_policy(ds: Dataset, policy: Policy) -> None:

@@ -107,7 +107,7 @@ def refusal(ds: Dataset, sop_class: UID, policy: Policy = Policy()) -> tuple[int
         check_admissible(ds, policy)
     except UnsupportedImageError as exc:
         if "PixelData" not in ds and "Image Storage" not in sop_class.name:
-            return SOP_CLASS_NOT_SUPPORTED, f"{sop_class.name}: not an image"
+            return SOP_CLASS_NOT_SUPPORTED, f"no pixels; header carrier off ({sop_class.name})"
         return DATASET_DOES_NOT_MATCH_SOP_CLASS, str(exc)
     except InputError as exc:
         return CANNOT_UNDERSTAND, str(exc)

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import highdicom
+import matplotlib
 import numpy as np
 import pydicom
 import pytest
@@ -216,3 +217,57 @@ def test_dciodvfy_finds_no_error_the_original_did_not_have(sent, tmp_path):
         study, name = key.split("/")
         new = dciodvfy_errors(sent.stored_paths[key]) - dciodvfy_errors(STUDIES / study / name)
         assert not new, (key, new)
+
+
+# -- policy refusals: one per reason, over the network and on the command line ----------------
+
+VIDEO_PHOTOGRAPHIC = "1.2.840.10008.5.1.4.1.1.77.1.4.1"
+ENCAPSULATED_PDF = "1.2.840.10008.5.1.4.1.1.104.1"
+
+
+@pytest.fixture(scope="module")
+def refused_inputs(tmp_path_factory) -> dict[str, tuple[Path, str]]:
+    """One real object per refusal reason, and the reason's words."""
+    folder = tmp_path_factory.mktemp("refused")
+    video = pydicom.dcmread(image_path("SC_rgb.dcm"))  # a colour frame, labelled as video
+    video.SOPClassUID = video.file_meta.MediaStorageSOPClassUID = VIDEO_PHOTOGRAPHIC
+    video.save_as(folder / "video.dcm", enforce_file_format=True)
+    pdf = pydicom.dcmread(STUDIES / "pyskindose_rdsr" / "RDSR_siemens_axiom.dcm")  # its patient module
+    for element in [e for e in pdf if e.tag.group not in (0x0008, 0x0010, 0x0020)]:
+        del pdf[element.tag]
+    pdf.SOPClassUID = pdf.file_meta.MediaStorageSOPClassUID = ENCAPSULATED_PDF
+    pdf.Modality, pdf.MIMETypeOfEncapsulatedDocument = "DOC", "application/pdf"
+    pdf.EncapsulatedDocument = Path(matplotlib.get_data_path(), "images", "hand.pdf").read_bytes()
+    pdf.save_as(folder / "document.dcm", enforce_file_format=True)
+    burned = pydicom.dcmread(image_path("CT_small.dcm"))
+    burned.BurnedInAnnotation = "YES"
+    burned.save_as(folder / "burned_in.dcm", enforce_file_format=True)
+    return {"video": (folder / "video.dcm", "video: frames may show"),
+            "document": (folder / "document.dcm", "Encapsulated PDF Storage: document text"),
+            "burned_in": (folder / "burned_in.dcm", "BurnedInAnnotation YES"),
+            "header_off": (STUDIES / "pyskindose_rdsr" / "RDSR_siemens_axiom.dcm", "header carrier off")}
+
+
+def _comment(storescu_debug: str) -> str:
+    lines = [line for line in storescu_debug.splitlines() if "ErrorComment" in line]
+    return lines[0].split("[", 1)[1].rsplit("]", 1)[0] if lines else ""
+
+
+@pytest.mark.parametrize("reason", ["video", "document", "burned_in", "header_off"])
+def test_each_refusal_reason_over_the_network_and_on_the_command_line(reason, refused_inputs, tmp_path):
+    path, words = refused_inputs[reason]
+    tables = {"pipeline": {"carriers": ["pixels"]}} if reason == "header_off" else {}
+    node = NodeProcess(tmp_path / "node", workers=1, tables=tables).start()
+    try:
+        result = storescu(node.port, [path], "-R", "-d")
+        status = "0x0122" if reason == "header_off" else "0xc000"
+        assert f"DIMSE Status                  : {status}" in result.stderr, result.stderr[-2000:]
+        assert words in _comment(result.stderr), _comment(result.stderr)
+        assert not list((node.data / "inbox").iterdir())
+        protect = node.run("protect", str(path), "--out", str(tmp_path / "out"), "--config",
+                           str(node.config), "--keys", str(node.data / "keys" / "node.keys"))
+    finally:
+        node.stop()
+    assert protect.returncode == 1
+    assert protect.stdout.startswith("FAIL") and words in protect.stdout, protect.stdout
+    assert not (tmp_path / "out" / path.name).exists()
