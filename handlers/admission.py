@@ -55,7 +55,6 @@ DATA_PIXEL_CLASSES = frozenset({
     "1.2.840.10008.5.1.4.1.1.481.2",  # RT Dose Storage
     "1.2.840.10008.5.1.4.1.1.30",  # Parametric Map Storage
 })
-PIXEL_ELEMENTS = ("PixelData", "FloatPixelData", "DoubleFloatPixelData")
 
 
 @dataclass(frozen=True)
@@ -112,6 +111,8 @@ def pixel_carrier_obstacle(ds: Dataset) -> str | None:
         return f"{UID(sop_class).name}: its pixels are data, never written in"
     if sop_class in DOCUMENT_CLASSES or sop_class in VIDEO_CLASSES:
         return f"{UID(sop_class).name}: no image to write in"
+    if "PixelData" not in ds:
+        return "no Pixel Data"
     try:
         check_supported(ds)
     except UnsupportedImageError as exc:
@@ -119,7 +120,3 @@ def pixel_carrier_obstacle(ds: Dataset) -> str | None:
     except (TypeError, ValueError, OverflowError):
         raise InputError("Image Pixel attributes malformed (Rows, Columns, bits or frames)") from None
     return None
-
-
-def has_pixels(ds: Dataset) -> bool:
-    return any(keyword in ds for keyword in PIXEL_ELEMENTS)
