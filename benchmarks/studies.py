@@ -25,7 +25,6 @@ from pydicom import Dataset
 
 from stegonode.codecs import keys as keyfiles
 from stegonode.handlers.admission import pixel_carrier_obstacle
-from stegonode.handlers.deidentify import is_bulk
 from stegonode.handlers.pipeline import build_pipeline, describe_carriers
 from stegonode.handlers.references import identities, resolve
 from stegonode.handlers.reveal import reveal
@@ -36,11 +35,11 @@ QUICK = ("pydicom_highdicom_cr_seg", "pydicom_highdicom_ct_sr")
 
 
 def exact(original: Dataset, restored: Dataset, pixel_path: bool) -> bool:
-    """Every element restored (group lengths and padding aside; for images the pixel codec
-    handles, pixels and private or bulk elements aside: they are not carried)."""
+    """Every element restored (group lengths and padding aside, and the stego pixels of an
+    image the pixel codec wrote into)."""
     def kept(ds: Dataset) -> dict:
         return {e.tag: e for e in ds if e.tag.element != 0 and e.tag != 0xFFFCFFFC
-                and not (pixel_path and (is_bulk(e) or e.keyword == "PixelData"))}
+                and not (pixel_path and e.keyword == "PixelData")}
     if original.file_meta.TransferSyntaxUID.is_compressed:
         return True  # stored decoded: pixel attributes differ by design
     return kept(original) == kept(restored)

@@ -3,8 +3,8 @@
 What is collected is exactly what de-identification changes or removes: the handler
 de-identifies a copy of the header (pixel data left out) and keeps every top-level element whose
 value differs, with its original value, so reveal can restore the header. Bulk binary data
-(icons, overlays, curves) and private attributes are removed by de-identification but not
-carried: they would not fit in a QR code.
+(icons, overlays, curves) and private attributes are carried by the header carrier only: they
+would not fit in a QR code.
 """
 
 from __future__ import annotations
@@ -52,15 +52,15 @@ class CollectHandler(HandlerBase):
         self.deidentifier = deidentifier
 
     def __call__(self, instance: Instance) -> None:
-        instance.attributes = collect(instance.dataset, self.deidentifier, bulk=instance.pixels is None)
+        instance.attributes = collect(instance.dataset, self.deidentifier)
 
 
-def collect(ds: Dataset, deidentifier: Callable[[Dataset], None], bulk: bool = False) -> Dataset:
+def collect(ds: Dataset, deidentifier: Callable[[Dataset], None], bulk: bool = True) -> Dataset:
     """The carried attributes, plus Specific Character Set so text decodes as in the original.
 
-    ``bulk``: carry bulk and private data too (objects with the header carrier alone, whose
-    carrier has no QR code's size limit: their header is then restored exactly, every element
-    of every sequence included)."""
+    ``bulk``: bulk and private data too. The header carrier, which has no QR code's size limit,
+    carries them (so reveal restores the header exactly, every element of every sequence
+    included); the pixel carrier carries :func:`without_bulk` of them."""
     header = Dataset()
     for element in ds:
         if element.tag != PIXEL_DATA:
@@ -79,6 +79,17 @@ def collect(ds: Dataset, deidentifier: Callable[[Dataset], None], bulk: bool = F
         if changed and (bulk or not is_bulk(element)):
             carried.add(_copy(element))
     return carried
+
+
+def without_bulk(attributes: Dataset) -> Dataset:
+    """The carried attributes less bulk and private data: what the pixel carrier holds."""
+    if not any(is_bulk(element) for element in attributes):
+        return attributes
+    subset = Dataset()
+    for element in attributes:
+        if not is_bulk(element):
+            subset.add(element)
+    return subset
 
 
 def _copy(element: DataElement) -> DataElement:

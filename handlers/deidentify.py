@@ -28,6 +28,12 @@ from .registry import HANDLERS
 if TYPE_CHECKING:
     from .pipeline import PipelineContext
 
+
+def remove_protection(ds: Dataset) -> None:
+    from .embed import remove_protection as remove  # embed needs this module's siblings first
+
+    remove(ds)
+
 METHOD = "stegonode: PS3.15 Basic Profile, identity sealed in pixels"
 DERIVATION = "stegonode: patient identity sealed into background pixels (DCT stego)"
 # Attributes this module sets; restore removes them before putting the originals back.
@@ -117,6 +123,7 @@ class DeidentifyHandler(HandlerBase):
 
     @classmethod
     def unprotect(cls, state: Revealing) -> None:
+        remove_protection(state.output)  # first: a restored private block may take its slot
         restore(state.output, state.identity.attributes, state.identity.complete)
 
     def __init__(self, deidentifier: Callable[[Dataset], None]) -> None:

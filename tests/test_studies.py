@@ -23,7 +23,6 @@ from pydicom import Dataset
 
 from stegonode.codecs import keys as keyfiles
 from stegonode.handlers.admission import pixel_carrier_obstacle
-from stegonode.handlers.deidentify import is_bulk
 from stegonode.handlers.embed import read_protection
 from stegonode.handlers.pseudonyms import Pseudonymizer
 from stegonode.handlers.references import identities, uid_elements
@@ -171,12 +170,11 @@ def test_highdicom_reads_each_protected_seg_and_its_sources_resolve(sent):
 
 
 def _comparable(ds: Dataset, pixel_carrier: bool) -> dict:
-    """The elements fetch must restore: all, except group lengths and trailing padding (pydicom
-    drops them) and,
-    for an image the pixel codec handles, its pixels (the stego ones) and private and bulk
-    elements (removed, and not carried: the pixel payload has no room for them)."""
+    """The elements fetch must restore: all (private and bulk data included: the header carrier
+    holds them), except group lengths and trailing padding (pydicom drops them) and the stego
+    pixels of an image the pixel codec wrote into."""
     return {element.tag: element for element in ds if element.tag.element != 0 and element.tag != 0xFFFCFFFC
-            and not (pixel_carrier and (is_bulk(element) or element.keyword == "PixelData"))}
+            and not (pixel_carrier and element.keyword == "PixelData")}
 
 
 def test_fetch_restores_every_original_header_exactly(sent):
