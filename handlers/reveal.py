@@ -136,7 +136,9 @@ def read_identity(state: Revealing) -> Identity:
     complete_pixels = from_pixels is not None and protection.pixel_attributes == "all"
     if from_pixels is not None and from_header is not None:
         _check_agreement(from_pixels, from_header, complete_pixels)
-    if complete_pixels and from_header is not None:  # the header's bulk and private data too
+    attributes: Dataset | None
+    if complete_pixels and from_pixels is not None and from_header is not None:
+        # the pixels' attributes, and the bulk and private data only the header carries
         attributes, carrier, other = _with_bulk(from_pixels, from_header), "pixels", from_header
     elif complete_pixels or from_header is None:
         attributes, carrier, other = from_pixels, "pixels", from_header
