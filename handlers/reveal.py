@@ -137,6 +137,7 @@ def read_identity(state: Revealing) -> Identity:
     if from_pixels is not None and from_header is not None:
         _check_agreement(from_pixels, from_header, complete_pixels)
     attributes: Dataset | None
+    other: Dataset | None
     if complete_pixels and from_pixels is not None and from_header is not None:
         # the pixels' attributes, and the bulk and private data only the header carries
         attributes, carrier, other = _with_bulk(from_pixels, from_header), "pixels", from_header
