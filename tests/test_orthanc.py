@@ -3,6 +3,7 @@ configured by ``stegonode orthanc-config``, fed by DCMTK's storescu and movescu.
 
 from __future__ import annotations
 
+import copy
 import io
 import json
 import shutil
@@ -14,11 +15,16 @@ import pydicom
 import pytest
 
 from stegonode.codecs import keys as keyfiles
+from stegonode.handlers.admission import pixel_carrier_obstacle
 from stegonode.handlers.embed import already_protected
+from stegonode.handlers.pseudonyms import Pseudonymizer
+from stegonode.handlers.references import identities, resolve
+from stegonode.handlers.reveal import reveal
 
 from nodes import (
     DCMTK_ENV, PATIENT, NodeProcess, OrthancProcess, acknowledged, scu, storescu, write_series,
 )
+from test_studies import comparable, study_files
 
 pytestmark = pytest.mark.skipif(
     shutil.which("Orthanc") is None or not Path("/usr/share/orthanc/plugins/libOrthancPython.so").exists(),
@@ -200,3 +206,31 @@ def test_plugin_that_cannot_start_refuses_everything(tmp_path, keys):
         assert "the plugin did not start, every instance is refused: KeyFileError" in orthanc.log.read_text()
     finally:
         orthanc.stop()
+
+
+def test_whole_studies_are_stored_protected_with_references_resolved(orthanc, keys):
+    """The studies of ../shared/studies through the plugin: SR, RT, SEG and colour objects are
+    stored protected, each reference resolves as it did among the originals, and reveal
+    restores every original header exactly."""
+    files = {key: path for key, path in study_files().items() if "+eb+" not in path.name}  # JPEG aside
+    result = send(orthanc, list(files.values()), "-R")
+    assert len(acknowledged(result.stdout + result.stderr)) == len(files), result.stderr
+    pseudonyms = Pseudonymizer(keyfiles.load_node_keys(keys / "node.keys").pseudonym_key)
+    peer = keyfiles.load_peer_keys(keys / "peer.keys")
+    originals = {key: pydicom.dcmread(path) for key, path in files.items()}
+    wanted = {pseudonyms.uid(ds.SOPInstanceUID): key for key, ds in originals.items()}
+    stored = {}
+    for instance in orthanc.json("/instances"):
+        ds = pydicom.dcmread(io.BytesIO(orthanc.rest(f"/instances/{instance}/file")))
+        if ds.SOPInstanceUID in wanted:
+            stored[wanted[ds.SOPInstanceUID]] = ds
+    assert sorted(stored) == sorted(originals)
+    for key, ds in stored.items():
+        assert already_protected(ds), key
+        study = key.split("/")[0] + "/"
+        before = resolve(originals[key], identities(d for k, d in originals.items() if k.startswith(study)))
+        after = resolve(ds, identities(d for k, d in stored.items() if k.startswith(study)))
+        assert (len(after.resolved), after.total) == (len(before.resolved), before.total), key
+        pixel_path = pixel_carrier_obstacle(originals[key]) is None
+        restored = reveal(copy.deepcopy(ds), peer).dataset
+        assert comparable(restored, pixel_path) == comparable(originals[key], pixel_path), key

@@ -54,7 +54,7 @@ class Sent:
     sent_log: str
 
 
-def _files() -> dict[str, Path]:
+def study_files() -> dict[str, Path]:
     files = {f"{path.parent.name}/{path.name}": path for path in sorted(STUDIES.glob("*/*.dcm"))}
     files.update({f"colour/{name}": image_path(name) for name in COLOUR})
     return files
@@ -63,7 +63,7 @@ def _files() -> dict[str, Path]:
 @pytest.fixture(scope="module")
 def sent(tmp_path_factory) -> Sent:
     work = tmp_path_factory.mktemp("studies")
-    files = _files()
+    files = study_files()
     node = NodeProcess(work / "node").start()
     try:
         # -R: propose the SOP classes of the files (storescu's default list lacks SEG and RT);
@@ -169,7 +169,7 @@ def test_highdicom_reads_each_protected_seg_and_its_sources_resolve(sent):
         assert np.array_equal(ds.pixel_array, sent.originals[key].pixel_array), key  # masks never written in
 
 
-def _comparable(ds: Dataset, pixel_carrier: bool) -> dict:
+def comparable(ds: Dataset, pixel_carrier: bool) -> dict:
     """The elements fetch must restore: all (private and bulk data included: the header carrier
     holds them), except group lengths and trailing padding (pydicom drops them) and the stego
     pixels of an image the pixel codec wrote into."""
@@ -182,7 +182,7 @@ def test_fetch_restores_every_original_header_exactly(sent):
     for key, original in sent.originals.items():
         pixel_carrier = pixel_carrier_obstacle(original) is None  # the pixel path ran
         restored = sent.fetched[original.SOPInstanceUID]
-        expected, got = _comparable(original, pixel_carrier), _comparable(restored, pixel_carrier)
+        expected, got = comparable(original, pixel_carrier), comparable(restored, pixel_carrier)
         if original.file_meta.TransferSyntaxUID.is_compressed:  # stored decoded, as RGB
             for keyword in ("PixelData", "PhotometricInterpretation", "PlanarConfiguration"):
                 expected.pop(pydicom.tag.Tag(keyword), None), got.pop(pydicom.tag.Tag(keyword), None)
@@ -269,3 +269,43 @@ def test_each_refusal_reason_over_the_network_and_on_the_command_line(reason, re
     assert protect.returncode == 1
     assert protect.stdout.startswith("FAIL") and words in protect.stdout, protect.stdout
     assert not (tmp_path / "out" / path.name).exists()
+
+
+@pytest.mark.parametrize("name", ["eCT_Supplemental.dcm"])
+def test_enhanced_multiframe_functional_groups_are_deidentified_and_restored(name, pipeline, peer_keys):
+    """Enhanced CT/MR: the per-frame and shared functional groups hold UIDs and date-times;
+    de-identified like the rest (keyed UIDs, dummy date-times), restored exactly by reveal."""
+    original = pydicom.dcmread(image_path(name))
+    ds = pydicom.dcmread(image_path(name))
+    instance = pipeline.protect(ds)
+    assert instance.protection is not None and "header" in instance.protection.carriers
+    groups = [element for element in uid_elements(original) if "FunctionalGroupsSequence" in element.path]
+    after = {element.path: element.uid for element in uid_elements(ds)}
+    changed = [element for element in groups if not element.well_known]
+    for element in changed:
+        assert after[element.path] != element.uid and after[element.path].startswith("2.25."), element.path
+    frames = original.PerFrameFunctionalGroupsSequence
+    dated = [i for i, item in enumerate(frames)
+             if "FrameContentSequence" in item and item.FrameContentSequence[0].get("FrameAcquisitionDateTime")]
+    assert changed or dated, "the functional groups hold instance UIDs or date-times"
+    for index in dated:
+        content = ds.PerFrameFunctionalGroupsSequence[index].FrameContentSequence[0]
+        assert content.FrameAcquisitionDateTime != frames[index].FrameContentSequence[0].FrameAcquisitionDateTime
+    restored = reveal_dataset(ds, peer_keys)
+    pixel_path = pixel_carrier_obstacle(original) is None
+    assert comparable(restored, pixel_path) == comparable(original, pixel_path)
+
+
+def reveal_dataset(ds: Dataset, peer_keys) -> Dataset:
+    from stegonode.handlers.reveal import reveal
+
+    return reveal(pydicom.dcmread(_saved(ds)), peer_keys).dataset
+
+
+def _saved(ds: Dataset):
+    import io
+
+    buffer = io.BytesIO()
+    ds.save_as(buffer, enforce_file_format=True)
+    buffer.seek(0)
+    return buffer
