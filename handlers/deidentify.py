@@ -47,9 +47,10 @@ ADDED = tuple(
         "LongitudinalTemporalInformationModified",
     )
 )
-# Stricter than the table: coded procedure descriptions repeat the removed free-text ones; an SR
-# TEXT content item's value is free text (its Content Sequence is de-identified item by item).
-STRICTER = {0x00081032: "X/Z", 0x0040A160: "D"}  # Procedure Code Sequence, Text Value
+# Stricter than the table: coded procedure descriptions repeat the removed free-text ones
+# (removed: Type 3 wherever it appears, and an empty one is invalid); an SR TEXT content item's
+# value is free text (its Content Sequence is de-identified item by item).
+STRICTER = {0x00081032: "X", 0x0040A160: "D"}  # Procedure Code Sequence, Text Value
 # Sequences the table replaces (D) whose items are de-identified one by one instead: an SR's
 # content tree (replaced, the document and every reference in it would be gone). See
 # stegonode.handlers.references.

@@ -45,9 +45,10 @@ class UidElement:
 
     @property
     def is_reference(self) -> bool:
-        """A reference to another object (not the object's own identity, not an identifier)."""
+        """A reference to another object (not the object's own identity, not an identifier,
+        not a private element: de-identification removes those)."""
         own = "." not in self.path and self.keyword in OWN
-        return not own and not self.well_known and self.keyword not in IDENTIFIERS
+        return bool(self.keyword) and not own and not self.well_known and self.keyword not in IDENTIFIERS
 
 
 def uid_elements(ds: Dataset, prefix: str = "") -> Iterator[UidElement]:

@@ -207,13 +207,16 @@ def test_colour_images_are_protected_with_their_pixels_unchanged(sent):
         assert "PatientName" not in stored or str(stored.PatientName).startswith("SN^"), key
 
 
-def test_dciodvfy_finds_no_error_the_original_did_not_have(sent, tmp_path):
+def _errors(path: Path) -> set[str]:
+    """dciodvfy's errors, UIDs masked (a message naming a UID names the new one after)."""
+    return {re.sub(r"\b[0-9]+(\.[0-9]+){3,}\b", "UID", line) for line in dciodvfy_errors(path)}
+
+
+def test_dciodvfy_finds_no_error_the_original_did_not_have(sent):
     if shutil.which("dciodvfy") is None:
         pytest.skip("dicom3tools not installed")
-    for key in ("pydicom_highdicom_ct_sr/SR_tid1500.dcm", "rtutils_phantom_ct_rtstruct/RTSTRUCT.dcm",
-                "pydicom_highdicom_ct_seg/SEG_binary.dcm", "pydicom_us_rgb/US_rgb.dcm"):
-        study, name = key.split("/")
-        new = dciodvfy_errors(sent.stored_paths[key]) - dciodvfy_errors(STUDIES / study / name)
+    for key, original in study_files().items():
+        new = _errors(sent.stored_paths[key]) - _errors(original)
         assert not new, (key, new)
 
 
