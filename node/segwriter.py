@@ -26,7 +26,7 @@ from sqlalchemy import func, select
 from stegonode.errors import StegonodeError
 from stegonode.handlers import dicomseg
 from stegonode.handlers.dicomfile import read_dicom
-from stegonode.handlers.embed import already_protected
+from stegonode.handlers.embed import already_protected, read_protection
 
 from .index import ATTRIBUTES, Index, instances
 from .storage import Storage
@@ -42,7 +42,8 @@ def write_segmentation(paths: list[Path], root: Path, pixel_cipher_key: bytes) -
         sources = []
         for path in paths:
             ds = read_dicom(path)
-            sources.append(dicomseg.Source(ds, dicomseg.kept_region(ds, pixel_cipher_key)))
+            if read_protection(ds).has_pixels:  # objects with the header carrier alone kept no region
+                sources.append(dicomseg.Source(ds, dicomseg.kept_region(ds, pixel_cipher_key)))
         seg = dicomseg.kept_segmentation(sources, dicomseg.software_version())
         buffer = io.BytesIO()
         seg.save_as(buffer, enforce_file_format=True)
