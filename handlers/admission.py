@@ -80,6 +80,8 @@ def check_admissible(ds: Dataset, policy: Policy = Policy()) -> None:
     """Raise an InputError (RefusedError for a policy refusal) naming why ``ds`` is not protected."""
     _check_policy(ds, policy)
     if "PixelData" in ds:
+        if not ds.PixelData:
+            raise InputError("empty Pixel Data: a broken image")
         try:
             check_complete(ds)
         except (TypeError, ValueError, OverflowError, AttributeError):
