@@ -6,7 +6,9 @@ from dataclasses import dataclass
 
 import numpy as np
 from pydicom import Dataset
-from pydicom.uid import DeflatedExplicitVRLittleEndian, ExplicitVRLittleEndian, ImplicitVRLittleEndian
+from pydicom.uid import (
+    DeflatedExplicitVRLittleEndian, ExplicitVRLittleEndian, ImplicitVRLittleEndian, MPEGTransferSyntaxes,
+)
 
 from stegonode.errors import InputError, UnsupportedImageError
 
@@ -128,8 +130,10 @@ def keep_pixels(ds: Dataset) -> None:
     Endian like every stored object: native pixels stay bit for bit as received; compressed ones
     are decoded (pydicom: YCbCr JPEG becomes RGB, Photometric Interpretation and Planar
     Configuration set to match), the values a viewer of the original shows. Big-endian objects
-    keep their transfer syntax."""
+    and video streams keep their transfer syntax."""
     syntax = ds.file_meta.get("TransferSyntaxUID", ExplicitVRLittleEndian)
+    if syntax in MPEGTransferSyntaxes:
+        return  # video (allowed by node.toml): the stream as sent
     if syntax.is_compressed and "PixelData" in ds:
         try:
             ds.decompress(generate_instance_uid=False)  # the keyed UID stays

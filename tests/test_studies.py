@@ -22,6 +22,8 @@ import pytest
 from pydicom import Dataset
 
 from stegonode.codecs import keys as keyfiles
+from stegonode.handlers.pipeline import build_pipeline
+from stegonode.node import config as node_config
 from stegonode.handlers.admission import pixel_carrier_obstacle
 from stegonode.handlers.embed import read_protection
 from stegonode.handlers.pseudonyms import Pseudonymizer
@@ -312,3 +314,23 @@ def _saved(ds: Dataset):
     ds.save_as(buffer, enforce_file_format=True)
     buffer.seek(0)
     return buffer
+
+
+@pytest.mark.parametrize("reason, key", [("video", "allow_video"), ("document", "allow_encapsulated_documents"),
+                                         ("burned_in", "allow_burned_in_annotation")])
+def test_each_policy_refusal_is_allowed_by_its_key(reason, key, refused_inputs, node_keys, peer_keys):
+    """Allowed in node.toml, the object is protected: video and documents with the header
+    carrier alone, stored as sent; revealed exactly."""
+    config = node_config.load(None)
+    config["handlers"]["deidentify"][key] = True
+    pipeline = build_pipeline(config["pipeline"]["handlers"], config["handlers"], node_keys)
+    path, _ = refused_inputs[reason]
+    original = pydicom.dcmread(path)
+    ds = pydicom.dcmread(path)
+    instance = pipeline.protect(ds)
+    assert instance.protection is not None and "header" in instance.protection.carriers
+    if reason != "burned_in":
+        assert instance.protection.carriers == ["header"]
+    assert ds.PatientIdentityRemoved == "YES"
+    pixel_path = pixel_carrier_obstacle(original) is None
+    assert comparable(reveal_dataset(ds, peer_keys), pixel_path) == comparable(original, pixel_path)
