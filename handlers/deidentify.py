@@ -28,12 +28,6 @@ from .registry import HANDLERS
 if TYPE_CHECKING:
     from .pipeline import PipelineContext
 
-
-def remove_protection(ds: Dataset) -> None:
-    from .embed import remove_protection as remove  # embed needs this module's siblings first
-
-    remove(ds)
-
 METHOD = "stegonode: PS3.15 Basic Profile, identity sealed in pixels"
 DERIVATION = "stegonode: patient identity sealed into background pixels (DCT stego)"
 # Attributes this module sets; restore removes them before putting the originals back.
@@ -124,7 +118,7 @@ class DeidentifyHandler(HandlerBase):
 
     @classmethod
     def unprotect(cls, state: Revealing) -> None:
-        remove_protection(state.output)  # first: a restored private block may take its slot
+        _remove_protection(state.output)  # first: a restored private block may take its slot
         restore(state.output, state.identity.attributes, state.identity.complete)
 
     def __init__(self, deidentifier: Callable[[Dataset], None]) -> None:
@@ -182,6 +176,12 @@ def _apply(ds: Dataset, pseudonyms: Pseudonymizer, extra: frozenset[BaseTag]) ->
         elif element.VR == "SQ":
             for item in element.value:
                 _apply(item, pseudonyms, extra)
+
+
+def _remove_protection(ds: Dataset) -> None:
+    from .embed import remove_protection  # embed imports this module (through seal and collect)
+
+    remove_protection(ds)
 
 
 def restore(ds: Dataset, attributes: Dataset, complete: bool = True) -> None:
