@@ -36,7 +36,8 @@ class Instance:
     """
 
     dataset: Dataset
-    pixels: np.ndarray  # stored values, (frames, rows, columns)
+    # stored values, (frames, rows, columns); None: the pixels carry nothing (header carrier only)
+    pixels: np.ndarray | None
     attributes: Dataset | None = None  # the identifying attributes, as in the original header
     message: np.ndarray | None = None  # QR module matrix of the sealed payload
     # ... of the core attributes only, where it may be needed: sealed and rendered on first call
@@ -112,7 +113,8 @@ class Handler(Protocol):
 class HandlerBase:
     """What a registered handler declares (see :mod:`stegonode.handlers.registry`).
 
-    ``defaults`` is its ``[handlers.NAME]`` table in node.toml; ``choices`` and ``ranges`` the
+    ``defaults`` is its ``[handlers.NAME]`` table in node.toml; ``needs_pixels`` says it works on
+    pixels (the pipeline skips it for objects that get the header carrier alone); ``choices`` and ``ranges`` the
     allowed values of its keys; :meth:`check` anything else node.toml validation must refuse,
     without loading a model. :meth:`from_config` builds it; :meth:`finish` writes its block
     after every handler ran; :meth:`unprotect` is its inverse step in reveal, which runs the
@@ -126,6 +128,8 @@ class HandlerBase:
     choices: ClassVar[Mapping[str, Sequence[Any]]] = {}
     ranges: ClassVar[Mapping[str, tuple[float, float | None]]] = {}
     reveal_phase: ClassVar[int] = 1
+    # True: works on the pixels, and is skipped for objects whose pixels carry nothing
+    needs_pixels: ClassVar[bool] = False
 
     @classmethod
     def table_defaults(cls) -> dict[str, Any]:

@@ -3,9 +3,9 @@
 What is collected is exactly what de-identification changes or removes: the handler
 de-identifies a copy of the header (pixel data left out) and keeps every top-level element whose
 value differs, with its original value, so reveal can restore the header. Bulk binary data
-(icons, overlays, curves) and private attributes are removed by de-identification but not
-carried: they would not fit in a QR code. What the options keep of them (safe private attributes,
-overlays under Clean Graphics) is carried when de-identification changed it.
+(icons, overlays, curves) and private attributes are carried by the header carrier only: they
+would not fit in a QR code. What the options keep of them (safe private attributes, overlays
+under Clean Graphics) and de-identification changed is carried too.
 """
 
 from __future__ import annotations
@@ -56,8 +56,12 @@ class CollectHandler(HandlerBase):
         instance.attributes = collect(instance.dataset, self.deidentifier)
 
 
-def collect(ds: Dataset, deidentifier: Callable[[Dataset], object]) -> Dataset:
-    """The carried attributes, plus Specific Character Set so text decodes as in the original."""
+def collect(ds: Dataset, deidentifier: Callable[[Dataset], object], bulk: bool = True) -> Dataset:
+    """The carried attributes, plus Specific Character Set so text decodes as in the original.
+
+    ``bulk``: bulk and private data too. The header carrier, which has no QR code's size limit,
+    carries them (so reveal restores the header exactly, every element of every sequence
+    included); the pixel carrier carries :func:`without_bulk` of them."""
     header = Dataset()
     for element in ds:
         if element.tag != PIXEL_DATA:
@@ -71,13 +75,26 @@ def collect(ds: Dataset, deidentifier: Callable[[Dataset], object]) -> Dataset:
         carried.SpecificCharacterSet = ds.SpecificCharacterSet
     for element in header:
         kept = element.tag in clean
-        # What de-identification sets is removed by restore: carried even where it was the same.
+        # What de-identification sets is removed by restore: carried even where it was the same
+        # (reveal removes the marks unless the original had them).
         changed = not kept or clean[element.tag] != element or element.tag in ADDED
-        # Bulk data is carried only when de-identification kept it and changed something in it
-        # (a safe private or overlay text cleaned, a date in a kept private sequence moved).
-        if changed and (not is_bulk(element) or (kept and element.VR not in BULK_VRS)):
+        # Without ``bulk``, bulk data is carried only when de-identification kept it and changed
+        # something in it (a safe private or overlay text cleaned, a date in a kept private
+        # sequence moved).
+        if changed and (bulk or not is_bulk(element) or (kept and element.VR not in BULK_VRS)):
             carried.add(_copy(element))
     return carried
+
+
+def without_bulk(attributes: Dataset) -> Dataset:
+    """The carried attributes less bulk and private data: what the pixel carrier holds."""
+    if not any(is_bulk(element) for element in attributes):
+        return attributes
+    subset = Dataset()
+    for element in attributes:
+        if not is_bulk(element):
+            subset.add(element)
+    return subset
 
 
 def _copy(element: DataElement) -> DataElement:

@@ -53,8 +53,14 @@ ADDED = tuple(
         "LongitudinalTemporalInformationModified",
     )
 )
-# Stricter than the table: coded procedure descriptions repeat the removed free-text ones.
-STRICTER = {0x00081032: "X/Z"}  # Procedure Code Sequence
+# Stricter than the table: coded procedure descriptions repeat the removed free-text ones
+# (removed: Type 3 wherever it appears, and an empty one is invalid); an SR TEXT content item's
+# value is free text (its Content Sequence is de-identified item by item).
+STRICTER = {0x00081032: "X", 0x0040A160: "D"}  # Procedure Code Sequence, Text Value
+# Sequences the table replaces (D) whose items are de-identified one by one instead: an SR's
+# content tree (replaced, the document and every reference in it would be gone). See
+# stegonode.handlers.references.
+RECURSED = frozenset({Tag("ContentSequence")})
 BULK_VRS = frozenset({"OB", "OD", "OF", "OL", "OV", "OW", "UN"})
 DUMMY = {
     "AE": "ANONYMIZED", "AS": "000Y", "CS": "ANONYMIZED", "DA": "19000101", "DS": "0",
@@ -126,7 +132,9 @@ class DeidentifyHandler(HandlerBase):
 
     name: ClassVar[str] = "deidentify"
     requires: ClassVar[tuple[str, ...]] = ()
-    defaults: ClassVar[Mapping[str, Any]] = {"allow_burned_in_annotation": False, "options": list(DEFAULT_OPTIONS),
+    defaults: ClassVar[Mapping[str, Any]] = {"allow_burned_in_annotation": False, "allow_video": False,
+                                             "allow_encapsulated_documents": False,
+                                             "options": list(DEFAULT_OPTIONS),
                                              "date_shift_days": list(DEFAULT_DATE_SHIFT_DAYS)}
 
     @classmethod
@@ -140,6 +148,7 @@ class DeidentifyHandler(HandlerBase):
 
     @classmethod
     def unprotect(cls, state: Revealing) -> None:
+        _remove_protection(state.output)  # first: a restored private block may take its slot
         restore(state.output, state.identity.attributes, state.identity.complete)
 
     def __init__(self, deidentifier: Callable[[Dataset], int]) -> None:
@@ -207,6 +216,9 @@ class _Pass:
                 element = _with_dictionary_vr(ds, element)
             if resolved == "X":
                 del ds[element.tag]
+            elif element.VR == "SQ" and element.tag in RECURSED:  # SR content: each item as the top level
+                for item in element.value:
+                    self.apply(item)
             elif resolved in ("Z", "D") and element.VR == "SQ":
                 element.value = self._references(element.value)
             elif resolved == "Z":
@@ -315,6 +327,12 @@ def _with_dictionary_vr(ds: Dataset, element: DataElement) -> DataElement:
         value = parts if len(parts) > 1 else parts[0]
     ds[element.tag] = DataElement(element.tag, vr, value)
     return ds[element.tag]
+
+
+def _remove_protection(ds: Dataset) -> None:
+    from .embed import remove_protection  # embed imports this module (through seal and collect)
+
+    remove_protection(ds)
 
 
 def restore(ds: Dataset, attributes: Dataset, complete: bool = True) -> None:

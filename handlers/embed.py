@@ -223,6 +223,12 @@ class EmbedHandler(HandlerBase):
             [recipient_public_keys] if isinstance(recipient_public_keys, bytes) else list(recipient_public_keys))
 
     def __call__(self, instance: Instance) -> None:
+        if instance.pixels is None:  # nothing to write in: the header carrier alone
+            assert instance.header_carrier is not None, "admission refuses such objects without it"
+            instance.protection = self._protection(instance, instance.header_carrier, codec="", params={},
+                                                   segmenter="", margin=0)
+            instance.report["pixel_attributes"] = "none"
+            return
         ds, cover, segmenter = instance.dataset, instance.pixels, instance.segmenter
         assert segmenter is not None and instance.foreground is not None, "embed runs after segment"
         fmt = PixelFormat.of(ds)

@@ -146,6 +146,7 @@ class EncryptHandler(HandlerBase):
     and is written last. Its inverse step, decryption, runs first in reveal."""
 
     name: ClassVar[str] = "encrypt"
+    needs_pixels: ClassVar[bool] = True
     requires: ClassVar[tuple[str, ...]] = ("embed",)
     defaults: ClassVar[Mapping[str, Any]] = {"cipher": "aes-gcm"}
     reveal_phase: ClassVar[int] = 0  # the pixels must be plain before anything reads them
@@ -178,6 +179,7 @@ class EncryptHandler(HandlerBase):
         self.nonce = nonce
 
     def __call__(self, instance: Instance) -> None:
+        assert instance.pixels is not None, "encrypt runs on objects with a pixel carrier"
         instance.pixels, instance.encryption = self.encrypt(instance.dataset, instance.pixels)
         instance.report["cipher"] = self.cipher.name
 

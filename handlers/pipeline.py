@@ -15,14 +15,15 @@ from pydicom.uid import UID, ExplicitVRLittleEndian
 from stegonode.codecs.keys import NodeKeys, Recipient
 from stegonode.errors import ConfigError
 
-from .admission import check_admissible, check_object_size
+from .admission import Policy as AdmissionPolicy
+from .admission import check_admissible, check_object_size, pixel_carrier_obstacle
 from .base import Handler, Instance, keyword_tags
 from .compression import DEFAULT_STORAGE, storage_syntax, store_pixels
 from .deidentify import deidentify
 from .embed import Protection
 from .header import mac_key
 from .options import Policy
-from .pixels import MAX_DECODED_BYTES, read_pixels
+from .pixels import MAX_DECODED_BYTES, keep_pixels, read_pixels
 from .pseudonyms import Pseudonymizer
 from .registry import HANDLERS
 from .seal import CARRIERS, HeaderRecipient, load_recipients
@@ -34,29 +35,39 @@ class Pipeline:
     """Runs handlers in order over one instance; then each writes its own block, and the
     pixels are encoded in ``transfer_syntax`` (lossless; see :mod:`.compression`)."""
 
-    def __init__(self, handlers: Sequence[Handler], allow_burned_in_annotation: bool = False,
+    def __init__(self, handlers: Sequence[Handler], policy: AdmissionPolicy = AdmissionPolicy(),
                  transfer_syntax: UID = ExplicitVRLittleEndian, max_object_bytes: int = MAX_DECODED_BYTES) -> None:
         _check_order([(handler.name, handler.requires) for handler in handlers])
         self.handlers = list(handlers)
-        self.allow_burned_in_annotation = allow_burned_in_annotation
+        self.policy = policy
         self.transfer_syntax = transfer_syntax
         self.max_object_bytes = max_object_bytes  # objects larger, received or decoded, are refused
 
     def admit(self, ds: Dataset) -> None:
         """Raise the InputError that refuses ``ds`` before any work (header checks only)."""
-        check_admissible(ds, self.allow_burned_in_annotation, self.max_object_bytes)
+        check_admissible(ds, self.policy, self.max_object_bytes)
 
     def check_size(self, size: int) -> None:
         """Raise the RefusedError for an object of ``size`` bytes over node.max_object_mb, before it is read."""
         check_object_size(size, self.max_object_bytes)
 
     def protect(self, ds: Dataset) -> Instance:
-        """Protect ``ds`` in place; return the instance with its report and timings."""
+        """Protect ``ds`` in place; return the instance with its report and timings.
+
+        An object whose pixels cannot carry the identity (no pixels, a SEG's or a dose grid's,
+        colour, too small: :func:`pixel_carrier_obstacle`) gets the header carrier alone: the
+        handlers that work on pixels (``needs_pixels``) do not run for it, and its pixels are
+        stored as received."""
         start = time.perf_counter()
         self.admit(ds)
-        instance = Instance(dataset=ds, pixels=read_pixels(ds))
+        obstacle = pixel_carrier_obstacle(ds)
+        instance = Instance(dataset=ds, pixels=None if obstacle else read_pixels(ds))
+        if obstacle:
+            instance.report["pixel_obstacle"] = obstacle
         instance.timings["decode"] = time.perf_counter() - start
         for handler in self.handlers:
+            if obstacle and getattr(handler, "needs_pixels", False):
+                continue
             start = time.perf_counter()
             handler(instance)
             instance.steps.append(handler.name)
@@ -64,7 +75,10 @@ class Pipeline:
         start = time.perf_counter()
         for handler in self.handlers:
             handler.finish(instance)
-        store_pixels(ds, instance.pixels, self.transfer_syntax)
+        if instance.pixels is None:
+            keep_pixels(ds)  # header carrier alone: pixels as received (decoded losslessly if compressed)
+        else:
+            store_pixels(ds, instance.pixels, self.transfer_syntax)
         ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
         instance.timings["encode"] = time.perf_counter() - start
         return instance
@@ -192,7 +206,7 @@ def build_pipeline(
     check_pipeline(order, settings, carriers)
     context = PipelineContext(settings, keys, carriers)
     return Pipeline([HANDLERS[name].from_config(context) for name in order],
-                    bool(settings.get("deidentify", {}).get("allow_burned_in_annotation", False)),
+                    AdmissionPolicy.of(settings, context.header is not None),
                     storage_syntax(transfer_syntax), max_object_bytes)
 
 

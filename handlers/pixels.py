@@ -6,7 +6,9 @@ from dataclasses import dataclass
 
 import numpy as np
 from pydicom import Dataset
-from pydicom.uid import ExplicitVRLittleEndian
+from pydicom.uid import (
+    DeflatedExplicitVRLittleEndian, ExplicitVRLittleEndian, ImplicitVRLittleEndian, MPEGTransferSyntaxes,
+)
 
 from stegonode.errors import InputError, UnsupportedImageError
 
@@ -80,7 +82,7 @@ def check_image(ds: Dataset, max_decoded_bytes: int = MAX_DECODED_BYTES) -> None
     decoded pixels take at most ``max_decoded_bytes``."""
     try:
         check_supported(ds)
-        _check_complete(ds, max_decoded_bytes)
+        check_complete(ds, max_decoded_bytes)
     except (TypeError, ValueError, OverflowError):  # e.g. a multi-valued or non-numeric Rows
         raise InputError("Image Pixel attributes malformed (Rows, Columns, bits or frames)") from None
 
@@ -98,7 +100,7 @@ def read_pixels(ds: Dataset) -> np.ndarray:
     return array.astype(fmt.dtype, copy=False)
 
 
-def _check_complete(ds: Dataset, max_decoded_bytes: int = MAX_DECODED_BYTES) -> None:
+def check_complete(ds: Dataset, max_decoded_bytes: int = MAX_DECODED_BYTES) -> None:
     """Native pixel data shorter than Rows x Columns x Frames means a truncated file."""
     frames = int(ds.get("NumberOfFrames", 1) or 1)
     expected = int(ds.Rows) * int(ds.Columns) * frames * int(ds.BitsAllocated) // 8
@@ -135,3 +137,21 @@ def drop_offset_tables(ds: Dataset) -> None:
     for encapsulation_only in ("ExtendedOffsetTable", "ExtendedOffsetTableLengths"):
         if encapsulation_only in ds:
             del ds[encapsulation_only]
+
+
+def keep_pixels(ds: Dataset) -> None:
+    """An object whose pixels carry nothing (header carrier only), stored Explicit VR Little
+    Endian like every stored object: native pixels stay bit for bit as received; compressed ones
+    are decoded (pydicom: YCbCr JPEG becomes RGB, Photometric Interpretation and Planar
+    Configuration set to match), the values a viewer of the original shows. Big-endian objects
+    and video streams keep their transfer syntax."""
+    syntax = ds.file_meta.get("TransferSyntaxUID", ExplicitVRLittleEndian)
+    if syntax in MPEGTransferSyntaxes:
+        return  # video (allowed by node.toml): the stream as sent
+    if syntax.is_compressed and "PixelData" in ds:
+        try:
+            ds.decompress(generate_instance_uid=False)  # the keyed UID stays
+        except Exception as exc:  # pydicom raises many types for undecodable pixel data
+            raise InputError(f"pixel data does not decode: {type(exc).__name__}") from None
+    elif syntax in (ImplicitVRLittleEndian, DeflatedExplicitVRLittleEndian):
+        ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian

@@ -29,7 +29,7 @@ from stegonode.codecs.keys import PeerKeys, key_id
 from stegonode.codecs.seal import open_sealed, recipient_key_id
 
 from .base import Identity, Revealing
-from .collect import parse
+from .collect import parse, without_bulk
 from .embed import Protection, make_codec, read_protection
 from .encrypt import is_encrypted
 from .guard import decode_region, usable_region
@@ -136,7 +136,12 @@ def read_identity(state: Revealing) -> Identity:
     complete_pixels = from_pixels is not None and protection.pixel_attributes == "all"
     if from_pixels is not None and from_header is not None:
         _check_agreement(from_pixels, from_header, complete_pixels)
-    if complete_pixels or from_header is None:
+    attributes: Dataset | None
+    other: Dataset | None
+    if complete_pixels and from_pixels is not None and from_header is not None:
+        # the pixels' attributes, and the bulk and private data only the header carries
+        attributes, carrier, other = _with_bulk(from_pixels, from_header), "pixels", from_header
+    elif complete_pixels or from_header is None:
         attributes, carrier, other = from_pixels, "pixels", from_header
     else:
         attributes, carrier, other = from_header, "header", from_pixels
@@ -167,6 +172,14 @@ def _from_pixels(ds: Dataset, keys: PeerKeys, protection: Protection, foreground
     return parse(payload.decompress(plain, payload_dictionary(protection.payload_dictionary)))
 
 
+def _with_bulk(from_pixels: Dataset, from_header: Dataset) -> Dataset:
+    """What the pixels carry, and the bulk and private data only the header carrier holds."""
+    merged = Dataset()
+    for element in from_header:
+        merged.add(from_pixels[element.tag] if element.tag in from_pixels else element)
+    return merged
+
+
 def _malformed(problem: str) -> NotProtectedError:
     return NotProtectedError(f"malformed stegonode protection block: {problem}")
 
@@ -185,7 +198,7 @@ def _check_agreement(from_pixels: Dataset, from_header: Dataset, complete: bool)
     """Every attribute the pixels carry must be the header carrier's, and all of them if the
     pixels carry all; anything else means one of them was replaced."""
     same = all(element.tag in from_header and from_header[element.tag] == element for element in from_pixels)
-    if not same or (complete and len(from_pixels) != len(from_header)):
+    if not same or (complete and len(from_pixels) != len(without_bulk(from_header))):
         raise CarrierMismatchError(
             "the pixel and header carriers hold different identities: one of them was tampered "
             "with; nothing is returned"

@@ -35,7 +35,7 @@ from stegonode.codecs.keys import NodeKeys, Recipient, load_recipient
 from stegonode.codecs.seal import MAX_RECIPIENTS, seal_for
 
 from .base import HandlerBase, Instance, Revealing, keyword_tags
-from .collect import serialize
+from .collect import serialize, without_bulk
 from .header import HeaderCarrier, mac, remove_header_carrier, seal_header, write_header_carrier
 from .profile import BASIC_PROFILE
 from .pseudonyms import BOUND_UIDS, Pseudonymizer
@@ -195,9 +195,9 @@ class SealHandler(HandlerBase):
                 self.header.certificate_ids,
             )
             instance.report["header_bytes"] = len(envelope)
-        if not self.pixels:
+        if not self.pixels or instance.pixels is None:
             return
-        sealed = self._seal(attributes, associated)
+        sealed = self._seal(without_bulk(attributes), associated)
         instance.report["payload_bytes"] = len(sealed)
         try:
             instance.message = payload.to_qr(payload.to_text(sealed), self.error_correction)
@@ -206,7 +206,7 @@ class SealHandler(HandlerBase):
                 raise  # without the header carrier, nothing else could carry the rest
         if self.header is not None and self.core:
             subset = core_subset(attributes, self.core)
-            if len(subset) < len(attributes):
+            if len(subset) < len(without_bulk(attributes)):
                 instance.core_message = functools.cache(lambda: self._core_message(instance, subset, associated))
 
     def _core_message(self, instance: Instance, subset: Dataset, associated: bytes) -> np.ndarray:

@@ -378,6 +378,7 @@ class SegmentHandler(HandlerBase):
     """Fills ``instance.foreground`` with the mask of the segmenter the policy picks."""
 
     name: ClassVar[str] = "segment"
+    needs_pixels: ClassVar[bool] = True
     requires: ClassVar[tuple[str, ...]] = ()
     defaults: ClassVar[Mapping[str, Any]] = {
         "segmenter": "maskrcnn",
@@ -413,6 +414,7 @@ class SegmentHandler(HandlerBase):
         self.policy = policy
 
     def __call__(self, instance: Instance) -> None:
+        assert instance.pixels is not None, "segment runs on objects with a pixel carrier"
         segmenter = self.policy.for_dataset(instance.dataset)
         # Frame by frame (every segmenter decides each frame alone): the working copies (display
         # values, network input, edges) then take one frame's memory, not the object's.

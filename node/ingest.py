@@ -21,7 +21,7 @@ from pynetdicom import evt
 from sqlalchemy.exc import SQLAlchemyError
 
 from stegonode.errors import InconsistentFileMetaError, InputError, RefusedError, UnsupportedImageError
-from stegonode.handlers.admission import check_admissible, check_object_size
+from stegonode.handlers.admission import Policy, check_admissible, check_object_size
 from stegonode.handlers.dicomfile import read_dicom
 from stegonode.handlers.pixels import MAX_DECODED_BYTES
 from stegonode.handlers.pseudonyms import Pseudonymizer
@@ -44,10 +44,10 @@ class Ingest:
 
     def __init__(
         self, storage: ObjectStore, index: Index, pseudonyms: Pseudonymizer,
-        wake: Callable[[], None], allow_burned_in_annotation: bool = False,
+        wake: Callable[[], None], policy: Policy = Policy(),
         max_object_bytes: int = MAX_DECODED_BYTES,
     ) -> None:
-        self.allow_burned_in_annotation = allow_burned_in_annotation
+        self.policy = policy
         self.max_object_bytes = max_object_bytes  # node.max_object_mb: received or decoded
         self.storage = storage
         self.index = index
@@ -98,23 +98,24 @@ class Ingest:
             return status_dataset(DATASET_DOES_NOT_MATCH_SOP_CLASS, f"{exc.name} differs from Affected {exc.name}")
         except InputError as exc:
             return status_dataset(CANNOT_UNDERSTAND, str(exc))
-        refused = refusal(ds, sop_class, self.allow_burned_in_annotation, self.max_object_bytes)
+        refused = refusal(ds, sop_class, self.policy, self.max_object_bytes)
         return None if refused is None else status_dataset(*refused)
 
 
-def refusal(ds: Dataset, sop_class: UID, allow_burned_in_annotation: bool = False,
+def refusal(ds: Dataset, sop_class: UID, policy: Policy = Policy(),
             max_object_bytes: int = MAX_DECODED_BYTES) -> tuple[int, str] | None:
     """The C-STORE failure status and reason for an object the pipeline cannot protect, or None.
 
-    Checks what needs no pixel decoding: a non-image SOP class (0x0122), an image kind the
-    codecs do not handle (0xA900), a truncated or malformed data set or one the node's policy
-    refuses, such as Burned In Annotation YES (0xC000).
+    Checks what needs no pixel decoding: with the header carrier off, a non-image SOP class
+    (0x0122) or an image the pixel codec does not handle (0xA900); a truncated or malformed data
+    set or one the node's policy refuses, such as Burned In Annotation YES, video or an
+    encapsulated document (0xC000).
     """
     try:
-        check_admissible(ds, allow_burned_in_annotation, max_object_bytes)
+        check_admissible(ds, policy, max_object_bytes)
     except UnsupportedImageError as exc:
         if "PixelData" not in ds and "Image Storage" not in sop_class.name:
-            return SOP_CLASS_NOT_SUPPORTED, f"{sop_class.name}: not an image"
+            return SOP_CLASS_NOT_SUPPORTED, f"no pixels; header carrier off ({sop_class.name})"
         return DATASET_DOES_NOT_MATCH_SOP_CLASS, str(exc)
     except InputError as exc:
         return CANNOT_UNDERSTAND, str(exc)

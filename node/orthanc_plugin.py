@@ -122,7 +122,7 @@ class Protector:
             return self._refuse(Refusal(CANNOT_UNDERSTAND, str(exc)), "", "", origin)
         sop_class = UID(str(ds.get("SOPClassUID", "")))
         new_uid = self.pseudonyms.uid(str(ds.get("SOPInstanceUID", "")))
-        refused = refusal(ds, sop_class, self.pipeline.allow_burned_in_annotation, self.pipeline.max_object_bytes)
+        refused = refusal(ds, sop_class, self.pipeline.policy, self.pipeline.max_object_bytes)
         if refused is not None:
             return self._refuse(Refusal(*refused), new_uid, sop_class, origin)
         if already_protected(ds):

@@ -26,6 +26,7 @@ from sqlalchemy import func, select
 from stegonode.errors import StegonodeError
 from stegonode.handlers import dicomseg
 from stegonode.handlers.dicomfile import read_dicom
+from stegonode.handlers.embed import already_protected, read_protection
 
 from .index import ATTRIBUTES, Index, instances
 from .storage import Storage
@@ -41,7 +42,8 @@ def write_segmentation(paths: list[Path], root: Path, pixel_cipher_key: bytes) -
         sources = []
         for path in paths:
             ds = read_dicom(path)
-            sources.append(dicomseg.Source(ds, dicomseg.kept_region(ds, pixel_cipher_key)))
+            if read_protection(ds).has_pixels:  # objects with the header carrier alone kept no region
+                sources.append(dicomseg.Source(ds, dicomseg.kept_region(ds, pixel_cipher_key)))
         seg = dicomseg.kept_segmentation(sources, dicomseg.software_version())
         buffer = io.BytesIO()
         seg.save_as(buffer, enforce_file_format=True)
@@ -121,5 +123,7 @@ class Segmentations:
 
 
 def is_segmentation(path: Path) -> bool:
-    """Whether a received file is a Segmentation (fetch keeps it as it is)."""
-    return str(dcmread(path, stop_before_pixels=True).get("SOPClassUID", "")) == SEGMENTATION_STORAGE
+    """Whether a received file is one of the node's Segmentations (fetch keeps it as it is); a
+    protected SEG that a modality sent is revealed like any protected object."""
+    ds = dcmread(path, stop_before_pixels=True)
+    return str(ds.get("SOPClassUID", "")) == SEGMENTATION_STORAGE and not already_protected(ds)

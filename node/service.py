@@ -14,6 +14,7 @@ from typing import Any
 
 from stegonode.codecs import keys as keyfiles
 from stegonode.errors import ConfigError, InputError
+from stegonode.handlers.admission import Policy
 from stegonode.handlers.dicomfile import configure_pydicom, read_dicom
 from stegonode.handlers.pipeline import PipelineContext, max_object_bytes, pixels_only_notice, pseudonymizer
 
@@ -53,7 +54,7 @@ class Node(_Host):
         super().__init__(config)
         keys = keyfiles.load_node_keys(self._keys())
         # a carrier it cannot write, or a recipient file it cannot read, stops start-up
-        _ = PipelineContext(config["handlers"], keys, config["pipeline"]["carriers"]).header
+        header = PipelineContext(config["handlers"], keys, config["pipeline"]["carriers"]).header
         notice = pixels_only_notice(config["pipeline"]["carriers"], keys)
         if notice:
             log.warning(notice)
@@ -64,8 +65,7 @@ class Node(_Host):
             self.index, self.storage, self.workers.run, float(config["node"]["seg_stable_seconds"]),
             keys.pixel_cipher_key) if config["node"]["seg"] and self.workers is not None else None
         self.ingest = Ingest(self.storage, self.index, pseudonymizer(config["handlers"], keys), wake,
-                             config["handlers"]["deidentify"]["allow_burned_in_annotation"],
-                             max_object_bytes(config))
+                             Policy.of(config["handlers"], header is not None), max_object_bytes(config))
         self.server = NodeServer(config, self.index, self.ingest, self.storage)
         self.server.audit.add_sink(lambda event: self.index.record_audit(audit.index_record(event)))
 

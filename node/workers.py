@@ -39,7 +39,7 @@ from stegonode.handlers.embed import already_protected, read_protection
 from stegonode.handlers.pipeline import Pipeline, describe_carriers, pipeline_for
 from stegonode.handlers.dicomfile import configure_pydicom, dicom_bytes, read_dicom
 from stegonode.handlers.compression import store_pixels
-from stegonode.handlers.pixels import read_pixels
+from stegonode.handlers.pixels import keep_pixels, read_pixels
 
 from .index import ATTRIBUTES, Index, Job
 from .keyring import key_ids_of
@@ -150,8 +150,12 @@ def _protect(token: str) -> Outcome:
 
 def _keep_as_protected(ds: Dataset, transfer_syntax: UID) -> dict[str, float]:
     """A peer's stego object (an Orthanc with the plugin, another node): pixels and header
-    as they are, stored in the node's stored transfer syntax like every stored object."""
-    store_pixels(ds, read_pixels(ds), transfer_syntax)
+    as they are, stored in the node's stored transfer syntax like every stored object (one with
+    the header carrier alone keeps its pixels as received)."""
+    if read_protection(ds).has_pixels:
+        store_pixels(ds, read_pixels(ds), transfer_syntax)
+    else:
+        keep_pixels(ds)
     return {}
 
 

@@ -12,6 +12,7 @@ import numpy as np
 import pydicom
 import pytest
 from pydicom.encaps import encapsulate, generate_frames
+from pydicom.uid import generate_uid
 
 from stegonode.codecs import keys as keyfiles
 from stegonode.handlers.pipeline import build_pipeline
@@ -108,11 +109,13 @@ def protect_image(pipeline, tmp_path_factory):
 
 @pytest.fixture
 def bad_inputs(tmp_path) -> dict[str, Path]:
-    """Objects a node must refuse with a reason: real files, each broken in one way."""
+    """Objects a node must refuse with a reason (and two it protects with the header carrier
+    alone: no Pixel Data, an RT Plan): real files, each broken in one way."""
     folder = tmp_path / "bad"
     folder.mkdir()
     ds = pydicom.dcmread(image_path("693_UNCR.dcm"))
     del ds.PixelData
+    ds.SOPInstanceUID = ds.file_meta.MediaStorageSOPInstanceUID = generate_uid()  # not 693_J2KR's
     ds.save_as(folder / "no_pixels.dcm")
     data = image_path("693_UNCR.dcm").read_bytes()
     (folder / "truncated.dcm").write_bytes(data[: len(data) // 2])

@@ -57,11 +57,17 @@ def test_protect_reports_each_file_and_fails_bad_ones_with_a_reason(protected):
         assert (out / good).exists()
     # too small for the pixel carrier: never refused for that alone
     assert re.search(r"^OK .*: carriers (header \(background too small|pixels\+header \(core)", lines["CT_small.dcm"])
-    reasons = {
+    # objects whose pixels cannot carry the identity: the header carrier alone
+    header_only = {
         "rtplan.dcm": "no Pixel Data",
-        "rtdose.dcm": "BitsAllocated 32",
-        "liver_1frame.dcm": "BitsAllocated 1",
+        "rtdose.dcm": "RT Dose Storage: its pixels are data",
+        "liver_1frame.dcm": "Segmentation Storage: its pixels are data",
         "SC_rgb.dcm": "colour image (RGB)",
+    }
+    for name, reason in header_only.items():
+        assert lines[name].startswith(f"OK ") and f"carriers header (no pixel carrier: {reason}" in lines[name], lines[name]
+        assert (out / name).exists()
+    reasons = {
         "truncated.dcm": "truncated",
         "notdicom.dcm": "not a DICOM file",
     }
@@ -77,7 +83,7 @@ def test_reveal_json_and_reidentified_files(protected, keys, tmp_path):
     result = run("reveal", str(out), "--keys", str(keys / "peer.keys"), "--json", "--out", str(tmp_path))
     assert result.returncode == 0, result.stdout + result.stderr
     objects = [json.loads(line) for line in result.stdout.splitlines()]
-    assert len(objects) == 4 and all(o["ok"] and o["error"] is None and o["complete"] for o in objects)
+    assert len(objects) == 8 and all(o["ok"] and o["error"] is None and o["complete"] for o in objects)
     carriers = {Path(o["file"]).name: (o["carrier"], o["confirmed_by"]) for o in objects}
     assert carriers["693_UNCR.dcm"] == ("pixels", ["header"])
     assert carriers["CT_small.dcm"][0] == "header"

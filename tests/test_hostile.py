@@ -63,6 +63,8 @@ def batch(tmp_path_factory) -> Path:
     (folder / "c_no_media_storage_uid.dcm").write_bytes(hostile.missing_media_storage_uid())
     (folder / "c_meta_names_another_instance.dcm").write_bytes(hostile.mismatched_instance_uid())
     (folder / "d_canary.dcm").write_bytes(hostile.encode(hostile.phi_canaries()))
+    for name, build in hostile.SMALL_IMAGES.items():
+        (folder / f"e_{name}.dcm").write_bytes(build())
     last = hostile.real_ct()
     last.SOPInstanceUID = pydicom.uid.generate_uid()
     (folder / "z_good.dcm").write_bytes(hostile.encode(last))
@@ -86,6 +88,9 @@ def test_cli_batch_gives_every_file_one_line_and_goes_on(batch, keys, tmp_path):
     for good in ("a_good.dcm", "c_no_media_storage_uid.dcm", "c_meta_names_another_instance.dcm",
                  "d_canary.dcm", "z_good.dcm"):
         assert lines[good].startswith("OK"), lines[good]
+    for small in hostile.SMALL_IMAGES:  # too small for the pixels: the header carrier alone
+        line = lines[f"e_{small}.dcm"]
+        assert line.startswith("OK") and "carriers header (no pixel carrier" in line and "too small" in line, line
     for repaired in ("c_no_media_storage_uid.dcm", "c_meta_names_another_instance.dcm"):
         ds = pydicom.dcmread(out / repaired)
         assert ds.file_meta.MediaStorageSOPInstanceUID == ds.SOPInstanceUID
@@ -95,7 +100,7 @@ def test_cli_batch_gives_every_file_one_line_and_goes_on(batch, keys, tmp_path):
                  "--keys", keys / "peer.keys", "--json")
     documents = [json.loads(line) for line in result.stdout.splitlines()]
     assert result.returncode == 1 and "Traceback" not in result.stderr
-    assert len(documents) == 7
+    assert len(documents) == 9
     by_name = {Path(d["file"]).name: d for d in documents}
     assert by_name["c_no_media_storage_uid.dcm"]["ok"]
     assert not by_name["b_malformed_meta.dcm"]["ok"] and "file meta" in by_name["b_malformed_meta.dcm"]["error"]
@@ -133,7 +138,7 @@ def test_node_answers_each_failure_class_and_leaks_no_phi(node, batch):
         0xA900, "SOP Instance UID differs from Affected SOP Instance UID")
 
     accepted = [name for name, (status, _) in answers.items() if status == 0]
-    assert sorted(accepted) == ["a_good.dcm", "d_canary.dcm", "z_good.dcm"]
+    assert sorted(accepted) == ["a_good.dcm", "d_canary.dcm", "e_one_by_one.dcm", "e_two_columns.dcm", "z_good.dcm"]
     for name, (status, comment) in answers.items():
         if status:
             assert status in (0xA900, 0xC000) and comment, (name, status)
@@ -155,8 +160,8 @@ def test_node_answers_each_failure_class_and_leaks_no_phi(node, batch):
                            capture_output=True, text=True, env=DCMTK_ENV, timeout=30)
     assert wrong.returncode != 0 and "Called AE Title Not Recognized" in wrong.stderr, wrong.stderr
 
-    counts = node.wait_idle(3, timeout=120)
-    assert counts["processed"] == 3 and counts["quarantined"] == 0
+    counts = node.wait_idle(5, timeout=120)
+    assert counts["processed"] == 5 and counts["quarantined"] == 0
     log = node.log.read_text()
     assert "Traceback" not in log
     comments = " ".join(comment for _, comment in answers.values())

@@ -21,6 +21,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from stegonode.errors import StegonodeError
+from stegonode.handlers.admission import pixel_carrier_obstacle
 from stegonode.handlers.encrypt import decrypted
 from stegonode.handlers.pipeline import Pipeline
 from stegonode.handlers.dicomfile import dicom_bytes, read_dicom
@@ -83,11 +84,16 @@ def protect_one(number: int, data: bytes, pipeline: Pipeline, pixel_cipher_key: 
         pipeline.check_size(len(data))
         ds = read_dicom(io.BytesIO(data))
         pipeline.admit(ds)  # before the cover is decoded
+        if pixel_carrier_obstacle(ds) is not None:  # the header carrier alone: no pixel changes
+            instance = pipeline.protect(ds)
+            return Result(number, name=f"{ds.SOPInstanceUID}.dcm", data=dicom_bytes(ds),
+                          report=dict(instance.report), seconds=time.perf_counter() - start)
         cover = read_pixels(ds).copy()
         display = copy.deepcopy(ds)  # the header that windows the cover (rescale, photometric)
         peak = PixelFormat.of(ds).peak
         instance = pipeline.protect(ds)
         stego = read_pixels(decrypted(ds, pixel_cipher_key)) if instance.encryption else instance.pixels
+        assert stego is not None, "an object with a pixel carrier keeps its pixels"
         overlay = change_overlay(display, cover, stego)
         return Result(number, name=f"{ds.SOPInstanceUID}.dcm", data=dicom_bytes(ds), overlay=overlay,
                       report={**instance.report, "peak": peak}, seconds=time.perf_counter() - start)

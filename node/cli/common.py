@@ -78,6 +78,8 @@ CARRIER_NOTES = {
 
 def carriers_text(report: dict) -> str:
     """Which carriers protect writes said it wrote, and why the pixels carry less if they do."""
+    if "pixel_obstacle" in report:
+        return f"{report.get('carriers', '')} (no pixel carrier: {report['pixel_obstacle']})"
     return str(report.get("carriers", "")) + CARRIER_NOTES.get(str(report.get("pixel_attributes")), "")
 
 

@@ -105,6 +105,9 @@ def protect_files(inputs: list[Path], out: Path, keys_path: Path, config_path: P
         instance = pipeline.protect(ds)
         write_dataset(ds, out, relative)
         r = instance.report
+        if "pixel_obstacle" in r:  # pixels untouched: no payload, no distortion to report
+            return (f"OK {path}: carriers {carriers_text(r)}, header {r.get('header_bytes', 0)} B, "
+                    f"{1000 * (time.perf_counter() - start):.0f} ms")
         return (
             f"OK {path}: carriers {carriers_text(r)}, "
             f"payload {r.get('payload_bytes', 0)} B, PSNR {r.get('psnr_db', float('inf')):.1f} dB "
