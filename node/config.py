@@ -46,6 +46,10 @@ _BASE: dict[str, Any] = {
         "seg_stable_seconds": 10.0,
         "tls": {"certificate": "", "private_key": "", "ca_certificates": ""},
     },
+    "orthanc": {  # stegonode inside Orthanc (orthanc-config): see README "Run inside Orthanc"
+        "mode": "callback",
+        "queue_dir": "",  # queue mode's received/quarantined objects; empty: DIR/queue of orthanc-config
+    },
     "peers": [],
     "pipeline": {"handlers": list(DEFAULT_ORDER), "carriers": list(CARRIERS)},
     "handlers": {},  # each registered handler's table: see defaults()
@@ -82,6 +86,7 @@ _CHOICES = {
     "node.allowed_callers": ("loopback", "peers", "any"),
     "node.log_level": ("DEBUG", "INFO", "WARNING", "ERROR"),
     "web.login": ("none", "password", "token"),
+    "orthanc.mode": ("callback", "queue"),
 }
 
 
