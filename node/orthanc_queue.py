@@ -37,6 +37,7 @@ import threading
 import time
 import urllib.error
 import urllib.request
+from collections import deque
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
@@ -50,7 +51,7 @@ from stegonode.errors import WorkerStartError
 from .ingest import OUT_OF_RESOURCES
 from .orthanc_plugin import Protector, Refusal, Screened
 from .storage import Storage, new_token
-from .workers import WARM_TIMEOUT_S, Outcome, _answer, _start_worker, protect_job
+from .workers import INGEST_QUIET_S, WARM_TIMEOUT_S, Outcome, _answer, _start_worker, protect_job
 
 log = logging.getLogger("stegonode.orthanc")
 STORED = ("Success", "AlreadyStored")  # POST /instances answers that mean Orthanc holds it
@@ -75,11 +76,15 @@ class OrthancQueue:
         self.rest_url = rest_url  # Orthanc's own REST API, on loopback
         self._initargs = (config, keys_path, self.storage.root, node["log_level"])
         self._executor: ProcessPoolExecutor | None = None
-        self._lock = threading.Lock()
+        self._lock = threading.Condition()
+        self._pending: deque[str] = deque()  # queued tokens, waiting for a worker
+        self._in_flight = 0  # submitted, not yet finished (stored into Orthanc or failed)
+        self._last_received = 0.0
         self._attempts: dict[str, int] = {}  # token -> failed attempts (environment failures)
         self._uids: dict[str, str] = {}  # token -> new (pseudonymous) UID, for the log
         self._outcomes: queue.Queue[tuple[str, Future] | None] = queue.Queue()
         self._storer = threading.Thread(target=self._store_loop, name="stegonode-storer", daemon=True)
+        self._dispatcher = threading.Thread(target=self._dispatch, name="stegonode-dispatcher", daemon=True)
         self._stopping = False
 
     # -- start and stop ------------------------------------------------------------------------
@@ -89,6 +94,7 @@ class OrthancQueue:
         self._executor = self._new_executor()
         self._warm()
         self._storer.start()
+        self._dispatcher.start()
         leftovers = self.storage.names("inbox")
         if leftovers:
             log.warning("queue mode: %d received object(s) left by a previous run are protected now",
@@ -127,6 +133,7 @@ class OrthancQueue:
         """Orthanc stops: work not finished stays queued (the next start protects it)."""
         with self._lock:
             self._stopping = True
+            self._lock.notify_all()
             executor = self._executor
         self._outcomes.put(None)
         if executor is not None:
@@ -140,6 +147,8 @@ class OrthancQueue:
         if not isinstance(screened, Screened):
             return screened  # refused with its status, or a stego object kept as it is
         token = new_token()
+        with self._lock:
+            self._last_received = time.monotonic()
         try:
             self.storage.write("inbox", token, data)
         except OSError as exc:
@@ -152,16 +161,38 @@ class OrthancQueue:
     # -- the worker pool -----------------------------------------------------------------------
 
     def _submit(self, token: str, new_uid: str) -> None:
+        """Queue ``token`` for the dispatcher."""
         with self._lock:
-            if self._stopping:
-                return
             self._uids[token] = new_uid
-            assert self._executor is not None
-            try:
-                future = self._executor.submit(protect_job, token)
-            except BrokenProcessPool:  # a worker died: the pool is replaced
-                self._executor = self._new_executor()
-                future = self._executor.submit(protect_job, token)
+            self._pending.append(token)
+            self._lock.notify_all()
+
+    def _capacity(self) -> int:
+        """As the node's pool (:meth:`stegonode.node.workers.Workers._capacity`): one object in
+        flight while C-STOREs arrive, so answering them keeps the CPU; every worker fed, with
+        one object waiting each, otherwise."""
+        if time.monotonic() - self._last_received < INGEST_QUIET_S:
+            return 1
+        return 2 * self.processes
+
+    def _dispatch(self) -> None:
+        with self._lock:
+            while not self._stopping:
+                if self._pending and self._in_flight < self._capacity():
+                    token = self._pending.popleft()
+                    self._in_flight += 1
+                    self._run(token)
+                else:
+                    self._lock.wait(timeout=INGEST_QUIET_S)
+
+    def _run(self, token: str) -> None:
+        """Hand ``token`` to a worker process (called holding the lock)."""
+        assert self._executor is not None
+        try:
+            future = self._executor.submit(protect_job, token)
+        except BrokenProcessPool:  # a worker died: the pool is replaced
+            self._executor = self._new_executor()
+            future = self._executor.submit(protect_job, token)
         future.add_done_callback(lambda done: self._outcomes.put((token, done)))
 
     def _new_uid(self, token: str) -> str:
@@ -182,6 +213,10 @@ class OrthancQueue:
             except Exception as exc:  # never let the thread die: the object stays queued
                 log.error("queued object %s: not finished (%s); it is protected again at the next "
                           "start", token, type(exc).__name__)
+            finally:
+                with self._lock:
+                    self._in_flight -= 1
+                    self._lock.notify_all()
 
     def _finish(self, token: str, future: Future) -> None:
         if future.cancelled():
