@@ -77,6 +77,9 @@ import orthanc
 # worker processes inherit it.
 for variable in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ[variable] = "1"
+# DCMTK (Orthanc's DICOM stack) waits on Nagle's algorithm unless TCP_NODELAY=1 is in the
+# environment, read at each association: about 40 ms per C-STORE answer on loopback.
+os.environ.setdefault("TCP_NODELAY", "1")
 settings = json.loads(orthanc.GetConfiguration()).get("Stegonode", {})
 try:
     count = len(sys.path)
