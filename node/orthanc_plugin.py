@@ -17,6 +17,11 @@ no further than the callback. The reason is logged in Orthanc's log with the ins
 An object that is already a stegonode stego object (from a node or another Orthanc with this
 plugin) is stored as it is: protecting it again would overwrite the identity it carries.
 
+That is callback mode (``[orthanc] mode = "callback"``, the default). Orthanc 1.10 runs the
+callbacks one at a time, so protection there uses one core. In queue mode
+(:mod:`stegonode.node.orthanc_queue`) the callback answers once the received bytes are durable
+and worker processes protect them.
+
 ``stegonode orthanc-config`` writes Orthanc's configuration and the launcher script that
 Orthanc's ``PythonScript`` names (:func:`write_config`).
 """
