@@ -8,7 +8,9 @@ each with its own UIDs) goes by DCMTK's storescu (TCP_NODELAY=1) to
 * pynetdicom's storescp app (writes files),
 * Orthanc (Debian package; a throwaway config and storage, installed if missing),
 * Orthanc with stegonode's plugin (``stegonode orthanc-config``): every instance protected in
-  Orthanc's received-instance callback before it is stored and answered,
+  Orthanc's received-instance callback before it is stored and answered (callback mode),
+* the same in queue mode (``[orthanc] mode = "queue"``): the callback writes the received bytes
+  durably and answers; worker processes protect them and store them into Orthanc,
 * Orthanc with a queue front: a callback that only writes the received bytes durably (fsync,
   rename, directory fsync) and discards them, the C-STORE rate a queue design inside Orthanc
   would give (its protection would then run like stegonode's workers),
@@ -16,8 +18,10 @@ each with its own UIDs) goes by DCMTK's storescu (TCP_NODELAY=1) to
 
 once over one association and once over four simultaneous associations of 50 instances, in
 rounds (default 3). Figures: the median over rounds of instances per second to the last C-STORE
-response, and stegonode's ratios. For the plugin and stegonode serve also the seconds from the
-first C-STORE sent to the last instance stored protected; for stegonode serve the processing
+response, and stegonode's ratios. For the plugin (both modes) and stegonode serve also the seconds
+from the first C-STORE sent to the last instance stored protected, and the CPU seconds per
+instance of the receiver's whole process group (Orthanc or the node, with their worker
+processes) over that time; for stegonode serve the processing
 throughput (first receive to last stored protected object), C-MOVE of the series to a DCMTK storescp against pynetdicom's
 qrscp app (median of 3), and C-FIND study-level latency (median of 50 requests on one
 association). Run from the repository root (pynetdicom's qrscp needs SQLAlchemy, which the
@@ -57,6 +61,8 @@ from stegonode.node.dicomnet import set_nodelay  # noqa: E402
 
 INSTANCES = 200
 PLUGIN = "Orthanc + stegonode plugin"
+QUEUE_MODE = "Orthanc + plugin, queue mode"
+MODES = {PLUGIN: "callback", QUEUE_MODE: "queue"}
 PYTHON = sys.executable
 
 
@@ -148,18 +154,43 @@ def orthanc_queue_front_command(work: Path, port: int) -> list[str]:
     return command
 
 
-def plugin_rate(directory: Path, batches: list[list[Path]], segmenter: str) -> tuple[float, float]:
-    """Instances per second to the last C-STORE response of Orthanc with the plugin, and the
-    seconds until the last instance is stored protected (Orthanc's statistics)."""
-    orthanc = OrthancProcess(directory, tables={"handlers.segment": {"segmenter": segmenter}}).start()
+def group_cpu(group: int) -> float:
+    """CPU seconds (user + system) of the live processes of a process group, from /proc."""
+    total = 0
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue  # ended meanwhile
+        if int(fields[2]) == group:  # fields after the name: state, ppid, pgrp, ... utime, stime
+            total += int(fields[11]) + int(fields[12])
+    return total / os.sysconf("SC_CLK_TCK")
+
+
+def plugin_rate(directory: Path, batches: list[list[Path]], segmenter: str,
+                mode: str) -> tuple[float, float, float]:
+    """Instances per second to the last C-STORE response of Orthanc with the plugin in ``mode``,
+    the seconds until the last instance is stored protected (Orthanc's statistics), and the CPU
+    seconds per instance of Orthanc and its worker processes until then."""
+    orthanc = OrthancProcess(directory, tables={"handlers.segment": {"segmenter": segmenter},
+                                                "orthanc": {"mode": mode}}).start()
     try:
+        assert orthanc.process is not None
+        cpu = group_cpu(orthanc.process.pid)
+        start = time.perf_counter()
         seconds = send(orthanc.port, batches, "ORTHANC")
-        stored = orthanc.json("/statistics")["CountInstances"]
+        deadline = time.monotonic() + 900
+        while (stored := orthanc.json("/statistics")["CountInstances"]) < INSTANCES:
+            if time.monotonic() > deadline:
+                break
+            time.sleep(0.05)
+        to_stored = time.perf_counter() - start
+        cpu = group_cpu(orthanc.process.pid) - cpu
         if stored != INSTANCES:
-            raise RuntimeError(f"Orthanc with the plugin stored {stored} of {INSTANCES} instances")
+            raise RuntimeError(f"Orthanc with the plugin ({mode} mode) stored {stored} of {INSTANCES} instances")
     finally:
         orthanc.stop()
-    return INSTANCES / seconds, seconds  # each instance is stored before its C-STORE is answered
+    return INSTANCES / seconds, to_stored, cpu / INSTANCES
 
 
 def measure_receivers(series: list[Path], work: Path, segmenter: str,
@@ -186,14 +217,16 @@ def measure_receivers(series: list[Path], work: Path, segmenter: str,
                 with server(command(directory, port), port, directory):
                     samples[name][label].append(INSTANCES / send(port, batches, "ANY-SCP"))
         for label, batches in layouts:
-            rate, to_stored = plugin_rate(Path(tempfile.mkdtemp(dir=work)), batches, segmenter)
-            samples[PLUGIN][label].append(rate)
-            samples[PLUGIN][f"stored protected, {label}"].append(to_stored)
-        for label, batches in layouts:
-            received, processed, to_stored = stegonode_rates(Path(tempfile.mkdtemp(dir=work)), batches, segmenter)
+            for name, mode in MODES.items():
+                rate, to_stored, cpu = plugin_rate(Path(tempfile.mkdtemp(dir=work)), batches, segmenter, mode)
+                samples[name][label].append(rate)
+                samples[name][f"stored protected, {label}"].append(to_stored)
+                samples[name][f"CPU s per instance, {label}"].append(cpu)
+            received, processed, to_stored, cpu = stegonode_rates(Path(tempfile.mkdtemp(dir=work)), batches, segmenter)
             samples["stegonode"][label].append(received)
             samples["stegonode"][f"processing, {label}"].append(processed)
             samples["stegonode"][f"stored protected, {label}"].append(to_stored)
+            samples["stegonode"][f"CPU s per instance, {label}"].append(cpu)
         print(f"  round {round_}/{repeats}: " + ", ".join(
             f"{name} {by_label['1 association'][-1]:.0f}/{by_label.get('4 associations', [math.nan])[-1]:.0f}"
             for name, by_label in samples.items()) + " instances/s (1/4 associations)", flush=True)
@@ -202,20 +235,24 @@ def measure_receivers(series: list[Path], work: Path, segmenter: str,
 
 
 def stegonode_rates(directory: Path, batches: list[list[Path]],
-                    segmenter: str) -> tuple[float, float, float]:
+                    segmenter: str) -> tuple[float, float, float, float]:
     """Instances per second received (to the last C-STORE response) and processed (first
-    receive to last stored protected object) by a fresh node, and the seconds from the first
-    C-STORE sent to the last instance stored protected."""
+    receive to last stored protected object) by a fresh node, the seconds from the first
+    C-STORE sent to the last instance stored protected, and the CPU seconds per instance of
+    the node and its workers until it was idle."""
     instances = sum(len(batch) for batch in batches)
     node = NodeProcess(directory, tables={"handlers.segment": {"segmenter": segmenter}}).start()
     try:
+        assert node.process is not None
+        cpu = group_cpu(node.process.pid)
         started = time.time()
         seconds = send(node.port, batches, "STEGONODE")
         node.wait_idle(instances, timeout=600)
+        cpu = group_cpu(node.process.pid) - cpu
         ((first, last),) = node.query("SELECT MIN(received_at), MAX(processed_at) FROM jobs")
     finally:
         node.stop()
-    return instances / seconds, instances / (last - first), last - started
+    return instances / seconds, instances / (last - first), last - started, cpu / instances
 
 
 def move_rate(port: int, called: str, destination: str, study: str, repeats: int = 3) -> float:
@@ -329,10 +366,30 @@ def report_receivers(received: dict[str, dict[str, float]], segmenter: str, repe
         print(f"{name:<28}{figures['1 association']:>16.1f}{figures['4 associations']:>16.1f}")
     print(f"\nseconds from the first C-STORE sent to the last of {INSTANCES} instances stored protected "
           f"(segmenter {segmenter}), 1 / 4 associations:")
-    for name in (PLUGIN, "stegonode"):
+    for name in (*MODES, "stegonode"):
         figures = received[name]
         print(f"{name:<28}{figures['stored protected, 1 association']:>16.1f}"
               f"{figures['stored protected, 4 associations']:>16.1f}")
+    print("\nCPU seconds per instance (the receiver's process group, workers included, until the "
+          "last instance was stored protected), 1 / 4 associations:")
+    for name in (*MODES, "stegonode"):
+        figures = received[name]
+        print(f"{name:<28}{figures['CPU s per instance, 1 association']:>16.3f}"
+              f"{figures['CPU s per instance, 4 associations']:>16.3f}")
+    print()
+    for label in ("1 association", "4 associations"):
+        queue, node = received[QUEUE_MODE], received["stegonode"]
+        checks = [
+            (f"queue mode / stegonode, stored protected, {label}",
+             queue[f"stored protected, {label}"] / node[f"stored protected, {label}"], "<=", 1.2),
+            (f"queue mode / Orthanc, C-STORE answers, {label}",
+             queue[label] / received["Orthanc"][label], ">=", 0.8),
+            (f"callback mode / stegonode, CPU per instance, {label}",
+             received[PLUGIN][f"CPU s per instance, {label}"] / node[f"CPU s per instance, {label}"], "<=", 1.1),
+        ]
+        for text, ratio, sense, target in checks:
+            met = ratio <= target if sense == "<=" else ratio >= target
+            print(f"{text:<58}{ratio:>6.2f}x  target {sense} {target}: {'met' if met else 'NOT met'}")
     print(flush=True)
 
 

@@ -49,6 +49,10 @@ _BASE: dict[str, Any] = {
         "max_object_mb": 1024,
         "tls": {"certificate": "", "private_key": "", "ca_certificates": ""},
     },
+    "orthanc": {  # stegonode inside Orthanc (orthanc-config): see README "Run inside Orthanc"
+        "mode": "callback",
+        "queue_dir": "",  # queue mode's received/quarantined objects; empty: DIR/queue of orthanc-config
+    },
     "peers": [],
     "pipeline": {"handlers": list(DEFAULT_ORDER), "carriers": list(CARRIERS)},
     "handlers": {},  # each registered handler's table: see defaults()
@@ -95,6 +99,7 @@ _CHOICES = {
     "node.log_level": ("DEBUG", "INFO", "WARNING", "ERROR"),
     "web.login": ("none", "password", "token"),
     "storage.transfer_syntax": tuple(STORAGE_SYNTAXES),
+    "orthanc.mode": ("callback", "queue"),
 }
 
 

@@ -17,6 +17,11 @@ no further than the callback. The reason is logged in Orthanc's log with the ins
 An object that is already a stegonode stego object (from a node or another Orthanc with this
 plugin) is stored as it is: protecting it again would overwrite the identity it carries.
 
+That is callback mode (``[orthanc] mode = "callback"``, the default). Orthanc 1.10 runs the
+callbacks one at a time, so protection there uses one core. In queue mode
+(:mod:`stegonode.node.orthanc_queue`) the callback answers once the received bytes are durable
+and worker processes protect them.
+
 ``stegonode orthanc-config`` writes Orthanc's configuration and the launcher script that
 Orthanc's ``PythonScript`` names (:func:`write_config`).
 """
@@ -29,13 +34,14 @@ import logging
 import os
 import shutil
 import site
+import sys
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
-from typing import Any
+from typing import Any, NamedTuple
 
 from pydicom import Dataset
 from pydicom.dataset import FileMetaDataset
@@ -65,11 +71,20 @@ LAUNCHER = "stegonode_plugin.py"
 _LAUNCHER_TEXT = '''\
 # Written by `stegonode orthanc-config`: Orthanc's Python plugin runs it at start ("PythonScript").
 import json
+import os
 import site
 import sys
 
 import orthanc
 
+# One compute thread for numpy's BLAS and ONNX Runtime, as in the node's workers (set before
+# they load: they read it once): Orthanc runs the callbacks one at a time, and queue mode's
+# worker processes inherit it.
+for variable in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ[variable] = "1"
+# DCMTK (Orthanc's DICOM stack) waits on Nagle's algorithm unless TCP_NODELAY=1 is in the
+# environment, read at each association: about 40 ms per C-STORE answer on loopback.
+os.environ.setdefault("TCP_NODELAY", "1")
 settings = json.loads(orthanc.GetConfiguration()).get("Stegonode", {})
 try:
     count = len(sys.path)
@@ -100,6 +115,14 @@ class Refusal:
     reason: str
 
 
+class Screened(NamedTuple):
+    """A received object the pipeline is to protect, with its new (pseudonymous) UID."""
+
+    ds: Dataset
+    new_uid: str
+    sop_class: UID
+
+
 class Protector:
     """The received-instance callback and the incoming C-STORE filter, sharing refusals."""
 
@@ -108,14 +131,15 @@ class Protector:
         self.orthanc = orthanc
         self.pipeline = pipeline
         self.pseudonyms = pseudonyms
-        self._slots = threading.BoundedSemaphore(concurrency)  # node.workers images at a time
+        # Orthanc 1.10 runs received-instance callbacks one at a time: this bound only matters
+        # for a later Orthanc that runs them concurrently.
+        self._slots = threading.BoundedSemaphore(concurrency)
         self._lock = threading.Lock()
         self._refusals: dict[str, Refusal] = {}  # marker UID -> what the filter answers
 
-    def received(self, data: bytes, origin: Any) -> tuple[Any, bytes | None]:
-        """Orthanc's received-instance callback: the protected bytes, or a refusal marker."""
-        action = self.orthanc.ReceivedInstanceAction
-        start = time.perf_counter()
+    def screen(self, data: bytes, origin: Any) -> Screened | tuple[Any, bytes | None]:
+        """What needs no pixel decoding: the callback's answer for an object refused or already
+        protected (kept as it is), else the data set to protect."""
         try:
             ds = read_dicom(io.BytesIO(data))
         except InputError as exc:
@@ -127,7 +151,17 @@ class Protector:
             return self._refuse(Refusal(*refused), new_uid, sop_class, origin)
         if already_protected(ds):
             log.info("%s is a stegonode stego object already: stored as it is", ds.SOPInstanceUID)
-            return action.KEEP_AS_IS, None
+            return self.orthanc.ReceivedInstanceAction.KEEP_AS_IS, None
+        return Screened(ds, new_uid, sop_class)
+
+    def received(self, data: bytes, origin: Any) -> tuple[Any, bytes | None]:
+        """Orthanc's received-instance callback: the protected bytes, or a refusal marker."""
+        action = self.orthanc.ReceivedInstanceAction
+        start = time.perf_counter()
+        screened = self.screen(data, origin)
+        if not isinstance(screened, Screened):
+            return screened
+        ds, new_uid, sop_class = screened
         try:
             with self._slots:
                 instance = self.pipeline.protect(ds)
@@ -219,11 +253,44 @@ def register(orthanc: ModuleType, settings: dict[str, Any]) -> Protector:
         log.warning(notice)
     protector = Protector(orthanc, pipeline, pseudonymizer(config["handlers"], keys),
                           int(config["node"]["workers"]))
-    orthanc.RegisterReceivedInstanceCallback(protector.received)
+    log.warning("numeric threads: %s", thread_settings(config))
+    callback: Callable[[bytes, Any], tuple[Any, bytes | None]] = protector.received
+    if config["orthanc"]["mode"] == "queue":
+        from .orthanc_queue import OrthancQueue
+
+        queue = OrthancQueue(orthanc, protector, config, Path(settings["Keys"]), Path(settings["Queue"]),
+                             settings["Python"], settings["PythonPath"], rest_url(orthanc))
+        queue.start()
+        callback = queue.received
+    orthanc.RegisterReceivedInstanceCallback(callback)
     orthanc.RegisterIncomingCStoreInstanceFilter(protector.cstore_filter)
-    log.warning("stegonode protects every received instance (pipeline: %s; code: %s)",
-                ", ".join(config["pipeline"]["handlers"]), Path(__file__).parent)
+    log.warning("stegonode protects every received instance (mode: %s; pipeline: %s; code: %s)",
+                config["orthanc"]["mode"], ", ".join(config["pipeline"]["handlers"]), Path(__file__).parent)
     return protector
+
+
+def rest_url(orthanc: ModuleType) -> str:
+    """Orthanc's own REST API on loopback (``orthanc-config`` sets no HTTP users or TLS)."""
+    port = int(json.loads(orthanc.GetConfiguration()).get("HttpPort", 8042))
+    return f"http://127.0.0.1:{port}"
+
+
+def thread_settings(config: dict[str, Any]) -> str:
+    """The compute threads this process uses, as loaded: ONNX Runtime's session options of the
+    Mask R-CNN network (when that is the segmenter) and the thread variables numpy read."""
+    parts = []
+    if config["handlers"].get("segment", {}).get("segmenter") == "maskrcnn":
+        from stegonode.models import foreground
+
+        network = foreground.load(foreground.WEIGHTS)  # the pipeline's, loaded once per process
+        session = getattr(network, "session", None)
+        if session is not None:
+            options = session.get_session_options()
+            parts.append(f"ONNX Runtime intra-op {options.intra_op_num_threads}, "
+                         f"inter-op {options.inter_op_num_threads}")
+    parts += [f"{name} {os.environ.get(name, 'unset')}"
+              for name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")]
+    return "; ".join(parts)
 
 
 # -- stegonode orthanc-config ----------------------------------------------------------------
@@ -281,6 +348,11 @@ def write_config(out: Path, config_path: Path | None, http_port: int) -> Orthanc
             "SitePackages": site.getsitepackages(),
             # The environment's PYTHONPATH first, as in the shell this was written from.
             "PythonPath": [str(Path(p).resolve()) for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p],
+            # Queue mode: the interpreter its worker processes run (inside Orthanc,
+            # sys.executable is Orthanc itself), and its directory.
+            "Python": sys.executable,
+            "Queue": str(Path(config["orthanc"]["queue_dir"]).resolve() if config["orthanc"]["queue_dir"]
+                         else out / "queue"),
         },
     }
     (out / LAUNCHER).write_text(_LAUNCHER_TEXT)

@@ -265,6 +265,7 @@ class OrthancProcess(NodeProcess):
     def start(self) -> "OrthancProcess":
         if not self.command:
             self.configure()
+        offset = self.log.stat().st_size if self.log.exists() else 0  # a restart appends
         with open(self.log, "a") as log:
             self.process = subprocess.Popen(self.command, stdout=log, stderr=subprocess.STDOUT,
                                             start_new_session=True, cwd=self.directory)
@@ -272,7 +273,7 @@ class OrthancProcess(NodeProcess):
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
                 raise RuntimeError(f"Orthanc exited at start:\n{self.log.read_text()}")
-            if "DICOM server listening" in self.log.read_text():
+            if "DICOM server listening" in self.log.read_text()[offset:]:
                 return self
             time.sleep(0.1)
         raise RuntimeError(f"Orthanc did not start:\n{self.log.read_text()}")

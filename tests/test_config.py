@@ -40,6 +40,7 @@ def test_shipped_node_toml_equals_the_embedded_defaults():
         ("peers = 'PACS'\n", "peers must be an array of tables"),
         ("[web]\nlogin = 'basic'\n", "web.login = 'basic'; choose one of none, password, token"),
         ("[web]\nport = 0\n", "web.port = 0: must be within 1..65535"),
+        ("[orthanc]\nmode = 'async'\n", "orthanc.mode = 'async'; choose one of callback, queue"),
         ("[web]\nmax_upload_mb = 0\n", "web.max_upload_mb = 0: must be within 1..65536"),
         ("[[peers]]\nae_title = 'A'\nhost = 'h'\nport = 1\n[[peers]]\nae_title = 'A'\nhost = 'g'\nport = 2\n",
          "peers: each ae_title may appear once"),

@@ -25,7 +25,7 @@ from stegonode.handlers.references import identities, resolve
 from stegonode.handlers.reveal import reveal
 
 from nodes import (
-    DCMTK_ENV, PATIENT, NodeProcess, OrthancProcess, acknowledged, scu, storescu, write_series,
+    DCMTK_ENV, PATIENT, NodeProcess, OrthancProcess, acknowledged, scu, write_series,
 )
 from test_studies import comparable, study_files
 
@@ -87,6 +87,13 @@ def test_orthanc_config_is_loopback_and_wired(orthanc):
 
     code = Path(stegonode.node.__file__).parent
     assert f"code: {code}" in orthanc.log.read_text()
+
+
+def test_plugin_pins_numeric_threads_to_one(orthanc):
+    """Set in the launcher before numpy and ONNX Runtime load; read back from the loaded
+    Mask R-CNN session (ONNX Runtime's default, 0, would start a thread per core)."""
+    assert ("numeric threads: ONNX Runtime intra-op 1, inter-op 1; OMP_NUM_THREADS 1; "
+            "OPENBLAS_NUM_THREADS 1; MKL_NUM_THREADS 1") in orthanc.log.read_text()
 
 
 def test_series_is_stored_protected_and_revealed(orthanc, keys, tmp_path):
