@@ -10,13 +10,16 @@ header carrier bytes per image, Basic Profile alone against the default options 
 what is carried: kept descriptors are not, shifted sequences are, whole), protected with the
 classical segmenter. Run from the repository root::
 
-    .venv/bin/python benchmarks/deidentify_options.py
+    .venv/bin/python benchmarks/deidentify_options.py [--quick]
+
+``--quick``: 20 runs per choice and 693_UNCR alone for the payload sizes (a smoke run).
 """
 
 from __future__ import annotations
 
-import one_core  # noqa: F401  (first: one BLAS thread, CPU 0)
+import _one_core  # noqa: F401  (first: one BLAS thread, CPU 0)
 
+import argparse  # noqa: E402
 import copy  # noqa: E402
 import statistics  # noqa: E402
 import tempfile  # noqa: E402
@@ -43,6 +46,12 @@ CHOICES = {
 
 
 def main() -> None:
+    global RUNS
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="20 runs, 693_UNCR alone")
+    args = parser.parse_args()
+    if args.quick:
+        RUNS = 20
     with tempfile.TemporaryDirectory() as directory:
         keyfiles.generate(Path(directory))
         keys = keyfiles.load_node_keys(Path(directory) / "node.keys")
@@ -63,12 +72,14 @@ def main() -> None:
                 times.append(1000 * (time.perf_counter() - start))
         p90 = statistics.quantiles(times, n=10)[-1]
         print(f"{label:<30} {statistics.median(times):>10.2f} {p90:>8.2f} {removed:>9}")
-    payload_sizes(keys)
+    payload_sizes(keys, args.quick)
 
 
-def payload_sizes(keys) -> None:
+def payload_sizes(keys, quick: bool = False) -> None:
     images = [Path(get_testdata_file(name)) for name in ("693_UNCR.dcm", "MR2_UNCR.dcm", "RG1_UNCR.dcm")]
     images += sorted(REALDATA.glob("*_fodicom_1.dcm")) if REALDATA.is_dir() else []
+    if quick:
+        images = images[:1]
     print(f"\n{'image':<22} {'basic pixels B':>15} {'header B':>9} {'default pixels B':>17} {'header B':>9}")
     for path in images:
         row = []
