@@ -99,7 +99,9 @@ def start_to_echo(clone: Path, work: Path) -> tuple[float, float]:
     port = free_port()
     folder = Path(tempfile.mkdtemp(dir=work))
     config = folder / "node.toml"
-    config.write_text(f'[node]\nport = {port}\ndata_dir = "{folder / "data"}"\n')
+    # The console on a port of its own too: another node (a benchmark running beside this one)
+    # may hold the default 8080.
+    config.write_text(f'[node]\nport = {port}\ndata_dir = "{folder / "data"}"\n[web]\nport = {free_port()}\n')
     with open(folder / "node.log", "w") as log:
         start = time.perf_counter()
         process = subprocess.Popen([str(clone / ".venv" / "bin" / "stegonode"), "serve", "--config", str(config)],

@@ -57,6 +57,8 @@ ADDED = tuple(
 # (removed: Type 3 wherever it appears, and an empty one is invalid); an SR TEXT content item's
 # value is free text (its Content Sequence is de-identified item by item).
 STRICTER = {0x00081032: "X", 0x0040A160: "D"}  # Procedure Code Sequence, Text Value
+# Free text of SR content items: replaced (STRICTER) unless Clean Structured Content keeps it.
+STRUCTURED_TEXT = frozenset({0x0040A160})
 # Sequences the table replaces (D) whose items are de-identified one by one instead: an SR's
 # content tree (replaced, the document and every reference in it would be gone). See
 # stegonode.handlers.references.
@@ -87,6 +89,8 @@ def action(tag: BaseTag, extra: frozenset[BaseTag] = frozenset(), policy: Policy
     option = policy.action(tag)
     if option is not None:
         return option
+    if int(tag) in STRUCTURED_TEXT and policy.has("clean_structured_content"):
+        return "C"  # SR free text kept: the residual-identity check takes the identity out
     if _is_overlay_or_curve(tag) and not policy.has("clean_graphics"):
         return "X"
     code = (
