@@ -46,12 +46,11 @@ from typing import Any
 
 import pydicom
 
-from stegonode.errors import WorkerStartError
 
 from .ingest import OUT_OF_RESOURCES
 from .orthanc_plugin import Protector, Refusal, Screened
 from .storage import Storage, new_token
-from .workers import INGEST_QUIET_S, WARM_TIMEOUT_S, Outcome, _answer, _start_worker, protect_job
+from .workers import INGEST_QUIET_S, Outcome, _start_worker, protect_job, warm_up
 
 log = logging.getLogger("stegonode.orthanc")
 STORED = ("Success", "AlreadyStored")  # POST /instances answers that mean Orthanc holds it
@@ -114,16 +113,7 @@ class OrthancQueue:
         """Every worker process loads the pipeline before Orthanc listens: one that cannot
         stops the plugin (which then refuses every instance) rather than fail every object."""
         assert self._executor is not None
-        deadline = time.monotonic() + WARM_TIMEOUT_S
-        answered: set[int] = set()
-        try:
-            while len(answered) < self.processes and time.monotonic() < deadline:
-                rounds = [self._executor.submit(_answer) for _ in range(self.processes)]
-                answered |= {future.result(timeout=WARM_TIMEOUT_S) for future in rounds}
-        except (BrokenProcessPool, TimeoutError) as exc:
-            self._executor.shutdown(wait=False, cancel_futures=True)
-            raise WorkerStartError(f"worker processes could not load the protect pipeline "
-                                   f"({type(exc).__name__})") from None
+        warm_up(self._executor, self.processes)
 
     def _on_change(self, change_type: Any, level: Any, resource: str) -> None:
         if change_type == self.orthanc.ChangeType.ORTHANC_STOPPED:

@@ -148,6 +148,21 @@ def _protect(token: str) -> Outcome:
     )
 
 
+def warm_up(executor: ProcessPoolExecutor, processes: int, hint: str = "") -> None:
+    """Rounds of short tasks until each of ``processes`` worker processes has answered (each
+    loads the pipeline as it starts); WorkerStartError if one cannot, within WARM_TIMEOUT_S."""
+    deadline = time.monotonic() + WARM_TIMEOUT_S
+    answered: set[int] = set()
+    try:
+        while len(answered) < processes and time.monotonic() < deadline:
+            rounds = [executor.submit(_answer) for _ in range(processes)]
+            answered |= {future.result(timeout=WARM_TIMEOUT_S) for future in rounds}
+    except (BrokenProcessPool, TimeoutError) as exc:
+        executor.shutdown(wait=False, cancel_futures=True)
+        raise WorkerStartError(f"worker processes could not load the protect pipeline "
+                               f"({type(exc).__name__}{hint})") from None
+
+
 def _keep_as_protected(ds: Dataset, transfer_syntax: UID) -> dict[str, float]:
     """A peer's stego object (an Orthanc with the plugin, another node): pixels and header
     as they are, stored in the node's stored transfer syntax like every stored object (one with
@@ -204,16 +219,7 @@ class Workers:
         failing every job. The pool starts a process per task submitted while none is idle;
         rounds of short tasks, until every process has answered."""
         assert self._executor is not None
-        deadline = time.monotonic() + WARM_TIMEOUT_S
-        answered: set[int] = set()
-        try:
-            while len(answered) < self.processes and time.monotonic() < deadline:
-                rounds = [self._executor.submit(_answer) for _ in range(self.processes)]
-                answered |= {future.result(timeout=WARM_TIMEOUT_S) for future in rounds}
-        except (BrokenProcessPool, TimeoutError) as exc:
-            self._executor.shutdown(wait=False, cancel_futures=True)
-            raise WorkerStartError(f"worker processes could not load the protect pipeline "
-                                   f"({type(exc).__name__}; their log lines above say why)") from None
+        warm_up(self._executor, self.processes, "; their log lines above say why")
 
     def _new_executor(self) -> ProcessPoolExecutor:
         # One BLAS thread per worker: the pool is the parallelism, and spinning BLAS threads
