@@ -206,6 +206,9 @@ def main() -> None:
               f"{1000 * run.db_cpu_per_instance:>16.1f}")
     cpu = max(runs[key].cpu_per_instance for key in runs if key[0] == "postgresql")
     db_cpu = max(runs[key].db_cpu_per_instance for key in runs if key[0] == "postgresql")
+    if cpu <= 0:  # a --quick series can end within the CPU clock's resolution
+        print("3-host estimate: too little work measured for one (run without --quick)")
+        return
     host = cores / cpu
     print(f"3-host estimate: a dedicated host protects about (its cores) / ({cpu:.3f} CPU s per "
           f"instance); three {cores}-core worker hosts: about {3 * host:.0f} instances/s, costing "

@@ -135,14 +135,19 @@ def new_token() -> str:
 
 
 def process_alive(pid: int) -> bool:
-    """Whether a process of this host with this id runs."""
+    """Whether a process of this host with this id runs (a zombie, dead but not yet reaped,
+    does not: a killed worker's parent may be gone and nothing may reap it for a while)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
     except PermissionError:
         return True
-    return True
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return True  # no /proc: trust kill()
+    return state not in ("Z", "X")
 
 
 def _fsync_directory(directory: Path) -> None:
