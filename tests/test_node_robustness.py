@@ -6,6 +6,7 @@ from __future__ import annotations
 import socket
 import subprocess
 import time
+from pathlib import Path
 
 import pydicom
 import pytest
@@ -159,3 +160,24 @@ def test_workers_that_cannot_load_the_pipeline_stop_start_up_with_a_reason(tmp_p
             workers.start()
     finally:
         index.close()
+
+
+def test_a_killed_writer_not_yet_reaped_leaves_its_tmp_file_to_the_sweep(tmp_path):
+    """A worker killed while its staged output was in tmp/ may stay a zombie (its parent was
+    killed too, and nothing has reaped it yet): the next start sweeps its file all the same."""
+    from stegonode.node.storage import HOST, Storage, process_alive
+
+    child = subprocess.Popen(["true"])
+    deadline = time.monotonic() + 30
+    while Path(f"/proc/{child.pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z":
+        assert time.monotonic() < deadline, "the child did not exit"
+        time.sleep(0.01)
+    try:
+        assert not process_alive(child.pid)
+        storage = Storage.create(tmp_path / "data")
+        leftover = storage.root / "tmp" / f"{HOST}.{child.pid}.0123456789abcdef.part"
+        leftover.write_bytes(b"staged")
+        Storage.create(tmp_path / "data")
+        assert not leftover.exists()
+    finally:
+        child.wait()
