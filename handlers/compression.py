@@ -35,7 +35,7 @@ STORAGE_SYNTAXES: dict[str, UID] = {
     "rle-lossless": RLELossless,
     "explicit-vr-little-endian": ExplicitVRLittleEndian,
 }
-# Chosen by benchmarks/storage.py (README, "Storage"): the smallest total and the fastest encoder
+# Chosen by benchmarks/storage.py (docs/node.md, "Stored transfer syntax"): the smallest total and the fastest encoder
 # among the lossless choices on the realdata and round-trip sets.
 DEFAULT_STORAGE = "jpeg-ls-lossless"
 # Decoding plugins by transfer syntax where pydicom's first choice is slower: CharLS decodes
