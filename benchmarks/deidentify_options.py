@@ -95,7 +95,7 @@ def payload_sizes(keys, quick: bool = False) -> None:
                 row = [f"refused: {exc}"[:40]]
                 break
             row += [report.get("payload_bytes", "-"), report.get("header_bytes", "-")]
-        print(f"{path.name:<22} " + " ".join(f"{value!s:>{width}}" for value, width in zip(row, (15, 9, 17, 9))))
+        print(f"{path.name:<22} " + " ".join(f"{value!s:>{width}}" for value, width in zip(row, (15, 9, 17, 9), strict=False)))
 
 
 if __name__ == "__main__":

@@ -201,7 +201,7 @@ def main() -> int:
             size = report_venv(clone / ".venv", "scripts/run.sh's set-up")
             print(f"  {verdict(size, TARGETS['venv_mb'], True, 'MB')}")
             print(f"stegonode serve start to first C-ECHO answered ({load()}):", flush=True)
-            starts, cpu = zip(*(start_to_echo(clone, work) for _ in range(args.repeats)))
+            starts, cpu = zip(*(start_to_echo(clone, work) for _ in range(args.repeats)), strict=True)
             print(f"  {', '.join(f'{s:.2f}' for s in starts)} s; median {statistics.median(starts):.2f} s, "
                   f"{verdict(statistics.median(starts), TARGETS['start_s'], True, 's')}; the node's CPU time "
                   f"until then: median {statistics.median(cpu):.2f} s")

@@ -112,7 +112,7 @@ class ClassicalSegmenter(SegmenterBase):
 
     def segment(self, ds: Dataset, pixels: np.ndarray, levels: Sequence[float | None] | None = None
                 ) -> Segmentation:
-        frames = [self._frame(ds, frame, level) for frame, level in zip(pixels, _recorded(levels, len(pixels)))]
+        frames = [self._frame(ds, frame, level) for frame, level in zip(pixels, _recorded(levels, len(pixels)), strict=True)]
         return Segmentation(np.stack([mask for mask, _ in frames]), [level for _, level in frames])
 
     def _frame(self, ds: Dataset, frame: np.ndarray, level: float | None) -> tuple[np.ndarray, float | None]:
@@ -162,7 +162,7 @@ class MaskRCNNSegmenter(SegmenterBase):
             recorded = _recorded(levels, len(pixels))
             fallback = self.fallback.segment(ds, pixels[empty], [recorded[int(i)] for i in empty])
             masks[empty] = fallback.mask
-            for index, level in zip(empty, fallback.levels):
+            for index, level in zip(empty, fallback.levels, strict=True):
                 used[index] = level
         return Segmentation(masks, used)
 
