@@ -21,6 +21,8 @@ import os
 
 import _one_core  # noqa: F401  (first: one BLAS thread, CPU 0)
 
+# isort: split
+
 import argparse  # noqa: E402
 import platform  # noqa: E402
 import secrets  # noqa: E402

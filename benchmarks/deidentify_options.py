@@ -19,6 +19,8 @@ from __future__ import annotations
 
 import _one_core  # noqa: F401  (first: one BLAS thread, CPU 0)
 
+# isort: split
+
 import argparse  # noqa: E402
 import copy  # noqa: E402
 import statistics  # noqa: E402
