@@ -182,8 +182,9 @@ def _match(column: ColumnElement[str], value: str, vr: str) -> ColumnElement[boo
     return column == value
 
 
-def find(index: Index, query: Query) -> Iterator[Dataset]:
-    """One response identifier per matching entity at the query's level."""
+def find(index: Index, query: Query, limit: int | None = None, offset: int = 0) -> Iterator[Dataset]:
+    """One response identifier per matching entity at the query's level (the first ``limit``
+    after ``offset`` of them, oldest first: QIDO-RS paging)."""
     level = query.level
     depth = LEVELS.index(level)
     columns = [kw for lvl in LEVELS[: depth + 1] for kw in LEVEL_ATTRIBUTES[lvl]]
@@ -196,6 +197,7 @@ def find(index: Index, query: Query) -> Iterator[Dataset]:
     statement = (
         select(*selected).where(query.where)
         .group_by(table.c[UNIQUE_KEY[level]]).order_by(func.min(table.c.stored_at))
+        .limit(limit).offset(offset or None)
     )
     for row in index.select(statement):
         yield _response(query, row)
