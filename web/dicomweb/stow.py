@@ -25,7 +25,6 @@ from pydicom import Dataset
 from pydicom.sequence import Sequence
 from pydicom.uid import UID
 from werkzeug.exceptions import BadRequest, UnsupportedMediaType
-from werkzeug.http import parse_options_header
 
 from stegonode.handlers.admission import Policy
 from stegonode.handlers.pipeline import PipelineContext, max_object_bytes, pseudonymizer
@@ -33,7 +32,7 @@ from stegonode.node.ingest import CANNOT_UNDERSTAND, Ingest
 from stegonode.node.storage import Storage
 
 from . import bp, record
-from .wado import index, retrieve_url
+from .wado import index, media_type, retrieve_url
 
 STUDY_MISMATCH = 0xA900  # the instance is not of the study the request names (PS3.18 10.5.3)
 _lock = threading.Lock()
@@ -56,7 +55,7 @@ def ingest() -> Ingest:
 
 def parts(body: bytes, content_type: str) -> list[tuple[str, bytes]]:
     """The (content type, body) parts of a multipart/related request."""
-    mime, params = parse_options_header(content_type)
+    mime, params = media_type(content_type)
     if mime != "multipart/related" or "boundary" not in params:
         raise UnsupportedMediaType('STOW-RS takes multipart/related; type="application/dicom"')
     if params.get("type", "application/dicom").lower() != "application/dicom":
@@ -103,7 +102,7 @@ def store(study: str | None) -> Response:
         raise BadRequest("the multipart body holds no part")
     for content_type, data in received:
         sop_class, instance, part_study = _identity(data)
-        if parse_options_header(content_type)[0].lower() != "application/dicom":
+        if media_type(content_type)[0] != "application/dicom":
             refused.append(_failed(sop_class, instance, CANNOT_UNDERSTAND, "part is not application/dicom"))
             continue
         if study is not None and part_study != study:

@@ -29,7 +29,7 @@ bp = Blueprint("viewer", __name__, url_prefix="/viewer")
 PREFIX = "/viewer/"
 PUBLIC_PATH = re.compile(rb'__webpack_require__\.p = "/";')
 CONTENT_SECURITY_POLICY = (
-    "default-src 'self'; script-src 'self' 'unsafe-inline' 'wasm-unsafe-eval' blob:; "
+    "default-src 'self'; script-src 'self' 'unsafe-inline' 'unsafe-eval' 'wasm-unsafe-eval' blob:; "
     "worker-src 'self' blob:; style-src 'self' 'unsafe-inline'; img-src 'self' data: blob:; "
     "font-src 'self' data:; connect-src 'self' data: blob:; frame-ancestors 'none'; "
     "base-uri 'self'; form-action 'self'"
@@ -86,6 +86,8 @@ def _adapted(path: Path, mtime: float) -> bytes:
     if path.name == "index.html":
         data = data.replace(b'window.PUBLIC_URL="/"', f'window.PUBLIC_URL="{PREFIX}"'.encode())
         return re.sub(rb'(src|href)="/(?!/)', lambda m: m.group(1) + b'="' + PREFIX.encode(), data)
+    if path.suffix == ".css":
+        return re.sub(rb"url\(/(?!/)", b"url(" + PREFIX.encode(), data)
     return PUBLIC_PATH.sub(f'__webpack_require__.p = "{PREFIX}";'.encode(), data)
 
 
@@ -104,7 +106,7 @@ def serve(name: str = "index.html") -> Response:
     mime = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
     if path.suffix == ".wasm":
         mime = "application/wasm"
-    if path.name == "index.html" or path.suffix in (".js", ".mjs"):
+    if path.name == "index.html" or path.suffix in (".js", ".mjs", ".css"):
         return Response(_adapted(path, path.stat().st_mtime), 200, mimetype=mime)
     return Response(path.read_bytes(), 200, mimetype=mime)
 

@@ -29,7 +29,6 @@ from pydicom.encaps import get_frame
 from pydicom.pixels import apply_modality_lut, pixel_array
 from pydicom.uid import UID, ExplicitVRLittleEndian, JPEG2000Lossless, JPEGLSLossless, RLELossless
 from werkzeug.exceptions import BadRequest, NotAcceptable, NotFound, ServiceUnavailable
-from werkzeug.http import parse_options_header
 
 from stegonode.errors import StegonodeError
 from stegonode.handlers.compression import DECODERS, decompressed
@@ -100,18 +99,29 @@ def _audit(found: list[query.Instance], what: str, study: str) -> None:
 
 # -- content negotiation -----------------------------------------------------------------------
 
+def media_type(text: str) -> tuple[str, dict[str, str]]:
+    """``type/subtype; key=value; ...`` with values quoted or not (``type=application/dicom``
+    unquoted is common: werkzeug's parser stops such a value at the slash)."""
+    mime, *rest = re.findall(r'(?:[^;"]|"[^"]*")+', text) or [""]
+    params = {}
+    for item in rest:
+        key, _, value = item.partition("=")
+        params[key.strip().lower()] = value.strip().strip('"')
+    return mime.strip().lower(), params
+
+
 def _accepted() -> list[tuple[str, dict[str, str]]]:
     """The Accept header's media types with their parameters, most preferred first."""
     parts = re.findall(r'(?:[^,"]|"[^"]*")+', request.headers.get("Accept", "") or "*/*")
     ranked = []
     for order, part in enumerate(parts):
-        mime, params = parse_options_header(part.strip())
+        mime, params = media_type(part)
         try:
             quality = float(params.pop("q", "1"))
         except ValueError:
             quality = 1.0
         if mime and quality > 0:
-            ranked.append((-quality, order, mime.lower(), {k.lower(): v for k, v in params.items()}))
+            ranked.append((-quality, order, mime, params))
     return [(mime, params) for _, _, mime, params in sorted(ranked)]
 
 
