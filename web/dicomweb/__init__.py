@@ -56,6 +56,7 @@ def register(app: Flask, config: dict[str, Any]) -> None:
     app.extensions["stegonode.dicomweb"] = chosen
     app.register_blueprint(bp)
     app.register_blueprint(viewer.bp)
+    app.context_processor(lambda: {"viewer_url": "/viewer/viewer?StudyInstanceUIDs="})  # studies page
     app.after_request_funcs.setdefault(None, []).insert(0, viewer.headers)  # runs after the console's
     csrf = app.extensions.get("csrf")
     if csrf is not None:  # programs send no CSRF token; the session cookie is SameSite=Strict

@@ -85,6 +85,8 @@ def _adapted(path: Path, mtime: float) -> bytes:
     data = path.read_bytes()
     if path.name == "index.html":
         data = data.replace(b'window.PUBLIC_URL="/"', f'window.PUBLIC_URL="{PREFIX}"'.encode())
+        # the manifest is fetched without cookies unless asked: behind the login it would be refused
+        data = data.replace(b'<link rel="manifest"', b'<link rel="manifest" crossorigin="use-credentials"')
         return re.sub(rb'(src|href)="/(?!/)', lambda m: m.group(1) + b'="' + PREFIX.encode(), data)
     if path.suffix == ".css":
         return re.sub(rb"url\(/(?!/)", b"url(" + PREFIX.encode(), data)
