@@ -11,7 +11,6 @@ import json
 import re
 import time
 import urllib.request
-from pathlib import Path
 
 import numpy as np
 import pydicom
