@@ -10,9 +10,10 @@ missing=()
 for pkg in libzbar0 dcmtk dicom3tools; do
   dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg")
 done
-# Orthanc and its Python plugin, for stegonode inside Orthanc (`--orthanc`) and its tests (`--test`).
+# Orthanc with its Python and DICOMweb plugins, for stegonode inside Orthanc (`--orthanc`) and the
+# tests (`--test`).
 case " $* " in *" --orthanc "* | *" --test "*)
-  for pkg in orthanc orthanc-python; do dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg"); done ;;
+  for pkg in orthanc orthanc-python orthanc-dicomweb; do dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg"); done ;;
 esac
 # Debian's Chromium and its driver, for the web console's browser tests (`--test`): Playwright
 # drives /usr/bin/chromium; never `playwright install`.

@@ -21,7 +21,7 @@ from pydicom.uid import ExplicitVRLittleEndian, JPEGLSLossless, generate_uid
 
 from stegonode.handlers.pixels import read_pixels
 
-from nodes import PATIENT, NodeProcess, free_port, storescu, write_series
+from nodes import PATIENT, NodeProcess, free_port, orthanc_rest, plain_orthanc, storescu, write_series
 
 dicomweb_client = pytest.importorskip("dicomweb_client", reason="dicomweb-client missing: scripts/setup.sh --test")
 
@@ -278,3 +278,22 @@ def test_every_query_retrieval_and_store_is_audited(web):
     rows = web.node.query("SELECT kind, user, detail FROM audit_events WHERE detail LIKE '%-RS%'")
     assert {"query", "retrieve", "store"} <= {row[0] for row in rows}
     assert all(row[1] == "dicomweb token" for row in rows)
+
+
+def test_orthanc_dicomweb_client_lists_and_retrieves_a_study(web, tmp_path):
+    process, port = plain_orthanc(tmp_path / "orthanc", {
+        "stegonode": {"Url": f"{web.url}/", "HttpHeaders": {"Authorization": f"Bearer {TOKEN}"}}})
+    try:
+        listed = orthanc_rest(port, "/dicom-web/servers/stegonode/get", {"Uri": "/studies"})
+        assert len(listed) >= 2
+        study = _ct_study(web.client())["0020000D"]["Value"][0]
+        assert study in {s["0020000D"]["Value"][0] for s in listed}
+        orthanc_rest(port, "/dicom-web/servers/stegonode/retrieve", {"Resources": [{"Study": study}]})
+        (stored,) = orthanc_rest(port, "/studies")
+        tags = orthanc_rest(port, f"/studies/{stored}")
+        assert tags["MainDicomTags"]["StudyInstanceUID"] == study
+        assert len(orthanc_rest(port, f"/studies/{stored}/instances")) == SERIES
+        assert tags["PatientMainDicomTags"]["PatientName"] != PATIENT["PatientName"]
+    finally:
+        process.terminate()
+        process.wait(timeout=60)
