@@ -103,7 +103,7 @@ def fetch(url: str, accept: str, token: str | None) -> tuple[int, float, str]:
         body = answer.read()
     seconds = time.perf_counter() - start
     head = body[:400].decode("latin-1")
-    syntax = head.split("transfer-syntax=", 1)[1].split("\r\n", 1)[0].strip('"; ') if "transfer-syntax=" in head else "?"
+    syntax = head.split("transfer-syntax=", 1)[1].split("\r\n", 1)[0].strip('"; ') if "transfer-syntax=" in head else "(not named)"
     return len(body), seconds, syntax
 
 
