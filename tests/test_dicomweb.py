@@ -254,8 +254,42 @@ def test_bearer_token_is_required(web):
                    {"Authorization": f"Bearer {TOKEN}"}) == 404
 
 
-def test_every_query_retrieval_and_store_is_audited(web):
+def _answer(url: str, body: bytes | None = None, content_type: str = "") -> tuple[int, str]:
+    headers = {"Authorization": f"Bearer {TOKEN}", **({"Content-Type": content_type} if content_type else {})}
+    try:
+        with urllib.request.urlopen(urllib.request.Request(url, body, headers), timeout=60) as answer:
+            return answer.status, answer.read().decode()
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read().decode()
+
+
+def test_bad_requests_get_a_reason(web):
+    assert _answer(f"{web.url}/studies?limit=-1") == (400, "400: limit='-1': a whole number from 0 to 100000\n")
+    status, text = _answer(f"{web.url}/studies?NoSuchKey=1")
+    assert status == 400 and "not a DICOM attribute keyword" in text
+    status, text = _answer(f"{web.url}/studies", b"--x\r\n\r\nnot dicom\r\n--x--", "multipart/related; boundary=x")
+    answer = pydicom.Dataset.from_json(json.loads(text))
+    assert status == 409 and answer.FailedSOPSequence[0].FailureReason == 0xC000
+    assert "not a DICOM file" in answer.FailedSOPSequence[0][0x00000902].value
+    status, text = _answer(f"{web.url}/studies", b"{}", "application/dicom+json")
+    assert status == 415 and "multipart/related" in text
+    study = _ct_study(web.client())["0020000D"]["Value"][0]
+    (instance,) = web.client().search_for_instances(study, limit=1)
+    path = f"{web.url}/studies/{study}/series/{instance['0020000E']['Value'][0]}/instances/" \
+           f"{instance['00080018']['Value'][0]}"
+    status, text = _answer(f"{path}/frames/7")
+    assert status == 404 and "frames 1 to 1" in text
+    status, text = _answer(f"{path}/frames/x")
+    assert status == 400 and "frame numbers" in text
+
+
+def test_every_query_retrieval_and_store_is_audited(web, tmp_path):
     client = web.client()
+    refused = pydicom.dcmread(_shared("us_deid_1.dcm"))
+    refused.SOPInstanceUID = generate_uid()
+    refused.file_meta.MediaStorageSOPInstanceUID = refused.SOPInstanceUID
+    with pytest.raises(Exception):
+        client.store_instances([refused])
     study = _ct_study(client)
     uid = study["0020000D"]["Value"][0]
     client.retrieve_study_metadata(uid)
