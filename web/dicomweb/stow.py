@@ -73,13 +73,14 @@ def parts(body: bytes, content_type: str) -> list[tuple[str, bytes]]:
     return found
 
 
-def _identity(data: bytes) -> tuple[str, str, str]:
-    """SOP Class, SOP Instance and Study Instance UIDs of a part ("" where unreadable)."""
+def _identity(data: bytes) -> tuple[str, str, str, str]:
+    """SOP Class, SOP Instance, Study and Series Instance UIDs of a part ("" where unreadable)."""
     try:
         ds = pydicom.dcmread(io.BytesIO(data), stop_before_pixels=True)
-        return str(ds.get("SOPClassUID", "")), str(ds.get("SOPInstanceUID", "")), str(ds.get("StudyInstanceUID", ""))
+        return tuple(str(ds.get(keyword, "")) for keyword in  # type: ignore[return-value]
+                     ("SOPClassUID", "SOPInstanceUID", "StudyInstanceUID", "SeriesInstanceUID"))
     except Exception:  # what the node makes of it is Ingest's answer
-        return "", "", ""
+        return "", "", "", ""
 
 
 def _failed(sop_class: str, instance: str, status: int, reason: str) -> Dataset:
@@ -101,7 +102,7 @@ def store(study: str | None) -> Response:
     if not received:
         raise BadRequest("the multipart body holds no part")
     for content_type, data in received:
-        sop_class, instance, part_study = _identity(data)
+        sop_class, instance, part_study, part_series = _identity(data)
         if media_type(content_type)[0] != "application/dicom":
             refused.append(_failed(sop_class, instance, CANNOT_UNDERSTAND, "part is not application/dicom"))
             continue
@@ -116,17 +117,10 @@ def store(study: str | None) -> Response:
         item = Dataset()
         item.ReferencedSOPClassUID = sop_class
         item.ReferencedSOPInstanceUID = pseudonym(instance)
-        item.RetrieveURL = retrieve_url(pseudonym(part_study), pseudonym(_series(data)), pseudonym(instance))
+        item.RetrieveURL = retrieve_url(pseudonym(part_study), pseudonym(part_series), pseudonym(instance))
         accepted.append(item)
         classes[sop_class] += 1
     return _answer(study, accepted, refused, classes)
-
-
-def _series(data: bytes) -> str:
-    try:
-        return str(pydicom.dcmread(io.BytesIO(data), stop_before_pixels=True).SeriesInstanceUID)
-    except Exception:
-        return ""
 
 
 def _answer(study: str | None, accepted: list[Dataset], refused: list[Dataset], classes: Counter[str]) -> Response:
