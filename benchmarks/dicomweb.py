@@ -14,7 +14,7 @@
 Two cores shared with other work: the figures are noisy; the ratio within one run is the
 comparison. Run from the repository root:
 
-    .venv/bin/python benchmarks/dicomweb.py [--studies 10000] [--series 200] [--rounds 5]
+    .venv/bin/python benchmarks/dicomweb.py [--studies 10000] [--series 200] [--rounds 5] [--quick]
 """
 
 from __future__ import annotations
@@ -144,7 +144,10 @@ def main() -> int:
     parser.add_argument("--studies", type=int, default=10_000)
     parser.add_argument("--series", type=int, default=200)
     parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--quick", action="store_true", help="500 studies, a 10-instance series, 2 rounds (a smoke run)")
     args = parser.parse_args()
+    if args.quick:
+        args.studies, args.series, args.rounds = 500, 10, 2
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         web_port = free_port()
