@@ -331,3 +331,13 @@ def test_orthanc_dicomweb_client_lists_and_retrieves_a_study(web, tmp_path):
     finally:
         process.terminate()
         process.wait(timeout=60)
+
+
+def test_short_token_is_refused_at_start(tmp_path):
+    from stegonode.errors import ConfigError
+    from stegonode.node import config as node_config
+
+    path = tmp_path / "node.toml"
+    path.write_text('[dicomweb]\ntoken = "short"\n')
+    with pytest.raises(ConfigError, match="dicomweb.token: at least 24 characters"):
+        node_config.load(path)
