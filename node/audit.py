@@ -25,6 +25,11 @@ Events and the PS3.15 A.5.3 messages they become:
 - download (re-identified objects from the console): Export (110106)
 - delete: DICOM Instances Accessed (110103), action D
 - reseal (header carriers for new recipients): DICOM Instances Accessed (110103), action U
+
+DICOMweb (web/dicomweb) records the same kinds, one message per request, the caller being
+"dicomweb token" or "console" and the detail naming the service: a QIDO-RS search is a query
+(the Study Root C-FIND SOP Class, the keys it matched on), a WADO-RS retrieval (instances,
+metadata, frames, bulk data, rendered) a retrieve, a STOW-RS request a store.
 """
 
 from __future__ import annotations

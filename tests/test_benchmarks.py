@@ -30,6 +30,7 @@ FIGURES = {
     "cluster.py": "3-host estimate",
     "dct_layout.py": "runs with fresh keys",
     "deep_vs_dct.py": "PSNR at the stored peak",
+    "dicomweb.py": "WADO-RS series retrieval",
     "fuzz.py": "PHI canary hits by place",
     "ingest.py": "C-FIND study level",
     "lean.py": "Processing throughput",

@@ -100,7 +100,7 @@ class ConsoleState:
 
 
 def create_app(config: dict[str, Any], login: auth.Login) -> Flask:
-    from . import auditpage, files, nodepages
+    from . import auditpage, dicomweb, files, nodepages
 
     app = Flask(__name__)
     app.request_class = InMemoryRequest
@@ -132,6 +132,7 @@ def create_app(config: dict[str, Any], login: auth.Login) -> Flask:
     app.context_processor(lambda: {"login_mode": login.mode, "upload_limit_mb": web["max_upload_mb"]})
     for blueprint in (pages, auth.bp, files.bp, nodepages.bp, auditpage.bp):
         app.register_blueprint(blueprint)
+    dicomweb.register(app, config)  # /dicomweb and /viewer (docs/dicomweb.md)
     return app
 
 
