@@ -63,6 +63,26 @@ function followJob() {
   setTimeout(poll, 500);
 }
 
+function follow() {
+  // A page that shows work in the background (a send): poll its state, reload when it moves.
+  const work = document.getElementById("follow");
+  if (!work || work.dataset.done === "yes") return;
+  const poll = async () => {
+    try {
+      const state = await (await fetch(work.dataset.progress, { headers: { Accept: "application/json" } })).json();
+      if (state.done || String(state.finished) !== work.dataset.finished) { location.reload(); return; }
+    } catch (e) { /* the next poll tries again */ }
+    setTimeout(poll, 500);
+  };
+  setTimeout(poll, 500);
+}
+
+function confirmForms() {
+  for (const form of document.querySelectorAll("form.confirm")) {
+    form.addEventListener("submit", (event) => { if (!window.confirm(form.dataset.confirm)) event.preventDefault(); });
+  }
+}
+
 function refreshCounts() {
   const counts = document.getElementById("counts");
   if (!counts) return;
@@ -78,5 +98,7 @@ document.addEventListener("DOMContentLoaded", () => {
   for (const button of document.querySelectorAll("[data-back]")) button.addEventListener("click", () => history.back());
   watchForms();
   followJob();
+  follow();
+  confirmForms();
   refreshCounts();
 });
