@@ -367,9 +367,9 @@ def test_a_scripted_session_is_audited_message_by_message(audited, tmp_path):
     assert node.query('SELECT count(*) FROM instances') == [(0,)]
 
     status, page = console.get("/audit?kind=retrieve&outcome=success")
-    assert status == 200 and page.count("<tr><td>") == 2 and "C-MOVE" in page and "C-GET" in page
+    assert status == 200 and page.count("<tr><td data-label=\"Time\">") == 2 and "C-MOVE" in page and "C-GET" in page
     status, page = console.get("/audit?kind=login&outcome=failure")
-    assert status == 200 and page.count("<tr><td>") == 1 and "wrong token" in page
+    assert status == 200 and page.count("<tr><td data-label=\"Time\">") == 1 and "wrong token" in page
 
     everything = b"".join(m.raw for m in receiver.messages) + (node.directory / "audit.log").read_bytes()
     for value in PATIENT.values():

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import io
+import warnings
 
 import numpy as np
 from PIL import Image
@@ -72,7 +73,9 @@ def frame_png(ds: Dataset, index: int, side: int = 0) -> bytes:
     else:
         values = apply_modality_lut(frame, ds)
         if "WindowCenter" in ds and "WindowWidth" in ds:
-            values = apply_voi_lut(values.astype(np.float64), ds, index=0)
+            with warnings.catch_warnings():  # windowing of rescaled (float) values is what is meant
+                warnings.simplefilter("ignore", UserWarning)
+                values = apply_voi_lut(values.astype(np.float64), ds, index=0)
         values = values.astype(np.float64)
         low, high = float(values.min()), float(values.max())
         gray = _to_8bit(values, low, high)

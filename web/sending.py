@@ -1,6 +1,7 @@
 """Sending stored objects to a ``[[peers]]`` destination from the console: one background
 thread, one association per send, C-STORE of each stored file as it is (pynetdicom sends a
-file's data set unchanged when the peer accepts its transfer syntax), progress per object."""
+file's data set unchanged when the peer accepts its transfer syntax, decompressed when it
+accepts only uncompressed ones, as a C-MOVE does), progress per object."""
 
 from __future__ import annotations
 
@@ -17,8 +18,9 @@ from typing import Any
 
 from pynetdicom import AE
 
+from stegonode.node.dicomnet import send_files_as_stored
 from stegonode.node.query import Instance
-from stegonode.node.retrieve import move_contexts
+from stegonode.node.retrieve import StoredObject, move_contexts
 
 log = logging.getLogger("stegonode.web")
 MAX_SENDS = 20
@@ -75,10 +77,11 @@ class Sends:
                 send.error = f"{peer['ae_title']} at {peer['host']}:{peer['port']} did not accept an association"
                 send.failed = send.total
                 return
+            send_files_as_stored(association, lambda ds: ds.path if isinstance(ds, StoredObject) else None)
             try:
-                for _, path in objects:
+                for instance, path in objects:
                     try:
-                        status = association.send_c_store(path)
+                        status = association.send_c_store(StoredObject(instance, path))
                         ok = status is not None and "Status" in status and status.Status in (0, 0xB000, 0xB007, 0xB006)
                     except Exception as exc:  # a file gone meanwhile, a context the peer refused
                         log.warning("send to %s: one object failed (%s)", peer["ae_title"], type(exc).__name__)

@@ -5,6 +5,7 @@ and the actions: delete (confirmed), send to a ``[[peers]]`` destination, downlo
 
 from __future__ import annotations
 
+import functools
 import io
 import zipfile
 from collections import OrderedDict
@@ -14,6 +15,7 @@ from typing import Any
 from flask import Blueprint, abort, current_app, redirect, render_template, request, send_file, url_for
 from pydicom import Dataset, dcmread
 from pydicom.dataelem import DataElement
+from pydicom.uid import UID
 
 from stegonode.errors import InputError, StegonodeError
 from stegonode.node import audit, console_index
@@ -115,6 +117,13 @@ def _stored(uid: str) -> tuple[dict[str, Any], Any]:
     return row, path
 
 
+def _read_header(path) -> Dataset:
+    try:
+        return dcmread(path, stop_before_pixels=False, defer_size=1024)
+    except Exception:
+        abort(404, "The stored object cannot be read.")
+
+
 def _read(path) -> Dataset:
     try:
         return dcmread(path)
@@ -134,7 +143,8 @@ def instance(uid: str):
     position = uids.index(uid)
     return render_template(
         "instance.html", row=row, frames=frames, frame=number, class_name=sop_class_name,
-        encrypted=_encrypted(ds), previous=uids[position - 1] if position else None,
+        encrypted=_encrypted(ds), syntax_name=UID(row["TransferSyntaxUID"] or "").name or row["TransferSyntaxUID"],
+        previous=uids[position - 1] if position else None,
         following=uids[position + 1] if position + 1 < len(uids) else None, position=position + 1, of=len(uids))
 
 
@@ -152,15 +162,21 @@ def _encrypted(ds: Dataset) -> str:
 @bp.route("/instances/<uid>/frames/<int:number>.png")
 def frame(uid: str, number: int):
     _, path = _stored(uid)
-    ds = _read(path)
+    ds = _read_header(path)
     if "PixelData" not in ds or not 1 <= number <= frame_count(ds):
         abort(404, "No such frame.")
     side = 160 if request.args.get("size") == "thumb" else 0
     try:
-        picture = frame_png(ds, number - 1, side)
+        picture = _rendered(str(path), path.stat().st_mtime_ns, number - 1, side)
     except Exception as exc:
         abort(404, f"The frame cannot be rendered ({type(exc).__name__}).")
     return send_file(io.BytesIO(picture), mimetype="image/png")
+
+
+@functools.lru_cache(maxsize=256)
+def _rendered(path: str, modified_ns: int, index: int, side: int) -> bytes:
+    """A frame's PNG, kept while the file is unchanged (a mammogram takes seconds to render)."""
+    return frame_png(dcmread(path), index, side)
 
 
 @bp.route("/instances/<uid>.png")
