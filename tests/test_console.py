@@ -337,3 +337,16 @@ def test_protect_and_reveal_say_which_carriers(node, tabs, sent, tmp_path):
     assert colour.query_selector(".carriers strong").inner_text() == "header only"
     assert "no pixel carrier: colour image" in colour.inner_text()
     assert "pixels unchanged" in colour.inner_text() and "inf" not in colour.inner_text()
+
+
+def test_files_can_be_dropped_on_a_form_and_are_listed(node, tabs):
+    tab = tabs["desktop"]
+    tab.goto(f"{node.url}/protect")
+    dropped = tab.evaluate_handle("""() => { const data = new DataTransfer();
+        data.items.add(new File([new Uint8Array(3000)], "first.dcm"));
+        data.items.add(new File([new Uint8Array(5000)], "second.dcm")); return data; }""")
+    tab.dispatch_event("form.work", "drop", {"dataTransfer": dropped})
+    assert tab.evaluate("() => document.getElementById('files').files.length") == 2
+    listed = [item.inner_text() for item in tab.query_selector_all("ul.files li")]
+    assert listed == ["first.dcm (3 kB)", "second.dcm (5 kB)"]
+    assert len(tab.query_selector_all("ul.files progress")) == 2
