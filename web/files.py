@@ -11,7 +11,7 @@ from flask import Blueprint, abort, current_app, redirect, render_template, requ
 from werkzeug.utils import secure_filename
 
 from stegonode.codecs import keys as keyfiles
-from stegonode.errors import InputError
+from stegonode.errors import InputError, WrongEmbeddingKeyError, WrongRecipientKeyError
 from stegonode.handlers.collect import described
 from stegonode.handlers.encrypt import CIPHERS, EncryptHandler, cipher_report, decrypt_dataset, encrypt_dataset, pixel_words
 from stegonode.handlers.dicomfile import dicom_bytes, read_dicom
@@ -148,6 +148,8 @@ def reveal_page():
             revealed = reveal(ds, keys)
         except Exception as exc:
             reason = failure_reason(exc, "revealing")
+            if isinstance(exc, (WrongEmbeddingKeyError, WrongRecipientKeyError)):
+                reason = f"this key file cannot open this object (another node's, or an older key): {reason}"
             audit_console("reveal", "failure", detail=reason)  # no UIDs: the upload may be an original
             results.append({"number": number, "name": name, "error": reason})
             documents.append(reveal_document(name, None, reason))

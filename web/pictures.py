@@ -39,12 +39,6 @@ def change_overlay(ds: Dataset, cover: np.ndarray, stego: np.ndarray) -> bytes:
     return png(Image.fromarray(rgb))
 
 
-def thumbnail(ds: Dataset, pixels: np.ndarray, side: int = 160) -> bytes:
-    picture = Image.fromarray(_gray(ds, pixels))
-    picture.thumbnail((side, side))
-    return png(picture)
-
-
 def histograms(panels: dict[str, np.ndarray], bits: int) -> bytes:
     """cipher_stats' histogram panels (one per image) as PNG bytes."""
     buffer = io.BytesIO()
