@@ -49,9 +49,9 @@ object_classes = Table(  # the SOP class of a quarantined object, read once from
     Column("sop_class_uid", Text, nullable=False),
 )
 # The jobs page's outcomes: what a row says, and the job states behind each.
-OUTCOMES = ("refused", "negotiation failed", "quarantined", "failed", "queued", "stored")
+OUTCOMES = ("refused", "negotiation failed", "quarantined", "failed", "queued", "stored", "deleted")
 JOB_STATES = {"quarantined": ("quarantined",), "failed": ("failed",), "queued": ("queued", "processing"),
-              "stored": ("done",)}
+              "stored": ("done",), "deleted": ("done",)}  # deleted: done, and its stored object deleted since
 
 
 def record_refusal(index: Index, stage: str, calling_ae_title: str, address: str, sop_class_uid: str,
@@ -170,6 +170,7 @@ def _refusal_rows(where: JobFilter) -> Select[Any]:
 def _job_rows(where: JobFilter) -> Select[Any]:
     sop_class = func.coalesce(instances.c.SOPClassUID, object_classes.c.sop_class_uid, literal(""))
     outcome = case(
+        (and_(jobs.c.state == "done", instances.c.SOPInstanceUID.is_(None)), literal("deleted")),
         (jobs.c.state == "done", literal("stored")), (jobs.c.state == "processing", literal("queued")),
         else_=jobs.c.state)
     statement = select(
@@ -187,6 +188,9 @@ def _job_rows(where: JobFilter) -> Select[Any]:
         conditions.append(sop_class == where.sop_class)
     if where.outcome in JOB_STATES:
         conditions.append(jobs.c.state.in_(JOB_STATES[where.outcome]))
+    if where.outcome in ("stored", "deleted"):
+        stored = instances.c.SOPInstanceUID.is_not(None)
+        conditions.append(stored if where.outcome == "stored" else ~stored)
     return statement.where(and_(*conditions)) if conditions else statement
 
 

@@ -105,3 +105,19 @@ def test_delete_a_series_then_the_study(index, tmp_path):
     assert console_index.delete_objects(index, storage, gone) == 2
     assert console_index.study_instances(index, "2.25.1000000000000") == []
     assert console_index.search_studies(index, StudyFilter(), 0, 25)[1] == 1  # the other study stays
+
+
+def test_a_stored_object_deleted_since_reads_deleted_in_the_jobs_listing(index, tmp_path):
+    storage = Storage.create(tmp_path / "data")
+    for uid in ("2.25.11", "2.25.12"):
+        index.enqueue(uid, f"t{uid[-2:]}", "CT1")
+    for job in index.claim("pool", 2, 30):
+        attributes = {"SOPInstanceUID": job.sop_instance_uid, "StudyInstanceUID": "2.25.10",
+                      "SeriesInstanceUID": "2.25.10.1", "SOPClassUID": "1.2.840.10008.5.1.4.1.1.2"}
+        assert index.finish(job, "pool", attributes, "1.2.840.10008.1.2.1", f"stored/{job.sop_instance_uid}.dcm",
+                            "pixels+header") == "done"
+    console_index.delete_objects(index, storage, console_index.objects_at(index, "instance", "2.25.11"))
+    rows, _ = console_index.job_rows(index, storage, JobFilter(), 0, 50)
+    assert {row.uid: row.outcome for row in rows} == {"2.25.11": "deleted", "2.25.12": "stored"}
+    assert [r.uid for r in console_index.job_rows(index, storage, JobFilter(outcome="deleted"), 0, 50)[0]] == ["2.25.11"]
+    assert [r.uid for r in console_index.job_rows(index, storage, JobFilter(outcome="stored"), 0, 50)[0]] == ["2.25.12"]
