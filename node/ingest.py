@@ -134,4 +134,5 @@ def status_dataset(status: int, comment: str = "") -> Dataset:
     response.Status = status
     if comment:
         response.ErrorComment = comment[:64]
+        response.reason = comment  # whole, for the console's jobs page; not encoded
     return response

@@ -26,6 +26,7 @@ from stegonode.node.audit import Event as AuditEvent
 
 from . import auth
 from .jobs import ProtectJobs
+from .sending import Sends
 from .throttle import LoginThrottle
 
 log = logging.getLogger("stegonode.web")
@@ -63,6 +64,7 @@ class ConsoleState:
     audit: AuditTrail = field(default_factory=lambda: AuditTrail(""))
     throttle: LoginThrottle = field(default_factory=lambda: LoginThrottle(1.0, 10, 300.0))
     jobs: ProtectJobs = field(default_factory=ProtectJobs)
+    sends: Sends = field(default_factory=Sends)
     _pipelines: dict[tuple[str | None, str | None], Pipeline] = field(default_factory=dict)
     _index: Index | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
@@ -100,7 +102,7 @@ class ConsoleState:
 
 
 def create_app(config: dict[str, Any], login: auth.Login) -> Flask:
-    from . import auditpage, dicomweb, files, nodepages
+    from . import auditpage, dicomweb, files, jobspage, nodepages, studypages
 
     app = Flask(__name__)
     app.request_class = InMemoryRequest
@@ -130,7 +132,7 @@ def create_app(config: dict[str, Any], login: auth.Login) -> Flask:
     app.register_error_handler(StegonodeError, _input_error)
     app.register_error_handler(Exception, _internal_error)
     app.context_processor(lambda: {"login_mode": login.mode, "upload_limit_mb": web["max_upload_mb"]})
-    for blueprint in (pages, auth.bp, files.bp, nodepages.bp, auditpage.bp):
+    for blueprint in (pages, auth.bp, files.bp, nodepages.bp, auditpage.bp, jobspage.bp, studypages.bp):
         app.register_blueprint(blueprint)
     dicomweb.register(app, config)  # /dicomweb and /viewer (docs/dicomweb.md)
     return app
