@@ -417,9 +417,15 @@ class SegmentHandler(HandlerBase):
         assert instance.pixels is not None, "segment runs on objects with a pixel carrier"
         segmenter = self.policy.for_dataset(instance.dataset)
         # Frame by frame (every segmenter decides each frame alone): the working copies (display
-        # values, network input, edges) then take one frame's memory, not the object's.
-        frames = [segmenter.segment(instance.dataset, instance.pixels[index:index + 1])
-                  for index in range(len(instance.pixels))]
+        # values, network input, edges) then take one frame's memory, not the object's, and each
+        # frame's mask goes straight into the object's.
+        pixels = instance.pixels
+        foreground = np.empty(pixels.shape, dtype=bool)
+        levels: list[float | None] = []
+        for index in range(len(pixels)):
+            frame = segmenter.segment(instance.dataset, pixels[index:index + 1])
+            foreground[index] = frame.mask[0]
+            levels += frame.levels
         instance.segmenter = segmenter
-        instance.foreground = frames[0].mask if len(frames) == 1 else np.concatenate([f.mask for f in frames])
-        instance.foreground_levels = [level for frame in frames for level in frame.levels]
+        instance.foreground = foreground
+        instance.foreground_levels = levels
