@@ -23,7 +23,7 @@ configuration (Mask R-CNN, ``[storage] transfer_syntax`` default); the first ``-
 objects are not counted. ``--profile FILE`` writes a cProfile of the counted objects.
 Run from the repository root::
 
-    .venv/bin/python benchmarks/stages.py [--instances 40] [--syntax jpeg-ls-lossless] [--profile out.prof]
+    .venv/bin/python benchmarks/stages.py [--instances 40] [--syntax jpeg-ls-lossless] [--profile out.prof] [--quick]
 """
 
 from __future__ import annotations
@@ -128,7 +128,10 @@ def main() -> int:
     parser.add_argument("--warmup", type=int, default=4)
     parser.add_argument("--syntax", default=None, help="a [storage] transfer_syntax choice (default: the default)")
     parser.add_argument("--profile", type=Path, default=None, help="write a cProfile of the counted objects")
+    parser.add_argument("--quick", action="store_true", help="CI size: 3 objects after 1 warm-up")
     args = parser.parse_args()
+    if args.quick:
+        args.instances, args.warmup = 3, 1
     os.environ["OMP_NUM_THREADS"] = "1"  # as the node's workers (ONNX Runtime reads it at load)
     configure_pydicom()
     config = load(None)

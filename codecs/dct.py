@@ -60,10 +60,10 @@ _MAX_MESSAGE_BITS = 0xFFFF
 _FIX_ROUNDS = 3
 LAYOUTS = (1, 2)
 _CHUNK_CHOICES = 8  # chunk sizes fit() tries on small backgrounds
-# Tiles of the grid per batch of embed and extract: a 1024 x 1024 frame of 4x4 tiles is one batch
+# Tiles of the grid per batch of embed and extract: a 512 x 512 frame of 4x4 tiles is one batch
 # (its slots are drawn once and memoized for the read-back); larger objects are worked batch by
-# batch, so their 64-bit working copies take a batch's memory, not the object's.
-BATCH_TILES = 1 << 16
+# batch, so their 64-bit working copies take a batch's memory (about 20 MiB), not the object's.
+BATCH_TILES = 1 << 15
 # R2 sequence (the plastic number's inverse powers): well-spread shifts along both chunk axes.
 _R2 = (1 / 1.324717957244746, 1 / 1.324717957244746**2)
 
