@@ -49,7 +49,6 @@ from stegonode.codecs import keys as keyfiles  # noqa: E402
 from stegonode.handlers import compression, pipeline as pipeline_module  # noqa: E402
 from stegonode.handlers.dicomfile import configure_pydicom, dicom_bytes, read_dicom  # noqa: E402
 from stegonode.handlers.pipeline import Pipeline, build_pipeline  # noqa: E402
-from stegonode.models import foreground  # noqa: E402
 from stegonode.node.config import load  # noqa: E402
 
 Totals = dict[str, float]
@@ -78,10 +77,13 @@ def instrumented(config: dict, keys, syntax: str, clock: CpuClock) -> Pipeline:
     # Pipeline.protect times each step with time.perf_counter: give it the process CPU clock.
     pipeline_module.time = types.SimpleNamespace(perf_counter=time.process_time)  # type: ignore[assignment]
     compression._decodes_to = clock.wrap("encode: lossless proof", compression._decodes_to)
-    network = foreground.load(foreground.WEIGHTS)  # the segmenter loads it by that path (cached)
-    network.instances = clock.wrap("network", network.instances)  # type: ignore[method-assign]
-    return build_pipeline(config["pipeline"]["handlers"], config["handlers"], keys,
-                          config["pipeline"]["carriers"], syntax)
+    pipeline = build_pipeline(config["pipeline"]["handlers"], config["handlers"], keys,
+                              config["pipeline"]["carriers"], syntax)
+    for handler in pipeline.handlers:
+        model = getattr(getattr(getattr(handler, "policy", None), "validated", None), "model", None)
+        if model is not None:  # the Mask R-CNN network the segmenter runs (loaded once per process)
+            model.instances = clock.wrap("network", model.instances)
+    return pipeline
 
 
 def protect_file(pipeline: Pipeline, path: Path, clock: CpuClock) -> Totals:
