@@ -35,7 +35,7 @@ from pydicom import Dataset
 from scipy import ndimage
 
 from stegonode.errors import ConfigError, RefusedError
-from stegonode.models.morphology import close_cross, fill_holes
+from stegonode.models.morphology import bounding_box, close_cross, fill_holes
 
 from .base import HandlerBase, Instance, check_choice
 from .registry import SEGMENTERS, HANDLERS
@@ -295,13 +295,19 @@ def padding_mask(ds: Dataset, pixels: np.ndarray) -> np.ndarray:
 
 
 def large_components(mask: np.ndarray, min_pixels: int) -> np.ndarray:
-    """``mask`` without its connected components of fewer than ``min_pixels`` pixels."""
-    labels, count = ndimage.label(mask)
+    """``mask`` without its connected components of fewer than ``min_pixels`` pixels. A 2-D mask
+    is labelled within its bounding box only (every component lies inside it)."""
+    box = bounding_box(mask) if mask.ndim == 2 else None
+    if box is None:
+        box = (slice(None),) * mask.ndim  # type: ignore[assignment]
+    labels, count = ndimage.label(mask[box])
     if count == 0:
         return mask
     keep = np.bincount(labels.ravel()) >= min_pixels
     keep[0] = False
-    return keep[labels]
+    out = np.zeros_like(mask)
+    out[box] = keep[labels]
+    return out
 
 
 def has_hounsfield_units(ds: Dataset) -> bool:

@@ -11,20 +11,27 @@ import numpy as np
 from scipy import ndimage
 
 
+def bounding_box(mask: np.ndarray, pad: int = 0) -> tuple[slice, slice] | None:
+    """Rows and columns of a 2-D ``mask``'s True pixels, widened by ``pad`` within the image;
+    None if there are none."""
+    rows = np.flatnonzero(mask.any(axis=1))
+    if rows.size == 0:
+        return None
+    columns = np.flatnonzero(mask.any(axis=0))
+    return (slice(max(int(rows[0]) - pad, 0), int(rows[-1]) + 1 + pad),
+            slice(max(int(columns[0]) - pad, 0), int(columns[-1]) + 1 + pad))
+
+
 def fill_holes(mask: np.ndarray) -> np.ndarray:
     """``ndimage.binary_fill_holes(mask)``: background not 4-connected to the border is filled.
 
     Only the mask's bounding box, with one pixel of background around it, is labelled: everything
     outside the box is background with a straight path to the border, so the ring stands for
     it (the same result, a fraction of the labelling on a body that does not fill the frame)."""
-    rows = np.flatnonzero(mask.any(axis=1))
-    if rows.size == 0:
+    box = bounding_box(mask, pad=1)
+    if box is None:
         return mask.copy()
-    columns = np.flatnonzero(mask.any(axis=0))
-    top, left = max(int(rows[0]) - 1, 0), max(int(columns[0]) - 1, 0)
-    bottom, right = int(rows[-1]) + 2, int(columns[-1]) + 2
-    box = mask[top:bottom, left:right]
-    labels, count = ndimage.label(~box)
+    labels, count = ndimage.label(~mask[box])
     out = mask.copy()
     if count == 0:
         return out
@@ -32,7 +39,7 @@ def fill_holes(mask: np.ndarray) -> np.ndarray:
     for edge in (labels[0], labels[-1], labels[:, 0], labels[:, -1]):
         outside[edge] = True
     outside[0] = False
-    out[top:bottom, left:right] = ~outside[labels]
+    out[box] = ~outside[labels]
     return out
 
 
