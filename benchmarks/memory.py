@@ -36,7 +36,7 @@ MiB = 1 << 20
 
 def write_object(path: Path, frames: int, side: int, seed: int = 0) -> int:
     """A ``frames``-frame CT object of ``side`` x ``side`` 16-bit pixels; its decoded bytes."""
-    ds = pydicom.dcmread(get_testdata_file("693_UNCR.dcm"))
+    ds = pydicom.dcmread(str(get_testdata_file("693_UNCR.dcm")))
     base = ds.pixel_array.astype(np.int16)
     scale = -(-side // base.shape[0])
     big = np.kron(base, np.ones((scale, scale), np.int16))[:side, :side]

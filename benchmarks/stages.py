@@ -75,7 +75,7 @@ def instrumented(config: dict, keys, syntax: str, clock: CpuClock) -> Pipeline:
     """The configured pipeline with its handler timings in CPU seconds, the network and the
     lossless proof timed apart."""
     # Pipeline.protect times each step with time.perf_counter: give it the process CPU clock.
-    pipeline_module.time = types.SimpleNamespace(perf_counter=time.process_time)  # type: ignore[assignment]
+    pipeline_module.time = types.SimpleNamespace(perf_counter=time.process_time)
     compression._decodes_to = clock.wrap("encode: lossless proof", compression._decodes_to)
     pipeline = build_pipeline(config["pipeline"]["handlers"], config["handlers"], keys,
                               config["pipeline"]["carriers"], syntax)

@@ -44,8 +44,9 @@ import hashlib
 import hmac
 import itertools
 import math
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import asdict, dataclass, field, replace
+from typing import Any
 
 import numpy as np
 
@@ -141,7 +142,7 @@ class _Draws:
 
     tile_mask: np.ndarray  # boolean (frames, tile rows, tile cols)
     header: np.ndarray  # int8 per slot of the whole tile grid: header bit index, or -1
-    dither_state: dict
+    dither_state: Mapping[str, Any]
 
     def batches(self, k: int, step: float) -> Iterator[_Slots]:
         """The usable slots, :data:`BATCH_TILES` tiles of the grid at a time (empty runs skipped)."""

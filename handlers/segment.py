@@ -297,9 +297,7 @@ def padding_mask(ds: Dataset, pixels: np.ndarray) -> np.ndarray:
 def large_components(mask: np.ndarray, min_pixels: int) -> np.ndarray:
     """``mask`` without its connected components of fewer than ``min_pixels`` pixels. A 2-D mask
     is labelled within its bounding box only (every component lies inside it)."""
-    box = bounding_box(mask) if mask.ndim == 2 else None
-    if box is None:
-        box = (slice(None),) * mask.ndim  # type: ignore[assignment]
+    box: tuple[slice, ...] = (bounding_box(mask) if mask.ndim == 2 else None) or (slice(None),) * mask.ndim
     labels, count = ndimage.label(mask[box])
     if count == 0:
         return mask
