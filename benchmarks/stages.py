@@ -21,9 +21,12 @@ The node's main process spends more per object (receiving, the index, dispatchin
 Series: ``--instances`` real 512x512 CT slices (benchmarks/ingest.py's series), default
 configuration (Mask R-CNN, ``[storage] transfer_syntax`` default); the first ``--warmup``
 objects are not counted. ``--profile FILE`` writes a cProfile of the counted objects.
+``--compare`` also runs each object with the implementations this work replaced (hole filling,
+small-component removal, the guard's median: equal results), interleaved object by object, and
+prints both tables (docs/performance.md).
 Run from the repository root::
 
-    .venv/bin/python benchmarks/stages.py [--instances 40] [--syntax jpeg-ls-lossless] [--profile out.prof] [--quick]
+    .venv/bin/python benchmarks/stages.py [--instances 40] [--syntax jpeg-ls-lossless] [--profile out.prof] [--compare] [--quick]
 """
 
 from __future__ import annotations
@@ -41,6 +44,9 @@ import types  # noqa: E402
 from collections import defaultdict  # noqa: E402
 from pathlib import Path  # noqa: E402
 
+import numpy as np  # noqa: E402
+from scipy import ndimage  # noqa: E402
+
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
 
@@ -48,7 +54,9 @@ from nodes import write_series  # noqa: E402
 from stegonode.codecs import keys as keyfiles  # noqa: E402
 from stegonode.handlers import compression, pipeline as pipeline_module  # noqa: E402
 from stegonode.handlers.dicomfile import configure_pydicom, dicom_bytes, read_dicom  # noqa: E402
+from stegonode.handlers import guard, segment  # noqa: E402
 from stegonode.handlers.pipeline import Pipeline, build_pipeline  # noqa: E402
+from stegonode.models import foreground  # noqa: E402
 from stegonode.node.config import load  # noqa: E402
 
 Totals = dict[str, float]
@@ -108,6 +116,44 @@ def protect_file(pipeline: Pipeline, path: Path, clock: CpuClock) -> Totals:
     return stages
 
 
+# -- the implementations this round replaced (equal results), for --compare ----------------------
+
+
+def _previous_fill_holes(mask):
+    labels, count = ndimage.label(~mask)
+    if count == 0:
+        return mask.copy()
+    outside = np.zeros(count + 1, bool)
+    for edge in (labels[0], labels[-1], labels[:, 0], labels[:, -1]):
+        outside[edge] = True
+    outside[0] = False
+    return ~outside[labels]
+
+
+def _previous_large_components(mask, min_pixels):
+    labels, count = ndimage.label(mask)
+    if count == 0:
+        return mask
+    keep = np.bincount(labels.ravel()) >= min_pixels
+    keep[0] = False
+    return keep[labels]
+
+
+def _previous_median(values):
+    return float(np.median(values))
+
+
+CURRENT = {(segment, "fill_holes"): segment.fill_holes, (foreground, "fill_holes"): foreground.fill_holes,
+           (segment, "large_components"): segment.large_components, (guard, "median_of"): guard.median_of}
+PREVIOUS = {(segment, "fill_holes"): _previous_fill_holes, (foreground, "fill_holes"): _previous_fill_holes,
+            (segment, "large_components"): _previous_large_components, (guard, "median_of"): _previous_median}
+
+
+def use(implementations: dict) -> None:
+    for (module, name), function in implementations.items():
+        setattr(module, name, function)
+
+
 ORDER = ("read", "decode", "network", "segmentation rest", "embedding", "collect", "seal", "deidentify",
          "collect + seal + de-identification", "encode", "encode: lossless proof", "write")
 
@@ -130,6 +176,9 @@ def main() -> int:
     parser.add_argument("--warmup", type=int, default=4)
     parser.add_argument("--syntax", default=None, help="a [storage] transfer_syntax choice (default: the default)")
     parser.add_argument("--profile", type=Path, default=None, help="write a cProfile of the counted objects")
+    parser.add_argument("--compare", action="store_true",
+                        help="also the implementations this work replaced (equal results), object by object "
+                        "interleaved with the current ones in this process: a before/after under the same load")
     parser.add_argument("--quick", action="store_true", help="CI size: 3 objects after 1 warm-up")
     args = parser.parse_args()
     if args.quick:
@@ -148,13 +197,25 @@ def main() -> int:
         profiler = cProfile.Profile() if args.profile else None
         if profiler:
             profiler.enable()
-        rows = [protect_file(pipeline, path, clock) for path in series[args.warmup:]]
+        previous: list[Totals] = []
+        rows = []
+        for number, path in enumerate(series[args.warmup:]):
+            if not args.compare:
+                rows.append(protect_file(pipeline, path, clock))
+                continue
+            for old in ((True, False) if number % 2 else (False, True)):  # interleaved, alternating first
+                use(PREVIOUS if old else CURRENT)
+                (previous if old else rows).append(protect_file(pipeline, path, clock))
+        use(CURRENT)
         if profiler:
             profiler.disable()
             profiler.dump_stats(str(args.profile))
     one, five, _ = os.getloadavg()
-    report(rows, f"{args.instances} CT slices 512x512, default pipeline, stored as {syntax} "
-                 f"(load average {one:.1f}/{five:.1f} on {os.cpu_count()} CPUs)")
+    label = (f"{args.instances} CT slices 512x512, default pipeline, stored as {syntax} "
+             f"(load average {one:.1f}/{five:.1f} on {os.cpu_count()} CPUs)")
+    if previous:
+        report(previous, f"{label}, the replaced hole filling, component removal and median")
+    report(rows, label)
     return 0
 
 
