@@ -80,6 +80,14 @@ def store_pixels(ds: Dataset, pixels: np.ndarray, syntax: UID = ExplicitVRLittle
     return syntax
 
 
+def release_encoded(ds: Dataset) -> None:
+    """Free the received pixel bytes of ``ds`` once its pixels are decoded for protection:
+    :func:`store_pixels` writes Pixel Data anew, so holding them would only add the object's
+    size to what protecting it takes (the stated bound: see docs/performance.md)."""
+    if "PixelData" in ds:
+        ds["PixelData"].value = b""
+
+
 def _decodes_to(ds: Dataset, pixels: np.ndarray) -> bool:
     """Whether the encoded pixel data of ``ds`` decodes to ``pixels``, frame by frame."""
     plugin = DECODERS.get(ds.file_meta.TransferSyntaxUID, "")

@@ -35,11 +35,13 @@ FIGURES = {
     "fuzz.py": "PHI canary hits by place",
     "ingest.py": "C-FIND study level",
     "lean.py": "Processing throughput",
+    "memory.py": "x decoded; bound 4",
     "realdata.py": "overlays:",
     "report.py": "CPU (user + system)",
     "robustness.py": "goal, 693_UNCR.dcm",
     "segmenter.py": "Speed, ms per 512x512 CT slice",
     "speed.py": "TOTAL reveal",
+    "stages.py": "total (worker)",
 }
 # Started first: the longest quick runs (servers, node processes, torch).
 SLOWEST = ("ingest.py", "lean.py", "cluster.py", "fuzz.py", "report.py", "segmenter.py", "robustness.py")

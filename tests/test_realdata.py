@@ -154,6 +154,18 @@ def test_border_rule_computed_on_strips_equals_the_whole_frame_filter(shape):
         assert np.array_equal(guard._border_anatomy(foreground, reach), near & band[None])
 
 
+@pytest.mark.parametrize("size", [1, 2, 3, 64, 65, 119881, 119882])
+def test_guard_median_equals_numpys(size):
+    """The guard's levels come from its own median: bit for bit numpy's, on display values (HU in
+    float32, many equal values) and on noise, odd and even counts."""
+    from stegonode.handlers import guard
+
+    rng = np.random.default_rng(size)
+    hounsfield = (rng.integers(-1024, 3000, size) * np.float32(1.0) + np.float32(-1024.0)).astype(np.float32)
+    for values in (hounsfield, rng.normal(0, 40, size).astype(np.float32), np.abs(hounsfield - np.float32(-990.5))):
+        assert guard.median_of(values) == float(np.median(values))
+
+
 def test_small_dense_object_in_ct_air_is_never_changed(pipeline, peer_keys):
     """A 2x2 skin marker at +300 HU in the air, far from the body: it and its margin stay."""
     rng = np.random.default_rng(2)
