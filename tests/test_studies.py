@@ -25,7 +25,9 @@ from stegonode.codecs import keys as keyfiles
 from stegonode.handlers.pipeline import build_pipeline
 from stegonode.node import config as node_config
 from stegonode.handlers.admission import pixel_carrier_obstacle
+from stegonode.handlers import colour
 from stegonode.handlers.embed import read_protection
+from stegonode.handlers.reveal import usable_in
 from stegonode.handlers.pseudonyms import Pseudonymizer
 from stegonode.handlers.references import identities, uid_elements
 
@@ -37,10 +39,10 @@ if not STUDIES.is_dir():
     STUDIES = Path("/work/shared/studies")
 REFERENCES = STUDIES / "references.json"
 pytestmark = pytest.mark.skipif(not REFERENCES.exists(), reason="../shared/studies not present")
-# pydicom-data's colour images, sent with the studies: RGB, YBR_FULL, YBR_FULL_422, palette.
-# (the YBR_FULL_422 one is JPEG: stored decoded, as RGB)
-COLOUR = ("SC_rgb.dcm", "SC_ybr_full_uncompressed.dcm", "SC_rgb_dcmtk_+eb+cy+np.dcm",
-          "OBXXXX1A.dcm", "US1_UNCR.dcm")
+# pydicom-data's colour images, sent with the studies: RGB, YBR_FULL, YBR_FULL_422 (native, and
+# JPEG: stored decoded, as RGB), palette.
+COLOUR = ("SC_rgb.dcm", "SC_ybr_full_uncompressed.dcm", "SC_ybr_full_422_uncompressed.dcm",
+          "SC_rgb_dcmtk_+eb+cy+np.dcm", "OBXXXX1A.dcm", "US1_UNCR.dcm")
 IDENTITY = ("SOPInstanceUID", "SeriesInstanceUID", "StudyInstanceUID", "FrameOfReferenceUID")
 
 
@@ -106,8 +108,11 @@ def test_every_object_is_acknowledged_stored_and_protected(sent):
     assert read_protection(sent.stored["dcmqi_ct3_liver_seg/CT_01.dcm"]).carriers == ["pixels", "header"]
     for key in ("dcmqi_ct3_liver_seg/SEG_liver.dcm", "dicompyler_breast_rt/RTSTRUCT.dcm",
                 "dicompyler_breast_rt/RTPLAN.dcm", "pyskindose_rdsr/RDSR_siemens_axiom.dcm",
-                "pydicom_us_rgb/US_rgb.dcm"):
+                "colour/OBXXXX1A.dcm"):
         assert read_protection(sent.stored[key]).carriers == ["header"], key
+    # colour ultrasound with a black background: the pixel carrier writes its luminance
+    for key in ("pydicom_us_rgb/US_rgb.dcm", "colour/US1_UNCR.dcm"):
+        assert read_protection(sent.stored[key]).carriers == ["pixels", "header"], key
 
 
 def _at(ds: Dataset, path: str) -> str:
@@ -193,20 +198,32 @@ def test_fetch_restores_every_original_header_exactly(sent):
             assert got[tag] == element, (key, tag)  # sequences compared item by item, every depth
 
 
-def test_colour_images_are_protected_with_their_pixels_unchanged(sent):
+def test_colour_images_are_stored_in_their_colour_model_changed_only_in_the_usable_background(sent):
     keys = [key for key in sent.originals if key.startswith("colour/")] + ["pydicom_us_rgb/US_rgb.dcm"]
     for key in keys:
         original, stored = sent.originals[key], sent.stored[key]
-        assert stored.file_meta.TransferSyntaxUID == pydicom.uid.ExplicitVRLittleEndian
+        protection = read_protection(stored)
         if original.file_meta.TransferSyntaxUID.is_compressed:  # decoded as a viewer shows it
             assert original.PhotometricInterpretation == "YBR_FULL_422", key
             assert stored.PhotometricInterpretation == "RGB" and stored.PlanarConfiguration == 0, key
-        else:  # native: the very bytes
-            assert stored.PhotometricInterpretation == original.PhotometricInterpretation, key
-            assert stored.get("PlanarConfiguration") == original.get("PlanarConfiguration"), key
-            assert stored.PixelData == original.PixelData, key
-        assert np.array_equal(stored.pixel_array, original.pixel_array), key
+            assert np.array_equal(colour.samples(stored), colour.samples(_decoded(original))), key
+            continue
+        assert stored.PhotometricInterpretation == original.PhotometricInterpretation, key
+        assert stored.get("PlanarConfiguration") == original.get("PlanarConfiguration"), key
+        if not protection.has_pixels:  # the very samples
+            assert np.array_equal(stored.pixel_array, original.pixel_array), key
+            continue
+        before, after = colour.samples(original), colour.samples(stored)
+        changed = (before != after).any(axis=-1)
+        usable = usable_in(stored, colour.carrier_pixels(stored), protection)
+        assert changed.any() and not (changed & ~usable).any(), key
         assert "PatientName" not in stored or str(stored.PatientName).startswith("SN^"), key
+
+
+def _decoded(ds: Dataset) -> Dataset:
+    decoded = pydicom.dcmread(ds.filename)
+    decoded.decompress()
+    return decoded
 
 
 def _errors(path: Path) -> set[str]:

@@ -13,7 +13,7 @@ from flask import Blueprint, abort, current_app, render_template, send_file
 
 from stegonode.errors import StegonodeError
 from stegonode.handlers.dicomfile import read_dicom
-from stegonode.handlers.pixels import read_pixels
+from stegonode.handlers.colour import carrier_pixels
 from stegonode.node.storage import Storage
 
 from .app import ConsoleState
@@ -141,4 +141,4 @@ def stored_download(uid: str):
 @bp.route("/studies/<uid>.png")
 def stored_thumbnail(uid: str):
     ds = read_dicom(_stored(uid))
-    return send_file(io.BytesIO(thumbnail(ds, read_pixels(ds))), mimetype="image/png")
+    return send_file(io.BytesIO(thumbnail(ds, carrier_pixels(ds))), mimetype="image/png")
