@@ -39,10 +39,11 @@ if not STUDIES.is_dir():
     STUDIES = Path("/work/shared/studies")
 REFERENCES = STUDIES / "references.json"
 pytestmark = pytest.mark.skipif(not REFERENCES.exists(), reason="../shared/studies not present")
-# pydicom-data's colour images, sent with the studies: RGB, YBR_FULL, YBR_FULL_422 (native, and
-# JPEG: stored decoded, as RGB), palette.
-COLOUR = ("SC_rgb.dcm", "SC_ybr_full_uncompressed.dcm", "SC_ybr_full_422_uncompressed.dcm",
-          "SC_rgb_dcmtk_+eb+cy+np.dcm", "OBXXXX1A.dcm", "US1_UNCR.dcm")
+# pydicom-data's colour images, sent with the studies: RGB, YBR_FULL, YBR_FULL_422 (JPEG: stored
+# decoded, as RGB), palette. (Native YBR_FULL_422 shares its SOP Instance UID with the YBR_FULL
+# one: tests/test_colour.py protects it.)
+COLOUR = ("SC_rgb.dcm", "SC_ybr_full_uncompressed.dcm", "SC_rgb_dcmtk_+eb+cy+np.dcm",
+          "OBXXXX1A.dcm", "US1_UNCR.dcm")
 IDENTITY = ("SOPInstanceUID", "SeriesInstanceUID", "StudyInstanceUID", "FrameOfReferenceUID")
 
 
@@ -351,3 +352,27 @@ def test_each_policy_refusal_is_allowed_by_its_key(reason, key, refused_inputs, 
     assert ds.PatientIdentityRemoved == "YES"
     pixel_path = pixel_carrier_obstacle(original) is None
     assert comparable(reveal_dataset(ds, peer_keys), pixel_path) == comparable(original, pixel_path)
+
+
+def test_a_modality_the_policy_sets_to_none_is_refused_over_the_network_and_on_the_command_line(tmp_path):
+    """handlers.segment.other_modalities = "none": images of the other modalities are refused.
+    Over the network the segmenter decides after the answer: the object is quarantined with its
+    reason; on the command line protect fails with it. (A colour ultrasound: the pixel carrier
+    would write its luminance, the policy says no.)"""
+    path, words = image_path("US1_UNCR.dcm"), 'modality US is not pixel-protected (handlers.segment.other_modalities = "none")'
+    node = NodeProcess(tmp_path / "node", workers=1, tables={"handlers.segment": {"other_modalities": "none"}}).start()
+    try:
+        result = storescu(node.port, [path], "-R")
+        assert result.returncode == 0 and len(acknowledged(result.stdout + result.stderr)) == 1, result.stderr
+        counts = node.wait_idle(1)
+        assert counts["quarantined"] == 1 and counts["processed"] == 0, counts
+        status = node.run("status", "--config", str(node.config))
+        assert words in status.stdout, status.stdout
+        assert not list((node.data / "stored").glob("*.dcm"))
+        protect = node.run("protect", str(path), "--out", str(tmp_path / "out"), "--config",
+                           str(node.config), "--keys", str(node.data / "keys" / "node.keys"))
+    finally:
+        node.stop()
+    assert protect.returncode == 1
+    assert protect.stdout.startswith("FAIL") and words in protect.stdout, protect.stdout
+    assert not (tmp_path / "out" / path.name).exists()
