@@ -212,7 +212,7 @@ class _Pass:
         self.safe_private = policy.has("retain_safe_private")
 
     def apply(self, ds: Dataset) -> None:
-        for tag in list(ds.keys()):
+        for tag in sorted(ds.keys()):
             resolved = self._private(ds, tag) if tag.is_private else action(tag, self.extra, self.policy)
             if resolved in ("K", "U", "C") and undecoded_number(ds, tag):
                 continue  # numbers are kept as they are: not decoded (Contour Data holds ~10^6)
@@ -300,7 +300,7 @@ _SAFE_CREATORS = frozenset(creator for creator, _, _ in SAFE_PRIVATE)
 def _drop_unused_creators(ds: Dataset) -> None:
     """Private creators whose block kept no element go too (they would name an empty block)."""
     used = {(tag.group, tag.element >> 8) for tag in ds.keys() if tag.is_private and tag.element >= 0x0100}
-    for tag in list(ds.keys()):
+    for tag in sorted(ds.keys()):
         if tag.is_private and 0x0010 <= tag.element < 0x0100 and (tag.group, tag.element) not in used:
             del ds[tag]
 

@@ -24,18 +24,20 @@ NUMBER_VRS = frozenset({"DS", "IS", "FL", "FD", "SL", "SS", "UL", "US", "SV", "U
 
 
 def undecoded_number(ds: Dataset, tag: BaseTag) -> bool:
-    """Whether the element ``tag`` of ``ds`` is still undecoded and holds numbers (its VR as
-    read, or the dictionary's for implicit VR)."""
+    """Whether the element ``tag`` of ``ds`` is still undecoded and holds numbers: its VR as
+    read (the dictionary's for implicit VR) and the dictionary's, if the attribute is known."""
     element = ds.get_item(tag)
     if not isinstance(element, RawDataElement):
         return False
-    vr = element.VR
-    if vr is None and not tag.is_private:
+    known = None
+    if not tag.is_private:
         try:
-            vr = dictionary_VR(tag)
+            known = dictionary_VR(tag)
         except KeyError:
-            return False
-    return vr in NUMBER_VRS
+            pass
+    if known is not None and not set(known.split(" or ")) <= NUMBER_VRS:
+        return False  # the attribute is no number, whatever VR it arrived with
+    return (element.VR or known) in NUMBER_VRS or (element.VR is None and known is not None)
 
 
 def same_element(a: DataElement, b: DataElement) -> bool:

@@ -76,7 +76,7 @@ class Identity:
 
     def _scrub(self, ds: Dataset, skip: frozenset[BaseTag]) -> int:
         removed = 0
-        for tag in list(ds.keys()):
+        for tag in sorted(ds.keys()):
             if tag in skip or undecoded_number(ds, tag):
                 continue  # numbers hold no identity: not decoded
             element = ds[tag]
