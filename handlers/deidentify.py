@@ -210,10 +210,11 @@ class _Pass:
                  days: int | None) -> None:
         self.pseudonyms, self.extra, self.policy, self.days = pseudonyms, extra, policy, days
         self.safe_private = policy.has("retain_safe_private")
+        self.actions: dict[BaseTag, str] = {}  # public tag -> action: the same for every item
 
     def apply(self, ds: Dataset) -> None:
         for tag in sorted(ds.keys()):
-            resolved = self._private(ds, tag) if tag.is_private else action(tag, self.extra, self.policy)
+            resolved = self._private(ds, tag) if tag.is_private else self._action(tag)
             if resolved in ("K", "U", "C") and undecoded_number(ds, tag):
                 continue  # numbers are kept as they are: not decoded (Contour Data holds ~10^6)
             element = ds[tag]
@@ -238,6 +239,12 @@ class _Pass:
                 self._keep(ds, element)
         if self.safe_private:
             _drop_unused_creators(ds)
+
+    def _action(self, tag: BaseTag) -> str:
+        resolved = self.actions.get(tag)
+        if resolved is None:
+            resolved = self.actions[tag] = action(tag, self.extra, self.policy)
+        return resolved
 
     def _keep(self, ds: Dataset, element: DataElement) -> None:
         if element.VR in ("DA", "DT") and self.days is not None and not element.is_empty:
