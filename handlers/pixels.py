@@ -111,8 +111,6 @@ def check_complete(ds: Dataset, max_decoded_bytes: int = MAX_DECODED_BYTES) -> N
     """Native pixel data shorter than Rows x Columns x Frames x Samples means a truncated file."""
     frames = int(ds.get("NumberOfFrames", 1) or 1)
     samples = int(ds.get("SamplesPerPixel", 1) or 1)
-    if str(ds.get("PhotometricInterpretation", "")) == "YBR_FULL_422" and samples == 3:
-        samples = 2  # chroma shared by two pixels
     expected = int(ds.Rows) * int(ds.Columns) * frames * samples * int(ds.BitsAllocated) // 8
     limit = min(max_decoded_bytes, MAX_DECODED_BYTES)
     if expected > limit:
@@ -122,6 +120,8 @@ def check_complete(ds: Dataset, max_decoded_bytes: int = MAX_DECODED_BYTES) -> N
         )
     if ds.file_meta.get("TransferSyntaxUID", ExplicitVRLittleEndian).is_compressed:
         return
+    if str(ds.get("PhotometricInterpretation", "")) == "YBR_FULL_422" and samples == 3:
+        expected = expected * 2 // 3  # stored: chroma shared by two pixels
     actual = len(ds.PixelData)
     if actual < expected:
         raise InputError(f"truncated file: pixel data has {actual} of {expected} bytes")

@@ -20,6 +20,7 @@ import pytest
 from pydicom import Dataset
 from pydicom.pixels import convert_color_space
 
+from stegonode.errors import InputError
 from stegonode.handlers.admission import pixel_carrier_obstacle
 from stegonode.handlers.colour import carrier_pixels, chromatic, samples
 from stegonode.handlers.embed import read_protection
@@ -146,3 +147,11 @@ def test_colour_is_header_only_when_the_pipeline_encrypts_pixels(node_keys):
     instance = pipeline.protect(ds)
     assert instance.protection is not None and instance.protection.carriers == ["header"]
     assert "pixel encryption" in instance.report["pixel_obstacle"]
+
+
+def test_a_truncated_colour_image_is_refused(node_keys):
+    """Three samples per pixel count: a third of an RGB image's bytes is a truncated file."""
+    ds = pydicom.dcmread(image_path("US1_UNCR.dcm"))
+    ds.PixelData = ds.PixelData[: len(ds.PixelData) // 3]
+    with pytest.raises(InputError, match="truncated file: pixel data has 307200 of 921600 bytes"):
+        _pipeline(node_keys).protect(ds)
