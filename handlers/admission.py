@@ -1,9 +1,10 @@
 """Admission: what the node refuses before it acknowledges anything, from the header alone; and
 which carriers an admitted object can have.
 
-Every storage SOP class is protected. Images the pixel codec handles get the pixel carrier and
-the header carrier; everything else (SR, KO, presentation states, RT objects, SEG, colour and
-small images, raw data, waveforms) gets the header carrier alone, its pixels, if any, untouched.
+Every storage SOP class is protected. Images the pixel codec handles (grayscale, and RGB and
+YBR colour in their luminance: :mod:`.colour`) get the pixel carrier and the header carrier;
+everything else (SR, KO, presentation states, RT objects, SEG, palette colour and small images,
+raw data, waveforms) gets the header carrier alone, its pixels, if any, untouched.
 Refused are only:
 
 - policy refusals (:class:`~stegonode.errors.RefusedError`), each allowed by node.toml's
@@ -28,6 +29,7 @@ from pydicom.uid import MPEGTransferSyntaxes, UID
 
 from stegonode.errors import InputError, RefusedError, UnsupportedImageError
 
+from .colour import is_colour
 from .pixels import MAX_DECODED_BYTES, check_complete, check_supported, mib
 
 ALLOW_BURNED_IN_KEY = "handlers.deidentify.allow_burned_in_annotation"
@@ -66,6 +68,7 @@ class Policy:
     allow_video: bool = False
     allow_encapsulated_documents: bool = False
     header_carrier: bool = True
+    encrypting: bool = False  # the pipeline encrypts pixels (grayscale only: see pixel_carrier_obstacle)
 
     @classmethod
     def of(cls, settings: Mapping[str, Mapping[str, Any]], header_carrier: bool) -> Policy:
@@ -88,7 +91,7 @@ def check_admissible(ds: Dataset, policy: Policy = Policy(), max_object_bytes: i
             check_complete(ds, max_object_bytes)
         except (TypeError, ValueError, OverflowError, AttributeError):
             raise InputError("Image Pixel attributes malformed (Rows, Columns, bits or frames)") from None
-    obstacle = pixel_carrier_obstacle(ds)
+    obstacle = pixel_carrier_obstacle(ds, policy.encrypting)
     if obstacle is not None and not policy.header_carrier:
         raise UnsupportedImageError(f"{obstacle}; header carrier off")
 
@@ -113,9 +116,11 @@ def check_object_size(size: int, max_object_bytes: int = MAX_DECODED_BYTES) -> N
     if size > max_object_bytes:
         raise RefusedError(f"object of {mib(size)} MiB: over the node's limit of {mib(max_object_bytes)} MiB "
                            "(node.max_object_mb)")
-def pixel_carrier_obstacle(ds: Dataset) -> str | None:
+def pixel_carrier_obstacle(ds: Dataset, encrypting: bool = False) -> str | None:
     """Why the pixels of ``ds`` cannot carry the identity (then the header carrier alone does),
-    or None when the pixel codec can write into them."""
+    or None when the pixel codec can write into them (grayscale, and colour in its luminance:
+    :mod:`.colour`). ``encrypting``: the pipeline encrypts the pixels, which the ciphers do for
+    grayscale only."""
     sop_class = str(ds.get("SOPClassUID", ""))
     if sop_class in DATA_PIXEL_CLASSES:
         return f"{UID(sop_class).name}: its pixels are data, never written in"
@@ -124,9 +129,11 @@ def pixel_carrier_obstacle(ds: Dataset) -> str | None:
     if "PixelData" not in ds:
         return "no Pixel Data"
     try:
-        check_supported(ds)
+        check_supported(ds, colour=True)
     except UnsupportedImageError as exc:
         return str(exc)
     except (TypeError, ValueError, OverflowError):
         raise InputError("Image Pixel attributes malformed (Rows, Columns, bits or frames)") from None
+    if encrypting and is_colour(ds):
+        return "colour image: pixel encryption (handlers.encrypt) covers grayscale images only"
     return None

@@ -10,7 +10,6 @@ under Clean Graphics) and de-identification changed is carried too.
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Callable, Mapping
 from io import BytesIO
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -25,6 +24,7 @@ from stegonode.errors import MessageNotFoundError
 
 from .base import HandlerBase, Instance, keyword_tags
 from .deidentify import ADDED, BULK_VRS, is_bulk
+from .lazy import copy_element, label_explicit, same_element
 from .registry import HANDLERS
 
 if TYPE_CHECKING:
@@ -77,7 +77,7 @@ def collect(ds: Dataset, deidentifier: Callable[[Dataset], object], bulk: bool =
         kept = element.tag in clean
         # What de-identification sets is removed by restore: carried even where it was the same
         # (reveal removes the marks unless the original had them).
-        changed = not kept or clean[element.tag] != element or element.tag in ADDED
+        changed = not kept or not same_element(clean[element.tag], element) or element.tag in ADDED
         # Without ``bulk``, bulk data is carried only when de-identification kept it and changed
         # something in it (a safe private or overlay text cleaned, a date in a kept private
         # sequence moved).
@@ -98,10 +98,9 @@ def without_bulk(attributes: Dataset) -> Dataset:
 
 
 def _copy(element: DataElement) -> DataElement:
-    """A copy that de-identification may change without touching ``element``: it assigns new
-    values to elements (a shallow copy suffices, and costs a tenth of a deep one) and recurses
-    into sequence items (copied deeply)."""
-    return copy.deepcopy(element) if element.VR == "SQ" else copy.copy(element)
+    """A copy that de-identification may change without touching ``element`` (see
+    :func:`.lazy.copy_element`)."""
+    return copy_element(element)
 
 
 def serialize(attributes: Dataset) -> bytes:
@@ -109,6 +108,7 @@ def serialize(attributes: Dataset) -> bytes:
     fp = DicomBytesIO()
     fp.is_little_endian = True
     fp.is_implicit_VR = False
+    label_explicit(attributes)  # undecoded elements are written as they are
     write_dataset(fp, attributes)
     return fp.getvalue()
 

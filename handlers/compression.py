@@ -15,6 +15,8 @@ pixels (the ``encrypt`` handler) are stored uncompressed: ciphertext does not co
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 from pydicom import Dataset
@@ -23,6 +25,7 @@ from pydicom.uid import UID, ExplicitVRLittleEndian, JPEG2000Lossless, JPEGLSLos
 
 from stegonode.errors import ConfigError
 
+from .colour import is_colour, native_bytes, with_luminance
 from .encrypt import is_encrypted
 from .pixels import drop_offset_tables, write_pixels
 
@@ -60,14 +63,42 @@ def store_pixels(ds: Dataset, pixels: np.ndarray, syntax: UID = ExplicitVRLittle
     encoded result this holds one frame at a time: the proof decodes frame by frame.
     """
     ds._pixel_array = None  # pydicom's cached decoding of the received pixels: not needed now
+    if is_colour(ds):
+        return _store_colour(ds, pixels, syntax)
     if not syntax.is_compressed or is_encrypted(ds):
         write_pixels(ds, pixels)
         return ExplicitVRLittleEndian
+    return _encode(ds, pixels, syntax, lambda: write_pixels(ds, pixels))
+
+
+def _store_colour(ds: Dataset, plane: np.ndarray, syntax: UID) -> UID:
+    """A colour image whose luminance is ``plane`` (:mod:`.colour`): encoded in ``syntax`` when
+    the encoder keeps its Photometric Interpretation and Planar Configuration (JPEG 2000
+    without its colour transform), uncompressed in its own layout otherwise (YBR_FULL_422,
+    Planar Configuration 1) or when encoding is not lossless."""
+    planar = int(ds.get("PlanarConfiguration", 0) or 0)
+    if not syntax.is_compressed or str(ds.PhotometricInterpretation) == "YBR_FULL_422" or planar != 0:
+        data = native_bytes(ds, plane)
+        ds.PixelData = data
+        ds["PixelData"].VR = "OB" if int(ds.BitsAllocated) == 8 else "OW"
+        ds["PixelData"].is_undefined_length = False
+        ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
+        drop_offset_tables(ds)
+        return ExplicitVRLittleEndian
+    values = with_luminance(ds, plane)
+    return _encode(ds, values, syntax, lambda: write_pixels(ds, values),
+                   **({"use_mct": False} if syntax == JPEG2000Lossless else {}))
+
+
+def _encode(ds: Dataset, pixels: np.ndarray, syntax: UID, uncompressed: Callable[[], None], **options: Any) -> UID:
+    """``pixels`` (frames first) encoded in ``syntax`` and proven lossless; else ``uncompressed()``."""
     frames = pixels if int(ds.get("NumberOfFrames", 1) or 1) > 1 else pixels[0]
+    layout = ds.get("PhotometricInterpretation"), ds.get("PlanarConfiguration")
     drop_offset_tables(ds)
     try:
-        ds.compress(syntax, frames, generate_instance_uid=False)
-        same = _decodes_to(ds, pixels)
+        ds.compress(syntax, frames, generate_instance_uid=False, **options)
+        same = (ds.get("PhotometricInterpretation"), ds.get("PlanarConfiguration")) == layout \
+            and _decodes_to(ds, pixels)
     except Exception as exc:  # an encoder refusing these pixels: pydicom raises many types
         log.warning("pixels cannot be encoded losslessly as %s (%s): stored uncompressed",
                     syntax.name, type(exc).__name__)
@@ -75,7 +106,10 @@ def store_pixels(ds: Dataset, pixels: np.ndarray, syntax: UID = ExplicitVRLittle
     if same is False:
         log.warning("%s did not give the pixels back exactly: stored uncompressed", syntax.name)
     if not same:
-        write_pixels(ds, pixels)
+        for keyword, value in zip(("PhotometricInterpretation", "PlanarConfiguration"), layout):
+            if value is not None:
+                setattr(ds, keyword, value)
+        uncompressed()
         return ExplicitVRLittleEndian
     return syntax
 
@@ -92,17 +126,17 @@ def _decodes_to(ds: Dataset, pixels: np.ndarray) -> bool:
     """Whether the encoded pixel data of ``ds`` decodes to ``pixels``, frame by frame."""
     plugin = DECODERS.get(ds.file_meta.TransferSyntaxUID, "")
     count = 0
-    for count, frame in enumerate(iter_pixels(ds, decoding_plugin=plugin), start=1):
+    for count, frame in enumerate(iter_pixels(ds, decoding_plugin=plugin, as_rgb=False), start=1):
         if count > len(pixels) or not np.array_equal(frame, pixels[count - 1]):
             return False
     return count == len(pixels)
 
 
 def decoded(ds: Dataset) -> np.ndarray:
-    """The pixels of ``ds`` decoded (rows, columns) or (frames, rows, columns), without keeping a
-    decoded copy on the data set."""
+    """The pixels of ``ds`` decoded (rows, columns) or (frames, rows, columns), colour samples
+    last in their own colour model, without keeping a decoded copy on the data set."""
     syntax = ds.file_meta.TransferSyntaxUID
-    return pixel_array(ds, decoding_plugin=DECODERS.get(syntax, ""))
+    return pixel_array(ds, decoding_plugin=DECODERS.get(syntax, ""), as_rgb=False)
 
 
 def decompressed(ds: Dataset) -> Dataset:

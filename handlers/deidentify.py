@@ -30,6 +30,7 @@ from pydicom.uid import UID_dictionary
 
 from .base import HandlerBase, Instance, Revealing
 from .dates import legal_age, shift_values
+from .lazy import undecoded_number
 from .options import DEFAULT_DATE_SHIFT_DAYS, DEFAULT_OPTIONS, Policy, check_settings
 from .profile import BASIC_PROFILE, REPEATING_GROUPS, SAFE_PRIVATE
 from .pseudonyms import BOUND_UIDS, Pseudonymizer, patient_identity
@@ -209,11 +210,14 @@ class _Pass:
                  days: int | None) -> None:
         self.pseudonyms, self.extra, self.policy, self.days = pseudonyms, extra, policy, days
         self.safe_private = policy.has("retain_safe_private")
+        self.actions: dict[BaseTag, str] = {}  # public tag -> action: the same for every item
 
     def apply(self, ds: Dataset) -> None:
-        for element in list(ds):
-            resolved = self._private(ds, element.tag) if element.tag.is_private else action(
-                element.tag, self.extra, self.policy)
+        for tag in sorted(ds.keys()):
+            resolved = self._private(ds, tag) if tag.is_private else self._action(tag)
+            if resolved in ("K", "U", "C") and undecoded_number(ds, tag):
+                continue  # numbers are kept as they are: not decoded (Contour Data holds ~10^6)
+            element = ds[tag]
             if element.is_empty and not element.tag.is_private:
                 continue  # nothing to hide; left as it is, so nothing needs carrying either
             if resolved not in ("K", "X"):
@@ -235,6 +239,12 @@ class _Pass:
                 self._keep(ds, element)
         if self.safe_private:
             _drop_unused_creators(ds)
+
+    def _action(self, tag: BaseTag) -> str:
+        resolved = self.actions.get(tag)
+        if resolved is None:
+            resolved = self.actions[tag] = action(tag, self.extra, self.policy)
+        return resolved
 
     def _keep(self, ds: Dataset, element: DataElement) -> None:
         if element.VR in ("DA", "DT") and self.days is not None and not element.is_empty:
@@ -296,9 +306,8 @@ _SAFE_CREATORS = frozenset(creator for creator, _, _ in SAFE_PRIVATE)
 
 def _drop_unused_creators(ds: Dataset) -> None:
     """Private creators whose block kept no element go too (they would name an empty block)."""
-    used = {(tag.group, tag.element >> 8) for tag in (e.tag for e in ds) if tag.is_private and tag.element >= 0x0100}
-    for element in list(ds):
-        tag = element.tag
+    used = {(tag.group, tag.element >> 8) for tag in ds.keys() if tag.is_private and tag.element >= 0x0100}
+    for tag in sorted(ds.keys()):
         if tag.is_private and 0x0010 <= tag.element < 0x0100 and (tag.group, tag.element) not in used:
             del ds[tag]
 

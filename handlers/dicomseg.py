@@ -38,7 +38,7 @@ from stegonode.errors import InputError
 
 from .embed import read_protection
 from .encrypt import decrypted, is_encrypted
-from .pixels import read_pixels
+from .colour import carrier_pixels
 from .reveal import usable_in
 
 SEGMENT_LABEL = "kept bit-identical"
@@ -73,7 +73,7 @@ def kept_region(ds: Dataset, pixel_cipher_key: bytes | None) -> np.ndarray:
     if is_encrypted(ds) and pixel_cipher_key is None:
         raise InputError("pixels are encrypted: the kept region needs the pixel-cipher key (--keys)")
     plain = decrypted(ds, pixel_cipher_key) if pixel_cipher_key is not None else ds
-    return ~usable_in(plain, read_pixels(plain), protection)
+    return ~usable_in(plain, carrier_pixels(plain), protection)
 
 
 @dataclass(frozen=True)

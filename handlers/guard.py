@@ -17,6 +17,9 @@ margin, computed by :func:`usable_region` on cover and stego alike:
   (the padding segmenter: constant padding and collimator black), embedding changes exactly the
   pixels that made it provable, so the stego image cannot show it again; the protection block
   records the usable region itself (:func:`encode_region`, about a kilobyte) and reveal reads it.
+* **Colour.** In a colour image (the codec writes its luminance: :mod:`.colour`) no pixel with
+  colour changes, nor any pixel within the margin of one; cover and stego have the same such
+  pixels, since only achromatic pixels change and they stay achromatic.
 * **The border.** Anatomy cut by the image border keeps its border: within :data:`BORDER_REACH`
   pixels of the image edge, every pixel within that reach of the foreground is guarded unless it
   is at the background's own level (within the same spread of its median as the level above, on
@@ -39,6 +42,7 @@ from pydicom import Dataset
 from stegonode.errors import NotProtectedError
 from stegonode.models.morphology import dilate_square
 
+from .colour import chromatic, is_colour
 from .segment import CT_THRESHOLD_HU, display_scale, display_values, has_hounsfield_units, otsu_threshold, padding_mask
 
 NOISE_SIGMAS = 4.0  # background median + this many robust standard deviations is still background
@@ -169,9 +173,12 @@ def usable_region(ds: Dataset, pixels: np.ndarray, foreground: np.ndarray, margi
     if guard is not None and not len(guard.levels) == len(guard.medians) == len(pixels):
         raise NotProtectedError("protection block's guard does not match the frames of the image")
     usable = np.empty(foreground.shape, dtype=bool)
+    coloured = chromatic(ds) if is_colour(ds) else None
     for index in range(len(pixels)):
         frame = slice(index, index + 1)
         kept = foreground[frame]
+        if coloured is not None:  # colour is content; the codec writes luminance where there is none
+            kept = kept | coloured[frame]
         if guard is not None:
             own = replace(guard, levels=guard.levels[frame], medians=guard.medians[frame])
             kept = kept | forbidden(ds, pixels[frame], foreground[frame], own)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import dataclasses
 import functools
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -23,7 +24,8 @@ from .deidentify import deidentify
 from .embed import Protection
 from .header import mac_key
 from .options import Policy
-from .pixels import MAX_DECODED_BYTES, keep_pixels, read_pixels
+from .colour import cover_pixels
+from .pixels import MAX_DECODED_BYTES, keep_pixels
 from .pseudonyms import Pseudonymizer
 from .registry import HANDLERS
 from .seal import CARRIERS, HeaderRecipient, load_recipients
@@ -39,7 +41,7 @@ class Pipeline:
                  transfer_syntax: UID = ExplicitVRLittleEndian, max_object_bytes: int = MAX_DECODED_BYTES) -> None:
         _check_order([(handler.name, handler.requires) for handler in handlers])
         self.handlers = list(handlers)
-        self.policy = policy
+        self.policy = dataclasses.replace(policy, encrypting=any(h.name == "encrypt" for h in handlers))
         self.transfer_syntax = transfer_syntax
         self.max_object_bytes = max_object_bytes  # objects larger, received or decoded, are refused
 
@@ -55,13 +57,13 @@ class Pipeline:
         """Protect ``ds`` in place; return the instance with its report and timings.
 
         An object whose pixels cannot carry the identity (no pixels, a SEG's or a dose grid's,
-        colour, too small: :func:`pixel_carrier_obstacle`) gets the header carrier alone: the
+        palette colour, too small: :func:`pixel_carrier_obstacle`) gets the header carrier alone: the
         handlers that work on pixels (``needs_pixels``) do not run for it, and its pixels are
         stored as received."""
         start = time.perf_counter()
         self.admit(ds)
-        obstacle = pixel_carrier_obstacle(ds)
-        instance = Instance(dataset=ds, pixels=None if obstacle else read_pixels(ds))
+        obstacle = pixel_carrier_obstacle(ds, self.policy.encrypting)
+        instance = Instance(dataset=ds, pixels=None if obstacle else cover_pixels(ds))
         if obstacle:
             instance.report["pixel_obstacle"] = obstacle
         else:

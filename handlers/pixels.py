@@ -12,6 +12,8 @@ from pydicom.uid import (
 
 from stegonode.errors import InputError, UnsupportedImageError
 
+from .colour import colour_obstacle
+
 GRAYSCALE = ("MONOCHROME1", "MONOCHROME2")
 # Rows and Columns below this hold too few 4x4 tiles for any payload, and break resampling.
 MIN_SIDE = 32
@@ -49,14 +51,19 @@ class PixelFormat:
         return np.dtype(f"{'i' if self.signed else 'u'}{self.bits_allocated // 8}")
 
 
-def check_supported(ds: Dataset) -> None:
-    """Raise UnsupportedImageError naming why ``ds`` cannot carry a payload."""
+def check_supported(ds: Dataset, colour: bool = False) -> None:
+    """Raise UnsupportedImageError naming why ``ds`` cannot carry a payload; with ``colour``,
+    colour images the pixel carrier writes into (:mod:`.colour`) pass too."""
     if "PixelData" not in ds:
         raise UnsupportedImageError("no Pixel Data: nothing to hide the payload in")
     if not ds.PixelData:
         raise UnsupportedImageError("empty Pixel Data: nothing to hide the payload in")
     photometric = str(ds.get("PhotometricInterpretation", ""))
-    if int(ds.get("SamplesPerPixel", 1)) != 1 or photometric not in GRAYSCALE:
+    if colour and (int(ds.get("SamplesPerPixel", 1)) != 1 or photometric not in GRAYSCALE):
+        obstacle = colour_obstacle(ds)
+        if obstacle:
+            raise UnsupportedImageError(obstacle)
+    elif int(ds.get("SamplesPerPixel", 1)) != 1 or photometric not in GRAYSCALE:
         raise UnsupportedImageError(
             f"colour image ({photometric or 'no PhotometricInterpretation'}): only "
             "MONOCHROME1/MONOCHROME2 grayscale is supported"
@@ -101,9 +108,10 @@ def read_pixels(ds: Dataset) -> np.ndarray:
 
 
 def check_complete(ds: Dataset, max_decoded_bytes: int = MAX_DECODED_BYTES) -> None:
-    """Native pixel data shorter than Rows x Columns x Frames means a truncated file."""
+    """Native pixel data shorter than Rows x Columns x Frames x Samples means a truncated file."""
     frames = int(ds.get("NumberOfFrames", 1) or 1)
-    expected = int(ds.Rows) * int(ds.Columns) * frames * int(ds.BitsAllocated) // 8
+    samples = int(ds.get("SamplesPerPixel", 1) or 1)
+    expected = int(ds.Rows) * int(ds.Columns) * frames * samples * int(ds.BitsAllocated) // 8
     limit = min(max_decoded_bytes, MAX_DECODED_BYTES)
     if expected > limit:
         raise UnsupportedImageError(
@@ -112,6 +120,8 @@ def check_complete(ds: Dataset, max_decoded_bytes: int = MAX_DECODED_BYTES) -> N
         )
     if ds.file_meta.get("TransferSyntaxUID", ExplicitVRLittleEndian).is_compressed:
         return
+    if str(ds.get("PhotometricInterpretation", "")) == "YBR_FULL_422" and samples == 3:
+        expected = expected * 2 // 3  # stored: chroma shared by two pixels
     actual = len(ds.PixelData)
     if actual < expected:
         raise InputError(f"truncated file: pixel data has {actual} of {expected} bytes")

@@ -29,6 +29,8 @@ from pydicom import DataElement, Dataset
 from pydicom.multival import MultiValue
 from pydicom.tag import BaseTag
 
+from .lazy import undecoded_number
+
 NAME_KEYWORDS = ("PatientName", "OtherPatientNames", "PatientBirthName")
 ID_KEYWORDS = ("PatientID", "OtherPatientIDs", "MedicalRecordLocator", "AccessionNumber")
 TEXT_VRS = frozenset({"AE", "LO", "LT", "PN", "SH", "ST", "UC", "UR", "UT"})
@@ -74,8 +76,11 @@ class Identity:
 
     def _scrub(self, ds: Dataset, skip: frozenset[BaseTag]) -> int:
         removed = 0
-        for element in list(ds):
-            if element.tag in skip or element.is_empty:
+        for tag in sorted(ds.keys()):
+            if tag in skip or undecoded_number(ds, tag):
+                continue  # numbers hold no identity: not decoded
+            element = ds[tag]
+            if element.is_empty:
                 continue
             if element.VR == "SQ":
                 removed += sum(self._scrub(item, frozenset()) for item in element.value)

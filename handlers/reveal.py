@@ -35,7 +35,8 @@ from .encrypt import is_encrypted
 from .guard import decode_region, usable_region
 from .header import find_header_carrier, mac_key, open_header
 from .registry import HANDLERS
-from .pixels import PixelFormat, read_pixels
+from .colour import carrier_pixels
+from .pixels import PixelFormat
 from .seal import payload_dictionary, series_binding, stego_binding
 from .segment import Segmenter, make_segmenter
 
@@ -163,7 +164,7 @@ def _from_pixels(ds: Dataset, keys: PeerKeys, protection: Protection, foreground
             f"payload is sealed for recipient {named}, "
             f"peer.keys holds {recipient_key_id(keys.recipient_public_key)}"
         )
-    pixels = read_pixels(ds)
+    pixels = carrier_pixels(ds)
     usable = usable_in(ds, pixels, protection, foreground)
     codec = make_codec(protection.codec, protection.params, _malformed)
     bits = codec.extract(pixels, usable, keys.embedding_key, PixelFormat.of(ds).value_range)

@@ -39,7 +39,8 @@ from stegonode.handlers.embed import already_protected, read_protection
 from stegonode.handlers.pipeline import Pipeline, describe_carriers, pipeline_for
 from stegonode.handlers.dicomfile import configure_pydicom, dicom_bytes, read_dicom
 from stegonode.handlers.compression import store_pixels
-from stegonode.handlers.pixels import keep_pixels, read_pixels
+from stegonode.handlers.colour import carrier_pixels
+from stegonode.handlers.pixels import keep_pixels
 
 from .index import ATTRIBUTES, Index, Job
 from .keyring import key_ids_of
@@ -168,7 +169,7 @@ def _keep_as_protected(ds: Dataset, transfer_syntax: UID) -> dict[str, float]:
     as they are, stored in the node's stored transfer syntax like every stored object (one with
     the header carrier alone keeps its pixels as received)."""
     if read_protection(ds).has_pixels:
-        store_pixels(ds, read_pixels(ds), transfer_syntax)
+        store_pixels(ds, carrier_pixels(ds), transfer_syntax)
     else:
         keep_pixels(ds)
     return {}

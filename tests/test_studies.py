@@ -25,7 +25,9 @@ from stegonode.codecs import keys as keyfiles
 from stegonode.handlers.pipeline import build_pipeline
 from stegonode.node import config as node_config
 from stegonode.handlers.admission import pixel_carrier_obstacle
+from stegonode.handlers import colour
 from stegonode.handlers.embed import read_protection
+from stegonode.handlers.reveal import usable_in
 from stegonode.handlers.pseudonyms import Pseudonymizer
 from stegonode.handlers.references import identities, uid_elements
 
@@ -37,8 +39,9 @@ if not STUDIES.is_dir():
     STUDIES = Path("/work/shared/studies")
 REFERENCES = STUDIES / "references.json"
 pytestmark = pytest.mark.skipif(not REFERENCES.exists(), reason="../shared/studies not present")
-# pydicom-data's colour images, sent with the studies: RGB, YBR_FULL, YBR_FULL_422, palette.
-# (the YBR_FULL_422 one is JPEG: stored decoded, as RGB)
+# pydicom-data's colour images, sent with the studies: RGB, YBR_FULL, YBR_FULL_422 (JPEG: stored
+# decoded, as RGB), palette. (Native YBR_FULL_422 shares its SOP Instance UID with the YBR_FULL
+# one: tests/test_colour.py protects it.)
 COLOUR = ("SC_rgb.dcm", "SC_ybr_full_uncompressed.dcm", "SC_rgb_dcmtk_+eb+cy+np.dcm",
           "OBXXXX1A.dcm", "US1_UNCR.dcm")
 IDENTITY = ("SOPInstanceUID", "SeriesInstanceUID", "StudyInstanceUID", "FrameOfReferenceUID")
@@ -106,8 +109,11 @@ def test_every_object_is_acknowledged_stored_and_protected(sent):
     assert read_protection(sent.stored["dcmqi_ct3_liver_seg/CT_01.dcm"]).carriers == ["pixels", "header"]
     for key in ("dcmqi_ct3_liver_seg/SEG_liver.dcm", "dicompyler_breast_rt/RTSTRUCT.dcm",
                 "dicompyler_breast_rt/RTPLAN.dcm", "pyskindose_rdsr/RDSR_siemens_axiom.dcm",
-                "pydicom_us_rgb/US_rgb.dcm"):
+                "colour/OBXXXX1A.dcm"):
         assert read_protection(sent.stored[key]).carriers == ["header"], key
+    # colour ultrasound with a black background: the pixel carrier writes its luminance
+    for key in ("pydicom_us_rgb/US_rgb.dcm", "colour/US1_UNCR.dcm"):
+        assert read_protection(sent.stored[key]).carriers == ["pixels", "header"], key
 
 
 def _at(ds: Dataset, path: str) -> str:
@@ -193,20 +199,32 @@ def test_fetch_restores_every_original_header_exactly(sent):
             assert got[tag] == element, (key, tag)  # sequences compared item by item, every depth
 
 
-def test_colour_images_are_protected_with_their_pixels_unchanged(sent):
+def test_colour_images_are_stored_in_their_colour_model_changed_only_in_the_usable_background(sent):
     keys = [key for key in sent.originals if key.startswith("colour/")] + ["pydicom_us_rgb/US_rgb.dcm"]
     for key in keys:
         original, stored = sent.originals[key], sent.stored[key]
-        assert stored.file_meta.TransferSyntaxUID == pydicom.uid.ExplicitVRLittleEndian
+        protection = read_protection(stored)
         if original.file_meta.TransferSyntaxUID.is_compressed:  # decoded as a viewer shows it
             assert original.PhotometricInterpretation == "YBR_FULL_422", key
             assert stored.PhotometricInterpretation == "RGB" and stored.PlanarConfiguration == 0, key
-        else:  # native: the very bytes
-            assert stored.PhotometricInterpretation == original.PhotometricInterpretation, key
-            assert stored.get("PlanarConfiguration") == original.get("PlanarConfiguration"), key
-            assert stored.PixelData == original.PixelData, key
-        assert np.array_equal(stored.pixel_array, original.pixel_array), key
+            assert np.array_equal(colour.samples(stored), colour.samples(_decoded(original))), key
+            continue
+        assert stored.PhotometricInterpretation == original.PhotometricInterpretation, key
+        assert stored.get("PlanarConfiguration") == original.get("PlanarConfiguration"), key
+        if not protection.has_pixels:  # the very samples
+            assert np.array_equal(stored.pixel_array, original.pixel_array), key
+            continue
+        before, after = colour.samples(original), colour.samples(stored)
+        changed = (before != after).any(axis=-1)
+        usable = usable_in(stored, colour.carrier_pixels(stored), protection)
+        assert changed.any() and not (changed & ~usable).any(), key
         assert "PatientName" not in stored or str(stored.PatientName).startswith("SN^"), key
+
+
+def _decoded(ds: Dataset) -> Dataset:
+    decoded = pydicom.dcmread(ds.filename)
+    decoded.decompress()
+    return decoded
 
 
 def _errors(path: Path) -> set[str]:
@@ -334,3 +352,27 @@ def test_each_policy_refusal_is_allowed_by_its_key(reason, key, refused_inputs, 
     assert ds.PatientIdentityRemoved == "YES"
     pixel_path = pixel_carrier_obstacle(original) is None
     assert comparable(reveal_dataset(ds, peer_keys), pixel_path) == comparable(original, pixel_path)
+
+
+def test_a_modality_the_policy_sets_to_none_is_refused_over_the_network_and_on_the_command_line(tmp_path):
+    """handlers.segment.other_modalities = "none": images of the other modalities are refused.
+    Over the network the segmenter decides after the answer: the object is quarantined with its
+    reason; on the command line protect fails with it. (A colour ultrasound: the pixel carrier
+    would write its luminance, the policy says no.)"""
+    path, words = image_path("US1_UNCR.dcm"), 'modality US is not pixel-protected (handlers.segment.other_modalities = "none")'
+    node = NodeProcess(tmp_path / "node", workers=1, tables={"handlers.segment": {"other_modalities": "none"}}).start()
+    try:
+        result = storescu(node.port, [path], "-R")
+        assert result.returncode == 0 and len(acknowledged(result.stdout + result.stderr)) == 1, result.stderr
+        counts = node.wait_idle(1)
+        assert counts["quarantined"] == 1 and counts["processed"] == 0, counts
+        status = node.run("status", "--config", str(node.config))
+        assert words in status.stdout, status.stdout
+        assert not list((node.data / "stored").glob("*.dcm"))
+        protect = node.run("protect", str(path), "--out", str(tmp_path / "out"), "--config",
+                           str(node.config), "--keys", str(node.data / "keys" / "node.keys"))
+    finally:
+        node.stop()
+    assert protect.returncode == 1
+    assert protect.stdout.startswith("FAIL") and words in protect.stdout, protect.stdout
+    assert not (tmp_path / "out" / path.name).exists()

@@ -25,6 +25,7 @@ from stegonode.handlers.admission import pixel_carrier_obstacle
 from stegonode.handlers.encrypt import decrypted
 from stegonode.handlers.pipeline import Pipeline
 from stegonode.handlers.dicomfile import dicom_bytes, read_dicom
+from stegonode.handlers.colour import cover_pixels
 from stegonode.handlers.pixels import PixelFormat, read_pixels
 
 from .pictures import change_overlay
@@ -115,11 +116,11 @@ def protect_one(number: int, data: bytes, pipeline: Pipeline, pixel_cipher_key: 
         pipeline.check_size(len(data))
         ds = read_dicom(io.BytesIO(data))
         pipeline.admit(ds)  # before the cover is decoded
-        if pixel_carrier_obstacle(ds) is not None:  # the header carrier alone: no pixel changes
+        if pixel_carrier_obstacle(ds, pipeline.policy.encrypting) is not None:  # the header carrier alone: no pixel changes
             instance = pipeline.protect(ds)
             return Result(number, name=f"{ds.SOPInstanceUID}.dcm", data=dicom_bytes(ds),
                           report=dict(instance.report), seconds=time.perf_counter() - start)
-        cover = read_pixels(ds).copy()
+        cover = cover_pixels(copy.deepcopy(ds))  # a colour image's luminance (handlers.colour)
         display = copy.deepcopy(ds)  # the header that windows the cover (rescale, photometric)
         peak = PixelFormat.of(ds).peak
         instance = pipeline.protect(ds)
