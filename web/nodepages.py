@@ -6,7 +6,9 @@ from __future__ import annotations
 import io
 import re
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 from datetime import datetime
 
 from flask import Blueprint, abort, current_app, render_template, send_file
@@ -14,7 +16,7 @@ from flask import Blueprint, abort, current_app, render_template, send_file
 from stegonode.errors import StegonodeError
 from stegonode.handlers.dicomfile import read_dicom
 from stegonode.handlers.pixels import read_pixels
-from stegonode.node.storage import Storage
+from stegonode.node.storage import ObjectStore, open_store
 
 from .app import ConsoleState
 from .files import audit_console
@@ -56,12 +58,13 @@ def dashboard():
     if index is None:
         return render_template("dashboard.html", reason=reason)
     per_minute = index.processed_per_minute(PLOT["minutes"])
-    storage = Storage(_state().paths.data_dir)
+    storage = _storage()
     return render_template(
         "dashboard.html", reason=None, counts=index.counts(), carriers=index.carriers(),
         bars=_throughput_bars(per_minute),
         plot=PLOT, last_hour=sum(per_minute),
-        quarantined=[(str(storage.path("quarantine", token)), why) for token, why in index.quarantined()],
+        quarantined=[(storage.location(storage.key("quarantine", token)), why)
+                     for token, why in index.quarantined()],
         associations=index.recent_associations(), when=_when,
     )
 
@@ -120,25 +123,39 @@ def studies():
                            instances=len(rows), limit=STUDIES_LIMIT)
 
 
-def _stored(uid: str):
+def _storage() -> ObjectStore:
+    """The node's storage (a directory or an object store), opened once per console."""
+    extensions = current_app.extensions
+    if "stegonode.storage" not in extensions:
+        extensions["stegonode.storage"] = open_store(_state().config, _state().paths.data_dir, create=False)
+    return extensions["stegonode.storage"]
+
+
+def _stored(uid: str, read: Callable[[ObjectStore, str], Any]) -> Any:
+    """``read(storage, key)`` of the stored instance ``uid``; 404 if there is none, 503 if the
+    storage cannot be read now."""
     index, reason = _index_or_reason()
     if index is None:
         abort(404, reason)
     key = index.stored_key(uid) if UID.match(uid) else None
-    path = Storage(_state().paths.data_dir).local_path(key) if key else None
-    if path is None or not path.is_file():
-        abort(404, "No stored instance with this SOP Instance UID.")
-    return path
+    try:
+        if key is not None:
+            return read(_storage(), key)
+    except FileNotFoundError:
+        pass
+    except OSError:
+        abort(503, "The stored object cannot be read now (storage unavailable).")
+    abort(404, "No stored instance with this SOP Instance UID.")
 
 
 @bp.route("/studies/<uid>.dcm")
 def stored_download(uid: str):
-    path = _stored(uid)
+    stream = _stored(uid, ObjectStore.open)  # streamed from the storage
     audit_console("download", instances=(uid,), detail="stored (protected) object")
-    return send_file(path, mimetype="application/dicom", as_attachment=True, download_name=f"{uid}.dcm")
+    return send_file(stream, mimetype="application/dicom", as_attachment=True, download_name=f"{uid}.dcm")
 
 
 @bp.route("/studies/<uid>.png")
 def stored_thumbnail(uid: str):
-    ds = read_dicom(_stored(uid))
+    ds = read_dicom(_stored(uid, ObjectStore.read))
     return send_file(io.BytesIO(thumbnail(ds, read_pixels(ds))), mimetype="image/png")
