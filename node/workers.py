@@ -385,6 +385,9 @@ class Workers:
                 self.storage.relocate("inbox", job.token, "quarantine", job.token)
             except FileNotFoundError:
                 pass  # already gone
+            except OSError as exc:  # the storage is unavailable: the object stays where it is
+                log.error("job %s: quarantined, its object stays in inbox/ (%s)", job.sop_instance_uid,
+                          exc.strerror or type(exc).__name__)
             log.warning("job %s: quarantined after %d attempt(s): %s",
                         job.sop_instance_uid, job.attempts + 1, reason)
         else:

