@@ -106,24 +106,32 @@ def _answer() -> int:
 
 
 def protect_job(token: str) -> Outcome:
-    """Protect one inbox file into stored/<new SOP Instance UID>.dcm; after a large object, give
-    the memory it took back to the system."""
+    """Protect one inbox object into a staged stored object; after a large object, give the
+    memory it took back to the system."""
     assert _storage is not None, "worker not started"
     try:
-        large = _storage.size(_storage.key("inbox", token)) > LARGE_OBJECT_BYTES
-    except OSError:
-        large = False
+        received = _storage.read(_storage.key("inbox", token))  # in memory, never on this host's disk
+    except ENVIRONMENT_FAILURES as exc:
+        return _not_now(exc)
+    large = len(received) > LARGE_OBJECT_BYTES
     try:
-        return _protect(token)
+        return _protect(received)
     finally:
+        del received
         if large:
             release_memory()
 
 
-def _protect(token: str) -> Outcome:
+def _not_now(exc: BaseException) -> Outcome:
+    """A failure of the disk, the object store or the memory: another attempt may succeed."""
+    why = exc.strerror if isinstance(exc, OSError) and exc.strerror else type(exc).__name__
+    return Outcome(reason=f"cannot protect now ({why})")
+
+
+def _protect(received: bytes) -> Outcome:
     assert _pipeline is not None and _storage is not None, "worker not started"
     try:
-        ds = read_dicom(_storage.read(_storage.key("inbox", token)))
+        ds = read_dicom(received)
         report: dict[str, Any] = {}
         if already_protected(ds):
             timings = _keep_as_protected(ds, _pipeline.transfer_syntax)
@@ -137,9 +145,8 @@ def _protect(token: str) -> Outcome:
         carriers, key_ids = describe_carriers(protection), " ".join(sorted(key_ids_of(protection)))
     except StegonodeError as exc:
         return Outcome(reason=str(exc), permanent=True)
-    except ENVIRONMENT_FAILURES as exc:  # the disk, the memory: another attempt may succeed
-        why = exc.strerror if isinstance(exc, OSError) and exc.strerror else type(exc).__name__
-        return Outcome(reason=f"cannot protect now ({why})")
+    except ENVIRONMENT_FAILURES as exc:  # the disk, the store, the memory: another attempt may succeed
+        return _not_now(exc)
     except Exception as exc:  # the object itself: it fails the same way every time
         return Outcome(reason=f"internal error while protecting ({type(exc).__name__})", permanent=True)
     attributes = {keyword: str(ds.get(keyword, "") or "") for keyword in ATTRIBUTES}

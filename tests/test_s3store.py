@@ -14,7 +14,7 @@ from stegonode.node import config as node_config
 from stegonode.node.s3store import ObjectStoreError, S3Store, settings_of
 from stegonode.node.storage import HOST, Storage, open_store
 
-from nodes import free_port
+from nodes import STEGONODE, free_port
 
 
 @pytest.fixture
@@ -117,3 +117,19 @@ def test_an_unreachable_store_is_a_one_line_error(tmp_path):
     with pytest.raises(ObjectStoreError) as failed:  # an OSError: Out of Resources, a retried job
         S3Store(settings, tmp_path).write("inbox", "t", b"x")
     assert isinstance(failed.value, OSError) and "secret" not in str(failed.value)
+
+
+def test_serve_and_worker_stop_with_one_line_when_the_store_does_not_answer(tmp_path):
+    closed = free_port()
+    config = tmp_path / "node.toml"
+    keys = tmp_path / "keys"
+    subprocess.run([STEGONODE, "keygen", str(keys)], check=True, capture_output=True)
+    config.write_text(f'[node]\ndata_dir = "{tmp_path / "data"}"\nkeys = "{keys / "node.keys"}"\n'
+                      f'[storage]\nurl = "s3://bucket/prefix"\nendpoint = "http://127.0.0.1:{closed}"\n'
+                      'access_key_id = "k"\nsecret_access_key = "wJalrXUtnFEMI"\n')
+    for command in ("serve", "worker"):
+        result = subprocess.run([STEGONODE, command, "--config", str(config)], capture_output=True, text=True,
+                                timeout=120)
+        assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr
+        assert "storage.url s3://bucket/prefix/: object store unreachable (EndpointConnectionError)" in result.stderr
+        assert "wJalrXUtnFEMI" not in result.stderr

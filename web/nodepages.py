@@ -150,12 +150,12 @@ def _stored(uid: str, read: Callable[[ObjectStore, str], Any]) -> Any:
 
 @bp.route("/studies/<uid>.dcm")
 def stored_download(uid: str):
-    stream = _stored(uid, ObjectStore.open)  # streamed from the storage
+    stream = _stored(uid, lambda storage, key: storage.open(key))  # streamed from the storage
     audit_console("download", instances=(uid,), detail="stored (protected) object")
     return send_file(stream, mimetype="application/dicom", as_attachment=True, download_name=f"{uid}.dcm")
 
 
 @bp.route("/studies/<uid>.png")
 def stored_thumbnail(uid: str):
-    ds = read_dicom(_stored(uid, ObjectStore.read))
+    ds = read_dicom(_stored(uid, lambda storage, key: storage.read(key)))
     return send_file(io.BytesIO(thumbnail(ds, read_pixels(ds))), mimetype="image/png")
