@@ -51,7 +51,7 @@ from .storage import HOST, STALE_TMP_S, process_alive
 # A store that does not answer must not hold a C-STORE for minutes: a few quick tries, then
 # Out of Resources (the sender retries later).
 CONNECT_TIMEOUT_S = 5.0
-READ_TIMEOUT_S = 60.0
+READ_TIMEOUT_S = 30.0
 ATTEMPTS = 3
 CONNECTIONS = 32  # associations and worker threads of one process share the client
 BUCKET = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
@@ -254,7 +254,3 @@ class S3Store:
             yield spooled
         finally:
             spooled.unlink(missing_ok=True)
-
-    def size(self, key: str) -> int:
-        with _requests(f"a size in {key.split('/', 1)[0]}/"):
-            return int(self.client.head_object(Bucket=self.bucket, Key=self._object(key))["ContentLength"])

@@ -71,7 +71,7 @@ class ObjectStore(Protocol):
         """Drop a staged object that is not to be published (gone already: nothing)."""
 
     def relocate(self, area: str, name: str, to_area: str, to_name: str) -> str:
-        """Move a stored object to another area (inbox to quarantine or originals)."""
+        """Move an object to another area (inbox to quarantine or originals); return its key."""
 
     def delete(self, key: str) -> None:
         """Remove an object (gone already: nothing)."""
@@ -84,9 +84,6 @@ class ObjectStore(Protocol):
 
     def local_copy(self, key: str) -> AbstractContextManager[Path]:
         """A local file of the object while the context lasts (what pynetdicom sends from)."""
-
-    def size(self, key: str) -> int:
-        """The object's size in bytes."""
 
     def names(self, area: str) -> list[str]:
         """The names of the objects in ``area``."""
@@ -175,9 +172,6 @@ class Storage:
     @contextmanager
     def local_copy(self, key: str) -> Iterator[Path]:
         yield self.local_path(key)  # the file itself
-
-    def size(self, key: str) -> int:
-        return self.local_path(key).stat().st_size
 
     def location(self, key: str) -> str:
         return str(self.local_path(key))

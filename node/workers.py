@@ -16,6 +16,7 @@ memory) are retried up to node.max_attempts times with a growing delay, then qua
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import multiprocessing
 import os
@@ -341,9 +342,10 @@ class Workers:
                 self._succeeded(job, outcome)
             else:
                 self._failed(job, outcome.reason, outcome.permanent)
-        except SQLAlchemyError as exc:
-            log.error("job %s: outcome not recorded, index unavailable (%s); the job returns "
-                      "to the queue when its lease ends", job.sop_instance_uid, type(exc).__name__)
+        except (SQLAlchemyError, OSError) as exc:
+            what = "index" if isinstance(exc, SQLAlchemyError) else "storage"
+            log.error("job %s: outcome not recorded, %s unavailable (%s); the job returns "
+                      "to the queue when its lease ends", job.sop_instance_uid, what, type(exc).__name__)
         finally:
             with self._lock:
                 self._held.pop(job.sop_instance_uid, None)
@@ -357,7 +359,8 @@ class Workers:
                                        lambda: self.storage.move(staged, "stored", uid), outcome.carriers,
                                        outcome.key_ids, outcome.identity_residues)
         except BaseException:
-            self.storage.discard(staged)
+            with contextlib.suppress(OSError):  # the storage may be what failed
+                self.storage.discard(staged)
             raise
         if finish != "done":
             self.storage.discard(staged)  # not to be published (a published one was moved away)

@@ -1,8 +1,10 @@
 """A node on an S3 object store whose server dies during a send: C-STOREs get Out of Resources
 (0xA700) while it is down, nothing acknowledged is lost, and sending works again once it is
-back; retrieval (C-GET) sends from the store."""
+back; retrieval (C-GET, the console's downloads) sends from the store."""
 
 from __future__ import annotations
+
+import urllib.request
 
 import pydicom
 import pytest
@@ -12,7 +14,7 @@ from pynetdicom.sop_class import CTImageStorage
 
 from stegonode.node.storage import open_store
 
-from nodes import NodeProcess, scu, study_keys, write_series
+from nodes import NodeProcess, free_port, scu, study_keys, write_series
 from seaweed import SeaweedServer, weed_binary
 
 CLASSICAL = {"handlers.segment": {"segmenter": "classical"}}
@@ -34,8 +36,9 @@ def test_store_down_during_a_send_refuses_then_recovers_losing_nothing(own_seawe
     storage = own_seaweed.storage(own_seaweed.bucket())
     # Jobs that meet the outage fail and are retried (2 s, 4 s, ... apart): enough attempts
     # that none is quarantined while the store is down.
+    web = free_port()
     node = NodeProcess(tmp_path / "node", workers=1, max_attempts=20,
-                       tables={**CLASSICAL, "storage": storage}).start()
+                       tables={**CLASSICAL, "storage": storage, "web": {"enabled": True, "port": web}}).start()
     files = write_series(tmp_path / "series", 12)
     ae = AE(ae_title="MODALITY")
     ae.add_requested_context(CTImageStorage, ExplicitVRLittleEndian)
@@ -77,5 +80,12 @@ def test_store_down_during_a_send_refuses_then_recovers_losing_nothing(own_seawe
         assert result.returncode == 0, result.stderr
         assert {pydicom.dcmread(p, stop_before_pixels=True).SOPInstanceUID for p in got.iterdir()} == stored
         assert list((node.data / "spool").iterdir()) == []
+
+        # the console streams a stored object's download from the store, and reads its thumbnail
+        uid = sorted(stored)[0]
+        with urllib.request.urlopen(f"http://127.0.0.1:{web}/studies/{uid}.dcm", timeout=60) as answer:
+            assert answer.read() == store.read(f"stored/{uid}.dcm")
+        with urllib.request.urlopen(f"http://127.0.0.1:{web}/studies/{uid}.png", timeout=60) as answer:
+            assert answer.headers["Content-Type"] == "image/png" and answer.read().startswith(b"\x89PNG")
     finally:
         node.stop()
