@@ -111,18 +111,19 @@ def protect_run(work: Path, series: list[Path], database: str, processes: int,
         ingest = (len(series) / (time.perf_counter() - start),
                   (tree_cpu_seconds([receiver.process.pid]) - received_cpu) / len(series))
         assert sent.returncode == 0, sent.stderr
+        database_pids = [postgres.server_pid()] if postgres else []
+        # The whole run, from before the first worker starts (its start-up included), for when
+        # no window with every worker warm is left (a short series on a loaded machine: one
+        # worker may take every job before another has started).
+        whole = (0, time.time(), 0.0, tree_cpu_seconds(database_pids), tree_cpu_seconds(store_pids))
         for worker in workers:
             worker.start()
         pids = [worker.process.pid for worker in workers]
-        database_pids = [postgres.server_pid()] if postgres else []
 
         def sample(done: int, last: float) -> tuple[int, float, float, float, float]:
             return (done, last, tree_cpu_seconds(pids), tree_cpu_seconds(database_pids),
                     tree_cpu_seconds(store_pids))
 
-        # The whole run, for when no window with every worker warm is left (a short --quick
-        # series on a loaded machine: one worker may take every job before another starts).
-        whole = sample(0, time.time())
         warm = None
         while True:
             rows = index.select(done_by)

@@ -1,9 +1,11 @@
 """A node on an S3 object store whose server dies during a send: C-STOREs get Out of Resources
 (0xA700) while it is down, nothing acknowledged is lost, and sending works again once it is
-back; retrieval (C-GET, the console's downloads) sends from the store."""
+back; retrieval (C-GET, the console's downloads) sends from the store; SEGs go there too."""
 
 from __future__ import annotations
 
+import io
+import time
 import urllib.request
 
 import pydicom
@@ -14,11 +16,12 @@ from pynetdicom.sop_class import CTImageStorage
 
 from stegonode.node.storage import open_store
 
-from nodes import NodeProcess, free_port, scu, study_keys, write_series
+from nodes import NodeProcess, free_port, scu, storescu, study_keys, write_series
 from seaweed import SeaweedServer, weed_binary
 
 CLASSICAL = {"handlers.segment": {"segmenter": "classical"}}
 OUT_OF_RESOURCES = 0xA700
+SEGMENTATION_STORAGE = "1.2.840.10008.5.1.4.1.1.66.4"
 
 
 @pytest.fixture
@@ -87,5 +90,29 @@ def test_store_down_during_a_send_refuses_then_recovers_losing_nothing(own_seawe
             assert answer.read() == store.read(f"stored/{uid}.dcm")
         with urllib.request.urlopen(f"http://127.0.0.1:{web}/studies/{uid}.png", timeout=60) as answer:
             assert answer.headers["Content-Type"] == "image/png" and answer.read().startswith(b"\x89PNG")
+    finally:
+        node.stop()
+
+
+def test_seg_is_written_into_the_store(seaweed, tmp_path):
+    storage = seaweed.storage(seaweed.bucket())
+    node = NodeProcess(tmp_path / "node", seg=True, seg_stable_seconds=1.0,
+                       tables={**CLASSICAL, "storage": storage}).start()
+    try:
+        sent = storescu(node.port, write_series(tmp_path / "series", 3))
+        assert sent.returncode == 0, sent.stdout + sent.stderr
+        node.wait_idle(3)
+        rows: list = []
+        deadline = time.monotonic() + 300
+        while not rows and time.monotonic() < deadline:
+            rows = node.query("SELECT SOPInstanceUID, path FROM instances WHERE SOPClassUID = ?", SEGMENTATION_STORAGE)
+            time.sleep(0.2)
+        assert rows, node.log.read_text()
+        ((seg_uid, key),) = rows
+        store = open_store({"storage": storage}, tmp_path / "reader", create=False)
+        seg = pydicom.dcmread(io.BytesIO(store.read(key)))
+        assert key == f"stored/{seg_uid}.dcm" and seg.NumberOfFrames == 3
+        assert set(store.names("stored")) == {uid for (uid,) in node.query("SELECT SOPInstanceUID FROM instances")}
+        assert not (node.data / "stored").exists()  # nothing of it on the node's own disk
     finally:
         node.stop()
