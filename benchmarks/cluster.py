@@ -83,6 +83,7 @@ class Run:
     store_cpu_per_instance: float  # the S3 server's CPU seconds per instance (0 for a directory)
     ingest_rate: float  # C-STORE answers per second, one association
     ingest_cpu_per_instance: float  # the receiver's CPU seconds per received instance
+    warm: bool = True  # False: figures over the whole run, worker start-up included
 
 
 def protect_run(work: Path, series: list[Path], database: str, processes: int,
@@ -138,12 +139,14 @@ def protect_run(work: Path, series: list[Path], database: str, processes: int,
         index.close()
         for process in (*workers, receiver):
             process.stop()
-    if warm is None or end[0] <= warm[0]:
+    warmed = warm is not None and end[0] > warm[0]
+    if not warmed:
         print(f"({processes} worker host(s): no warm window, figures over the whole run)", file=sys.stderr)
         warm = whole
+    assert warm is not None
     jobs_done = end[0] - warm[0]
     return Run(jobs_done / (end[1] - warm[1]), (end[2] - warm[2]) / jobs_done,
-               (end[3] - warm[3]) / jobs_done, (end[4] - warm[4]) / jobs_done, *ingest)
+               (end[3] - warm[3]) / jobs_done, (end[4] - warm[4]) / jobs_done, *ingest, warm=warmed)
 
 
 def index_run(database: str, total: int = SYNTHETIC_JOBS) -> float:
@@ -238,12 +241,17 @@ def main() -> None:
           f"{'ingest CPU ms/inst':>20}")
     for (name, processes), run in runs.items():
         one = runs.get((name.replace("sqlite", "postgresql"), 1), run).rate
-        print(f"  {name:<16}{processes:>8}{run.rate:>9.2f}{run.rate / processes:>12.2f}"
+        print(f"  {name + ('' if run.warm else ' *'):<16}{processes:>8}{run.rate:>9.2f}{run.rate / processes:>12.2f}"
               f"{100 * run.rate / (processes * one):>11.0f}%{run.cpu_per_instance:>12.3f}"
               f"{1000 * run.db_cpu_per_instance:>16.1f}{1000 * run.store_cpu_per_instance:>16.1f}"
               f"{run.ingest_rate:>15.1f}{1000 * run.ingest_cpu_per_instance:>20.1f}")
-    postgresql = [key for key in runs if key[0] == "postgresql"] or [key for key in runs if key[0] != "sqlite"]
+    if not all(run.warm for run in runs.values()):
+        print("  * no window with every worker warm (one took every job before the last started): "
+              "figures over the whole run, start-up included; not in the estimate")
+    postgresql = [key for key in runs if key[0] == "postgresql" and runs[key].warm] \
+        or [key for key in runs if key[0] != "sqlite" and runs[key].warm]
     if not postgresql:
+        print("3-host estimate: no warm window measured (run with more --instances)")
         return
     cpu = max(runs[key].cpu_per_instance for key in postgresql)
     db_cpu = max(runs[key].db_cpu_per_instance for key in postgresql)
