@@ -41,11 +41,13 @@ from sqlalchemy import func, select
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
 
-from nodes import STEGONODE, NodeProcess, storescu, write_series  # noqa: E402
-from postgres import PostgresCluster, server_binaries  # noqa: E402
 from seaweed import SeaweedServer, weed_binary  # noqa: E402
+
 from stegonode.node.config import SEGMENTER_CHOICES  # noqa: E402
 from stegonode.node.index import Index, jobs  # noqa: E402
+
+from nodes import STEGONODE, NodeProcess, storescu, write_series  # noqa: E402
+from postgres import PostgresCluster, server_binaries  # noqa: E402
 
 SYNTHETIC_JOBS = 400
 CLIENTS = 8

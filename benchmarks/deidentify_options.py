@@ -19,6 +19,8 @@ from __future__ import annotations
 
 import _one_core  # noqa: F401  (first: one BLAS thread, CPU 0)
 
+# isort: split
+
 import argparse  # noqa: E402
 import copy  # noqa: E402
 import statistics  # noqa: E402
@@ -95,7 +97,7 @@ def payload_sizes(keys, quick: bool = False) -> None:
                 row = [f"refused: {exc}"[:40]]
                 break
             row += [report.get("payload_bytes", "-"), report.get("header_bytes", "-")]
-        print(f"{path.name:<22} " + " ".join(f"{value!s:>{width}}" for value, width in zip(row, (15, 9, 17, 9))))
+        print(f"{path.name:<22} " + " ".join(f"{value!s:>{width}}" for value, width in zip(row, (15, 9, 17, 9), strict=False)))
 
 
 if __name__ == "__main__":

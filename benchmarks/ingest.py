@@ -167,6 +167,12 @@ def group_cpu(group: int) -> float:
     return total / os.sysconf("SC_CLK_TCK")
 
 
+def process_cpu(pid: int) -> float:
+    """CPU seconds (user + system) of one process, all its threads, not its children."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def plugin_rate(directory: Path, batches: list[list[Path]], segmenter: str,
                 mode: str) -> tuple[float, float, float]:
     """Instances per second to the last C-STORE response of Orthanc with the plugin in ``mode``,
@@ -235,20 +241,25 @@ def measure_receivers(series: list[Path], work: Path, segmenter: str,
 
 
 def stegonode_rates(directory: Path, batches: list[list[Path]],
-                    segmenter: str) -> tuple[float, float, float, float]:
+                    segmenter: str, figures: dict[str, float] | None = None) -> tuple[float, float, float, float]:
     """Instances per second received (to the last C-STORE response) and processed (first
     receive to last stored protected object) by a fresh node, the seconds from the first
     C-STORE sent to the last instance stored protected, and the CPU seconds per instance of
-    the node and its workers until it was idle."""
+    the node and its workers until it was idle. ``figures``, if given, gets
+    ``main_cpu``: the CPU seconds per instance of the node's main process alone (receiving,
+    index, dispatch; the rest of the group's is its workers')."""
     instances = sum(len(batch) for batch in batches)
     node = NodeProcess(directory, tables={"handlers.segment": {"segmenter": segmenter}}).start()
     try:
         assert node.process is not None
         cpu = group_cpu(node.process.pid)
+        main = process_cpu(node.process.pid)
         started = time.time()
         seconds = send(node.port, batches, "STEGONODE")
         node.wait_idle(instances, timeout=600)
         cpu = group_cpu(node.process.pid) - cpu
+        if figures is not None:
+            figures["main_cpu"] = (process_cpu(node.process.pid) - main) / instances
         ((first, last),) = node.query("SELECT MIN(received_at), MAX(processed_at) FROM jobs")
     finally:
         node.stop()

@@ -11,6 +11,8 @@
   included); median of ``--repeats``.
 * Segmenter: milliseconds per 512x512 CT slice on 2 threads, ONNX Runtime and torch side by side
   (benchmarks/segmenter.py's measurement; needs the training extra in this .venv).
+* Stages: CPU milliseconds of one worker per protect stage (benchmarks/stages.py: network, the
+  rest of segmentation, embedding, collect + seal + de-identification, encoding, read and write).
 * Throughput: instances per second a fresh node (2 workers, default segmenter) takes from first
   receive to last stored protected object, 200 CT slices over one association
   (benchmarks/ingest.py's measurement); median of ``--repeats``.
@@ -18,7 +20,7 @@
 The machine is shared: the load average is printed before each part. Run from the repository
 root (the clone is of the committed branch, not of uncommitted changes)::
 
-    .venv/bin/python benchmarks/lean.py [--repeats 3] [--test-setup] [--parts setup,speed,throughput] [--quick]
+    .venv/bin/python benchmarks/lean.py [--repeats 3] [--test-setup] [--parts setup,speed,stages,throughput] [--quick]
 """
 
 from __future__ import annotations
@@ -139,6 +141,13 @@ def segmenter_speed(slices: int = 16, repeats: int = 5) -> None:
           f"{ms['classical']:.1f} ({ms['classical_cpu']:.1f})")
 
 
+def stages(quick: bool) -> None:
+    """benchmarks/stages.py's table (its own process: it pins itself to one core)."""
+    result = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "stages.py"), *(["--quick"] if quick else [])],
+                            capture_output=True, text=True, cwd=ROOT)
+    print("\n".join("  " + line for line in result.stdout.splitlines()) or f"  not measured: {result.stderr[-500:]}")
+
+
 def throughput(work: Path, repeats: int, instances: int = INSTANCES,
                segmenter: str = DEFAULTS["handlers"]["segment"]["segmenter"]) -> float:
     """Median instances per second; printed per round with the CPU seconds per instance that the
@@ -148,12 +157,14 @@ def throughput(work: Path, repeats: int, instances: int = INSTANCES,
     rates = []
     for round_ in range(repeats):
         before = resource.getrusage(resource.RUSAGE_CHILDREN)
-        processed = stegonode_rates(Path(tempfile.mkdtemp(dir=work)), [series], segmenter)[1]
+        figures: dict[str, float] = {}
+        processed = stegonode_rates(Path(tempfile.mkdtemp(dir=work)), [series], segmenter, figures)[1]
         after = resource.getrusage(resource.RUSAGE_CHILDREN)
         cpu = (after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime) / instances
         rates.append(processed)
         print(f"  round {round_ + 1}: {processed:.1f} instances/s; {1000 * cpu:.0f} CPU ms per instance "
-              f"(2 free cores: {2 / cpu:.1f} instances/s); {load()}", flush=True)
+              f"(node's main process {1000 * figures['main_cpu']:.0f}, the rest its workers and storescu; "
+              f"2 free cores: {2 / cpu:.1f} instances/s); {load()}", flush=True)
     return statistics.median(rates)
 
 
@@ -180,8 +191,9 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--test-setup", action="store_true", help="also time scripts/setup.sh --test (torch)")
-    parser.add_argument("--parts", default="setup,speed,throughput",
-                        help="comma-separated: setup (clone, set-up, footprint, start-up), speed, throughput")
+    parser.add_argument("--parts", default="setup,speed,stages,throughput",
+                        help="comma-separated: setup (clone, set-up, footprint, start-up), speed, stages (CPU ms "
+                        "per protect stage, benchmarks/stages.py), throughput")
     parser.add_argument("--quick", action="store_true",
                         help="CI size: no clone or set-up (start-up of this checkout's .venv, once), no segmenter "
                         "speed (benchmarks/segmenter.py --quick runs it), throughput of 4 instances with the "
@@ -201,7 +213,7 @@ def main() -> int:
             size = report_venv(clone / ".venv", "scripts/run.sh's set-up")
             print(f"  {verdict(size, TARGETS['venv_mb'], True, 'MB')}")
             print(f"stegonode serve start to first C-ECHO answered ({load()}):", flush=True)
-            starts, cpu = zip(*(start_to_echo(clone, work) for _ in range(args.repeats)))
+            starts, cpu = zip(*(start_to_echo(clone, work) for _ in range(args.repeats)), strict=True)
             print(f"  {', '.join(f'{s:.2f}' for s in starts)} s; median {statistics.median(starts):.2f} s, "
                   f"{verdict(statistics.median(starts), TARGETS['start_s'], True, 's')}; the node's CPU time "
                   f"until then: median {statistics.median(cpu):.2f} s")
@@ -214,6 +226,9 @@ def main() -> int:
         if "speed" in parts:
             print(f"Segmenter speed ({load()}):", flush=True)
             segmenter_speed()
+        if "stages" in parts:
+            print(f"CPU ms per protect stage, one worker ({load()}):", flush=True)
+            stages(args.quick)
         if "throughput" in parts:
             print(f"Processing throughput, {INSTANCES} CT slices, 1 association, 2 workers, default segmenter "
                   f"({load()}):", flush=True)

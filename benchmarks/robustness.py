@@ -375,7 +375,7 @@ def plot(rows: list[Row], perturbations: tuple[Perturbation, ...], path: Path) -
         return height - bottom - fraction * (height - top - bottom)
 
     draw.rectangle((left, top, width - right, height - bottom), outline="black")
-    for i, (xi, perturbation) in enumerate(zip(x, perturbations)):
+    for i, (xi, perturbation) in enumerate(zip(x, perturbations, strict=True)):
         draw.text((xi - 20, height - bottom + 8 + 12 * (i % 3)), perturbation.label, fill="black")
     for fraction in (0.0, 0.25, 0.5, 0.75, 1.0):
         draw.line((left - 4, y(fraction), left, y(fraction)), fill="black")
@@ -384,9 +384,9 @@ def plot(rows: list[Row], perturbations: tuple[Perturbation, ...], path: Path) -
     draw.text((8, 8), f"reveal from the pixels alone, {len(images)} image(s): success rate per perturbation",
               fill="black")
     settings = [setting for setting in SETTINGS if any(row.setting == setting for row in rows)]
-    for i, (setting, colour) in enumerate(zip(settings, COLOURS)):
+    for i, (setting, colour) in enumerate(zip(settings, COLOURS, strict=False)):
         points = []
-        for xi, perturbation in zip(x, perturbations):
+        for xi, perturbation in zip(x, perturbations, strict=True):
             cells = [row.cells[perturbation.label] for row in rows if row.setting == setting and row.cells
                      and not row.cells[perturbation.label].not_applicable]
             trials = sum(cell.trials for cell in cells)

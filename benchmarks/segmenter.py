@@ -24,6 +24,7 @@ import statistics
 import sys
 import tempfile
 import time
+from functools import partial
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -130,7 +131,7 @@ def slice_ms(threads: int, slices: int = 16, repeats: int = 5) -> dict[str, floa
         segmenter.model = network
         segmenter.foreground(series, pixels[:2])  # warm-up
         figures.update(_per_slice(f"{engine}_segmenter", lambda: segmenter.foreground(series, pixels), slices, repeats))
-        figures.update(_per_slice(f"{engine}_network", lambda: foreground.foreground_masks(network, images, edges),
+        figures.update(_per_slice(f"{engine}_network", partial(foreground.foreground_masks, network, images, edges),
                                   slices, repeats))
     figures.update(_per_slice("classical", lambda: ClassicalSegmenter().foreground(series, pixels), slices, repeats))
     return figures

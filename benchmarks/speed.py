@@ -23,6 +23,8 @@ import os
 
 import _one_core  # noqa: F401  (first: one BLAS thread, CPU 0)
 
+# isort: split
+
 import argparse  # noqa: E402
 import copy  # noqa: E402
 import io  # noqa: E402

@@ -133,7 +133,7 @@ def _schedule(chaos_key: bytes, n: int, bits: int) -> _Schedule:
     """Seed 004's key processing (Philox, SHA-512, "joint") and the chaotic sequences it keys."""
     ppg = np.random.Philox(key=_int(chaos_key[:16]), counter=_int(chaos_key[16:])).random_raw(8)
     sm = bytes(a ^ b for a, b in zip(hashlib.sha512(ppg.astype("<u8").tobytes()).digest(),
-                                      hashlib.sha512(chaos_key).digest()))
+                                      hashlib.sha512(chaos_key).digest(), strict=True))
     philox = np.random.Philox(key=_int(sm[:16]), counter=_int(sm[16:48]))
     mask = (1 << bits) - 1
     chaining = tuple(_int(sm[48 + 4 * i: 52 + 4 * i]) & mask for i in range(2 * ROUNDS))

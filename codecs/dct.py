@@ -42,8 +42,11 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import itertools
 import math
+from collections.abc import Iterator, Mapping
 from dataclasses import asdict, dataclass, field, replace
+from typing import Any
 
 import numpy as np
 
@@ -58,6 +61,10 @@ _MAX_MESSAGE_BITS = 0xFFFF
 _FIX_ROUNDS = 3
 LAYOUTS = (1, 2)
 _CHUNK_CHOICES = 8  # chunk sizes fit() tries on small backgrounds
+# Tiles of the grid per batch of embed and extract: a 512 x 512 frame of 4x4 tiles is one batch
+# (its slots are drawn once and memoized for the read-back); larger objects are worked batch by
+# batch, so their 64-bit working copies take a batch's memory (about 20 MiB), not the object's.
+BATCH_TILES = 1 << 15
 # R2 sequence (the plastic number's inverse powers): well-spread shifts along both chunk axes.
 _R2 = (1 / 1.324717957244746, 1 / 1.324717957244746**2)
 
@@ -120,11 +127,37 @@ class DctParams:
 
 @dataclass
 class _Slots:
-    """The usable slots of one image (tile-major): their tiles, keyed header roles and dithers."""
+    """The usable slots of a run of tiles (tile-major): their tiles, keyed header roles and dithers."""
 
     tiles: tuple[np.ndarray, ...]  # indices (frame, tile row, tile col) of usable tiles
     header_index: np.ndarray  # per usable slot: header bit index, or -1
     dither: np.ndarray  # per usable slot: dither in [0, step)
+
+
+@dataclass
+class _Draws:
+    """The keyed draws of one image, taken batch by batch: the usable tiles, every slot's header
+    role, and the generator's state where the dithers begin (one double per slot, in slot order,
+    so a batch's dithers are the stream's next values whatever the batch size)."""
+
+    tile_mask: np.ndarray  # boolean (frames, tile rows, tile cols)
+    header: np.ndarray  # int8 per slot of the whole tile grid: header bit index, or -1
+    dither_state: Mapping[str, Any]
+
+    def batches(self, k: int, step: float) -> Iterator[_Slots]:
+        """The usable slots, :data:`BATCH_TILES` tiles of the grid at a time (empty runs skipped)."""
+        flat = self.tile_mask.ravel()
+        rng = np.random.Generator(np.random.PCG64())
+        rng.bit_generator.state = self.dither_state
+        for start in range(0, flat.size, BATCH_TILES):
+            stop = min(start + BATCH_TILES, flat.size)
+            dither = rng.random((stop - start) * k) * step
+            usable = np.flatnonzero(flat[start:stop])
+            if not usable.size:
+                continue
+            ids = (usable[:, None] * k + np.arange(k)).ravel()
+            yield _Slots(tiles=np.unravel_index(usable + start, self.tile_mask.shape),
+                         header_index=self.header[start * k + ids].astype(np.int64), dither=dither[ids])
 
 
 @dataclass
@@ -136,7 +169,7 @@ class DctCodec:
 
     # The last image's slots and message placement: embed, then protect's read-back (extract),
     # ask for the same ones. One entry, replaced whole (safe if threads share the codec).
-    _last: tuple[tuple, _Slots, dict[int, np.ndarray]] | None = field(
+    _last: tuple[tuple, _Draws, _Slots | None, dict[int, np.ndarray]] | None = field(
         default=None, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -210,55 +243,62 @@ class DctCodec:
 
     def _best_chunks(self, usable: np.ndarray, n: int, key: bytes) -> "DctCodec":
         """Of the chunk sizes on offer, the one leaving the fewest message bits unwritten."""
-        slots = self._slots(usable, key)  # the same for every chunk size
+        draws = self._draws(usable, key)  # the same for every chunk size
         best, fewest = self, n + 1
         for extra in range(_CHUNK_CHOICES):
             codec = DctCodec(replace(self.settings, chunk_extra=extra))
-            missing = codec._bits_without_copy(slots, usable.shape, n, key)
+            missing = codec._bits_without_copy(draws, usable.shape, n, key)
             if missing < fewest:
                 best, fewest = codec, missing
             if missing == 0:
                 break
         return best
 
-    def _bits_without_copy(self, slots: _Slots, shape: tuple[int, ...], n: int, key: bytes) -> int:
+    def _bits_without_copy(self, draws: _Draws, shape: tuple[int, ...], n: int, key: bytes) -> int:
         """Message bits that no usable slot carries (they read back as a coin toss)."""
-        index = self._message_index(slots, shape, n, key)
-        return n - int(np.count_nonzero(np.bincount(index[index >= 0], minlength=n)))
+        copies = np.zeros(n, dtype=bool)
+        for slots in draws.batches(len(self.settings.coefficients), self.settings.step):
+            index = self._message_index(slots, shape, n, key)
+            copies[index[index >= 0]] = True
+        return n - int(np.count_nonzero(copies))
 
-    def _slots(self, usable: np.ndarray, key: bytes) -> _Slots:
+    def _draws(self, usable: np.ndarray, key: bytes) -> _Draws:
         return self._placement(usable, key)[1]
 
-    def _placement(self, usable: np.ndarray, key: bytes) -> tuple[tuple, _Slots, dict[int, np.ndarray]]:
-        """The slots of ``usable`` under ``key`` (computed once per image), and the memo of
-        their message indices by message length."""
+    def _placement(self, usable: np.ndarray, key: bytes
+                   ) -> tuple[tuple, _Draws, _Slots | None, dict[int, np.ndarray]]:
+        """The keyed draws of ``usable`` under ``key`` (computed once per image); for an image
+        of one batch its slots, and the memo of their message indices by message length."""
         token = (usable.shape, np.packbits(usable).tobytes(), key)
         last = self._last
         if last is None or last[0] != token:
-            last = self._last = (token, self._draw_slots(usable, key), {})
+            draws = self._draw(usable, key)
+            batches = list(itertools.islice(draws.batches(len(self.settings.coefficients), self.settings.step), 2))
+            single = batches[0] if len(batches) == 1 else None
+            last = self._last = (token, draws, single, {})
         return last
 
-    def _placed(self, usable: np.ndarray, key: bytes, n: int) -> tuple[_Slots, np.ndarray]:
-        """Slots and their message indices for an ``n``-bit message."""
-        _, slots, indices = self._placement(usable, key)
-        if n not in indices:
-            indices[n] = self._message_index(slots, usable.shape, n, key)
-        return slots, indices[n]
+    def _batches(self, usable: np.ndarray, key: bytes, n: int | None
+                 ) -> Iterator[tuple[_Slots, np.ndarray | None]]:
+        """The usable slots batch by batch, with their message indices for an ``n``-bit message
+        (None: not asked for). An image of one batch is drawn once and its indices memoized."""
+        _, draws, single, indices = self._placement(usable, key)
+        if single is not None:
+            if n is not None and n not in indices:
+                indices[n] = self._message_index(single, usable.shape, n, key)
+            yield single, None if n is None else indices[n]
+            return
+        for slots in draws.batches(len(self.settings.coefficients), self.settings.step):
+            yield slots, None if n is None else self._message_index(slots, usable.shape, n, key)
 
-    def _draw_slots(self, usable: np.ndarray, key: bytes) -> _Slots:
+    def _draw(self, usable: np.ndarray, key: bytes) -> _Draws:
         k = len(self.settings.coefficients)
         tile_mask = self._usable_tiles(usable)
         total = tile_mask.size * k
         rng = np.random.Generator(np.random.PCG64(_seed(key, b"slots", usable.shape, self._seed_params())))
         role = rng.integers(0, HEADER_PERIOD * HEADER_BITS, total, dtype=np.uint16)
-        dither = rng.random(total) * self.settings.step
-        ids = (np.flatnonzero(tile_mask.ravel())[:, None] * k + np.arange(k)).ravel()
-        role = role[ids].astype(np.int64)
-        return _Slots(
-            tiles=np.nonzero(tile_mask),
-            header_index=np.where(role < HEADER_BITS, role, -1),
-            dither=dither[ids],
-        )
+        header = np.where(role < HEADER_BITS, role, -1).astype(np.int8)
+        return _Draws(tile_mask=tile_mask, header=header, dither_state=rng.bit_generator.state)
 
     def _message_index(self, slots: _Slots, shape: tuple[int, ...], n: int, key: bytes) -> np.ndarray:
         """Message bit carried by each usable slot (header slots get -1)."""
@@ -316,14 +356,20 @@ class DctCodec:
         capacity = self.capacity(usable)
         if n > capacity:
             raise CapacityError(offered_bits=capacity, needed_bits=n)
-        slots, message_index = self._placed(usable, key, n)
-        bits = np.where(
-            slots.header_index >= 0,
-            _header_bits(n, key)[np.maximum(slots.header_index, 0)],
-            message[np.maximum(message_index, 0)],
-        ).astype(np.float64)
+        out = pixels.copy()
+        for slots, message_index in self._batches(usable, key, n):
+            assert message_index is not None
+            bits = np.where(
+                slots.header_index >= 0,
+                _header_bits(n, key)[np.maximum(slots.header_index, 0)],
+                message[np.maximum(message_index, 0)],
+            ).astype(np.float64)
+            self._embed_batch(out, slots, bits, value_range)
+        return out
 
-        original = self._gather(pixels, slots.tiles).astype(np.float64)
+    def _embed_batch(self, out: np.ndarray, slots: _Slots, bits: np.ndarray, value_range: tuple[int, int]) -> None:
+        """Write ``bits`` into the slots of one batch of tiles of ``out``, in place."""
+        original = self._gather(out, slots.tiles).astype(np.float64)
         lo, hi = value_range
         k = len(self.settings.coefficients)
         target = self._quantize(self._coefficients(original), bits, slots.dither)
@@ -336,34 +382,39 @@ class DctCodec:
             if not wrong.any():
                 break
             target = np.where(wrong, self._quantize(self._coefficients(current), bits, slots.dither), target)
-        out = pixels.copy()
         frame, row, col = slots.tiles
         b = self.settings.block
-        self._blocks(out)[frame, row, :, col, :] = current.reshape(-1, b, b).astype(pixels.dtype)
-        return out
+        self._blocks(out)[frame, row, :, col, :] = current.reshape(-1, b, b).astype(out.dtype)
 
     def extract(
         self, pixels: np.ndarray, usable: np.ndarray, key: bytes, value_range: tuple[int, int]
     ) -> np.ndarray:
         del value_range  # QIM reads coefficients as they are
-        slots = self._slots(usable, key)
-        if slots.dither.size == 0:
+        header_votes = np.zeros(HEADER_BITS)
+        batches, votes = 0, np.zeros(0)
+        for batches, (slots, _) in enumerate(self._batches(usable, key, None), start=1):
+            votes = self._slot_votes(pixels, slots)
+            is_header = slots.header_index >= 0
+            header_votes += np.bincount(slots.header_index[is_header], weights=votes[is_header],
+                                        minlength=HEADER_BITS)
+        if batches == 0:
             raise MessageNotFoundError("no usable background to read a message from")
-        tiles = self._gather(pixels, slots.tiles).astype(np.float64)
-        votes = self._votes(self._coefficients(tiles), slots.dither)
-        is_header = slots.header_index >= 0
-        header_votes = np.bincount(
-            slots.header_index[is_header], weights=votes[is_header], minlength=HEADER_BITS
-        )
         n = _parse_header((header_votes > 0).astype(np.uint8), key)
         if n is None:
             raise MessageNotFoundError(
                 "no message header found in the background with this embedding key"
             )
-        _, message_index = self._placed(usable, key, n)
-        carries = message_index >= 0
-        sums = np.bincount(message_index[carries], weights=votes[carries], minlength=n)
+        sums = np.zeros(n)
+        for slots, message_index in self._batches(usable, key, n):
+            assert message_index is not None
+            if batches > 1:  # one batch: its votes are those of the header pass
+                votes = self._slot_votes(pixels, slots)
+            carries = message_index >= 0
+            sums += np.bincount(message_index[carries], weights=votes[carries], minlength=n)
         return (sums > 0).astype(np.uint8)
+
+    def _slot_votes(self, pixels: np.ndarray, slots: _Slots) -> np.ndarray:
+        return self._votes(self._coefficients(self._gather(pixels, slots.tiles).astype(np.float64)), slots.dither)
 
 
 def _affine_chunks(within: np.ndarray, chunk: np.ndarray, chunk_slots: int, chunks: int, n: int,

@@ -36,7 +36,7 @@ class Registry(Mapping[str, T], Generic[T]):
     def register(self, entry: T, name: str | None = None) -> T:
         """Add ``entry`` under ``name`` (default: its ``name`` attribute); returns it, so it
         serves as a class decorator. A name taken by another entry is a programming error."""
-        name = name or getattr(entry, "name")
+        name = name or getattr(entry, "name")  # noqa: B009 (T declares no name: mypy)
         if self._entries.get(name, entry) is not entry:
             raise ValueError(f"{self.kind} {name!r} is already registered")
         self._entries[name] = entry

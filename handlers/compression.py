@@ -35,7 +35,7 @@ STORAGE_SYNTAXES: dict[str, UID] = {
     "rle-lossless": RLELossless,
     "explicit-vr-little-endian": ExplicitVRLittleEndian,
 }
-# Chosen by benchmarks/storage.py (README, "Storage"): the smallest total and the fastest encoder
+# Chosen by benchmarks/storage.py (docs/node.md, "Stored transfer syntax"): the smallest total and the fastest encoder
 # among the lossless choices on the realdata and round-trip sets.
 DEFAULT_STORAGE = "jpeg-ls-lossless"
 # Decoding plugins by transfer syntax where pydicom's first choice is slower: CharLS decodes
@@ -78,6 +78,14 @@ def store_pixels(ds: Dataset, pixels: np.ndarray, syntax: UID = ExplicitVRLittle
         write_pixels(ds, pixels)
         return ExplicitVRLittleEndian
     return syntax
+
+
+def release_encoded(ds: Dataset) -> None:
+    """Free the received pixel bytes of ``ds`` once its pixels are decoded for protection:
+    :func:`store_pixels` writes Pixel Data anew, so holding them would only add the object's
+    size to what protecting it takes (the stated bound: see docs/performance.md)."""
+    if "PixelData" in ds:
+        ds["PixelData"].value = b""
 
 
 def _decodes_to(ds: Dataset, pixels: np.ndarray) -> bool:

@@ -173,7 +173,7 @@ def deidentify(ds: Dataset, pseudonyms: Pseudonymizer, extra: frozenset[BaseTag]
     new_uids = pseudonyms.new_uids(ds)
     _Pass(pseudonyms, extra, policy, days).apply(ds)
     removed = identity.scrub(ds, skip=(_PATIENT_ID, _PATIENT_NAME))
-    for keyword, new_uid in zip(BOUND_UIDS, new_uids):
+    for keyword, new_uid in zip(BOUND_UIDS, new_uids, strict=True):
         if str(ds.get(keyword, "")):
             setattr(ds, keyword, new_uid)  # as the pass wrote them: the one derivation, stated
     if _PATIENT_ID in ds:

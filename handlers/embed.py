@@ -320,7 +320,7 @@ def distortion(cover: np.ndarray, stego: np.ndarray, peak: int) -> dict[str, flo
     """Changed pixels, MSE and PSNR at ``peak`` and at 65535 (the seed paper's peak); frame by
     frame, so the 64-bit differences take one frame's memory."""
     changed, squares = 0, 0
-    for cover_frame, stego_frame in zip(cover.reshape(-1, *cover.shape[-2:]), stego.reshape(-1, *stego.shape[-2:])):
+    for cover_frame, stego_frame in zip(cover.reshape(-1, *cover.shape[-2:]), stego.reshape(-1, *stego.shape[-2:]), strict=True):
         diff = (stego_frame.astype(np.int64) - cover_frame).ravel()
         changed += int(np.count_nonzero(diff))
         squares += int(diff @ diff)

@@ -18,7 +18,7 @@ from stegonode.errors import ConfigError
 from .admission import Policy as AdmissionPolicy
 from .admission import check_admissible, check_object_size, pixel_carrier_obstacle
 from .base import Handler, Instance, keyword_tags
-from .compression import DEFAULT_STORAGE, storage_syntax, store_pixels
+from .compression import DEFAULT_STORAGE, release_encoded, storage_syntax, store_pixels
 from .deidentify import deidentify
 from .embed import Protection
 from .header import mac_key
@@ -64,6 +64,8 @@ class Pipeline:
         instance = Instance(dataset=ds, pixels=None if obstacle else read_pixels(ds))
         if obstacle:
             instance.report["pixel_obstacle"] = obstacle
+        else:
+            release_encoded(ds)  # store_pixels writes new pixel data: the received bytes can go
         instance.timings["decode"] = time.perf_counter() - start
         for handler in self.handlers:
             if obstacle and getattr(handler, "needs_pixels", False):

@@ -35,7 +35,7 @@ from pydicom import Dataset
 from scipy import ndimage
 
 from stegonode.errors import ConfigError, RefusedError
-from stegonode.models.morphology import close_cross, fill_holes
+from stegonode.models.morphology import bounding_box, close_cross, fill_holes
 
 from .base import HandlerBase, Instance, check_choice
 from .registry import SEGMENTERS, HANDLERS
@@ -112,7 +112,7 @@ class ClassicalSegmenter(SegmenterBase):
 
     def segment(self, ds: Dataset, pixels: np.ndarray, levels: Sequence[float | None] | None = None
                 ) -> Segmentation:
-        frames = [self._frame(ds, frame, level) for frame, level in zip(pixels, _recorded(levels, len(pixels)))]
+        frames = [self._frame(ds, frame, level) for frame, level in zip(pixels, _recorded(levels, len(pixels)), strict=True)]
         return Segmentation(np.stack([mask for mask, _ in frames]), [level for _, level in frames])
 
     def _frame(self, ds: Dataset, frame: np.ndarray, level: float | None) -> tuple[np.ndarray, float | None]:
@@ -162,7 +162,7 @@ class MaskRCNNSegmenter(SegmenterBase):
             recorded = _recorded(levels, len(pixels))
             fallback = self.fallback.segment(ds, pixels[empty], [recorded[int(i)] for i in empty])
             masks[empty] = fallback.mask
-            for index, level in zip(empty, fallback.levels):
+            for index, level in zip(empty, fallback.levels, strict=True):
                 used[index] = level
         return Segmentation(masks, used)
 
@@ -295,13 +295,17 @@ def padding_mask(ds: Dataset, pixels: np.ndarray) -> np.ndarray:
 
 
 def large_components(mask: np.ndarray, min_pixels: int) -> np.ndarray:
-    """``mask`` without its connected components of fewer than ``min_pixels`` pixels."""
-    labels, count = ndimage.label(mask)
+    """``mask`` without its connected components of fewer than ``min_pixels`` pixels. A 2-D mask
+    is labelled within its bounding box only (every component lies inside it)."""
+    box: tuple[slice, ...] = (bounding_box(mask) if mask.ndim == 2 else None) or (slice(None),) * mask.ndim
+    labels, count = ndimage.label(mask[box])
     if count == 0:
         return mask
     keep = np.bincount(labels.ravel()) >= min_pixels
     keep[0] = False
-    return keep[labels]
+    out = np.zeros_like(mask)
+    out[box] = keep[labels]
+    return out
 
 
 def has_hounsfield_units(ds: Dataset) -> bool:
@@ -417,9 +421,15 @@ class SegmentHandler(HandlerBase):
         assert instance.pixels is not None, "segment runs on objects with a pixel carrier"
         segmenter = self.policy.for_dataset(instance.dataset)
         # Frame by frame (every segmenter decides each frame alone): the working copies (display
-        # values, network input, edges) then take one frame's memory, not the object's.
-        frames = [segmenter.segment(instance.dataset, instance.pixels[index:index + 1])
-                  for index in range(len(instance.pixels))]
+        # values, network input, edges) then take one frame's memory, not the object's, and each
+        # frame's mask goes straight into the object's.
+        pixels = instance.pixels
+        foreground = np.empty(pixels.shape, dtype=bool)
+        levels: list[float | None] = []
+        for index in range(len(pixels)):
+            frame = segmenter.segment(instance.dataset, pixels[index:index + 1])
+            foreground[index] = frame.mask[0]
+            levels += frame.levels
         instance.segmenter = segmenter
-        instance.foreground = frames[0].mask if len(frames) == 1 else np.concatenate([f.mask for f in frames])
-        instance.foreground_levels = [level for frame in frames for level in frame.levels]
+        instance.foreground = foreground
+        instance.foreground_levels = levels

@@ -154,7 +154,7 @@ def _run_tiles(step, down: int, *planes: np.ndarray) -> np.ndarray:
     full = [t for t in tiles if out[t].shape == (TILE, TILE)]
     if full:
         result = _batched(step, *(np.stack([p[t] for t in full]) for p in planes))
-        for t, tile in zip(full, result):
+        for t, tile in zip(full, result, strict=True):
             out[t] = tile
     for t in (t for t in tiles if out[t].shape != (TILE, TILE)):
         h, w = out[t].shape
@@ -173,7 +173,7 @@ def hide(cover: np.ndarray, secret: np.ndarray, model: Networks | None = None) -
     if cover.shape != secret.shape:
         raise ValueError(f"cover is {_size(cover)} but secret is {_size(secret)}: they must have the "
                          "same size, and both be grayscale or both colour")
-    planes = [_run_tiles(model.hide, model.config.down, c, s) for c, s in zip(_planes(cover), _planes(secret))]
+    planes = [_run_tiles(model.hide, model.config.down, c, s) for c, s in zip(_planes(cover), _planes(secret), strict=True)]
     return np.stack(planes, axis=-1).reshape(cover.shape)
 
 

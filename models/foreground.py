@@ -173,6 +173,6 @@ def foreground_masks(network: Network, images: np.ndarray, edges: np.ndarray | N
     if edges is None:
         return masks
     radius = max(1, round(SNAP_RADIUS * max(masks.shape[1:]) / network.size))
-    for mask, edge in zip(masks, edges):
+    for mask, edge in zip(masks, edges, strict=True):
         mask[...] = fill_holes(erode_square(mask, radius) | (dilate_square(mask, radius) & edge))
     return masks

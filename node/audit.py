@@ -24,7 +24,13 @@ Events and the PS3.15 A.5.3 messages they become:
 - reveal (console): DICOM Instances Accessed (110103), action R
 - download (re-identified objects from the console): Export (110106)
 - delete: DICOM Instances Accessed (110103), action D
+- send (the console sends stored objects to a peer): DICOM Instances Transferred (110104), action R
 - reseal (header carriers for new recipients): DICOM Instances Accessed (110103), action U
+
+DICOMweb (web/dicomweb) records the same kinds, one message per request, the caller being
+"dicomweb token" or "console" and the detail naming the service: a QIDO-RS search is a query
+(the Study Root C-FIND SOP Class, the keys it matched on), a WADO-RS retrieval (instances,
+metadata, frames, bulk data, rendered) a retrieve, a STOW-RS request a store.
 """
 
 from __future__ import annotations
@@ -66,6 +72,7 @@ EVENTS: dict[str, tuple[tuple[str, str], tuple[str, str] | None, str]] = {
     "reveal": (("110103", "DICOM Instances Accessed"), None, "R"),
     "download": (("110106", "Export"), None, "R"),
     "delete": (("110103", "DICOM Instances Accessed"), None, "D"),
+    "send": (("110104", "DICOM Instances Transferred"), None, "R"),
     "reseal": (("110103", "DICOM Instances Accessed"), None, "U"),
 }
 OUTCOMES = {"success": "0", "failure": "4", "serious": "8"}
@@ -151,7 +158,7 @@ def _participants(root: ElementTree.Element, event: Event, node: str, node_addre
         if event.user:
             _participant(root, event.user, True)
         return
-    if event.kind in ("store", "retrieve"):
+    if event.kind in ("store", "retrieve", "send"):
         # the sender is the source, the receiver the destination; the one that asked is the requestor
         caller = (event.user, event.address)
         target = (event.peer or event.user, event.peer_address or event.address)

@@ -72,6 +72,7 @@ _BASE: dict[str, Any] = {
         "login_lock_seconds": 300.0,
     },
     "audit": {"repository": "", "file": "", "ca_certificates": "", "source_id": ""},
+    "dicomweb": {"enabled": True, "token": "", "viewer_dir": ""},  # web/dicomweb reads it
 }
 SEGMENTER_CHOICES = tuple(SEGMENTERS)  # the built-in ones: node.toml's choices come from the registry
 # Inclusive numeric ranges of node.* and web.* (None: no upper bound). Timeouts are seconds. Each
@@ -151,6 +152,9 @@ def _check_ranges(config: dict[str, Any]) -> None:
         raise ConfigError("node.tls needs both certificate and private_key, or neither")
     audit.check(config["audit"])
     s3store.settings_of(config["storage"])
+    if 0 < len(config["dicomweb"]["token"]) < 24:
+        raise ConfigError("dicomweb.token: at least 24 characters (e.g. python3 -c "
+                          "'import secrets; print(secrets.token_urlsafe(32))'), or empty")
     titles = [peer["ae_title"] for peer in config["peers"]]
     if len(set(titles)) != len(titles):
         raise ConfigError("peers: each ae_title may appear once")

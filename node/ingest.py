@@ -56,11 +56,15 @@ class Ingest:
 
     def receive(self, event: evt.Event) -> Dataset:
         """Handle one C-STORE request; return its status (with an Error Comment on failure)."""
-        start = time.perf_counter()
         request = c_store_request(event)
-        sop_class = UID(request.AffectedSOPClassUID or "")
-        new_uid = self.pseudonyms.uid(str(request.AffectedSOPInstanceUID))
-        encoded = event.encoded_dataset(include_meta=True)
+        return self.accept(event.encoded_dataset(include_meta=True), UID(request.AffectedSOPClassUID or ""),
+                           str(request.AffectedSOPInstanceUID), event.assoc.requestor.ae_title)
+
+    def accept(self, encoded: bytes, sop_class: UID, sop_instance_uid: str, caller: str) -> Dataset:
+        """Check, write durably and queue one object (a Part 10 file's bytes, as received over
+        DIMSE or STOW-RS); its status, with an Error Comment on failure."""
+        start = time.perf_counter()
+        new_uid = self.pseudonyms.uid(sop_instance_uid)
         refused = self._check(encoded, sop_class)
         if refused is not None:
             log.warning("refused %s (new UID %s): %s", sop_class.name, new_uid, refused.ErrorComment)
@@ -68,7 +72,7 @@ class Ingest:
         try:
             token = new_token()
             self.storage.write("inbox", token, encoded)
-            self.queue(new_uid, token, event.assoc.requestor.ae_title)
+            self.queue(new_uid, token, caller)
         except OSError as exc:
             log.error("cannot store %s: %s", new_uid, exc.strerror or type(exc).__name__)
             return status_dataset(OUT_OF_RESOURCES, "node cannot write the object to its storage")
@@ -130,4 +134,5 @@ def status_dataset(status: int, comment: str = "") -> Dataset:
     response.Status = status
     if comment:
         response.ErrorComment = comment[:64]
+        response.reason = comment  # whole, for the console's jobs page; not encoded
     return response

@@ -63,6 +63,7 @@ log = logging.getLogger("stegonode.orthanc")
 
 PROCESSING_FAILURE = 0x0110  # PS3.7 C.4: the sender may try again
 PYTHON_PLUGIN = Path("/usr/share/orthanc/plugins/libOrthancPython.so")  # Debian's orthanc-python
+DICOMWEB_PLUGIN = Path("/usr/share/orthanc/plugins/libOrthancDicomWeb.so")  # Debian's orthanc-dicomweb
 LAUNCHER = "stegonode_plugin.py"
 
 # Orthanc's "PythonScript": puts the virtual environment (and any PYTHONPATH the configuration
@@ -305,13 +306,17 @@ class OrthancSetup:
     generated_peer_keys: Path | None
 
 
-def write_config(out: Path, config_path: Path | None, http_port: int) -> OrthancSetup:
+def write_config(out: Path, config_path: Path | None, http_port: int, dicomweb: bool = False) -> OrthancSetup:
     """Write ``out/orthanc.json`` and ``out/stegonode_plugin.py`` for node.toml at ``config_path``.
 
     Orthanc takes the node's AE title and port; HTTP (REST, Explorer) answers on loopback only;
     storage and index live under ``out``; ``[[peers]]`` become Orthanc's DICOM modalities.
-    Without ``node.keys`` in node.toml a key pair is generated under ``out/keys``.
+    Without ``node.keys`` in node.toml a key pair is generated under ``out/keys``. ``dicomweb``:
+    Debian's DICOMweb plugin as well, serving the stored (protected) studies at ``/dicom-web/``.
     """
+    if dicomweb and not DICOMWEB_PLUGIN.exists():
+        raise ConfigError(f"--dicomweb needs Debian's orthanc-dicomweb ({DICOMWEB_PLUGIN}): "
+                          "apt-get install orthanc-dicomweb (scripts/setup.sh --orthanc does)")
     if not PYTHON_PLUGIN.exists() or shutil.which("Orthanc") is None:
         raise ConfigError(f"Orthanc or its Python plugin ({PYTHON_PLUGIN}) is missing: "
                           "apt-get install orthanc orthanc-python (scripts/setup.sh does)")
@@ -355,6 +360,9 @@ def write_config(out: Path, config_path: Path | None, http_port: int) -> Orthanc
                          else out / "queue"),
         },
     }
+    if dicomweb:
+        document["Plugins"].append(str(DICOMWEB_PLUGIN))
+        document["DicomWeb"] = {"Enable": True, "Root": "/dicom-web/"}
     (out / LAUNCHER).write_text(_LAUNCHER_TEXT)
     target = out / "orthanc.json"
     target.write_text(json.dumps(document, indent=2) + "\n")

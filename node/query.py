@@ -182,8 +182,9 @@ def _match(column: ColumnElement[str], value: str, vr: str) -> ColumnElement[boo
     return column == value
 
 
-def find(index: Index, query: Query) -> Iterator[Dataset]:
-    """One response identifier per matching entity at the query's level."""
+def find(index: Index, query: Query, limit: int | None = None, offset: int = 0) -> Iterator[Dataset]:
+    """One response identifier per matching entity at the query's level (the first ``limit``
+    after ``offset`` of them, oldest first: QIDO-RS paging)."""
     level = query.level
     depth = LEVELS.index(level)
     columns = [kw for lvl in LEVELS[: depth + 1] for kw in LEVEL_ATTRIBUTES[lvl]]
@@ -193,10 +194,15 @@ def find(index: Index, query: Query) -> Iterator[Dataset]:
         for keyword, (at_level, expression) in AGGREGATES.items()
         if at_level == level and keyword in query.requested
     ]
-    statement = (
-        select(*selected).where(query.where)
-        .group_by(table.c[UNIQUE_KEY[level]]).order_by(func.min(table.c.stored_at))
-    )
+    key = table.c[UNIQUE_KEY[level]]
+    where = query.where
+    if limit is not None or offset:
+        # The page's entities first (their keys only), then their attributes and counts:
+        # aggregating every match to keep a page of them costs seconds on a large index.
+        page = (select(key).where(where).group_by(key).order_by(func.min(table.c.stored_at))
+                .limit(limit).offset(offset or None))
+        where = and_(where, key.in_(page))
+    statement = select(*selected).where(where).group_by(key).order_by(func.min(table.c.stored_at))
     for row in index.select(statement):
         yield _response(query, row)
 

@@ -138,7 +138,7 @@ class S3Store:
             config=config)
 
     @classmethod
-    def create(cls, settings: S3Settings, data_dir: Path) -> "S3Store":
+    def create(cls, settings: S3Settings, data_dir: Path) -> S3Store:
         """Open the store (its bucket must exist and answer) and sweep what crashed processes
         of this host left: staged keys, spooled files."""
         store = cls(settings, data_dir)

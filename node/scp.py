@@ -35,7 +35,7 @@ from pynetdicom.sop_class import (
 
 from stegonode.errors import ConfigError, InputError
 
-from . import audit, query
+from . import audit, console_index, query
 from .audit import ServiceAudit
 from .dicomnet import (
     bound_reads, contain_protocol_errors, poll_fast, quiet_pynetdicom_tracebacks, register_server, set_nodelay,
@@ -211,15 +211,19 @@ class NodeServer:
         called = request.called_ae_title.strip()
         if not self.peers.allows(calling, address):
             log.warning("rejected association from %s@%s: caller not allowed", calling, address)
+            console_index.negotiation_failed(self.index, assoc, calling, "association rejected: caller not allowed")
             assoc.acse.send_reject(0x01, 0x01, 0x03)  # permanent, calling AE not recognised
             assoc.kill()
         elif called != self.node["ae_title"].strip() and not self.node["accept_any_called_ae_title"]:
             log.warning("rejected association from %s@%s: it called %r, this node is %s",
                         calling, address, called, self.node["ae_title"])
+            console_index.negotiation_failed(self.index, assoc, calling,
+                                             "association rejected: called AE title is not this node's")
             assoc.acse.send_reject(0x01, 0x01, 0x07)  # permanent, called AE not recognised
             assoc.kill()
         elif (limit := self.admission.requested(assoc, calling)) is not None:
             log.warning("rejected association from %s@%s: %s", calling, address, limit)
+            console_index.negotiation_failed(self.index, assoc, calling, f"association rejected: {limit}")
             assoc.acse.send_reject(0x02, 0x03, 0x02)  # transient, local limit exceeded
             assoc.kill()
 
@@ -229,6 +233,8 @@ class NodeServer:
                     MIN_TRANSFER_RATE)
 
     def _on_established(self, event: evt.Event) -> None:
+        if (rejected := console_index.rejected_contexts(event.assoc)) is not None:
+            console_index.negotiation_failed(self.index, event.assoc, event.assoc.requestor.ae_title, rejected)
         with self._stats_lock:
             self._stats[event.assoc] = (time.time(), time.monotonic(), Counter())
 
@@ -263,6 +269,8 @@ class NodeServer:
                       type(exc).__name__)
             status = status_dataset(UNABLE_TO_PROCESS, f"node could not process the object ({type(exc).__name__})")
         self._count(event, "stored" if status.Status == 0 else "refused")
+        if status.Status != 0:
+            console_index.store_refused(self.index, event, self.ingest.pseudonyms.uid, status)
         self.auditor.stored(event, status.Status == 0)
         return status
 

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# ruff and mypy on the package (configured in pyproject.toml); .ci/run runs this before the tests.
+# ruff on the whole tree (package, tests, benchmarks, scripts) and mypy on the package, both
+# configured in pyproject.toml; .ci/run runs this before the tests.
 # mypy cannot follow the editable install's import hook, so it reads the package through a tree of
 # links named as the package is (.mypy-path/stegonode/<subpackage> -> the repository's folders).
 set -euo pipefail

@@ -10,9 +10,10 @@ missing=()
 for pkg in libzbar0 dcmtk dicom3tools; do
   dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg")
 done
-# Orthanc and its Python plugin, for stegonode inside Orthanc (`--orthanc`) and its tests (`--test`).
+# Orthanc with its Python and DICOMweb plugins, for stegonode inside Orthanc (`--orthanc`) and the
+# tests (`--test`).
 case " $* " in *" --orthanc "* | *" --test "*)
-  for pkg in orthanc orthanc-python; do dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg"); done ;;
+  for pkg in orthanc orthanc-python orthanc-dicomweb; do dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg"); done ;;
 esac
 # Debian's Chromium and its driver, for the web console's browser tests (`--test`): Playwright
 # drives /usr/bin/chromium; never `playwright install`.
@@ -29,6 +30,22 @@ if [ ${#missing[@]} -gt 0 ]; then
   $sudo apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
+
+# The OHIF viewer the console serves under /viewer (`--viewer`; `--test` for its browser test): npm's
+# prebuilt @ohif/app (MIT; its dist/ folder, not built here), the version web/dicomweb names, into
+# build/ohif/VERSION/dist. Nothing to do once it is there; npm keeps the package in its cache.
+case " $* " in *" --viewer "* | *" --test "*)
+  ohif_version=$(sed -n 's/^OHIF_VERSION = "\([^"]*\)".*/\1/p' web/dicomweb/__init__.py)
+  ohif_dir="build/ohif/$ohif_version"
+  if [ ! -f "$ohif_dir/dist/index.html" ]; then
+    command -v npm >/dev/null || { echo "setup: the OHIF viewer needs npm (Node.js)" >&2; exit 1; }
+    echo "setup: fetching the OHIF viewer @ohif/app@$ohif_version (prebuilt)" >&2
+    mkdir -p "$ohif_dir"
+    tarball=$(cd "$ohif_dir" && npm pack --silent "@ohif/app@$ohif_version")
+    tar -xzf "$ohif_dir/$tarball" -C "$ohif_dir" --strip-components=1 package/dist package/LICENSE
+    rm "$ohif_dir/$tarball"
+  fi ;;
+esac
 
 # --- Python extras (the lean runtime, issue 16) ----------------------------------------------
 # No flag: the runtime alone (numpy + onnxruntime run the shipped networks; scripts/run.sh).

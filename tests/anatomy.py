@@ -107,7 +107,7 @@ def _same(revealed: object, original: object) -> bool:
     """Equal values; in sequences, group length elements (retired, PS3.5 7.2) do not count."""
     if isinstance(original, pydicom.Sequence):
         return isinstance(revealed, pydicom.Sequence) and len(revealed) == len(original) and all(
-            _without_group_lengths(a) == _without_group_lengths(b) for a, b in zip(revealed, original))
+            _without_group_lengths(a) == _without_group_lengths(b) for a, b in zip(revealed, original, strict=True))
     return revealed == original
 
 

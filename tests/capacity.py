@@ -106,7 +106,7 @@ def _exact(revealed, original: pydicom.Dataset) -> bool:
 def _same(a, b) -> bool:
     if a.VR != "SQ" or b.VR != "SQ":
         return a.VR == b.VR and a.value == b.value
-    return len(a.value) == len(b.value) and all(_same_items(x, y) for x, y in zip(a.value, b.value))
+    return len(a.value) == len(b.value) and all(_same_items(x, y) for x, y in zip(a.value, b.value, strict=True))
 
 
 def _same_items(x: pydicom.Dataset, y: pydicom.Dataset) -> bool:

@@ -13,6 +13,7 @@ import pydicom
 import pytest
 from pydicom.encaps import encapsulate, generate_frames
 from pydicom.uid import generate_uid
+from seaweed import SeaweedServer, weed_binary
 
 from stegonode.codecs import keys as keyfiles
 from stegonode.handlers.pipeline import build_pipeline
@@ -20,7 +21,6 @@ from stegonode.node import config as node_config
 
 from images import image_path
 from postgres import PostgresCluster, server_binaries
-from seaweed import SeaweedServer, weed_binary
 
 BACKENDS = ("sqlite", "postgresql")
 

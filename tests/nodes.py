@@ -12,6 +12,7 @@ import time
 import tomllib
 import urllib.request
 from pathlib import Path
+from typing import Any
 
 import pydicom
 from pydicom.uid import DeflatedExplicitVRLittleEndian, ExplicitVRLittleEndian, generate_uid
@@ -253,12 +254,13 @@ class OrthancProcess(NodeProcess):
         super().__init__(directory, **node)
         self.http_port = free_port()
         self.command: list[str] = []
+        self.options: list[str] = []  # more orthanc-config options, e.g. --dicomweb
 
     def configure(self) -> None:
         """node.toml, then ``stegonode orthanc-config``; keeps the start command it prints."""
         self.write_config()
         result = self.run("orthanc-config", "--out", str(self.data), "--config", str(self.config),
-                          "--http-port", str(self.http_port))
+                          "--http-port", str(self.http_port), *self.options)
         assert result.returncode == 0, result.stderr
         self.command = result.stdout.strip().splitlines()[-1].split()
 
@@ -291,6 +293,41 @@ class OrthancProcess(NodeProcess):
 
     def json(self, path: str, body: object = None):
         return json.loads(self.rest(path, body))
+
+
+ORTHANC = "/usr/sbin/Orthanc"
+ORTHANC_DICOMWEB = Path("/usr/share/orthanc/plugins/libOrthancDicomWeb.so")
+
+
+def plain_orthanc(directory: Path, servers: dict | None = None) -> tuple[subprocess.Popen, int]:
+    """A plain Orthanc (no stegonode) with Debian's DICOMweb plugin on loopback, ``servers`` its
+    DICOMweb peers (DicomWeb.Servers); (process, HTTP port)."""
+    if not (Path(ORTHANC).exists() and ORTHANC_DICOMWEB.exists()):
+        raise RuntimeError("Orthanc or orthanc-dicomweb missing: scripts/setup.sh --test installs them")
+    port = free_port()
+    config = {
+        "Name": "PLAIN", "HttpPort": port, "DicomPort": free_port(), "RemoteAccessAllowed": False,
+        "StorageDirectory": str(directory / "storage"), "IndexDirectory": str(directory / "index"),
+        "Plugins": [str(ORTHANC_DICOMWEB)],
+        "DicomWeb": {"Enable": True, "Root": "/dicom-web/", "Servers": servers or {}},
+    }
+    directory.mkdir(parents=True, exist_ok=True)
+    (directory / "orthanc.json").write_text(json.dumps(config))
+    log = open(directory / "orthanc.log", "w")
+    process = subprocess.Popen([ORTHANC, str(directory / "orthanc.json")], stdout=log, stderr=subprocess.STDOUT,
+                               start_new_session=True)
+    deadline = time.monotonic() + 60
+    while "HTTP server listening" not in (directory / "orthanc.log").read_text():
+        assert process.poll() is None and time.monotonic() < deadline, (directory / "orthanc.log").read_text()
+        time.sleep(0.1)
+    return process, port
+
+
+def orthanc_rest(port: int, path: str, body: object = None) -> Any:
+    """Orthanc's REST API on loopback: GET, or POST of ``body`` as JSON; the JSON answer."""
+    data = None if body is None else json.dumps(body).encode()
+    with urllib.request.urlopen(urllib.request.Request(f"http://127.0.0.1:{port}{path}", data), timeout=120) as answer:
+        return json.loads(answer.read())
 
 
 def _toml(value: object) -> str:

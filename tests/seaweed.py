@@ -57,7 +57,7 @@ class SeaweedServer:
         return boto3.client("s3", endpoint_url=self.endpoint, region_name="us-east-1",
                             aws_access_key_id=ACCESS_KEY, aws_secret_access_key=SECRET_KEY)
 
-    def start(self, timeout: float = 60) -> "SeaweedServer":
+    def start(self, timeout: float = 60) -> SeaweedServer:
         options = [f"-{name}={port}" for name, port in self.ports.items()]
         log = open(self.directory / "weed.log", "a")
         self.process = subprocess.Popen(

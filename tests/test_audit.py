@@ -341,7 +341,7 @@ def test_a_scripted_session_is_audited_message_by_message(audited, tmp_path):
     assert len(of(logins, "110114", "110122", "4")) == 1 and len(of(logins, "110114", "110122", "0")) == 1
 
     stored_uid = store.xml.find(".//SOPClass/Instance").get("UID")
-    status, _ = console.get(f"/studies/{stored_uid}.dcm")
+    status, _ = console.get(f"/instances/{stored_uid}.dcm")
     assert status == 200
     receiver.wait_for(lambda m: of(m, "110106"))
     protected = (node.data / "stored").rglob("*.dcm")
@@ -351,10 +351,25 @@ def test_a_scripted_session_is_audited_message_by_message(audited, tmp_path):
     (reveal,) = of(receiver.wait_for(lambda m: of(m, "110103", action="R")), "110103", action="R")
     assert reveal.outcome == "0"
 
+    # the console sends the study to a peer that is not listening now: audited as a failed transfer
+    status, page = console.post(f"/studies/{study}/send", {"peer": "MOVESCU"}, form_page=f"/studies/{study}")
+    assert status == 200
+    sends = receiver.wait_for(lambda m: of(m, "110104", action="R", outcome="8"))
+    (send,) = of(sends, "110104", action="R", outcome="8")
+    roles = {p.get("UserID"): p.find("RoleIDCode") for p in send.xml.findall("ActiveParticipant")}
+    assert roles["MOVESCU"].get("csd-code") == "110152" and "console" in roles
+    assert "0 sent, 1 failed" in send.xml.find("EventIdentification/EventOutcomeDescription").text
+    # and deletes it
+    status, page = console.post("/delete", {"level": "study", "uid": study}, form_page=f"/delete?level=study&uid={study}")
+    assert status == 200 and "Deleted 1 stored object(s)" in page
+    (deleted,) = of(receiver.wait_for(lambda m: of(m, "110103", action="D")), "110103", action="D")
+    assert deleted.outcome == "0" and deleted.xml.find(".//SOPClass/Instance").get("UID") == stored_uid
+    assert node.query('SELECT count(*) FROM instances') == [(0,)]
+
     status, page = console.get("/audit?kind=retrieve&outcome=success")
-    assert status == 200 and page.count("<tr><td>") == 2 and "C-MOVE" in page and "C-GET" in page
+    assert status == 200 and page.count("<tr><td data-label=\"Time\">") == 2 and "C-MOVE" in page and "C-GET" in page
     status, page = console.get("/audit?kind=login&outcome=failure")
-    assert status == 200 and page.count("<tr><td>") == 1 and "wrong token" in page
+    assert status == 200 and page.count("<tr><td data-label=\"Time\">") == 1 and "wrong token" in page
 
     everything = b"".join(m.raw for m in receiver.messages) + (node.directory / "audit.log").read_bytes()
     for value in PATIENT.values():

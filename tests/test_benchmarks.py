@@ -28,16 +28,20 @@ FIGURES = {
     "capacity.py": "images meet the requirement",
     "cipher_speed.py": "target <= 50 ms",
     "cluster.py": "3-host estimate",
+    "console.py": "target <= 200 ms",
     "dct_layout.py": "runs with fresh keys",
     "deep_vs_dct.py": "PSNR at the stored peak",
+    "dicomweb.py": "WADO-RS series retrieval",
     "fuzz.py": "PHI canary hits by place",
     "ingest.py": "C-FIND study level",
     "lean.py": "Processing throughput",
+    "memory.py": "x decoded; bound 4",
     "realdata.py": "overlays:",
     "report.py": "CPU (user + system)",
     "robustness.py": "goal, 693_UNCR.dcm",
     "segmenter.py": "Speed, ms per 512x512 CT slice",
     "speed.py": "TOTAL reveal",
+    "stages.py": "total (worker)",
 }
 # Started first: the longest quick runs (servers, node processes, torch).
 SLOWEST = ("ingest.py", "lean.py", "cluster.py", "fuzz.py", "report.py", "segmenter.py", "robustness.py")

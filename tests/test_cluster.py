@@ -15,17 +15,19 @@ import shutil
 import signal
 import subprocess
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import pydicom
 import pytest
 
+from stegonode.node.storage import ObjectStore, open_store
+
 from images import dcmtk
 from nodes import DCMTK_ENV, STEGONODE, NodeProcess, acknowledged, free_port, write_series
 from postgres import PostgresCluster
-from stegonode.node.storage import ObjectStore, open_store
 
 SERIES = 100
 CLASSICAL = {"handlers.segment": {"segmenter": "classical"}}

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import re
+import tomllib
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -13,8 +15,54 @@ from stegonode.node import config
 SHIPPED = Path(__file__).resolve().parents[1] / "node.toml"
 
 
+def _flat(table: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """Dotted key -> value for every key of a TOML document, at every depth."""
+    flat: dict[str, Any] = {}
+    for key, value in table.items():
+        if isinstance(value, dict):
+            flat.update(_flat(value, f"{prefix}{key}."))
+        else:
+            flat[f"{prefix}{key}"] = value
+    return flat
+
+
+def differences_from_defaults(path: Path) -> list[str]:
+    """How node.toml, read alone (not over the defaults), differs from the embedded defaults: a
+    key it lacks, a key the defaults lack, a value that differs. An empty array of tables (no
+    peers by default) is shown as a commented-out example instead of a value."""
+    text = path.read_text()
+    shipped, defaults = _flat(tomllib.loads(text)), _flat(config.load(None))
+    missing = [
+        f"missing {key}"
+        for key in defaults.keys() - shipped.keys()
+        if not (defaults[key] == [] and re.search(rf"^#\s*\[\[{re.escape(key)}\]\]$", text, re.MULTILINE))
+    ]
+    unknown = [f"unknown {key}" for key in shipped.keys() - defaults.keys()]
+    differ = [f"{key} = {shipped[key]!r}, default {defaults[key]!r}" for key in shipped.keys() & defaults.keys()
+              if shipped[key] != defaults[key]]
+    return sorted(missing + unknown + differ)
+
+
 def test_shipped_node_toml_equals_the_embedded_defaults():
+    assert differences_from_defaults(SHIPPED) == []
     assert config.load(SHIPPED) == config.load(None) == config.DEFAULTS
+
+
+@pytest.mark.parametrize(
+    "edit, difference",
+    [
+        (lambda text: text.replace("\nmode = \"callback\"\n", "\n"), "missing orthanc.mode"),
+        (lambda text: text.replace("[storage]\n", "[storage]\nlevel = 3\n", 1), "unknown storage.level"),
+        (lambda text: text.replace("\nmode = \"callback\"\n", "\nmode = \"queue\"\n"),
+         "orthanc.mode = 'queue', default 'callback'"),
+        (lambda text: text.replace("#   [[peers]]\n", ""), "missing peers"),
+    ],
+)
+def test_a_node_toml_that_drifts_from_the_defaults_is_caught(tmp_path, edit, difference):
+    drifted = edit(SHIPPED.read_text())
+    assert drifted != SHIPPED.read_text()
+    (tmp_path / "node.toml").write_text(drifted)
+    assert differences_from_defaults(tmp_path / "node.toml") == [difference]
 
 
 @pytest.mark.parametrize(

@@ -494,5 +494,5 @@ def test_structured_report_content_is_kept_dated_and_cleaned(node_keys):
     assert out.ContentDate == shift_da(original.ContentDate, days)
     verifying = out.get("VerifyingObserverSequence") or []
     assert all(item.VerificationDateTime == shift_dt(str(before.VerificationDateTime), days)
-               for item, before in zip(verifying, original.VerifyingObserverSequence))
+               for item, before in zip(verifying, original.VerifyingObserverSequence, strict=True))
     assert "113104" in _codes(out)

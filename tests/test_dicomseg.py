@@ -115,7 +115,7 @@ def test_node_writes_one_seg_per_series_and_getscu_retrieves_it(tmp_path):
         referenced = {item.ReferencedSOPInstanceUID
                       for item in seg.ReferencedSeriesSequence[0].ReferencedInstanceSequence}
         assert referenced == set(stored)
-        for uid, stored_path in stored.items():
+        for stored_path in stored.values():
             assert np.array_equal(_read_back(path, pydicom.dcmread(stored_path)),
                                   kept_region(pydicom.dcmread(stored_path), None))
         out = tmp_path / "fetched"

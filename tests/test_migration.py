@@ -103,7 +103,7 @@ def test_release_0_1_data_directory_upgrades_in_place(tmp_path):
     try:
         counts = node.wait_idle(5)
         assert counts["processed"] == 5 and counts["quarantined"] == 0
-        assert node.query("SELECT version_num FROM alembic_version") == [("0006",)]
+        assert node.query("SELECT version_num FROM alembic_version") == [("0007",)]
         assert set(before) <= set(node.query("SELECT sop_instance_uid, received_at FROM jobs"))
         keys = node.query('SELECT "SOPInstanceUID", path FROM instances')
         assert len(keys) == 5 and all(key == f"stored/{uid}.dcm" for uid, key in keys)
@@ -116,7 +116,7 @@ def test_release_0_1_data_directory_upgrades_in_place(tmp_path):
         node.stop()
     revealed = {pydicom.dcmread(p).SOPInstanceUID for p in out.rglob("*.dcm")}
     assert revealed == {pydicom.dcmread(p).SOPInstanceUID for p in series}
-    assert "index schema 0001 -> 0006" in node.log.read_text()
+    assert "index schema 0001 -> 0007" in node.log.read_text()
     # The three objects the old release stored: carriers not recorded; the two protected now: both.
     status = node.status()
     assert status["stored_by_carriers"] == {"not recorded": 3, "pixels+header": 2}

@@ -64,7 +64,7 @@ def cluster(tmp_path_factory, postgres: PostgresCluster, sent):
         for receiver in receivers:
             started.append(receiver.start())
         _, first, second = sent
-        for receiver, files in zip(receivers, (first, second)):
+        for receiver, files in zip(receivers, (first, second), strict=True):
             result = storescu(receiver.port, files)
             assert result.returncode == 0, result.stdout + result.stderr
         receivers[0].wait_idle(len(first) + len(second))

@@ -66,6 +66,7 @@ def orthanc(tmp_path_factory, keys):
     work = tmp_path_factory.mktemp("orthanc")
     server = OrthancProcess(work / "server", keys=str(keys / "node.keys"),
                             peers=[{"ae_title": "STEGOPEER", "host": "127.0.0.1", "port": 11113}])
+    server.options = ["--dicomweb"]  # Debian's DICOMweb plugin beside stegonode's
     server.start()
     server.series = write_series(work / "series", SERIES)
     try:
@@ -114,6 +115,21 @@ def test_series_is_stored_protected_and_revealed(orthanc, keys, tmp_path):
     assert {ds.SOPInstanceUID for ds in revealed} == originals
     for ds in revealed:
         assert {keyword: str(ds.get(keyword)) for keyword in PATIENT} == PATIENT
+
+
+def test_orthanc_dicomweb_serves_the_protected_series(orthanc):
+    """`orthanc-config --dicomweb`: Orthanc's own DICOMweb (Debian's plugin) answers a real
+    DICOMweb client with the protected objects stegonode stored."""
+    dicomweb_client = pytest.importorskip("dicomweb_client", reason="dicomweb-client missing: scripts/setup.sh --test")
+    client = dicomweb_client.DICOMwebClient(f"http://127.0.0.1:{orthanc.http_port}/dicom-web")
+    (study,) = client.search_for_studies()
+    uid = study["0020000D"]["Value"][0]
+    assert study["00100010"]["Value"][0]["Alphabetic"] != PATIENT["PatientName"]
+    (series,) = client.search_for_series(uid)
+    first = client.retrieve_series(uid, series["0020000E"]["Value"][0])[0]
+    assert already_protected(first)
+    values = identifying(orthanc.series)
+    assert not leaks(json.dumps(study).encode(), values)
 
 
 def test_nothing_identifying_in_storage_index_or_rest(orthanc):

@@ -24,24 +24,34 @@ def report(tmp_path_factory):
     return out, (out / "report.md").read_text()
 
 
+# Each section of the report: the seed's published figure, and the first cell of our row in a table.
+SECTIONS = (("Table 3", "116.07", "693_UNCR.dcm"), ("Table 4", "115.58", "693_UNCR.dcm"),
+            ("Table 5", "0.031", "693_UNCR.dcm"), ("Table 6", "0.3188", "693_UNCR.dcm"),
+            ("Table 7", "131,524", "stegonode (ours), best PSNR: 693_UNCR"),
+            ("Segmentation IoU", "0.9146", "labelled real images (held out)"),
+            ("Seed 004", "50.75 %", "avalanche, one key bit flipped"),
+            ("Seed 000", "77.18", "stegonode, mean of per-patch PSNR"))
+
+
 def test_every_table_has_the_seed_beside_ours(report):
     _, text = report
-    for heading, seed_figure in (("Table 3", "116.07"), ("Table 4", "115.58"), ("Table 5", "0.031"),
-                                 ("Table 6", "0.3188"), ("Table 7", "131,524"), ("Segmentation IoU", "0.9146"),
-                                 ("Seed 004", "50.75 %"), ("Seed 000", "77.18")):
-        assert seed_figure in _section(text, heading), heading
+    for heading, seed_figure, ours in SECTIONS:
+        section = _section(text, heading)
+        assert seed_figure in section, heading
+        rows = [row for _, table in _tables(section) for row in table]
+        assert rows, f"{heading}: no table"
+        row = next((row for row in rows if row.split("|")[1].strip() == ours), None)
+        assert row is not None, f"{heading}: no row {ours!r}"
+        assert all(cell.strip() for cell in row.strip().strip("|").split("|")[1:3]), row
     assert "693_UNCR.dcm" in text and "## Provenance" in text and "SHA-256" in text
 
 
 def test_tables_are_well_formed(report):
     _, text = report
-    lines = text.splitlines()
-    for number, line in enumerate(lines):
-        if line.startswith("|") and number + 1 < len(lines) and SEPARATOR.match(lines[number + 1]):
-            width = _cells(line)
-            body = lines[number + 2:]
-            rows = body[:next((i for i, row in enumerate(body) if not row.startswith("|")), len(body))]
-            assert rows and all(_cells(row) == width for row in rows), line
+    tables = _tables(text)
+    assert len(tables) >= len(SECTIONS), f"{len(tables)} tables"
+    for header, rows in tables:
+        assert rows and all(_cells(row) == _cells(header) for row in rows), header
 
 
 def test_psnr_is_stated_at_both_peaks(report):
@@ -67,11 +77,24 @@ def test_plots_and_html_are_written(report):
 
 
 def _section(text: str, heading: str) -> str:
-    """From the heading containing ``heading`` to the next heading."""
+    """From the heading containing ``heading`` to the next heading of its level or above."""
     lines = text.splitlines()
     start = next(i for i, line in enumerate(lines) if line.startswith("#") and heading in line)
-    end = next((i for i in range(start + 1, len(lines)) if lines[i].startswith("#")), len(lines))
+    level = len(lines[start]) - len(lines[start].lstrip("#"))
+    end = next((i for i in range(start + 1, len(lines))
+                if lines[i].startswith("#") and len(lines[i]) - len(lines[i].lstrip("#")) <= level), len(lines))
     return "\n".join(lines[start:end])
+
+
+def _tables(text: str) -> list[tuple[str, list[str]]]:
+    """Each Markdown table: its header line and its body rows."""
+    lines = text.splitlines()
+    tables = []
+    for number, line in enumerate(lines):
+        if line.startswith("|") and number + 1 < len(lines) and SEPARATOR.match(lines[number + 1]):
+            body = lines[number + 2:]
+            tables.append((line, body[:next((i for i, row in enumerate(body) if not row.startswith("|")), len(body))]))
+    return tables
 
 
 def _cells(line: str) -> int:

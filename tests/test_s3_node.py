@@ -13,11 +13,11 @@ import pytest
 from pydicom.uid import ExplicitVRLittleEndian
 from pynetdicom import AE
 from pynetdicom.sop_class import CTImageStorage
+from seaweed import SeaweedServer, weed_binary
 
 from stegonode.node.storage import open_store
 
 from nodes import NodeProcess, free_port, scu, storescu, study_keys, write_series
-from seaweed import SeaweedServer, weed_binary
 
 CLASSICAL = {"handlers.segment": {"segmenter": "classical"}}
 OUT_OF_RESOURCES = 0xA700

@@ -86,6 +86,8 @@ def test_fast_morphology_gives_scipys_masks(seed):
     radius = seed % 4 + 1
     square = np.ones((3, 3), bool)
     assert np.array_equal(morphology.fill_holes(mask), ndimage.binary_fill_holes(mask))
+    inside = np.pad(mask, ((seed, 9), (3, seed + 1)))  # a body inside the frame: fill_holes' bounding box
+    assert np.array_equal(morphology.fill_holes(inside), ndimage.binary_fill_holes(inside))
     assert np.array_equal(morphology.erode_square(mask, radius), ndimage.binary_erosion(mask, square, iterations=radius))
     assert np.array_equal(morphology.dilate_square(mask, radius), ndimage.binary_dilation(mask, square, iterations=radius))
     assert np.array_equal(morphology.close_cross(mask, radius), ndimage.binary_closing(mask, iterations=radius))

@@ -10,7 +10,9 @@ from __future__ import annotations
 import copy
 import json
 import subprocess
+import sys
 import time
+from pathlib import Path
 
 import numpy as np
 import pydicom
@@ -29,6 +31,9 @@ from stegonode.handlers.dicomfile import dicom_bytes
 from stegonode.handlers.pipeline import configured_pipeline
 from stegonode.handlers.pixels import read_pixels
 from stegonode.node import config as node_config
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+import memory  # noqa: E402  (benchmarks/memory.py: the measurement the figures in the docs come from)
 
 DECODERS = {JPEGLSLossless: "dcmdjpls", RLELossless: "dcmdrle"}  # DCMTK's (no JPEG 2000 decoder)
 INSTANCES = 4
@@ -197,6 +202,17 @@ def test_fetch_takes_the_stored_objects_as_stored_and_reveals_them(node, tmp_pat
 
 
 # -- bounded memory: objects over node.max_object_mb are refused before decoding -------------
+
+
+def test_protecting_a_multi_frame_object_holds_its_pixels_at_most_four_times():
+    """A 40-frame 512 x 512 CT object (20 MiB of pixels) protected as a worker protects it, in a
+    fresh process (benchmarks/memory.py): the peak RSS over a warm worker's stays under 4 x the
+    decoded pixels, and once the worker hands memory back the RSS is within 16 MiB of where it was."""
+    figures = memory.measure(frames=40, side=512)
+    assert figures["decoded_mib"] == 20
+    assert figures["peak_mib"] - figures["base_mib"] <= 4 * figures["decoded_mib"], figures
+    assert figures["stored_mib"] > 0
+    assert figures["after_mib"] <= figures["base_mib"] + 16, figures
 
 
 def test_pipeline_refuses_pixels_over_the_limit_before_decoding(node_keys, tmp_path):

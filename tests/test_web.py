@@ -29,7 +29,7 @@ playwright_api = pytest.importorskip("playwright.sync_api", reason="playwright m
 CHROMIUM = "/usr/bin/chromium"
 SHOTS = Path(__file__).resolve().parents[1] / "build" / "web"
 UPLOAD_MB = 2
-PAGES = ["/", "/protect", "/reveal", "/encrypt", "/decrypt", "/dashboard", "/studies"]
+PAGES = ["/", "/protect", "/reveal", "/encrypt", "/decrypt", "/dashboard", "/jobs", "/studies"]
 TOKEN = re.compile(r"web console login token: (\S+)")
 
 
@@ -220,6 +220,8 @@ def test_protect_in_the_browser_then_reveal_with_the_command_line(page, console,
     assert f"(peak {peak})" in ok.inner_text() and "dB at peak 65535" in ok.inner_text()
     assert int(ok.query_selector(".changed").inner_text()) > 0
     assert "pixels encrypted (aes-gcm)" in ok.inner_text()
+    assert ok.query_selector(".carriers").inner_text() == "pixels + header"
+    assert "notes.dcm" in failed.inner_text()  # a failed row names its file
     assert _image_loaded(page, "img.overlay")
     assert "not a DICOM file" in failed.inner_text()
     _shot(page, "protect")
@@ -268,6 +270,18 @@ def test_protect_with_the_command_line_then_reveal_in_the_browser(page, console,
     document = json.loads(_download(page, "#json", tmp_path / "revealed.json").read_text())
     assert [entry["attributes"] for entry in document] == [expected]
     assert page.evaluate("() => document.cookie") == ""  # the session cookie is HttpOnly
+    carrier = page.inner_text("section.revealed .carrier")
+    assert carrier.startswith("Delivered by the pixels carrier; confirmed by the header carrier")
+
+    keyfiles.generate(tmp_path / "other")  # another node's peer.keys: nothing revealed, an error page
+    page.goto(f"{console.url}/reveal")
+    page.set_input_files("#files", [str(protected)])
+    page.set_input_files("#keys", [str(tmp_path / "other" / "peer.keys")])
+    _submit(page)
+    assert "Nothing revealed" in page.inner_text("#nothing-revealed")
+    assert page.query_selector(".phi") is None and page.query_selector("#json") is None
+    assert "key" in page.inner_text("section.revealed .reason")
+    _shot(page, "reveal-wrong-keys")
 
 
 def test_encrypt_then_decrypt_in_the_browser(page, console, original, tmp_path):
@@ -347,20 +361,25 @@ def test_dashboard_and_studies_after_a_storescu_transfer(page, console, undecoda
     _shot(page, "dashboard")
 
     page.goto(f"{console.url}/studies")
-    studies = page.query_selector_all("section.study")
-    assert len(studies) == 1
-    assert len(studies[0].query_selector_all("ul.instances a.download")) == 3
+    assert len(page.query_selector_all("#studies tbody tr")) == 1
     assert _image_loaded(page, "img.thumb")
     _shot(page, "studies")
-    stored = pydicom.dcmread(_download(page, "ul.instances a.download", tmp_path / "stored.dcm"))
+    with page.expect_navigation():
+        page.click("a.study-link")
+    study_page = page.url
+    assert len(page.query_selector_all("a.instance-link")) == 3
+    with page.expect_navigation():
+        page.click("a.instance-link")
+    instance_page = page.url
+    stored = pydicom.dcmread(_download(page, "#download", tmp_path / "stored.dcm"))
     assert stored.PatientIdentityRemoved == "YES"
 
     sent_uids = set()
     for path in series + [undecodable]:
         ds = pydicom.dcmread(path, stop_before_pixels=True)
         sent_uids |= {ds.StudyInstanceUID, ds.SeriesInstanceUID, ds.SOPInstanceUID}
-    for path in PAGES + ["/dashboard.json"]:
-        page.goto(f"{console.url}{path}")
+    for path in PAGES + ["/dashboard.json", study_page, instance_page, f"{instance_page}/tags"]:
+        page.goto(path if path.startswith("http") else f"{console.url}{path}")
         html = page.content()
         for value in [*PATIENT.values(), *sent_uids]:
             assert value not in html, f"{value} on {path}"
@@ -392,7 +411,7 @@ def test_web_alone_with_a_password_and_refusals_beyond_loopback(browser, tmp_pat
         tab.wait_for_url(f"http://127.0.0.1:{port}/studies")
         assert "no index at" in tab.inner_text("main")  # no node here: the file pages only
         tab.goto(f"http://127.0.0.1:{port}/")
-        assert len(tab.query_selector_all("ul.cards li")) == 6
+        assert len(tab.query_selector_all("ul.cards li")) == 7
         _shot(tab, "index")
         context.close()
     finally:

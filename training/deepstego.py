@@ -169,7 +169,7 @@ def report(model: DeepStego, src: Sources) -> str:
               "Embedding PSNR / extraction PSNR (dB).", "",
               "| seed 000 image | seed 000 embedding PSNR | stegonode image | 64 x 64 | whole image |",
               "| --- | ---: | --- | ---: | ---: |"]
-    for (seed_name, seed_db), (name, small, whole) in zip(SEED_PER_IMAGE, per_image(model, src)):
+    for (seed_name, seed_db), (name, small, whole) in zip(SEED_PER_IMAGE, per_image(model, src), strict=False):
         lines.append(f"| {seed_name} | {seed_db:.2f} | {name} | {small[0]:.2f} / {small[1]:.2f} | "
                      f"{whole[0]:.2f} / {whole[1]:.2f} |")
     clean, real = np.array(m["blankness_clean"]), np.array(m["blankness_recovered"])
@@ -189,7 +189,7 @@ def report(model: DeepStego, src: Sources) -> str:
 
 def _counts(kinds: np.ndarray) -> str:
     names, counts = np.unique(kinds, return_counts=True)
-    return ", ".join(f"{c} {n}" for n, c in zip(names, counts))
+    return ", ".join(f"{c} {n}" for n, c in zip(names, counts, strict=True))
 
 
 def _resize(image: np.ndarray, shape: tuple[int, int]) -> np.ndarray:

@@ -146,8 +146,8 @@ def evaluate(model: DeepStego, patches: Patches) -> dict:
         recovered = from_tensor(model.reveal(stego))
         clean = from_tensor(model.reveal(quantize(to_tensor(patches.covers))))
     stego8 = from_tensor(stego)
-    cover_mse = np.array([mse(s, c) for s, c in zip(stego8, patches.covers)])
-    secret_mse = np.array([mse(r, s) for r, s in zip(recovered, patches.secrets)])
+    cover_mse = np.array([mse(s, c) for s, c in zip(stego8, patches.covers, strict=True)])
+    secret_mse = np.array([mse(r, s) for r, s in zip(recovered, patches.secrets, strict=True)])
     cover_db = np.minimum([psnr(m) for m in cover_mse], PSNR_CAP_DB)
     secret_db = np.minimum([psnr(m) for m in secret_mse], PSNR_CAP_DB)
     return {
@@ -161,8 +161,8 @@ def evaluate(model: DeepStego, patches: Patches) -> dict:
         "secret_exact": int((secret_mse == 0).sum()),
         "per_patch_cover_psnr_db": cover_db.tolist(),
         "per_patch_secret_psnr_db": secret_db.tolist(),
-        "per_patch_flipped": [int(((r < BLANK) != (s < BLANK)).sum()) for r, s in zip(recovered, patches.secrets)],
+        "per_patch_flipped": [int(((r < BLANK) != (s < BLANK)).sum()) for r, s in zip(recovered, patches.secrets, strict=True)],
         "blankness_recovered": [blankness(r) for r in recovered],
         "blankness_clean": [blankness(r) for r in clean],
-        "clean_secret_psnr_db": float(np.mean([psnr(mse(c, s)) for c, s in zip(clean, patches.secrets)])),
+        "clean_secret_psnr_db": float(np.mean([psnr(mse(c, s)) for c, s in zip(clean, patches.secrets, strict=True)])),
     }

@@ -45,7 +45,7 @@ def grayscale_images(min_side: int) -> dict[str, Path]:
 
 def _decodes(path: Path) -> bool:
     try:
-        pydicom.dcmread(path).pixel_array
+        _ = pydicom.dcmread(path).pixel_array
         return True
     except Exception:
         return False

@@ -174,4 +174,4 @@ def _rate(step: int, schedule: Schedule) -> float:
 def evaluate(network: Network, examples: Sequence[Labelled]) -> tuple[list[float], list[np.ndarray]]:
     """Full-size IoU of each example, and the predicted masks (snapped to ``edges`` where given)."""
     predictions = [foreground_masks(network, e.image[None], edges=_edges(e))[0] for e in examples]
-    return [iou(p, e.mask) for p, e in zip(predictions, examples)], predictions
+    return [iou(p, e.mask) for p, e in zip(predictions, examples, strict=True)], predictions

@@ -408,8 +408,8 @@ def _table6(report: Report, settings: Settings, ok: list[Measured], peer_keys: k
         plt = _pyplot()
         figure, axes = plt.subplots(1, len(ATTACK_LEVELS), figsize=(13, 3.6), sharey=True)
         styles = {name: style for name, style in zip(dict.fromkeys(name for name, _ in rates),
-                                                       (("o", "-"), ("s", "--"), ("^", ":"), ("d", "-.")))}
-        for axis, attack in zip(axes, ATTACK_LEVELS):
+                                                       (("o", "-"), ("s", "--"), ("^", ":"), ("d", "-.")), strict=False)}
+        for axis, attack in zip(axes, ATTACK_LEVELS, strict=True):
             for (name, kind), points in rates.items():
                 if kind == attack:
                     marker, line = styles.get(name, ("o", "-"))

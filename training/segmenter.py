@@ -62,9 +62,9 @@ def accuracy(segmenter: MaskRCNNSegmenter, examples: Sequence[Example]) -> tuple
     masks = segmenter_masks(segmenter, examples)
     network, _ = evaluate(segmenter.model, examples)
     scores = {
-        "maskrcnn": [iou(m, e.mask) for m, e in zip(masks, examples)],
+        "maskrcnn": [iou(m, e.mask) for m, e in zip(masks, examples, strict=True)],
         "network": network,
-        "classical": [iou(m, e.mask) for m, e in zip(segmenter_masks(ClassicalSegmenter(), examples), examples)],
+        "classical": [iou(m, e.mask) for m, e in zip(segmenter_masks(ClassicalSegmenter(), examples), examples, strict=True)],
     }
     return {
         "count": len(examples),
@@ -98,7 +98,7 @@ def train_segmenter(out: Path, work: Path, schedule: Schedule, phantom_count: in
     for name, examples in (("phantoms_held_out", phantoms(range(HELD_OUT_SEED, HELD_OUT_SEED + held_out))),
                            ("real", real_examples(True))):
         metrics[name], masks = accuracy(segmenter, examples)
-        for example, mask in list(zip(examples, masks))[:OVERLAYS_PER_SET]:
+        for example, mask in list(zip(examples, masks, strict=True))[:OVERLAYS_PER_SET]:
             write_overlay(overlays / f"{example.name}.png", example.image, mask, example.mask, OVERLAY_SIDE)
     (work / "metrics.json").write_text(json.dumps(metrics, indent=1))
     (out / "MODEL_CARD.md").write_text(model_card(config, schedule, phantom_count, held_out, real_repeat, metrics,

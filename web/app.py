@@ -17,15 +17,15 @@ from werkzeug.exceptions import HTTPException, SecurityError
 from stegonode.codecs import keys as keyfiles
 from stegonode.errors import StegonodeError
 from stegonode.handlers.pipeline import Pipeline, configured_pipeline
-from stegonode.node.index import Index, existing_index
-from stegonode.node.storage import NodePaths
-
 from stegonode.node import audit
 from stegonode.node.audit import AuditTrail, index_record
 from stegonode.node.audit import Event as AuditEvent
+from stegonode.node.index import Index, existing_index
+from stegonode.node.storage import NodePaths, ObjectStore, open_store
 
 from . import auth
 from .jobs import ProtectJobs
+from .sending import Sends
 from .throttle import LoginThrottle
 
 log = logging.getLogger("stegonode.web")
@@ -63,8 +63,10 @@ class ConsoleState:
     audit: AuditTrail = field(default_factory=lambda: AuditTrail(""))
     throttle: LoginThrottle = field(default_factory=lambda: LoginThrottle(1.0, 10, 300.0))
     jobs: ProtectJobs = field(default_factory=ProtectJobs)
+    sends: Sends = field(default_factory=Sends)
     _pipelines: dict[tuple[str | None, str | None], Pipeline] = field(default_factory=dict)
     _index: Index | None = None
+    _storage: ObjectStore | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     @property
@@ -91,6 +93,13 @@ class ConsoleState:
             return
         index.record_audit(index_record(event))
 
+    def storage(self) -> ObjectStore:
+        """The node's storage: its data directory or its object store ([storage] url)."""
+        with self._lock:
+            if self._storage is None:
+                self._storage = open_store(self.config, self.paths.data_dir, create=False)
+            return self._storage
+
     def index(self) -> Index:
         """The node's index (ConfigError while the node has not created it)."""
         with self._lock:
@@ -100,7 +109,7 @@ class ConsoleState:
 
 
 def create_app(config: dict[str, Any], login: auth.Login) -> Flask:
-    from . import auditpage, files, nodepages
+    from . import auditpage, dicomweb, files, jobspage, nodepages, studypages
 
     app = Flask(__name__)
     app.request_class = InMemoryRequest
@@ -130,8 +139,9 @@ def create_app(config: dict[str, Any], login: auth.Login) -> Flask:
     app.register_error_handler(StegonodeError, _input_error)
     app.register_error_handler(Exception, _internal_error)
     app.context_processor(lambda: {"login_mode": login.mode, "upload_limit_mb": web["max_upload_mb"]})
-    for blueprint in (pages, auth.bp, files.bp, nodepages.bp, auditpage.bp):
+    for blueprint in (pages, auth.bp, files.bp, nodepages.bp, auditpage.bp, jobspage.bp, studypages.bp):
         app.register_blueprint(blueprint)
+    dicomweb.register(app, config)  # /dicomweb and /viewer (docs/dicomweb.md)
     return app
 
 

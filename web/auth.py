@@ -15,6 +15,7 @@ from stegonode.node import audit
 log = logging.getLogger("stegonode.web")
 bp = Blueprint("auth", __name__)
 OPEN_ENDPOINTS = {"auth.login", "static"}
+OWN_LOGIN_BLUEPRINTS = {"dicomweb"}  # it takes a bearer token too (web/dicomweb)
 
 
 @dataclass(frozen=True)
@@ -39,7 +40,8 @@ def current_login() -> Login:
 def require_login():
     """before_request: pages redirect to the login page, everything else answers 401."""
     login = current_login()
-    if login.mode == "none" or request.endpoint in OPEN_ENDPOINTS or session.get("signed_in"):
+    if login.mode == "none" or request.endpoint in OPEN_ENDPOINTS or session.get("signed_in") \
+            or request.blueprint in OWN_LOGIN_BLUEPRINTS:
         return None
     if request.method == "GET" and request.accept_mimetypes.accept_html and request.endpoint:
         return redirect(url_for("auth.login", next=request.full_path.rstrip("?")))

@@ -11,10 +11,11 @@ from flask import Blueprint, abort, current_app, redirect, render_template, requ
 from werkzeug.utils import secure_filename
 
 from stegonode.codecs import keys as keyfiles
-from stegonode.errors import InputError
+from stegonode.errors import InputError, WrongEmbeddingKeyError, WrongRecipientKeyError
 from stegonode.handlers.collect import described
 from stegonode.handlers.encrypt import CIPHERS, EncryptHandler, cipher_report, decrypt_dataset, encrypt_dataset, pixel_words
 from stegonode.handlers.dicomfile import dicom_bytes, read_dicom
+from stegonode.handlers.embed import read_protection
 from stegonode.handlers.pixels import read_pixels
 from stegonode.handlers.reveal import reveal, reveal_document
 from stegonode.node import audit
@@ -73,11 +74,13 @@ def protect():
     if request.method == "GET":
         return render_template("protect.html", segmenters=SEGMENTER_CHOICES, ciphers=list(CIPHERS),
                                configured=configured)
-    uploads = [f.read() for f in _uploads("files")]
+    files = _uploads("files")
+    names = [secure_filename(f.filename or "")[:80] for f in files]
+    uploads = [f.read() for f in files]
     segmenter = _choice("segmenter", SEGMENTER_CHOICES)
     cipher = _choice("cipher", list(CIPHERS))
     keys = state.node_keys()
-    job = state.jobs.submit(uploads, lambda: state.pipeline(cipher, segmenter), keys.pixel_cipher_key)
+    job = state.jobs.submit(uploads, lambda: state.pipeline(cipher, segmenter), keys.pixel_cipher_key, names)
     return redirect(url_for("files.protect_job", job_id=job.id), code=303)
 
 
@@ -141,9 +144,12 @@ def reveal_page():
         name = secure_filename(upload.filename) or f"file{number}.dcm"
         try:
             ds = read_dicom(io.BytesIO(upload.read()))
+            carriers = _carriers_in(ds)
             revealed = reveal(ds, keys)
         except Exception as exc:
             reason = failure_reason(exc, "revealing")
+            if isinstance(exc, (WrongEmbeddingKeyError, WrongRecipientKeyError)):
+                reason = f"this key file cannot open this object (another node's, or an older key): {reason}"
             audit_console("reveal", "failure", detail=reason)  # no UIDs: the upload may be an original
             results.append({"number": number, "name": name, "error": reason})
             documents.append(reveal_document(name, None, reason))
@@ -152,11 +158,48 @@ def reveal_page():
                       sop_class=str(ds.SOPClassUID), detail=f"from the {revealed.carrier}")
         attributes = described(revealed.attributes)
         results.append({"number": number, "name": name, "error": None, "attributes": attributes,
+                        "carrier": carrier_story(carriers, revealed.carrier, revealed.confirmed_by, revealed.complete),
                         "download": data_url(dicom_bytes(revealed.dataset), DICOM)})
         documents.append(reveal_document(name, attributes, carrier=revealed.carrier,
                                          confirmed_by=revealed.confirmed_by, complete=revealed.complete))
+    if not any(result["error"] is None for result in results):
+        # Nothing revealed: an error page, no patient-data banner, nothing to download.
+        return render_template("reveal.html", results=results, json_url=None, nothing_revealed=True), 400
     document = json.dumps(documents, ensure_ascii=False, indent=1).encode()
-    return render_template("reveal.html", results=results, json_url=data_url(document, "application/json"))
+    return render_template("reveal.html", results=results, json_url=data_url(document, "application/json"),
+                           nothing_revealed=False)
+
+
+def _carriers_in(ds) -> list[str]:
+    """The carriers the object's protection block says it has (empty when it has none: reveal
+    then says why)."""
+    try:
+        protection = read_protection(ds)
+    except Exception:
+        return []
+    return [c for c in protection.carriers if c != "pixels" or protection.has_pixels]
+
+
+def carrier_story(carriers: list[str], carrier: str, confirmed_by: tuple[str, ...], complete: bool) -> dict[str, str]:
+    """Which carrier delivered, whether the other confirmed it, and what failed: ``text`` for
+    the page, ``level`` "ok" or "warning" (a carrier the object has that could not be read)."""
+    parts = [f"Delivered by the {carrier} carrier"]
+    level = "ok"
+    others = [c for c in carriers if c != carrier]
+    if confirmed_by:
+        parts.append(f"confirmed by the {' and '.join(confirmed_by)} carrier (they agree)")
+    elif others:
+        failed = others[0]
+        level = "warning"
+        why = ("the background pixels were changed (noise, lossy re-encoding or editing)" if failed == "pixels"
+               else "the Encrypted Attributes were removed or altered")
+        parts.append(f"the {failed} carrier could not be read: {why}")
+    else:
+        parts.append("the object has no other carrier")
+    if not complete:
+        level = "warning"
+        parts.append("only the core attributes were recovered")
+    return {"text": "; ".join(parts) + ".", "level": level}
 
 
 # -- encrypt and decrypt (seed 004) ----------------------------------------------------------

@@ -40,11 +40,20 @@ class Result:
 
     number: int
     error: str | None = None
+    upload: str = ""  # a failed upload's file name (as the browser sent it, made safe), to find it
     name: str = ""
     data: bytes = b""
     overlay: bytes = b""
     report: dict[str, float | int | str] = field(default_factory=dict)
     seconds: float = 0.0
+
+    @property
+    def carriers(self) -> tuple[str, str]:
+        return carriers_of(self.report)
+
+    @property
+    def pixels_changed(self) -> bool:
+        return "pixels" in str(self.report.get("carriers", "")).split("+")
 
 
 @dataclass
@@ -53,6 +62,7 @@ class Job:
     total: int
     created: float = field(default_factory=time.time)
     results: list[Result] = field(default_factory=list)
+    names: list[str] = field(default_factory=list)  # the uploads' names, kept only for failed ones
 
     @property
     def done(self) -> bool:
@@ -68,6 +78,27 @@ class Job:
             for result in self.succeeded:
                 archive.writestr(result.name, result.data)
         return buffer.getvalue()
+
+
+PIXELS_CARRY_LESS = {
+    "core": "the background is too small for every attribute: the pixels carry the core ones, the header all",
+    "none": "the background is too small for the sealed identity: the header carries it",
+    "off": "the pixel carrier is off (pipeline.carriers)",
+}
+
+
+def carriers_of(report: dict[str, float | int | str]) -> tuple[str, str]:
+    """What carries the identity of a protected object ("pixels + header", "pixels(core) +
+    header", "header only") and, when the pixels carry less than all of it, why."""
+    carriers = str(report.get("carriers", "")).split("+") if report.get("carriers") else []
+    scope = str(report.get("pixel_attributes", "none"))
+    shown = [("pixels(core)" if carrier == "pixels" and scope == "core" else carrier) for carrier in carriers]
+    label = " + ".join(shown) if "pixels" in carriers else (" + ".join(shown) + " only" if shown else "none")
+    if report.get("pixel_obstacle"):
+        return label, f"no pixel carrier: {report['pixel_obstacle']}"
+    if "pixels" in carriers and scope != "core":
+        return label, ""
+    return label, PIXELS_CARRY_LESS.get(scope if "pixels" in carriers else ("off" if scope == "off" else "none"), "")
 
 
 def failure_reason(exc: Exception, doing: str = "protecting") -> str:
@@ -111,8 +142,10 @@ class ProtectJobs:
         self._lock = threading.Lock()
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="stegonode-web-protect")
 
-    def submit(self, uploads: list[bytes], pipeline: Callable[[], Pipeline], pixel_cipher_key: bytes) -> Job:
+    def submit(self, uploads: list[bytes], pipeline: Callable[[], Pipeline], pixel_cipher_key: bytes,
+               names: list[str] | None = None) -> Job:
         job = Job(secrets.token_urlsafe(16), len(uploads))
+        job.names = list(names or [])
         with self._lock:
             self._expire()
             self._jobs[job.id] = job
@@ -137,7 +170,12 @@ class ProtectJobs:
             built = pipeline()
         except Exception as exc:
             job.results = [Result(n, error=failure_reason(exc)) for n in range(1, job.total + 1)]
+            job.names = []
             return
         for number in range(job.total):
             data, uploads[number] = uploads[number], b""  # the original goes once it is protected
-            job.results.append(protect_one(number + 1, data, built, key))
+            result = protect_one(number + 1, data, built, key)
+            if result.error is not None and number < len(job.names):
+                result.upload = job.names[number]
+            job.results.append(result)
+        job.names = []

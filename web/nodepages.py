@@ -1,30 +1,16 @@
-"""The node's pages: the dashboard (queue, throughput, quarantine, associations) and the
-de-identified studies of the index with thumbnails and downloads of the stored objects."""
+"""The node's dashboard: queue, throughput, quarantine, associations (studies: studypages.py)."""
 
 from __future__ import annotations
 
-import io
-import re
-from collections import OrderedDict
-from collections.abc import Callable
-from dataclasses import dataclass, field
-from typing import Any
 from datetime import datetime
 
-from flask import Blueprint, abort, current_app, render_template, send_file
+from flask import Blueprint, abort, current_app, render_template
 
 from stegonode.errors import StegonodeError
-from stegonode.handlers.dicomfile import read_dicom
-from stegonode.handlers.pixels import read_pixels
-from stegonode.node.storage import ObjectStore, open_store
 
 from .app import ConsoleState
-from .files import audit_console
-from .pictures import thumbnail
 
 bp = Blueprint("nodepages", __name__)
-UID = re.compile(r"^[0-9.]{1,64}$")
-STUDIES_LIMIT = 5000  # instances listed on the studies page
 PLOT = {"width": 600, "height": 120, "minutes": 60}
 
 
@@ -58,7 +44,7 @@ def dashboard():
     if index is None:
         return render_template("dashboard.html", reason=reason)
     per_minute = index.processed_per_minute(PLOT["minutes"])
-    storage = _storage()
+    storage = _state().storage()
     return render_template(
         "dashboard.html", reason=None, counts=index.counts(), carriers=index.carriers(),
         bars=_throughput_bars(per_minute),
@@ -80,82 +66,3 @@ def dashboard_counts():
 
 def _when(timestamp: float) -> str:
     return datetime.fromtimestamp(timestamp).strftime("%Y-%m-%d %H:%M:%S")
-
-
-@dataclass
-class Series:
-    uid: str
-    modality: str
-    number: str
-    description: str
-    instances: list[dict[str, str]] = field(default_factory=list)
-
-
-@dataclass
-class Study:
-    uid: str
-    patient_id: str
-    patient_name: str
-    date: str
-    description: str
-    series: OrderedDict[str, Series] = field(default_factory=OrderedDict)
-
-
-def _tree(rows: list[dict[str, str]]) -> list[Study]:
-    studies: OrderedDict[str, Study] = OrderedDict()
-    for row in rows:
-        study = studies.setdefault(row["StudyInstanceUID"], Study(
-            row["StudyInstanceUID"], row["PatientID"], row["PatientName"], row["StudyDate"],
-            row["StudyDescription"]))
-        series = study.series.setdefault(row["SeriesInstanceUID"], Series(
-            row["SeriesInstanceUID"], row["Modality"], row["SeriesNumber"], row["SeriesDescription"]))
-        series.instances.append(row)
-    return list(studies.values())
-
-
-@bp.route("/studies")
-def studies():
-    index, reason = _index_or_reason()
-    if index is None:
-        return render_template("studies.html", reason=reason)
-    rows = index.stored(STUDIES_LIMIT)
-    return render_template("studies.html", reason=None, studies=_tree(rows),
-                           instances=len(rows), limit=STUDIES_LIMIT)
-
-
-def _storage() -> ObjectStore:
-    """The node's storage (a directory or an object store), opened once per console."""
-    extensions = current_app.extensions
-    if "stegonode.storage" not in extensions:
-        extensions["stegonode.storage"] = open_store(_state().config, _state().paths.data_dir, create=False)
-    return extensions["stegonode.storage"]
-
-
-def _stored(uid: str, read: Callable[[ObjectStore, str], Any]) -> Any:
-    """``read(storage, key)`` of the stored instance ``uid``; 404 if there is none, 503 if the
-    storage cannot be read now."""
-    index, reason = _index_or_reason()
-    if index is None:
-        abort(404, reason)
-    key = index.stored_key(uid) if UID.match(uid) else None
-    try:
-        if key is not None:
-            return read(_storage(), key)
-    except FileNotFoundError:
-        pass
-    except OSError:
-        abort(503, "The stored object cannot be read now (storage unavailable).")
-    abort(404, "No stored instance with this SOP Instance UID.")
-
-
-@bp.route("/studies/<uid>.dcm")
-def stored_download(uid: str):
-    stream = _stored(uid, lambda storage, key: storage.open(key))  # streamed from the storage
-    audit_console("download", instances=(uid,), detail="stored (protected) object")
-    return send_file(stream, mimetype="application/dicom", as_attachment=True, download_name=f"{uid}.dcm")
-
-
-@bp.route("/studies/<uid>.png")
-def stored_thumbnail(uid: str):
-    ds = read_dicom(_stored(uid, lambda storage, key: storage.read(key)))
-    return send_file(io.BytesIO(thumbnail(ds, read_pixels(ds))), mimetype="image/png")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import io
+import warnings
 
 import numpy as np
 from PIL import Image
@@ -38,14 +39,48 @@ def change_overlay(ds: Dataset, cover: np.ndarray, stego: np.ndarray) -> bytes:
     return png(Image.fromarray(rgb))
 
 
-def thumbnail(ds: Dataset, pixels: np.ndarray, side: int = 160) -> bytes:
-    picture = Image.fromarray(_gray(ds, pixels))
-    picture.thumbnail((side, side))
-    return png(picture)
-
-
 def histograms(panels: dict[str, np.ndarray], bits: int) -> bytes:
     """cipher_stats' histogram panels (one per image) as PNG bytes."""
     buffer = io.BytesIO()
     cipher_stats.histogram_png(buffer, panels, bits)
     return buffer.getvalue()
+
+
+def frame_count(ds: Dataset) -> int:
+    return max(1, int(ds.get("NumberOfFrames", 1) or 1))
+
+
+def frame_png(ds: Dataset, index: int, side: int = 0) -> bytes:
+    """Frame ``index`` of a stored object as PNG: colour as colour (YBR and palettes converted
+    to RGB), grey through the Modality LUT and the object's first VOI window (or its range when
+    it has none), MONOCHROME1 inverted; ``side``: at most that many pixels wide and high."""
+    from pydicom.pixels import apply_color_lut, apply_modality_lut, apply_voi_lut, pixel_array
+
+    frame = pixel_array(ds, index=index) if frame_count(ds) > 1 else ds.pixel_array
+    photometric = str(ds.get("PhotometricInterpretation", "MONOCHROME2"))
+    if photometric == "PALETTE COLOR":
+        frame = apply_color_lut(frame, ds)
+        rgb = (frame >> 8).astype(np.uint8) if frame.dtype.itemsize > 1 else frame.astype(np.uint8)
+        picture = Image.fromarray(rgb)
+    elif frame.ndim == 3:  # RGB (pydicom converts YBR to RGB when it decodes)
+        picture = Image.fromarray(_to_8bit(frame.astype(np.float64), 0, 255 if frame.max() <= 255 else frame.max()))
+    else:
+        values = apply_modality_lut(frame, ds)
+        if "WindowCenter" in ds and "WindowWidth" in ds:
+            with warnings.catch_warnings():  # windowing of rescaled (float) values is what is meant
+                warnings.simplefilter("ignore", UserWarning)
+                values = apply_voi_lut(values.astype(np.float64), ds, index=0)
+        values = values.astype(np.float64)
+        low, high = float(values.min()), float(values.max())
+        gray = _to_8bit(values, low, high)
+        if photometric == "MONOCHROME1":
+            gray = 255 - gray
+        picture = Image.fromarray(gray)
+    if side:
+        picture.thumbnail((side, side))
+    return png(picture)
+
+
+def _to_8bit(values: np.ndarray, low: float, high: float) -> np.ndarray:
+    span = max(high - low, 1e-9)
+    return (np.clip((values - low) / span, 0, 1) * 255).round().astype(np.uint8)

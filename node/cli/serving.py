@@ -56,6 +56,9 @@ def add_commands(sub: Any) -> None:
                          help="orthanc.json, the plugin launcher, storage, index (and keys/ if generated)")
     orthanc.add_argument("--config", type=Path, help="node.toml: AE title, port, [[peers]], pipeline, keys")
     orthanc.add_argument("--http-port", type=int, default=8042, help="Orthanc's REST/Explorer port, loopback only")
+    orthanc.add_argument("--dicomweb", action="store_true",
+                         help="also load Debian's orthanc-dicomweb plugin: Orthanc serves its (protected) "
+                              "studies over DICOMweb at /dicom-web/")
     orthanc.set_defaults(run=_orthanc_config)
 
 
@@ -165,7 +168,7 @@ def _status(args: argparse.Namespace) -> int:
 
 
 def _orthanc_config(args: argparse.Namespace) -> int:
-    setup = write_orthanc_config(args.out, args.config, args.http_port)
+    setup = write_orthanc_config(args.out, args.config, args.http_port, args.dicomweb)
     print(f"wrote {setup.config}")
     if setup.generated_peer_keys is not None:
         print(f"generated a new key pair; give {setup.generated_peer_keys} to the peer that reveals, "

@@ -43,6 +43,7 @@ function watchForms() {
       if (error) error.remove();
       form.querySelector("button[type=submit]").disabled = true;
       showProgress(form.dataset.working || "Working");
+      uploadWithProgress(form, event);
     });
   }
 }
@@ -63,20 +64,119 @@ function followJob() {
   setTimeout(poll, 500);
 }
 
-function refreshCounts() {
+function follow() {
+  // A page that shows work in the background (a send): poll its state, reload when it moves.
+  const work = document.getElementById("follow");
+  if (!work || work.dataset.done === "yes") return;
+  const poll = async () => {
+    try {
+      const state = await (await fetch(work.dataset.progress, { headers: { Accept: "application/json" } })).json();
+      if (state.done || String(state.finished) !== work.dataset.finished) { location.reload(); return; }
+    } catch (e) { /* the next poll tries again */ }
+    setTimeout(poll, 500);
+  };
+  setTimeout(poll, 500);
+}
+
+function confirmForms() {
+  for (const form of document.querySelectorAll("form.confirm")) {
+    form.addEventListener("submit", (event) => { if (!window.confirm(form.dataset.confirm)) event.preventDefault(); });
+  }
+}
+
+function refreshDashboard() {
+  // The whole dashboard (counts, throughput, carriers, quarantine, associations) every 5 s.
   const counts = document.getElementById("counts");
   if (!counts) return;
   setInterval(async () => {
     try {
-      const state = await (await fetch(counts.dataset.source, { headers: { Accept: "application/json" } })).json();
-      for (const cell of counts.querySelectorAll("[data-count]")) cell.textContent = state[cell.dataset.count];
-    } catch (e) { /* keep the last numbers */ }
+      const response = await fetch(location.href, { headers: { Accept: "text/html" } });
+      if (!response.ok) return;
+      const fresh = new DOMParser().parseFromString(await response.text(), "text/html").querySelector("main");
+      if (fresh) document.querySelector("main").replaceChildren(...fresh.childNodes);
+    } catch (e) { /* keep what is shown */ }
   }, 5000);
+}
+
+function fileList(input) {
+  // The chosen files with their sizes and a progress bar each (filled as the upload goes).
+  let list = input.parentElement.querySelector("ul.files[data-for='" + input.id + "']");
+  if (!list) {
+    list = document.createElement("ul");
+    list.className = "files";
+    list.dataset.for = input.id;
+    input.insertAdjacentElement("afterend", list);
+  }
+  list.replaceChildren();
+  for (const file of input.files) {
+    const item = document.createElement("li");
+    const name = document.createElement("span");
+    name.textContent = `${file.name} (${Math.max(1, Math.round(file.size / 1024))} kB)`;
+    const bar = document.createElement("progress");
+    bar.max = file.size || 1;
+    bar.value = 0;
+    item.append(name, bar);
+    list.appendChild(item);
+  }
+  return list;
+}
+
+function dropZones() {
+  // Files dropped anywhere on a form go to its first file input; the list shows them.
+  for (const input of document.querySelectorAll("form.work input[type=file]")) {
+    input.addEventListener("change", () => fileList(input));
+  }
+  for (const form of document.querySelectorAll("form.work")) {
+    const input = form.querySelector("input[type=file]");
+    if (!input) continue;
+    form.classList.add("drop");
+    form.addEventListener("dragover", (event) => { event.preventDefault(); form.classList.add("over"); });
+    form.addEventListener("dragleave", () => form.classList.remove("over"));
+    form.addEventListener("drop", (event) => {
+      event.preventDefault();
+      form.classList.remove("over");
+      if (!event.dataTransfer || !event.dataTransfer.files.length) return;
+      input.files = event.dataTransfer.files;
+      fileList(input);
+    });
+  }
+}
+
+function uploadWithProgress(form, event) {
+  // Protect: send the form with XMLHttpRequest to show each file's share of the upload, then
+  // follow the job page it redirects to.
+  const input = form.querySelector("input[type=file][multiple]");
+  if (!input || form.dataset.upload !== "xhr" || !window.XMLHttpRequest) return;
+  event.preventDefault();
+  const list = fileList(input);
+  const bars = [...list.querySelectorAll("progress")];
+  const sizes = [...input.files].map((file) => file.size);
+  const request = new XMLHttpRequest();
+  request.open("POST", form.action || location.href);
+  request.upload.addEventListener("progress", (progress) => {
+    const total = sizes.reduce((a, b) => a + b, 0) || 1;
+    let sent = progress.loaded * total / (progress.total || total);
+    sizes.forEach((size, i) => { const part = Math.min(size, Math.max(0, sent)); bars[i].value = part; sent -= size; });
+  });
+  request.addEventListener("load", () => {
+    if (request.status < 400 && request.responseURL) { location.assign(request.responseURL); return; }
+    const page = new DOMParser().parseFromString(request.responseText, "text/html");
+    const main = page.querySelector("main");
+    if (!main) { location.reload(); return; }
+    document.title = page.title;
+    document.querySelector("main").replaceChildren(...main.childNodes);
+    document.getElementById("progress").hidden = true;
+  });
+  request.addEventListener("error", () => { location.reload(); });
+  request.send(new FormData(form));
 }
 
 document.addEventListener("DOMContentLoaded", () => {
   for (const button of document.querySelectorAll("[data-back]")) button.addEventListener("click", () => history.back());
   watchForms();
   followJob();
-  refreshCounts();
+  follow();
+  confirmForms();
+  refreshDashboard();
+  dropZones();
 });

@@ -1,0 +1,223 @@
+#!/usr/bin/env python
+"""CPU milliseconds per protect stage, as a node's worker spends them: one core, one thread.
+
+The figure is process CPU time (``time.process_time``), not wall time, so it holds on a shared
+machine: a worker process of the node (``OMP_NUM_THREADS=1``, one job at a time) pays these
+milliseconds of one core for each object. Stages:
+
+* read: parsing the received file (``read_dicom``);
+* decode: the pixels (``read_pixels``);
+* network: the Mask R-CNN network in ONNX Runtime (resizing in and out excluded);
+* segmentation rest: windowing, resizing, instance union, edge snapping, hole filling, the
+  classical mask on CT (the ``segment`` handler less the network);
+* embedding: the guard, the usable region, the DCT codec's embed and its read-back;
+* collect + seal + de-identification: the three header handlers together (each also printed);
+* encode: the stored transfer syntax's encoder, and its lossless proof (decoding it again);
+* write: the stored object's bytes (``dicom_bytes``).
+
+The node's main process spends more per object (receiving, the index, dispatching): see
+``benchmarks/ingest.py``/``benchmarks/lean.py`` for the whole node's CPU per instance.
+
+Series: ``--instances`` real 512x512 CT slices (benchmarks/ingest.py's series), default
+configuration (Mask R-CNN, ``[storage] transfer_syntax`` default); the first ``--warmup``
+objects are not counted. ``--profile FILE`` writes a cProfile of the counted objects.
+``--compare`` also runs each object with the implementations this work replaced (hole filling,
+small-component removal, the guard's median: equal results), interleaved object by object, and
+prints both tables (docs/performance.md).
+Run from the repository root::
+
+    .venv/bin/python benchmarks/stages.py [--instances 40] [--syntax jpeg-ls-lossless] [--profile out.prof] [--compare] [--quick]
+"""
+
+from __future__ import annotations
+
+import _one_core  # noqa: F401  (first: one BLAS thread, CPU 0)
+
+import argparse  # noqa: E402
+import cProfile  # noqa: E402
+import os  # noqa: E402
+import statistics  # noqa: E402
+import sys  # noqa: E402
+import tempfile  # noqa: E402
+import time  # noqa: E402
+import types  # noqa: E402
+from collections import defaultdict  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import numpy as np  # noqa: E402
+from scipy import ndimage  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "tests"))
+
+from nodes import write_series  # noqa: E402
+from stegonode.codecs import keys as keyfiles  # noqa: E402
+from stegonode.handlers import compression, pipeline as pipeline_module  # noqa: E402
+from stegonode.handlers.dicomfile import configure_pydicom, dicom_bytes, read_dicom  # noqa: E402
+from stegonode.handlers import guard, segment  # noqa: E402
+from stegonode.handlers.pipeline import Pipeline, build_pipeline  # noqa: E402
+from stegonode.models import foreground  # noqa: E402
+from stegonode.node.config import load  # noqa: E402
+
+Totals = dict[str, float]
+GROUPS = {"collect + seal + de-identification": ("collect", "seal", "deidentify")}
+
+
+class CpuClock:
+    """Adds the CPU seconds of wrapped calls to ``totals[name]`` (nested calls counted once each)."""
+
+    def __init__(self) -> None:
+        self.totals: Totals = defaultdict(float)
+
+    def wrap(self, name: str, function):
+        def timed(*args, **kwargs):
+            start = time.process_time()
+            try:
+                return function(*args, **kwargs)
+            finally:
+                self.totals[name] += time.process_time() - start
+        return timed
+
+
+def instrumented(config: dict, keys, syntax: str, clock: CpuClock) -> Pipeline:
+    """The configured pipeline with its handler timings in CPU seconds, the network and the
+    lossless proof timed apart."""
+    # Pipeline.protect times each step with time.perf_counter: give it the process CPU clock.
+    pipeline_module.time = types.SimpleNamespace(perf_counter=time.process_time)
+    compression._decodes_to = clock.wrap("encode: lossless proof", compression._decodes_to)
+    pipeline = build_pipeline(config["pipeline"]["handlers"], config["handlers"], keys,
+                              config["pipeline"]["carriers"], syntax)
+    for handler in pipeline.handlers:
+        model = getattr(getattr(getattr(handler, "policy", None), "validated", None), "model", None)
+        if model is not None:  # the Mask R-CNN network the segmenter runs (loaded once per process)
+            model.instances = clock.wrap("network", model.instances)
+    return pipeline
+
+
+def protect_file(pipeline: Pipeline, path: Path, clock: CpuClock) -> Totals:
+    """CPU seconds per stage for one object, as a worker protects it (read, protect, bytes)."""
+    before = dict(clock.totals)
+    start = time.process_time()
+    ds = read_dicom(path)
+    read = time.process_time() - start
+    instance = pipeline.protect(ds)
+    start = time.process_time()
+    dicom_bytes(ds)
+    write = time.process_time() - start
+    delta = {name: clock.totals[name] - before.get(name, 0.0) for name in clock.totals}
+    stages = {"read": read, **instance.timings, "write": write}
+    stages["segmentation rest"] = stages.pop("segment", 0.0) - delta.get("network", 0.0)
+    stages["network"] = delta.get("network", 0.0)
+    stages["encode: lossless proof"] = delta.get("encode: lossless proof", 0.0)
+    stages["encode"] -= stages["encode: lossless proof"]
+    stages["embedding"] = stages.pop("embed", 0.0)
+    for group, names in GROUPS.items():
+        stages[group] = sum(stages.get(name, 0.0) for name in names)
+    return stages
+
+
+# -- the implementations this round replaced (equal results), for --compare ----------------------
+
+
+def _previous_fill_holes(mask):
+    labels, count = ndimage.label(~mask)
+    if count == 0:
+        return mask.copy()
+    outside = np.zeros(count + 1, bool)
+    for edge in (labels[0], labels[-1], labels[:, 0], labels[:, -1]):
+        outside[edge] = True
+    outside[0] = False
+    return ~outside[labels]
+
+
+def _previous_large_components(mask, min_pixels):
+    labels, count = ndimage.label(mask)
+    if count == 0:
+        return mask
+    keep = np.bincount(labels.ravel()) >= min_pixels
+    keep[0] = False
+    return keep[labels]
+
+
+def _previous_median(values):
+    return float(np.median(values))
+
+
+CURRENT = {(segment, "fill_holes"): segment.fill_holes, (foreground, "fill_holes"): foreground.fill_holes,
+           (segment, "large_components"): segment.large_components, (guard, "median_of"): guard.median_of}
+PREVIOUS = {(segment, "fill_holes"): _previous_fill_holes, (foreground, "fill_holes"): _previous_fill_holes,
+            (segment, "large_components"): _previous_large_components, (guard, "median_of"): _previous_median}
+
+
+def use(implementations: dict) -> None:
+    for (module, name), function in implementations.items():
+        setattr(module, name, function)
+
+
+ORDER = ("read", "decode", "network", "segmentation rest", "embedding", "collect", "seal", "deidentify",
+         "collect + seal + de-identification", "encode", "encode: lossless proof", "write")
+
+
+def report(rows: list[Totals], label: str) -> None:
+    print(f"{label}: CPU ms per object (process time, one thread), median / mean of {len(rows)}")
+    total = [sum(row.get(name, 0.0) for name in ORDER if name not in GROUPS) for row in rows]
+    for name in ORDER:
+        values = [1000 * row.get(name, 0.0) for row in rows]
+        indent = "    " if name in ("collect", "seal", "deidentify", "encode: lossless proof") else "  "
+        print(f"{indent}{name:<36} {statistics.median(values):7.1f} {statistics.mean(values):7.1f}")
+    ms = 1000 * statistics.mean(total)
+    print(f"  {'total (worker)':<36} {1000 * statistics.median(total):7.1f} {ms:7.1f}"
+          f"  -> 2 free cores: {2000 / ms:.1f} objects/s before the node's main process")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--instances", type=int, default=40)
+    parser.add_argument("--warmup", type=int, default=4)
+    parser.add_argument("--syntax", default=None, help="a [storage] transfer_syntax choice (default: the default)")
+    parser.add_argument("--profile", type=Path, default=None, help="write a cProfile of the counted objects")
+    parser.add_argument("--compare", action="store_true",
+                        help="also the implementations this work replaced (equal results), object by object "
+                        "interleaved with the current ones in this process: a before/after under the same load")
+    parser.add_argument("--quick", action="store_true", help="CI size: 3 objects after 1 warm-up")
+    args = parser.parse_args()
+    if args.quick:
+        args.instances, args.warmup = 3, 1
+    os.environ["OMP_NUM_THREADS"] = "1"  # as the node's workers (ONNX Runtime reads it at load)
+    configure_pydicom()
+    config = load(None)
+    syntax = args.syntax or pipeline_module.stored_syntax_name(config)
+    clock = CpuClock()
+    with tempfile.TemporaryDirectory(prefix="stegonode-stages-") as tmp:
+        node_path, _ = keyfiles.generate(Path(tmp))
+        pipeline = instrumented(config, keyfiles.load_node_keys(node_path), syntax, clock)
+        series = write_series(Path(tmp) / "series", args.instances + args.warmup)
+        for path in series[: args.warmup]:
+            protect_file(pipeline, path, clock)
+        profiler = cProfile.Profile() if args.profile else None
+        if profiler:
+            profiler.enable()
+        previous: list[Totals] = []
+        rows = []
+        for number, path in enumerate(series[args.warmup:]):
+            if not args.compare:
+                rows.append(protect_file(pipeline, path, clock))
+                continue
+            for old in ((True, False) if number % 2 else (False, True)):  # interleaved, alternating first
+                use(PREVIOUS if old else CURRENT)
+                (previous if old else rows).append(protect_file(pipeline, path, clock))
+        use(CURRENT)
+        if profiler:
+            profiler.disable()
+            profiler.dump_stats(str(args.profile))
+    one, five, _ = os.getloadavg()
+    label = (f"{args.instances} CT slices 512x512, default pipeline, stored as {syntax} "
+             f"(load average {one:.1f}/{five:.1f} on {os.cpu_count()} CPUs)")
+    if previous:
+        report(previous, f"{label}, the replaced hole filling, component removal and median")
+    report(rows, label)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
