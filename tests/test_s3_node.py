@@ -86,9 +86,9 @@ def test_store_down_during_a_send_refuses_then_recovers_losing_nothing(own_seawe
 
         # the console streams a stored object's download from the store, and reads its thumbnail
         uid = sorted(stored)[0]
-        with urllib.request.urlopen(f"http://127.0.0.1:{web}/studies/{uid}.dcm", timeout=60) as answer:
+        with urllib.request.urlopen(f"http://127.0.0.1:{web}/instances/{uid}.dcm", timeout=60) as answer:
             assert answer.read() == store.read(f"stored/{uid}.dcm")
-        with urllib.request.urlopen(f"http://127.0.0.1:{web}/studies/{uid}.png", timeout=60) as answer:
+        with urllib.request.urlopen(f"http://127.0.0.1:{web}/instances/{uid}.png", timeout=60) as answer:
             assert answer.headers["Content-Type"] == "image/png" and answer.read().startswith(b"\x89PNG")
     finally:
         node.stop()
