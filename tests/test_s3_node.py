@@ -1,6 +1,6 @@
 """A node on an S3 object store whose server dies during a send: C-STOREs get Out of Resources
 (0xA700) while it is down, nothing acknowledged is lost, and sending works again once it is
-back; retrieval (C-GET, the console's downloads) sends from the store; SEGs go there too."""
+back; retrieval (C-GET, the console's downloads, WADO-RS) sends from the store; SEGs go there too."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import io
 import time
 import urllib.request
 
+import dicomweb_client
 import pydicom
 import pytest
 from pydicom.uid import ExplicitVRLittleEndian
@@ -21,6 +22,7 @@ from nodes import NodeProcess, free_port, scu, storescu, study_keys, write_serie
 
 CLASSICAL = {"handlers.segment": {"segmenter": "classical"}}
 OUT_OF_RESOURCES = 0xA700
+TOKEN = "test-token-0123456789abcdefghijklmnop"
 SEGMENTATION_STORAGE = "1.2.840.10008.5.1.4.1.1.66.4"
 
 
@@ -41,7 +43,8 @@ def test_store_down_during_a_send_refuses_then_recovers_losing_nothing(own_seawe
     # that none is quarantined while the store is down.
     web = free_port()
     node = NodeProcess(tmp_path / "node", workers=1, max_attempts=20,
-                       tables={**CLASSICAL, "storage": storage, "web": {"enabled": True, "port": web}}).start()
+                       tables={**CLASSICAL, "storage": storage, "web": {"enabled": True, "port": web},
+                               "dicomweb": {"token": TOKEN}}).start()
     files = write_series(tmp_path / "series", 12)
     ae = AE(ae_title="MODALITY")
     ae.add_requested_context(CTImageStorage, ExplicitVRLittleEndian)
@@ -90,6 +93,15 @@ def test_store_down_during_a_send_refuses_then_recovers_losing_nothing(own_seawe
             assert answer.read() == store.read(f"stored/{uid}.dcm")
         with urllib.request.urlopen(f"http://127.0.0.1:{web}/instances/{uid}.png", timeout=60) as answer:
             assert answer.headers["Content-Type"] == "image/png" and answer.read().startswith(b"\x89PNG")
+
+        # DICOMweb: WADO-RS metadata and the instance itself, from the store
+        client = dicomweb_client.DICOMwebClient(f"http://127.0.0.1:{web}/dicomweb",
+                                                headers={"Authorization": f"Bearer {TOKEN}"})
+        series = node.query('SELECT "SeriesInstanceUID" FROM instances WHERE "SOPInstanceUID" = ?', uid)[0][0]
+        metadata = client.retrieve_instance_metadata(study, series, uid)
+        assert metadata["00080018"]["Value"] == [uid]
+        retrieved = client.retrieve_instance(study, series, uid)
+        assert retrieved.SOPInstanceUID == uid and retrieved.PixelData
     finally:
         node.stop()
 
