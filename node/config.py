@@ -19,7 +19,7 @@ from stegonode.handlers.pipeline import DEFAULT_ORDER, check_pipeline
 from stegonode.handlers.registry import HANDLERS, SEGMENTERS
 from stegonode.handlers.seal import CARRIERS
 
-from . import audit
+from . import audit, s3store
 from .index import database_url
 
 _BASE: dict[str, Any] = {
@@ -56,7 +56,10 @@ _BASE: dict[str, Any] = {
     "peers": [],
     "pipeline": {"handlers": list(DEFAULT_ORDER), "carriers": list(CARRIERS)},
     "handlers": {},  # each registered handler's table: see defaults()
-    "storage": {"transfer_syntax": DEFAULT_STORAGE},
+    "storage": {  # url: the data directory (empty) or an object store (docs/object-store.md)
+        "transfer_syntax": DEFAULT_STORAGE,
+        "url": "", "endpoint": "", "region": "", "access_key_id": "", "secret_access_key": "",
+    },
     "web": {
         "enabled": True,
         "bind_address": "127.0.0.1",
@@ -148,6 +151,7 @@ def _check_ranges(config: dict[str, Any]) -> None:
     if bool(tls["certificate"]) != bool(tls["private_key"]):
         raise ConfigError("node.tls needs both certificate and private_key, or neither")
     audit.check(config["audit"])
+    s3store.settings_of(config["storage"])
     if 0 < len(config["dicomweb"]["token"]) < 24:
         raise ConfigError("dicomweb.token: at least 24 characters (e.g. python3 -c "
                           "'import secrets; print(secrets.token_urlsafe(32))'), or empty")

@@ -11,11 +11,12 @@ it and was told why.
 
 from __future__ import annotations
 
+import contextlib
+import io
 import logging
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from pydicom import dcmread
@@ -26,7 +27,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.sql import Select, Subquery
 
 from .index import Index, instances, jobs, metadata
-from .storage import Storage
+from .storage import ObjectStore
 
 log = logging.getLogger("stegonode.console")
 
@@ -124,7 +125,7 @@ class JobRow:
     stage: str = ""
 
 
-def _fill_object_classes(index: Index, storage: Storage) -> None:
+def _fill_object_classes(index: Index, storage: ObjectStore) -> None:
     """Read the SOP class of every quarantined object whose class is not known yet (its file's
     header only), so the jobs page can filter them in SQL."""
     with index.engine.connect() as db:
@@ -136,7 +137,7 @@ def _fill_object_classes(index: Index, storage: Storage) -> None:
     found = []
     for uid, token in missing:
         try:
-            header = dcmread(storage.path("quarantine", token), stop_before_pixels=True,
+            header = dcmread(io.BytesIO(storage.read(storage.key("quarantine", token))), stop_before_pixels=True,
                              specific_tags=["SOPClassUID"], force=True)
             found.append({"sop_instance_uid": uid, "sop_class_uid": str(header.get("SOPClassUID", "") or "")})
         except Exception:  # an unreadable file: its class stays unknown
@@ -203,7 +204,7 @@ def _time_conditions(column: Any, where: JobFilter) -> list[Any]:
     return conditions
 
 
-def job_rows(index: Index, storage: Storage, where: JobFilter, offset: int, limit: int) -> tuple[list[JobRow], int]:
+def job_rows(index: Index, storage: ObjectStore, where: JobFilter, offset: int, limit: int) -> tuple[list[JobRow], int]:
     """A page of the jobs listing, newest first, and how many rows match in all."""
     _fill_object_classes(index, storage)
     parts: list[Select[Any]] = []
@@ -237,15 +238,14 @@ def _quarantined_token(index: Index, uid: str) -> str | None:
                                                      jobs.c.state == "quarantined")).scalar()
 
 
-def retry(index: Index, storage: Storage, uid: str) -> bool:
+def retry(index: Index, storage: ObjectStore, uid: str) -> bool:
     """Queue a quarantined object again (its file back to the inbox, its attempts from zero);
     False if there is no quarantined object with this (new) SOP Instance UID."""
     token = _quarantined_token(index, uid)
     if token is None:
         return False
-    quarantined = storage.path("quarantine", token)
-    if quarantined.exists():
-        storage.move(quarantined, "inbox", token)
+    with contextlib.suppress(FileNotFoundError):  # gone already: the job alone goes back
+        storage.relocate("quarantine", token, "inbox", token)
     with index._transaction() as db:
         moved = db.execute(update(jobs).where(jobs.c.sop_instance_uid == uid, jobs.c.state == "quarantined")
                            .values(state="queued", attempts=0, reason=None, not_before=0, holder=None,
@@ -253,7 +253,7 @@ def retry(index: Index, storage: Storage, uid: str) -> bool:
     return bool(moved)
 
 
-def discard(index: Index, storage: Storage, uid: str) -> bool:
+def discard(index: Index, storage: ObjectStore, uid: str) -> bool:
     """Delete a quarantined object: its file and its job; False if there is none."""
     token = _quarantined_token(index, uid)
     if token is None:
@@ -261,7 +261,7 @@ def discard(index: Index, storage: Storage, uid: str) -> bool:
     with index._transaction() as db:
         gone = db.execute(delete(jobs).where(jobs.c.sop_instance_uid == uid, jobs.c.state == "quarantined")).rowcount
         db.execute(delete(object_classes).where(object_classes.c.sop_instance_uid == uid))
-    storage.path("quarantine", token).unlink(missing_ok=True)
+    storage.delete(storage.key("quarantine", token))
     return bool(gone)
 
 
@@ -390,7 +390,7 @@ def objects_at(index: Index, level: str, uid: str) -> list[dict[str, Any]]:
                c.TransferSyntaxUID).where(column == uid))]
 
 
-def delete_objects(index: Index, storage: Storage, rows: Iterable[dict[str, Any]]) -> int:
+def delete_objects(index: Index, storage: ObjectStore, rows: Iterable[dict[str, Any]]) -> int:
     """Delete stored instances: their index rows first (C-FIND stops finding them), then their
     files; return how many rows went."""
     rows = list(rows)
@@ -400,7 +400,6 @@ def delete_objects(index: Index, storage: Storage, rows: Iterable[dict[str, Any]
     with index._transaction() as db:
         gone = db.execute(delete(instances).where(instances.c.SOPInstanceUID.in_(uids))).rowcount
     for row in rows:
-        path: Path = storage.local_path(row["path"])
-        path.unlink(missing_ok=True)
-        storage.path("originals", row["SOPInstanceUID"]).unlink(missing_ok=True)
+        storage.delete(row["path"])
+        storage.delete(storage.key("originals", row["SOPInstanceUID"]))
     return gone

@@ -1,7 +1,7 @@
 """Durable ingest: a C-STORE is answered with success only once nothing can lose it.
 
-The received bytes are written to the inbox (temporary name, fsync, rename, directory fsync)
-and the job is committed to the index before the success status goes back. The inbox file is
+The received bytes are written to the inbox (temporary name, fsync, rename, directory fsync;
+in an object store one PUT: docs/object-store.md) and the job is committed to the index before the success status goes back. The inbox file is
 the durable record: should a power cut take back the index commit, the next start queues the
 file again (:meth:`stegonode.node.service.Node.adopt_inbox`). What cannot be protected is refused at once with a failure status and an Error
 Comment, and nothing of it is kept: the sender still holds it and has been told why. An index
@@ -75,7 +75,7 @@ class Ingest:
             self.queue(new_uid, token, caller)
         except OSError as exc:
             log.error("cannot store %s: %s", new_uid, exc.strerror or type(exc).__name__)
-            return status_dataset(OUT_OF_RESOURCES, "node cannot write the object to disk")
+            return status_dataset(OUT_OF_RESOURCES, "node cannot write the object to its storage")
         except SQLAlchemyError as exc:
             log.error("cannot queue %s: index unavailable (%s)", new_uid, type(exc).__name__)
             return status_dataset(OUT_OF_RESOURCES, "node cannot record the object in its index")
@@ -86,7 +86,7 @@ class Ingest:
         """Record the job for inbox file ``token``; a queued older copy of the instance goes."""
         replaced = self.index.enqueue(new_uid, token, calling_ae_title)
         if replaced is not None:
-            self.storage.path("inbox", replaced).unlink(missing_ok=True)
+            self.storage.delete(self.storage.key("inbox", replaced))
             log.info("%s received again: the newer copy replaces the queued one", new_uid)
         self.wake()
 

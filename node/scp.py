@@ -14,6 +14,7 @@ import ssl
 import threading
 import time
 import weakref
+from contextlib import ExitStack
 from collections import Counter
 from collections.abc import Iterator
 from typing import Any
@@ -65,6 +66,7 @@ MODELS = {
 IDENTIFIER_DOES_NOT_MATCH = 0xA900
 UNABLE_TO_PROCESS = 0xC000
 MOVE_DESTINATION_UNKNOWN = 0xA801
+SUBOPERATIONS_IMPOSSIBLE = 0xA702  # out of resources: unable to perform sub-operations
 # Bytes per second below which a PDU in progress is cut off, once idle_timeout has passed since
 # it began (node.toml, idle_timeout): a 128 kbit/s line keeps up; a peer trickling bytes to hold
 # its association slot does not.
@@ -322,7 +324,15 @@ class NodeServer:
             if event.is_cancelled:
                 yield 0xFE00, None
                 return
-            yield 0xFF00, StoredObject(instance, self.storage.local_path(instance.key))
+            with ExitStack() as copy:  # pynetdicom sends each before it asks for the next
+                try:
+                    path = copy.enter_context(self.storage.local_copy(instance.key))
+                except OSError as exc:
+                    log.error("retrieve stopped: stored object %s unavailable (%s)",
+                              instance.sop_instance_uid, exc.strerror or type(exc).__name__)
+                    yield status_dataset(SUBOPERATIONS_IMPOSSIBLE, "stored objects unavailable now"), None
+                    return
+                yield 0xFF00, StoredObject(instance, path)
         self._count(event, "retrieved", len(found))
         self.auditor.retrieved(event, found, destination)
 

@@ -29,25 +29,26 @@ from stegonode.handlers.dicomfile import read_dicom
 from stegonode.handlers.embed import already_protected, read_protection
 
 from .index import ATTRIBUTES, Index, instances
-from .storage import Storage
-from .workers import Outcome
+from .storage import ObjectStore
+from .workers import Outcome, worker_store
 
 log = logging.getLogger("stegonode.seg")
 SEGMENTATION_STORAGE = "1.2.840.10008.5.1.4.1.1.66.4"
 
 
-def write_segmentation(paths: list[Path], root: Path, pixel_cipher_key: bytes) -> Outcome:
-    """In a worker process: the SEG of the stored instances ``paths`` (one series), stored."""
+def write_segmentation(keys: list[str], pixel_cipher_key: bytes) -> Outcome:
+    """In a worker process: the SEG of the stored instances ``keys`` (one series), stored."""
     try:
+        storage = worker_store()
         sources = []
-        for path in paths:
-            ds = read_dicom(path)
+        for key in keys:
+            ds = read_dicom(storage.read(key))
             if read_protection(ds).has_pixels:  # objects with the header carrier alone kept no region
                 sources.append(dicomseg.Source(ds, dicomseg.kept_region(ds, pixel_cipher_key)))
         seg = dicomseg.kept_segmentation(sources, dicomseg.software_version())
         buffer = io.BytesIO()
         seg.save_as(buffer, enforce_file_format=True)
-        stored = Storage(root).write("stored", seg.SOPInstanceUID, buffer.getvalue())
+        stored = storage.write("stored", seg.SOPInstanceUID, buffer.getvalue())
     except StegonodeError as exc:
         return Outcome(reason=str(exc), permanent=True)
     except Exception as exc:  # a worker must report, never die
@@ -59,7 +60,7 @@ def write_segmentation(paths: list[Path], root: Path, pixel_cipher_key: bytes) -
 class Segmentations:
     """The node-side loop: finds stable series without an up-to-date SEG and has one written."""
 
-    def __init__(self, index: Index, storage: Storage, run: Callable[..., Future],
+    def __init__(self, index: Index, storage: ObjectStore, run: Callable[..., Future],
                  stable_seconds: float, pixel_cipher_key: bytes) -> None:
         self.index = index
         self.storage = storage
@@ -107,19 +108,19 @@ class Segmentations:
                                      .where(c.SeriesInstanceUID == dicomseg.series_uid_for(series)))
         if any(row["stored_at"] >= newest for row in previous):
             return
-        paths = [self.storage.local_path(row["path"]) for row in self.index.select(
+        keys = [row["path"] for row in self.index.select(
             select(c.path).where(c.SeriesInstanceUID == series, c.SOPClassUID != SEGMENTATION_STORAGE)
             .order_by(c.path))]
-        outcome = self.run(write_segmentation, paths, self.storage.root, self.pixel_cipher_key).result()
+        outcome = self.run(write_segmentation, keys, self.pixel_cipher_key).result()
         if outcome.reason is not None:
             log.warning("series %s: no segmentation: %s", series, outcome.reason)
             return
         self.index.add_derived(outcome.attributes, outcome.transfer_syntax, outcome.stored, newest,
                                replaces=[row["SOPInstanceUID"] for row in previous])
         for row in previous:
-            self.storage.local_path(row["path"]).unlink(missing_ok=True)
+            self.storage.delete(row["path"])
         log.info("series %s: segmentation %s of %d instance(s) stored",
-                 series, outcome.attributes["SOPInstanceUID"], len(paths))
+                 series, outcome.attributes["SOPInstanceUID"], len(keys))
 
 
 def is_segmentation(path: Path) -> bool:

@@ -23,7 +23,7 @@ from .index import Index
 from .ingest import Ingest
 from .scp import NodeServer
 from .segwriter import Segmentations
-from .storage import NodePaths, Storage
+from .storage import NodePaths, open_store
 from .workers import Workers
 
 log = logging.getLogger("stegonode.node")
@@ -38,7 +38,7 @@ class _Host:
         self.config = config
         self.paths = NodePaths.of(config["node"])
         self.paths.check()
-        self.storage = Storage.create(self.paths.data_dir)
+        self.storage = open_store(config, self.paths.data_dir)
         self.index = Index(self.paths.database)
 
     def _workers(self) -> Workers | None:
@@ -115,13 +115,12 @@ class Node(_Host):
         needed = self.index.tokens()
         orphans = [token for token in self.storage.names("inbox") if token not in needed]
         for token in orphans:
-            path = self.storage.path("inbox", token)
             try:
-                uid = read_dicom(path).SOPInstanceUID
+                uid = read_dicom(self.storage.read(self.storage.key("inbox", token))).SOPInstanceUID
             except FileNotFoundError:
                 continue  # processed and removed meanwhile by a worker of another host
             except InputError:
-                self.storage.move(path, "quarantine", token)
+                self.storage.relocate("inbox", token, "quarantine", token)
                 log.warning("inbox file %s unreadable: quarantined", token)
                 continue
             self.ingest.queue(self.ingest.pseudonyms.uid(str(uid)), token, "")

@@ -21,8 +21,9 @@ mount it where it likes. What the file system must guarantee:
 * a file renamed into place on one host is readable by path on another once the renaming
   host's index commit is visible (NFS close-to-open consistency gives this).
 
-:class:`ObjectStore` is the whole interface the node uses, so another back end (an object
-store with a local cache) can take the place of :class:`Storage`.
+:class:`ObjectStore` is the whole interface the node uses; with ``[storage] url`` set, an
+S3-compatible object store takes the place of the directory (:mod:`stegonode.node.s3store`,
+docs/object-store.md).
 """
 
 from __future__ import annotations
@@ -31,9 +32,11 @@ import os
 import secrets
 import socket
 import time
+from collections.abc import Iterator
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, BinaryIO, Protocol
 
 from stegonode.errors import ConfigError
 from stegonode.codecs.keys import NODE_FILE
@@ -45,25 +48,48 @@ STALE_TMP_S = 86400.0  # another host's half-written file this old is a leftover
 
 class ObjectStore(Protocol):
     """What the node needs of storage: whole objects by area and name, written atomically and
-    durably, readable as a local file."""
+    durably. A key (``area/name.dcm``) names an object in every implementation: the index
+    records keys, never paths. Implementations: :class:`Storage` (a directory) and
+    :class:`stegonode.node.s3store.S3Store` (an S3-compatible object store). Every failure to
+    reach the storage is an OSError (FileNotFoundError for an object that is not there)."""
+
+    def key(self, area: str, name: str) -> str:
+        """The key of ``name`` in ``area``."""
 
     def write(self, area: str, name: str, data: bytes) -> str:
         """Store ``data`` as ``name`` in ``area``, atomically and durably; return its key."""
 
-    def move(self, source: Path, area: str, name: str) -> str:
-        """Move an object (a path this store gave) into ``area`` atomically; return its key."""
+    def stage(self, data: bytes) -> str:
+        """Store ``data`` durably where no reader looks; return a reference for :meth:`move`
+        (or :meth:`discard`). A staged object of a process that died is swept at a start."""
 
-    def stage(self, data: bytes) -> Path:
-        """Write ``data`` durably where no reader looks (tmp/); :meth:`move` publishes it."""
+    def move(self, source: str, area: str, name: str) -> str:
+        """Publish a staged object (a :meth:`stage` reference) as ``name`` in ``area``,
+        atomically (a reader sees the old object or the new one); return its key."""
 
-    def path(self, area: str, name: str) -> Path:
-        """The local file of ``name`` in ``area`` (it may not exist)."""
+    def discard(self, source: str) -> None:
+        """Drop a staged object that is not to be published (gone already: nothing)."""
 
-    def local_path(self, key: str) -> Path:
-        """The local file of a stored object's key."""
+    def relocate(self, area: str, name: str, to_area: str, to_name: str) -> str:
+        """Move an object to another area (inbox to quarantine or originals); return its key."""
+
+    def delete(self, key: str) -> None:
+        """Remove an object (gone already: nothing)."""
+
+    def read(self, key: str) -> bytes:
+        """The whole object (in memory: received objects never touch another host's disk)."""
+
+    def open(self, key: str) -> BinaryIO:
+        """A stream of the object (for sending it on without holding it whole)."""
+
+    def local_copy(self, key: str) -> AbstractContextManager[Path]:
+        """A local file of the object while the context lasts (what pynetdicom sends from)."""
 
     def names(self, area: str) -> list[str]:
         """The names of the objects in ``area``."""
+
+    def location(self, key: str) -> str:
+        """Where an object is, for an admin (a path, or an s3:// URL)."""
 
 
 @dataclass(frozen=True)
@@ -112,21 +138,55 @@ class Storage:
         """Write ``data`` as ``area/name.dcm`` atomically and durably (temp, fsync, rename)."""
         return self.move(self.stage(data), area, name)
 
-    def stage(self, data: bytes) -> Path:
-        """Write ``data`` to a new file in tmp/, durably; :meth:`move` publishes it."""
+    def stage(self, data: bytes) -> str:
+        """Write ``data`` to a new file in tmp/, durably; :meth:`move` publishes it (its path)."""
         tmp = self.root / "tmp" / f"{HOST}.{os.getpid()}.{secrets.token_hex(8)}.part"
         with open(tmp, "wb") as handle:
             handle.write(data)
             handle.flush()
             os.fsync(handle.fileno())
-        return tmp
+        return str(tmp)
 
-    def move(self, source: Path, area: str, name: str) -> str:
+    def move(self, source: str | Path, area: str, name: str) -> str:
         """Rename ``source`` into ``area`` (same file system: atomic) and make it durable."""
         target = self.path(area, name)
         os.replace(source, target)
         _fsync_directory(target.parent)
         return self.key(area, name)
+
+    def discard(self, source: str) -> None:
+        Path(source).unlink(missing_ok=True)
+
+    def relocate(self, area: str, name: str, to_area: str, to_name: str) -> str:
+        return self.move(self.path(area, name), to_area, to_name)
+
+    def delete(self, key: str) -> None:
+        self.local_path(key).unlink(missing_ok=True)
+
+    def read(self, key: str) -> bytes:
+        return self.local_path(key).read_bytes()
+
+    def open(self, key: str) -> BinaryIO:
+        return open(self.local_path(key), "rb")
+
+    @contextmanager
+    def local_copy(self, key: str) -> Iterator[Path]:
+        yield self.local_path(key)  # the file itself
+
+    def location(self, key: str) -> str:
+        return str(self.local_path(key))
+
+
+def open_store(config: dict[str, Any], data_dir: Path, create: bool = True) -> ObjectStore:
+    """The storage node.toml's [storage] table names: the data directory (``url`` empty), or an
+    S3-compatible object store. ``create``: make what is missing and sweep what crashed
+    processes left (a host starting); otherwise only open it (worker processes, the CLI)."""
+    from .s3store import S3Store, settings_of  # boto3 loads only for an object store
+
+    settings = settings_of(config["storage"])
+    if settings is not None:
+        return S3Store.create(settings, data_dir) if create else S3Store(settings, data_dir)
+    return Storage.create(data_dir) if create else Storage(Path(data_dir))
 
 
 def new_token() -> str:

@@ -16,6 +16,7 @@ memory) are retried up to node.max_attempts times with a growing delay, then qua
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import multiprocessing
 import os
@@ -45,7 +46,7 @@ from stegonode.handlers.pixels import keep_pixels
 from .index import ATTRIBUTES, Index, Job
 from .keyring import key_ids_of
 from .native import release_memory
-from .storage import HOST, ObjectStore, Storage, process_alive
+from .storage import HOST, ObjectStore, open_store, process_alive
 
 log = logging.getLogger("stegonode.jobs")
 INGEST_QUIET_S = 0.25  # no C-STORE for this long: the burst is over, use every worker
@@ -63,7 +64,7 @@ class Outcome:
     permanent: bool = False  # the object itself is the problem: retrying cannot help
     attributes: dict[str, str] = field(default_factory=dict)
     transfer_syntax: str = ""
-    stored: str = ""  # the protected object staged in tmp/ (published as stored/ by the pool)
+    stored: str = ""  # the protected object staged (ObjectStore.stage; published as stored/ by the pool)
     timings: dict[str, float] = field(default_factory=dict)
     carriers: str = ""  # e.g. "pixels+header", or "header" when the background was too small
     key_ids: str = ""  # the ids of the keys that sealed it (keyring.key_ids_of), space-separated
@@ -75,7 +76,7 @@ class Outcome:
 # After an object larger than this, a worker hands freed memory back (see release_memory).
 LARGE_OBJECT_BYTES = 32 << 20
 _pipeline: Pipeline | None = None
-_storage: Storage | None = None
+_storage: ObjectStore | None = None
 
 
 def _start_worker(config: dict[str, Any], keys_path: Path, data_dir: Path, log_level: str) -> None:
@@ -91,7 +92,13 @@ def _start_worker(config: dict[str, Any], keys_path: Path, data_dir: Path, log_l
     configure_pydicom()
     keys = load_node_keys(keys_path)
     _pipeline = pipeline_for(config, keys)
-    _storage = Storage(Path(data_dir))
+    _storage = open_store(config, Path(data_dir), create=False)
+
+
+def worker_store() -> ObjectStore:
+    """This worker process's storage (what the pool's storage opens, in this process)."""
+    assert _storage is not None, "worker not started"
+    return _storage
 
 
 def _answer() -> int:
@@ -101,24 +108,32 @@ def _answer() -> int:
 
 
 def protect_job(token: str) -> Outcome:
-    """Protect one inbox file into stored/<new SOP Instance UID>.dcm; after a large object, give
-    the memory it took back to the system."""
+    """Protect one inbox object into a staged stored object; after a large object, give the
+    memory it took back to the system."""
     assert _storage is not None, "worker not started"
     try:
-        large = _storage.path("inbox", token).stat().st_size > LARGE_OBJECT_BYTES
-    except OSError:
-        large = False
+        received = _storage.read(_storage.key("inbox", token))  # in memory, never on this host's disk
+    except ENVIRONMENT_FAILURES as exc:
+        return _not_now(exc)
+    large = len(received) > LARGE_OBJECT_BYTES
     try:
-        return _protect(token)
+        return _protect(received)
     finally:
+        del received
         if large:
             release_memory()
 
 
-def _protect(token: str) -> Outcome:
+def _not_now(exc: BaseException) -> Outcome:
+    """A failure of the disk, the object store or the memory: another attempt may succeed."""
+    why = exc.strerror if isinstance(exc, OSError) and exc.strerror else type(exc).__name__
+    return Outcome(reason=f"cannot protect now ({why})")
+
+
+def _protect(received: bytes) -> Outcome:
     assert _pipeline is not None and _storage is not None, "worker not started"
     try:
-        ds = read_dicom(_storage.path("inbox", token))
+        ds = read_dicom(received)
         report: dict[str, Any] = {}
         if already_protected(ds):
             timings = _keep_as_protected(ds, _pipeline.transfer_syntax)
@@ -127,14 +142,13 @@ def _protect(token: str) -> Outcome:
             timings, report = instance.timings, instance.report
         # Staged, not yet stored: the pool publishes it only if this copy is still the newest
         # acknowledged one when it finishes (Index.finish).
-        stored = str(_storage.stage(dicom_bytes(ds)))
+        stored = _storage.stage(dicom_bytes(ds))
         protection = read_protection(ds)
         carriers, key_ids = describe_carriers(protection), " ".join(sorted(key_ids_of(protection)))
     except StegonodeError as exc:
         return Outcome(reason=str(exc), permanent=True)
-    except ENVIRONMENT_FAILURES as exc:  # the disk, the memory: another attempt may succeed
-        why = exc.strerror if isinstance(exc, OSError) and exc.strerror else type(exc).__name__
-        return Outcome(reason=f"cannot protect now ({why})")
+    except ENVIRONMENT_FAILURES as exc:  # the disk, the store, the memory: another attempt may succeed
+        return _not_now(exc)
     except Exception as exc:  # the object itself: it fails the same way every time
         return Outcome(reason=f"internal error while protecting ({type(exc).__name__})", permanent=True)
     attributes = {keyword: str(ds.get(keyword, "") or "") for keyword in ATTRIBUTES}
@@ -329,37 +343,41 @@ class Workers:
                 self._succeeded(job, outcome)
             else:
                 self._failed(job, outcome.reason, outcome.permanent)
-        except SQLAlchemyError as exc:
-            log.error("job %s: outcome not recorded, index unavailable (%s); the job returns "
-                      "to the queue when its lease ends", job.sop_instance_uid, type(exc).__name__)
+        except (SQLAlchemyError, OSError) as exc:
+            what = "index" if isinstance(exc, SQLAlchemyError) else "storage"
+            log.error("job %s: outcome not recorded, %s unavailable (%s); the job returns "
+                      "to the queue when its lease ends", job.sop_instance_uid, what, type(exc).__name__)
         finally:
             with self._lock:
                 self._held.pop(job.sop_instance_uid, None)
                 self._lock.notify()
 
     def _succeeded(self, job: Job, outcome: Outcome) -> None:
-        staged = Path(outcome.stored)
+        staged = outcome.stored
         uid = outcome.attributes.get("SOPInstanceUID") or job.sop_instance_uid
         try:
             finish = self.index.finish(job, self.pool, outcome.attributes, outcome.transfer_syntax,
                                        lambda: self.storage.move(staged, "stored", uid), outcome.carriers,
                                        outcome.key_ids, outcome.identity_residues)
-        finally:
-            staged.unlink(missing_ok=True)  # published (moved away), or not to be
+        except BaseException:
+            with contextlib.suppress(OSError):  # the storage may be what failed
+                self.storage.discard(staged)
+            raise
+        if finish != "done":
+            self.storage.discard(staged)  # not to be published (a published one was moved away)
         if finish == "taken":  # another pool holds the job (and its inbox file) now
             log.warning("job %s: lease lost while protecting; another pool finishes it",
                         job.sop_instance_uid)
             return
         if finish == "replaced":  # a newer copy was acknowledged meanwhile: it is the outcome
-            self.storage.path("inbox", job.token).unlink(missing_ok=True)
+            self.storage.delete(self.storage.key("inbox", job.token))
             log.info("job %s: a newer copy was received while this one was protected; "
                      "the newer copy is stored", job.sop_instance_uid)
             return
-        inbox = self.storage.path("inbox", job.token)
         if self.keep_originals and finish == "done":
-            self.storage.move(inbox, "originals", job.sop_instance_uid)
+            self.storage.relocate("inbox", job.token, "originals", job.sop_instance_uid)
         else:
-            inbox.unlink(missing_ok=True)
+            self.storage.delete(self.storage.key("inbox", job.token))
         steps = ", ".join(f"{name} {1000 * s:.0f}" for name, s in outcome.timings.items())
         log.info("job %s: stored with carriers %s in %.0f ms (%s); identity residues removed: %d",
                  job.sop_instance_uid, outcome.carriers, 1000 * sum(outcome.timings.values()), steps,
@@ -368,15 +386,19 @@ class Workers:
     def _failed(self, job: Job, reason: str, permanent: bool) -> None:
         state = self.index.fail(job, self.pool, reason, 1 if permanent else self.max_attempts)
         if state == "replaced":  # a newer copy is queued: this one's inbox file is not needed
-            self.storage.path("inbox", job.token).unlink(missing_ok=True)
+            self.storage.delete(self.storage.key("inbox", job.token))
             log.warning("job %s: attempt failed, a newer copy is queued: %s", job.sop_instance_uid, reason)
         elif state == "taken":
             log.warning("job %s: attempt failed after another pool took the job over: %s",
                         job.sop_instance_uid, reason)
         elif state == "quarantined":
-            inbox = self.storage.path("inbox", job.token)
-            if inbox.exists():
-                self.storage.move(inbox, "quarantine", job.token)
+            try:
+                self.storage.relocate("inbox", job.token, "quarantine", job.token)
+            except FileNotFoundError:
+                pass  # already gone
+            except OSError as exc:  # the storage is unavailable: the object stays where it is
+                log.error("job %s: quarantined, its object stays in inbox/ (%s)", job.sop_instance_uid,
+                          exc.strerror or type(exc).__name__)
             log.warning("job %s: quarantined after %d attempt(s): %s",
                         job.sop_instance_uid, job.attempts + 1, reason)
         else:

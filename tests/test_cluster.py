@@ -1,5 +1,7 @@
 """Several hosts, one index: two receivers and a worker host on one PostgreSQL database and one
-storage directory; a worker host killed mid-job; one instance sent to two receivers at once.
+storage, a shared directory or an S3 object store (SeaweedFS; then each host has a data
+directory of its own, keys included, and shares nothing but the database and the store); a
+worker host killed mid-job; one instance sent to two receivers at once.
 
 The pipeline here segments with the classical segmenter: these tests are about the queue and
 the index (every job done once, none lost), and Mask R-CNN would triple their time without
@@ -9,14 +11,19 @@ testing anything more of them (test_node.py runs the default pipeline end to end
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pydicom
 import pytest
+
+from stegonode.node.storage import ObjectStore, open_store
 
 from images import dcmtk
 from nodes import DCMTK_ENV, STEGONODE, NodeProcess, acknowledged, free_port, write_series
@@ -24,21 +31,50 @@ from postgres import PostgresCluster
 
 SERIES = 100
 CLASSICAL = {"handlers.segment": {"segmenter": "classical"}}
+STORAGES = ("directory", "s3")
+
+
+class Hosts:
+    """How the hosts of one cluster are configured: ``host(directory, **node)`` makes one with
+    the shared index and storage; ``storage`` reads what they stored (as an admin would)."""
+
+    def __init__(self, kind: str, root: Path, database: str, keys: Path, request, **node: Any) -> None:
+        self.kind, self.root, self.keys = kind, root, keys
+        self.node = {"database": database, **node}
+        self.tables: dict[str, dict] = {**CLASSICAL}
+        self.staged: Callable[[], list[str]]  # what is left in tmp/: half-written or unpublished
+        if kind == "directory":  # one directory, shared by every host (NFS between hosts)
+            self.node |= {"data_dir": str(root / "storage"), "keys": str(keys / "node.keys")}
+            self.staged = lambda: [path.name for path in (root / "storage" / "tmp").iterdir()]
+        else:  # an object store; each host has its own data directory, keys included
+            seaweed = request.getfixturevalue("seaweed")
+            bucket = seaweed.bucket()
+            self.tables["storage"] = seaweed.storage(bucket, "node")
+            self.staged = lambda: seaweed.keys(bucket, "node/tmp/")
+        self.storage: ObjectStore = open_store({"storage": self.tables.get("storage", {})},
+                                               root / "storage", create=kind == "directory")
+
+    def host(self, directory: Path, **node: Any) -> NodeProcess:
+        own = {}
+        if self.kind == "s3":
+            (directory / "data" / "keys").mkdir(parents=True, exist_ok=True)
+            own["keys"] = str(shutil.copy(self.keys / "node.keys", directory / "data" / "keys"))
+        return NodeProcess(directory, **{**self.node, **own, **node}, tables={**self.tables})
+
+    def names(self, area: str) -> list[str]:
+        return sorted(self.storage.names(area))
 
 
 @dataclass
 class Cluster:
     receivers: tuple[NodeProcess, NodeProcess]
     worker: NodeProcess
-    storage: Path
+    hosts: Hosts
     keys: Path
 
     @property
     def all(self) -> tuple[NodeProcess, ...]:
         return (*self.receivers, self.worker)
-
-    def stored_files(self) -> list[Path]:
-        return sorted((self.storage / "stored").glob("*.dcm"))
 
 
 def _keys(directory: Path) -> Path:
@@ -61,20 +97,19 @@ def _all_acknowledged(senders: list[tuple[subprocess.Popen, int]]) -> None:
         assert sender.returncode == 0 and len(acknowledged(output)) == count, output[-2000:]
 
 
-@pytest.fixture(scope="module")
-def cluster(tmp_path_factory, postgres: PostgresCluster):
-    """Receivers A and B (one worker process each) and worker host W, sharing everything."""
-    root = tmp_path_factory.mktemp("cluster")
+@pytest.fixture(scope="module", params=STORAGES)
+def cluster(request, tmp_path_factory, postgres: PostgresCluster):
+    """Receivers A and B (one worker process each) and worker host W on one index and storage."""
+    root = tmp_path_factory.mktemp(f"cluster-{request.param}")
     keys = _keys(root / "keys")
-    shared = {"database": postgres.database(), "data_dir": str(root / "storage"),
-              "keys": str(keys / "node.keys"), "workers": 1, "tables": CLASSICAL}
-    receivers = (NodeProcess(root / "a", **shared), NodeProcess(root / "b", **shared))
-    worker = NodeProcess(root / "w", command="worker", **shared)
+    hosts = Hosts(request.param, root, postgres.database(), keys, request, workers=1)
+    receivers = (hosts.host(root / "a"), hosts.host(root / "b"))
+    worker = hosts.host(root / "w", command="worker")
     started = []
     try:
         for process in (*receivers, worker):
             started.append(process.start())
-        yield Cluster(receivers, worker, root / "storage", keys)
+        yield Cluster(receivers, worker, hosts, keys)
     finally:
         for process in started:
             process.stop()
@@ -92,11 +127,11 @@ def test_two_receivers_and_a_worker_host_protect_every_instance_once(cluster, tm
     # one row, one file, one protection each
     assert a.query("SELECT COUNT(*), SUM(attempts), SUM(receptions) FROM jobs") == [(2 * SERIES, 0, 2 * SERIES)]
     assert a.query("SELECT COUNT(*) FROM instances") == [(2 * SERIES,)]
-    assert {p.stem for p in cluster.stored_files()} == {
-        uid for (uid,) in a.query('SELECT "SOPInstanceUID" FROM instances')}
+    assert cluster.hosts.names("stored") == sorted(
+        uid for (uid,) in a.query('SELECT "SOPInstanceUID" FROM instances'))
     protections = [p.log.read_text().count(": stored with carriers ") for p in cluster.all]
     assert sum(protections) == 2 * SERIES and protections[2] > 0, protections
-    assert not list((cluster.storage / "inbox").iterdir())
+    assert cluster.hosts.names("inbox") == [] and cluster.hosts.staged() == []
 
     # status from any host shows the cluster: three live pools, the jobs each did
     status = a.status()
@@ -131,17 +166,16 @@ def test_one_instance_sent_to_both_receivers_at_once_stays_one(cluster, tmp_path
     a.wait_idle(before + 10)
     assert a.query("SELECT COUNT(*) FROM instances") == [(before + 10,)]
     assert a.query("SELECT COUNT(*), SUM(receptions) FROM jobs WHERE receptions > 1") == [(10, 20)]
-    assert len(cluster.stored_files()) == before + 10
-    assert not list((cluster.storage / "inbox").iterdir())
+    assert len(cluster.hosts.names("stored")) == before + 10
+    assert cluster.hosts.names("inbox") == []
 
 
-def test_worker_host_killed_mid_job_its_jobs_finish_elsewhere_after_the_lease(tmp_path, postgres):
-    keys = _keys(tmp_path / "keys")
-    shared = {"database": postgres.database(), "data_dir": str(tmp_path / "storage"),
-              "keys": str(keys / "node.keys"), "lease_seconds": 3, "tables": CLASSICAL}
-    receiver = NodeProcess(tmp_path / "r", workers=0, **shared).start()
-    doomed = NodeProcess(tmp_path / "w1", command="worker", workers=1, **shared).start()
-    survivor = NodeProcess(tmp_path / "w2", command="worker", workers=1, **shared).start()
+@pytest.mark.parametrize("storage", STORAGES)
+def test_worker_host_killed_mid_job_its_jobs_finish_elsewhere_after_the_lease(storage, request, tmp_path, postgres):
+    hosts = Hosts(storage, tmp_path, postgres.database(), _keys(tmp_path / "keys"), request, lease_seconds=3)
+    receiver = hosts.host(tmp_path / "r", workers=0).start()
+    doomed = hosts.host(tmp_path / "w1", command="worker", workers=1).start()
+    survivor = hosts.host(tmp_path / "w2", command="worker", workers=1).start()
     try:
         files = write_series(tmp_path / "series", 20)
         sender = _sending(receiver.port, files, "MODA")
@@ -168,8 +202,7 @@ def test_worker_host_killed_mid_job_its_jobs_finish_elsewhere_after_the_lease(tm
             assert f"job {uid}: attempt 1 failed, will retry: worker pool {holder} stopped renewing its lease" in log
             assert f"/{survivor.process.pid}/" in retried[uid]
         assert receiver.query("SELECT COUNT(*) FROM instances") == [(20,)]
-        assert len(list((tmp_path / "storage" / "stored").glob("*.dcm"))) == 20
-        assert not list((tmp_path / "storage" / "inbox").iterdir())
+        assert len(hosts.names("stored")) == 20 and hosts.names("inbox") == []
         pools = {pool["pid"]: pool for pool in receiver.status()["worker_pools"]}
         assert pools[survivor.process.pid]["state"] == "alive"
         assert pools[doomed.process.pid]["state"] == "lost"

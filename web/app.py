@@ -17,12 +17,11 @@ from werkzeug.exceptions import HTTPException, SecurityError
 from stegonode.codecs import keys as keyfiles
 from stegonode.errors import StegonodeError
 from stegonode.handlers.pipeline import Pipeline, configured_pipeline
-from stegonode.node.index import Index, existing_index
-from stegonode.node.storage import NodePaths
-
 from stegonode.node import audit
 from stegonode.node.audit import AuditTrail, index_record
 from stegonode.node.audit import Event as AuditEvent
+from stegonode.node.index import Index, existing_index
+from stegonode.node.storage import NodePaths, ObjectStore, open_store
 
 from . import auth
 from .jobs import ProtectJobs
@@ -67,6 +66,7 @@ class ConsoleState:
     sends: Sends = field(default_factory=Sends)
     _pipelines: dict[tuple[str | None, str | None], Pipeline] = field(default_factory=dict)
     _index: Index | None = None
+    _storage: ObjectStore | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     @property
@@ -92,6 +92,13 @@ class ConsoleState:
         except StegonodeError:
             return
         index.record_audit(index_record(event))
+
+    def storage(self) -> ObjectStore:
+        """The node's storage: its data directory or its object store ([storage] url)."""
+        with self._lock:
+            if self._storage is None:
+                self._storage = open_store(self.config, self.paths.data_dir, create=False)
+            return self._storage
 
     def index(self) -> Index:
         """The node's index (ConfigError while the node has not created it)."""

@@ -12,11 +12,10 @@ from pydicom.uid import UID
 from stegonode.errors import StegonodeError
 from stegonode.node import console_index
 from stegonode.node.console_index import JobFilter
-from stegonode.node.storage import Storage
 
 from .app import ConsoleState
 from .files import audit_console
-from .paging import Page, UID_PATTERN
+from .paging import UID_PATTERN, Page
 
 bp = Blueprint("jobspage", __name__)
 PAGE_SIZE = 50
@@ -54,7 +53,7 @@ def jobs():
     page = Page.of(request.args.get("page", ""), PAGE_SIZE)
     try:
         index = _state().index()
-        rows, total = console_index.job_rows(index, Storage(_state().paths.data_dir), where, page.offset, page.size)
+        rows, total = console_index.job_rows(index, _state().storage(), where, page.offset, page.size)
         callers, reason = console_index.callers(index), None
     except StegonodeError as exc:
         rows, total, callers, reason = [], 0, [], str(exc)
@@ -79,7 +78,7 @@ def _when(timestamp: float) -> str:
 @bp.route("/jobs/<uid>/retry", methods=["POST"])
 def retry(uid: str):
     state = _state()
-    if not UID_PATTERN.match(uid) or not console_index.retry(state.index(), Storage(state.paths.data_dir), uid):
+    if not UID_PATTERN.match(uid) or not console_index.retry(state.index(), state.storage(), uid):
         abort(404, "No quarantined object with this SOP Instance UID.")
     return redirect(url_for("jobspage.jobs", outcome="queued"), code=303)
 
@@ -87,7 +86,7 @@ def retry(uid: str):
 @bp.route("/jobs/<uid>/discard", methods=["POST"])
 def discard(uid: str):
     state = _state()
-    if not UID_PATTERN.match(uid) or not console_index.discard(state.index(), Storage(state.paths.data_dir), uid):
+    if not UID_PATTERN.match(uid) or not console_index.discard(state.index(), state.storage(), uid):
         abort(404, "No quarantined object with this SOP Instance UID.")
     audit_console("delete", instances=(uid,), detail="quarantined object discarded")
     return redirect(url_for("jobspage.jobs", outcome="quarantined"), code=303)

@@ -7,7 +7,6 @@ from datetime import datetime
 from flask import Blueprint, abort, current_app, render_template
 
 from stegonode.errors import StegonodeError
-from stegonode.node.storage import Storage
 
 from .app import ConsoleState
 
@@ -45,12 +44,13 @@ def dashboard():
     if index is None:
         return render_template("dashboard.html", reason=reason)
     per_minute = index.processed_per_minute(PLOT["minutes"])
-    storage = Storage(_state().paths.data_dir)
+    storage = _state().storage()
     return render_template(
         "dashboard.html", reason=None, counts=index.counts(), carriers=index.carriers(),
         bars=_throughput_bars(per_minute),
         plot=PLOT, last_hour=sum(per_minute),
-        quarantined=[(str(storage.path("quarantine", token)), why) for token, why in index.quarantined()],
+        quarantined=[(storage.location(storage.key("quarantine", token)), why)
+                     for token, why in index.quarantined()],
         associations=index.recent_associations(), when=_when,
     )
 

@@ -10,6 +10,7 @@ import io
 import zipfile
 from collections import OrderedDict
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 from flask import Blueprint, abort, current_app, redirect, render_template, request, send_file, url_for
@@ -21,7 +22,7 @@ from stegonode.errors import InputError, StegonodeError
 from stegonode.node import audit, console_index
 from stegonode.node.console_index import SORTS, StudyFilter
 from stegonode.node.query import Instance
-from stegonode.node.storage import Storage
+from stegonode.node.storage import ObjectStore, Storage
 
 from .app import ConsoleState
 from .files import audit_console
@@ -46,8 +47,8 @@ def _index():
         abort(404, str(exc))
 
 
-def _storage() -> Storage:
-    return Storage(_state().paths.data_dir)
+def _storage() -> ObjectStore:
+    return _state().storage()
 
 
 def _date(text: str) -> str:
@@ -109,24 +110,40 @@ def study(uid: str):
                            class_name=sop_class_name)
 
 
-def _stored(uid: str) -> tuple[dict[str, Any], Any]:
+def _stored(uid: str) -> tuple[dict[str, Any], Path | bytes]:
+    """The instance's row and its object: the file of the data directory, or the bytes read
+    from an object store ([storage] url)."""
     row = console_index.instance_row(_index(), _uid(uid))
-    path = _storage().local_path(row["path"]) if row else None
-    if row is None or path is None or not path.is_file():
+    if row is None:
         abort(404, "No stored instance with this SOP Instance UID.")
-    return row, path
-
-
-def _read_header(path) -> Dataset:
+    storage = _storage()
+    if isinstance(storage, Storage):
+        path = storage.local_path(row["path"])
+        if not path.is_file():
+            abort(404, "No stored instance with this SOP Instance UID.")
+        return row, path
     try:
-        return dcmread(path, stop_before_pixels=False, defer_size=1024)
+        return row, storage.read(row["path"])
+    except FileNotFoundError:
+        abort(404, "No stored instance with this SOP Instance UID.")
+    except OSError:
+        abort(503, "The stored object cannot be read now (storage unavailable).")
+
+
+def _source(stored: Path | bytes) -> Path | io.BytesIO:
+    return io.BytesIO(stored) if isinstance(stored, bytes) else stored
+
+
+def _read_header(stored: Path | bytes) -> Dataset:
+    try:
+        return dcmread(_source(stored), stop_before_pixels=False, defer_size=1024)
     except Exception:
         abort(404, "The stored object cannot be read.")
 
 
-def _read(path) -> Dataset:
+def _read(stored: Path | bytes) -> Dataset:
     try:
-        return dcmread(path)
+        return dcmread(_source(stored))
     except Exception:
         abort(404, "The stored object cannot be read.")
 
@@ -167,7 +184,10 @@ def frame(uid: str, number: int):
         abort(404, "No such frame.")
     side = 160 if request.args.get("size") == "thumb" else 0
     try:
-        picture = _rendered(str(path), path.stat().st_mtime_ns, number - 1, side)
+        if isinstance(path, bytes):  # from an object store: rendered each time
+            picture = frame_png(dcmread(io.BytesIO(path)), number - 1, side)
+        else:
+            picture = _rendered(str(path), path.stat().st_mtime_ns, number - 1, side)
     except Exception as exc:
         abort(404, f"The frame cannot be rendered ({type(exc).__name__}).")
     return send_file(io.BytesIO(picture), mimetype="image/png")
@@ -220,7 +240,7 @@ def download(uid: str):
     row, path = _stored(uid)
     audit_console("download", studies=(row["StudyInstanceUID"],), instances=(uid,), sop_class=row["SOPClassUID"],
                   detail="stored (protected) object")
-    return send_file(path, mimetype="application/dicom", as_attachment=True, download_name=f"{uid}.dcm")
+    return send_file(_source(path), mimetype="application/dicom", as_attachment=True, download_name=f"{uid}.dcm")
 
 
 @bp.route("/studies/<uid>.zip")
@@ -231,9 +251,10 @@ def study_zip(uid: str):
     storage, buffer = _storage(), io.BytesIO()
     with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
         for row in rows:
-            path = storage.local_path(row["path"])
-            if path.is_file():
-                archive.write(path, f"{row['SeriesInstanceUID']}/{row['SOPInstanceUID']}.dcm")
+            try:
+                archive.writestr(f"{row['SeriesInstanceUID']}/{row['SOPInstanceUID']}.dcm", storage.read(row["path"]))
+            except FileNotFoundError:
+                continue  # deleted meanwhile
     audit_console("download", studies=(uid,), instances=tuple(r["SOPInstanceUID"] for r in rows),
                   sop_class=rows[0]["SOPClassUID"], detail=f"study as ZIP, {len(rows)} stored (protected) object(s)")
     buffer.seek(0)
@@ -281,6 +302,9 @@ def send(uid: str):
     if not rows:
         abort(404, "No stored study with this Study Instance UID.")
     storage = _storage()
+    if not isinstance(storage, Storage):  # the sender sends files; C-MOVE sends from the store
+        abort(501, "Sending from the console needs the data directory; with an object store, "
+                   "C-MOVE the study to the peer (it sends from the store).")
     objects = [(Instance(r["path"], r["SOPClassUID"], r["SOPInstanceUID"], r["TransferSyntaxUID"]),
                 storage.local_path(r["path"])) for r in rows]
     user = "console" if state.login.mode != "none" else "console (no login)"

@@ -20,7 +20,7 @@ from stegonode.node import config as node_config
 from stegonode.node.index import existing_index
 from stegonode.node.orthanc_plugin import write_config as write_orthanc_config
 from stegonode.node.service import Node, WorkerHost
-from stegonode.node.storage import NodePaths, Storage
+from stegonode.node.storage import NodePaths, open_store
 
 if TYPE_CHECKING:  # the console imports Flask: only the commands that serve it load it
     from stegonode.web.server import Console
@@ -159,8 +159,11 @@ def _status(args: argparse.Namespace) -> int:
         print(f"worker pool {pool['host']} pid {pool['pid']}: {pool['state']}, "
               f"{pool['processes']} process(es), {pool['processing']} job(s) in progress, "
               f"{pool['done']} done, last heartbeat {pool['last_heartbeat_s_ago']:.1f} s ago")
-    for token, reason in index.quarantined():
-        print(f"quarantined: {Storage(paths.data_dir).path('quarantine', token)}: {reason}")
+    quarantined = index.quarantined()
+    if quarantined:
+        storage = open_store(config, paths.data_dir, create=False)
+        for token, reason in quarantined:
+            print(f"quarantined: {storage.location(storage.key('quarantine', token))}: {reason}")
     return 0
 
 

@@ -29,7 +29,6 @@ from werkzeug.exceptions import BadRequest, UnsupportedMediaType
 from stegonode.handlers.admission import Policy
 from stegonode.handlers.pipeline import PipelineContext, max_object_bytes, pseudonymizer
 from stegonode.node.ingest import CANNOT_UNDERSTAND, Ingest
-from stegonode.node.storage import Storage
 
 from . import bp, record
 from .wado import index, media_type, retrieve_url
@@ -48,7 +47,7 @@ def ingest() -> Ingest:
             config, keys = state.config, state.node_keys()
             header = PipelineContext(config["handlers"], keys, config["pipeline"]["carriers"]).header
             app.extensions["stegonode.stow"] = Ingest(
-                Storage(state.paths.data_dir), index(), pseudonymizer(config["handlers"], keys), lambda: None,
+                state.storage(), index(), pseudonymizer(config["handlers"], keys), lambda: None,
                 Policy.of(config["handlers"], header is not None), max_object_bytes(config))
         return app.extensions["stegonode.stow"]
 

@@ -35,7 +35,7 @@ from stegonode.handlers.compression import DECODERS, decompressed
 from stegonode.handlers.dicomfile import dicom_bytes, read_dicom
 from stegonode.node import query
 from stegonode.node.index import Index
-from stegonode.node.storage import Storage
+from stegonode.node.storage import ObjectStore
 
 from . import bp, log, record
 
@@ -53,8 +53,9 @@ def index() -> Index:
         raise ServiceUnavailable(str(exc)) from None
 
 
-def storage() -> Storage:
-    return Storage(current_app.extensions["stegonode"].paths.data_dir)
+def storage() -> ObjectStore:
+    """The node's storage: its data directory or its object store ([storage] url)."""
+    return current_app.extensions["stegonode"].storage()
 
 
 def base_url() -> str:
@@ -176,11 +177,11 @@ def multipart(parts: Iterator[tuple[str, bytes]], media_type: str) -> Response:
 def _as_sent(found: list[query.Instance], choice: str) -> Iterator[tuple[str, bytes]]:
     files = storage()
     for instance in found:
-        path = files.local_path(instance.key)
+        data = files.read(instance.key)
         if choice == "stored" or _stored_syntax(instance) == UID(choice):
-            yield f"application/dicom; transfer-syntax={_stored_syntax(instance)}", path.read_bytes()
+            yield f"application/dicom; transfer-syntax={_stored_syntax(instance)}", data
         else:
-            ds = decompressed(read_dicom(path))
+            ds = decompressed(read_dicom(data))
             ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
             yield f"application/dicom; transfer-syntax={ExplicitVRLittleEndian}", dicom_bytes(ds)
 
@@ -227,7 +228,10 @@ def metadata_of(instance: query.Instance, path: Path) -> dict:
 def _metadata(study: str, series: str | None = None, instance: str | None = None) -> Response:
     found = stored(study, series, instance)
     files = storage()
-    answers = [metadata_of(i, files.local_path(i.key)) for i in found]
+    answers = []
+    for i in found:
+        with files.local_copy(i.key) as path:  # a data directory's file itself: its header only
+            answers.append(metadata_of(i, path))
     _audit(found, "metadata", study)
     return Response(json.dumps(answers), 200, mimetype="application/dicom+json")
 
@@ -266,8 +270,7 @@ def bulk(study: str, series: str, instance: str, tag: str) -> Response:
     if not re.fullmatch(r"[0-9A-Fa-f]{8}", tag):
         raise NotFound("bulk data is addressed by an eight-digit hex tag")
     found = stored(study, series, instance)
-    path = storage().local_path(found[0].key)
-    ds = read_dicom(path)
+    ds = read_dicom(storage().read(found[0].key))
     if int(tag, 16) == 0x7FE00010:
         if "PixelData" not in ds:
             raise NotFound("this instance has no pixel data")
@@ -337,7 +340,7 @@ def _frames_choice(syntax: UID) -> str:
 @bp.get("/studies/<study>/series/<series>/instances/<instance>/frames/<frames>")
 def frames(study: str, series: str, instance: str, frames: str) -> Response:
     found = stored(study, series, instance)
-    ds = read_dicom(storage().local_path(found[0].key))
+    ds = read_dicom(storage().read(found[0].key))
     if "PixelData" not in ds:
         raise NotFound("this instance has no pixel data")
     numbers = _frame_numbers(frames, _frame_count(ds))
@@ -390,7 +393,7 @@ def rendered_picture(ds: Dataset, number: int) -> Image.Image:
 
 def _rendered(study: str, series: str, instance: str, number: int | None) -> Response:
     found = stored(study, series, instance)
-    ds = read_dicom(storage().local_path(found[0].key))
+    ds = read_dicom(storage().read(found[0].key))
     if "PixelData" not in ds:
         raise NotAcceptable("this instance has no pixel data to render")
     count = _frame_count(ds)
