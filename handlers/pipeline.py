@@ -24,7 +24,7 @@ from .deidentify import deidentify
 from .embed import Protection
 from .header import mac_key
 from .options import Policy
-from .colour import cover_pixels
+from .colour import cover_pixels, is_colour
 from .pixels import MAX_DECODED_BYTES, keep_pixels
 from .pseudonyms import Pseudonymizer
 from .registry import HANDLERS
@@ -66,7 +66,7 @@ class Pipeline:
         instance = Instance(dataset=ds, pixels=None if obstacle else cover_pixels(ds))
         if obstacle:
             instance.report["pixel_obstacle"] = obstacle
-        else:
+        elif not is_colour(ds):  # a colour image's chroma is read again when its pixels are stored
             release_encoded(ds)  # store_pixels writes new pixel data: the received bytes can go
         instance.timings["decode"] = time.perf_counter() - start
         for handler in self.handlers:
