@@ -335,7 +335,7 @@ def test_protect_and_reveal_say_which_carriers(node, tabs, sent, tmp_path):
     assert grey.query_selector(".carriers strong").inner_text() in ("pixels + header", "pixels(core) + header")
     assert "dB at peak 65535" in grey.inner_text()
     assert colour.query_selector(".carriers strong").inner_text() == "header only"
-    assert "no pixel carrier: colour image" in colour.inner_text()
+    assert "no pixel carrier: image of 3 x 3 pixels: too small" in colour.inner_text()  # colour is written in where it fits
     assert "pixels unchanged" in colour.inner_text() and "inf" not in colour.inner_text()
 
 

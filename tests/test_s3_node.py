@@ -5,11 +5,14 @@ back; retrieval (C-GET, the console's downloads, WADO-RS) sends from the store; 
 from __future__ import annotations
 
 import io
+import re
+import subprocess
 import time
 import urllib.request
 
 import dicomweb_client
 import pydicom
+import requests
 import pytest
 from pydicom.uid import ExplicitVRLittleEndian
 from pynetdicom import AE
@@ -18,7 +21,7 @@ from seaweed import SeaweedServer, weed_binary
 
 from stegonode.node.storage import open_store
 
-from nodes import NodeProcess, free_port, scu, storescu, study_keys, write_series
+from nodes import DCMTK_ENV, NodeProcess, free_port, scu, storescu, study_keys, wait_listening, write_series
 
 CLASSICAL = {"handlers.segment": {"segmenter": "classical"}}
 OUT_OF_RESOURCES = 0xA700
@@ -41,8 +44,14 @@ def test_store_down_during_a_send_refuses_then_recovers_losing_nothing(own_seawe
     storage = own_seaweed.storage(own_seaweed.bucket())
     # Jobs that meet the outage fail and are retried (2 s, 4 s, ... apart): enough attempts
     # that none is quarantined while the store is down.
-    web = free_port()
+    web, archive_port = free_port(), free_port()
+    archive = tmp_path / "archive"
+    archive.mkdir()
+    peer = subprocess.Popen(["/usr/bin/storescp", "-aet", "ARCHIVE", "-od", str(archive), str(archive_port)],
+                            env=DCMTK_ENV, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    wait_listening(archive_port)
     node = NodeProcess(tmp_path / "node", workers=1, max_attempts=20,
+                       peers=[{"ae_title": "ARCHIVE", "host": "127.0.0.1", "port": archive_port}],
                        tables={**CLASSICAL, "storage": storage, "web": {"enabled": True, "port": web},
                                "dicomweb": {"token": TOKEN}}).start()
     files = write_series(tmp_path / "series", 12)
@@ -102,8 +111,27 @@ def test_store_down_during_a_send_refuses_then_recovers_losing_nothing(own_seawe
         assert metadata["00080018"]["Value"] == [uid]
         retrieved = client.retrieve_instance(study, series, uid)
         assert retrieved.SOPInstanceUID == uid and retrieved.PixelData
+
+        # the console sends the study to a [[peers]] destination, each object read from the store
+        console = requests.Session()
+        page = console.get(f"http://127.0.0.1:{web}/studies/{study}", timeout=60).text
+        token = re.search(r'name="csrf_token"[^>]*value="([^"]+)"', page)
+        assert token, "no CSRF token on the study page"
+        answer = console.post(f"http://127.0.0.1:{web}/studies/{study}/send", timeout=60, allow_redirects=False,
+                              data={"peer": "ARCHIVE", "csrf_token": token.group(1)})
+        assert answer.status_code == 303, answer.text[:300]
+        progress = f"http://127.0.0.1:{web}{answer.headers['Location']}" if answer.headers["Location"].startswith("/") \
+            else answer.headers["Location"]
+        deadline = time.monotonic() + 120
+        while "Done: all 12 object(s) sent" not in console.get(progress, timeout=60).text:
+            assert time.monotonic() < deadline, "the console's send did not finish"
+            time.sleep(0.2)
+        assert {pydicom.dcmread(p, stop_before_pixels=True).SOPInstanceUID for p in archive.iterdir()} == stored
+        assert list((node.data / "spool").iterdir()) == []
     finally:
         node.stop()
+        peer.terminate()
+        peer.wait(timeout=30)
 
 
 def test_seg_is_written_into_the_store(seaweed, tmp_path):

@@ -13,7 +13,6 @@ from collections import OrderedDict
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from pynetdicom import AE
@@ -21,6 +20,7 @@ from pynetdicom import AE
 from stegonode.node.dicomnet import send_files_as_stored
 from stegonode.node.query import Instance
 from stegonode.node.retrieve import StoredObject, move_contexts
+from stegonode.node.storage import ObjectStore
 
 log = logging.getLogger("stegonode.web")
 MAX_SENDS = 20
@@ -51,14 +51,16 @@ class Sends:
         self._lock = threading.Lock()
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="stegonode-web-send")
 
-    def submit(self, own_ae_title: str, peer: dict[str, Any], study: str, objects: list[tuple[Instance, Path]],
-               done: Callable[[Send], None]) -> Send:
+    def submit(self, own_ae_title: str, peer: dict[str, Any], study: str, objects: list[tuple[Instance, str]],
+               storage: ObjectStore, done: Callable[[Send], None]) -> Send:
+        """Send ``objects`` (each with its storage key) to ``peer``; each is read from ``storage``
+        as it is sent (a local file as is, an object store's object through a spool file)."""
         send = Send(secrets.token_urlsafe(16), peer["ae_title"], study, len(objects))
         with self._lock:
             self._sends[send.id] = send
             while len(self._sends) > MAX_SENDS and next(iter(self._sends.values())).done:
                 self._sends.popitem(last=False)
-        self._executor.submit(self._run, send, own_ae_title, peer, objects, done)
+        self._executor.submit(self._run, send, own_ae_title, peer, objects, storage, done)
         return send
 
     def get(self, send_id: str) -> Send | None:
@@ -66,8 +68,8 @@ class Sends:
             return self._sends.get(send_id)
 
     @staticmethod
-    def _run(send: Send, own_ae_title: str, peer: dict[str, Any], objects: list[tuple[Instance, Path]],
-             done: Callable[[Send], None]) -> None:
+    def _run(send: Send, own_ae_title: str, peer: dict[str, Any], objects: list[tuple[Instance, str]],
+             storage: ObjectStore, done: Callable[[Send], None]) -> None:
         try:
             ae = AE(ae_title=own_ae_title)
             ae.acse_timeout = ae.dimse_timeout = ae.network_timeout = 30
@@ -79,9 +81,10 @@ class Sends:
                 return
             send_files_as_stored(association, lambda ds: ds.path if isinstance(ds, StoredObject) else None)
             try:
-                for instance, path in objects:
+                for instance, key in objects:
                     try:
-                        status = association.send_c_store(StoredObject(instance, path))
+                        with storage.local_copy(key) as path:
+                            status = association.send_c_store(StoredObject(instance, path))
                         ok = status is not None and "Status" in status and status.Status in (0, 0xB000, 0xB007, 0xB006)
                     except Exception as exc:  # a file gone meanwhile, a context the peer refused
                         log.warning("send to %s: one object failed (%s)", peer["ae_title"], type(exc).__name__)

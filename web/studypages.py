@@ -302,11 +302,8 @@ def send(uid: str):
     if not rows:
         abort(404, "No stored study with this Study Instance UID.")
     storage = _storage()
-    if not isinstance(storage, Storage):  # the sender sends files; C-MOVE sends from the store
-        abort(501, "Sending from the console needs the data directory; with an object store, "
-                   "C-MOVE the study to the peer (it sends from the store).")
-    objects = [(Instance(r["path"], r["SOPClassUID"], r["SOPInstanceUID"], r["TransferSyntaxUID"]),
-                storage.local_path(r["path"])) for r in rows]
+    objects = [(Instance(r["path"], r["SOPClassUID"], r["SOPInstanceUID"], r["TransferSyntaxUID"]), r["path"])
+               for r in rows]
     user = "console" if state.login.mode != "none" else "console (no login)"
     address = request.remote_addr or "unknown"
     sop_class = rows[0]["SOPClassUID"]
@@ -318,7 +315,7 @@ def send(uid: str):
             peer=peer["ae_title"], peer_address=str(peer["host"]), studies=(uid,), instances=instances,
             sop_class=sop_class, detail=f"C-STORE, {outcome.sent} sent, {outcome.failed} failed"))
 
-    job = state.sends.submit(state.config["node"]["ae_title"], peer, uid, objects, sent)
+    job = state.sends.submit(state.config["node"]["ae_title"], peer, uid, objects, storage, sent)
     return redirect(url_for("studypages.send_progress", send_id=job.id), code=303)
 
 
