@@ -43,7 +43,7 @@ def _attempt(pipeline, peer_keys, name: str) -> tuple[str, dict, float]:
     ds = copy.deepcopy(original)
     start = time.perf_counter()
     try:
-        report = pipeline.protect(ds).report
+        report = pipeline.run(ds).report
         buffer = io.BytesIO()
         ds.save_as(buffer, enforce_file_format=True)
         buffer.seek(0)

@@ -90,7 +90,7 @@ def payload_sizes(keys, quick: bool = False) -> None:
                 settings["deidentify"]["options"] = options
             pipeline = build_pipeline(node_config.DEFAULTS["pipeline"]["handlers"], settings, keys)
             try:
-                report = pipeline.protect(pydicom.dcmread(path)).report
+                report = pipeline.run(pydicom.dcmread(path)).report
             except StegonodeError as exc:
                 row = [f"refused: {exc}"[:40]]
                 break

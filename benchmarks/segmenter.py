@@ -89,7 +89,7 @@ def stability(name: str, names: list[str]) -> bool:
     everything = True
     for image in names:
         ds = pydicom.dcmread(image_path(image))
-        instance = pipeline.protect(ds)
+        instance = pipeline.run(ds)
         cover = instance.foreground
         stego = pydicom.dcmread(_saved(ds))
         # as reveal does: the stego image at the levels the cover was thresholded at, if any

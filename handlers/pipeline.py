@@ -51,15 +51,17 @@ class Pipeline:
         """Raise the RefusedError for an object of ``size`` bytes over node.max_object_mb, before it is read."""
         check_object_size(size, self.max_object_bytes)
 
-    def protect(self, ds: Dataset) -> Instance:
-        """Protect ``ds`` in place; return the instance with its report and timings.
+    def run(self, ds: Dataset) -> Instance:
+        """Run the handlers over ``ds``, admitted (:meth:`admit`), and encode its pixels, in place;
+        return the instance with its report and timings. Only
+        :func:`stegonode.handlers.protect.protect_object` calls this: it reads and admits the
+        object, and keeps one that is protected already as it is.
 
         An object whose pixels cannot carry the identity (no pixels, a SEG's or a dose grid's,
         colour, too small: :func:`pixel_carrier_obstacle`) gets the header carrier alone: the
         handlers that work on pixels (``needs_pixels``) do not run for it, and its pixels are
         stored as received."""
         start = time.perf_counter()
-        self.admit(ds)
         obstacle = pixel_carrier_obstacle(ds)
         instance = Instance(dataset=ds, pixels=None if obstacle else read_pixels(ds))
         if obstacle:

@@ -59,7 +59,7 @@ class Ingest:
         start = time.perf_counter()
         request = c_store_request(event)
         sop_class = UID(request.AffectedSOPClassUID or "")
-        new_uid = self.pseudonyms.uid(str(request.AffectedSOPInstanceUID))
+        new_uid = job_key(self.pseudonyms, request.AffectedSOPInstanceUID)
         encoded = event.encoded_dataset(include_meta=True)
         refused = self._check(encoded, sop_class)
         if refused is not None:
@@ -100,6 +100,13 @@ class Ingest:
             return status_dataset(CANNOT_UNDERSTAND, str(exc))
         refused = refusal(ds, sop_class, self.policy, self.max_object_bytes)
         return None if refused is None else status_dataset(*refused)
+
+
+def job_key(pseudonyms: Pseudonymizer, sop_instance_uid: object) -> str:
+    """The key by which the index, the queue and the log name a received instance: its new
+    (pseudonymous) SOP Instance UID, the one the pipeline gives it, so that a copy received
+    again finds the queued one and no log line holds the original UID."""
+    return pseudonyms.uid(str(sop_instance_uid or ""))
 
 
 def refusal(ds: Dataset, sop_class: UID, policy: Policy = Policy(),

@@ -20,7 +20,7 @@ from stegonode.handlers.pipeline import PipelineContext, max_object_bytes, pixel
 
 from . import audit
 from .index import Index
-from .ingest import Ingest
+from .ingest import Ingest, job_key
 from .scp import NodeServer
 from .segwriter import Segmentations
 from .storage import NodePaths, Storage
@@ -124,7 +124,7 @@ class Node(_Host):
                 self.storage.move(path, "quarantine", token)
                 log.warning("inbox file %s unreadable: quarantined", token)
                 continue
-            self.ingest.queue(self.ingest.pseudonyms.uid(str(uid)), token, "")
+            self.ingest.queue(job_key(self.ingest.pseudonyms, uid), token, "")
         if orphans:
             log.info("queued %d inbox file(s) whose job was not yet recorded", len(orphans))
 

@@ -109,6 +109,19 @@ def test_reveal_with_node_keys_or_plain_image_fails_clearly(protected, keys, inp
     assert second["ok"]
 
 
+def test_protect_keeps_an_already_protected_file_as_it_is(protected, keys, tmp_path):
+    out, _ = protected
+    result = run("protect", str(out / "693_UNCR.dcm"), str(out / "CT_small.dcm"), "--out", str(tmp_path / "again"),
+                 "--keys", str(keys / "node.keys"))
+    assert result.returncode == 0, result.stdout + result.stderr
+    lines = result.stdout.splitlines()
+    assert len(lines) == 2 and all("already protected by stegonode, kept as it is" in line for line in lines), lines
+    revealed = run("reveal", str(tmp_path / "again"), "--keys", str(keys / "peer.keys"), "--json")
+    for document in map(json.loads, revealed.stdout.splitlines()):  # the original identity, not pseudonyms
+        original = pydicom.dcmread(image_path(Path(document["file"]).name))
+        assert document["ok"] and document["attributes"]["PatientID"] == original.PatientID, document
+
+
 @pytest.mark.parametrize("name", ["693_UNCR.dcm", "MR2_UNCR.dcm", "RG3_UNCR.dcm", "CT_small.dcm"])
 def test_outputs_are_valid_dicom(protected, inputs, name):
     out, _ = protected

@@ -35,6 +35,7 @@ from stegonode.handlers.collect import collect, serialize
 from stegonode.handlers.header import seal_header
 from stegonode.handlers.pipeline import PipelineContext, build_pipeline, pixels_only_notice
 from stegonode.handlers.pixels import PixelFormat, read_pixels, write_pixels
+from stegonode.handlers.protect import protect_object
 from stegonode.handlers.reveal import reveal
 from stegonode.handlers.seal import CARRIERS, payload_dictionary
 from stegonode.node import config as node_config
@@ -142,8 +143,8 @@ def test_carriers_that_disagree_are_tampering(node_keys, peer_keys):
     pipeline = build_pipeline(config["pipeline"]["handlers"], config["handlers"], node_keys)
     original, other = pydicom.dcmread(image_path("693_UNCR.dcm")), pydicom.dcmread(image_path("693_UNCR.dcm"))
     other.PatientName = "Someone^Else"
-    pipeline.protect(original)
-    pipeline.protect(other)
+    protect_object(original, pipeline)
+    protect_object(other, pipeline)
     other.EncryptedAttributesSequence = original.EncryptedAttributesSequence
     other.private_block(0x0011, "STEGONODE 1")[0x01].value = original.private_block(0x0011, "STEGONODE 1")[0x01].value
     with pytest.raises(CarrierMismatchError, match="tampered"):
@@ -189,7 +190,7 @@ def test_no_background_is_stored_with_the_header_carrier_only(name, pipeline, pe
     ds = pydicom.dcmread(image_path(name))
     original = copy.deepcopy(ds)
     cover = read_pixels(ds).copy()
-    instance = pipeline.protect(ds)
+    instance = protect_object(ds, pipeline).instance
     assert instance.report["carriers"] == "header" and instance.report["pixel_attributes"] == "none"
     np.testing.assert_array_equal(read_pixels(ds), cover)
     ds.save_as(tmp_path / name, enforce_file_format=True)
@@ -213,11 +214,11 @@ def test_old_key_files_keep_working_with_the_pixel_carrier_only(tmp_path):
     config["handlers"]["segment"]["segmenter"] = "classical"
     pipeline = build_pipeline(config["pipeline"]["handlers"], config["handlers"], node)
     ds = pydicom.dcmread(image_path("693_UNCR.dcm"))
-    assert pipeline.protect(ds).report["carriers"] == "pixels"
+    assert protect_object(ds, pipeline).instance.report["carriers"] == "pixels"
     assert "EncryptedAttributesSequence" not in ds
     assert reveal(ds, peer).carrier == "pixels"
     with pytest.raises(CapacityError):  # nothing else could carry it: refused, as before
-        pipeline.protect(pydicom.dcmread(image_path(NO_BACKGROUND[0])))
+        protect_object(pydicom.dcmread(image_path(NO_BACKGROUND[0])), pipeline)
     with pytest.raises(ConfigError, match="needs a certificate"):
         build_pipeline(config["pipeline"]["handlers"], config["handlers"], node, ["header"])
 

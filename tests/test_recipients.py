@@ -22,6 +22,7 @@ from stegonode.errors import ConfigError, KeyFileError, PayloadIntegrityError, W
 from stegonode.handlers.embed import read_protection
 from stegonode.handlers.pipeline import build_pipeline
 from stegonode.handlers.pixels import read_pixels
+from stegonode.handlers.protect import protect_object
 from stegonode.handlers.reveal import reveal
 from stegonode.node import config as node_config
 from stegonode.node.keyring import reseal_header, reseal_files, stored_by_key
@@ -53,7 +54,7 @@ def _pipeline(directory: Path, recipients: list[Path]):
 def _protect(pipeline, name: str = IMAGE) -> tuple[pydicom.Dataset, pydicom.Dataset]:
     original = pydicom.dcmread(image_path(name))
     ds = copy.deepcopy(original)
-    instance = pipeline.protect(ds)
+    instance = protect_object(ds, pipeline).instance
     assert instance.report["carriers"] == "pixels+header"
     return original, pydicom.dcmread(BytesIO(_bytes(ds)))
 

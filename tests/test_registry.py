@@ -17,6 +17,7 @@ from stegonode.handlers.base import HandlerBase, Instance, Revealing
 from stegonode.handlers.embed import read_protection
 from stegonode.handlers.pipeline import build_pipeline
 from stegonode.handlers.private import read_document, remove_block, write_document
+from stegonode.handlers.protect import protect_object
 from stegonode.handlers.registry import HANDLERS, SEGMENTERS
 from stegonode.handlers.reveal import reveal
 from stegonode.node import config as node_config
@@ -139,7 +140,7 @@ def test_a_toy_handler_and_codec_protect_and_reveal_from_a_test_module_alone(toy
                               config["pipeline"]["carriers"])
     original = pydicom.dcmread(image_path("693_J2KI.dcm"))
     ds = pydicom.dcmread(image_path("693_J2KI.dcm"))
-    instance = pipeline.protect(ds)
+    instance = protect_object(ds, pipeline).instance
     protection = read_protection(ds)
     assert protection.codec == "toy" and protection.params == {"copies": 5}
     assert protection.steps == ["collect", "seal", "segment", "embed", "deidentify", "toy"]
@@ -164,7 +165,7 @@ def test_node_toml_validation_and_reveal_ask_the_registry(toys, tmp_path, node_k
         node_config.load(_toml(tmp_path, label="x" * 65))
     config = node_config.load(_toml(tmp_path))
     ds = pydicom.dcmread(image_path("693_J2KI.dcm"))
-    build_pipeline(config["pipeline"]["handlers"], config["handlers"], node_keys).protect(ds)
+    protect_object(ds, build_pipeline(config["pipeline"]["handlers"], config["handlers"], node_keys))
     HANDLERS.unregister("toy")
     with pytest.raises(NotProtectedError, match=r"handler\(s\) \['toy'\] this node does not have"):
         reveal(ds, peer_keys)

@@ -19,6 +19,7 @@ from stegonode.handlers import segment
 from stegonode.handlers.pipeline import build_pipeline
 from stegonode.handlers.pixels import read_pixels
 from stegonode.handlers.embed import read_protection, write_protection
+from stegonode.handlers.protect import protect_object
 from stegonode.handlers.reveal import reveal
 from stegonode.training.segdata import phantom_example, real_example, LABELS
 from stegonode.handlers.segment import ClassicalSegmenter, MaskRCNNSegmenter, PaddingSegmenter, make_segmenter
@@ -132,7 +133,7 @@ def protected_693(node_keys):
     config = node_config.load(None)
     config["handlers"]["segment"]["segmenter"] = "maskrcnn"
     ds = pydicom.dcmread(image_path("693_UNCR.dcm"))
-    build_pipeline(config["pipeline"]["handlers"], config["handlers"], node_keys).protect(ds)
+    protect_object(ds, build_pipeline(config["pipeline"]["handlers"], config["handlers"], node_keys))
     return ds
 
 
@@ -143,7 +144,7 @@ def test_reveal_with_maskrcnn_at_both_ends_and_stable_mask(name, node_keys, peer
     pipeline = build_pipeline(config["pipeline"]["handlers"], config["handlers"], node_keys)
     original = pydicom.dcmread(image_path(name))
     ds = copy.deepcopy(original)
-    cover_mask = pipeline.protect(ds).foreground
+    cover_mask = protect_object(ds, pipeline).instance.foreground
     ds.save_as(tmp_path / name, enforce_file_format=True)
     stego = pydicom.dcmread(tmp_path / name)
     again = make_segmenter("maskrcnn").segment(stego, read_pixels(stego), read_protection(stego).segmenter_levels)
@@ -179,7 +180,7 @@ def test_stego_is_thresholded_at_the_covers_classical_levels(name, node_keys, pe
     config["handlers"]["segment"]["segmenter"] = "classical"
     config["handlers"]["segment"]["other_modalities"] = "classical"  # NM and US, for this test
     ds = pydicom.dcmread(image_path(name))
-    cover = build_pipeline(config["pipeline"]["handlers"], config["handlers"], node_keys).protect(ds)
+    cover = protect_object(ds, build_pipeline(config["pipeline"]["handlers"], config["handlers"], node_keys)).instance
     ds.save_as(tmp_path / name, enforce_file_format=True)
     stego = pydicom.dcmread(tmp_path / name)
     levels = read_protection(stego).segmenter_levels
