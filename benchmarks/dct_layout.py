@@ -97,7 +97,7 @@ def main() -> None:
     if args.quick:
         args.segmenter, args.keys, args.repeats = "classical", 2, 2
     os.environ["OMP_NUM_THREADS"] = str(args.threads)  # ONNX Runtime's threads, read when the network loads
-    settings = node_config.load(None)
+    settings = node_config.defaults()
     settings["handlers"]["segment"]["segmenter"] = args.segmenter
     print(f"segmenter {args.segmenter}; bits without a copy, mean of {args.keys} keys")
     for name in args.images:

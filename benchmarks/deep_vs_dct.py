@@ -67,7 +67,7 @@ def main() -> int:
     peer_keys = keyfiles.load_peer_keys(folder / keyfiles.PEER_FILE)
     pipelines = {}
     for codec in CODECS:
-        config = node_config.load(None)
+        config = node_config.defaults()
         config["handlers"]["embed"]["codec"] = codec
         pipelines[codec] = build_pipeline(config["pipeline"]["handlers"], config["handlers"], node_keys, ["pixels"])
 

@@ -77,7 +77,7 @@ def accuracy(segmenter: MaskRCNNSegmenter, held_out: int, real: int | None = Non
 
 def stability(name: str, names: list[str]) -> bool:
     """Protect with segmenter ``name``, re-segment the stego image, reveal; True if all pass."""
-    config = node_config.load(None)
+    config = node_config.defaults()
     config["handlers"]["segment"]["segmenter"] = name
     with tempfile.TemporaryDirectory() as folder:
         keyfiles.generate(Path(folder))

@@ -45,8 +45,10 @@ class StegonodeError(Exception):
     """Base of every stegonode error."""
 
 
-class ConfigError(StegonodeError):
-    """node.toml (or an option) is wrong; the message names the key and the problem."""
+class ConfigError(StegonodeError, ValueError):
+    """node.toml (or an option) is wrong; the message names the key and the problem. A ValueError
+    too, so that the settings models (:mod:`stegonode.codecs.settings`) collect one raised by a
+    validator with the other errors, and report the first that matters."""
 
 
 class DatabaseError(StegonodeError):

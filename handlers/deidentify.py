@@ -19,8 +19,8 @@ residual-identity check searches what is left for the object's identity values.
 from __future__ import annotations
 
 import copy
-from collections.abc import Callable, Mapping
-from typing import TYPE_CHECKING, Any, ClassVar
+from collections.abc import Callable
+from typing import TYPE_CHECKING, ClassVar
 
 from pydicom import DataElement, Dataset
 from pydicom.sequence import Sequence
@@ -28,9 +28,11 @@ from pydicom.datadict import dictionary_VR
 from pydicom.tag import BaseTag, Tag
 from pydicom.uid import UID_dictionary
 
+from stegonode.codecs.settings import Settings
+
 from .base import HandlerBase, Instance, Revealing
 from .dates import legal_age, shift_values
-from .options import DEFAULT_DATE_SHIFT_DAYS, DEFAULT_OPTIONS, Policy, check_settings
+from .options import DeidentifySettings, Policy
 from .profile import BASIC_PROFILE, REPEATING_GROUPS, SAFE_PRIVATE
 from .pseudonyms import BOUND_UIDS, Pseudonymizer, patient_identity
 from .residual import Identity
@@ -136,15 +138,7 @@ class DeidentifyHandler(HandlerBase):
 
     name: ClassVar[str] = "deidentify"
     requires: ClassVar[tuple[str, ...]] = ()
-    defaults: ClassVar[Mapping[str, Any]] = {"allow_burned_in_annotation": False, "allow_video": False,
-                                             "allow_encapsulated_documents": False,
-                                             "options": list(DEFAULT_OPTIONS),
-                                             "date_shift_days": list(DEFAULT_DATE_SHIFT_DAYS)}
-
-    @classmethod
-    def check(cls, settings: Mapping[str, Mapping[str, Any]]) -> None:
-        super().check(settings)
-        check_settings(dict(settings["deidentify"]))
+    table: ClassVar[type[Settings]] = DeidentifySettings
 
     @classmethod
     def from_config(cls, context: PipelineContext) -> DeidentifyHandler:

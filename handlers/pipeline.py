@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import copy
 import functools
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -13,12 +12,13 @@ from pydicom import Dataset
 from pydicom.uid import UID, ExplicitVRLittleEndian
 
 from stegonode.codecs.keys import NodeKeys, Recipient
+from stegonode.codecs.settings import Settings, parse
 from stegonode.errors import ConfigError
 
 from .admission import Policy as AdmissionPolicy
 from .admission import check_admissible, check_object_size, pixel_carrier_obstacle
 from .base import Handler, Instance, keyword_tags
-from .compression import DEFAULT_STORAGE, storage_syntax, store_pixels
+from .compression import storage_syntax, store_pixels
 from .deidentify import deidentify
 from .embed import Protection
 from .header import mac_key
@@ -27,8 +27,10 @@ from .pixels import MAX_DECODED_BYTES, keep_pixels, read_pixels
 from .pseudonyms import Pseudonymizer
 from .registry import HANDLERS
 from .seal import CARRIERS, HeaderRecipient, load_recipients
+from .settings import DEFAULT_ORDER, PipelineSettings, handlers_model
 
-DEFAULT_ORDER = ("collect", "seal", "segment", "embed", "deidentify")
+__all__ = ["DEFAULT_ORDER", "Pipeline", "PipelineContext", "build_pipeline", "pipeline_for", "configured_pipeline"]
+
 
 
 class Pipeline:
@@ -37,7 +39,6 @@ class Pipeline:
 
     def __init__(self, handlers: Sequence[Handler], policy: AdmissionPolicy = AdmissionPolicy(),
                  transfer_syntax: UID = ExplicitVRLittleEndian, max_object_bytes: int = MAX_DECODED_BYTES) -> None:
-        _check_order([(handler.name, handler.requires) for handler in handlers])
         self.handlers = list(handlers)
         self.policy = policy
         self.transfer_syntax = transfer_syntax
@@ -86,48 +87,19 @@ class Pipeline:
         return instance
 
 
-def _check_order(stages: Sequence[tuple[str, Sequence[str]]]) -> None:
-    """Each stage after the stages it requires, and only once."""
-    seen: set[str] = set()
-    for name, requires in stages:
-        if name in seen:
-            raise ConfigError(f"pipeline.handlers: {name!r} appears more than once")
-        missing = [r for r in requires if r not in seen]
-        if missing:
-            raise ConfigError(f"pipeline.handlers: {name!r} needs {', '.join(missing)} before it")
-        seen.add(name)
-
-
-def check_pipeline(order: Sequence[str], settings: Mapping[str, Mapping],
-                   carriers: Sequence[str] = CARRIERS) -> None:
-    """Everything node.toml's ``[pipeline]`` and ``[handlers.*]`` tables may get wrong, without
-    loading a model or reading a key: the one validation, which node.toml's loader runs before
-    anything starts (and :func:`build_pipeline` again for callers that skip the loader)."""
-    unknown = [name for name in order if name not in HANDLERS]
-    if unknown:
-        raise ConfigError(f"pipeline.handlers: unknown handler(s) {unknown}; known: {list(HANDLERS)}")
-    _check_order([(name, HANDLERS[name].requires) for name in order])
-    _check_carriers(carriers)
-    for name in HANDLERS:
-        if name in settings:
-            HANDLERS[name].check(settings)
-
-
-def _check_carriers(carriers: Sequence[str]) -> None:
-    if not carriers or len(set(carriers)) != len(carriers) or set(carriers) - set(CARRIERS):
-        raise ConfigError(f"pipeline.carriers = {list(carriers)!r}; give one or both of "
-                          f"{', '.join(repr(c) for c in CARRIERS)}, each once")
-
-
 @dataclass
 class PipelineContext:
     """What handlers are built from: node.toml's ``[handlers.*]`` tables, the node's keys, the
     carriers; and what several handlers share, made once (pseudonyms, de-identification, the
     header carrier's recipient)."""
 
-    settings: Mapping[str, Mapping[str, Any]]
+    settings: Any  # the [handlers] tables, validated (handlers_model()); plain ones are validated here
     keys: NodeKeys
     carriers: Sequence[str]
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.settings, Settings):
+            self.settings = parse(handlers_model(), _document(self.settings), "handlers")
 
     @functools.cached_property
     def pseudonyms(self) -> Pseudonymizer:
@@ -135,25 +107,24 @@ class PipelineContext:
 
     @functools.cached_property
     def deidentifier(self) -> Callable[[Dataset], int]:
-        extra = keyword_tags(self.settings["collect"]["extra_attributes"], "handlers.collect.extra_attributes")
+        extra = keyword_tags(self.settings.collect.extra_attributes, "handlers.collect.extra_attributes")
         return functools.partial(deidentify, pseudonyms=self.pseudonyms, extra=extra,
-                                 policy=Policy.from_settings(dict(self.settings["deidentify"])))
+                                 policy=Policy.from_settings(self.settings.deidentify))
 
     @functools.cached_property
     def recipients(self) -> tuple[Recipient, ...]:
         """Who objects are sealed for: ``[handlers.seal] recipients``, or node.keys's own."""
-        return load_recipients(self.settings["seal"], self.keys)
+        return load_recipients(self.settings.seal, self.keys)
 
     @functools.cached_property
     def header(self) -> HeaderRecipient | None:
         return header_recipient(self.carriers, self.keys, self.recipients)
 
 
-def pseudonymizer(settings: Mapping[str, Mapping[str, Any]], keys: NodeKeys) -> Pseudonymizer:
+def pseudonymizer(settings: Any, keys: NodeKeys) -> Pseudonymizer:
     """The node's keyed mapping, as node.toml's ``[handlers.*]`` tables configure it (Retain
     UIDs keeps every UID): what the pipeline, and the receivers naming jobs by new UID, share."""
-    options = settings.get("deidentify", {}).get("options", [])
-    return Pseudonymizer(keys.pseudonym_key, retain_uids="retain_uids" in options)
+    return Pseudonymizer(keys.pseudonym_key, retain_uids="retain_uids" in settings["deidentify"]["options"])
 
 
 def header_recipient(carriers: Sequence[str], keys: NodeKeys,
@@ -163,9 +134,9 @@ def header_recipient(carriers: Sequence[str], keys: NodeKeys,
 
     Key files from before the header carrier have no certificate: they keep working, with the
     pixel carrier only (callers say so once). Only "header" and no certificate is an error, and
-    so is a listed recipient without one while others have one.
+    so is a listed recipient without one while others have one. ``carriers`` are validated
+    (:class:`~.settings.PipelineSettings`).
     """
-    _check_carriers(carriers)
     if "header" not in carriers:
         return None
     recipients = (keys.recipient,) if recipients is None else tuple(recipients)
@@ -197,48 +168,69 @@ def pixels_only_notice(carriers: Sequence[str], keys: NodeKeys) -> str | None:
 
 
 def build_pipeline(
-    order: Sequence[str], settings: Mapping[str, Mapping], keys: NodeKeys,
+    order: Sequence[str], settings: Any, keys: NodeKeys,
     carriers: Sequence[str] = CARRIERS, transfer_syntax: str = "explicit-vr-little-endian",
     max_object_bytes: int = MAX_DECODED_BYTES,
 ) -> Pipeline:
     """Handlers named in ``order`` (from the registry), configured from node.toml's
     ``[handlers.*]`` tables, writing the ``carriers`` node.toml's ``[pipeline] carriers`` names
     (the header carrier only with a certificate in node.keys), storing pixels in
-    ``transfer_syntax`` (a ``[storage] transfer_syntax`` choice)."""
-    check_pipeline(order, settings, carriers)
-    context = PipelineContext(settings, keys, carriers)
-    return Pipeline([HANDLERS[name].from_config(context) for name in order],
+    ``transfer_syntax`` (a ``[storage] transfer_syntax`` choice).
+
+    For callers with tables of their own (tests, benchmarks, the report): ``order``,
+    ``carriers`` and ``settings`` (validated tables, or plain ones) are validated by the models
+    node.toml's loader uses. The node builds from its validated configuration (:func:`pipeline_for`).
+    """
+    pipeline = parse(PipelineSettings, {"handlers": tuple(order), "carriers": tuple(carriers)}, "pipeline")
+    model = handlers_model()
+    tables = settings if isinstance(settings, model) else parse(model, _document(settings), "handlers")
+    return _build(pipeline, tables, keys, storage_syntax(transfer_syntax), max_object_bytes)
+
+
+
+def _document(settings: Any) -> Any:
+    """Plain tables of ``settings`` (which may hold validated tables)."""
+    if isinstance(settings, Settings):
+        return settings.model_dump()
+    if isinstance(settings, Mapping):
+        return {key: _document(value) for key, value in settings.items()}
+    return settings
+
+
+def _build(pipeline: PipelineSettings, settings: Any, keys: NodeKeys, transfer_syntax: UID,
+           max_object_bytes: int) -> Pipeline:
+    """The pipeline of validated tables: nothing is checked again."""
+    context = PipelineContext(settings, keys, pipeline.carriers)
+    return Pipeline([HANDLERS[name].from_config(context) for name in pipeline.handlers],
                     AdmissionPolicy.of(settings, context.header is not None),
-                    storage_syntax(transfer_syntax), max_object_bytes)
+                    transfer_syntax, max_object_bytes)
 
 
-def pipeline_for(config: Mapping[str, Any], keys: NodeKeys) -> Pipeline:
-    """The pipeline node.toml describes: its handlers, carriers and stored transfer syntax."""
-    return build_pipeline(config["pipeline"]["handlers"], config["handlers"], keys,
-                          config["pipeline"]["carriers"], stored_syntax_name(config), max_object_bytes(config))
+def pipeline_for(config: Any, keys: NodeKeys) -> Pipeline:
+    """The pipeline node.toml describes (:func:`stegonode.node.config.load`): its handlers,
+    carriers and stored transfer syntax."""
+    return _build(config.pipeline, config.handlers, keys, storage_syntax(config.storage.transfer_syntax),
+                  max_object_bytes(config))
 
 
-def max_object_bytes(config: Mapping[str, Any]) -> int:
-    """node.toml's ``[node] max_object_mb`` in bytes (the built-in limit for a config without it)."""
-    return int(config.get("node", {}).get("max_object_mb", MAX_DECODED_BYTES >> 20)) << 20
+def max_object_bytes(config: Any) -> int:
+    """node.toml's ``[node] max_object_mb`` in bytes."""
+    return int(config.node.max_object_mb) << 20
 
 
-def stored_syntax_name(config: Mapping[str, Any]) -> str:
-    """node.toml's ``[storage] transfer_syntax`` (the default for a config without the table)."""
-    return str(config.get("storage", {}).get("transfer_syntax", DEFAULT_STORAGE))
-
-
-def configured_pipeline(
-    config: Mapping[str, Any], keys: NodeKeys, cipher: str | None = None, segmenter: str | None = None
-) -> Pipeline:
+def configured_pipeline(config: Any, keys: NodeKeys, cipher: str | None = None,
+                        segmenter: str | None = None) -> Pipeline:
     """node.toml's pipeline; with ``cipher``, encrypting last with that cipher; with ``segmenter``,
-    that segmenter instead of the configured one (the options of ``stegonode protect``)."""
-    settings = copy.deepcopy(dict(config["handlers"]))
-    order = list(config["pipeline"]["handlers"])
+    that segmenter instead of the configured one (the options of ``stegonode protect`` and of
+    the console's forms, validated here as node.toml's keys are)."""
+    if cipher is None and segmenter is None:
+        return pipeline_for(config, keys)
+    settings = config.handlers.model_dump()
+    order = list(config.pipeline.handlers)
     if cipher is not None:
         settings["encrypt"]["cipher"] = cipher
         order = [name for name in order if name != "encrypt"] + ["encrypt"]
     if segmenter is not None:
         settings["segment"]["segmenter"] = segmenter
-    return build_pipeline(order, settings, keys, config["pipeline"]["carriers"], stored_syntax_name(config),
+    return build_pipeline(order, settings, keys, config.pipeline.carriers, config.storage.transfer_syntax,
                           max_object_bytes(config))

@@ -21,7 +21,7 @@ import struct
 from collections.abc import Collection, Mapping, Sequence
 from pathlib import Path
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Annotated, Any, ClassVar
 
 import numpy as np
 from cryptography import x509
@@ -29,7 +29,10 @@ from pydicom import Dataset
 from pydicom.datadict import DicomDictionary
 from pydicom.tag import BaseTag, Tag
 
+from pydantic import field_validator
+
 from stegonode.codecs import cms, payload
+from stegonode.codecs.settings import Choice, Names, Settings
 from stegonode.errors import ConfigError, KeyFileError, MessageNotFoundError, PayloadTooLargeError
 from stegonode.codecs.keys import NodeKeys, Recipient, load_recipient
 from stegonode.codecs.seal import MAX_RECIPIENTS, seal_for
@@ -137,6 +140,30 @@ def core_subset(attributes: Dataset, core: Collection[BaseTag]) -> Dataset:
     return subset
 
 
+class SealSettings(Settings):
+    """``[handlers.seal]``: the QR code's error correction, the core attributes (what the pixels
+    carry when the whole payload does not fit), and who objects are sealed for."""
+
+    qr_error_correction: Annotated[str, Choice("L", "M", "Q", "H")] = "L"
+    core_attributes: Names = tuple(CORE_ATTRIBUTES)
+    recipients: Names = ()
+
+    @field_validator("core_attributes")
+    @classmethod
+    def _keywords(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        keyword_tags(value, "handlers.seal.core_attributes")
+        return value
+
+    @field_validator("recipients")
+    @classmethod
+    def _recipients(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        if not all(value):
+            raise ConfigError("handlers.seal.recipients must be a list of recipient file paths")
+        if len(value) > MAX_RECIPIENTS:
+            raise ConfigError(f"handlers.seal.recipients: at most {MAX_RECIPIENTS} recipients")
+        return value
+
+
 @HANDLERS.register
 class SealHandler(HandlerBase):
     """Fills ``instance.message`` (and ``core_message``) and ``instance.header_carrier``; writes
@@ -144,19 +171,7 @@ class SealHandler(HandlerBase):
 
     name: ClassVar[str] = "seal"
     requires: ClassVar[tuple[str, ...]] = ("collect",)
-    defaults: ClassVar[Mapping[str, Any]] = {"qr_error_correction": "L", "core_attributes": list(CORE_ATTRIBUTES),
-                                             "recipients": []}
-    choices: ClassVar[Mapping[str, tuple[str, ...]]] = {"qr_error_correction": ("L", "M", "Q", "H")}
-
-    @classmethod
-    def check(cls, settings: Mapping[str, Mapping[str, Any]]) -> None:
-        super().check(settings)
-        keyword_tags(settings["seal"]["core_attributes"], "handlers.seal.core_attributes")
-        recipients = settings["seal"]["recipients"]
-        if not isinstance(recipients, list) or not all(isinstance(name, str) and name for name in recipients):
-            raise ConfigError("handlers.seal.recipients must be a list of recipient file paths")
-        if len(recipients) > MAX_RECIPIENTS:
-            raise ConfigError(f"handlers.seal.recipients: at most {MAX_RECIPIENTS} recipients")
+    table: ClassVar[type[Settings]] = SealSettings
 
     @classmethod
     def from_config(cls, context: PipelineContext) -> SealHandler:

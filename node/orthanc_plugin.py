@@ -56,6 +56,7 @@ from stegonode.handlers.protect import protect_object
 from stegonode.handlers.pseudonyms import Pseudonymizer
 
 from . import config as node_config
+from .config import Config
 from .ingest import CANNOT_UNDERSTAND, DATASET_DOES_NOT_MATCH_SOP_CLASS, OUT_OF_RESOURCES, job_key, refusal
 
 log = logging.getLogger("stegonode.orthanc")
@@ -274,7 +275,7 @@ def rest_url(orthanc: ModuleType) -> str:
     return f"http://127.0.0.1:{port}"
 
 
-def thread_settings(config: dict[str, Any]) -> str:
+def thread_settings(config: Config) -> str:
     """The compute threads this process uses, as loaded: ONNX Runtime's session options of the
     Mask R-CNN network (when that is the segmenter) and the thread variables numpy read."""
     parts = []

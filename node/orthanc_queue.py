@@ -51,6 +51,7 @@ from .ingest import OUT_OF_RESOURCES, job_key
 from .orthanc_plugin import Protector, Refusal, Screened
 from .storage import Storage, new_token
 from .workers import INGEST_QUIET_S, Outcome, _start_worker, outcome_of, protect_job, warm_up
+from .config import Config
 
 log = logging.getLogger("stegonode.orthanc")
 STORED = ("Success", "AlreadyStored")  # POST /instances answers that mean Orthanc holds it
@@ -61,7 +62,7 @@ REST_TIMEOUT_S = 120.0
 class OrthancQueue:
     """The queue-mode callback, the worker pool behind it, and the thread that stores into Orthanc."""
 
-    def __init__(self, orthanc: ModuleType, protector: Protector, config: dict[str, Any],
+    def __init__(self, orthanc: ModuleType, protector: Protector, config: Config,
                  keys_path: Path, directory: Path, python: str, python_path: list[str],
                  rest_url: str) -> None:
         node = config["node"]

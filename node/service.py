@@ -10,7 +10,6 @@ from __future__ import annotations
 import logging
 import threading
 from pathlib import Path
-from typing import Any
 
 from stegonode.codecs import keys as keyfiles
 from stegonode.errors import ConfigError, InputError
@@ -25,6 +24,7 @@ from .scp import NodeServer
 from .segwriter import Segmentations
 from .storage import NodePaths, Storage
 from .workers import Workers
+from .config import Config
 
 log = logging.getLogger("stegonode.node")
 
@@ -32,7 +32,7 @@ log = logging.getLogger("stegonode.node")
 class _Host:
     """What every host of a node opens: its data directory, the index and the keys."""
 
-    def __init__(self, config: dict[str, Any]) -> None:
+    def __init__(self, config: Config) -> None:
         configure_pydicom()
         threading.excepthook = _thread_failed
         self.config = config
@@ -50,7 +50,7 @@ class _Host:
 class Node(_Host):
     """``stegonode serve``: everything node.toml's [node] and [[peers]] tables describe."""
 
-    def __init__(self, config: dict[str, Any]) -> None:
+    def __init__(self, config: Config) -> None:
         super().__init__(config)
         keys = keyfiles.load_node_keys(self._keys())
         # a carrier it cannot write, or a recipient file it cannot read, stops start-up
@@ -132,7 +132,7 @@ class Node(_Host):
 class WorkerHost(_Host):
     """``stegonode worker``: a worker pool on the shared index and storage, no DICOM listener."""
 
-    def __init__(self, config: dict[str, Any]) -> None:
+    def __init__(self, config: Config) -> None:
         super().__init__(config)
         if not self.paths.keys.is_file():
             raise ConfigError(f"no node.keys at {self.paths.keys}: a worker host uses the "

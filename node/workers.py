@@ -42,6 +42,7 @@ from .index import ATTRIBUTES, Index, Job
 from .keyring import key_ids_of
 from .native import release_memory
 from .storage import HOST, ObjectStore, Storage, process_alive
+from .config import Config
 
 log = logging.getLogger("stegonode.jobs")
 INGEST_QUIET_S = 0.25  # no C-STORE for this long: the burst is over, use every worker
@@ -71,7 +72,7 @@ _pipeline: Pipeline | None = None
 _storage: Storage | None = None
 
 
-def _start_worker(config: dict[str, Any], keys_path: Path, data_dir: Path, log_level: str) -> None:
+def _start_worker(config: Config, keys_path: Path, data_dir: Path, log_level: str) -> None:
     global _pipeline, _storage
     os.nice(10)  # answering C-STORE comes first; protecting catches up in the background
     # One job at a time per worker, so one compute thread each (read when the networks load into
@@ -167,7 +168,7 @@ class Workers:
     """Dispatches queued jobs to a process pool and records their outcomes in the index."""
 
     def __init__(
-        self, index: Index, storage: ObjectStore, config: dict[str, Any], keys_path: Path,
+        self, index: Index, storage: ObjectStore, config: Config, keys_path: Path,
         data_dir: Path,
     ) -> None:
         node = config["node"]

@@ -153,7 +153,7 @@ def test_cli_dicom_cover_keeps_its_bit_depth(sources, tmp_path, capsys):
 
 @pytest.fixture(scope="module")
 def deep_pipeline(node_keys):
-    config = node_config.load(None)
+    config = node_config.defaults()
     config["handlers"]["embed"]["codec"] = "deep"
     # The pixel carrier alone, so that a background too small is said, not carried by the header.
     return build_pipeline(config["pipeline"]["handlers"], config["handlers"], node_keys, ["pixels"])

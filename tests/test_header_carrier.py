@@ -209,7 +209,7 @@ def test_old_key_files_keep_working_with_the_pixel_carrier_only(tmp_path):
             document.pop(field, None)
         path.write_text(json.dumps(document))
     node, peer = keyfiles.load_node_keys(tmp_path / "node.keys"), keyfiles.load_peer_keys(tmp_path / "peer.keys")
-    config = node_config.load(None)
+    config = node_config.defaults()
     assert "pixel carrier only" in pixels_only_notice(config["pipeline"]["carriers"], node)
     config["handlers"]["segment"]["segmenter"] = "classical"
     pipeline = build_pipeline(config["pipeline"]["handlers"], config["handlers"], node)

@@ -170,7 +170,7 @@ def test_full_field_angiography_run_writes_only_in_the_collimator_black(pipeline
 
 
 def test_modality_set_to_none_is_refused_with_the_key(node_keys):
-    config = node_config.load(None)
+    config = node_config.defaults()
     config["handlers"]["segment"]["other_modalities"] = "none"
     pipeline = build_pipeline(config["pipeline"]["handlers"], config["handlers"], node_keys)
     frames = np.zeros((1, 128, 128), np.uint8)

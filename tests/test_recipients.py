@@ -45,7 +45,7 @@ def recipient_sets(tmp_path_factory):
 
 
 def _pipeline(directory: Path, recipients: list[Path]):
-    config = node_config.load(None)
+    config = node_config.defaults()
     config["handlers"]["seal"]["recipients"] = [str(path) for path in recipients]
     return build_pipeline(config["pipeline"]["handlers"], config["handlers"],
                           keyfiles.load_node_keys(directory / "node.keys"))

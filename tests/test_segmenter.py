@@ -130,7 +130,7 @@ def test_modality_the_network_was_not_validated_on_gets_the_padding_segmenter(pi
 
 @pytest.fixture(scope="module")
 def protected_693(node_keys):
-    config = node_config.load(None)
+    config = node_config.defaults()
     config["handlers"]["segment"]["segmenter"] = "maskrcnn"
     ds = pydicom.dcmread(image_path("693_UNCR.dcm"))
     protect_object(ds, build_pipeline(config["pipeline"]["handlers"], config["handlers"], node_keys))
@@ -139,7 +139,7 @@ def protected_693(node_keys):
 
 @pytest.mark.parametrize("name", ["693_UNCR.dcm", "MR-SIEMENS-DICOM-WithOverlays.dcm"])
 def test_reveal_with_maskrcnn_at_both_ends_and_stable_mask(name, node_keys, peer_keys, tmp_path):
-    config = node_config.load(None)
+    config = node_config.defaults()
     config["handlers"]["segment"]["segmenter"] = "maskrcnn"
     pipeline = build_pipeline(config["pipeline"]["handlers"], config["handlers"], node_keys)
     original = pydicom.dcmread(image_path(name))
@@ -176,7 +176,7 @@ def test_stego_is_thresholded_at_the_covers_classical_levels(name, node_keys, pe
     2900 boundary pixels lost). The cover's levels travel in the protection block; at them the
     stego mask is the cover's but for the odd faint background blob the embedding lifts over the
     level (about 80 pixels on the US image with some keys), MONOCHROME1 (RG1) included."""
-    config = node_config.load(None)
+    config = node_config.defaults()
     config["handlers"]["segment"]["segmenter"] = "classical"
     config["handlers"]["segment"]["other_modalities"] = "classical"  # NM and US, for this test
     ds = pydicom.dcmread(image_path(name))

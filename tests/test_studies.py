@@ -322,7 +322,7 @@ def _saved(ds: Dataset):
 def test_each_policy_refusal_is_allowed_by_its_key(reason, key, refused_inputs, node_keys, peer_keys):
     """Allowed in node.toml, the object is protected: video and documents with the header
     carrier alone, stored as sent; revealed exactly."""
-    config = node_config.load(None)
+    config = node_config.defaults()
     config["handlers"]["deidentify"][key] = True
     pipeline = build_pipeline(config["pipeline"]["handlers"], config["handlers"], node_keys)
     path, _ = refused_inputs[reason]

@@ -13,6 +13,7 @@ from stegonode.codecs import keys as keyfiles
 from stegonode.errors import KeyFileError, public_message
 from stegonode.handlers.dicomfile import dicom_bytes
 from stegonode.handlers.pipeline import pixels_only_notice
+from stegonode.node.config import Config
 
 
 def input_files(inputs: list[Path]) -> Iterator[tuple[Path, Path]]:
@@ -83,7 +84,7 @@ def carriers_text(report: dict) -> str:
     return str(report.get("carriers", "")) + CARRIER_NOTES.get(str(report.get("pixel_attributes")), "")
 
 
-def say_if_pixels_only(config: dict, keys: keyfiles.NodeKeys) -> None:
+def say_if_pixels_only(config: Config, keys: keyfiles.NodeKeys) -> None:
     notice = pixels_only_notice(config["pipeline"]["carriers"], keys)
     if notice:
         print(f"stegonode: {notice}", file=sys.stderr)
