@@ -32,6 +32,7 @@ from pydicom.data import get_testdata_file  # noqa: E402
 from stegonode.codecs import keys as keyfiles  # noqa: E402
 from stegonode.handlers.options import OPTIONS  # noqa: E402
 from stegonode.errors import StegonodeError  # noqa: E402
+from stegonode.handlers.deidentify import deidentifier  # noqa: E402
 from stegonode.handlers.pipeline import PipelineContext, build_pipeline  # noqa: E402
 from stegonode.handlers.seal import CARRIERS  # noqa: E402
 from stegonode.node import config as node_config  # noqa: E402
@@ -62,7 +63,7 @@ def main() -> None:
         settings = copy.deepcopy(node_config.DEFAULTS["handlers"])
         if options is not None:
             settings["deidentify"]["options"] = options
-        deidentify = PipelineContext(settings, keys, CARRIERS).deidentifier
+        deidentify = PipelineContext(settings, keys, CARRIERS).shared(deidentifier)
         copies = [copy.deepcopy(ds) for _ in range(RUNS + WARMUPS)]
         times, removed = [], 0
         for number, header in enumerate(copies):

@@ -145,6 +145,12 @@ class HandlerBase:
     def from_config(cls, context: PipelineContext) -> Handler:
         raise NotImplementedError
 
+    @classmethod
+    def carries_header(cls, context: PipelineContext) -> bool:
+        """Whether it writes the header carrier, which carries the identity of every object the
+        pixels cannot (admission refuses those otherwise)."""
+        return False
+
     def finish(self, instance: Instance) -> None:
         """Nothing to write by default."""
 

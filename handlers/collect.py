@@ -27,7 +27,7 @@ from stegonode.codecs.settings import Names, Settings
 from stegonode.errors import MessageNotFoundError
 
 from .base import HandlerBase, Instance, keyword_tags
-from .deidentify import ADDED, BULK_VRS, is_bulk
+from .deidentify import ADDED, BULK_VRS, deidentifier, is_bulk
 from .registry import HANDLERS
 
 if TYPE_CHECKING:
@@ -58,7 +58,7 @@ class CollectHandler(HandlerBase):
 
     @classmethod
     def from_config(cls, context: PipelineContext) -> CollectHandler:
-        return cls(context.deidentifier)
+        return cls(context.shared(deidentifier))
 
     def __init__(self, deidentifier: Callable[[Dataset], object]) -> None:
         self.deidentifier = deidentifier

@@ -19,6 +19,7 @@ residual-identity check searches what is left for the object's identity values.
 from __future__ import annotations
 
 import copy
+import functools
 from collections.abc import Callable
 from typing import TYPE_CHECKING, ClassVar
 
@@ -30,7 +31,7 @@ from pydicom.uid import UID_dictionary
 
 from stegonode.codecs.settings import Settings
 
-from .base import HandlerBase, Instance, Revealing
+from .base import HandlerBase, Instance, Revealing, keyword_tags
 from .dates import legal_age, shift_values
 from .options import DeidentifySettings, Policy
 from .profile import BASIC_PROFILE, REPEATING_GROUPS, SAFE_PRIVATE
@@ -142,7 +143,7 @@ class DeidentifyHandler(HandlerBase):
 
     @classmethod
     def from_config(cls, context: PipelineContext) -> DeidentifyHandler:
-        return cls(context.deidentifier)
+        return cls(context.shared(deidentifier))
 
     @classmethod
     def unprotect(cls, state: Revealing) -> None:
@@ -154,6 +155,14 @@ class DeidentifyHandler(HandlerBase):
 
     def __call__(self, instance: Instance) -> None:
         instance.report["identity_residues_removed"] = self.deidentifier(instance.dataset)
+
+
+def deidentifier(context: PipelineContext) -> Callable[[Dataset], int]:
+    """De-identification as ``[handlers.collect]`` and ``[handlers.deidentify]`` configure it,
+    shared by collect (which gathers what it will remove) and deidentify (:meth:`PipelineContext.shared`)."""
+    extra = keyword_tags(context.settings.collect.extra_attributes, "handlers.collect.extra_attributes")
+    return functools.partial(deidentify, pseudonyms=context.pseudonyms, extra=extra,
+                             policy=Policy.from_settings(context.settings.deidentify))
 
 
 def deidentify(ds: Dataset, pseudonyms: Pseudonymizer, extra: frozenset[BaseTag] = frozenset(),

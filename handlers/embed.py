@@ -45,7 +45,7 @@ from .pixels import PixelFormat
 from .private import read_document, remove_block, write_document
 from .guard import BORDER_REACH, Guard, encode_region, measure, usable_region
 from .registry import HANDLERS
-from .seal import PAYLOAD_DICTIONARY
+from .seal import PAYLOAD_DICTIONARY, recipients_of
 
 if TYPE_CHECKING:
     from .pipeline import PipelineContext
@@ -210,7 +210,7 @@ class EmbedHandler(HandlerBase):
         embed = context.settings["embed"]
         return cls(make_codec(embed.codec, embed[embed.codec].model_dump()),
                    context.settings["segment"].margin, context.keys.embedding_key,
-                   [recipient.public_key for recipient in context.recipients])
+                   [recipient.public_key for recipient in context.shared(recipients_of)])
 
     def finish(self, instance: Instance) -> None:
         if instance.protection is not None:

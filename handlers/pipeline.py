@@ -5,29 +5,28 @@ from __future__ import annotations
 import functools
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from pydicom import Dataset
 from pydicom.uid import UID, ExplicitVRLittleEndian
 
-from stegonode.codecs.keys import NodeKeys, Recipient
+from stegonode.codecs.keys import NodeKeys
 from stegonode.codecs.settings import Settings, parse
-from stegonode.errors import ConfigError
 
 from .admission import Policy as AdmissionPolicy
 from .admission import check_admissible, check_object_size, pixel_carrier_obstacle
-from .base import Handler, Instance, keyword_tags
+from .base import Handler, Instance
 from .compression import storage_syntax, store_pixels
-from .deidentify import deidentify
-from .embed import Protection
-from .header import mac_key
-from .options import Policy
 from .pixels import MAX_DECODED_BYTES, keep_pixels, read_pixels
 from .pseudonyms import Pseudonymizer
 from .registry import HANDLERS
-from .seal import CARRIERS, HeaderRecipient, load_recipients
-from .settings import DEFAULT_ORDER, PipelineSettings, handlers_model
+from .settings import CARRIERS, DEFAULT_ORDER, PipelineSettings, handlers_model
+
+if TYPE_CHECKING:  # an annotation only: the pipeline imports no handler (the registry has them)
+    from .embed import Protection
+
+T = TypeVar("T")
 
 __all__ = ["DEFAULT_ORDER", "Pipeline", "PipelineContext", "build_pipeline", "pipeline_for", "configured_pipeline"]
 
@@ -90,12 +89,12 @@ class Pipeline:
 @dataclass
 class PipelineContext:
     """What handlers are built from: node.toml's ``[handlers.*]`` tables, the node's keys, the
-    carriers; and what several handlers share, made once (pseudonyms, de-identification, the
-    header carrier's recipient)."""
+    carriers; and what several handlers share, made once (:meth:`shared`; the pseudonyms)."""
 
     settings: Any  # the [handlers] tables, validated (handlers_model()); plain ones are validated here
     keys: NodeKeys
     carriers: Sequence[str]
+    _shared: dict[Callable[..., Any], Any] = field(default_factory=dict, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if not isinstance(self.settings, Settings):
@@ -105,48 +104,18 @@ class PipelineContext:
     def pseudonyms(self) -> Pseudonymizer:
         return pseudonymizer(self.settings, self.keys)
 
-    @functools.cached_property
-    def deidentifier(self) -> Callable[[Dataset], int]:
-        extra = keyword_tags(self.settings.collect.extra_attributes, "handlers.collect.extra_attributes")
-        return functools.partial(deidentify, pseudonyms=self.pseudonyms, extra=extra,
-                                 policy=Policy.from_settings(self.settings.deidentify))
-
-    @functools.cached_property
-    def recipients(self) -> tuple[Recipient, ...]:
-        """Who objects are sealed for: ``[handlers.seal] recipients``, or node.keys's own."""
-        return load_recipients(self.settings.seal, self.keys)
-
-    @functools.cached_property
-    def header(self) -> HeaderRecipient | None:
-        return header_recipient(self.carriers, self.keys, self.recipients)
+    def shared(self, make: Callable[[PipelineContext], T]) -> T:
+        """What several handlers share, made once per pipeline by ``make``, a function of the
+        handler module that owns it (de-identification, the recipients, the header carrier)."""
+        if make not in self._shared:
+            self._shared[make] = make(self)
+        return self._shared[make]
 
 
 def pseudonymizer(settings: Any, keys: NodeKeys) -> Pseudonymizer:
     """The node's keyed mapping, as node.toml's ``[handlers.*]`` tables configure it (Retain
     UIDs keeps every UID): what the pipeline, and the receivers naming jobs by new UID, share."""
     return Pseudonymizer(keys.pseudonym_key, retain_uids="retain_uids" in settings["deidentify"]["options"])
-
-
-def header_recipient(carriers: Sequence[str], keys: NodeKeys,
-                     recipients: Sequence[Recipient] | None = None) -> HeaderRecipient | None:
-    """What the header carrier needs, when it is configured and every recipient (by default
-    node.keys's own) has a certificate.
-
-    Key files from before the header carrier have no certificate: they keep working, with the
-    pixel carrier only (callers say so once). Only "header" and no certificate is an error, and
-    so is a listed recipient without one while others have one. ``carriers`` are validated
-    (:class:`~.settings.PipelineSettings`).
-    """
-    if "header" not in carriers:
-        return None
-    recipients = (keys.recipient,) if recipients is None else tuple(recipients)
-    certificates = [recipient.certificate for recipient in recipients]
-    if any(certificate is None for certificate in certificates):
-        if "pixels" not in carriers or any(certificate is not None for certificate in certificates):
-            raise ConfigError("pipeline.carriers names 'header', which needs a certificate for every "
-                              "recipient (stegonode keygen writes one; --certificate CERT.pem takes yours)")
-        return None
-    return HeaderRecipient(tuple(c for c in certificates if c is not None), mac_key(keys.embedding_key))
 
 
 def describe_carriers(protection: Protection) -> str:
@@ -201,9 +170,9 @@ def _build(pipeline: PipelineSettings, settings: Any, keys: NodeKeys, transfer_s
            max_object_bytes: int) -> Pipeline:
     """The pipeline of validated tables: nothing is checked again."""
     context = PipelineContext(settings, keys, pipeline.carriers)
-    return Pipeline([HANDLERS[name].from_config(context) for name in pipeline.handlers],
-                    AdmissionPolicy.of(settings, context.header is not None),
-                    transfer_syntax, max_object_bytes)
+    handlers = [HANDLERS[name].from_config(context) for name in pipeline.handlers]
+    header = any(HANDLERS[name].carries_header(context) for name in pipeline.handlers)
+    return Pipeline(handlers, AdmissionPolicy.of(settings, header), transfer_syntax, max_object_bytes)
 
 
 def pipeline_for(config: Any, keys: NodeKeys) -> Pipeline:

@@ -16,8 +16,8 @@ from stegonode.codecs.settings import Names, Settings
 from stegonode.errors import ConfigError
 
 from .registry import HANDLERS
-from .seal import CARRIERS
 
+CARRIERS = ("pixels", "header")  # where the sealed identity goes: the pixels, the header (PS3.15 Encrypted Attributes)
 DEFAULT_ORDER = ("collect", "seal", "segment", "embed", "deidentify")
 
 

@@ -16,6 +16,7 @@ from stegonode.errors import ConfigError, InputError
 from stegonode.handlers.admission import Policy
 from stegonode.handlers.dicomfile import configure_pydicom, read_dicom
 from stegonode.handlers.pipeline import PipelineContext, max_object_bytes, pixels_only_notice, pseudonymizer
+from stegonode.handlers.seal import header_of
 
 from . import audit
 from .index import Index
@@ -54,7 +55,7 @@ class Node(_Host):
         super().__init__(config)
         keys = keyfiles.load_node_keys(self._keys())
         # a carrier it cannot write, or a recipient file it cannot read, stops start-up
-        header = PipelineContext(config["handlers"], keys, config["pipeline"]["carriers"]).header
+        header = PipelineContext(config.handlers, keys, config.pipeline.carriers).shared(header_of)
         notice = pixels_only_notice(config["pipeline"]["carriers"], keys)
         if notice:
             log.warning(notice)

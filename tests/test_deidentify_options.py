@@ -17,6 +17,7 @@ from pydicom.sequence import Sequence
 from stegonode.errors import ConfigError, InputError
 from stegonode.handlers.deidentify import is_bulk
 from stegonode.handlers.dates import legal_age, shift_da, shift_dt
+from stegonode.handlers.deidentify import deidentifier
 from stegonode.handlers.pipeline import PipelineContext, build_pipeline, pseudonymizer
 from stegonode.handlers.profile import SAFE_PRIVATE
 from stegonode.handlers.protect import protect_object
@@ -42,7 +43,7 @@ def _settings(options=None, **deidentify) -> dict:
 def _deidentified(node_keys, ds: Dataset, options) -> Dataset:
     """``ds`` de-identified (a copy) with exactly ``options``."""
     out = copy.deepcopy(ds)
-    PipelineContext(_settings(options), node_keys, CARRIERS).deidentifier(out)
+    PipelineContext(_settings(options), node_keys, CARRIERS).shared(deidentifier)(out)
     return out
 
 

@@ -33,6 +33,7 @@ from stegonode.errors import (
 )
 from stegonode.handlers.collect import collect, serialize
 from stegonode.handlers.header import seal_header
+from stegonode.handlers.deidentify import deidentifier
 from stegonode.handlers.pipeline import PipelineContext, build_pipeline, pixels_only_notice
 from stegonode.handlers.pixels import PixelFormat, read_pixels, write_pixels
 from stegonode.handlers.protect import protect_object
@@ -58,7 +59,7 @@ def _exact(attributes: pydicom.Dataset, original: pydicom.Dataset) -> None:
 def changed_attributes(node_keys):
     """What de-identification changes in an original: what the header carrier must hold."""
     context = PipelineContext(node_config.DEFAULTS["handlers"], node_keys, CARRIERS)  # the default options
-    return lambda original: collect(original, context.deidentifier)
+    return lambda original: collect(original, context.shared(deidentifier))
 
 
 def test_openssl_decrypts_exactly_the_original_values(protect_image, peer_keys, changed_attributes, tmp_path):
