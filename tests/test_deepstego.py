@@ -26,7 +26,7 @@ from stegonode.training.deepstego_fit import TrainConfig, evaluate, train
 from stegonode.node import config as node_config
 from stegonode.node import deepstego as node_deep
 from stegonode.training import deepstego as deeptrain
-from stegonode.node.cli import main
+from stegonode.cli import main
 
 from images import ROUND_TRIP, image_path
 

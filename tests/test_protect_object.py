@@ -16,7 +16,7 @@ from stegonode.handlers.embed import read_protection
 from stegonode.handlers.pixels import read_pixels
 from stegonode.handlers.protect import protect_object
 from stegonode.handlers.reveal import reveal
-from stegonode.node import cli
+from stegonode import cli
 from stegonode.node.ingest import CANNOT_UNDERSTAND, DATASET_DOES_NOT_MATCH_SOP_CLASS, OUT_OF_RESOURCES
 from stegonode.node.orthanc_plugin import failure
 from stegonode.web.jobs import protect_one

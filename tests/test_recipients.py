@@ -208,7 +208,7 @@ def test_recipient_files_are_checked(recipient_sets, tmp_path):
 
 def test_command_line_recipients_rotation_and_reseal(tmp_path, capsys):
     """keygen --recipient, protect for a set listed in node.toml, keys objects, keys reseal."""
-    from stegonode.node.cli import main
+    from stegonode.cli import main
 
     keys = tmp_path / "keys"
     assert main(["keygen", str(keys)]) == 0

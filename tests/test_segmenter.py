@@ -27,7 +27,7 @@ from stegonode.training.segmenter import HELD_OUT_SEED
 from stegonode.models import foreground, maskrcnn, morphology
 from stegonode.training.phantoms import make_phantom
 from stegonode.training.maskrcnn_fit import Schedule, iou, ncc, train
-from stegonode.node import cli
+from stegonode import cli
 from stegonode.node import config as node_config
 
 from images import image_path
