@@ -49,7 +49,7 @@ def main() -> int:
     args = parser.parse_args()
     if args.quick and not args.images:
         args.images = ["693_UNCR.dcm"]
-    config = node_config.load(None)
+    config = node_config.defaults()
     if args.segmenter:
         config["handlers"]["segment"]["segmenter"] = args.segmenter
     with tempfile.TemporaryDirectory() as folder:

@@ -50,7 +50,7 @@ def layouts(name: str, settings: dict, keys: int) -> None:
     """Bits without a copy under both layouts, for the message the pipeline makes of ``name``."""
     node_keys, _ = fresh_keys()
     pipeline = build_pipeline(settings["pipeline"]["handlers"], settings["handlers"], node_keys, ["pixels"])
-    instance = pipeline.protect(pydicom.dcmread(image_path(name)))
+    instance = pipeline.run(pydicom.dcmread(image_path(name)))
     usable = instance.usable
     n = payload.pack(instance.message).size  # the bits embed writes (message layout 2)
     figures = []
@@ -74,7 +74,7 @@ def repeats(name: str, settings: dict, count: int) -> int:
         node_keys, peer_keys = fresh_keys()
         pipeline = build_pipeline(settings["pipeline"]["handlers"], settings["handlers"], node_keys, ["pixels"])
         ds = copy.deepcopy(original)
-        pipeline.protect(ds)
+        pipeline.run(ds)
         buffer = io.BytesIO()
         ds.save_as(buffer, enforce_file_format=True)
         try:
@@ -97,7 +97,7 @@ def main() -> None:
     if args.quick:
         args.segmenter, args.keys, args.repeats = "classical", 2, 2
     os.environ["OMP_NUM_THREADS"] = str(args.threads)  # ONNX Runtime's threads, read when the network loads
-    settings = node_config.load(None)
+    settings = node_config.defaults()
     settings["handlers"]["segment"]["segmenter"] = args.segmenter
     print(f"segmenter {args.segmenter}; bits without a copy, mean of {args.keys} keys")
     for name in args.images:

@@ -43,7 +43,7 @@ def _attempt(pipeline, peer_keys, name: str) -> tuple[str, dict, float]:
     ds = copy.deepcopy(original)
     start = time.perf_counter()
     try:
-        report = pipeline.protect(ds).report
+        report = pipeline.run(ds).report
         buffer = io.BytesIO()
         ds.save_as(buffer, enforce_file_format=True)
         buffer.seek(0)
@@ -67,7 +67,7 @@ def main() -> int:
     peer_keys = keyfiles.load_peer_keys(folder / keyfiles.PEER_FILE)
     pipelines = {}
     for codec in CODECS:
-        config = node_config.load(None)
+        config = node_config.defaults()
         config["handlers"]["embed"]["codec"] = codec
         pipelines[codec] = build_pipeline(config["pipeline"]["handlers"], config["handlers"], node_keys, ["pixels"])
 

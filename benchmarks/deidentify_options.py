@@ -34,6 +34,7 @@ from pydicom.data import get_testdata_file  # noqa: E402
 from stegonode.codecs import keys as keyfiles  # noqa: E402
 from stegonode.handlers.options import OPTIONS  # noqa: E402
 from stegonode.errors import StegonodeError  # noqa: E402
+from stegonode.handlers.deidentify import deidentifier  # noqa: E402
 from stegonode.handlers.pipeline import PipelineContext, build_pipeline  # noqa: E402
 from stegonode.handlers.seal import CARRIERS  # noqa: E402
 from stegonode.node import config as node_config  # noqa: E402
@@ -64,7 +65,7 @@ def main() -> None:
         settings = copy.deepcopy(node_config.DEFAULTS["handlers"])
         if options is not None:
             settings["deidentify"]["options"] = options
-        deidentify = PipelineContext(settings, keys, CARRIERS).deidentifier
+        deidentify = PipelineContext(settings, keys, CARRIERS).shared(deidentifier)
         copies = [copy.deepcopy(ds) for _ in range(RUNS + WARMUPS)]
         times, removed = [], 0
         for number, header in enumerate(copies):
@@ -92,7 +93,7 @@ def payload_sizes(keys, quick: bool = False) -> None:
                 settings["deidentify"]["options"] = options
             pipeline = build_pipeline(node_config.DEFAULTS["pipeline"]["handlers"], settings, keys)
             try:
-                report = pipeline.protect(pydicom.dcmread(path)).report
+                report = pipeline.run(pydicom.dcmread(path)).report
             except StegonodeError as exc:
                 row = [f"refused: {exc}"[:40]]
                 break

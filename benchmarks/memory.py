@@ -97,7 +97,8 @@ def measure_here(path: Path, syntax: str | None) -> dict[str, float]:
 
 
 def _protected(pipeline, ds):
-    pipeline.protect(ds)
+    pipeline.admit(ds)
+    pipeline.run(ds)
     return ds
 
 

@@ -78,7 +78,7 @@ def accuracy(segmenter: MaskRCNNSegmenter, held_out: int, real: int | None = Non
 
 def stability(name: str, names: list[str]) -> bool:
     """Protect with segmenter ``name``, re-segment the stego image, reveal; True if all pass."""
-    config = node_config.load(None)
+    config = node_config.defaults()
     config["handlers"]["segment"]["segmenter"] = name
     with tempfile.TemporaryDirectory() as folder:
         keyfiles.generate(Path(folder))
@@ -90,7 +90,7 @@ def stability(name: str, names: list[str]) -> bool:
     everything = True
     for image in names:
         ds = pydicom.dcmread(image_path(image))
-        instance = pipeline.protect(ds)
+        instance = pipeline.run(ds)
         cover = instance.foreground
         stego = pydicom.dcmread(_saved(ds))
         # as reveal does: the stego image at the levels the cover was thresholded at, if any

@@ -105,7 +105,7 @@ def to_bytes(ds: Dataset) -> bytes:
 def protect_once(pipeline: Pipeline, raw: bytes) -> Timings:
     """Protect a freshly parsed copy of ``raw``; handler timings without 'segment', plus write."""
     ds = pydicom.dcmread(io.BytesIO(raw))
-    instance = pipeline.protect(ds)
+    instance = pipeline.run(ds)
     timings = {name: seconds for name, seconds in instance.timings.items() if name != "segment"}
     timings["write"] = write(ds)
     return timings
@@ -219,7 +219,7 @@ def main() -> None:
     pipeline.handlers = [fixed if h.name == "segment" else h for h in pipeline.handlers]
 
     stego = pydicom.dcmread(io.BytesIO(raw))
-    report = pipeline.protect(stego).report
+    report = pipeline.run(stego).report
     stego_raw = to_bytes(stego)
     stego_foreground = ClassicalSegmenter().foreground(stego, read_pixels(stego))
 

@@ -100,7 +100,8 @@ def protect_file(pipeline: Pipeline, path: Path, clock: CpuClock) -> Totals:
     start = time.process_time()
     ds = read_dicom(path)
     read = time.process_time() - start
-    instance = pipeline.protect(ds)
+    pipeline.admit(ds)
+    instance = pipeline.run(ds)
     start = time.process_time()
     dicom_bytes(ds)
     write = time.process_time() - start

@@ -66,7 +66,7 @@ def measure(path: Path, pipeline) -> Row | str:
     ds = pydicom.dcmread(path)
     row = Row(path.name, UID(str(ds.file_meta.TransferSyntaxUID)), path.stat().st_size)
     try:
-        pixels = pipeline.protect(ds).pixels
+        pixels = pipeline.run(ds).pixels
     except StegonodeError as exc:
         return str(exc)
     for name, syntax in STORAGE_SYNTAXES.items():

@@ -67,7 +67,7 @@ def main() -> None:
         for name, original in originals.items():
             ds = copy.deepcopy(original)
             start = time.perf_counter()
-            instance = pipeline.protect(ds)
+            instance = pipeline.run(ds)
             ms = 1000 * (time.perf_counter() - start)
             assert instance.protection is not None
             protected[name] = ds

@@ -45,14 +45,18 @@ import hmac
 import itertools
 import math
 from collections.abc import Iterator, Mapping
+from typing import Annotated
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 import numpy as np
 
-from stegonode.errors import CapacityError, MessageNotFoundError
+from pydantic import model_validator
+
+from stegonode.errors import CapacityError, ConfigError, MessageNotFoundError
 
 from .registry import CODECS
+from .settings import Range, Settings
 from .stego import CodecEntry
 
 HEADER_BITS = 32
@@ -461,10 +465,19 @@ def _parse_header(bits: np.ndarray, key: bytes) -> int | None:
     return n if n > 0 and check == _check(n, key) else None
 
 
-CODECS.register(CodecEntry(
-    "dct", lambda params: DctCodec(DctParams.from_dict(params)),
-    defaults={"step": 10.0, "min_coefficients": 3, "target_redundancy": 6.0, "min_redundancy": 2.0},
-    ranges={"step": (0.5, 1000), "min_coefficients": (1, 15), "target_redundancy": (1, 1000),
-            "min_redundancy": (1, 1000)},
-    ordered=(("min_redundancy", "target_redundancy"),),
-))
+class DctSettings(Settings):
+    """``[handlers.embed.dct]``: the strength of the DCT codec (see :class:`DctParams`)."""
+
+    step: Annotated[float, Range(0.5, 1000)] = 10.0
+    min_coefficients: Annotated[int, Range(1, 15)] = 3
+    target_redundancy: Annotated[float, Range(1, 1000)] = 6.0
+    min_redundancy: Annotated[float, Range(1, 1000)] = 2.0
+
+    @model_validator(mode="after")
+    def _ordered(self) -> DctSettings:
+        if self.min_redundancy > self.target_redundancy:
+            raise ConfigError("handlers.embed.dct.min_redundancy must not exceed handlers.embed.dct.target_redundancy")
+        return self
+
+
+CODECS.register(CodecEntry("dct", lambda params: DctCodec(DctParams.from_dict(params)), DctSettings))

@@ -34,16 +34,20 @@ from __future__ import annotations
 import hashlib
 import hmac
 import math
+from typing import Annotated
 from dataclasses import asdict, dataclass, field, replace
 
 import numpy as np
 
 from stegonode.models.geometry import BLANK, BLANK_LIMIT, TILE
 
-from .registry import CODECS
-from .stego import CodecEntry
+from pydantic import model_validator
 
-from stegonode.errors import CapacityError, MessageNotFoundError
+from stegonode.errors import CapacityError, ConfigError, MessageNotFoundError
+
+from .registry import CODECS
+from .settings import Range, Settings
+from .stego import CodecEntry
 
 _AREA = TILE * TILE
 
@@ -272,9 +276,18 @@ def _canvas_tiles(bits: np.ndarray, side: int, module_pixels: int) -> np.ndarray
     return picture.reshape(side, TILE, side, TILE).transpose(0, 2, 1, 3).reshape(-1, TILE, TILE)
 
 
-CODECS.register(CodecEntry(
-    "deep", lambda params: DeepCodec(DeepParams.from_dict(params)),
-    defaults={"min_copies": 1, "max_copies": 8, "module_pixels": 2},
-    ranges={"min_copies": (1, 1000), "max_copies": (1, 1000)},
-    ordered=(("min_copies", "max_copies"),),
-))
+class DeepSettings(Settings):
+    """``[handlers.embed.deep]``: how often the deep codec writes the QR code (see :class:`DeepParams`)."""
+
+    min_copies: Annotated[int, Range(1, 1000)] = 1
+    max_copies: Annotated[int, Range(1, 1000)] = 8
+    module_pixels: int = 2
+
+    @model_validator(mode="after")
+    def _ordered(self) -> DeepSettings:
+        if self.min_copies > self.max_copies:
+            raise ConfigError("handlers.embed.deep.min_copies must not exceed handlers.embed.deep.max_copies")
+        return self
+
+
+CODECS.register(CodecEntry("deep", lambda params: DeepCodec(DeepParams.from_dict(params)), DeepSettings))

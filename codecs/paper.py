@@ -64,13 +64,16 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Annotated
 
 import numpy as np
 
+from stegonode.errors import CapacityError, MessageNotFoundError
+
 from .dct import dct_matrix
 from .registry import CODECS
+from .settings import Range, Settings
 from .stego import CodecEntry
-from stegonode.errors import CapacityError, MessageNotFoundError
 
 BLOCK = 4
 BLOCK_BITS = BLOCK * BLOCK
@@ -203,7 +206,11 @@ class PaperCodec:
 
 
 
-CODECS.register(CodecEntry(
-    "paper", lambda params: PaperCodec(**params), defaults={"beta": 8, "alpha": 0.02},
-    ranges={"beta": (1, 100000), "alpha": (0, 0.49)},
-))
+class PaperSettings(Settings):
+    """``[handlers.embed.paper]``: seed 002's embedding strength (beta) and mix (alpha)."""
+
+    beta: Annotated[int, Range(1, 100000)] = 8
+    alpha: Annotated[float, Range(0, 0.49)] = 0.02
+
+
+CODECS.register(CodecEntry("paper", lambda params: PaperCodec(**params), PaperSettings))

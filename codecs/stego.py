@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
-from typing import Any, Protocol
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Protocol
 
 import numpy as np
+
+from .settings import Settings
 
 
 class StegoCodec(Protocol):
@@ -63,13 +65,10 @@ class CodecEntry:
 
     ``build(params)`` makes the codec from its strength parameters (node.toml's
     ``[handlers.embed.NAME]`` table, or the protection block's ``params``) and raises ValueError
-    or TypeError on bad ones. ``defaults`` is that table's defaults; ``ranges`` gives inclusive
-    (low, high) bounds per numeric key (high None: unbounded); ``ordered`` pairs of keys whose
-    first must not exceed its second.
+    or TypeError on bad ones. ``settings`` is that table, typed: its keys, their defaults and
+    ranges (:mod:`stegonode.codecs.settings`).
     """
 
     name: str
     build: Callable[[dict], StegoCodec]
-    defaults: Mapping[str, Any] = field(default_factory=dict)
-    ranges: Mapping[str, tuple[float, float | None]] = field(default_factory=dict)
-    ordered: tuple[tuple[str, str], ...] = ()
+    settings: type[Settings] = Settings

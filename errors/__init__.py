@@ -1,5 +1,5 @@
-"""The one exception hierarchy of stegonode (``stegonode.errors``; ``stegonode.codecs.errors``
-re-exports it for older imports).
+"""The one exception hierarchy of stegonode (``stegonode.errors``), and the one rule for what a
+failure tells people and whether it is worth another attempt (:class:`Failure`).
 
 Every error a user can meet derives from :class:`StegonodeError` and carries a message a
 person can act on. Messages never contain patient data or key material.
@@ -7,7 +7,12 @@ person can act on. Messages never contain patient data or key material.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 __all__ = [
+    "Failure",
+    "public_message",
+    "is_transient",
     "StegonodeError",
     "ConfigError",
     "DatabaseError",
@@ -40,8 +45,10 @@ class StegonodeError(Exception):
     """Base of every stegonode error."""
 
 
-class ConfigError(StegonodeError):
-    """node.toml (or an option) is wrong; the message names the key and the problem."""
+class ConfigError(StegonodeError, ValueError):
+    """node.toml (or an option) is wrong; the message names the key and the problem. A ValueError
+    too, so that the settings models (:mod:`stegonode.codecs.settings`) collect one raised by a
+    validator with the other errors, and report the first that matters."""
 
 
 class DatabaseError(StegonodeError):
@@ -176,3 +183,45 @@ class MissingExtraError(StegonodeError):
             f"{what} needs {', '.join(missing)} ({purpose}): install the {extra} extra "
             f"with `.venv/bin/pip install -c constraints.txt -e \".[{extra}]\"` (or `scripts/setup.sh --{extra}`)"
         )
+
+
+# -- what a failure says, and whether another attempt may succeed ---------------------------------
+
+# Failures of the machine rather than of the object: the disk, the network, memory.
+ENVIRONMENT_FAILURES: tuple[type[BaseException], ...] = (OSError, MemoryError)
+
+
+def public_message(exc: BaseException, doing: str = "protecting") -> str:
+    """The one-line reason for ``exc`` that may be shown, logged or sent (as an Error Comment).
+
+    Only stegonode's own messages are quoted (written to be shown: no patient data, no key
+    material); of a failure of the environment, what the system says (``strerror``, never the
+    file name); of anything else, its type alone: its text may quote a value of the input.
+    """
+    if isinstance(exc, StegonodeError):
+        return str(exc)
+    if isinstance(exc, MemoryError):
+        return f"out of memory while {doing}"
+    if isinstance(exc, OSError):
+        return f"system error while {doing} ({exc.strerror or type(exc).__name__})"
+    return f"internal error while {doing} ({type(exc).__name__})"
+
+
+def is_transient(exc: BaseException) -> bool:
+    """Whether another attempt may succeed: only failures of the environment (an OSError such as
+    a full disk or a lost connection, MemoryError) are retried. Everything else, stegonode's own
+    refusals and unexpected errors alike, comes from the object and fails the same way again:
+    it is quarantined (or refused) at once."""
+    return isinstance(exc, ENVIRONMENT_FAILURES) and not isinstance(exc, StegonodeError)
+
+
+@dataclass(frozen=True)
+class Failure:
+    """What every site that protects, reveals or writes says of a failure, and whether it retries."""
+
+    reason: str
+    transient: bool
+
+    @classmethod
+    def of(cls, exc: BaseException, doing: str = "protecting") -> Failure:
+        return cls(public_message(exc, doing), is_transient(exc))

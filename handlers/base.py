@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import copy
-import math
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
@@ -13,6 +12,7 @@ from pydicom import Dataset
 from pydicom.datadict import tag_for_keyword
 from pydicom.tag import BaseTag, Tag
 
+from stegonode.codecs.settings import Settings
 from stegonode.errors import ConfigError
 
 if TYPE_CHECKING:  # annotations only: these modules import this one
@@ -113,40 +113,43 @@ class Handler(Protocol):
 class HandlerBase:
     """What a registered handler declares (see :mod:`stegonode.handlers.registry`).
 
-    ``defaults`` is its ``[handlers.NAME]`` table in node.toml; ``needs_pixels`` says it works on
-    pixels (the pipeline skips it for objects that get the header carrier alone); ``choices`` and ``ranges`` the
-    allowed values of its keys; :meth:`check` anything else node.toml validation must refuse,
-    without loading a model. :meth:`from_config` builds it; :meth:`finish` writes its block
-    after every handler ran; :meth:`unprotect` is its inverse step in reveal, which runs the
-    steps the protection block records in reverse order, those with ``reveal_phase`` 0 (the
-    pixel transforms that must be undone before anything reads the object) first.
+    ``table`` is its ``[handlers.NAME]`` table in node.toml, typed (a
+    :class:`~stegonode.codecs.settings.Settings` model: keys, defaults, ranges, choices and any
+    rule across keys, checked once when node.toml is read, without loading a model);
+    ``needs_pixels`` says it works on pixels (the pipeline skips it for objects that get the
+    header carrier alone). :meth:`from_config` builds it from the validated tables;
+    :meth:`finish` writes its block after every handler ran; :meth:`unprotect` is its inverse
+    step in reveal, which runs the steps the protection block records in reverse order, those
+    with ``reveal_phase`` 0 (the pixel transforms that must be undone before anything reads the
+    object) first.
     """
 
     name: ClassVar[str]
     requires: ClassVar[tuple[str, ...]] = ()
-    defaults: ClassVar[Mapping[str, Any]] = {}
-    choices: ClassVar[Mapping[str, Sequence[Any]]] = {}
-    ranges: ClassVar[Mapping[str, tuple[float, float | None]]] = {}
+    table: ClassVar[type[Settings]] = Settings
     reveal_phase: ClassVar[int] = 1
     # True: works on the pixels, and is skipped for objects whose pixels carry nothing
     needs_pixels: ClassVar[bool] = False
 
     @classmethod
-    def table_defaults(cls) -> dict[str, Any]:
-        """A fresh copy of ``defaults`` (a handler whose table depends on a registry overrides it)."""
-        return copy.deepcopy(dict(cls.defaults))
+    def settings_model(cls) -> type[Settings]:
+        """The model of its table (a handler whose table depends on a registry builds it)."""
+        return cls.table
 
     @classmethod
-    def check(cls, settings: Mapping[str, Mapping[str, Any]]) -> None:
-        """Refuse ``settings`` (every ``[handlers.*]`` table) where this handler cannot work."""
-        for key, allowed in cls.choices.items():
-            check_choice(f"handlers.{cls.name}.{key}", settings[cls.name][key], allowed)
-        for key, (low, high) in cls.ranges.items():
-            check_range(f"handlers.{cls.name}.{key}", settings[cls.name][key], low, high)
+    def table_defaults(cls) -> dict[str, Any]:
+        """Its table's defaults, as node.toml writes them."""
+        return cls.settings_model()().model_dump(mode="json")
 
     @classmethod
     def from_config(cls, context: PipelineContext) -> Handler:
         raise NotImplementedError
+
+    @classmethod
+    def carries_header(cls, context: PipelineContext) -> bool:
+        """Whether it writes the header carrier, which carries the identity of every object the
+        pixels cannot (admission refuses those otherwise)."""
+        return False
 
     def finish(self, instance: Instance) -> None:
         """Nothing to write by default."""
@@ -156,15 +159,11 @@ class HandlerBase:
         """Nothing to undo by default."""
 
 
-def check_choice(key: str, value: Any, allowed: Sequence[Any]) -> None:
+def choice_of(key: str, value: Any, allowed: Sequence[Any]) -> Any:
+    """``value`` if it is one of ``allowed`` (a registry's names, known only at validation time)."""
     if value not in allowed:
-        raise ConfigError(f"{key} = {value!r}; choose one of {', '.join(str(a) for a in allowed)}")
-
-
-def check_range(key: str, value: float, low: float, high: float | None) -> None:
-    if not (math.isfinite(value) and low <= value and (high is None or value <= high)):
-        bound = f">= {low}" if high is None else f"within {low}..{high}"
-        raise ConfigError(f"{key} = {value!r}: must be {bound}")
+        raise ConfigError(f"{key} = {value!r}: choose one of {', '.join(str(a) for a in allowed)}")
+    return value
 
 
 def keyword_tags(keywords: Sequence[Any], key: str) -> frozenset[BaseTag]:

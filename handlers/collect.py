@@ -10,9 +10,9 @@ under Clean Graphics) and de-identification changed is carried too.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from io import BytesIO
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
 from pydicom import DataElement, Dataset
 from pydicom.filebase import DicomBytesIO
@@ -20,11 +20,15 @@ from pydicom.filereader import read_dataset
 from pydicom.filewriter import write_dataset
 from pydicom.tag import Tag
 
+from pydantic import field_validator
+
+from stegonode.codecs.settings import Names, Settings
 from stegonode.errors import MessageNotFoundError
 
 from .base import HandlerBase, Instance, keyword_tags
 from .deidentify import ADDED, BULK_VRS, is_bulk
 from .lazy import copy_element, label_explicit, same_element
+from .deidentify import deidentifier
 from .registry import HANDLERS
 
 if TYPE_CHECKING:
@@ -33,21 +37,29 @@ if TYPE_CHECKING:
 PIXEL_DATA = Tag("PixelData")
 
 
+class CollectSettings(Settings):
+    """``[handlers.collect]``: DICOM keywords collected and sealed beyond the profile's list."""
+
+    extra_attributes: Names = ()
+
+    @field_validator("extra_attributes")
+    @classmethod
+    def _keywords(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        keyword_tags(value, "handlers.collect.extra_attributes")
+        return value
+
+
 @HANDLERS.register
 class CollectHandler(HandlerBase):
     """Fills ``instance.attributes`` with the original identifying attributes."""
 
     name: ClassVar[str] = "collect"
     requires: ClassVar[tuple[str, ...]] = ()
-    defaults: ClassVar[Mapping[str, Any]] = {"extra_attributes": []}
-
-    @classmethod
-    def check(cls, settings: Mapping[str, Mapping[str, Any]]) -> None:
-        keyword_tags(settings["collect"]["extra_attributes"], "handlers.collect.extra_attributes")
+    table: ClassVar[type[Settings]] = CollectSettings
 
     @classmethod
     def from_config(cls, context: PipelineContext) -> CollectHandler:
-        return cls(context.deidentifier)
+        return cls(context.shared(deidentifier))
 
     def __init__(self, deidentifier: Callable[[Dataset], object]) -> None:
         self.deidentifier = deidentifier

@@ -19,8 +19,9 @@ residual-identity check searches what is left for the object's identity values.
 from __future__ import annotations
 
 import copy
-from collections.abc import Callable, Mapping
-from typing import TYPE_CHECKING, Any, ClassVar
+import functools
+from collections.abc import Callable
+from typing import TYPE_CHECKING, ClassVar
 
 from pydicom import DataElement, Dataset
 from pydicom.sequence import Sequence
@@ -28,10 +29,12 @@ from pydicom.datadict import dictionary_VR
 from pydicom.tag import BaseTag, Tag
 from pydicom.uid import UID_dictionary
 
-from .base import HandlerBase, Instance, Revealing
+from stegonode.codecs.settings import Settings
+
+from .base import HandlerBase, Instance, Revealing, keyword_tags
 from .dates import legal_age, shift_values
 from .lazy import undecoded_number
-from .options import DEFAULT_DATE_SHIFT_DAYS, DEFAULT_OPTIONS, Policy, check_settings
+from .options import DeidentifySettings, Policy
 from .profile import BASIC_PROFILE, REPEATING_GROUPS, SAFE_PRIVATE
 from .pseudonyms import BOUND_UIDS, Pseudonymizer, patient_identity
 from .residual import Identity
@@ -137,19 +140,11 @@ class DeidentifyHandler(HandlerBase):
 
     name: ClassVar[str] = "deidentify"
     requires: ClassVar[tuple[str, ...]] = ()
-    defaults: ClassVar[Mapping[str, Any]] = {"allow_burned_in_annotation": False, "allow_video": False,
-                                             "allow_encapsulated_documents": False,
-                                             "options": list(DEFAULT_OPTIONS),
-                                             "date_shift_days": list(DEFAULT_DATE_SHIFT_DAYS)}
-
-    @classmethod
-    def check(cls, settings: Mapping[str, Mapping[str, Any]]) -> None:
-        super().check(settings)
-        check_settings(dict(settings["deidentify"]))
+    table: ClassVar[type[Settings]] = DeidentifySettings
 
     @classmethod
     def from_config(cls, context: PipelineContext) -> DeidentifyHandler:
-        return cls(context.deidentifier)
+        return cls(context.shared(deidentifier))
 
     @classmethod
     def unprotect(cls, state: Revealing) -> None:
@@ -161,6 +156,14 @@ class DeidentifyHandler(HandlerBase):
 
     def __call__(self, instance: Instance) -> None:
         instance.report["identity_residues_removed"] = self.deidentifier(instance.dataset)
+
+
+def deidentifier(context: PipelineContext) -> Callable[[Dataset], int]:
+    """De-identification as ``[handlers.collect]`` and ``[handlers.deidentify]`` configure it,
+    shared by collect (which gathers what it will remove) and deidentify (:meth:`PipelineContext.shared`)."""
+    extra = keyword_tags(context.settings.collect.extra_attributes, "handlers.collect.extra_attributes")
+    return functools.partial(deidentify, pseudonyms=context.pseudonyms, extra=extra,
+                             policy=Policy.from_settings(context.settings.deidentify))
 
 
 def deidentify(ds: Dataset, pseudonyms: Pseudonymizer, extra: frozenset[BaseTag] = frozenset(),

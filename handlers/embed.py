@@ -18,15 +18,19 @@ block records the region it was written to, and reveal reads there.
 
 from __future__ import annotations
 
+import functools
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 from pydicom import Dataset
 
+from pydantic import Field, create_model, field_validator, model_validator
+
 from stegonode.codecs import payload
+from stegonode.codecs.settings import Settings
 from stegonode.codecs.registry import CODECS
 from stegonode.errors import (
     CapacityError, ConfigError, MessageNotFoundError, NotProtectedError, UnreadableEmbeddingError,
@@ -35,13 +39,13 @@ from stegonode.codecs.keys import key_id
 from stegonode.codecs.seal import recipient_key_id
 from stegonode.codecs.stego import StegoCodec
 
-from .base import HandlerBase, Instance, Revealing, check_choice, check_range
+from .base import HandlerBase, Instance, Revealing, choice_of
 from .header import HeaderCarrier
 from .pixels import PixelFormat
 from .private import read_document, remove_block, write_document
 from .guard import BORDER_REACH, Guard, encode_region, measure, usable_region
 from .registry import HANDLERS
-from .seal import PAYLOAD_DICTIONARY
+from .seal import PAYLOAD_DICTIONARY, recipients_of
 
 if TYPE_CHECKING:
     from .pipeline import PipelineContext
@@ -166,6 +170,27 @@ def remove_protection(ds: Dataset) -> None:
     remove_block(ds, PRIVATE_GROUP, PRIVATE_CREATOR)
 
 
+class _EmbedSettings(Settings):
+    codec: str = "dct"
+
+    @field_validator("codec")
+    @classmethod
+    def _registered(cls, value: str) -> str:
+        return choice_of("handlers.embed.codec", value, list(CODECS))
+
+    @model_validator(mode="after")
+    def _buildable(self) -> _EmbedSettings:
+        make_codec(self.codec, self[self.codec].model_dump())
+        return self
+
+
+@functools.cache
+def _embed_settings(codecs: tuple[tuple[str, type[Settings]], ...]) -> type[Settings]:
+    """The ``[handlers.embed]`` model of these registered codecs."""
+    fields: dict[str, Any] = {name: (model, Field(default_factory=model)) for name, model in codecs}
+    return create_model("EmbedSettings", __base__=_EmbedSettings, __module__=__name__, **fields)
+
+
 @HANDLERS.register
 class EmbedHandler(HandlerBase):
     """Writes ``instance.message`` into the usable background of ``instance.pixels``: the
@@ -176,30 +201,16 @@ class EmbedHandler(HandlerBase):
     requires: ClassVar[tuple[str, ...]] = ("seal", "segment")
 
     @classmethod
-    def table_defaults(cls) -> dict[str, Any]:
-        """``[handlers.embed]``: the codec, and each registered codec's table."""
-        return {"codec": "dct", **{name: dict(CODECS[name].defaults) for name in CODECS}}
-
-    @classmethod
-    def check(cls, settings: Mapping[str, Mapping[str, Any]]) -> None:
-        embed = settings["embed"]
-        check_choice("handlers.embed.codec", embed["codec"], list(CODECS))
-        for name in CODECS:
-            entry, table = CODECS[name], embed.get(name, {})
-            for key, (low, high) in entry.ranges.items():
-                check_range(f"handlers.embed.{name}.{key}", table[key], low, high)
-            for low_key, high_key in entry.ordered:
-                if table[low_key] > table[high_key]:
-                    raise ConfigError(f"handlers.embed.{name}.{low_key} must not exceed "
-                                      f"handlers.embed.{name}.{high_key}")
-        make_codec(embed["codec"], embed.get(embed["codec"], {}))
+    def settings_model(cls) -> type[Settings]:
+        """``[handlers.embed]``: the codec, and each registered codec's table (its ``settings``)."""
+        return _embed_settings(tuple((name, CODECS[name].settings) for name in CODECS))
 
     @classmethod
     def from_config(cls, context: PipelineContext) -> EmbedHandler:
         embed = context.settings["embed"]
-        return cls(make_codec(embed["codec"], embed.get(embed["codec"], {})),
-                   int(context.settings["segment"]["margin"]), context.keys.embedding_key,
-                   [recipient.public_key for recipient in context.recipients])
+        return cls(make_codec(embed.codec, embed[embed.codec].model_dump()),
+                   context.settings["segment"].margin, context.keys.embedding_key,
+                   [recipient.public_key for recipient in context.shared(recipients_of)])
 
     def finish(self, instance: Instance) -> None:
         if instance.protection is not None:

@@ -17,20 +17,23 @@ import copy
 import os
 import secrets
 import string
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
 import numpy as np
 from pydicom import Dataset
 
+from pydantic import field_validator
+
 from stegonode.codecs import cipher_stats
+from stegonode.codecs.settings import Settings
 from stegonode.errors import CipherBlockError, ConfigError, InputError, WrongPixelCipherKeyError
 from stegonode.codecs.keys import key_id
 from stegonode.codecs.pixelcipher import PixelCipher
 from stegonode.codecs.registry import CIPHERS
 
-from .base import HandlerBase, Instance, Revealing, check_choice
+from .base import HandlerBase, Instance, Revealing, choice_of
 from .pixels import PixelFormat, read_pixels, write_pixels
 from .private import read_document, remove_block, write_document
 from .registry import HANDLERS
@@ -140,6 +143,17 @@ def cipher_report(
     return cipher_stats.battery(words, ciphers, secrets.token_bytes(32), nonces)
 
 
+class EncryptSettings(Settings):
+    """``[handlers.encrypt]``: the pixel cipher, one of the registered ones."""
+
+    cipher: str = "aes-gcm"
+
+    @field_validator("cipher")
+    @classmethod
+    def _registered(cls, value: str) -> str:
+        return choice_of("handlers.encrypt.cipher", value, list(CIPHERS))
+
+
 @HANDLERS.register
 class EncryptHandler(HandlerBase):
     """Replaces ``instance.pixels`` by cipher pixels; the cipher block goes to ``instance.encryption``
@@ -148,12 +162,8 @@ class EncryptHandler(HandlerBase):
     name: ClassVar[str] = "encrypt"
     needs_pixels: ClassVar[bool] = True
     requires: ClassVar[tuple[str, ...]] = ("embed",)
-    defaults: ClassVar[Mapping[str, Any]] = {"cipher": "aes-gcm"}
+    table: ClassVar[type[Settings]] = EncryptSettings
     reveal_phase: ClassVar[int] = 0  # the pixels must be plain before anything reads them
-
-    @classmethod
-    def check(cls, settings: Mapping[str, Mapping[str, Any]]) -> None:
-        check_choice("handlers.encrypt.cipher", settings["encrypt"]["cipher"], list(CIPHERS))
 
     @classmethod
     def from_config(cls, context: PipelineContext) -> EncryptHandler:

@@ -10,12 +10,13 @@ both dates and device identity are retained).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Annotated
 
+from pydantic import Field, field_validator
 from pydicom.tag import BaseTag
 
+from stegonode.codecs.settings import Names, Settings
 from stegonode.errors import ConfigError
 
 from .profile import OPTION_COLUMNS, OPTION_REPEATING_GROUPS
@@ -64,11 +65,10 @@ class Policy:
     date_shift_days: tuple[int, int] = DEFAULT_DATE_SHIFT_DAYS
 
     @classmethod
-    def from_settings(cls, settings: dict[str, Any]) -> Policy:
-        """From ``[handlers.deidentify]`` (validated by :func:`check_settings`)."""
-        check_settings(settings)
-        low, high = settings["date_shift_days"]
-        return cls(tuple(OPTIONS[name] for name in OPTIONS if name in settings["options"]), (low, high))
+    def from_settings(cls, settings: DeidentifySettings) -> Policy:
+        """From ``[handlers.deidentify]``, validated."""
+        low, high = settings.date_shift_days
+        return cls(tuple(OPTIONS[name] for name in OPTIONS if name in settings.options), (low, high))
 
     def has(self, name: str) -> bool:
         return OPTIONS[name] in self.options
@@ -97,32 +97,41 @@ class Policy:
         return None
 
 
-def check_settings(settings: dict[str, Any]) -> None:
-    """ConfigError naming the key where ``options`` or ``date_shift_days`` is wrong."""
-    options = settings["options"]
-    if not isinstance(options, list) or not all(isinstance(name, str) for name in options):
-        raise ConfigError("handlers.deidentify.options must be a list of option names")
-    unknown = [name for name in options if name not in OPTIONS]
-    if unknown:
-        raise ConfigError(f"handlers.deidentify.options: unknown option {unknown[0]!r}; "
-                          f"known: {', '.join(OPTIONS)}")
-    if len(set(options)) != len(options):
-        raise ConfigError("handlers.deidentify.options: each option may appear once")
-    if {"retain_longitudinal_modified_dates", "retain_longitudinal_full_dates"} <= set(options):
-        raise ConfigError("handlers.deidentify.options: retain_longitudinal_modified_dates and "
-                          "retain_longitudinal_full_dates exclude each other; choose one")
-    _check_shift(settings["date_shift_days"])
+class DeidentifySettings(Settings):
+    """``[handlers.deidentify]``: what admission allows (each with its risk, see
+    :mod:`.admission`), the PS3.15 options applied, and the range of the keyed date offset."""
 
+    allow_burned_in_annotation: bool = False
+    allow_video: bool = False
+    allow_encapsulated_documents: bool = False
+    options: Names = DEFAULT_OPTIONS
+    date_shift_days: Annotated[tuple[int, ...], Field(strict=False)] = DEFAULT_DATE_SHIFT_DAYS
 
-def _check_shift(days: Sequence[Any]) -> None:
-    key = "handlers.deidentify.date_shift_days"
-    if (not isinstance(days, list) or len(days) != 2
-            or not all(isinstance(d, int) and not isinstance(d, bool) for d in days)):
-        raise ConfigError(f"{key} must be two whole numbers of days [lowest, highest]")
-    low, high = days
-    if low > high or max(abs(low), abs(high)) > MAX_SHIFT_DAYS:
-        raise ConfigError(f"{key} = {days!r}: need lowest <= highest, each within "
-                          f"-{MAX_SHIFT_DAYS}..{MAX_SHIFT_DAYS}")
-    if low <= 0 <= high:
-        raise ConfigError(f"{key} = {days!r}: the range includes 0, which would keep some patients' "
-                          "real dates; use retain_longitudinal_full_dates for that")
+    @field_validator("options")
+    @classmethod
+    def _options(cls, options: tuple[str, ...]) -> tuple[str, ...]:
+        unknown = [name for name in options if name not in OPTIONS]
+        if unknown:
+            raise ConfigError(f"handlers.deidentify.options: unknown option {unknown[0]!r}; "
+                              f"known: {', '.join(OPTIONS)}")
+        if len(set(options)) != len(options):
+            raise ConfigError("handlers.deidentify.options: each option may appear once")
+        if {"retain_longitudinal_modified_dates", "retain_longitudinal_full_dates"} <= set(options):
+            raise ConfigError("handlers.deidentify.options: retain_longitudinal_modified_dates and "
+                              "retain_longitudinal_full_dates exclude each other; choose one")
+        return options
+
+    @field_validator("date_shift_days")
+    @classmethod
+    def _shift(cls, days: tuple[int, ...]) -> tuple[int, ...]:
+        key = "handlers.deidentify.date_shift_days"
+        if len(days) != 2:
+            raise ConfigError(f"{key} must be two whole numbers of days [lowest, highest]")
+        low, high = days
+        if low > high or max(abs(low), abs(high)) > MAX_SHIFT_DAYS:
+            raise ConfigError(f"{key} = {list(days)!r}: need lowest <= highest, each within "
+                              f"-{MAX_SHIFT_DAYS}..{MAX_SHIFT_DAYS}")
+        if low <= 0 <= high:
+            raise ConfigError(f"{key} = {list(days)!r}: the range includes 0, which would keep some patients' "
+                              "real dates; use retain_longitudinal_full_dates for that")
+        return days

@@ -2,35 +2,36 @@
 
 from __future__ import annotations
 
-import copy
 import dataclasses
 import functools
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from pydicom import Dataset
 from pydicom.uid import UID, ExplicitVRLittleEndian
 
-from stegonode.codecs.keys import NodeKeys, Recipient
-from stegonode.errors import ConfigError
+from stegonode.codecs.keys import NodeKeys
+from stegonode.codecs.settings import Settings, parse
 
 from .admission import Policy as AdmissionPolicy
 from .admission import check_admissible, check_object_size, pixel_carrier_obstacle
-from .base import Handler, Instance, keyword_tags
-from .compression import DEFAULT_STORAGE, release_encoded, storage_syntax, store_pixels
-from .deidentify import deidentify
-from .embed import Protection
-from .header import mac_key
-from .options import Policy
+from .base import Handler, Instance
 from .colour import cover_pixels, is_colour
+from .compression import release_encoded, storage_syntax, store_pixels
 from .pixels import MAX_DECODED_BYTES, keep_pixels
 from .pseudonyms import Pseudonymizer
 from .registry import HANDLERS
-from .seal import CARRIERS, HeaderRecipient, load_recipients
+from .settings import CARRIERS, DEFAULT_ORDER, PipelineSettings, handlers_model
 
-DEFAULT_ORDER = ("collect", "seal", "segment", "embed", "deidentify")
+if TYPE_CHECKING:  # an annotation only: the pipeline imports no handler (the registry has them)
+    from .embed import Protection
+
+T = TypeVar("T")
+
+__all__ = ["DEFAULT_ORDER", "Pipeline", "PipelineContext", "build_pipeline", "pipeline_for", "configured_pipeline"]
+
 
 
 class Pipeline:
@@ -39,7 +40,6 @@ class Pipeline:
 
     def __init__(self, handlers: Sequence[Handler], policy: AdmissionPolicy = AdmissionPolicy(),
                  transfer_syntax: UID = ExplicitVRLittleEndian, max_object_bytes: int = MAX_DECODED_BYTES) -> None:
-        _check_order([(handler.name, handler.requires) for handler in handlers])
         self.handlers = list(handlers)
         self.policy = dataclasses.replace(policy, encrypting=any(h.name == "encrypt" for h in handlers))
         self.transfer_syntax = transfer_syntax
@@ -53,15 +53,17 @@ class Pipeline:
         """Raise the RefusedError for an object of ``size`` bytes over node.max_object_mb, before it is read."""
         check_object_size(size, self.max_object_bytes)
 
-    def protect(self, ds: Dataset) -> Instance:
-        """Protect ``ds`` in place; return the instance with its report and timings.
+    def run(self, ds: Dataset) -> Instance:
+        """Run the handlers over ``ds``, admitted (:meth:`admit`), and encode its pixels, in place;
+        return the instance with its report and timings. Only
+        :func:`stegonode.handlers.protect.protect_object` calls this: it reads and admits the
+        object, and keeps one that is protected already as it is.
 
         An object whose pixels cannot carry the identity (no pixels, a SEG's or a dose grid's,
         palette colour, too small: :func:`pixel_carrier_obstacle`) gets the header carrier alone: the
         handlers that work on pixels (``needs_pixels``) do not run for it, and its pixels are
         stored as received."""
         start = time.perf_counter()
-        self.admit(ds)
         obstacle = pixel_carrier_obstacle(ds, self.policy.encrypting)
         instance = Instance(dataset=ds, pixels=None if obstacle else cover_pixels(ds))
         if obstacle:
@@ -88,96 +90,36 @@ class Pipeline:
         return instance
 
 
-def _check_order(stages: Sequence[tuple[str, Sequence[str]]]) -> None:
-    """Each stage after the stages it requires, and only once."""
-    seen: set[str] = set()
-    for name, requires in stages:
-        if name in seen:
-            raise ConfigError(f"pipeline.handlers: {name!r} appears more than once")
-        missing = [r for r in requires if r not in seen]
-        if missing:
-            raise ConfigError(f"pipeline.handlers: {name!r} needs {', '.join(missing)} before it")
-        seen.add(name)
-
-
-def check_pipeline(order: Sequence[str], settings: Mapping[str, Mapping],
-                   carriers: Sequence[str] = CARRIERS) -> None:
-    """Everything node.toml's ``[pipeline]`` and ``[handlers.*]`` tables may get wrong, without
-    loading a model or reading a key: the one validation, which node.toml's loader runs before
-    anything starts (and :func:`build_pipeline` again for callers that skip the loader)."""
-    unknown = [name for name in order if name not in HANDLERS]
-    if unknown:
-        raise ConfigError(f"pipeline.handlers: unknown handler(s) {unknown}; known: {list(HANDLERS)}")
-    _check_order([(name, HANDLERS[name].requires) for name in order])
-    _check_carriers(carriers)
-    for name in HANDLERS:
-        if name in settings:
-            HANDLERS[name].check(settings)
-
-
-def _check_carriers(carriers: Sequence[str]) -> None:
-    if not carriers or len(set(carriers)) != len(carriers) or set(carriers) - set(CARRIERS):
-        raise ConfigError(f"pipeline.carriers = {list(carriers)!r}; give one or both of "
-                          f"{', '.join(repr(c) for c in CARRIERS)}, each once")
-
-
 @dataclass
 class PipelineContext:
     """What handlers are built from: node.toml's ``[handlers.*]`` tables, the node's keys, the
-    carriers; and what several handlers share, made once (pseudonyms, de-identification, the
-    header carrier's recipient)."""
+    carriers; and what several handlers share, made once (:meth:`shared`; the pseudonyms)."""
 
-    settings: Mapping[str, Mapping[str, Any]]
+    settings: Any  # the [handlers] tables, validated (handlers_model()); plain ones are validated here
     keys: NodeKeys
     carriers: Sequence[str]
+    _shared: dict[Callable[..., Any], Any] = field(default_factory=dict, init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.settings, Settings):
+            self.settings = parse(handlers_model(), _document(self.settings), "handlers")
 
     @functools.cached_property
     def pseudonyms(self) -> Pseudonymizer:
         return pseudonymizer(self.settings, self.keys)
 
-    @functools.cached_property
-    def deidentifier(self) -> Callable[[Dataset], int]:
-        extra = keyword_tags(self.settings["collect"]["extra_attributes"], "handlers.collect.extra_attributes")
-        return functools.partial(deidentify, pseudonyms=self.pseudonyms, extra=extra,
-                                 policy=Policy.from_settings(dict(self.settings["deidentify"])))
-
-    @functools.cached_property
-    def recipients(self) -> tuple[Recipient, ...]:
-        """Who objects are sealed for: ``[handlers.seal] recipients``, or node.keys's own."""
-        return load_recipients(self.settings["seal"], self.keys)
-
-    @functools.cached_property
-    def header(self) -> HeaderRecipient | None:
-        return header_recipient(self.carriers, self.keys, self.recipients)
+    def shared(self, make: Callable[[PipelineContext], T]) -> T:
+        """What several handlers share, made once per pipeline by ``make``, a function of the
+        handler module that owns it (de-identification, the recipients, the header carrier)."""
+        if make not in self._shared:
+            self._shared[make] = make(self)
+        return self._shared[make]
 
 
-def pseudonymizer(settings: Mapping[str, Mapping[str, Any]], keys: NodeKeys) -> Pseudonymizer:
+def pseudonymizer(settings: Any, keys: NodeKeys) -> Pseudonymizer:
     """The node's keyed mapping, as node.toml's ``[handlers.*]`` tables configure it (Retain
     UIDs keeps every UID): what the pipeline, and the receivers naming jobs by new UID, share."""
-    options = settings.get("deidentify", {}).get("options", [])
-    return Pseudonymizer(keys.pseudonym_key, retain_uids="retain_uids" in options)
-
-
-def header_recipient(carriers: Sequence[str], keys: NodeKeys,
-                     recipients: Sequence[Recipient] | None = None) -> HeaderRecipient | None:
-    """What the header carrier needs, when it is configured and every recipient (by default
-    node.keys's own) has a certificate.
-
-    Key files from before the header carrier have no certificate: they keep working, with the
-    pixel carrier only (callers say so once). Only "header" and no certificate is an error, and
-    so is a listed recipient without one while others have one.
-    """
-    _check_carriers(carriers)
-    if "header" not in carriers:
-        return None
-    recipients = (keys.recipient,) if recipients is None else tuple(recipients)
-    certificates = [recipient.certificate for recipient in recipients]
-    if any(certificate is None for certificate in certificates):
-        if "pixels" not in carriers or any(certificate is not None for certificate in certificates):
-            raise ConfigError("pipeline.carriers names 'header', which needs a certificate for every "
-                              "recipient (stegonode keygen writes one; --certificate CERT.pem takes yours)")
-        return None
-    return HeaderRecipient(tuple(c for c in certificates if c is not None), mac_key(keys.embedding_key))
+    return Pseudonymizer(keys.pseudonym_key, retain_uids="retain_uids" in settings["deidentify"]["options"])
 
 
 def describe_carriers(protection: Protection) -> str:
@@ -199,48 +141,69 @@ def pixels_only_notice(carriers: Sequence[str], keys: NodeKeys) -> str | None:
 
 
 def build_pipeline(
-    order: Sequence[str], settings: Mapping[str, Mapping], keys: NodeKeys,
+    order: Sequence[str], settings: Any, keys: NodeKeys,
     carriers: Sequence[str] = CARRIERS, transfer_syntax: str = "explicit-vr-little-endian",
     max_object_bytes: int = MAX_DECODED_BYTES,
 ) -> Pipeline:
     """Handlers named in ``order`` (from the registry), configured from node.toml's
     ``[handlers.*]`` tables, writing the ``carriers`` node.toml's ``[pipeline] carriers`` names
     (the header carrier only with a certificate in node.keys), storing pixels in
-    ``transfer_syntax`` (a ``[storage] transfer_syntax`` choice)."""
-    check_pipeline(order, settings, carriers)
-    context = PipelineContext(settings, keys, carriers)
-    return Pipeline([HANDLERS[name].from_config(context) for name in order],
-                    AdmissionPolicy.of(settings, context.header is not None),
-                    storage_syntax(transfer_syntax), max_object_bytes)
+    ``transfer_syntax`` (a ``[storage] transfer_syntax`` choice).
+
+    For callers with tables of their own (tests, benchmarks, the report): ``order``,
+    ``carriers`` and ``settings`` (validated tables, or plain ones) are validated by the models
+    node.toml's loader uses. The node builds from its validated configuration (:func:`pipeline_for`).
+    """
+    pipeline = parse(PipelineSettings, {"handlers": tuple(order), "carriers": tuple(carriers)}, "pipeline")
+    model = handlers_model()
+    tables = settings if isinstance(settings, model) else parse(model, _document(settings), "handlers")
+    return _build(pipeline, tables, keys, storage_syntax(transfer_syntax), max_object_bytes)
 
 
-def pipeline_for(config: Mapping[str, Any], keys: NodeKeys) -> Pipeline:
-    """The pipeline node.toml describes: its handlers, carriers and stored transfer syntax."""
-    return build_pipeline(config["pipeline"]["handlers"], config["handlers"], keys,
-                          config["pipeline"]["carriers"], stored_syntax_name(config), max_object_bytes(config))
+
+def _document(settings: Any) -> Any:
+    """Plain tables of ``settings`` (which may hold validated tables)."""
+    if isinstance(settings, Settings):
+        return settings.model_dump()
+    if isinstance(settings, Mapping):
+        return {key: _document(value) for key, value in settings.items()}
+    return settings
 
 
-def max_object_bytes(config: Mapping[str, Any]) -> int:
-    """node.toml's ``[node] max_object_mb`` in bytes (the built-in limit for a config without it)."""
-    return int(config.get("node", {}).get("max_object_mb", MAX_DECODED_BYTES >> 20)) << 20
+def _build(pipeline: PipelineSettings, settings: Any, keys: NodeKeys, transfer_syntax: UID,
+           max_object_bytes: int) -> Pipeline:
+    """The pipeline of validated tables: nothing is checked again."""
+    context = PipelineContext(settings, keys, pipeline.carriers)
+    handlers = [HANDLERS[name].from_config(context) for name in pipeline.handlers]
+    header = any(HANDLERS[name].carries_header(context) for name in pipeline.handlers)
+    return Pipeline(handlers, AdmissionPolicy.of(settings, header), transfer_syntax, max_object_bytes)
 
 
-def stored_syntax_name(config: Mapping[str, Any]) -> str:
-    """node.toml's ``[storage] transfer_syntax`` (the default for a config without the table)."""
-    return str(config.get("storage", {}).get("transfer_syntax", DEFAULT_STORAGE))
+def pipeline_for(config: Any, keys: NodeKeys) -> Pipeline:
+    """The pipeline node.toml describes (:func:`stegonode.node.config.load`): its handlers,
+    carriers and stored transfer syntax."""
+    return _build(config.pipeline, config.handlers, keys, storage_syntax(config.storage.transfer_syntax),
+                  max_object_bytes(config))
 
 
-def configured_pipeline(
-    config: Mapping[str, Any], keys: NodeKeys, cipher: str | None = None, segmenter: str | None = None
-) -> Pipeline:
+def max_object_bytes(config: Any) -> int:
+    """node.toml's ``[node] max_object_mb`` in bytes."""
+    return int(config.node.max_object_mb) << 20
+
+
+def configured_pipeline(config: Any, keys: NodeKeys, cipher: str | None = None,
+                        segmenter: str | None = None) -> Pipeline:
     """node.toml's pipeline; with ``cipher``, encrypting last with that cipher; with ``segmenter``,
-    that segmenter instead of the configured one (the options of ``stegonode protect``)."""
-    settings = copy.deepcopy(dict(config["handlers"]))
-    order = list(config["pipeline"]["handlers"])
+    that segmenter instead of the configured one (the options of ``stegonode protect`` and of
+    the console's forms, validated here as node.toml's keys are)."""
+    if cipher is None and segmenter is None:
+        return pipeline_for(config, keys)
+    settings = config.handlers.model_dump()
+    order = list(config.pipeline.handlers)
     if cipher is not None:
         settings["encrypt"]["cipher"] = cipher
         order = [name for name in order if name != "encrypt"] + ["encrypt"]
     if segmenter is not None:
         settings["segment"]["segmenter"] = segmenter
-    return build_pipeline(order, settings, keys, config["pipeline"]["carriers"], stored_syntax_name(config),
+    return build_pipeline(order, settings, keys, config.pipeline.carriers, config.storage.transfer_syntax,
                           max_object_bytes(config))

@@ -21,7 +21,7 @@ import struct
 from collections.abc import Collection, Mapping, Sequence
 from pathlib import Path
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Annotated, Any, ClassVar
 
 import numpy as np
 from cryptography import x509
@@ -29,22 +29,25 @@ from pydicom import Dataset
 from pydicom.datadict import DicomDictionary
 from pydicom.tag import BaseTag, Tag
 
+from pydantic import field_validator
+
 from stegonode.codecs import cms, payload
+from stegonode.codecs.settings import Choice, Names, Settings
 from stegonode.errors import ConfigError, KeyFileError, MessageNotFoundError, PayloadTooLargeError
 from stegonode.codecs.keys import NodeKeys, Recipient, load_recipient
 from stegonode.codecs.seal import MAX_RECIPIENTS, seal_for
 
 from .base import HandlerBase, Instance, Revealing, keyword_tags
 from .collect import serialize, without_bulk
-from .header import HeaderCarrier, mac, remove_header_carrier, seal_header, write_header_carrier
+from .header import HeaderCarrier, mac, mac_key, remove_header_carrier, seal_header, write_header_carrier
 from .profile import BASIC_PROFILE
 from .pseudonyms import BOUND_UIDS, Pseudonymizer
 from .registry import HANDLERS
+from .settings import CARRIERS as CARRIERS  # re-exported: where callers look for it
 
 if TYPE_CHECKING:
     from .pipeline import PipelineContext
 
-CARRIERS = ("pixels", "header")
 CORE_ATTRIBUTES = (
     "PatientName", "PatientID", "PatientBirthDate", "PatientSex", "AccessionNumber",
     "StudyInstanceUID", "SeriesInstanceUID", "SOPInstanceUID",
@@ -128,6 +131,39 @@ def load_recipients(settings: Mapping[str, Any], keys: NodeKeys) -> tuple[Recipi
     return recipients
 
 
+def recipients_of(context: PipelineContext) -> tuple[Recipient, ...]:
+    """Who objects are sealed for: ``[handlers.seal] recipients``, or node.keys's own (shared by
+    seal and embed: :meth:`PipelineContext.shared`)."""
+    return load_recipients(context.settings.seal, context.keys)
+
+
+def header_of(context: PipelineContext) -> HeaderRecipient | None:
+    """The header carrier's recipients, when it is configured and can be written."""
+    return header_recipient(context.carriers, context.keys, context.shared(recipients_of))
+
+
+def header_recipient(carriers: Sequence[str], keys: NodeKeys,
+                     recipients: Sequence[Recipient] | None = None) -> HeaderRecipient | None:
+    """What the header carrier needs, when it is configured and every recipient (by default
+    node.keys's own) has a certificate.
+
+    Key files from before the header carrier have no certificate: they keep working, with the
+    pixel carrier only (callers say so once). Only "header" and no certificate is an error, and
+    so is a listed recipient without one while others have one. ``carriers`` are validated
+    (:class:`~.settings.PipelineSettings`).
+    """
+    if "header" not in carriers:
+        return None
+    recipients = (keys.recipient,) if recipients is None else tuple(recipients)
+    certificates = [recipient.certificate for recipient in recipients]
+    if any(certificate is None for certificate in certificates):
+        if "pixels" not in carriers or any(certificate is not None for certificate in certificates):
+            raise ConfigError("pipeline.carriers names 'header', which needs a certificate for every "
+                              "recipient (stegonode keygen writes one; --certificate CERT.pem takes yours)")
+        return None
+    return HeaderRecipient(tuple(c for c in certificates if c is not None), mac_key(keys.embedding_key))
+
+
 def core_subset(attributes: Dataset, core: Collection[BaseTag]) -> Dataset:
     """The attributes whose tags are in ``core`` (and the character set their text needs)."""
     subset = Dataset()
@@ -137,6 +173,30 @@ def core_subset(attributes: Dataset, core: Collection[BaseTag]) -> Dataset:
     return subset
 
 
+class SealSettings(Settings):
+    """``[handlers.seal]``: the QR code's error correction, the core attributes (what the pixels
+    carry when the whole payload does not fit), and who objects are sealed for."""
+
+    qr_error_correction: Annotated[str, Choice("L", "M", "Q", "H")] = "L"
+    core_attributes: Names = tuple(CORE_ATTRIBUTES)
+    recipients: Names = ()
+
+    @field_validator("core_attributes")
+    @classmethod
+    def _keywords(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        keyword_tags(value, "handlers.seal.core_attributes")
+        return value
+
+    @field_validator("recipients")
+    @classmethod
+    def _recipients(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        if not all(value):
+            raise ConfigError("handlers.seal.recipients must be a list of recipient file paths")
+        if len(value) > MAX_RECIPIENTS:
+            raise ConfigError(f"handlers.seal.recipients: at most {MAX_RECIPIENTS} recipients")
+        return value
+
+
 @HANDLERS.register
 class SealHandler(HandlerBase):
     """Fills ``instance.message`` (and ``core_message``) and ``instance.header_carrier``; writes
@@ -144,26 +204,18 @@ class SealHandler(HandlerBase):
 
     name: ClassVar[str] = "seal"
     requires: ClassVar[tuple[str, ...]] = ("collect",)
-    defaults: ClassVar[Mapping[str, Any]] = {"qr_error_correction": "L", "core_attributes": list(CORE_ATTRIBUTES),
-                                             "recipients": []}
-    choices: ClassVar[Mapping[str, tuple[str, ...]]] = {"qr_error_correction": ("L", "M", "Q", "H")}
+    table: ClassVar[type[Settings]] = SealSettings
 
     @classmethod
-    def check(cls, settings: Mapping[str, Mapping[str, Any]]) -> None:
-        super().check(settings)
-        keyword_tags(settings["seal"]["core_attributes"], "handlers.seal.core_attributes")
-        recipients = settings["seal"]["recipients"]
-        if not isinstance(recipients, list) or not all(isinstance(name, str) and name for name in recipients):
-            raise ConfigError("handlers.seal.recipients must be a list of recipient file paths")
-        if len(recipients) > MAX_RECIPIENTS:
-            raise ConfigError(f"handlers.seal.recipients: at most {MAX_RECIPIENTS} recipients")
+    def carries_header(cls, context: PipelineContext) -> bool:
+        return context.shared(header_of) is not None
 
     @classmethod
     def from_config(cls, context: PipelineContext) -> SealHandler:
         seal = context.settings["seal"]
-        return cls([recipient.public_key for recipient in context.recipients], context.pseudonyms,
+        return cls([recipient.public_key for recipient in context.shared(recipients_of)], context.pseudonyms,
                    seal["qr_error_correction"],
-                   header=context.header, pixels="pixels" in context.carriers,
+                   header=context.shared(header_of), pixels="pixels" in context.carriers,
                    core=keyword_tags(seal["core_attributes"], "handlers.seal.core_attributes"))
 
     def __init__(

@@ -25,19 +25,22 @@ stego image at the cover's levels.
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar, Protocol
+from typing import TYPE_CHECKING, Annotated, ClassVar, Protocol
 
 import numpy as np
 from pydicom import Dataset
 from scipy import ndimage
 
+from pydantic import field_validator
+
+from stegonode.codecs.settings import Names, Range, Settings
 from stegonode.errors import ConfigError, RefusedError
 from stegonode.models.morphology import bounding_box, close_cross, fill_holes
 
-from .base import HandlerBase, Instance, check_choice
+from .base import HandlerBase, Instance, choice_of
 from .registry import SEGMENTERS, HANDLERS
 
 if TYPE_CHECKING:  # ONNX Runtime loads only when the Mask R-CNN segmenter is used
@@ -377,6 +380,34 @@ class SegmenterPolicy:
         return self.other
 
 
+class SegmentSettings(Settings):
+    """``[handlers.segment]``: the segmenter of the validated modalities, what the others get
+    (a segmenter, or "none": refused), and the margin kept around the foreground."""
+
+    segmenter: str = "maskrcnn"
+    validated_modalities: Names = tuple(NETWORK_MODALITIES)
+    other_modalities: str = "padding"
+    margin: Annotated[int, Range(0, 256)] = 6
+
+    @field_validator("segmenter")
+    @classmethod
+    def _segmenter(cls, value: str) -> str:
+        return choice_of("handlers.segment.segmenter", value, list(SEGMENTERS))
+
+    @field_validator("other_modalities")
+    @classmethod
+    def _other(cls, value: str) -> str:
+        return choice_of("handlers.segment.other_modalities", value, [*SEGMENTERS, NOT_PIXEL_PROTECTED])
+
+    @field_validator("validated_modalities")
+    @classmethod
+    def _modalities(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        if not all(m.isalnum() and m.isupper() and len(m) <= 16 for m in value):
+            raise ConfigError("handlers.segment.validated_modalities must list modality codes "
+                              "such as \"CT\" (upper case, at most 16 characters)")
+        return value
+
+
 @HANDLERS.register
 class SegmentHandler(HandlerBase):
     """Fills ``instance.foreground`` with the mask of the segmenter the policy picks."""
@@ -384,25 +415,7 @@ class SegmentHandler(HandlerBase):
     name: ClassVar[str] = "segment"
     needs_pixels: ClassVar[bool] = True
     requires: ClassVar[tuple[str, ...]] = ()
-    defaults: ClassVar[Mapping[str, Any]] = {
-        "segmenter": "maskrcnn",
-        "validated_modalities": list(NETWORK_MODALITIES),
-        "other_modalities": "padding",
-        "margin": 6,
-    }
-    ranges: ClassVar[Mapping[str, tuple[float, float | None]]] = {"margin": (0, 256)}
-
-    @classmethod
-    def check(cls, settings: Mapping[str, Mapping[str, Any]]) -> None:
-        segment = settings["segment"]
-        check_choice("handlers.segment.segmenter", segment["segmenter"], list(SEGMENTERS))
-        check_choice("handlers.segment.other_modalities", segment["other_modalities"],
-                     [*SEGMENTERS, NOT_PIXEL_PROTECTED])
-        super().check(settings)
-        modalities = segment["validated_modalities"]
-        if not all(isinstance(m, str) and m.isalnum() and m.isupper() and len(m) <= 16 for m in modalities):
-            raise ConfigError("handlers.segment.validated_modalities must list modality codes "
-                              "such as \"CT\" (upper case, at most 16 characters)")
+    table: ClassVar[type[Settings]] = SegmentSettings
 
     @classmethod
     def from_config(cls, context: PipelineContext) -> SegmentHandler:

@@ -48,11 +48,14 @@ from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 from xml.etree import ElementTree
 
 from stegonode.errors import ConfigError
+
+if TYPE_CHECKING:
+    from .config import Config
 
 log = logging.getLogger("stegonode.audit")
 
@@ -373,17 +376,11 @@ def index_record(event: Event) -> dict[str, Any]:
                 f"keys {','.join(event.query_keys)}" if event.query_keys else ""))).split())}
 
 
-def from_config(config: dict[str, Any]) -> AuditTrail:
+def from_config(config: Config) -> AuditTrail:
     """The audit trail node.toml's ``[audit]`` table describes."""
     table = config.get("audit", {})
     source = table.get("source_id") or config["node"]["ae_title"]
     return AuditTrail(source, table.get("repository", ""), table.get("file", ""), table.get("ca_certificates", ""))
-
-
-def check(table: dict[str, Any]) -> None:
-    """Refuse a malformed ``[audit]`` table (node.toml validation)."""
-    if table.get("repository"):
-        Repository.parse(table["repository"])
 
 
 def query_keys(identifier: Any) -> tuple[str, ...]:

@@ -64,7 +64,7 @@ class Ingest:
         """Check, write durably and queue one object (a Part 10 file's bytes, as received over
         DIMSE or STOW-RS); its status, with an Error Comment on failure."""
         start = time.perf_counter()
-        new_uid = self.pseudonyms.uid(sop_instance_uid)
+        new_uid = job_key(self.pseudonyms, sop_instance_uid)
         refused = self._check(encoded, sop_class)
         if refused is not None:
             log.warning("refused %s (new UID %s): %s", sop_class.name, new_uid, refused.ErrorComment)
@@ -104,6 +104,13 @@ class Ingest:
             return status_dataset(CANNOT_UNDERSTAND, str(exc))
         refused = refusal(ds, sop_class, self.policy, self.max_object_bytes)
         return None if refused is None else status_dataset(*refused)
+
+
+def job_key(pseudonyms: Pseudonymizer, sop_instance_uid: object) -> str:
+    """The key by which the index, the queue and the log name a received instance: its new
+    (pseudonymous) SOP Instance UID, the one the pipeline gives it, so that a copy received
+    again finds the queued one and no log line holds the original UID."""
+    return pseudonyms.uid(str(sop_instance_uid or ""))
 
 
 def refusal(ds: Dataset, sop_class: UID, policy: Policy = Policy(),

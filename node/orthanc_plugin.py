@@ -48,20 +48,19 @@ from pydicom.dataset import FileMetaDataset
 from pydicom.uid import UID, ExplicitVRLittleEndian, SecondaryCaptureImageStorage, generate_uid
 
 from stegonode.codecs import keys as keyfiles
-from stegonode.errors import (
-    ConfigError, InputError, StegonodeError, UnsupportedImageError,
-)
+from stegonode.errors import ConfigError, Failure, InputError, UnsupportedImageError
+from stegonode.handlers.dicomfile import configure_pydicom, read_dicom
 from stegonode.handlers.embed import already_protected
 from stegonode.handlers.pipeline import Pipeline, pipeline_for, pixels_only_notice, pseudonymizer
-from stegonode.handlers.dicomfile import configure_pydicom, read_dicom
+from stegonode.handlers.protect import protect_object
 from stegonode.handlers.pseudonyms import Pseudonymizer
 
 from . import config as node_config
-from .ingest import CANNOT_UNDERSTAND, DATASET_DOES_NOT_MATCH_SOP_CLASS, OUT_OF_RESOURCES, refusal
+from .config import Config
+from .ingest import CANNOT_UNDERSTAND, DATASET_DOES_NOT_MATCH_SOP_CLASS, OUT_OF_RESOURCES, job_key, refusal
 
 log = logging.getLogger("stegonode.orthanc")
 
-PROCESSING_FAILURE = 0x0110  # PS3.7 C.4: the sender may try again
 PYTHON_PLUGIN = Path("/usr/share/orthanc/plugins/libOrthancPython.so")  # Debian's orthanc-python
 DICOMWEB_PLUGIN = Path("/usr/share/orthanc/plugins/libOrthancDicomWeb.so")  # Debian's orthanc-dicomweb
 LAUNCHER = "stegonode_plugin.py"
@@ -146,7 +145,7 @@ class Protector:
         except InputError as exc:
             return self._refuse(Refusal(CANNOT_UNDERSTAND, str(exc)), "", "", origin)
         sop_class = UID(str(ds.get("SOPClassUID", "")))
-        new_uid = self.pseudonyms.uid(str(ds.get("SOPInstanceUID", "")))
+        new_uid = job_key(self.pseudonyms, ds.get("SOPInstanceUID"))
         refused = refusal(ds, sop_class, self.pipeline.policy, self.pipeline.max_object_bytes)
         if refused is not None:
             return self._refuse(Refusal(*refused), new_uid, sop_class, origin)
@@ -165,15 +164,15 @@ class Protector:
         ds, new_uid, sop_class = screened
         try:
             with self._slots:
-                instance = self.pipeline.protect(ds)
-            buffer = io.BytesIO()
-            ds.save_as(buffer, enforce_file_format=True)
+                protected = protect_object(ds, self.pipeline)
         except Exception as exc:
             return self._refuse(failure(exc), new_uid, sop_class, origin)
-        steps = ", ".join(f"{name} {1000 * s:.0f}" for name, s in instance.timings.items())
+        if protected.kept:  # screened out above already; the one rule, should that change
+            return action.KEEP_AS_IS, None
+        steps = ", ".join(f"{name} {1000 * s:.0f}" for name, s in protected.timings.items())
         log.info("protected %s in %.0f ms (%s); identity residues removed: %d", new_uid,
-                 1000 * (time.perf_counter() - start), steps, instance.report.get("identity_residues_removed", 0))
-        return action.MODIFY, buffer.getvalue()
+                 1000 * (time.perf_counter() - start), steps, protected.report.get("identity_residues_removed", 0))
+        return action.MODIFY, protected.data
 
     def cstore_filter(self, instance: Any) -> int:
         """Orthanc's incoming C-STORE filter: 0 stores; a marker gets its refusal status."""
@@ -200,15 +199,16 @@ class Protector:
 
 
 def failure(exc: Exception) -> Refusal:
-    """The C-STORE status for an object the pipeline failed on, mapped like the node's errors:
-    what the object is (unsupported, undecodable, too small) is final, the rest may be retried."""
+    """The C-STORE status for an object the pipeline failed on, by the node's one rule
+    (:class:`stegonode.errors.Failure`): a failure of the environment may succeed if sent
+    again (Out of Resources); any other comes from the object and is final (unsupported image,
+    else Cannot Understand)."""
+    judged = Failure.of(exc)
+    if judged.transient:
+        return Refusal(OUT_OF_RESOURCES, judged.reason)
     if isinstance(exc, UnsupportedImageError):
-        return Refusal(DATASET_DOES_NOT_MATCH_SOP_CLASS, str(exc))
-    if isinstance(exc, StegonodeError):  # InputError, CapacityError, PayloadTooLargeError, ...
-        return Refusal(CANNOT_UNDERSTAND, str(exc))
-    if isinstance(exc, (OSError, MemoryError)):
-        return Refusal(OUT_OF_RESOURCES, f"out of resources while protecting ({type(exc).__name__})")
-    return Refusal(PROCESSING_FAILURE, f"internal error while protecting ({type(exc).__name__})")
+        return Refusal(DATASET_DOES_NOT_MATCH_SOP_CLASS, judged.reason)
+    return Refusal(CANNOT_UNDERSTAND, judged.reason)
 
 
 def _marker(token: str, sop_class: str) -> bytes:
@@ -276,7 +276,7 @@ def rest_url(orthanc: ModuleType) -> str:
     return f"http://127.0.0.1:{port}"
 
 
-def thread_settings(config: dict[str, Any]) -> str:
+def thread_settings(config: Config) -> str:
     """The compute threads this process uses, as loaded: ONNX Runtime's session options of the
     Mask R-CNN network (when that is the segmenter) and the thread variables numpy read."""
     parts = []

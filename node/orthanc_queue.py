@@ -47,10 +47,11 @@ from typing import Any
 import pydicom
 
 
-from .ingest import OUT_OF_RESOURCES
+from .ingest import OUT_OF_RESOURCES, job_key
 from .orthanc_plugin import Protector, Refusal, Screened
 from .storage import Storage, new_token
-from .workers import INGEST_QUIET_S, Outcome, _start_worker, protect_job, warm_up
+from .workers import INGEST_QUIET_S, Outcome, _start_worker, outcome_of, protect_job, warm_up
+from .config import Config
 
 log = logging.getLogger("stegonode.orthanc")
 STORED = ("Success", "AlreadyStored")  # POST /instances answers that mean Orthanc holds it
@@ -61,7 +62,7 @@ REST_TIMEOUT_S = 120.0
 class OrthancQueue:
     """The queue-mode callback, the worker pool behind it, and the thread that stores into Orthanc."""
 
-    def __init__(self, orthanc: ModuleType, protector: Protector, config: dict[str, Any],
+    def __init__(self, orthanc: ModuleType, protector: Protector, config: Config,
                  keys_path: Path, directory: Path, python: str, python_path: list[str],
                  rest_url: str) -> None:
         node = config["node"]
@@ -189,7 +190,7 @@ class OrthancQueue:
         """A leftover's new UID, for the log (the pipeline derives the same from its UID)."""
         try:
             ds = pydicom.dcmread(self.storage.path("inbox", token), stop_before_pixels=True)
-            return self.protector.pseudonyms.uid(str(ds.get("SOPInstanceUID", "")))
+            return job_key(self.protector.pseudonyms, ds.get("SOPInstanceUID"))
         except Exception:  # unreadable: the worker says why
             return "unknown"
 
@@ -211,12 +212,7 @@ class OrthancQueue:
     def _finish(self, token: str, future: Future) -> None:
         if future.cancelled():
             return  # stopping: the object stays in inbox/
-        try:
-            outcome: Outcome = future.result()
-        except BrokenProcessPool:
-            outcome = Outcome(reason="worker process died while protecting")
-        except Exception as exc:
-            outcome = Outcome(reason=f"worker failed ({type(exc).__name__})")
+        outcome = outcome_of(future)
         if outcome.reason is None:
             outcome = self._store(token, outcome)
         if outcome.reason is not None:

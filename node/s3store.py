@@ -82,7 +82,7 @@ class S3Settings:
         return f"S3Settings({self.url!r}, endpoint={self.endpoint!r})"
 
 
-def settings_of(storage: dict[str, Any]) -> S3Settings | None:
+def settings_of(storage: Any) -> S3Settings | None:
     """The object store node.toml's [storage] table configures, or None (the data directory).
     The one place [storage]'s url, endpoint, region and credentials are read."""
     url = storage.get("url", "")

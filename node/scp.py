@@ -45,6 +45,7 @@ from .index import Association, Index
 from .ingest import Ingest, status_dataset
 from .retrieve import StoredObject, move_contexts, send_from_files
 from .storage import ObjectStore
+from .config import Config
 
 log = logging.getLogger("stegonode.associations")
 
@@ -105,7 +106,7 @@ def _addresses(host: str) -> set[str]:
 class NodeServer:
     """One pynetdicom AE serving the node's storage and query/retrieve services."""
 
-    def __init__(self, config: dict[str, Any], index: Index, ingest: Ingest,
+    def __init__(self, config: Config, index: Index, ingest: Ingest,
                  storage: ObjectStore) -> None:
         self.node = config["node"]
         self.index = index

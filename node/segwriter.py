@@ -23,7 +23,7 @@ from pathlib import Path
 from pydicom import dcmread
 from sqlalchemy import func, select
 
-from stegonode.errors import StegonodeError
+from stegonode.errors import Failure
 from stegonode.handlers import dicomseg
 from stegonode.handlers.dicomfile import read_dicom
 from stegonode.handlers.embed import already_protected, read_protection
@@ -49,10 +49,9 @@ def write_segmentation(keys: list[str], pixel_cipher_key: bytes) -> Outcome:
         buffer = io.BytesIO()
         seg.save_as(buffer, enforce_file_format=True)
         stored = storage.write("stored", seg.SOPInstanceUID, buffer.getvalue())
-    except StegonodeError as exc:
-        return Outcome(reason=str(exc), permanent=True)
-    except Exception as exc:  # a worker must report, never die
-        return Outcome(reason=f"internal error while writing the segmentation ({type(exc).__name__})")
+    except Exception as exc:  # a worker must report, never die: stegonode.errors decides the rest
+        judged = Failure.of(exc, "writing the segmentation")
+        return Outcome(reason=judged.reason, permanent=not judged.transient)
     return Outcome(attributes={k: str(seg.get(k, "") or "") for k in ATTRIBUTES},
                    transfer_syntax=str(seg.file_meta.TransferSyntaxUID), stored=stored)
 

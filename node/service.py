@@ -9,22 +9,25 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 from stegonode.codecs import keys as keyfiles
+from stegonode.codecs.keys import NodeKeys
 from stegonode.errors import ConfigError, InputError
 from stegonode.handlers.admission import Policy
 from stegonode.handlers.dicomfile import configure_pydicom, read_dicom
 from stegonode.handlers.pipeline import PipelineContext, max_object_bytes, pixels_only_notice, pseudonymizer
+from stegonode.handlers.seal import header_of
 
 from . import audit
 from .index import Index
-from .ingest import Ingest
+from .ingest import Ingest, job_key
 from .scp import NodeServer
 from .segwriter import Segmentations
-from .storage import NodePaths, open_store
+from .storage import NodePaths, ObjectStore, open_store
 from .workers import Workers
+from .config import Config
 
 log = logging.getLogger("stegonode.node")
 
@@ -32,7 +35,7 @@ log = logging.getLogger("stegonode.node")
 class _Host:
     """What every host of a node opens: its data directory, the index and the keys."""
 
-    def __init__(self, config: dict[str, Any]) -> None:
+    def __init__(self, config: Config) -> None:
         configure_pydicom()
         threading.excepthook = _thread_failed
         self.config = config
@@ -47,14 +50,23 @@ class _Host:
         return Workers(self.index, self.storage, self.config, self.paths.keys, self.paths.data_dir)
 
 
+def build_ingest(config: Config, keys: NodeKeys, storage: ObjectStore, index: Index,
+                 wake: Callable[[], None]) -> Ingest:
+    """The C-STORE (and STOW-RS) path of a receiver: the keyed job names, the admission policy
+    and the size limit node.toml sets (a carrier it cannot write stops it here)."""
+    header = PipelineContext(config.handlers, keys, config.pipeline.carriers).shared(header_of)
+    return Ingest(storage, index, pseudonymizer(config.handlers, keys), wake,
+                  Policy.of(config.handlers, header is not None), max_object_bytes(config))
+
+
 class Node(_Host):
     """``stegonode serve``: everything node.toml's [node] and [[peers]] tables describe."""
 
-    def __init__(self, config: dict[str, Any]) -> None:
+    def __init__(self, config: Config) -> None:
         super().__init__(config)
         keys = keyfiles.load_node_keys(self._keys())
         # a carrier it cannot write, or a recipient file it cannot read, stops start-up
-        header = PipelineContext(config["handlers"], keys, config["pipeline"]["carriers"]).header
+        PipelineContext(config.handlers, keys, config.pipeline.carriers).shared(header_of)
         notice = pixels_only_notice(config["pipeline"]["carriers"], keys)
         if notice:
             log.warning(notice)
@@ -64,8 +76,7 @@ class Node(_Host):
         self.segmentations = Segmentations(
             self.index, self.storage, self.workers.run, float(config["node"]["seg_stable_seconds"]),
             keys.pixel_cipher_key) if config["node"]["seg"] and self.workers is not None else None
-        self.ingest = Ingest(self.storage, self.index, pseudonymizer(config["handlers"], keys), wake,
-                             Policy.of(config["handlers"], header is not None), max_object_bytes(config))
+        self.ingest = build_ingest(config, keys, self.storage, self.index, wake)
         self.server = NodeServer(config, self.index, self.ingest, self.storage)
         self.server.audit.add_sink(lambda event: self.index.record_audit(audit.index_record(event)))
 
@@ -123,7 +134,7 @@ class Node(_Host):
                 self.storage.relocate("inbox", token, "quarantine", token)
                 log.warning("inbox file %s unreadable: quarantined", token)
                 continue
-            self.ingest.queue(self.ingest.pseudonyms.uid(str(uid)), token, "")
+            self.ingest.queue(job_key(self.ingest.pseudonyms, uid), token, "")
         if orphans:
             log.info("queued %d inbox file(s) whose job was not yet recorded", len(orphans))
 
@@ -131,7 +142,7 @@ class Node(_Host):
 class WorkerHost(_Host):
     """``stegonode worker``: a worker pool on the shared index and storage, no DICOM listener."""
 
-    def __init__(self, config: dict[str, Any]) -> None:
+    def __init__(self, config: Config) -> None:
         super().__init__(config)
         if not self.paths.keys.is_file():
             raise ConfigError(f"no node.keys at {self.paths.keys}: a worker host uses the "

@@ -177,7 +177,7 @@ class Storage:
         return str(self.local_path(key))
 
 
-def open_store(config: dict[str, Any], data_dir: Path, create: bool = True) -> ObjectStore:
+def open_store(config: Any, data_dir: Path, create: bool = True) -> ObjectStore:
     """The storage node.toml's [storage] table names: the data directory (``url`` empty), or an
     S3-compatible object store. ``create``: make what is missing and sweep what crashed
     processes left (a host starting); otherwise only open it (worker processes, the CLI)."""

@@ -30,30 +30,24 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pydicom import Dataset
-from pydicom.uid import UID
 from sqlalchemy.exc import SQLAlchemyError
 
-from stegonode.errors import StegonodeError, WorkerStartError
 from stegonode.codecs.keys import load_node_keys
-from stegonode.handlers.embed import already_protected, read_protection
+from stegonode.errors import ENVIRONMENT_FAILURES, Failure, WorkerStartError
+from stegonode.handlers.dicomfile import configure_pydicom
+from stegonode.handlers.embed import read_protection
 from stegonode.handlers.pipeline import Pipeline, describe_carriers, pipeline_for
-from stegonode.handlers.dicomfile import configure_pydicom, dicom_bytes, read_dicom
-from stegonode.handlers.compression import store_pixels
-from stegonode.handlers.colour import carrier_pixels
-from stegonode.handlers.pixels import keep_pixels
+from stegonode.handlers.protect import protect_object
 
 from .index import ATTRIBUTES, Index, Job
 from .keyring import key_ids_of
 from .native import release_memory
+from .config import Config
 from .storage import HOST, ObjectStore, open_store, process_alive
 
 log = logging.getLogger("stegonode.jobs")
 INGEST_QUIET_S = 0.25  # no C-STORE for this long: the burst is over, use every worker
 WARM_TIMEOUT_S = 120.0  # worker processes loading the pipeline at start
-# Failures of the machine rather than of the object: retried (with the worker dying, which
-# the pool reports). Any other failure recurs with the same object, so it is quarantined at once.
-ENVIRONMENT_FAILURES = (OSError, MemoryError)
 
 
 @dataclass
@@ -79,7 +73,7 @@ _pipeline: Pipeline | None = None
 _storage: ObjectStore | None = None
 
 
-def _start_worker(config: dict[str, Any], keys_path: Path, data_dir: Path, log_level: str) -> None:
+def _start_worker(config: Config, keys_path: Path, data_dir: Path, log_level: str) -> None:
     global _pipeline, _storage
     os.nice(10)  # answering C-STORE comes first; protecting catches up in the background
     # One job at a time per worker, so one compute thread each (read when the networks load into
@@ -133,34 +127,38 @@ def _not_now(exc: BaseException) -> Outcome:
 def _protect(received: bytes) -> Outcome:
     assert _pipeline is not None and _storage is not None, "worker not started"
     try:
-        ds = read_dicom(received)
-        report: dict[str, Any] = {}
-        if already_protected(ds):
-            timings = _keep_as_protected(ds, _pipeline.transfer_syntax)
-        else:
-            instance = _pipeline.protect(ds)
-            timings, report = instance.timings, instance.report
+        protected = protect_object(received, _pipeline)
         # Staged, not yet stored: the pool publishes it only if this copy is still the newest
         # acknowledged one when it finishes (Index.finish).
-        stored = _storage.stage(dicom_bytes(ds))
-        protection = read_protection(ds)
+        stored = str(_storage.stage(protected.data))
+        protection = read_protection(protected.dataset)
         carriers, key_ids = describe_carriers(protection), " ".join(sorted(key_ids_of(protection)))
-    except StegonodeError as exc:
-        return Outcome(reason=str(exc), permanent=True)
-    except ENVIRONMENT_FAILURES as exc:  # the disk, the store, the memory: another attempt may succeed
-        return _not_now(exc)
-    except Exception as exc:  # the object itself: it fails the same way every time
-        return Outcome(reason=f"internal error while protecting ({type(exc).__name__})", permanent=True)
+    except Exception as exc:  # a worker reports, never dies: stegonode.errors decides the rest
+        failure = Failure.of(exc)
+        return Outcome(reason=failure.reason, permanent=not failure.transient)
+    ds = protected.dataset
     attributes = {keyword: str(ds.get(keyword, "") or "") for keyword in ATTRIBUTES}
     return Outcome(
         attributes=attributes,
         transfer_syntax=str(ds.file_meta.TransferSyntaxUID),
         stored=stored,
-        timings=timings,
+        timings=protected.timings,
         carriers=carriers,
         key_ids=key_ids,
-        identity_residues=int(report.get("identity_residues_removed", 0)),
+        identity_residues=int(protected.report.get("identity_residues_removed", 0)),
     )
+
+
+def outcome_of(future: Future) -> Outcome:
+    """A finished worker task's Outcome; a worker process that died (the memory, a signal) is a
+    failure of the environment, retried; any other exception is judged as the worker would."""
+    try:
+        return future.result()
+    except BrokenProcessPool:
+        return Outcome(reason="worker process died while protecting")
+    except Exception as exc:
+        failure = Failure.of(exc)
+        return Outcome(reason=failure.reason, permanent=not failure.transient)
 
 
 def warm_up(executor: ProcessPoolExecutor, processes: int, hint: str = "") -> None:
@@ -178,17 +176,6 @@ def warm_up(executor: ProcessPoolExecutor, processes: int, hint: str = "") -> No
                                f"({type(exc).__name__}{hint})") from None
 
 
-def _keep_as_protected(ds: Dataset, transfer_syntax: UID) -> dict[str, float]:
-    """A peer's stego object (an Orthanc with the plugin, another node): pixels and header
-    as they are, stored in the node's stored transfer syntax like every stored object (one with
-    the header carrier alone keeps its pixels as received)."""
-    if read_protection(ds).has_pixels:
-        store_pixels(ds, carrier_pixels(ds), transfer_syntax)
-    else:
-        keep_pixels(ds)
-    return {}
-
-
 # -- in the node process ---------------------------------------------------------------------
 
 
@@ -196,7 +183,7 @@ class Workers:
     """Dispatches queued jobs to a process pool and records their outcomes in the index."""
 
     def __init__(
-        self, index: Index, storage: ObjectStore, config: dict[str, Any], keys_path: Path,
+        self, index: Index, storage: ObjectStore, config: Config, keys_path: Path,
         data_dir: Path,
     ) -> None:
         node = config["node"]
@@ -332,12 +319,7 @@ class Workers:
             with self._lock:
                 self._held.pop(job.sop_instance_uid, None)
             return
-        try:
-            outcome = future.result()
-        except BrokenProcessPool:
-            outcome = Outcome(reason="worker process died while protecting")
-        except Exception as exc:
-            outcome = Outcome(reason=f"worker failed ({type(exc).__name__})")
+        outcome = outcome_of(future)
         try:
             if outcome.reason is None:
                 self._succeeded(job, outcome)

@@ -21,6 +21,7 @@ from stegonode.errors import StegonodeError
 from stegonode.codecs.keys import PeerKeys
 from stegonode.handlers.pipeline import Pipeline
 from stegonode.handlers.pixels import read_pixels
+from stegonode.handlers.protect import protect_object
 from stegonode.handlers.reveal import reveal
 from stegonode.handlers.segment import has_hounsfield_units, hounsfield_units, windowed
 from stegonode.training import images
@@ -79,7 +80,7 @@ def evaluate(path: Path, pipeline: Pipeline, keys: PeerKeys) -> Outcome:
     ds = copy.deepcopy(original)
     try:
         cover = read_pixels(ds).copy()
-        instance = pipeline.protect(ds)
+        instance = protect_object(ds, pipeline).instance
     except StegonodeError as exc:
         outcome.refused = str(exc)
         return outcome

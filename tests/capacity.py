@@ -19,6 +19,7 @@ from stegonode.errors import StegonodeError
 from stegonode.handlers.embed import EmbedHandler
 from stegonode.handlers.pipeline import Pipeline
 from stegonode.handlers.pixels import PixelFormat, read_pixels, write_pixels
+from stegonode.handlers.protect import protect_object
 from stegonode.handlers.reveal import reveal
 from stegonode.codecs.keys import PeerKeys
 
@@ -70,7 +71,7 @@ def measure(pipeline: Pipeline, peer: PeerKeys, ds: pydicom.Dataset, name: str,
     """Protect ``ds`` with ``pipeline``; reveal it from each carrier alone (with ``peer``'s keys,
     and with ``other_peer``'s too when given: another recipient); one table row."""
     original = copy.deepcopy(ds)
-    instance = pipeline.protect(ds)
+    instance = protect_object(ds, pipeline).instance
     usable = instance.usable  # the safe background embed computed (segmenter, margin, guard)
     embed = next(h for h in pipeline.handlers if isinstance(h, EmbedHandler))
     report = instance.report

@@ -17,6 +17,7 @@ from seaweed import SeaweedServer, weed_binary
 
 from stegonode.codecs import keys as keyfiles
 from stegonode.handlers.pipeline import build_pipeline
+from stegonode.handlers.protect import protect_object
 from stegonode.node import config as node_config
 
 from images import image_path
@@ -109,7 +110,7 @@ def protect_image(pipeline, tmp_path_factory):
             original = pydicom.dcmread(image_path(name))
             ds = copy.deepcopy(original)
             cover = read_pixels(ds).copy()
-            instance = pipeline.protect(ds)
+            instance = protect_object(ds, pipeline).instance
             path = out / name
             ds.save_as(path, enforce_file_format=True)
             cache[name] = Protected(name, original, cover, instance.foreground, instance.usable, path,

@@ -66,7 +66,7 @@ def test_protect_reports_each_file_and_fails_bad_ones_with_a_reason(protected):
         "liver_1frame.dcm": "Segmentation Storage: its pixels are data",
     }
     for name, reason in header_only.items():
-        assert lines[name].startswith(f"OK ") and f"carriers header (no pixel carrier: {reason}" in lines[name], lines[name]
+        assert lines[name].startswith("OK ") and f"carriers header (no pixel carrier: {reason}" in lines[name], lines[name]
         assert (out / name).exists()
     reasons = {
         "truncated.dcm": "truncated",
@@ -108,6 +108,19 @@ def test_reveal_with_node_keys_or_plain_image_fails_clearly(protected, keys, inp
     first, second = (json.loads(line) for line in result.stdout.splitlines())
     assert not first["ok"] and "not a stegonode-protected object" in first["error"]
     assert second["ok"]
+
+
+def test_protect_keeps_an_already_protected_file_as_it_is(protected, keys, tmp_path):
+    out, _ = protected
+    result = run("protect", str(out / "693_UNCR.dcm"), str(out / "CT_small.dcm"), "--out", str(tmp_path / "again"),
+                 "--keys", str(keys / "node.keys"))
+    assert result.returncode == 0, result.stdout + result.stderr
+    lines = result.stdout.splitlines()
+    assert len(lines) == 2 and all("already protected by stegonode, kept as it is" in line for line in lines), lines
+    revealed = run("reveal", str(tmp_path / "again"), "--keys", str(keys / "peer.keys"), "--json")
+    for document in map(json.loads, revealed.stdout.splitlines()):  # the original identity, not pseudonyms
+        original = pydicom.dcmread(image_path(Path(document["file"]).name))
+        assert document["ok"] and document["attributes"]["PatientID"] == original.PatientID, document
 
 
 @pytest.mark.parametrize("name", ["693_UNCR.dcm", "MR2_UNCR.dcm", "RG3_UNCR.dcm", "CT_small.dcm"])

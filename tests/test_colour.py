@@ -21,6 +21,7 @@ from pydicom import Dataset
 from pydicom.pixels import convert_color_space
 
 from stegonode.errors import InputError
+from stegonode.handlers.protect import protect_object
 from stegonode.handlers.admission import pixel_carrier_obstacle
 from stegonode.handlers.colour import carrier_pixels, chromatic, samples
 from stegonode.handlers.embed import read_protection
@@ -83,7 +84,7 @@ def _header(ds: Dataset) -> dict:
 def test_colour_pixel_carrier_is_exact_outside_the_usable_background(name, syntax, node_keys, peer_keys):
     original = _original(name)
     ds = copy.deepcopy(original)
-    instance = _pipeline(node_keys, syntax).protect(ds)
+    instance = protect_object(ds, _pipeline(node_keys, syntax)).instance
     assert instance.protection is not None and instance.protection.carriers == ["pixels", "header"], \
         instance.report
     stored = _saved(ds)
@@ -109,7 +110,7 @@ def test_colour_pixel_carrier_is_exact_outside_the_usable_background(name, synta
 def test_the_pixel_carrier_alone_reveals_a_colour_image(node_keys, peer_keys):
     original = pydicom.dcmread(image_path("US1_UNCR.dcm"))
     ds = copy.deepcopy(original)
-    _pipeline(node_keys, "jpeg-ls-lossless").protect(ds)
+    protect_object(ds, _pipeline(node_keys, "jpeg-ls-lossless"))
     stored = _saved(ds)
     del stored.EncryptedAttributesSequence  # the header carrier stripped
     revealed = reveal(stored, peer_keys)
@@ -130,7 +131,7 @@ def test_colour_images_without_room_get_the_header_carrier_with_their_pixels_as_
     obstacle = pixel_carrier_obstacle(original)
     assert (why in obstacle) if why else obstacle is None, obstacle
     ds = copy.deepcopy(original)
-    instance = _pipeline(node_keys, "jpeg-ls-lossless").protect(ds)
+    instance = protect_object(ds, _pipeline(node_keys, "jpeg-ls-lossless")).instance
     assert instance.protection is not None and instance.protection.carriers == ["header"]
     stored = _saved(ds)
     assert stored.PhotometricInterpretation == original.PhotometricInterpretation
@@ -144,7 +145,7 @@ def test_colour_is_header_only_when_the_pipeline_encrypts_pixels(node_keys):
     order = [*config["pipeline"]["handlers"], "encrypt"]
     pipeline = build_pipeline(order, config["handlers"], node_keys)
     ds = pydicom.dcmread(image_path("US1_UNCR.dcm"))
-    instance = pipeline.protect(ds)
+    instance = protect_object(ds, pipeline).instance
     assert instance.protection is not None and instance.protection.carriers == ["header"]
     assert "pixel encryption" in instance.report["pixel_obstacle"]
 
@@ -154,4 +155,4 @@ def test_a_truncated_colour_image_is_refused(node_keys):
     ds = pydicom.dcmread(image_path("US1_UNCR.dcm"))
     ds.PixelData = ds.PixelData[: len(ds.PixelData) // 3]
     with pytest.raises(InputError, match="truncated file: pixel data has 307200 of 921600 bytes"):
-        _pipeline(node_keys).protect(ds)
+        protect_object(ds, _pipeline(node_keys))

@@ -17,6 +17,7 @@ from stegonode.codecs.deep import DeepCodec, DeepParams
 from stegonode.errors import CapacityError, MessageNotFoundError
 from stegonode.handlers.pipeline import build_pipeline
 from stegonode.handlers.pixels import PixelFormat, read_pixels
+from stegonode.handlers.protect import protect_object
 from stegonode.handlers.reveal import reveal
 from stegonode.models import deepnet, deepstego
 from stegonode.training.corpus import Patches
@@ -25,7 +26,7 @@ from stegonode.training.deepstego_fit import TrainConfig, evaluate, train
 from stegonode.node import config as node_config
 from stegonode.node import deepstego as node_deep
 from stegonode.training import deepstego as deeptrain
-from stegonode.node.cli import main
+from stegonode.cli import main
 
 from images import ROUND_TRIP, image_path
 
@@ -152,7 +153,7 @@ def test_cli_dicom_cover_keeps_its_bit_depth(sources, tmp_path, capsys):
 
 @pytest.fixture(scope="module")
 def deep_pipeline(node_keys):
-    config = node_config.load(None)
+    config = node_config.defaults()
     config["handlers"]["embed"]["codec"] = "deep"
     # The pixel carrier alone, so that a background too small is said, not carried by the header.
     return build_pipeline(config["pipeline"]["handlers"], config["handlers"], node_keys, ["pixels"])
@@ -164,7 +165,7 @@ def test_deep_codec_reveals_exact_patient_data_or_says_too_small(name, deep_pipe
     ds = copy.deepcopy(original)
     cover = read_pixels(ds).copy()
     try:
-        usable = deep_pipeline.protect(ds).usable
+        usable = protect_object(ds, deep_pipeline).instance.usable
     except CapacityError as exc:
         assert exc.offered_bits < exc.needed_bits
         return
@@ -186,7 +187,7 @@ def test_deep_codec_reveals_exact_patient_data_or_says_too_small(name, deep_pipe
 def test_deep_codec_survives_a_mask_two_pixels_off(name, operation, deep_pipeline, peer_keys):
     original = pydicom.dcmread(image_path(name))
     ds = copy.deepcopy(original)
-    foreground = deep_pipeline.protect(ds).foreground
+    foreground = protect_object(ds, deep_pipeline).instance.foreground
     structure = np.zeros((3, 3, 3), dtype=bool)
     structure[1] = True
     moved = operation(foreground, structure=structure, iterations=2)

@@ -17,8 +17,10 @@ from pydicom.sequence import Sequence
 from stegonode.errors import ConfigError, InputError
 from stegonode.handlers.deidentify import is_bulk
 from stegonode.handlers.dates import legal_age, shift_da, shift_dt
+from stegonode.handlers.deidentify import deidentifier
 from stegonode.handlers.pipeline import PipelineContext, build_pipeline, pseudonymizer
 from stegonode.handlers.profile import SAFE_PRIVATE
+from stegonode.handlers.protect import protect_object
 from stegonode.handlers.pseudonyms import Pseudonymizer, patient_identity
 from stegonode.handlers.reveal import reveal
 from stegonode.handlers.seal import CARRIERS
@@ -41,7 +43,7 @@ def _settings(options=None, **deidentify) -> dict:
 def _deidentified(node_keys, ds: Dataset, options) -> Dataset:
     """``ds`` de-identified (a copy) with exactly ``options``."""
     out = copy.deepcopy(ds)
-    PipelineContext(_settings(options), node_keys, CARRIERS).deidentifier(out)
+    PipelineContext(_settings(options), node_keys, CARRIERS).shared(deidentifier)(out)
     return out
 
 
@@ -227,8 +229,8 @@ def test_same_patient_same_offset_across_pipelines_and_intervals_kept(node_keys)
         ds.PatientID, ds.PatientName = "P-1001", "Roe^Richard"
     first.StudyDate, second.StudyDate = "20200101", "20210315"
     originals = copy.deepcopy(first), copy.deepcopy(second)
-    _pipeline(node_keys).protect(first)
-    _pipeline(node_keys).protect(second)
+    protect_object(first, _pipeline(node_keys))
+    protect_object(second, _pipeline(node_keys))
     day = lambda value: datetime.date(int(value[:4]), int(value[4:6]), int(value[6:8]))  # noqa: E731
     assert first.PatientID == second.PatientID
     shifted = day(second.StudyDate) - day(first.StudyDate)
@@ -252,7 +254,7 @@ def test_dates_shift_at_every_depth_and_reveal_restores_the_exact_header(node_ke
     block = ds.private_block(0x0099, "NQHeader", create=True)
     block.add_new(0x05, "LT", "Patient CompressedSamples CT1")
     original = copy.deepcopy(ds)
-    _pipeline(node_keys).protect(ds)
+    protect_object(ds, _pipeline(node_keys))
     days = _offset(node_keys, original.PatientID)
     (stored_item,) = ds.RadiopharmaceuticalInformationSequence
     assert stored_item.RadiopharmaceuticalStartDateTime == shift_dt("20040119071500", days)
@@ -293,13 +295,13 @@ def test_suv_of_a_protected_pet_equals_the_original(node_keys):
     (drug,) = ds.RadiopharmaceuticalInformationSequence
     drug.RadiopharmaceuticalStartDateTime = f"{ds.SeriesDate}{drug.RadiopharmaceuticalStartTime}"
     original = copy.deepcopy(ds)
-    _pipeline(node_keys).protect(ds)
+    protect_object(ds, _pipeline(node_keys))
     assert ds.AcquisitionDate != original.AcquisitionDate  # dates moved
     assert _suv_factor(ds) == _suv_factor(original)
     plain = copy.deepcopy(original)  # also without the sequence's DT: series date + start time
     del plain.RadiopharmaceuticalInformationSequence[0].RadiopharmaceuticalStartDateTime
     protected = copy.deepcopy(plain)
-    _pipeline(node_keys).protect(protected)
+    protect_object(protected, _pipeline(node_keys))
     assert _suv_factor(protected) == _suv_factor(plain)
 
 
@@ -431,7 +433,7 @@ def test_residual_check_removes_identity_planted_in_30_places(node_keys, peer_ke
     ds, places, planted = _planted()
     assert places >= 30
     original = copy.deepcopy(ds)
-    instance = _pipeline(node_keys).protect(ds)
+    instance = protect_object(ds, _pipeline(node_keys)).instance
     assert instance.report["identity_residues_removed"] == planted
     ds.save_as(tmp_path / "stored.dcm", enforce_file_format=True)
     stored = pydicom.dcmread(tmp_path / "stored.dcm")
@@ -461,7 +463,7 @@ def test_dciodvfy_finds_no_new_errors_with_the_default_options(name, node_keys, 
     except InputError:
         pytest.skip("refused by admission (colour, burned-in annotation): nothing is stored")
     ds.save_as(tmp_path / "original.dcm", enforce_file_format=True)
-    _pipeline(node_keys).protect(ds)
+    protect_object(ds, _pipeline(node_keys))
     ds.save_as(tmp_path / "protected.dcm", enforce_file_format=True)
     new = dciodvfy_errors(tmp_path / "protected.dcm") - dciodvfy_errors(tmp_path / "original.dcm")
     assert not new, new
@@ -471,7 +473,7 @@ def test_retain_uids_through_the_pipeline_binds_and_reveals(node_keys, peer_keys
     """With Retain UIDs the seal binds to the kept UIDs, and the receivers name jobs by them."""
     ds = _read("CT_small.dcm")
     original = copy.deepcopy(ds)
-    _pipeline(node_keys, [*node_config.DEFAULTS["handlers"]["deidentify"]["options"], "retain_uids"]).protect(ds)
+    protect_object(ds, _pipeline(node_keys, [*node_config.DEFAULTS["handlers"]["deidentify"]["options"], "retain_uids"]))
     assert (ds.SOPInstanceUID, ds.StudyInstanceUID) == (original.SOPInstanceUID, original.StudyInstanceUID)
     assert ds.file_meta.MediaStorageSOPInstanceUID == original.SOPInstanceUID
     revealed = reveal(ds, peer_keys)

@@ -24,6 +24,7 @@ from stegonode.handlers.encrypt import (
 )
 from stegonode.handlers.pipeline import build_pipeline
 from stegonode.handlers.pixels import read_pixels
+from stegonode.handlers.protect import protect_object
 from stegonode.handlers.reveal import reveal
 from stegonode.node import config as node_config
 
@@ -91,7 +92,7 @@ def test_pipeline_with_encrypt_switched_on_in_node_toml(tmp_path, node_keys, pee
     pipeline = build_pipeline(config["pipeline"]["handlers"], config["handlers"], node_keys)
     original = pydicom.dcmread(image_path("MR2_UNCR.dcm"))
     ds = copy.deepcopy(original)
-    instance = pipeline.protect(ds)
+    instance = protect_object(ds, pipeline).instance
     assert instance.report["cipher"] == "chaos" and "encrypt" in instance.timings
     stored = reread(ds)
     assert cipher_document(stored)["cipher"] == "chaos"

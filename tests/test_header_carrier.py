@@ -33,8 +33,10 @@ from stegonode.errors import (
 )
 from stegonode.handlers.collect import collect, serialize
 from stegonode.handlers.header import seal_header
+from stegonode.handlers.deidentify import deidentifier
 from stegonode.handlers.pipeline import PipelineContext, build_pipeline, pixels_only_notice
 from stegonode.handlers.pixels import PixelFormat, read_pixels, write_pixels
+from stegonode.handlers.protect import protect_object
 from stegonode.handlers.reveal import reveal
 from stegonode.handlers.seal import CARRIERS, payload_dictionary
 from stegonode.node import config as node_config
@@ -57,7 +59,7 @@ def _exact(attributes: pydicom.Dataset, original: pydicom.Dataset) -> None:
 def changed_attributes(node_keys):
     """What de-identification changes in an original: what the header carrier must hold."""
     context = PipelineContext(node_config.DEFAULTS["handlers"], node_keys, CARRIERS)  # the default options
-    return lambda original: collect(original, context.deidentifier)
+    return lambda original: collect(original, context.shared(deidentifier))
 
 
 def test_openssl_decrypts_exactly_the_original_values(protect_image, peer_keys, changed_attributes, tmp_path):
@@ -142,8 +144,8 @@ def test_carriers_that_disagree_are_tampering(node_keys, peer_keys):
     pipeline = build_pipeline(config["pipeline"]["handlers"], config["handlers"], node_keys)
     original, other = pydicom.dcmread(image_path("693_UNCR.dcm")), pydicom.dcmread(image_path("693_UNCR.dcm"))
     other.PatientName = "Someone^Else"
-    pipeline.protect(original)
-    pipeline.protect(other)
+    protect_object(original, pipeline)
+    protect_object(other, pipeline)
     other.EncryptedAttributesSequence = original.EncryptedAttributesSequence
     other.private_block(0x0011, "STEGONODE 1")[0x01].value = original.private_block(0x0011, "STEGONODE 1")[0x01].value
     with pytest.raises(CarrierMismatchError, match="tampered"):
@@ -189,7 +191,7 @@ def test_no_background_is_stored_with_the_header_carrier_only(name, pipeline, pe
     ds = pydicom.dcmread(image_path(name))
     original = copy.deepcopy(ds)
     cover = read_pixels(ds).copy()
-    instance = pipeline.protect(ds)
+    instance = protect_object(ds, pipeline).instance
     assert instance.report["carriers"] == "header" and instance.report["pixel_attributes"] == "none"
     np.testing.assert_array_equal(read_pixels(ds), cover)
     ds.save_as(tmp_path / name, enforce_file_format=True)
@@ -208,16 +210,16 @@ def test_old_key_files_keep_working_with_the_pixel_carrier_only(tmp_path):
             document.pop(field, None)
         path.write_text(json.dumps(document))
     node, peer = keyfiles.load_node_keys(tmp_path / "node.keys"), keyfiles.load_peer_keys(tmp_path / "peer.keys")
-    config = node_config.load(None)
+    config = node_config.defaults()
     assert "pixel carrier only" in pixels_only_notice(config["pipeline"]["carriers"], node)
     config["handlers"]["segment"]["segmenter"] = "classical"
     pipeline = build_pipeline(config["pipeline"]["handlers"], config["handlers"], node)
     ds = pydicom.dcmread(image_path("693_UNCR.dcm"))
-    assert pipeline.protect(ds).report["carriers"] == "pixels"
+    assert protect_object(ds, pipeline).instance.report["carriers"] == "pixels"
     assert "EncryptedAttributesSequence" not in ds
     assert reveal(ds, peer).carrier == "pixels"
     with pytest.raises(CapacityError):  # nothing else could carry it: refused, as before
-        pipeline.protect(pydicom.dcmread(image_path(NO_BACKGROUND[0])))
+        protect_object(pydicom.dcmread(image_path(NO_BACKGROUND[0])), pipeline)
     with pytest.raises(ConfigError, match="needs a certificate"):
         build_pipeline(config["pipeline"]["handlers"], config["handlers"], node, ["header"])
 

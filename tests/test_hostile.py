@@ -236,7 +236,13 @@ def test_failures_of_the_object_are_permanent_of_the_environment_transient(tmp_p
         def __init__(self, error: Exception) -> None:
             self.error = error
 
-        def protect(self, ds):
+        def check_size(self, size):
+            pass
+
+        def admit(self, ds):
+            pass
+
+        def run(self, ds):
             raise self.error
 
     outcomes = {}

@@ -31,7 +31,7 @@ from stegonode.handlers.pixels import read_pixels
 from stegonode.handlers.reveal import reveal
 from stegonode.models import deepstego, foreground
 from stegonode.node import deepstego as node_deep
-from stegonode.node.cli import main
+from stegonode.cli import main
 
 from images import image_path
 from nodes import PATIENT, STEGONODE, NodeProcess, scu, storescu, write_series
@@ -204,7 +204,7 @@ def without_torch(tmp_path_factory):
     (folder / "sitecustomize.py").write_text(BLOCKER)
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("PYTHONPATH", os.pathsep.join(filter(None, [str(folder), os.environ.get("PYTHONPATH")])))
-        probe = subprocess.run([sys.executable, "-c", "import stegonode.node.cli, stegonode.web.server; import torch"],
+        probe = subprocess.run([sys.executable, "-c", "import stegonode.cli, stegonode.web.server; import torch"],
                                capture_output=True, text=True, timeout=120)
         assert "No module named 'torch'" in probe.stderr, probe.stderr
         yield

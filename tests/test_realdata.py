@@ -21,6 +21,7 @@ from stegonode.codecs import keys as keyfiles
 from stegonode.errors import ConfigError, RefusedError
 from stegonode.handlers.pipeline import build_pipeline
 from stegonode.handlers.pixels import read_pixels
+from stegonode.handlers.protect import protect_object
 from stegonode.handlers.reveal import reveal
 from stegonode.node import config as node_config
 
@@ -119,7 +120,7 @@ def _dataset(pixels: np.ndarray, modality: str, **attributes) -> pydicom.Dataset
 def _protect_and_reveal(ds: pydicom.Dataset, pipeline, peer_keys) -> tuple[np.ndarray, np.ndarray]:
     original = copy.deepcopy(ds)
     cover = read_pixels(ds).copy()
-    pipeline.protect(ds)
+    protect_object(ds, pipeline)
     revealed = reveal(ds, peer_keys)
     assert str(revealed.attributes.PatientName) == str(original.PatientName)
     assert revealed.attributes.PatientID == original.PatientID
@@ -200,12 +201,12 @@ def test_full_field_angiography_run_writes_only_in_the_collimator_black(pipeline
 
 
 def test_modality_set_to_none_is_refused_with_the_key(node_keys):
-    config = node_config.load(None)
+    config = node_config.defaults()
     config["handlers"]["segment"]["other_modalities"] = "none"
     pipeline = build_pipeline(config["pipeline"]["handlers"], config["handlers"], node_keys)
     frames = np.zeros((1, 128, 128), np.uint8)
     with pytest.raises(RefusedError, match="other_modalities"):
-        pipeline.protect(_dataset(frames, "XA"))
+        protect_object(_dataset(frames, "XA"), pipeline)
 
 
 def test_policy_values_are_validated(tmp_path):

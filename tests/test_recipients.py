@@ -22,6 +22,7 @@ from stegonode.errors import ConfigError, KeyFileError, PayloadIntegrityError, W
 from stegonode.handlers.embed import read_protection
 from stegonode.handlers.pipeline import build_pipeline
 from stegonode.handlers.pixels import read_pixels
+from stegonode.handlers.protect import protect_object
 from stegonode.handlers.reveal import reveal
 from stegonode.node import config as node_config
 from stegonode.node.keyring import reseal_header, reseal_files, stored_by_key
@@ -44,7 +45,7 @@ def recipient_sets(tmp_path_factory):
 
 
 def _pipeline(directory: Path, recipients: list[Path]):
-    config = node_config.load(None)
+    config = node_config.defaults()
     config["handlers"]["seal"]["recipients"] = [str(path) for path in recipients]
     return build_pipeline(config["pipeline"]["handlers"], config["handlers"],
                           keyfiles.load_node_keys(directory / "node.keys"))
@@ -53,7 +54,7 @@ def _pipeline(directory: Path, recipients: list[Path]):
 def _protect(pipeline, name: str = IMAGE) -> tuple[pydicom.Dataset, pydicom.Dataset]:
     original = pydicom.dcmread(image_path(name))
     ds = copy.deepcopy(original)
-    instance = pipeline.protect(ds)
+    instance = protect_object(ds, pipeline).instance
     assert instance.report["carriers"] == "pixels+header"
     return original, pydicom.dcmread(BytesIO(_bytes(ds)))
 
@@ -207,7 +208,7 @@ def test_recipient_files_are_checked(recipient_sets, tmp_path):
 
 def test_command_line_recipients_rotation_and_reseal(tmp_path, capsys):
     """keygen --recipient, protect for a set listed in node.toml, keys objects, keys reseal."""
-    from stegonode.node.cli import main
+    from stegonode.cli import main
 
     keys = tmp_path / "keys"
     assert main(["keygen", str(keys)]) == 0

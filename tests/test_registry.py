@@ -3,20 +3,22 @@ node.toml's validation, protect and reveal; no module of the package knows them.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any, ClassVar
+from typing import Annotated, ClassVar
 
 import numpy as np
 import pydicom
 import pytest
+from pydantic import Field
 
 from stegonode.codecs.registry import CODECS, CIPHERS
+from stegonode.codecs.settings import Range, Settings
 from stegonode.codecs.stego import CodecEntry
 from stegonode.errors import ConfigError, MessageNotFoundError, NotProtectedError
 from stegonode.handlers.base import HandlerBase, Instance, Revealing
 from stegonode.handlers.embed import read_protection
 from stegonode.handlers.pipeline import build_pipeline
 from stegonode.handlers.private import read_document, remove_block, write_document
+from stegonode.handlers.protect import protect_object
 from stegonode.handlers.registry import HANDLERS, SEGMENTERS
 from stegonode.handlers.reveal import reveal
 from stegonode.node import config as node_config
@@ -70,25 +72,30 @@ class ToyCodec:
         return 1.0
 
 
+class ToySettings(Settings):
+    """``[handlers.toy]``: its one key, declared, defaulted and checked here."""
+
+    label: Annotated[str, Field(max_length=64)] = "toy was here"
+
+
+class ToyCodecSettings(Settings):
+    copies: Annotated[int, Range(1, 15)] = 3
+
+
 class ToyHandler(HandlerBase):
     """Labels the protected object (Image Comments) and records that in its own private block;
     its inverse step takes both away again."""
 
     name: ClassVar[str] = "toy"
     requires: ClassVar[tuple[str, ...]] = ("deidentify",)
-    defaults: ClassVar[Mapping[str, Any]] = {"label": "toy was here"}
+    table: ClassVar[type[Settings]] = ToySettings
 
     def __init__(self, label: str) -> None:
         self.label = label
 
     @classmethod
-    def check(cls, settings):
-        if not isinstance(settings["toy"]["label"], str) or len(settings["toy"]["label"]) > 64:
-            raise ConfigError("handlers.toy.label must be text of at most 64 characters")
-
-    @classmethod
     def from_config(cls, context):
-        return cls(context.settings["toy"]["label"])
+        return cls(context.settings.toy.label)
 
     def __call__(self, instance: Instance) -> None:
         instance.dataset.ImageComments = self.label
@@ -108,8 +115,7 @@ class ToyHandler(HandlerBase):
 def toys():
     """The toy handler and codec, registered for one test only."""
     HANDLERS.register(ToyHandler)
-    CODECS.register(CodecEntry("toy", lambda params: ToyCodec(**params), defaults={"copies": 3},
-                               ranges={"copies": (1, 15)}))
+    CODECS.register(CodecEntry("toy", lambda params: ToyCodec(**params), ToyCodecSettings))
     yield
     HANDLERS.unregister("toy")
     CODECS.unregister("toy")
@@ -134,12 +140,12 @@ label = "{label}"
 
 def test_a_toy_handler_and_codec_protect_and_reveal_from_a_test_module_alone(toys, tmp_path, node_keys, peer_keys):
     config = node_config.load(_toml(tmp_path))
-    assert config["handlers"]["toy"] == {"label": "labelled by the toy"}
+    assert config.handlers.toy == ToySettings(label="labelled by the toy")
     pipeline = build_pipeline(config["pipeline"]["handlers"], config["handlers"], node_keys,
                               config["pipeline"]["carriers"])
     original = pydicom.dcmread(image_path("693_J2KI.dcm"))
     ds = pydicom.dcmread(image_path("693_J2KI.dcm"))
-    instance = pipeline.protect(ds)
+    instance = protect_object(ds, pipeline).instance
     protection = read_protection(ds)
     assert protection.codec == "toy" and protection.params == {"copies": 5}
     assert protection.steps == ["collect", "seal", "segment", "embed", "deidentify", "toy"]
@@ -160,11 +166,11 @@ def test_a_toy_handler_and_codec_protect_and_reveal_from_a_test_module_alone(toy
 def test_node_toml_validation_and_reveal_ask_the_registry(toys, tmp_path, node_keys, peer_keys):
     with pytest.raises(ConfigError, match=r"handlers.embed.toy.copies = 99: must be within 1..15"):
         node_config.load(_toml(tmp_path, copies=99))
-    with pytest.raises(ConfigError, match="handlers.toy.label must be text"):
+    with pytest.raises(ConfigError, match="handlers.toy.label = 'xxx.*': String should have at most 64 characters"):
         node_config.load(_toml(tmp_path, label="x" * 65))
     config = node_config.load(_toml(tmp_path))
     ds = pydicom.dcmread(image_path("693_J2KI.dcm"))
-    build_pipeline(config["pipeline"]["handlers"], config["handlers"], node_keys).protect(ds)
+    protect_object(ds, build_pipeline(config["pipeline"]["handlers"], config["handlers"], node_keys))
     HANDLERS.unregister("toy")
     with pytest.raises(NotProtectedError, match=r"handler\(s\) \['toy'\] this node does not have"):
         reveal(ds, peer_keys)

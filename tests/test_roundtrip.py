@@ -15,6 +15,7 @@ from stegonode.handlers.collect import described
 from stegonode.handlers.deidentify import DUMMY
 from stegonode.handlers.pixels import read_pixels
 from stegonode.handlers.profile import SAFE_PRIVATE
+from stegonode.handlers.protect import protect_object
 from stegonode.handlers.reveal import reveal
 from stegonode.node import config as node_config
 
@@ -138,7 +139,7 @@ def test_small_images_round_trip_from_some_carrier(name, pipeline, peer_keys):
     """Never refused for capacity alone: what the pixels cannot carry, the header carrier does."""
     ds = pydicom.dcmread(image_path(name))
     original = copy.deepcopy(ds)
-    instance = pipeline.protect(ds)
+    instance = protect_object(ds, pipeline).instance
     assert "header" in instance.report["carriers"]
     revealed = reveal(ds, peer_keys)
     assert revealed.complete and revealed.attributes.PatientID == original.PatientID
@@ -173,7 +174,7 @@ def test_non_ascii_names_round_trip(pipeline, peer_keys, tmp_path):
     ds.SpecificCharacterSet = "ISO_IR 192"
     ds.PatientName = "Müller^Zoë=山田^太郎"
     ds.InstitutionName = "Hôpital Saint-Éloi"
-    pipeline.protect(ds)
+    protect_object(ds, pipeline)
     ds.save_as(tmp_path / "x.dcm", enforce_file_format=True)
     attributes = reveal(pydicom.dcmread(tmp_path / "x.dcm"), peer_keys).attributes
     assert str(attributes.PatientName) == "Müller^Zoë=山田^太郎"
@@ -185,8 +186,8 @@ def test_same_patient_and_study_map_to_the_same_pseudonyms(pipeline):
     first = pydicom.dcmread(image_path("693_UNCR.dcm"))
     second = pydicom.dcmread(image_path("693_J2KR.dcm"))
     assert first.PatientID == second.PatientID and first.StudyInstanceUID == second.StudyInstanceUID
-    pipeline.protect(first)
-    pipeline.protect(second)
+    protect_object(first, pipeline)
+    protect_object(second, pipeline)
     assert first.PatientID == second.PatientID != pydicom.dcmread(image_path("693_UNCR.dcm")).PatientID
     assert first.PatientName == second.PatientName
     assert first.StudyInstanceUID == second.StudyInstanceUID

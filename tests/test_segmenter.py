@@ -19,6 +19,7 @@ from stegonode.handlers import segment
 from stegonode.handlers.pipeline import build_pipeline
 from stegonode.handlers.pixels import read_pixels
 from stegonode.handlers.embed import read_protection, write_protection
+from stegonode.handlers.protect import protect_object
 from stegonode.handlers.reveal import reveal
 from stegonode.training.segdata import phantom_example, real_example, LABELS
 from stegonode.handlers.segment import ClassicalSegmenter, MaskRCNNSegmenter, PaddingSegmenter, make_segmenter
@@ -26,7 +27,7 @@ from stegonode.training.segmenter import HELD_OUT_SEED
 from stegonode.models import foreground, maskrcnn, morphology
 from stegonode.training.phantoms import make_phantom
 from stegonode.training.maskrcnn_fit import Schedule, iou, ncc, train
-from stegonode.node import cli
+from stegonode import cli
 from stegonode.node import config as node_config
 
 from images import image_path
@@ -131,21 +132,21 @@ def test_modality_the_network_was_not_validated_on_gets_the_padding_segmenter(pi
 
 @pytest.fixture(scope="module")
 def protected_693(node_keys):
-    config = node_config.load(None)
+    config = node_config.defaults()
     config["handlers"]["segment"]["segmenter"] = "maskrcnn"
     ds = pydicom.dcmread(image_path("693_UNCR.dcm"))
-    build_pipeline(config["pipeline"]["handlers"], config["handlers"], node_keys).protect(ds)
+    protect_object(ds, build_pipeline(config["pipeline"]["handlers"], config["handlers"], node_keys))
     return ds
 
 
 @pytest.mark.parametrize("name", ["693_UNCR.dcm", "MR-SIEMENS-DICOM-WithOverlays.dcm"])
 def test_reveal_with_maskrcnn_at_both_ends_and_stable_mask(name, node_keys, peer_keys, tmp_path):
-    config = node_config.load(None)
+    config = node_config.defaults()
     config["handlers"]["segment"]["segmenter"] = "maskrcnn"
     pipeline = build_pipeline(config["pipeline"]["handlers"], config["handlers"], node_keys)
     original = pydicom.dcmread(image_path(name))
     ds = copy.deepcopy(original)
-    cover_mask = pipeline.protect(ds).foreground
+    cover_mask = protect_object(ds, pipeline).instance.foreground
     ds.save_as(tmp_path / name, enforce_file_format=True)
     stego = pydicom.dcmread(tmp_path / name)
     again = make_segmenter("maskrcnn").segment(stego, read_pixels(stego), read_protection(stego).segmenter_levels)
@@ -177,11 +178,11 @@ def test_stego_is_thresholded_at_the_covers_classical_levels(name, node_keys, pe
     2900 boundary pixels lost). The cover's levels travel in the protection block; at them the
     stego mask is the cover's but for the odd faint background blob the embedding lifts over the
     level (about 80 pixels on the US image with some keys), MONOCHROME1 (RG1) included."""
-    config = node_config.load(None)
+    config = node_config.defaults()
     config["handlers"]["segment"]["segmenter"] = "classical"
     config["handlers"]["segment"]["other_modalities"] = "classical"  # NM and US, for this test
     ds = pydicom.dcmread(image_path(name))
-    cover = build_pipeline(config["pipeline"]["handlers"], config["handlers"], node_keys).protect(ds)
+    cover = protect_object(ds, build_pipeline(config["pipeline"]["handlers"], config["handlers"], node_keys)).instance
     ds.save_as(tmp_path / name, enforce_file_format=True)
     stego = pydicom.dcmread(tmp_path / name)
     levels = read_protection(stego).segmenter_levels

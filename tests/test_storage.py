@@ -30,6 +30,7 @@ from stegonode.handlers.compression import DEFAULT_STORAGE, STORAGE_SYNTAXES, st
 from stegonode.handlers.dicomfile import dicom_bytes
 from stegonode.handlers.pipeline import configured_pipeline
 from stegonode.handlers.pixels import read_pixels
+from stegonode.handlers.protect import protect_object
 from stegonode.node import config as node_config
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
@@ -45,7 +46,7 @@ def protected(node_keys):
     pipeline = configured_pipeline(node_config.load(None), node_keys)
     pipeline.transfer_syntax = ExplicitVRLittleEndian
     ds = pydicom.dcmread(image_path("693_UNCR.dcm"))
-    pixels = pipeline.protect(ds).pixels
+    pixels = protect_object(ds, pipeline).instance.pixels
     return ds, pixels
 
 
@@ -105,8 +106,8 @@ def test_pipeline_stores_in_the_configured_syntax_and_encrypted_pixels_uncompres
     config = node_config.load(None)
     plain = pydicom.dcmread(image_path("693_UNCR.dcm"))
     encrypted = copy.deepcopy(plain)
-    configured_pipeline(config, node_keys).protect(plain)
-    configured_pipeline(config, node_keys, cipher="aes-gcm").protect(encrypted)
+    protect_object(plain, configured_pipeline(config, node_keys))
+    protect_object(encrypted, configured_pipeline(config, node_keys, cipher="aes-gcm"))
     assert plain.file_meta.TransferSyntaxUID == STORAGE_SYNTAXES[DEFAULT_STORAGE]
     assert encrypted.file_meta.TransferSyntaxUID == ExplicitVRLittleEndian
 
@@ -221,7 +222,7 @@ def test_pipeline_refuses_pixels_over_the_limit_before_decoding(node_keys, tmp_p
     pipeline = configured_pipeline(node_config.load(path), node_keys)
     ds = pydicom.dcmread(image_path("MR2_J2KR.dcm"))  # 0.6 MB as a file, 2 MiB of pixels decoded
     with pytest.raises(UnsupportedImageError, match="2.0 MiB of pixels decoded, over the limit of 1.0 MiB"):
-        pipeline.protect(ds)
+        protect_object(ds, pipeline)
     assert ds._pixel_array is None  # refused from the header: nothing was decoded
     with pytest.raises(RefusedError, match="over the node's limit of 1.0 MiB"):
         pipeline.check_size(image_path("MR2_UNCR.dcm").stat().st_size)

@@ -23,6 +23,7 @@ from pydicom import Dataset
 
 from stegonode.codecs import keys as keyfiles
 from stegonode.handlers.pipeline import build_pipeline
+from stegonode.handlers.protect import protect_object
 from stegonode.node import config as node_config
 from stegonode.handlers.admission import pixel_carrier_obstacle
 from stegonode.handlers import colour
@@ -300,7 +301,7 @@ def test_enhanced_multiframe_functional_groups_are_deidentified_and_restored(nam
     de-identified like the rest (keyed UIDs, dummy date-times), restored exactly by reveal."""
     original = pydicom.dcmread(image_path(name))
     ds = pydicom.dcmread(image_path(name))
-    instance = pipeline.protect(ds)
+    instance = protect_object(ds, pipeline).instance
     assert instance.protection is not None and "header" in instance.protection.carriers
     groups = [element for element in uid_elements(original) if "FunctionalGroupsSequence" in element.path]
     after = {element.path: element.uid for element in uid_elements(ds)}
@@ -339,13 +340,13 @@ def _saved(ds: Dataset):
 def test_each_policy_refusal_is_allowed_by_its_key(reason, key, refused_inputs, node_keys, peer_keys):
     """Allowed in node.toml, the object is protected: video and documents with the header
     carrier alone, stored as sent; revealed exactly."""
-    config = node_config.load(None)
+    config = node_config.defaults()
     config["handlers"]["deidentify"][key] = True
     pipeline = build_pipeline(config["pipeline"]["handlers"], config["handlers"], node_keys)
     path, _ = refused_inputs[reason]
     original = pydicom.dcmread(path)
     ds = pydicom.dcmread(path)
-    instance = pipeline.protect(ds)
+    instance = protect_object(ds, pipeline).instance
     assert instance.protection is not None and "header" in instance.protection.carriers
     if reason != "burned_in":
         assert instance.protection.carriers == ["header"]

@@ -19,7 +19,7 @@ from pydicom.encaps import encapsulate, generate_frames
 
 from stegonode.codecs import keys as keyfiles
 from stegonode.handlers.pixels import PixelFormat, read_pixels
-from stegonode.node import cli
+from stegonode import cli
 
 from images import image_path
 from nodes import PATIENT, STEGONODE, NodeProcess, free_port, storescu, write_series
@@ -282,6 +282,24 @@ def test_protect_with_the_command_line_then_reveal_in_the_browser(page, console,
     assert page.query_selector(".phi") is None and page.query_selector("#json") is None
     assert "key" in page.inner_text("section.revealed .reason")
     _shot(page, "reveal-wrong-keys")
+
+
+def test_an_already_protected_upload_is_kept_as_it_is(page, console, original, tmp_path, capsys):
+    node_keys = console.node.data / "keys" / "node.keys"
+    _cli(capsys, "protect", original, "--out", tmp_path / "protected", "--keys", node_keys,
+         "--segmenter", "classical")
+    protected = tmp_path / "protected" / original.name
+    page.goto(f"{console.url}/protect")
+    page.set_input_files("#files", [str(protected)])
+    page.select_option("#segmenter", "classical")
+    _submit(page)
+    page.wait_for_selector("#zip", timeout=300_000)
+    (row,) = page.query_selector_all("table.results tbody tr")
+    assert row.query_selector(".status").inner_text() == "already protected"
+    assert "kept as it is, not protected again" in row.inner_text()
+    kept = _download(page, "a.download", tmp_path / "kept.dcm")
+    printed = _cli(capsys, "reveal", kept, "--keys", console.node.peer_keys, "--json")
+    assert json.loads(printed)["attributes"]["PatientID"] == PATIENT["PatientID"]  # not a pseudonym
 
 
 def test_encrypt_then_decrypt_in_the_browser(page, console, original, tmp_path):

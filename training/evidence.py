@@ -26,6 +26,7 @@ from stegonode.errors import MessageNotFoundError
 from stegonode.handlers.embed import make_codec, read_protection
 from stegonode.handlers.pipeline import Pipeline, build_pipeline
 from stegonode.handlers.pixels import PixelFormat, read_pixels
+from stegonode.handlers.protect import protect_object
 from stegonode.handlers.reveal import reveal, usable_in
 
 from stegonode.node.config import DEFAULTS
@@ -71,9 +72,10 @@ def protect(ds: Dataset, pipeline: Pipeline) -> Protected:
     """Protect a copy of ``ds``; :class:`PixelsNotCarried` when only the header carries the identity."""
     ds = copy.deepcopy(ds)
     cover = read_pixels(ds).copy()
-    instance = pipeline.protect(ds)
-    buffer = io.BytesIO()
-    ds.save_as(buffer, enforce_file_format=True)
+    protected = protect_object(ds, pipeline)
+    instance = protected.instance
+    if instance is None:
+        raise PixelsNotCarried("already protected by stegonode: kept as it is")
     scope = instance.report.get("pixel_attributes")
     if scope == "core" and instance.core_message is not None:
         modules = instance.core_message()
@@ -83,7 +85,7 @@ def protect(ds: Dataset, pipeline: Pipeline) -> Protected:
         raise PixelsNotCarried(f"the pixels carry no identity (pixel attributes: {scope})")
     assert instance.foreground is not None and instance.usable is not None and instance.attributes is not None
     return Protected(
-        raw=buffer.getvalue(),
+        raw=protected.data,
         cover=cover,
         stego=read_pixels(ds),
         message=payload.pack(modules),

@@ -39,7 +39,7 @@ import pydicom
 
 from stegonode.codecs import cipher_stats
 from stegonode.codecs import keys as keyfiles
-from stegonode.errors import StegonodeError
+from stegonode.errors import StegonodeError, public_message
 from stegonode.handlers.dicomfile import read_dicom
 from stegonode.handlers.embed import distortion, make_codec, read_protection
 from stegonode.handlers.encrypt import CIPHERS, pixel_words
@@ -207,11 +207,8 @@ def _measure(path: Path, pipeline: Pipeline, peer_keys: keyfiles.PeerKeys) -> Me
                         f"cannot read it as DICOM ({type(exc).__name__})")
     try:
         protected = evidence.protect(original, pipeline)
-    except StegonodeError as exc:
-        result.refused = str(exc)
-        return result
     except Exception as exc:  # the report lists any image the pipeline cannot take
-        result.refused = f"internal error ({type(exc).__name__})"
+        result.refused = public_message(exc)
         return result
     ds = protected.dataset()
     protection = read_protection(ds)

@@ -7,7 +7,6 @@ import logging
 import secrets
 import threading
 from dataclasses import dataclass, field
-from typing import Any
 
 from flask import Blueprint, Flask, Response, render_template, request
 from flask.wrappers import Request
@@ -27,6 +26,7 @@ from . import auth
 from .jobs import ProtectJobs
 from .sending import Sends
 from .throttle import LoginThrottle
+from stegonode.node.config import Config
 
 log = logging.getLogger("stegonode.web")
 CONTENT_SECURITY_POLICY = (
@@ -58,7 +58,7 @@ class InMemoryRequest(Request):
 class ConsoleState:
     """What the pages share: the node's config, its paths, the login, the protect jobs."""
 
-    config: dict[str, Any]
+    config: Config
     login: auth.Login
     audit: AuditTrail = field(default_factory=lambda: AuditTrail(""))
     throttle: LoginThrottle = field(default_factory=lambda: LoginThrottle(1.0, 10, 300.0))
@@ -108,7 +108,7 @@ class ConsoleState:
             return self._index
 
 
-def create_app(config: dict[str, Any], login: auth.Login) -> Flask:
+def create_app(config: Config, login: auth.Login) -> Flask:
     from . import auditpage, dicomweb, files, jobspage, nodepages, studypages
 
     app = Flask(__name__)

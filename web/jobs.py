@@ -20,13 +20,16 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
-from stegonode.errors import StegonodeError
+import numpy as np
+from pydicom import Dataset
+
+from stegonode.errors import StegonodeError, public_message
 from stegonode.handlers.admission import pixel_carrier_obstacle
 from stegonode.handlers.encrypt import decrypted
 from stegonode.handlers.pipeline import Pipeline
-from stegonode.handlers.dicomfile import dicom_bytes, read_dicom
 from stegonode.handlers.colour import cover_pixels
 from stegonode.handlers.pixels import PixelFormat, read_pixels
+from stegonode.handlers.protect import protect_object
 
 from .pictures import change_overlay
 
@@ -47,6 +50,7 @@ class Result:
     overlay: bytes = b""
     report: dict[str, float | int | str] = field(default_factory=dict)
     seconds: float = 0.0
+    kept: bool = False  # already protected by stegonode: stored as it is, not protected again
 
     @property
     def carriers(self) -> tuple[str, str]:
@@ -103,36 +107,44 @@ def carriers_of(report: dict[str, float | int | str]) -> tuple[str, str]:
 
 
 def failure_reason(exc: Exception, doing: str = "protecting") -> str:
-    """What to tell the user: the typed error's message; for anything else only its type (a
-    message might quote a value from the file)."""
-    if isinstance(exc, StegonodeError):
-        return str(exc)
-    return f"internal error while {doing} ({type(exc).__name__})"
+    """What to tell the user (:func:`stegonode.errors.public_message`)."""
+    return public_message(exc, doing)
+
+
+@dataclass
+class _Cover:
+    """What the overlay compares the protected pixels with: the cover as received."""
+
+    encrypting: bool = False  # the pipeline encrypts pixels (colour then gets the header carrier alone)
+    pixels: np.ndarray | None = None
+    display: Dataset | None = None  # the header that windows the cover (rescale, photometric)
+    peak: int = 0
+
+    def keep(self, ds: Dataset) -> None:
+        if pixel_carrier_obstacle(ds, self.encrypting) is None:  # the header carrier alone changes no pixel
+            self.display, self.peak = copy.deepcopy(ds), PixelFormat.of(ds).peak
+            self.pixels = cover_pixels(copy.deepcopy(ds))  # a colour image's luminance (handlers.colour)
 
 
 def protect_one(number: int, data: bytes, pipeline: Pipeline, pixel_cipher_key: bytes) -> Result:
     start = time.perf_counter()
     try:
-        pipeline.check_size(len(data))
-        ds = read_dicom(io.BytesIO(data))
-        pipeline.admit(ds)  # before the cover is decoded
-        if pixel_carrier_obstacle(ds, pipeline.policy.encrypting) is not None:  # the header carrier alone: no pixel changes
-            instance = pipeline.protect(ds)
-            return Result(number, name=f"{ds.SOPInstanceUID}.dcm", data=dicom_bytes(ds),
-                          report=dict(instance.report), seconds=time.perf_counter() - start)
-        cover = cover_pixels(copy.deepcopy(ds))  # a colour image's luminance (handlers.colour)
-        display = copy.deepcopy(ds)  # the header that windows the cover (rescale, photometric)
-        peak = PixelFormat.of(ds).peak
-        instance = pipeline.protect(ds)
-        stego = read_pixels(decrypted(ds, pixel_cipher_key)) if instance.encryption else instance.pixels
-        assert stego is not None, "an object with a pixel carrier keeps its pixels"
-        overlay = change_overlay(display, cover, stego)
-        return Result(number, name=f"{ds.SOPInstanceUID}.dcm", data=dicom_bytes(ds), overlay=overlay,
-                      report={**instance.report, "peak": peak}, seconds=time.perf_counter() - start)
+        cover = _Cover(encrypting=pipeline.policy.encrypting)
+        protected = protect_object(data, pipeline, before=cover.keep)
+        ds, instance = protected.dataset, protected.instance
+        result = Result(number, name=f"{ds.SOPInstanceUID}.dcm", data=protected.data, kept=protected.kept,
+                        report=dict(protected.report))
+        if instance is not None and cover.pixels is not None and cover.display is not None:
+            stego = read_pixels(decrypted(ds, pixel_cipher_key)) if instance.encryption else instance.pixels
+            assert stego is not None, "an object with a pixel carrier keeps its pixels"
+            result.overlay = change_overlay(cover.display, cover.pixels, stego)
+            result.report["peak"] = cover.peak
     except Exception as exc:  # one bad upload must not stop the others
         if not isinstance(exc, StegonodeError):
             log.error("console: protecting upload %d failed with %s", number, type(exc).__name__)
         return Result(number, error=failure_reason(exc), seconds=time.perf_counter() - start)
+    result.seconds = time.perf_counter() - start
+    return result
 
 
 class ProtectJobs:

@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-import ipaddress
 import logging
 import secrets
 import sys
 import threading
-from typing import Any
 
 from waitress.server import create_server
 
 from stegonode.errors import ConfigError
+from stegonode.node.config import Config, WebSettings
 
 from .app import create_app
 from .auth import Login
@@ -20,37 +19,18 @@ log = logging.getLogger("stegonode.web")
 MEBIBYTE = 1 << 20
 
 
-def is_loopback(address: str) -> bool:
-    if address == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(address).is_loopback
-    except ValueError:
-        return False
-
-
-def login_for(web: dict[str, Any]) -> Login:
-    """The login [web] asks for; ConfigError where the console would listen beyond loopback
-    without one, or a password login has no hash."""
-    mode = web["login"]
-    if mode == "password" and not web["password_hash"]:
-        raise ConfigError('web.login = "password" needs web.password_hash '
-                          "(make one with 'stegonode web --hash-password')")
-    if mode == "none" and not is_loopback(web["bind_address"]):
-        raise ConfigError(
-            f"web.bind_address = {web['bind_address']!r} is beyond loopback and web.login = \"none\": "
-            'the console listens there only with a login; set web.login = "password" '
-            '(with web.password_hash) or "token", or bind it to 127.0.0.1'
-        )
-    if mode == "token":
+def login_for(web: WebSettings) -> Login:
+    """The login ``[web]`` asks for; its rules (a login beyond loopback, a password's hash) are
+    node.toml's, checked when it is read (:class:`stegonode.node.config.WebSettings`)."""
+    if web.login == "token":
         return Login("token", secrets.token_urlsafe(24))
-    return Login(mode, web["password_hash"])
+    return Login(web.login, web.password_hash)
 
 
 class Console:
     """The console bound to [web] bind_address:port (binding happens here, serving in start())."""
 
-    def __init__(self, config: dict[str, Any]) -> None:
+    def __init__(self, config: Config) -> None:
         web = config["web"]
         self.login = login_for(web)
         # Uploads, the peer's key file and re-identified downloads stay in memory: waitress would

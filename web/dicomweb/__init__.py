@@ -39,14 +39,14 @@ class Settings:
     viewer_dir: Path
 
 
-def settings(config: dict[str, Any]) -> Settings:
+def settings(config: Any) -> Settings:
     """The one place the ``[dicomweb]`` table is read."""
     table = config.get("dicomweb", {})
     viewer = table.get("viewer_dir", "") or REPOSITORY / "build" / "ohif" / OHIF_VERSION / "dist"
     return Settings(bool(table.get("enabled", True)), str(table.get("token", "")), Path(viewer))
 
 
-def register(app: Flask, config: dict[str, Any]) -> None:
+def register(app: Flask, config: Any) -> None:
     """The console's hook: mount DICOMweb and the viewer when ``[dicomweb] enabled``."""
     from . import qido, stow, viewer, wado  # noqa: F401 (their routes join the blueprint)
 

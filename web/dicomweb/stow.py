@@ -26,8 +26,7 @@ from pydicom.sequence import Sequence
 from pydicom.uid import UID
 from werkzeug.exceptions import BadRequest, UnsupportedMediaType
 
-from stegonode.handlers.admission import Policy
-from stegonode.handlers.pipeline import PipelineContext, max_object_bytes, pseudonymizer
+from stegonode.node.service import build_ingest
 from stegonode.node.ingest import CANNOT_UNDERSTAND, Ingest
 
 from . import bp, record
@@ -45,10 +44,7 @@ def ingest() -> Ingest:
         if "stegonode.stow" not in app.extensions:
             state = app.extensions["stegonode"]
             config, keys = state.config, state.node_keys()
-            header = PipelineContext(config["handlers"], keys, config["pipeline"]["carriers"]).header
-            app.extensions["stegonode.stow"] = Ingest(
-                state.storage(), index(), pseudonymizer(config["handlers"], keys), lambda: None,
-                Policy.of(config["handlers"], header is not None), max_object_bytes(config))
+            app.extensions["stegonode.stow"] = build_ingest(config, keys, state.storage(), index(), lambda: None)
         return app.extensions["stegonode.stow"]
 
 

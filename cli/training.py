@@ -11,7 +11,7 @@ from typing import Any
 from tqdm import tqdm
 
 from stegonode.errors import ConfigError, InputError
-from stegonode.node.cli.common import on_terminal
+from stegonode.cli.common import on_terminal
 
 
 

@@ -19,6 +19,7 @@ from stegonode.handlers.embed import read_protection
 from stegonode.node.index import existing_index
 from stegonode.node.keyring import key_ids_of, reseal_files, stored_by_key
 from stegonode.node.storage import NodePaths
+from stegonode.node.config import Config
 
 
 def add_commands(sub: Any) -> None:
@@ -42,7 +43,7 @@ def add_commands(sub: Any) -> None:
     reseal.set_defaults(run=_reseal)
 
 
-def current_recipients(config: dict) -> list[keyfiles.Recipient]:
+def current_recipients(config: Config) -> list[keyfiles.Recipient]:
     """The recipients the node seals new objects for (node.toml, or node.keys's own)."""
     listed = recipient_files(config["handlers"]["seal"])
     if listed:

@@ -16,14 +16,12 @@ from stegonode.codecs.registry import CIPHERS
 from stegonode.errors import KeyFileError
 from stegonode.handlers.collect import described
 from stegonode.handlers.pipeline import configured_pipeline
+from stegonode.handlers.protect import protect_object
 from stegonode.handlers.reveal import reveal, reveal_document
 from stegonode.node import config as node_config
 from stegonode.node.keyring import keys_for
 
-from .common import (
-    carriers_text, failure_line, run_each, say_if_pixels_only,
-    write_dataset,
-)
+from .common import carriers_text, failure_line, run_each, say_if_pixels_only, write_dataset, write_file
 
 
 def add_commands(sub: Any) -> None:
@@ -100,11 +98,12 @@ def protect_files(inputs: list[Path], out: Path, keys_path: Path, config_path: P
 
     def work(path: Path, relative: Path) -> str:
         start = time.perf_counter()
-        pipeline.check_size(path.stat().st_size)
-        ds = read_dicom(path)
-        instance = pipeline.protect(ds)
-        write_dataset(ds, out, relative)
-        r = instance.report
+        protected = protect_object(path, pipeline)
+        write_file(protected.data, out, relative)
+        r = protected.report
+        if protected.kept:
+            return (f"OK {path}: already protected by stegonode, kept as it is (not protected again), "
+                    f"{1000 * (time.perf_counter() - start):.0f} ms")
         if "pixel_obstacle" in r:  # pixels untouched: no payload, no distortion to report
             return (f"OK {path}: carriers {carriers_text(r)}, header {r.get('header_bytes', 0)} B, "
                     f"{1000 * (time.perf_counter() - start):.0f} ms")

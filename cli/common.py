@@ -10,9 +10,10 @@ import pydicom
 from tqdm import tqdm
 
 from stegonode.codecs import keys as keyfiles
-from stegonode.errors import KeyFileError, StegonodeError
+from stegonode.errors import KeyFileError, public_message
 from stegonode.handlers.dicomfile import dicom_bytes
 from stegonode.handlers.pipeline import pixels_only_notice
+from stegonode.node.config import Config
 
 
 def input_files(inputs: list[Path]) -> Iterator[tuple[Path, Path]]:
@@ -54,16 +55,16 @@ def on_terminal() -> bool:
 
 
 def failure_reason(exc: Exception) -> str:
-    """A one-line reason; only stegonode's own messages are quoted (others may hold values)."""
-    if isinstance(exc, OSError):
-        return f"cannot read or write the file ({exc.strerror or type(exc).__name__})"
-    if isinstance(exc, StegonodeError):
-        return str(exc)
-    return f"internal error while processing the file ({type(exc).__name__})"
+    """A one-line reason for a file (:func:`stegonode.errors.public_message`)."""
+    return public_message(exc, "processing the file")
 
 
 def write_dataset(ds: pydicom.Dataset, out: Path, relative: Path) -> None:
-    data = dicom_bytes(ds)  # encoded first: a data set that does not encode leaves no partial file
+    # encoded first: a data set that does not encode leaves no partial file
+    write_file(dicom_bytes(ds), out, relative)
+
+
+def write_file(data: bytes, out: Path, relative: Path) -> None:
     target = out / relative
     target.parent.mkdir(parents=True, exist_ok=True)
     target.write_bytes(data)
@@ -83,7 +84,7 @@ def carriers_text(report: dict) -> str:
     return str(report.get("carriers", "")) + CARRIER_NOTES.get(str(report.get("pixel_attributes")), "")
 
 
-def say_if_pixels_only(config: dict, keys: keyfiles.NodeKeys) -> None:
+def say_if_pixels_only(config: Config, keys: keyfiles.NodeKeys) -> None:
     notice = pixels_only_notice(config["pipeline"]["carriers"], keys)
     if notice:
         print(f"stegonode: {notice}", file=sys.stderr)

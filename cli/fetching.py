@@ -11,7 +11,7 @@ from tqdm import tqdm
 
 from stegonode.codecs import keys as keyfiles
 from stegonode.node.peer import NodeAddress, Peer, Selection, StudyResult
-from stegonode.node.cli.common import on_terminal
+from stegonode.cli.common import on_terminal
 
 
 

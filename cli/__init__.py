@@ -21,7 +21,7 @@ import importlib
 import logging
 import sys
 
-from stegonode.errors import StegonodeError
+from stegonode.errors import StegonodeError, public_message
 
 # The groups are imported when the parser is built, not with this package: the console script
 # imports it, and so does every worker process the node spawns (multiprocessing re-runs the
@@ -37,12 +37,9 @@ def main(argv: list[str] | None = None) -> int:
     configure_pydicom()
     try:
         return int(args.run(args))
-    except StegonodeError as exc:
-        print(f"stegonode: {exc}", file=sys.stderr)
-        return 2
     except Exception as exc:  # never a traceback: its text may quote a value of the input
-        print(f"stegonode: internal error ({type(exc).__name__})", file=sys.stderr)
-        return 1
+        print(f"stegonode: {public_message(exc, 'running the command')}", file=sys.stderr)
+        return 2 if isinstance(exc, StegonodeError) else 1
 
 
 def parser() -> argparse.ArgumentParser:

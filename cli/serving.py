@@ -21,6 +21,7 @@ from stegonode.node.index import existing_index
 from stegonode.node.orthanc_plugin import write_config as write_orthanc_config
 from stegonode.node.service import Node, WorkerHost
 from stegonode.node.storage import NodePaths, open_store
+from stegonode.node.config import Config
 
 if TYPE_CHECKING:  # the console imports Flask: only the commands that serve it load it
     from stegonode.web.server import Console
@@ -74,7 +75,7 @@ def _worker(args: argparse.Namespace) -> int:
     return _run_until_signalled(WorkerHost(config))
 
 
-def _service_config(path: Path | None) -> dict:
+def _service_config(path: Path | None) -> Config:
     """node.toml, with the log level and format of a long-running service."""
     config = node_config.load(path)
     level = getattr(logging, config["node"]["log_level"])
@@ -107,7 +108,7 @@ def _stop_event() -> threading.Event:
     return stop
 
 
-def _console(config: dict):
+def _console(config: Config):
     from stegonode.web.server import Console
 
     logging.getLogger("waitress").setLevel(logging.ERROR)  # its queue warnings name no request
