@@ -223,12 +223,12 @@ class Index:
         """
         values = {"uid": sop_instance_uid, "token": token, "ae": calling_ae_title}
         with self._transaction() as db:
-            while True:
+            while True:  # a new instance (the usual case) is one statement
+                if db.execute(self._sql.insert_job, values).first() is not None:
+                    return None
                 row = db.execute(self._sql.job_row, values).first()
                 if row is not None:
                     break
-                if db.execute(self._sql.insert_job, values).first() is not None:
-                    return None
             if row.token == token and row.state in ACTIVE:
                 return None
             db.execute(self._sql.requeue_job, values)

@@ -1,7 +1,10 @@
 """Durable ingest: a C-STORE is answered with success only once nothing can lose it.
 
 The received bytes are written to the inbox (temporary name, fsync, rename, directory fsync)
-and the job is committed to the index before the success status goes back. The inbox file is
+and the job is committed to the index before the success status goes back. The write to the
+temporary file and its fsync run in a thread while the object is checked (the disk and the CPU
+at once; a refused object's temporary file is removed), and concurrent associations share the
+directory fsyncs (:func:`stegonode.node.storage.sync_directory`): see docs/receiving.md. The inbox file is
 the durable record: should a power cut take back the index commit, the next start queues the
 file again (:meth:`stegonode.node.service.Node.adopt_inbox`). What cannot be protected is refused at once with a failure status and an Error
 Comment, and nothing of it is kept: the sender still holds it and has been told why. An index
@@ -14,6 +17,8 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from pathlib import Path
 
 from pydicom import Dataset
 from pydicom.uid import UID
@@ -53,6 +58,8 @@ class Ingest:
         self.index = index
         self.pseudonyms = pseudonyms
         self.wake = wake  # this node's worker pool, if it has one: a job is queued
+        # Durable writes of received objects, beside the checks (threads start on demand).
+        self._writers = ThreadPoolExecutor(16, thread_name_prefix="inbox-writer")
 
     def receive(self, event: evt.Event) -> Dataset:
         """Handle one C-STORE request; return its status (with an Error Comment on failure)."""
@@ -61,13 +68,15 @@ class Ingest:
         sop_class = UID(request.AffectedSOPClassUID or "")
         new_uid = self.pseudonyms.uid(str(request.AffectedSOPInstanceUID))
         encoded = event.encoded_dataset(include_meta=True)
+        staged = self._stage(encoded)
         refused = self._check(encoded, sop_class)
         if refused is not None:
+            _discard(staged)
             log.warning("refused %s (new UID %s): %s", sop_class.name, new_uid, refused.ErrorComment)
             return refused
         try:
             token = new_token()
-            self.storage.write("inbox", token, encoded)
+            self.storage.move(staged.result(), "inbox", token)
             self.queue(new_uid, token, event.assoc.requestor.ae_title)
         except OSError as exc:
             log.error("cannot store %s: %s", new_uid, exc.strerror or type(exc).__name__)
@@ -86,6 +95,14 @@ class Ingest:
             log.info("%s received again: the newer copy replaces the queued one", new_uid)
         self.wake()
 
+    def _stage(self, encoded: bytes) -> Future[Path]:
+        """Start writing ``encoded`` durably to tmp/ (nothing is staged above the size limit)."""
+        if len(encoded) > self.max_object_bytes:
+            failed: Future[Path] = Future()
+            failed.set_exception(OSError("not staged: above node.max_object_mb"))
+            return failed
+        return self._writers.submit(self.storage.stage, encoded)
+
     def _check(self, encoded: bytes, sop_class: UID) -> Dataset | None:
         """A refusal status for what the pipeline cannot protect, else None."""
         try:
@@ -100,6 +117,14 @@ class Ingest:
             return status_dataset(CANNOT_UNDERSTAND, str(exc))
         refused = refusal(ds, sop_class, self.policy, self.max_object_bytes)
         return None if refused is None else status_dataset(*refused)
+
+
+def _discard(staged: Future[Path]) -> None:
+    """Remove the temporary file of a refused object once it is written (nothing is kept)."""
+    def remove(done: Future[Path]) -> None:
+        if done.exception() is None:
+            done.result().unlink(missing_ok=True)
+    staged.add_done_callback(remove)
 
 
 def refusal(ds: Dataset, sop_class: UID, policy: Policy = Policy(),
