@@ -40,6 +40,7 @@ _BASE: dict[str, Any] = {
         "dimse_timeout": 30.0,
         "accept_any_called_ae_title": False,
         "workers": 2,
+        "receivers": 0,  # processes receiving on the port (node/receivers.py); 0: one per core, at most 4
         "lease_seconds": 30.0,
         "max_attempts": 3,
         "keep_originals": False,
@@ -83,6 +84,7 @@ _RANGES: dict[str, tuple[float, float | None]] = {
     "node.idle_timeout": (0.1, 86400),
     "node.dimse_timeout": (0.1, 86400),
     "node.workers": (0, None),
+    "node.receivers": (0, 64),
     "node.lease_seconds": (1, 86400),
     "node.max_attempts": (1, None),
     "node.seg_stable_seconds": (0, 86400),

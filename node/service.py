@@ -8,7 +8,9 @@ Any number of both may share one index (PostgreSQL) and one storage directory.
 from __future__ import annotations
 
 import logging
+import multiprocessing
 import threading
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -19,8 +21,10 @@ from stegonode.handlers.dicomfile import configure_pydicom, read_dicom
 from stegonode.handlers.pipeline import PipelineContext, max_object_bytes, pixels_only_notice, pseudonymizer
 
 from . import audit
+from .admission import SharedLedger
 from .index import Index
 from .ingest import Ingest
+from .receivers import Receivers, receiver_count
 from .scp import NodeServer
 from .segwriter import Segmentations
 from .storage import NodePaths, Storage
@@ -66,7 +70,9 @@ class Node(_Host):
             keys.pixel_cipher_key) if config["node"]["seg"] and self.workers is not None else None
         self.ingest = Ingest(self.storage, self.index, pseudonymizer(config["handlers"], keys), wake,
                              Policy.of(config["handlers"], header is not None), max_object_bytes(config))
-        self.server = NodeServer(config, self.index, self.ingest, self.storage)
+        self.receivers = _receivers(config, wake)
+        self.server = NodeServer(config, self.index, self.ingest, self.storage,
+                                 self.receivers.ledger if self.receivers else None)
         self.server.audit.add_sink(lambda event: self.index.record_audit(audit.index_record(event)))
 
     def _keys(self) -> Path:
@@ -84,7 +90,7 @@ class Node(_Host):
         if self.workers is not None:
             self.workers.start()
         try:
-            self.server.start()
+            self.server.start(self.receivers.start if self.receivers else None)
         except BaseException:
             if self.workers is not None:
                 self.workers.stop()
@@ -95,6 +101,8 @@ class Node(_Host):
         self.server.audit.record(audit.Event("start", user="stegonode serve"))
 
     def stop(self) -> None:
+        if self.receivers is not None:
+            self.receivers.stop()  # before the socket they share is shut
         self.server.stop()
         self.server.audit.record(audit.Event("stop", user="stegonode serve"))
         self.server.audit.close()
@@ -127,6 +135,15 @@ class Node(_Host):
             self.ingest.queue(self.ingest.pseudonyms.uid(str(uid)), token, "")
         if orphans:
             log.info("queued %d inbox file(s) whose job was not yet recorded", len(orphans))
+
+
+def _receivers(config: dict[str, Any], wake: Callable[[], None]) -> Receivers | None:
+    """The receiver processes beside the main one that node.receivers asks for, if any."""
+    count = receiver_count(config["node"])
+    if count <= 1:
+        return None
+    ledger = SharedLedger.create(multiprocessing.get_context("spawn"), int(config["node"]["max_associations"]))
+    return Receivers(config, count - 1, ledger, wake)
 
 
 class WorkerHost(_Host):
