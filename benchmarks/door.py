@@ -11,18 +11,25 @@ that drifts weighs on all alike. Prints instances per second to the last C-STORE
 the ratios of one run are the figure). Run from the repository root::
 
     .venv/bin/python benchmarks/door.py [--instances 200] [--repeats 3] [--queue] [--segmenter classical]
+                                        [--before GIT-REF]
+
+``--before REF`` also measures the node as it was at commit REF (``git archive`` into a temporary
+directory, imported first through PYTHONPATH), in the same rounds: a before/after on one machine.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
 from collections import defaultdict
 from pathlib import Path
 
+ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import ingest  # noqa: E402  (benchmarks/ingest.py: the same senders and receivers)
@@ -36,10 +43,20 @@ def orthanc(directory: Path, batches: list[list[Path]]) -> float:
         return sum(map(len, batches)) / ingest.send(port, batches, "ANY-SCP")
 
 
-def stegonode(directory: Path, batches: list[list[Path]], segmenter: str, node: dict) -> tuple[float, float]:
-    """Answer rate, and seconds from the first C-STORE to the last instance stored protected."""
+def stegonode(directory: Path, batches: list[list[Path]], segmenter: str, node: dict,
+              code: Path | None = None) -> tuple[float, float]:
+    """Answer rate, and seconds from the first C-STORE to the last instance stored protected;
+    ``code``: a directory holding another version of the package (``stegonode/``)."""
     instances = sum(map(len, batches))
-    process = NodeProcess(directory, tables={"handlers.segment": {"segmenter": segmenter}}, **node).start()
+    process = NodeProcess(directory, tables={"handlers.segment": {"segmenter": segmenter}}, **node)
+    previous = os.environ.get("PYTHONPATH")
+    if code is not None:
+        os.environ["PYTHONPATH"] = str(code)
+    try:
+        process.start()
+    finally:
+        if code is not None:
+            os.environ.pop("PYTHONPATH") if previous is None else os.environ.update(PYTHONPATH=previous)
     try:
         started = time.perf_counter()
         seconds = ingest.send(process.port, batches, "STEGONODE")
@@ -64,6 +81,7 @@ def main() -> None:
     parser.add_argument("--receivers", type=int, default=None,
                         help="stegonode's node.receivers (default: the node default)")
     parser.add_argument("--only-one", action="store_true", help="one association only")
+    parser.add_argument("--before", metavar="GIT-REF", help="also the node at this commit, in the same rounds")
     args = parser.parse_args()
     ingest.INSTANCES = args.instances
     node = {} if args.receivers is None else {"receivers": args.receivers}
@@ -72,12 +90,22 @@ def main() -> None:
         work = Path(tmp)
         series = write_series(work / "series", args.instances)
         layouts = [("1", [series]), ("4", [series[i::4] for i in range(4)])][: 1 if args.only_one else 2]
+        before = None
+        if args.before:
+            before = work / "before"
+            (before / "stegonode").mkdir(parents=True)
+            archive = subprocess.run(["git", "archive", args.before], cwd=ROOT, check=True, capture_output=True).stdout
+            subprocess.run(["tar", "-x", "-C", str(before / "stegonode")], input=archive, check=True)
         for round_ in range(1, args.repeats + 1):
             for label, batches in layouts:
                 samples[f"Orthanc {label}"].append(orthanc(Path(tempfile.mkdtemp(dir=work)), batches))
                 rate, stored = stegonode(Path(tempfile.mkdtemp(dir=work)), batches, args.segmenter, node)
                 samples[f"stegonode {label}"].append(rate)
                 samples[f"stegonode stored {label}"].append(stored)
+                if before is not None:
+                    rate, stored = stegonode(Path(tempfile.mkdtemp(dir=work)), batches, args.segmenter, {}, before)
+                    samples[f"before {label}"].append(rate)
+                    samples[f"before stored {label}"].append(stored)
                 if args.queue:
                     rate, stored = queue_mode(Path(tempfile.mkdtemp(dir=work)), batches, args.segmenter)
                     samples[f"queue mode {label}"].append(rate)
@@ -87,7 +115,7 @@ def main() -> None:
     print(f"\n{args.instances} instances, segmenter {args.segmenter}, median of {args.repeats} rounds")
     print(f"{'':<34}{'1 association':>15}{'4 associations':>16}")
     labels = [label for label, _ in layouts]
-    names = ["Orthanc", "stegonode"] + (["queue mode"] if args.queue else [])
+    names = ["Orthanc", "stegonode"] + (["before"] if args.before else []) + (["queue mode"] if args.queue else [])
     for name in names:
         print(f"{name + ', instances/s':<34}" + "".join(f"{median[f'{name} {k}']:>15.1f} " for k in labels))
     for name in names[1:]:

@@ -71,7 +71,7 @@ class Ingest:
         staged = self._stage(encoded)
         refused = self._check(encoded, sop_class)
         if refused is not None:
-            _discard(staged)
+            discard_staged(staged)
             log.warning("refused %s (new UID %s): %s", sop_class.name, new_uid, refused.ErrorComment)
             return refused
         try:
@@ -119,7 +119,7 @@ class Ingest:
         return None if refused is None else status_dataset(*refused)
 
 
-def _discard(staged: Future[Path]) -> None:
+def discard_staged(staged: Future[Path]) -> None:
     """Remove the temporary file of a refused object once it is written (nothing is kept)."""
     def remove(done: Future[Path]) -> None:
         if done.exception() is None:

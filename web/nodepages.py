@@ -14,6 +14,7 @@ from flask import Blueprint, abort, current_app, render_template, send_file
 from stegonode.errors import StegonodeError
 from stegonode.handlers.dicomfile import read_dicom
 from stegonode.handlers.pixels import read_pixels
+from stegonode.node.index import quarantine_file
 from stegonode.node.storage import Storage
 
 from .app import ConsoleState
@@ -61,7 +62,7 @@ def dashboard():
         "dashboard.html", reason=None, counts=index.counts(), carriers=index.carriers(),
         bars=_throughput_bars(per_minute),
         plot=PLOT, last_hour=sum(per_minute),
-        quarantined=[(str(storage.path("quarantine", token)), why) for token, why in index.quarantined()],
+        quarantined=[(str(quarantine_file(storage.root, job)), job["reason"]) for job in index.quarantined_jobs()],
         associations=index.recent_associations(), when=_when,
     )
 

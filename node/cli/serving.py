@@ -17,10 +17,10 @@ import threading
 from typing import TYPE_CHECKING
 
 from stegonode.node import config as node_config
-from stegonode.node.index import existing_index
+from stegonode.node.index import existing_index, quarantine_file
 from stegonode.node.orthanc_plugin import write_config as write_orthanc_config
 from stegonode.node.service import Node, WorkerHost
-from stegonode.node.storage import NodePaths, Storage
+from stegonode.node.storage import NodePaths
 
 if TYPE_CHECKING:  # the console imports Flask: only the commands that serve it load it
     from stegonode.web.server import Console
@@ -142,8 +142,11 @@ def _status(args: argparse.Namespace) -> int:
     residues = index.identity_residues()
     pools = index.pools(float(config["node"]["lease_seconds"]))
     if args.json:
+        quarantine = [{"sop_instance_uid": job["sop_instance_uid"], "file": str(quarantine_file(paths.data_dir, job)),
+                       "reason": job["reason"]} for job in index.quarantined_jobs()]
         print(json.dumps({**counts, "stored_by_carriers": carriers, "stored_by_key": by_key,
-                          "identity_residues_removed": residues, "worker_pools": pools}))
+                          "identity_residues_removed": residues, "worker_pools": pools,
+                          "quarantined_objects": quarantine}))
         return 0
     rate = counts.pop("instances_per_second_last_minute")
     print(", ".join(f"{n} {what}" for what, n in counts.items()) + f"; {rate:.2f} instances/s over the last minute")
@@ -156,8 +159,8 @@ def _status(args: argparse.Namespace) -> int:
         print(f"worker pool {pool['host']} pid {pool['pid']}: {pool['state']}, "
               f"{pool['processes']} process(es), {pool['processing']} job(s) in progress, "
               f"{pool['done']} done, last heartbeat {pool['last_heartbeat_s_ago']:.1f} s ago")
-    for token, reason in index.quarantined():
-        print(f"quarantined: {Storage(paths.data_dir).path('quarantine', token)}: {reason}")
+    for job in index.quarantined_jobs():
+        print(f"quarantined: {quarantine_file(paths.data_dir, job)}: {job['reason']}")
     return 0
 
 
