@@ -15,7 +15,10 @@ on, and tests/test_dicomnet.py fails loudly when a pynetdicom upgrade changes an
 - ``Association.dul.state_machine.do_action``, wrapped on one connection
   (:func:`contain_protocol_errors`): an exception there otherwise ends the DUL thread and
   leaves the connection open;
-- the ``pynetdicom`` logger's records with tracebacks (:class:`OneLineErrors`).
+- the ``pynetdicom`` logger's records with tracebacks (:class:`OneLineErrors`);
+- ``pynetdicom.association.time``, the clock the association reactor sleeps 1 ms on between
+  looks at ``Association.dimse.msg_queue`` (a :class:`queue.Queue`), replaced process-wide by
+  :class:`_ReactorClock` (:func:`wake_reactors`).
 """
 
 from __future__ import annotations
@@ -79,6 +82,37 @@ def poll_fast(event: evt.Event) -> None:
     ``network_timeout`` ends it. pynetdicom has no public setting for this interval.
     """
     event.assoc.dul._run_loop_delay = POLL_DELAY_S
+
+
+REACTOR_SLEEP_S = 0.001  # pynetdicom's Association._run_reactor: time.sleep(0.001) per turn
+
+
+class _ReactorClock:
+    """``time`` for pynetdicom's association module: the reactor's 1 ms sleep ends as soon as
+    a DIMSE message is queued for it (at most the same 1 ms otherwise); every other use is
+    :mod:`time` itself. A received C-STORE otherwise waits half a millisecond on average
+    before its handler runs: 5-8 % of a C-STORE at 150 a second."""
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(time, name)
+
+    def sleep(self, seconds: float) -> None:
+        thread = threading.current_thread()
+        messages = getattr(getattr(thread, "dimse", None), "msg_queue", None)
+        if seconds != REACTOR_SLEEP_S or not isinstance(thread, Association) or messages is None:
+            time.sleep(seconds)
+            return
+        with messages.not_empty:
+            if not messages.queue:
+                messages.not_empty.wait(seconds)
+
+
+def wake_reactors() -> None:
+    """Process-wide: association reactors wake when a DIMSE message arrives (:class:`_ReactorClock`)."""
+    import pynetdicom.association as association
+
+    if not isinstance(association.time, _ReactorClock):
+        association.time = _ReactorClock()  # type: ignore[assignment]
 
 
 def send_chunked_datasets() -> None:

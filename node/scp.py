@@ -38,6 +38,7 @@ from . import audit, query
 from .audit import ServiceAudit
 from .dicomnet import (
     bound_reads, contain_protocol_errors, poll_fast, quiet_pynetdicom_tracebacks, register_server, set_nodelay,
+    wake_reactors,
 )
 from .admission import MAX_PENDING_TOTAL, Admission, Ledger, NodeAssociationServer
 from .index import Association, Index
@@ -119,6 +120,7 @@ class NodeServer:
             ledger,
         )
         quiet_pynetdicom_tracebacks()
+        wake_reactors()
         self._server: NodeAssociationServer | None = None
         self._stats: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
         self._stats_lock = threading.Lock()

@@ -27,6 +27,44 @@ def test_the_private_parts_the_adapter_uses_exist():
     parameters = list(inspect.signature(Association.send_c_store).parameters)
     assert parameters[:2] == ["self", "dataset"], f"Association.send_c_store{parameters}"
     assert "_run_loop_delay" in inspect.getsource(pynetdicom.dul.DULServiceProvider), "DUL._run_loop_delay"
+    reactor = inspect.getsource(Association._run_reactor)
+    assert f"time.sleep({dicomnet.REACTOR_SLEEP_S})" in reactor and "self.dimse.get_msg(block=False)" in reactor, \
+        "Association._run_reactor: sleeps 1 ms, then looks at dimse.msg_queue"
+    assert "msg_queue" in inspect.getsource(pynetdicom.dimse.DIMSEServiceProvider), "DIMSE msg_queue"
+
+
+def test_the_reactor_waits_on_its_message_queue_not_on_the_clock(monkeypatch):
+    """In an Association thread the reactor's 1 ms sleep is a wait on the DIMSE message queue
+    (woken by a message); anywhere else, and for any other sleep, time.sleep."""
+    import threading
+    import types
+
+    import pynetdicom.association
+
+    dicomnet.wake_reactors()
+    clock = pynetdicom.association.time
+    assert isinstance(clock, dicomnet._ReactorClock)
+    slept: list[float] = []
+    monkeypatch.setattr(dicomnet, "time", types.SimpleNamespace(sleep=slept.append))
+    assoc = Association(AE(), "acceptor")
+    waits: list[float | None] = []
+    condition = assoc.dimse.msg_queue.not_empty
+    original_wait = condition.wait
+    monkeypatch.setattr(condition, "wait", lambda timeout=None: waits.append(timeout) or original_wait(timeout))
+
+    def reactor_turns():
+        clock.sleep(dicomnet.REACTOR_SLEEP_S)  # empty queue: waits on it
+        assoc.dimse.msg_queue.put((1, "message"))
+        clock.sleep(dicomnet.REACTOR_SLEEP_S)  # a message waiting: returns at once
+        clock.sleep(0.01)  # another of pynetdicom's sleeps
+
+    assoc.run = threading.Thread(target=reactor_turns).run  # type: ignore[method-assign]
+    assoc.start()
+    assoc.join(timeout=10)
+    assert waits == [dicomnet.REACTOR_SLEEP_S]
+    assert slept == [0.01]
+    clock.sleep(dicomnet.REACTOR_SLEEP_S)  # outside an association thread
+    assert slept == [0.01, dicomnet.REACTOR_SLEEP_S]
 
 
 def test_the_adapter_works_on_a_live_association():
