@@ -20,6 +20,7 @@ import os
 import signal
 import socket
 import threading
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -35,7 +36,7 @@ START_TIMEOUT_S = 120.0
 def receiver_count(node: dict[str, Any]) -> int:
     """How many receiver processes node.receivers asks for (the main process included)."""
     configured = int(node["receivers"])
-    return configured if configured > 0 else max(1, min(os.cpu_count() or 1, MAX_AUTO))
+    return configured if configured > 0 else max(1, min(len(os.sched_getaffinity(0)), MAX_AUTO))
 
 
 class Receivers:
@@ -92,15 +93,14 @@ class Receivers:
 
 def _answer(answers: Any, processes: list[Any]) -> str | None:
     """None once a receiver reports it serves; its reason if it failed or died first."""
-    deadline = START_TIMEOUT_S
-    while deadline > 0:
+    deadline = time.monotonic() + START_TIMEOUT_S
+    while time.monotonic() < deadline:
         if not answers.empty():
             kind, detail = answers.get()
             return None if kind == "ready" else detail
         if any(p.exitcode not in (None, 0) for p in processes):
             return "it exited at start"
-        threading.Event().wait(0.05)
-        deadline -= 0.05
+        time.sleep(0.05)
     return f"no answer in {START_TIMEOUT_S:.0f} s"
 
 

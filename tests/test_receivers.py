@@ -47,7 +47,7 @@ def associate(port: int, ae_title: str = "HOLDER"):
 
 
 def test_the_default_is_one_receiver_per_core_at_most_four():
-    assert receiver_count({"receivers": 0}) == max(1, min(os.cpu_count() or 1, MAX_AUTO))
+    assert receiver_count({"receivers": 0}) == max(1, min(len(os.sched_getaffinity(0)), MAX_AUTO))
     assert receiver_count({"receivers": 3}) == 3
 
 
