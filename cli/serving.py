@@ -17,7 +17,7 @@ import threading
 from typing import TYPE_CHECKING
 
 from stegonode.node import config as node_config
-from stegonode.node.index import existing_index
+from stegonode.node.index import existing_index, quarantine_location
 from stegonode.node.orthanc_plugin import write_config as write_orthanc_config
 from stegonode.node.service import Node, WorkerHost
 from stegonode.node.storage import NodePaths, open_store
@@ -145,9 +145,14 @@ def _status(args: argparse.Namespace) -> int:
     by_key = index.key_ids()
     residues = index.identity_residues()
     pools = index.pools(float(config["node"]["lease_seconds"]))
+    quarantined = index.quarantined_jobs()
+    storage = open_store(config, paths.data_dir, create=False) if quarantined else None
     if args.json:
+        quarantine = [{"sop_instance_uid": job["sop_instance_uid"], "file": quarantine_location(storage, job),
+                       "reason": job["reason"]} for job in quarantined]
         print(json.dumps({**counts, "stored_by_carriers": carriers, "stored_by_key": by_key,
-                          "identity_residues_removed": residues, "worker_pools": pools}))
+                          "identity_residues_removed": residues, "worker_pools": pools,
+                          "quarantined_objects": quarantine}))
         return 0
     rate = counts.pop("instances_per_second_last_minute")
     print(", ".join(f"{n} {what}" for what, n in counts.items()) + f"; {rate:.2f} instances/s over the last minute")
@@ -160,11 +165,8 @@ def _status(args: argparse.Namespace) -> int:
         print(f"worker pool {pool['host']} pid {pool['pid']}: {pool['state']}, "
               f"{pool['processes']} process(es), {pool['processing']} job(s) in progress, "
               f"{pool['done']} done, last heartbeat {pool['last_heartbeat_s_ago']:.1f} s ago")
-    quarantined = index.quarantined()
-    if quarantined:
-        storage = open_store(config, paths.data_dir, create=False)
-        for token, reason in quarantined:
-            print(f"quarantined: {storage.location(storage.key('quarantine', token))}: {reason}")
+    for job in quarantined:
+        print(f"quarantined: {quarantine_location(storage, job)}: {job['reason']}")
     return 0
 
 

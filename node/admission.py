@@ -15,20 +15,29 @@ never send an A-ASSOCIATE-RQ, and does a TLS handshake in its accept loop. Here:
   caller fills the node;
 - an established association silent for ``idle_timeout`` seconds is aborted (pynetdicom's
   network timeout), and every PDU must arrive at a pace :func:`~.dicomnet.bound_reads` sets.
+
+With several receiver processes on one port (node.receivers, :mod:`stegonode.node.receivers`)
+the admitted associations are counted in a :class:`SharedLedger` that every receiver of the
+node reads and writes, so max_associations and the per-address and per-AE limits hold for the
+node as a whole; the limits on waiting connections hold per receiver process.
 """
 
 from __future__ import annotations
 
+import ctypes
 import logging
+import os
+import socket
 import ssl
 import threading
 import time
-from typing import Any
+from typing import Any, Protocol
 
 from pynetdicom.association import Association
 from pynetdicom.transport import ThreadedAssociationServer
 
 from .dicomnet import close_connection
+from .storage import process_alive
 
 log = logging.getLogger("stegonode.associations")
 # Connections waiting to request an association, all addresses together, beyond the
@@ -41,7 +50,8 @@ class Admission:
     """Connections waiting to request an association, per address, and the admitted associations."""
 
     def __init__(self, max_associations: int, max_pending_per_address: int,
-                 max_per_address: int | None = None, max_per_ae: int | None = None) -> None:
+                 max_per_address: int | None = None, max_per_ae: int | None = None,
+                 ledger: "Ledger | None" = None) -> None:
         self.max_associations = max_associations
         self.max_pending_per_address = max_pending_per_address
         half = max(1, max_associations // 2)  # the default: no one caller holds more than half
@@ -50,7 +60,7 @@ class Admission:
         self._lock = threading.Lock()
         self._pending: dict[str, dict[Association, None]] = {}  # insertion-ordered: oldest first
         self._order: dict[Association, None] = {}  # every waiting connection, oldest first
-        self._admitted: dict[Association, str] = {}  # admitted association -> calling AE title
+        self.ledger: Ledger = LocalLedger() if ledger is None else ledger  # the admitted associations
         self._closed: dict[str, int] = {}  # evictions per address not yet reported
         self._warned: dict[str, float] = {}
 
@@ -95,22 +105,13 @@ class Admission:
         address, title = assoc.requestor.address, calling_ae_title.strip()
         with self._lock:
             self._forget_pending(assoc)
-            self._admitted = {a: t for a, t in self._admitted.items() if a.is_alive()}
-            if len(self._admitted) >= self.max_associations:
-                return f"{len(self._admitted)} associations open (max_associations)"
-            same_address = sum(a.requestor.address == address for a in self._admitted)
-            if same_address >= self.max_per_address:
-                return f"{same_address} associations open from {address} (max_associations_per_address)"
-            same_title = sum(t == title for t in self._admitted.values())
-            if same_title >= self.max_per_ae:
-                return f"{same_title} associations open by that AE title (max_associations_per_ae)"
-            self._admitted[assoc] = title
-            return None
+            return self.ledger.admit(assoc, address, title, (self.max_associations, self.max_per_address,
+                                                             self.max_per_ae))
 
     def closed(self, assoc: Association) -> None:
         with self._lock:
             self._forget_pending(assoc)
-            self._admitted.pop(assoc, None)
+            self.ledger.release(assoc)
 
     def _forget_pending(self, assoc: Association) -> None:
         self._order.pop(assoc, None)
@@ -121,15 +122,143 @@ class Admission:
                 del self._pending[assoc.requestor.address]
 
 
+Limits = tuple[int, int, int]  # max_associations, per address, per calling AE title
+
+
+class Ledger(Protocol):
+    """The admitted associations, counted against the limits."""
+
+    def admit(self, assoc: Association, address: str, title: str, limits: Limits) -> str | None:
+        """Count ``assoc`` in and return None, or return which limit refuses it."""
+
+    def release(self, assoc: Association) -> None:
+        """``assoc`` ended (nothing happens if it was never admitted)."""
+
+
+def _refusal(admitted: list[tuple[str, str]], address: str, title: str, limits: Limits) -> str | None:
+    """Which limit the admitted (address, title) pairs leave no room under, or None."""
+    total, per_address, per_ae = limits
+    if len(admitted) >= total:
+        return f"{len(admitted)} associations open (max_associations)"
+    same_address = sum(a == address for a, _ in admitted)
+    if same_address >= per_address:
+        return f"{same_address} associations open from {address} (max_associations_per_address)"
+    same_title = sum(t == title for _, t in admitted)
+    if same_title >= per_ae:
+        return f"{same_title} associations open by that AE title (max_associations_per_ae)"
+    return None
+
+
+class LocalLedger:
+    """One receiver process: its own associations (the caller holds the lock)."""
+
+    def __init__(self) -> None:
+        self._admitted: dict[Association, tuple[str, str]] = {}
+
+    def admit(self, assoc: Association, address: str, title: str, limits: Limits) -> str | None:
+        self._admitted = {a: entry for a, entry in self._admitted.items() if a.is_alive()}
+        refused = _refusal(list(self._admitted.values()), address, title, limits)
+        if refused is None:
+            self._admitted[assoc] = (address, title)
+        return refused
+
+    def release(self, assoc: Association) -> None:
+        self._admitted.pop(assoc, None)
+
+
+class _Slot(ctypes.Structure):
+    _fields_ = [("pid", ctypes.c_int), ("address", ctypes.c_char * 64), ("title", ctypes.c_char * 68)]
+
+
+class SharedLedger:
+    """Several receiver processes of one node: one slot per admitted association, in shared
+    memory under a process-shared lock (the node's processes, spawned with both). A slot whose
+    process has died is free again."""
+
+    def __init__(self, lock: Any, slots: Any) -> None:
+        self.lock, self.slots = lock, slots  # handed to each receiver process
+        self._mine: dict[Association, int] = {}  # this process's admitted associations -> slot
+
+    @classmethod
+    def create(cls, context: Any, max_associations: int) -> "SharedLedger":
+        return cls(context.Lock(), context.RawArray(_Slot, max_associations))
+
+    def admit(self, assoc: Association, address: str, title: str, limits: Limits) -> str | None:
+        for ended in [a for a in self._mine if not a.is_alive()]:
+            self.release(ended)
+        with self.lock:
+            admitted, free = [], None
+            for number, slot in enumerate(self.slots):
+                if slot.pid and slot.pid != os.getpid() and not process_alive(slot.pid):
+                    slot.pid = 0  # its receiver died: its associations died with it
+                if not slot.pid:
+                    free = number if free is None else free
+                    continue
+                admitted.append((_text(slot.address), _text(slot.title)))
+            refused = _refusal(admitted, address, title, limits)
+            if refused is None and free is None:
+                refused = f"{len(admitted)} associations open (max_associations)"
+            if refused is None:
+                assert free is not None
+                slot = self.slots[free]
+                slot.pid, slot.address, slot.title = os.getpid(), _bytes(address, 64), _bytes(title, 68)
+                self._mine[assoc] = free
+            return refused
+
+    def release(self, assoc: Association) -> None:
+        number = self._mine.pop(assoc, None)
+        if number is not None:
+            with self.lock:
+                self.slots[number].pid = 0
+
+
+def _bytes(text: str, size: int) -> bytes:
+    return text.encode("utf-8", "replace")[: size - 1]
+
+
+def _text(value: bytes) -> str:
+    return value.decode("utf-8", "replace")
+
+
 class NodeAssociationServer(ThreadedAssociationServer):
     """pynetdicom's threaded server with the TLS handshake moved off the accept loop (a caller
     that never completes it blocked every other caller) and errors logged in one line."""
 
     acse_timeout: float = 5.0
     request_queue_size = 128  # socketserver's 5 drops a burst of connects (the kernel retries after 1 s)
+    # Another receiver process of the node: the node's listening socket, shared (see
+    # stegonode.node.receivers); None: this server binds and listens itself.
+    inherited_socket: socket.socket | None = None
+
+    def server_bind(self) -> None:
+        if self.inherited_socket is None:
+            super().server_bind()
+            return
+        assert self.socket is not None
+        self.socket.close()  # the one TCPServer made: unused
+        self.socket = self.inherited_socket
+        self.server_address = self.socket.getsockname()
+
+    def server_activate(self) -> None:
+        if self.inherited_socket is None:
+            super().server_activate()
+
+    def server_close(self) -> None:
+        if self.inherited_socket is None:
+            super().server_close()
+        else:  # only this process's descriptor: a shutdown would stop the node's other receivers
+            self.inherited_socket.close()
+
+    def share(self) -> socket.socket:
+        """The listening socket, made non-blocking so that receiver processes sharing it each
+        take the connections they find (one that finds none goes back to waiting)."""
+        assert self.socket is not None
+        self.socket.setblocking(False)
+        return self.socket
 
     def get_request(self) -> tuple[Any, Any]:
         client, address = self.socket.accept()  # type: ignore[union-attr]
+        client.setblocking(True)  # whatever the listening socket's mode: pynetdicom sets timeouts
         if self.ssl_context:
             client = self.ssl_context.wrap_socket(client, server_side=True, do_handshake_on_connect=False)
         return client, address

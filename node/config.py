@@ -72,6 +72,7 @@ class NodeSettings(Settings):
     dimse_timeout: Annotated[Seconds, Range(0.1, 86400)] = 30.0
     accept_any_called_ae_title: bool = False
     workers: Annotated[int, Range(0)] = 2
+    receivers: Annotated[int, Range(0, 64)] = 0  # processes receiving on the port (node/receivers.py); 0: one per core, at most 4
     lease_seconds: Annotated[Seconds, Range(1, 86400)] = 30.0
     max_attempts: Annotated[int, Range(1)] = 3
     keep_originals: bool = False

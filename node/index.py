@@ -223,12 +223,12 @@ class Index:
         """
         values = {"uid": sop_instance_uid, "token": token, "ae": calling_ae_title}
         with self._transaction() as db:
-            while True:
+            while True:  # a new instance (the usual case) is one statement
+                if db.execute(self._sql.insert_job, values).first() is not None:
+                    return None
                 row = db.execute(self._sql.job_row, values).first()
                 if row is not None:
                     break
-                if db.execute(self._sql.insert_job, values).first() is not None:
-                    return None
             if row.token == token and row.state in ACTIVE:
                 return None
             db.execute(self._sql.requeue_job, values)
@@ -320,6 +320,22 @@ class Index:
                 "reason": reason, "delay": RETRY_DELAY_S * attempts,
             })
         return state
+
+    def record_quarantined(self, sop_instance_uid: str, token: str, reason: str, attempts: int,
+                           holder: str) -> None:
+        """An object quarantined outside this index's job queue (Orthanc's queue mode,
+        :mod:`stegonode.node.orthanc_queue`): recorded as a quarantined job, so ``stegonode
+        status`` and the console list it with its reason as they list the node's own."""
+        values = {"sop_instance_uid": sop_instance_uid, "token": token, "state": "quarantined",
+                  "attempts": attempts, "reason": reason, "calling_ae_title": "", "holder": holder}
+        statement = _dialect_insert(self.engine.dialect.name)(jobs).values(
+            **values, received_at=epoch_now(), processed_at=epoch_now())
+        statement = statement.on_conflict_do_update(
+            index_elements=[jobs.c.sop_instance_uid],
+            set_={**values, "processed_at": epoch_now(), "receptions": jobs.c.receptions + 1},
+        )
+        with self._transaction() as db:
+            db.execute(statement)
 
     # -- worker pools ----------------------------------------------------------------------
 
@@ -464,6 +480,15 @@ class Index:
                               .where(jobs.c.state == "quarantined").order_by(jobs.c.received_at))
             return [tuple(row) for row in rows]
 
+    def quarantined_jobs(self) -> list[dict[str, Any]]:
+        """Every quarantined job, oldest first: new UID, token, reason, attempts, holder (for an
+        object of Orthanc's queue mode, "orthanc queue DIR": see :func:`quarantine_file`)."""
+        with self.engine.connect() as db:
+            rows = db.execute(select(jobs.c.sop_instance_uid, jobs.c.token, jobs.c.reason, jobs.c.attempts,
+                                     jobs.c.holder, jobs.c.processed_at)
+                              .where(jobs.c.state == "quarantined").order_by(jobs.c.received_at))
+            return [dict(row._mapping) for row in rows]
+
     def processed_per_minute(self, minutes: int = 60) -> list[int]:
         """Instances processed in each of the last ``minutes`` minutes, oldest first."""
         with self.engine.connect() as db:
@@ -536,6 +561,26 @@ class Index:
         """Run a read-only query built by :mod:`stegonode.node.query`."""
         with self.engine.connect() as db:
             return db.execute(statement).mappings().all()
+
+
+QUEUE_HOLDER = "orthanc queue "  # holder of a quarantined job of Orthanc's queue mode, + its directory
+
+
+def quarantine_file(data_dir: Path, job: dict[str, Any]) -> Path:
+    """Where a quarantined job's object is: the node's quarantine/, or that of the Orthanc queue
+    directory that quarantined it."""
+    holder = job.get("holder") or ""
+    root = Path(holder[len(QUEUE_HOLDER):]) if holder.startswith(QUEUE_HOLDER) else Path(data_dir)
+    return root / "quarantine" / f"{job['token']}.dcm"
+
+
+def quarantine_location(storage: Any, job: dict[str, Any]) -> str:
+    """Where a quarantined job's object is, for people: in ``storage`` (an ObjectStore: a file of
+    the data directory or an object store's URL), or in the Orthanc queue directory that
+    quarantined it."""
+    if (job.get("holder") or "").startswith(QUEUE_HOLDER):
+        return str(quarantine_file(Path("."), job))
+    return str(storage.location(storage.key("quarantine", job["token"])))
 
 
 class _Statements:

@@ -1,7 +1,11 @@
 """Durable ingest: a C-STORE is answered with success only once nothing can lose it.
 
 The received bytes are written to the inbox (temporary name, fsync, rename, directory fsync;
-in an object store one PUT: docs/object-store.md) and the job is committed to the index before the success status goes back. The inbox file is
+in an object store one PUT: docs/object-store.md) and the job is committed to the index before
+the success status goes back. In the data directory the write to the temporary file and its
+fsync run in a thread while the object is checked (the disk and the CPU at once; a refused
+object's temporary file is removed), and concurrent associations share the directory fsyncs
+(:func:`stegonode.node.storage.sync_directory`): see docs/receiving.md. The inbox file is
 the durable record: should a power cut take back the index commit, the next start queues the
 file again (:meth:`stegonode.node.service.Node.adopt_inbox`). What cannot be protected is refused at once with a failure status and an Error
 Comment, and nothing of it is kept: the sender still holds it and has been told why. An index
@@ -14,6 +18,8 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from pathlib import Path
 
 from pydicom import Dataset
 from pydicom.uid import UID
@@ -28,7 +34,7 @@ from stegonode.handlers.pseudonyms import Pseudonymizer
 
 from .dicomnet import c_store_request
 from .index import Index
-from .storage import ObjectStore, new_token
+from .storage import ObjectStore, Storage, new_token
 
 log = logging.getLogger("stegonode.ingest")
 
@@ -53,6 +59,8 @@ class Ingest:
         self.index = index
         self.pseudonyms = pseudonyms
         self.wake = wake  # this node's worker pool, if it has one: a job is queued
+        # Durable writes of received objects, beside the checks (threads start on demand).
+        self._writers = ThreadPoolExecutor(16, thread_name_prefix="inbox-writer")
 
     def receive(self, event: evt.Event) -> Dataset:
         """Handle one C-STORE request; return its status (with an Error Comment on failure)."""
@@ -65,13 +73,19 @@ class Ingest:
         DIMSE or STOW-RS); its status, with an Error Comment on failure."""
         start = time.perf_counter()
         new_uid = job_key(self.pseudonyms, sop_instance_uid)
+        staged = self._stage(encoded)
         refused = self._check(encoded, sop_class)
         if refused is not None:
+            if staged is not None:
+                discard_staged(staged, self.storage)
             log.warning("refused %s (new UID %s): %s", sop_class.name, new_uid, refused.ErrorComment)
             return refused
         try:
             token = new_token()
-            self.storage.write("inbox", token, encoded)
+            if staged is None:
+                self.storage.write("inbox", token, encoded)  # an object store: one PUT
+            else:
+                self.storage.move(staged.result(), "inbox", token)
             self.queue(new_uid, token, caller)
         except OSError as exc:
             log.error("cannot store %s: %s", new_uid, exc.strerror or type(exc).__name__)
@@ -89,6 +103,13 @@ class Ingest:
             self.storage.delete(self.storage.key("inbox", replaced))
             log.info("%s received again: the newer copy replaces the queued one", new_uid)
         self.wake()
+
+    def _stage(self, encoded: bytes) -> Future[str] | None:
+        """Start writing ``encoded`` durably to the data directory's tmp/, beside the checks;
+        None for an object store (one PUT once it is accepted) or above the size limit."""
+        if len(encoded) > self.max_object_bytes or not isinstance(self.storage, Storage):
+            return None
+        return self._writers.submit(self.storage.stage, encoded)
 
     def _check(self, encoded: bytes, sop_class: UID) -> Dataset | None:
         """A refusal status for what the pipeline cannot protect, else None."""
@@ -111,6 +132,14 @@ def job_key(pseudonyms: Pseudonymizer, sop_instance_uid: object) -> str:
     (pseudonymous) SOP Instance UID, the one the pipeline gives it, so that a copy received
     again finds the queued one and no log line holds the original UID."""
     return pseudonyms.uid(str(sop_instance_uid or ""))
+
+
+def discard_staged(staged: Future[str], storage: ObjectStore) -> None:
+    """Remove the temporary file of a refused object once it is written (nothing is kept)."""
+    def remove(done: Future[str]) -> None:
+        if done.exception() is None:
+            storage.discard(done.result())
+    staged.add_done_callback(remove)
 
 
 def refusal(ds: Dataset, sop_class: UID, policy: Policy = Policy(),

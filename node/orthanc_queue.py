@@ -15,7 +15,13 @@ stores the protected object into Orthanc through its REST API on loopback (``POS
 callback again: the object is a stego object now, so it is kept as it is. Only then is the
 queued file removed, so a crash at any moment repeats work, never loses it, and leftovers are
 queued again when Orthanc starts. What the pipeline refuses after the answer is quarantined:
-``quarantine/<token>.dcm`` with its reason in ``quarantine/<token>.txt`` and in Orthanc's log.
+``quarantine/<token>.dcm`` with its reason in ``quarantine/<token>.txt``, in Orthanc's log, and
+as a quarantined job in the node's index (node.database of node.toml; by default
+``DATA_DIR/index.sqlite``), which ``stegonode status`` and the console's jobs view read.
+
+The callback's cost is the answer rate (Orthanc runs one at a time): the durable write of the
+received bytes runs in a thread while the object is screened, and the protected objects this
+plugin posts back are recognised by their bytes, without decoding them again.
 
 Layout of the queue directory (no name carries patient data)::
 
@@ -38,7 +44,7 @@ import time
 import urllib.error
 import urllib.request
 from collections import deque
-from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 from types import ModuleType
@@ -47,9 +53,10 @@ from typing import Any
 import pydicom
 
 
-from .ingest import OUT_OF_RESOURCES, job_key
+from .index import QUEUE_HOLDER, Index
+from .ingest import OUT_OF_RESOURCES, discard_staged, job_key
 from .orthanc_plugin import Protector, Refusal, Screened
-from .storage import Storage, new_token
+from .storage import NodePaths, Storage, new_token
 from .workers import INGEST_QUIET_S, Outcome, _start_worker, outcome_of, protect_job, warm_up
 from .config import Config
 
@@ -86,6 +93,10 @@ class OrthancQueue:
         self._storer = threading.Thread(target=self._store_loop, name="stegonode-storer", daemon=True)
         self._dispatcher = threading.Thread(target=self._dispatch, name="stegonode-dispatcher", daemon=True)
         self._stopping = False
+        self._writer = ThreadPoolExecutor(1, thread_name_prefix="stegonode-queue-writer")
+        self._posting: bytes | None = None  # the protected object the storer is posting back
+        self._database = NodePaths.of(node).database  # quarantined objects are recorded there
+        self._index: Index | None = None
 
     # -- start and stop ------------------------------------------------------------------------
 
@@ -134,14 +145,21 @@ class OrthancQueue:
 
     def received(self, data: bytes, origin: Any) -> tuple[Any, bytes | None]:
         """Screen, write durably, discard: Orthanc answers success, and stores nothing."""
+        from_dicom = origin == self.orthanc.InstanceOrigin.DICOM_PROTOCOL
+        if not from_dicom and self._posting is not None and data == self._posting:
+            return self.orthanc.ReceivedInstanceAction.KEEP_AS_IS, None  # protected by this queue
+        # A C-STORE is written while it is screened (the bytes a refusal leaves are removed).
+        staged = self._writer.submit(self.storage.stage, data) if from_dicom else None
         screened = self.protector.screen(data, origin)
         if not isinstance(screened, Screened):
+            if staged is not None:
+                discard_staged(staged, self.storage)
             return screened  # refused with its status, or a stego object kept as it is
         token = new_token()
         with self._lock:
             self._last_received = time.monotonic()
         try:
-            self.storage.write("inbox", token, data)
+            self.storage.move(staged.result() if staged is not None else self.storage.stage(data), "inbox", token)
         except OSError as exc:
             why = exc.strerror or type(exc).__name__
             return self.protector._refuse(Refusal(OUT_OF_RESOURCES, f"cannot queue the object ({why})"),
@@ -230,10 +248,12 @@ class OrthancQueue:
                 staged.unlink(missing_ok=True)
                 return Outcome()
         try:
-            answer = json.loads(self._post(staged.read_bytes()))
+            self._posting = staged.read_bytes()
+            answer = json.loads(self._post(self._posting))
         except (OSError, ValueError) as exc:  # HTTPError, URLError, a connection reset, not JSON
             return Outcome(reason=f"Orthanc did not store the protected object ({_why(exc)})")
         finally:
+            self._posting = None
             staged.unlink(missing_ok=True)
         status = answer.get("Status") if isinstance(answer, dict) else None
         if status not in STORED:
@@ -273,6 +293,20 @@ class OrthancQueue:
             self._uids.pop(token, None)
         log.warning("queued object %s (new UID %s) quarantined after %d attempt(s): %s",
                     token, uid, attempts, reason)
+        self._record_quarantined(token, uid, reason, attempts)
+
+    def _record_quarantined(self, token: str, uid: str, reason: str, attempts: int) -> None:
+        """The quarantined object in the node's index: ``stegonode status`` and the console
+        list it. An index that cannot be reached loses only this listing (the object and its
+        reason stay in quarantine/, the reason in Orthanc's log)."""
+        try:
+            if self._index is None:
+                self._index = Index(self._database)
+            self._index.record_quarantined(uid if uid != "unknown" else token, token, reason, attempts,
+                                           holder=f"{QUEUE_HOLDER}{self.storage.root}")
+        except Exception as exc:  # DatabaseError, SQLAlchemyError: never let the storer thread die
+            log.error("queued object %s: quarantine not recorded in the index %s (%s)", token,
+                      self._database.split("://", 1)[0], type(exc).__name__)
 
     def _quarantine(self, token: str, reason: str) -> None:
         """The reason first, then the object: a quarantined object always has its reason."""

@@ -16,7 +16,7 @@ import time
 import weakref
 from contextlib import ExitStack
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from pydicom import Dataset
@@ -39,8 +39,9 @@ from . import audit, console_index, query
 from .audit import ServiceAudit
 from .dicomnet import (
     bound_reads, contain_protocol_errors, poll_fast, quiet_pynetdicom_tracebacks, register_server, set_nodelay,
+    wake_reactors,
 )
-from .admission import MAX_PENDING_TOTAL, Admission, NodeAssociationServer
+from .admission import MAX_PENDING_TOTAL, Admission, Ledger, NodeAssociationServer
 from .index import Association, Index
 from .ingest import Ingest, status_dataset
 from .retrieve import StoredObject, move_contexts, send_from_files
@@ -107,8 +108,10 @@ class NodeServer:
     """One pynetdicom AE serving the node's storage and query/retrieve services."""
 
     def __init__(self, config: Config, index: Index, ingest: Ingest,
-                 storage: ObjectStore) -> None:
+                 storage: ObjectStore, ledger: Ledger | None = None,
+                 listening: socket.socket | None = None) -> None:
         self.node = config["node"]
+        self.listening = listening  # another receiver process: the node's socket (receivers.py)
         self.index = index
         self.ingest = ingest
         self.storage = storage
@@ -117,8 +120,10 @@ class NodeServer:
         self.admission = Admission(
             int(self.node["max_associations"]), int(self.node["max_pending_per_address"]),
             int(self.node["max_associations_per_address"]), int(self.node["max_associations_per_ae"]),
+            ledger,
         )
         quiet_pynetdicom_tracebacks()
+        wake_reactors()
         self._server: NodeAssociationServer | None = None
         self._stats: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
         self._stats_lock = threading.Lock()
@@ -146,7 +151,9 @@ class NodeServer:
             ae.add_supported_context(model, [ExplicitVRLittleEndian, ImplicitVRLittleEndian])
         return ae
 
-    def start(self) -> None:
+    def start(self, receivers: Callable[[socket.socket], None] | None = None) -> None:
+        """Listen and serve; ``receivers`` first gets the listening socket to share (the node's
+        other receiver processes, :mod:`stegonode.node.receivers`)."""
         handlers: list[Any] = [
             (evt.EVT_CONN_OPEN, set_nodelay),
             (evt.EVT_CONN_OPEN, self._bound_reads),
@@ -166,10 +173,11 @@ class NodeServer:
         ]
         address = (self.node["bind_address"], int(self.node["port"]))
         tls = self._tls()
+        server_class: type[NodeAssociationServer] = NodeAssociationServer
+        if self.listening is not None:
+            server_class = type("SharedServer", (NodeAssociationServer,), {"inherited_socket": self.listening})
         try:
-            server = self.ae.make_server(
-                address, evt_handlers=handlers, ssl_context=tls, server_class=NodeAssociationServer
-            )
+            server = self.ae.make_server(address, evt_handlers=handlers, ssl_context=tls, server_class=server_class)
         except OSError as exc:
             raise ConfigError(
                 f"node.bind_address/node.port {address[0]}:{address[1]}: cannot listen "
@@ -179,9 +187,12 @@ class NodeServer:
         self._server = server
         server.acse_timeout = float(self.node["acse_timeout"])
         register_server(self.ae, self._server)
+        if receivers is not None:
+            receivers(server.share())
         threading.Thread(target=server.serve_forever, name="acceptor", daemon=True).start()
-        log.info("%s listening on %s:%d%s", self.node["ae_title"], *address,
-                 " (TLS)" if self.node["tls"]["certificate"] else "")
+        if self.listening is None:
+            log.info("%s listening on %s:%d%s", self.node["ae_title"], *address,
+                     " (TLS)" if self.node["tls"]["certificate"] else "")
 
     def stop(self) -> None:
         if self._server is not None:

@@ -8,6 +8,7 @@ Any number of both may share one index (PostgreSQL) and one storage directory.
 from __future__ import annotations
 
 import logging
+import multiprocessing
 import threading
 from collections.abc import Callable
 from pathlib import Path
@@ -21,8 +22,10 @@ from stegonode.handlers.pipeline import PipelineContext, max_object_bytes, pixel
 from stegonode.handlers.seal import header_of
 
 from . import audit
+from .admission import SharedLedger
 from .index import Index
 from .ingest import Ingest, job_key
+from .receivers import Receivers, receiver_count
 from .scp import NodeServer
 from .segwriter import Segmentations
 from .storage import NodePaths, ObjectStore, open_store
@@ -77,7 +80,9 @@ class Node(_Host):
             self.index, self.storage, self.workers.run, float(config["node"]["seg_stable_seconds"]),
             keys.pixel_cipher_key) if config["node"]["seg"] and self.workers is not None else None
         self.ingest = build_ingest(config, keys, self.storage, self.index, wake)
-        self.server = NodeServer(config, self.index, self.ingest, self.storage)
+        self.receivers = _receivers(config, wake)
+        self.server = NodeServer(config, self.index, self.ingest, self.storage,
+                                 self.receivers.ledger if self.receivers else None)
         self.server.audit.add_sink(lambda event: self.index.record_audit(audit.index_record(event)))
 
     def _keys(self) -> Path:
@@ -95,7 +100,7 @@ class Node(_Host):
         if self.workers is not None:
             self.workers.start()
         try:
-            self.server.start()
+            self.server.start(self.receivers.start if self.receivers else None)
         except BaseException:
             if self.workers is not None:
                 self.workers.stop()
@@ -106,6 +111,8 @@ class Node(_Host):
         self.server.audit.record(audit.Event("start", user="stegonode serve"))
 
     def stop(self) -> None:
+        if self.receivers is not None:
+            self.receivers.stop()  # before the socket they share is shut
         self.server.stop()
         self.server.audit.record(audit.Event("stop", user="stegonode serve"))
         self.server.audit.close()
@@ -137,6 +144,15 @@ class Node(_Host):
             self.ingest.queue(job_key(self.ingest.pseudonyms, uid), token, "")
         if orphans:
             log.info("queued %d inbox file(s) whose job was not yet recorded", len(orphans))
+
+
+def _receivers(config: dict[str, Any], wake: Callable[[], None]) -> Receivers | None:
+    """The receiver processes beside the main one that node.receivers asks for, if any."""
+    count = receiver_count(config["node"])
+    if count <= 1:
+        return None
+    ledger = SharedLedger.create(multiprocessing.get_context("spawn"), int(config["node"]["max_associations"]))
+    return Receivers(config, count - 1, ledger, wake)
 
 
 class WorkerHost(_Host):

@@ -31,6 +31,7 @@ from __future__ import annotations
 import os
 import secrets
 import socket
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager
@@ -151,7 +152,7 @@ class Storage:
         """Rename ``source`` into ``area`` (same file system: atomic) and make it durable."""
         target = self.path(area, name)
         os.replace(source, target)
-        _fsync_directory(target.parent)
+        sync_directory(target.parent)
         return self.key(area, name)
 
     def discard(self, source: str) -> None:
@@ -216,6 +217,54 @@ def _fsync_directory(directory: Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+class GroupSync:
+    """Group commit of one directory's fsync: threads that renamed a file into it share fsyncs.
+
+    A caller returns only after an fsync of the directory that began after it called, so its
+    rename (done before the call) is durable, as with an fsync of its own; but while one fsync
+    runs, every caller arriving meanwhile waits for the next, which then covers them all: N
+    concurrent associations cost about two directory fsyncs, not N.
+    """
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+        self._cond = threading.Condition()
+        self._requested = 0  # tickets handed out
+        self._covered = 0  # every ticket up to this one is durable
+        self._running = False
+
+    def sync(self) -> None:
+        with self._cond:
+            self._requested += 1
+            ticket = self._requested
+            while self._covered < ticket:
+                if self._running:
+                    self._cond.wait()
+                    continue
+                self._running, covers = True, self._requested  # every rename before now
+                self._cond.release()
+                try:
+                    _fsync_directory(self.directory)
+                finally:
+                    self._cond.acquire()
+                    self._running = False
+                    self._cond.notify_all()
+                self._covered = max(self._covered, covers)  # not reached if the fsync raised
+
+
+_group_syncs: dict[Path, GroupSync] = {}
+_group_syncs_lock = threading.Lock()
+
+
+def sync_directory(directory: Path) -> None:
+    """fsync ``directory`` (renames into it made durable), shared with concurrent callers."""
+    with _group_syncs_lock:
+        group = _group_syncs.get(directory)
+        if group is None:
+            group = _group_syncs[directory] = GroupSync(directory)
+    group.sync()
 
 
 @dataclass(frozen=True)

@@ -27,6 +27,47 @@ def test_the_private_parts_the_adapter_uses_exist():
     parameters = list(inspect.signature(Association.send_c_store).parameters)
     assert parameters[:2] == ["self", "dataset"], f"Association.send_c_store{parameters}"
     assert "_run_loop_delay" in inspect.getsource(pynetdicom.dul.DULServiceProvider), "DUL._run_loop_delay"
+    reactor = inspect.getsource(Association._run_reactor)
+    assert f"time.sleep({dicomnet.REACTOR_SLEEP_S})" in reactor and "self.dimse.get_msg(block=False)" in reactor, \
+        "Association._run_reactor: sleeps 1 ms, then looks at dimse.msg_queue"
+    assert "msg_queue" in inspect.getsource(pynetdicom.dimse.DIMSEServiceProvider), "DIMSE msg_queue"
+    dul = inspect.getsource(pynetdicom.dul.DULServiceProvider)
+    assert "time.sleep(self._run_loop_delay)" in dul and "self.to_provider_queue.put(primitive)" in dul, \
+        "DUL: sleeps _run_loop_delay when idle; primitives to send go through to_provider_queue.put"
+
+
+def test_the_reactor_waits_on_its_message_queue_not_on_the_clock(monkeypatch):
+    """In an Association thread the reactor's 1 ms sleep is a wait on the DIMSE message queue
+    (woken by a message); anywhere else, and for any other sleep, time.sleep."""
+    import threading
+    import types
+
+    import pynetdicom.association
+
+    dicomnet.wake_reactors()
+    clock = pynetdicom.association.time
+    assert isinstance(clock, dicomnet._ReactorClock)
+    slept: list[float] = []
+    monkeypatch.setattr(dicomnet, "time", types.SimpleNamespace(sleep=slept.append))
+    assoc = Association(AE(), "acceptor")
+    waits: list[float | None] = []
+    condition = assoc.dimse.msg_queue.not_empty
+    original_wait = condition.wait
+    monkeypatch.setattr(condition, "wait", lambda timeout=None: waits.append(timeout) or original_wait(timeout))
+
+    def reactor_turns():
+        clock.sleep(dicomnet.REACTOR_SLEEP_S)  # empty queue: waits on it
+        assoc.dimse.msg_queue.put((1, "message"))
+        clock.sleep(dicomnet.REACTOR_SLEEP_S)  # a message waiting: returns at once
+        clock.sleep(0.01)  # another of pynetdicom's sleeps
+
+    assoc.run = threading.Thread(target=reactor_turns).run  # type: ignore[method-assign]
+    assoc.start()
+    assoc.join(timeout=10)
+    assert waits == [dicomnet.REACTOR_SLEEP_S]
+    assert slept == [0.01]
+    clock.sleep(dicomnet.REACTOR_SLEEP_S)  # outside an association thread
+    assert slept == [0.01, dicomnet.REACTOR_SLEEP_S]
 
 
 def test_the_adapter_works_on_a_live_association():
@@ -39,6 +80,7 @@ def test_the_adapter_works_on_a_live_association():
         seen["nodelay"] = sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) if sock else None
         dicomnet.poll_fast(event)
         seen["delay"] = event.assoc.dul._run_loop_delay
+        seen["wake"] = vars(event.assoc.dul).get(dicomnet._DUL_WAKE)
         dicomnet.send_files_as_stored(event.assoc, lambda ds: None)
         seen["wrapped"] = event.assoc.send_c_store.__name__ == "send_c_store"
 
@@ -59,5 +101,8 @@ def test_the_adapter_works_on_a_live_association():
     assert isinstance(seen["socket"], socket.socket), "Association.dul.socket.socket"
     assert seen["nodelay"], "TCP_NODELAY on the association's socket"
     assert seen["delay"] == dicomnet.POLL_DELAY_S
+    # The DUL waits on its socket and a wake-up socket (the C-ECHO answer above went through it).
+    assert isinstance(pynetdicom.dul.time, dicomnet._DulClock)
+    assert seen["wake"] is not None and all(isinstance(s, socket.socket) for s in seen["wake"])
     assert seen["wrapped"]
     assert _config.STORE_SEND_CHUNKED_DATASET is True

@@ -142,8 +142,20 @@ def test_queue_mode_quarantines_what_the_pipeline_refuses_after_the_answer(ortha
     (token, reason), = quarantined(orthanc.data / "queue").items()
     assert reason.startswith("pixel data does not decode"), reason
     assert [path.stem for path in queue_files(orthanc, "quarantine")] == [token]
-    assert f"queued object {token}" in orthanc.log.read_text() and reason in orthanc.log.read_text()
+    # The log line and the index record follow the files.
+    wait_until(lambda: f"queued object {token}" in orthanc.log.read_text(), "the quarantine is logged")
+    assert reason in orthanc.log.read_text()
     assert stored_uids(orthanc) == before
+    # Listed where the node's own quarantine is: its index, so `stegonode status` (and the console).
+    wait_until(lambda: (Path(orthanc.node["data_dir"]) / "index.sqlite").exists() and orthanc.status()["quarantined"],
+               "the quarantine is in the node's index")
+    status = orthanc.status()
+    listed = [entry for entry in status["quarantined_objects"] if Path(entry["file"]).stem == token]
+    assert len(listed) == 1 and listed[0]["reason"] == reason, status["quarantined_objects"]
+    assert Path(listed[0]["file"]) == orthanc.data / "queue" / "quarantine" / f"{token}.dcm"
+    assert status["quarantined"] >= 1
+    text = orthanc.run("status", "--config", str(orthanc.config)).stdout
+    assert f"quarantined: {listed[0]['file']}: {reason}" in text
     # What needs no pixel decoding is still refused with its status, before the answer: here
     # a policy refusal (Burned In Annotation YES).
     burned = pydicom.dcmread(image_path("693_UNCR.dcm"))

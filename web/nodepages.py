@@ -7,6 +7,7 @@ from datetime import datetime
 from flask import Blueprint, abort, current_app, render_template
 
 from stegonode.errors import StegonodeError
+from stegonode.node.index import quarantine_location
 
 from .app import ConsoleState
 
@@ -49,8 +50,7 @@ def dashboard():
         "dashboard.html", reason=None, counts=index.counts(), carriers=index.carriers(),
         bars=_throughput_bars(per_minute),
         plot=PLOT, last_hour=sum(per_minute),
-        quarantined=[(storage.location(storage.key("quarantine", token)), why)
-                     for token, why in index.quarantined()],
+        quarantined=[(quarantine_location(storage, job), job["reason"]) for job in index.quarantined_jobs()],
         associations=index.recent_associations(), when=_when,
     )
 

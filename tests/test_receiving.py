@@ -1,0 +1,118 @@
+"""The receive path's shortcuts keep its promises: directory fsyncs shared between callers
+(group commit) still make each caller's rename durable before it returns; the durable write
+beside the checks leaves nothing of a refused object. Real files, a real node, DCMTK."""
+
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+
+import pydicom
+import pytest
+from pydicom.uid import generate_uid
+
+from images import image_path
+from nodes import NodeProcess, storescu
+
+from stegonode.node import storage
+
+
+def wait_until(condition, what: str, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"not so after {timeout} s: {what}")
+        time.sleep(0.01)
+
+
+class SlowFsync:
+    """Records each directory fsync (the real one runs); the first waits until released."""
+
+    def __init__(self, fail_first: bool = False) -> None:
+        self.calls: list[int] = []  # tickets handed out when each fsync began
+        self.release = threading.Event()
+        self.fail_first = fail_first
+        self.group: storage.GroupSync | None = None
+        self._real = storage._fsync_directory
+
+    def __call__(self, directory: Path) -> None:
+        assert self.group is not None
+        self.calls.append(self.group._requested)
+        if len(self.calls) == 1:
+            self.release.wait(timeout=30)
+            if self.fail_first:
+                raise OSError(5, "Input/output error")
+        self._real(directory)
+
+
+@pytest.mark.parametrize("fail_first", [False, True])
+def test_callers_arriving_during_an_fsync_share_the_next_one(tmp_path, monkeypatch, fail_first):
+    slow = SlowFsync(fail_first)
+    monkeypatch.setattr(storage, "_fsync_directory", slow)
+    group = slow.group = storage.GroupSync(tmp_path)
+    finished: dict[int, int] = {}  # caller -> fsyncs begun when it returned
+    errors: dict[int, str] = {}
+
+    def caller(number: int) -> None:
+        (tmp_path / f"{number}.part").write_bytes(b"x")
+        (tmp_path / f"{number}.part").rename(tmp_path / f"{number}.dcm")
+        try:
+            group.sync()
+            finished[number] = len(slow.calls)
+        except OSError as exc:
+            errors[number] = exc.strerror or ""
+
+    first = threading.Thread(target=caller, args=(0,))
+    first.start()
+    wait_until(lambda: slow.calls == [1], "the first caller's fsync began")
+    others = [threading.Thread(target=caller, args=(n,)) for n in range(1, 8)]
+    for thread in others:
+        thread.start()
+    wait_until(lambda: group._requested == 8, "seven callers wait")
+    assert not finished  # nobody returns before an fsync that began after its rename
+    slow.release.set()
+    for thread in [first, *others]:
+        thread.join(timeout=30)
+    # One fsync for the first caller, one more for the seven that came while it ran.
+    assert slow.calls == [1, 8]
+    if fail_first:
+        assert errors == {0: "Input/output error"}  # its caller hears of it; the others retried
+        assert finished == {n: 2 for n in range(1, 8)}
+    else:
+        assert errors == {} and {n: finished[n] for n in range(1, 8)} == {n: 2 for n in range(1, 8)}
+        assert finished[0] in (1, 2)  # the second may have begun by the time it looks
+
+
+def test_sync_directory_keeps_one_group_per_directory(tmp_path):
+    (tmp_path / "a").mkdir()
+    storage.sync_directory(tmp_path / "a")
+    storage.sync_directory(tmp_path)
+    assert storage._group_syncs[tmp_path / "a"] is not storage._group_syncs[tmp_path]
+    assert storage._group_syncs[tmp_path]._covered == 1
+
+
+def test_a_refused_object_leaves_nothing_behind_and_an_accepted_one_is_queued(tmp_path):
+    burned = pydicom.dcmread(image_path("693_UNCR.dcm"))
+    burned.BurnedInAnnotation = "YES"
+    burned.SOPInstanceUID = burned.file_meta.MediaStorageSOPInstanceUID = generate_uid()
+    burned.save_as(tmp_path / "burned.dcm")
+    clean = pydicom.dcmread(image_path("693_UNCR.dcm"))
+    clean.SOPInstanceUID = clean.file_meta.MediaStorageSOPInstanceUID = generate_uid()
+    clean.save_as(tmp_path / "clean.dcm")
+    node = NodeProcess(tmp_path / "node", workers=0, receivers=1).start()
+    try:
+        refused = storescu(node.port, [tmp_path / "burned.dcm"])
+        assert "Received Store Response" in refused.stderr, refused.stderr
+        assert "Received Store Response (Success)" not in refused.stderr
+        # Its bytes were written to tmp/ beside the checks: removed once written.
+        wait_until(lambda: not any((node.data / "tmp").iterdir()), "tmp/ is empty")
+        assert not any((node.data / "inbox").iterdir())
+        accepted = storescu(node.port, [tmp_path / "clean.dcm"])
+        assert "Received Store Response (Success)" in accepted.stderr, accepted.stderr
+        (inbox,) = (node.data / "inbox").iterdir()
+        assert inbox.read_bytes().endswith(pydicom.dcmread(tmp_path / "clean.dcm").PixelData)
+        assert node.query("SELECT token, state FROM jobs") == [(inbox.stem, "queued")]
+        assert not any((node.data / "tmp").iterdir())
+    finally:
+        node.stop()
