@@ -32,12 +32,13 @@ sys.path.insert(0, str(ROOT / "tests"))
 
 import pydicom  # noqa: E402
 
-from capacity import Row, measure  # noqa: E402
-from images import ROUND_TRIP, SMALL, image_path, realdata_images  # noqa: E402
 from stegonode.codecs import keys as keyfiles  # noqa: E402
 from stegonode.errors import RefusedError  # noqa: E402
 from stegonode.handlers.pipeline import build_pipeline  # noqa: E402
 from stegonode.node import config as node_config  # noqa: E402
+
+from capacity import Row, measure  # noqa: E402
+from images import ROUND_TRIP, SMALL, image_path, realdata_images  # noqa: E402
 
 
 def main() -> int:

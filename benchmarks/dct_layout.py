@@ -29,7 +29,6 @@ sys.path.insert(0, str(ROOT / "tests"))
 import numpy as np  # noqa: E402
 import pydicom  # noqa: E402
 
-from images import image_path  # noqa: E402
 from stegonode.codecs import keys as keyfiles  # noqa: E402
 from stegonode.codecs import payload  # noqa: E402
 from stegonode.codecs.dct import DctCodec, DctParams  # noqa: E402
@@ -37,6 +36,8 @@ from stegonode.errors import StegonodeError  # noqa: E402
 from stegonode.handlers.pipeline import build_pipeline  # noqa: E402
 from stegonode.handlers.reveal import reveal  # noqa: E402
 from stegonode.node import config as node_config  # noqa: E402
+
+from images import image_path  # noqa: E402
 
 
 def fresh_keys() -> tuple[keyfiles.NodeKeys, keyfiles.PeerKeys]:

@@ -32,9 +32,9 @@ import pydicom  # noqa: E402
 from pydicom.data import get_testdata_file  # noqa: E402
 
 from stegonode.codecs import keys as keyfiles  # noqa: E402
-from stegonode.handlers.options import OPTIONS  # noqa: E402
 from stegonode.errors import StegonodeError  # noqa: E402
 from stegonode.handlers.deidentify import deidentifier  # noqa: E402
+from stegonode.handlers.options import OPTIONS  # noqa: E402
 from stegonode.handlers.pipeline import PipelineContext, build_pipeline  # noqa: E402
 from stegonode.handlers.seal import CARRIERS  # noqa: E402
 from stegonode.node import config as node_config  # noqa: E402

@@ -35,9 +35,10 @@ sys.path.insert(0, str(ROOT / "tests"))
 
 from pydicom.uid import generate_uid  # noqa: E402
 
-from nodes import NodeProcess, free_port, plain_orthanc, storescu, write_series  # noqa: E402
 from stegonode.node.index import Index  # noqa: E402
 from stegonode.node.index import instances as table  # noqa: E402
+
+from nodes import NodeProcess, free_port, plain_orthanc, storescu, write_series  # noqa: E402
 
 TOKEN = "benchmark-token-0123456789abcdefghijkl"
 STORED = 'multipart/related; type="application/dicom"; transfer-syntax=*'

@@ -33,8 +33,10 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import ingest  # noqa: E402  (benchmarks/ingest.py: the same senders and receivers)
-from nodes import NodeProcess, free_port, write_series  # noqa: E402  (tests/, via ingest)
+
 from stegonode.node.config import DEFAULTS, SEGMENTER_CHOICES  # noqa: E402
+
+from nodes import NodeProcess, free_port, write_series  # noqa: E402  (tests/, via ingest)
 
 
 def orthanc(directory: Path, batches: list[list[Path]]) -> float:

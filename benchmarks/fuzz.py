@@ -44,16 +44,17 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
 
+import pydicom  # noqa: E402
 from hypothesis import HealthCheck, Phase, given, settings  # noqa: E402
+from pydicom.uid import DeflatedExplicitVRLittleEndian, ExplicitVRLittleEndian  # noqa: E402
 from pynetdicom import AE, _config  # noqa: E402
 from pynetdicom.sop_class import CTImageStorage, Verification  # noqa: E402
-import pydicom  # noqa: E402
-from pydicom.uid import DeflatedExplicitVRLittleEndian, ExplicitVRLittleEndian  # noqa: E402
+
+from stegonode.handlers.dicomfile import configure_pydicom  # noqa: E402
 
 import attacks  # noqa: E402
 import hostile  # noqa: E402
 from nodes import STEGONODE, NodeProcess  # noqa: E402
-from stegonode.handlers.dicomfile import configure_pydicom  # noqa: E402
 
 ECHO_EVERY = 10
 ACSE_TIMEOUT, IDLE_TIMEOUT = 2.0, 3.0  # the campaign node's: short, so the slow families are
@@ -198,8 +199,8 @@ def resource_attacks(campaign: Campaign, node: NodeProcess, per_family: int) -> 
     uids = attacks.same_uid_races(node.port, races)
     node.wait_idle(0, timeout=3600)
     rows = dict(node.query("SELECT SOPInstanceUID, path FROM instances"))
-    from stegonode.handlers.pseudonyms import Pseudonymizer  # the node's keyed UIDs
     from stegonode.codecs.keys import load_node_keys
+    from stegonode.handlers.pseudonyms import Pseudonymizer  # the node's keyed UIDs
     pseudonyms = Pseudonymizer(load_node_keys(node.data / "keys" / "node.keys").pseudonym_key)
     outcome = []
     for uid in uids:

@@ -55,9 +55,10 @@ from pydicom import Dataset  # noqa: E402
 from pynetdicom import AE, evt  # noqa: E402
 from pynetdicom.sop_class import StudyRootQueryRetrieveInformationModelFind  # noqa: E402
 
-from nodes import DCMTK_ENV, NodeProcess, OrthancProcess, free_port, write_series  # noqa: E402
 from stegonode.node.config import DEFAULTS, SEGMENTER_CHOICES  # noqa: E402
 from stegonode.node.dicomnet import set_nodelay  # noqa: E402
+
+from nodes import DCMTK_ENV, NodeProcess, OrthancProcess, free_port, write_series  # noqa: E402
 
 INSTANCES = 200
 PLUGIN = "Orthanc + stegonode plugin"

@@ -41,8 +41,10 @@ sys.path.insert(0, str(ROOT / "tests"))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from ingest import INSTANCES, stegonode_rates  # noqa: E402
-from nodes import DCMTK_ENV, free_port, write_series  # noqa: E402
+
 from stegonode.node.config import DEFAULTS  # noqa: E402
+
+from nodes import DCMTK_ENV, free_port, write_series  # noqa: E402
 
 TARGETS = {"venv_mb": 700, "start_s": 5.0, "throughput": 25.0}
 # The clone's processes use the clone's install only (not a PYTHONPATH this benchmark runs under).

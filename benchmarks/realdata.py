@@ -20,12 +20,12 @@ import pydicom
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
 
-from anatomy import evaluate, realdata_images, write_overlay  # noqa: E402
-from images import OTHER_MODALITIES, ROUND_TRIP, image_path  # noqa: E402
-
 from stegonode.codecs import keys as keyfiles  # noqa: E402
 from stegonode.handlers.pipeline import build_pipeline  # noqa: E402
 from stegonode.node.config import load  # noqa: E402
+
+from anatomy import evaluate, realdata_images, write_overlay  # noqa: E402
+from images import OTHER_MODALITIES, ROUND_TRIP, image_path  # noqa: E402
 
 
 def main() -> None:

@@ -59,15 +59,23 @@ from pydicom.uid import JPEG2000, JPEGLSNearLossless
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
 
-from images import image_path, realdata_images  # noqa: E402
 from stegonode.codecs import keys as keyfiles  # noqa: E402
 from stegonode.codecs import payload  # noqa: E402
 from stegonode.errors import StegonodeError  # noqa: E402
 from stegonode.handlers.pixels import PixelFormat, read_pixels, write_pixels  # noqa: E402
 from stegonode.handlers.reveal import reveal  # noqa: E402
 from stegonode.training.evidence import (  # noqa: E402
-    COMPARED, PixelsNotCarried, Protected, bit_error_rate, extracted_bits, pipeline_for, protect, same_attributes,
+    COMPARED,
+    PixelsNotCarried,
+    Protected,
+    bit_error_rate,
+    extracted_bits,
+    pipeline_for,
+    protect,
+    same_attributes,
 )
+
+from images import image_path, realdata_images  # noqa: E402
 
 SEED = 2024
 BOTH = ("pixels", "header")  # the carriers protect writes, as the node does by default

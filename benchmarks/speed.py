@@ -50,7 +50,7 @@ from stegonode.handlers.pipeline import Pipeline, build_pipeline  # noqa: E402
 from stegonode.handlers.pixels import PixelFormat, read_pixels  # noqa: E402
 from stegonode.handlers.reveal import message_modules, reveal, usable_in  # noqa: E402
 from stegonode.handlers.seal import payload_dictionary, stego_binding  # noqa: E402
-from stegonode.handlers.segment import ClassicalSegmenter, SegmenterPolicy, SegmentHandler, Segmentation  # noqa: E402
+from stegonode.handlers.segment import ClassicalSegmenter, Segmentation, SegmenterPolicy, SegmentHandler  # noqa: E402
 from stegonode.node.config import load  # noqa: E402
 
 WARMUP = 3

@@ -31,8 +31,6 @@ Run from the repository root::
 
 from __future__ import annotations
 
-import _one_core  # noqa: F401  (first: one BLAS thread, CPU 0)
-
 import argparse  # noqa: E402
 import cProfile  # noqa: E402
 import os  # noqa: E402
@@ -47,17 +45,20 @@ from pathlib import Path  # noqa: E402
 import numpy as np  # noqa: E402
 from scipy import ndimage  # noqa: E402
 
+import _one_core  # noqa: F401  (first: one BLAS thread, CPU 0)
+
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
 
-from nodes import write_series  # noqa: E402
 from stegonode.codecs import keys as keyfiles  # noqa: E402
-from stegonode.handlers import compression, pipeline as pipeline_module  # noqa: E402
+from stegonode.handlers import compression, guard, segment  # noqa: E402  # noqa: E402
+from stegonode.handlers import pipeline as pipeline_module  # noqa: E402
 from stegonode.handlers.dicomfile import configure_pydicom, dicom_bytes, read_dicom  # noqa: E402
-from stegonode.handlers import guard, segment  # noqa: E402
 from stegonode.handlers.pipeline import Pipeline, build_pipeline  # noqa: E402
 from stegonode.models import foreground  # noqa: E402
 from stegonode.node.config import load  # noqa: E402
+
+from nodes import write_series  # noqa: E402
 
 Totals = dict[str, float]
 GROUPS = {"collect + seal + de-identification": ("collect", "seal", "deidentify")}

@@ -26,14 +26,17 @@ from pathlib import Path
 
 import pydicom
 from pydicom.uid import (
-    UID, DeflatedExplicitVRLittleEndian, JPEG2000Lossless, JPEGLossless, JPEGLosslessSV1, JPEGLSLossless,
+    UID,
+    DeflatedExplicitVRLittleEndian,
+    JPEG2000Lossless,
+    JPEGLossless,
+    JPEGLosslessSV1,
+    JPEGLSLossless,
     RLELossless,
 )
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
-
-from images import OTHER_MODALITIES, ROUND_TRIP, image_path, realdata_images  # noqa: E402
 
 from stegonode.codecs import keys as keyfiles  # noqa: E402
 from stegonode.errors import StegonodeError  # noqa: E402
@@ -41,6 +44,8 @@ from stegonode.handlers.compression import DEFAULT_STORAGE, STORAGE_SYNTAXES, st
 from stegonode.handlers.dicomfile import configure_pydicom, dicom_bytes  # noqa: E402
 from stegonode.handlers.pipeline import build_pipeline  # noqa: E402
 from stegonode.node.config import load  # noqa: E402
+
+from images import OTHER_MODALITIES, ROUND_TRIP, image_path, realdata_images  # noqa: E402
 
 # Sources whose transfer syntax is lossless by definition (JPEG 2000 "Image Compression" may be
 # either, so it is not counted as lossless).

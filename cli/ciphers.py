@@ -8,19 +8,24 @@ import time
 from pathlib import Path
 from typing import Any
 
-
+from stegonode.codecs import cipher_stats
 from stegonode.codecs import keys as keyfiles
 from stegonode.errors import ConfigError, InputError
 from stegonode.handlers.dicomfile import read_dicom
-from stegonode.codecs import cipher_stats
 from stegonode.handlers.encrypt import (
-    CIPHERS, EncryptHandler, cipher_report, decrypt_dataset, encrypt_dataset, pixel_words,
+    CIPHERS,
+    EncryptHandler,
+    cipher_report,
+    decrypt_dataset,
+    encrypt_dataset,
+    pixel_words,
 )
 from stegonode.handlers.pixels import PixelFormat, read_pixels
 from stegonode.node import config as node_config
 
 from .common import (
-    run_each, write_dataset,
+    run_each,
+    write_dataset,
 )
 
 

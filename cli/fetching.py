@@ -9,10 +9,9 @@ from typing import Any
 
 from tqdm import tqdm
 
+from stegonode.cli.common import on_terminal
 from stegonode.codecs import keys as keyfiles
 from stegonode.node.peer import NodeAddress, Peer, Selection, StudyResult
-from stegonode.cli.common import on_terminal
-
 
 
 def add_commands(sub: Any) -> None:

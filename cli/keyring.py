@@ -6,20 +6,20 @@ from __future__ import annotations
 import argparse
 import json
 from pathlib import Path
+from typing import Any
 
 import pydicom
-from typing import Any
 
 from stegonode.codecs import keys as keyfiles
 from stegonode.errors import ConfigError, KeyFileError
+from stegonode.handlers.embed import read_protection
 from stegonode.handlers.seal import recipient_files
 from stegonode.node import audit
 from stegonode.node import config as node_config
-from stegonode.handlers.embed import read_protection
+from stegonode.node.config import Config
 from stegonode.node.index import existing_index
 from stegonode.node.keyring import key_ids_of, reseal_files, stored_by_key
 from stegonode.node.storage import NodePaths
-from stegonode.node.config import Config
 
 
 def add_commands(sub: Any) -> None:

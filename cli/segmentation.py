@@ -7,14 +7,14 @@ import time
 from pathlib import Path
 from typing import Any
 
-
 from stegonode.errors import StegonodeError
 from stegonode.handlers.dicomfile import read_dicom
 from stegonode.handlers.pixels import read_pixels
 from stegonode.node import config as node_config
 
 from .common import (
-    pixel_cipher_key, run_each,
+    pixel_cipher_key,
+    run_each,
 )
 
 

@@ -3,25 +3,22 @@
 from __future__ import annotations
 
 import argparse
-import json
-import sys
-from pathlib import Path
-from typing import Any
-
-
-from stegonode.errors import InputError
 import getpass
+import json
 import logging
 import signal
+import sys
 import threading
-from typing import TYPE_CHECKING
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
+from stegonode.errors import InputError
 from stegonode.node import config as node_config
+from stegonode.node.config import Config
 from stegonode.node.index import existing_index, quarantine_location
 from stegonode.node.orthanc_plugin import write_config as write_orthanc_config
 from stegonode.node.service import Node, WorkerHost
 from stegonode.node.storage import NodePaths, open_store
-from stegonode.node.config import Config
 
 if TYPE_CHECKING:  # the console imports Flask: only the commands that serve it load it
     from stegonode.web.server import Console
@@ -86,7 +83,7 @@ def _service_config(path: Path | None) -> Config:
     return config
 
 
-def _run_until_signalled(service: Node | WorkerHost, console: "Console | None" = None) -> int:
+def _run_until_signalled(service: Node | WorkerHost, console: Console | None = None) -> int:
     """Start the service (and the web console, if given); stop both on SIGINT or SIGTERM."""
     stop = _stop_event()
     service.start()

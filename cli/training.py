@@ -10,9 +10,8 @@ from typing import Any
 
 from tqdm import tqdm
 
-from stegonode.errors import ConfigError, InputError
 from stegonode.cli.common import on_terminal
-
+from stegonode.errors import ConfigError, InputError
 
 
 def add_commands(sub: Any) -> None:
@@ -72,8 +71,8 @@ def _train_segmenter(args: argparse.Namespace) -> int:
     require_training_extra("train-segmenter")
     import torch
 
-    from stegonode.training.segmenter import train_segmenter
     from stegonode.training.maskrcnn_fit import Schedule
+    from stegonode.training.segmenter import train_segmenter
 
     torch.set_num_threads(args.threads)
     given = {"steps": args.steps, "batch": args.batch, "seed": args.seed,
@@ -95,9 +94,8 @@ def _train_deepstego(args: argparse.Namespace) -> int:
     models.require_training_extra("train-deepstego")
     import torch
 
-    from stegonode.training.deepstego_fit import TrainConfig
-
     from stegonode.training import deepstego as deeptrain
+    from stegonode.training.deepstego_fit import TrainConfig
 
     torch.set_num_threads(args.threads)
     config = TrainConfig(seed=args.seed, **({"steps": args.steps} if args.steps else {}))
@@ -112,7 +110,6 @@ def _deepstego_report(args: argparse.Namespace) -> int:
 
     require_training_extra("deepstego-report")
     from stegonode.models import deepnet
-
     from stegonode.training import deepstego as deeptrain
 
     print(deeptrain.report(deepnet.load(args.weights), deeptrain.sources()))

@@ -55,8 +55,9 @@ from typing import ClassVar
 import numpy as np
 
 from stegonode.errors import PixelIntegrityError
-from .registry import CIPHERS
+
 from .pixelcipher import TAMPERED, bound_data, check_words, derive, little_endian
+from .registry import CIPHERS
 
 STEPS = 256  # iterations per chaotic orbit: lanes = values / STEPS (fewer Python-level steps)
 BURN_IN = 64  # iterations discarded per orbit before its values are used

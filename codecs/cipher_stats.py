@@ -23,8 +23,8 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO
 from statistics import NormalDist
+from typing import BinaryIO
 
 import numpy as np
 from PIL import Image, ImageDraw

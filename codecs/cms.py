@@ -64,7 +64,7 @@ def new_recipient(name: str) -> tuple[rsa.RSAPrivateKey, x509.Certificate]:
     """A fresh RSA key and a self-signed certificate for it (key transport only)."""
     key = rsa.generate_private_key(public_exponent=65537, key_size=RSA_BITS)
     subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
-    now = datetime.datetime.now(datetime.timezone.utc)
+    now = datetime.datetime.now(datetime.UTC)
     certificate = (
         x509.CertificateBuilder()
         .subject_name(subject)

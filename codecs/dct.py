@@ -45,12 +45,10 @@ import hmac
 import itertools
 import math
 from collections.abc import Iterator, Mapping
-from typing import Annotated
 from dataclasses import asdict, dataclass, field, replace
-from typing import Any
+from typing import Annotated, Any
 
 import numpy as np
-
 from pydantic import model_validator
 
 from stegonode.errors import CapacityError, ConfigError, MessageNotFoundError
@@ -120,7 +118,7 @@ class DctParams:
     chunk_extra: int = 0
 
     @classmethod
-    def from_dict(cls, values: dict) -> "DctParams":
+    def from_dict(cls, values: dict) -> DctParams:
         values = dict(values)
         if values.get("layout", cls.layout) not in LAYOUTS:
             raise ValueError(f"unknown DCT layout {values['layout']!r}")
@@ -229,7 +227,7 @@ class DctCodec:
         tiles = int(self._usable_tiles(usable).sum())
         return int(self._message_slots(tiles, len(self.settings.coefficients)) / self.settings.min_redundancy)
 
-    def fit(self, usable: np.ndarray, message_bits: int, key: bytes) -> "DctCodec":
+    def fit(self, usable: np.ndarray, message_bits: int, key: bytes) -> DctCodec:
         """This codec restricted to the fewest coefficient positions that reach the target, with
         the chunk size that gives the most message bits a copy under ``key``."""
         s = self.settings
@@ -245,7 +243,7 @@ class DctCodec:
             return fitted
         return fitted._best_chunks(usable, message_bits, key)
 
-    def _best_chunks(self, usable: np.ndarray, n: int, key: bytes) -> "DctCodec":
+    def _best_chunks(self, usable: np.ndarray, n: int, key: bytes) -> DctCodec:
         """Of the chunk sizes on offer, the one leaving the fewest message bits unwritten."""
         draws = self._draws(usable, key)  # the same for every chunk size
         best, fewest = self, n + 1
@@ -396,7 +394,7 @@ class DctCodec:
         del value_range  # QIM reads coefficients as they are
         header_votes = np.zeros(HEADER_BITS)
         batches, votes = 0, np.zeros(0)
-        for batches, (slots, _) in enumerate(self._batches(usable, key, None), start=1):
+        for batches, (slots, _) in enumerate(self._batches(usable, key, None), start=1):  # noqa: B007 (counted)
             votes = self._slot_votes(pixels, slots)
             is_header = slots.header_index >= 0
             header_votes += np.bincount(slots.header_index[is_header], weights=votes[is_header],

@@ -34,16 +34,14 @@ from __future__ import annotations
 import hashlib
 import hmac
 import math
-from typing import Annotated
 from dataclasses import asdict, dataclass, field, replace
+from typing import Annotated
 
 import numpy as np
-
-from stegonode.models.geometry import BLANK, BLANK_LIMIT, TILE
-
 from pydantic import model_validator
 
 from stegonode.errors import CapacityError, ConfigError, MessageNotFoundError
+from stegonode.models.geometry import BLANK, BLANK_LIMIT, TILE
 
 from .registry import CODECS
 from .settings import Range, Settings
@@ -69,7 +67,7 @@ class DeepParams:
     module_pixels: int = 2
 
     @classmethod
-    def from_dict(cls, values: dict) -> "DeepParams":
+    def from_dict(cls, values: dict) -> DeepParams:
         params = cls(**values)
         if not 1 <= params.min_copies <= params.max_copies:
             raise ValueError(
@@ -141,7 +139,7 @@ class DeepCodec:
     def capacity(self, usable: np.ndarray) -> int:
         return self._offered_bits(self._tile_grid(usable))
 
-    def fit(self, usable: np.ndarray, message_bits: int, key: bytes) -> "DeepCodec":
+    def fit(self, usable: np.ndarray, message_bits: int, key: bytes) -> DeepCodec:
         """This codec set up for a message of ``message_bits`` bits."""
         return DeepCodec(replace(self.settings, bits=message_bits))
 

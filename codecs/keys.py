@@ -30,9 +30,10 @@ from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 
+from stegonode.errors import KeyFileError
+
 from . import cms
 from .seal import recipient_key_id
-from stegonode.errors import KeyFileError
 
 FORMAT = "stegonode-keys"
 VERSION = 2

@@ -135,7 +135,7 @@ class PaperCodec:
         is for comparison with the paper; the safety guard's brightness rule is all but off."""
         return self._delta * 65535
 
-    def fit(self, usable: np.ndarray, message_bits: int, key: bytes) -> "PaperCodec":
+    def fit(self, usable: np.ndarray, message_bits: int, key: bytes) -> PaperCodec:
         """The paper's codec has nothing to adapt."""
         return self
 

@@ -25,7 +25,7 @@ class StegoCodec(Protocol):
     def capacity(self, usable: np.ndarray) -> int:
         """Number of message bits an image with this usable region can carry."""
 
-    def fit(self, usable: np.ndarray, message_bits: int, key: bytes) -> "StegoCodec":
+    def fit(self, usable: np.ndarray, message_bits: int, key: bytes) -> StegoCodec:
         """The codec to embed ``message_bits`` with under ``key`` (strength and layout adapted
         to the region, if at all)."""
 

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from pydicom import Dataset
-from pydicom.uid import MPEGTransferSyntaxes, UID
+from pydicom.uid import UID, MPEGTransferSyntaxes
 
 from stegonode.errors import InputError, RefusedError, UnsupportedImageError
 

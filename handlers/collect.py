@@ -14,21 +14,19 @@ from collections.abc import Callable
 from io import BytesIO
 from typing import TYPE_CHECKING, ClassVar
 
+from pydantic import field_validator
 from pydicom import DataElement, Dataset
 from pydicom.filebase import DicomBytesIO
 from pydicom.filereader import read_dataset
 from pydicom.filewriter import write_dataset
 from pydicom.tag import Tag
 
-from pydantic import field_validator
-
 from stegonode.codecs.settings import Names, Settings
 from stegonode.errors import MessageNotFoundError
 
 from .base import HandlerBase, Instance, keyword_tags
-from .deidentify import ADDED, BULK_VRS, is_bulk
+from .deidentify import ADDED, BULK_VRS, deidentifier, is_bulk
 from .lazy import copy_element, label_explicit, same_element
-from .deidentify import deidentifier
 from .registry import HANDLERS
 
 if TYPE_CHECKING:

@@ -106,7 +106,7 @@ def _encode(ds: Dataset, pixels: np.ndarray, syntax: UID, uncompressed: Callable
     if same is False:
         log.warning("%s did not give the pixels back exactly: stored uncompressed", syntax.name)
     if not same:
-        for keyword, value in zip(("PhotometricInterpretation", "PlanarConfiguration"), layout):
+        for keyword, value in zip(("PhotometricInterpretation", "PlanarConfiguration"), layout, strict=True):
             if value is not None:
                 setattr(ds, keyword, value)
         uncompressed()

@@ -24,8 +24,8 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, ClassVar
 
 from pydicom import DataElement, Dataset
-from pydicom.sequence import Sequence
 from pydicom.datadict import dictionary_VR
+from pydicom.sequence import Sequence
 from pydicom.tag import BaseTag, Tag
 from pydicom.uid import UID_dictionary
 
@@ -37,8 +37,8 @@ from .lazy import undecoded_number
 from .options import DeidentifySettings, Policy
 from .profile import BASIC_PROFILE, REPEATING_GROUPS, SAFE_PRIVATE
 from .pseudonyms import BOUND_UIDS, Pseudonymizer, patient_identity
-from .residual import Identity
 from .registry import HANDLERS
+from .residual import Identity
 
 if TYPE_CHECKING:
     from .pipeline import PipelineContext

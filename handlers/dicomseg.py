@@ -21,14 +21,14 @@ from __future__ import annotations
 
 import copy
 import uuid
-from typing import Any
-from importlib import metadata
 from collections.abc import Sequence
 from dataclasses import dataclass
+from importlib import metadata
+from typing import Any
 
 import highdicom as hd
-from highdicom.spatial import get_image_coordinate_system
 import numpy as np
+from highdicom.spatial import get_image_coordinate_system
 from pydicom import Dataset
 from pydicom.pixels import pack_bits
 from pydicom.sr.codedict import codes
@@ -36,9 +36,9 @@ from pydicom.uid import ExplicitVRLittleEndian, generate_uid
 
 from stegonode.errors import InputError
 
+from .colour import carrier_pixels
 from .embed import read_protection
 from .encrypt import decrypted, is_encrypted
-from .colour import carrier_pixels
 from .reveal import usable_in
 
 SEGMENT_LABEL = "kept bit-identical"

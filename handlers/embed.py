@@ -25,25 +25,28 @@ from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
+from pydantic import Field, create_model, field_validator, model_validator
 from pydicom import Dataset
 
-from pydantic import Field, create_model, field_validator, model_validator
-
 from stegonode.codecs import payload
-from stegonode.codecs.settings import Settings
-from stegonode.codecs.registry import CODECS
-from stegonode.errors import (
-    CapacityError, ConfigError, MessageNotFoundError, NotProtectedError, UnreadableEmbeddingError,
-)
 from stegonode.codecs.keys import key_id
+from stegonode.codecs.registry import CODECS
 from stegonode.codecs.seal import recipient_key_id
+from stegonode.codecs.settings import Settings
 from stegonode.codecs.stego import StegoCodec
+from stegonode.errors import (
+    CapacityError,
+    ConfigError,
+    MessageNotFoundError,
+    NotProtectedError,
+    UnreadableEmbeddingError,
+)
 
 from .base import HandlerBase, Instance, Revealing, choice_of
+from .guard import BORDER_REACH, Guard, encode_region, measure, usable_region
 from .header import HeaderCarrier
 from .pixels import PixelFormat
 from .private import read_document, remove_block, write_document
-from .guard import BORDER_REACH, Guard, encode_region, measure, usable_region
 from .registry import HANDLERS
 from .seal import PAYLOAD_DICTIONARY, recipients_of
 

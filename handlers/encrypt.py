@@ -22,16 +22,15 @@ from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, ClassVar
 
 import numpy as np
+from pydantic import field_validator
 from pydicom import Dataset
 
-from pydantic import field_validator
-
 from stegonode.codecs import cipher_stats
-from stegonode.codecs.settings import Settings
-from stegonode.errors import CipherBlockError, ConfigError, InputError, WrongPixelCipherKeyError
 from stegonode.codecs.keys import key_id
 from stegonode.codecs.pixelcipher import PixelCipher
 from stegonode.codecs.registry import CIPHERS
+from stegonode.codecs.settings import Settings
+from stegonode.errors import CipherBlockError, ConfigError, InputError, WrongPixelCipherKeyError
 
 from .base import HandlerBase, Instance, Revealing, choice_of
 from .pixels import PixelFormat, read_pixels, write_pixels

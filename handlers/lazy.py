@@ -44,7 +44,7 @@ def same_element(a: DataElement, b: DataElement) -> bool:
     """``a == b`` (sequences item by item, at every depth), decoding only elements whose
     bytes differ."""
     if a.VR == "SQ" and b.VR == "SQ":
-        return len(a.value) == len(b.value) and all(same_dataset(x, y) for x, y in zip(a.value, b.value))
+        return len(a.value) == len(b.value) and all(same_dataset(x, y) for x, y in zip(a.value, b.value, strict=True))
     return a == b
 
 

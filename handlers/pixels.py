@@ -7,7 +7,10 @@ from dataclasses import dataclass
 import numpy as np
 from pydicom import Dataset
 from pydicom.uid import (
-    DeflatedExplicitVRLittleEndian, ExplicitVRLittleEndian, ImplicitVRLittleEndian, MPEGTransferSyntaxes,
+    DeflatedExplicitVRLittleEndian,
+    ExplicitVRLittleEndian,
+    ImplicitVRLittleEndian,
+    MPEGTransferSyntaxes,
 )
 
 from stegonode.errors import InputError, UnsupportedImageError
@@ -31,7 +34,7 @@ class PixelFormat:
     signed: bool
 
     @classmethod
-    def of(cls, ds: Dataset) -> "PixelFormat":
+    def of(cls, ds: Dataset) -> PixelFormat:
         return cls(int(ds.BitsAllocated), int(ds.BitsStored), int(ds.PixelRepresentation) == 1)
 
     @property

@@ -14,7 +14,6 @@ from typing import NamedTuple
 
 from pydicom import Dataset
 
-
 BOUND_UIDS = ("StudyInstanceUID", "SeriesInstanceUID", "SOPInstanceUID")
 
 

@@ -17,6 +17,8 @@ import numpy as np
 from pydicom import Dataset
 
 from stegonode.codecs import payload
+from stegonode.codecs.keys import PeerKeys, key_id
+from stegonode.codecs.seal import open_sealed, recipient_key_id
 from stegonode.errors import (
     CarrierMismatchError,
     ConfigError,
@@ -25,18 +27,16 @@ from stegonode.errors import (
     WrongEmbeddingKeyError,
     WrongRecipientKeyError,
 )
-from stegonode.codecs.keys import PeerKeys, key_id
-from stegonode.codecs.seal import open_sealed, recipient_key_id
 
 from .base import Identity, Revealing
 from .collect import parse, without_bulk
+from .colour import carrier_pixels
 from .embed import Protection, make_codec, read_protection
 from .encrypt import is_encrypted
 from .guard import decode_region, usable_region
 from .header import find_header_carrier, mac_key, open_header
-from .registry import HANDLERS
-from .colour import carrier_pixels
 from .pixels import PixelFormat
+from .registry import HANDLERS
 from .seal import payload_dictionary, series_binding, stego_binding
 from .segment import Segmenter, make_segmenter
 

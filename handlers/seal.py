@@ -19,23 +19,22 @@ from __future__ import annotations
 import functools
 import struct
 from collections.abc import Collection, Mapping, Sequence
-from pathlib import Path
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, ClassVar
 
 import numpy as np
 from cryptography import x509
+from pydantic import field_validator
 from pydicom import Dataset
 from pydicom.datadict import DicomDictionary
 from pydicom.tag import BaseTag, Tag
 
-from pydantic import field_validator
-
 from stegonode.codecs import cms, payload
-from stegonode.codecs.settings import Choice, Names, Settings
-from stegonode.errors import ConfigError, KeyFileError, MessageNotFoundError, PayloadTooLargeError
 from stegonode.codecs.keys import NodeKeys, Recipient, load_recipient
 from stegonode.codecs.seal import MAX_RECIPIENTS, seal_for
+from stegonode.codecs.settings import Choice, Names, Settings
+from stegonode.errors import ConfigError, KeyFileError, MessageNotFoundError, PayloadTooLargeError
 
 from .base import HandlerBase, Instance, Revealing, keyword_tags
 from .collect import serialize, without_bulk

@@ -31,17 +31,16 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, ClassVar, Protocol
 
 import numpy as np
+from pydantic import field_validator
 from pydicom import Dataset
 from scipy import ndimage
-
-from pydantic import field_validator
 
 from stegonode.codecs.settings import Names, Range, Settings
 from stegonode.errors import ConfigError, RefusedError
 from stegonode.models.morphology import bounding_box, close_cross, fill_holes
 
 from .base import HandlerBase, Instance, choice_of
-from .registry import SEGMENTERS, HANDLERS
+from .registry import HANDLERS, SEGMENTERS
 
 if TYPE_CHECKING:  # ONNX Runtime loads only when the Mask R-CNN segmenter is used
     from stegonode.models.foreground import Network

@@ -17,11 +17,11 @@ from pathlib import Path
 import numpy as np
 import torch
 from torch import nn
-from torchvision.models.resnet import BasicBlock
 from torchvision.models.detection import MaskRCNN
 from torchvision.models.detection.backbone_utils import BackboneWithFPN
+from torchvision.models.detection.faster_rcnn import FastRCNNPredictor, TwoMLPHead
 from torchvision.models.detection.mask_rcnn import MaskRCNNHeads, MaskRCNNPredictor
-from torchvision.models.detection.faster_rcnn import TwoMLPHead, FastRCNNPredictor
+from torchvision.models.resnet import BasicBlock
 from torchvision.ops import MultiScaleRoIAlign
 
 from . import foreground
@@ -111,7 +111,7 @@ class TorchNetwork:
         self.single, self.size, self.version = Single(model), config.size, version
 
     @classmethod
-    def load(cls, path: Path = WEIGHTS) -> "TorchNetwork":
+    def load(cls, path: Path = WEIGHTS) -> TorchNetwork:
         return cls(*load(path), weights_sha256(path)[:16])
 
     @torch.inference_mode()

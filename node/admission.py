@@ -51,7 +51,7 @@ class Admission:
 
     def __init__(self, max_associations: int, max_pending_per_address: int,
                  max_per_address: int | None = None, max_per_ae: int | None = None,
-                 ledger: "Ledger | None" = None) -> None:
+                 ledger: Ledger | None = None) -> None:
         self.max_associations = max_associations
         self.max_pending_per_address = max_pending_per_address
         half = max(1, max_associations // 2)  # the default: no one caller holds more than half
@@ -180,7 +180,7 @@ class SharedLedger:
         self._mine: dict[Association, int] = {}  # this process's admitted associations -> slot
 
     @classmethod
-    def create(cls, context: Any, max_associations: int) -> "SharedLedger":
+    def create(cls, context: Any, max_associations: int) -> SharedLedger:
         return cls(context.Lock(), context.RawArray(_Slot, max_associations))
 
     def admit(self, assoc: Association, address: str, title: str, limits: Limits) -> str | None:

@@ -109,7 +109,7 @@ class Event:
     patient: str = ""
     query_keys: tuple[str, ...] = ()
     detail: str = ""
-    time: datetime.datetime = field(default_factory=lambda: datetime.datetime.now(datetime.timezone.utc))
+    time: datetime.datetime = field(default_factory=lambda: datetime.datetime.now(datetime.UTC))
 
     def __post_init__(self) -> None:
         if self.kind not in EVENTS:
@@ -139,7 +139,7 @@ def message(event: Event, source_id: str, node_address: str = "") -> bytes:
     root = ElementTree.Element("AuditMessage")
     identification = ElementTree.SubElement(root, "EventIdentification", {
         "EventActionCode": action,
-        "EventDateTime": event.time.astimezone(datetime.timezone.utc).isoformat(timespec="milliseconds"),
+        "EventDateTime": event.time.astimezone(datetime.UTC).isoformat(timespec="milliseconds"),
         "EventOutcomeIndicator": OUTCOMES[event.outcome],
     })
     _code(identification, "EventID", event_id)
@@ -210,8 +210,8 @@ def _objects(root: ElementTree.Element, event: Event) -> None:
 def syslog_frame(xml: bytes, hostname: str, app: str = "stegonode", msgid: str = "DICOM+RFC3881",
                  severity: int = 5, when: datetime.datetime | None = None) -> bytes:
     """One RFC 5424 syslog message carrying ``xml`` (BOM-prefixed UTF-8, as 6.4 asks)."""
-    when = when or datetime.datetime.now(datetime.timezone.utc)
-    header = (f"<{FACILITY * 8 + severity}>1 {when.astimezone(datetime.timezone.utc).isoformat(timespec='milliseconds')}"
+    when = when or datetime.datetime.now(datetime.UTC)
+    header = (f"<{FACILITY * 8 + severity}>1 {when.astimezone(datetime.UTC).isoformat(timespec='milliseconds')}"
               f" {_printable(hostname)} {app} {os.getpid()} {msgid} - ")
     return header.encode("ascii") + b"\xef\xbb\xbf" + xml
 

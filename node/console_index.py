@@ -21,7 +21,21 @@ from typing import Any
 
 from pydicom import dcmread
 from sqlalchemy import (
-    Column, Float, Integer, Table, Text, and_, case, delete, func, literal, null, or_, select, union_all, update,
+    Column,
+    Float,
+    Integer,
+    Table,
+    Text,
+    and_,
+    case,
+    delete,
+    func,
+    literal,
+    null,
+    or_,
+    select,
+    union_all,
+    update,
 )
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.sql import Select, Subquery

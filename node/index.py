@@ -28,8 +28,25 @@ from pathlib import Path
 from typing import Any, Literal
 
 from sqlalchemy import (
-    Column, Connection, Engine, Executable, Float, Integer, MetaData, RowMapping, Table, Text,
-    bindparam, cast, create_engine, event, func, inspect, select, text, update,
+    Column,
+    Connection,
+    Engine,
+    Executable,
+    Float,
+    Integer,
+    MetaData,
+    RowMapping,
+    Table,
+    Text,
+    bindparam,
+    cast,
+    create_engine,
+    event,
+    func,
+    inspect,
+    select,
+    text,
+    update,
 )
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import URL, make_url
@@ -181,7 +198,7 @@ def database_url(database: str) -> URL:
     return url
 
 
-def existing_index(database: str) -> "Index":
+def existing_index(database: str) -> Index:
     """The index of node.database; ConfigError if it is an SQLite file the node has not made yet."""
     url = database_url(database)
     if url.get_backend_name() == "sqlite" and not Path(url.database or "").exists():

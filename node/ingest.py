@@ -19,7 +19,6 @@ import logging
 import time
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
-from pathlib import Path
 
 from pydicom import Dataset
 from pydicom.uid import UID

@@ -52,13 +52,12 @@ from typing import Any
 
 import pydicom
 
-
+from .config import Config
 from .index import QUEUE_HOLDER, Index
 from .ingest import OUT_OF_RESOURCES, discard_staged, job_key
 from .orthanc_plugin import Protector, Refusal, Screened
 from .storage import NodePaths, Storage, new_token
 from .workers import INGEST_QUIET_S, Outcome, _start_worker, outcome_of, protect_job, warm_up
-from .config import Config
 
 log = logging.getLogger("stegonode.orthanc")
 STORED = ("Success", "AlreadyStored")  # POST /instances answers that mean Orthanc holds it

@@ -14,8 +14,8 @@ from __future__ import annotations
 import json
 import re
 import shutil
-from collections import Counter
 import tempfile
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,12 +25,13 @@ from pydicom.uid import UID, ExplicitVRLittleEndian, ImplicitVRLittleEndian
 from pynetdicom import AE, build_role, evt
 from pynetdicom.association import Association
 from pynetdicom.sop_class import (
-    StudyRootQueryRetrieveInformationModelFind, StudyRootQueryRetrieveInformationModelGet,
+    StudyRootQueryRetrieveInformationModelFind,
+    StudyRootQueryRetrieveInformationModelGet,
     StudyRootQueryRetrieveInformationModelMove,
 )
 
-from stegonode.errors import InputError, NetworkError, StegonodeError
 from stegonode.codecs.keys import PeerKeys
+from stegonode.errors import InputError, NetworkError, StegonodeError
 from stegonode.handlers import dicomseg
 from stegonode.handlers.compression import STORAGE_SYNTAXES
 from stegonode.handlers.dicomfile import read_dicom
@@ -56,7 +57,7 @@ class NodeAddress:
     port: int
 
     @classmethod
-    def parse(cls, text: str) -> "NodeAddress":
+    def parse(cls, text: str) -> NodeAddress:
         match = _ADDRESS.match(text)
         if match is None:
             raise InputError(f"--node {text!r}: write it as AET@HOST:PORT, e.g. STEGONODE@127.0.0.1:11112")

@@ -22,11 +22,14 @@ import socket
 import threading
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from stegonode.errors import StegonodeError
 
 from .admission import SharedLedger
+
+if TYPE_CHECKING:
+    from .config import Config
 
 log = logging.getLogger("stegonode.node")
 MAX_AUTO = 4  # receivers for node.receivers = 0: one per core, at most this many
@@ -43,7 +46,7 @@ class Receivers:
     """The node's receiver processes beyond its own: started on its listening socket, stopped
     before it."""
 
-    def __init__(self, config: dict[str, Any], count: int, ledger: SharedLedger,
+    def __init__(self, config: Config, count: int, ledger: SharedLedger,
                  wake: Callable[[], None]) -> None:
         self.config = config
         self.count = count  # extra processes
@@ -106,7 +109,7 @@ def _answer(answers: Any, processes: list[Any]) -> str | None:
 
 # -- in a receiver process ----------------------------------------------------------------------
 
-def _serve(config: dict[str, Any], listening: socket.socket, lock: Any, slots: Any, received: Any,
+def _serve(config: Config, listening: socket.socket, lock: Any, slots: Any, received: Any,
            answers: Any, parent: int) -> None:
     stop = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
@@ -131,27 +134,23 @@ def _serve(config: dict[str, Any], listening: socket.socket, lock: Any, slots: A
 class _Receiver:
     """What a receiver process runs: the node's DICOM services on the shared socket."""
 
-    def __init__(self, config: dict[str, Any], listening: socket.socket, ledger: SharedLedger,
+    def __init__(self, config: Config, listening: socket.socket, ledger: SharedLedger,
                  wake: Callable[[], None]) -> None:
         from stegonode.codecs import keys as keyfiles
-        from stegonode.handlers.admission import Policy
         from stegonode.handlers.dicomfile import configure_pydicom
-        from stegonode.handlers.pipeline import PipelineContext, max_object_bytes, pseudonymizer
 
         from . import audit
         from .index import Index
-        from .ingest import Ingest
         from .scp import NodeServer
-        from .storage import NodePaths, Storage
+        from .service import build_ingest
+        from .storage import NodePaths, open_store
 
         configure_pydicom()
         paths = NodePaths.of(config["node"])
-        self.storage = Storage(paths.data_dir)  # the main process made it and swept tmp/
+        self.storage = open_store(config, paths.data_dir, create=False)  # the main process made it and swept tmp/
         self.index = Index(paths.database)
         keys = keyfiles.load_node_keys(paths.keys)
-        header = PipelineContext(config["handlers"], keys, config["pipeline"]["carriers"]).header
-        ingest = Ingest(self.storage, self.index, pseudonymizer(config["handlers"], keys), wake,
-                        Policy.of(config["handlers"], header is not None), max_object_bytes(config))
+        ingest = build_ingest(config, keys, self.storage, self.index, wake)
         self.server = NodeServer(config, self.index, ingest, self.storage, ledger, listening)
         self.server.audit.add_sink(lambda event: self.index.record_audit(audit.index_record(event)))
 

@@ -14,39 +14,58 @@ import ssl
 import threading
 import time
 import weakref
-from contextlib import ExitStack
 from collections import Counter
 from collections.abc import Callable, Iterator
+from contextlib import ExitStack
 from typing import Any
 
 from pydicom import Dataset
 from pydicom.uid import (
-    UID, DeflatedExplicitVRLittleEndian, ExplicitVRBigEndian, ExplicitVRLittleEndian,
-    ImplicitVRLittleEndian, JPEG2000, JPEG2000Lossless, JPEGBaseline8Bit, JPEGExtended12Bit,
-    JPEGLossless, JPEGLosslessSV1, JPEGLSLossless, JPEGLSNearLossless, RLELossless,
+    JPEG2000,
+    UID,
+    DeflatedExplicitVRLittleEndian,
+    ExplicitVRBigEndian,
+    ExplicitVRLittleEndian,
+    ImplicitVRLittleEndian,
+    JPEG2000Lossless,
+    JPEGBaseline8Bit,
+    JPEGExtended12Bit,
+    JPEGLossless,
+    JPEGLosslessSV1,
+    JPEGLSLossless,
+    JPEGLSNearLossless,
+    RLELossless,
 )
 from pynetdicom import AE, AllStoragePresentationContexts, build_context, evt
 from pynetdicom.sop_class import (
-    PatientRootQueryRetrieveInformationModelFind, PatientRootQueryRetrieveInformationModelGet,
-    PatientRootQueryRetrieveInformationModelMove, StudyRootQueryRetrieveInformationModelFind,
-    StudyRootQueryRetrieveInformationModelGet, StudyRootQueryRetrieveInformationModelMove,
+    PatientRootQueryRetrieveInformationModelFind,
+    PatientRootQueryRetrieveInformationModelGet,
+    PatientRootQueryRetrieveInformationModelMove,
+    StudyRootQueryRetrieveInformationModelFind,
+    StudyRootQueryRetrieveInformationModelGet,
+    StudyRootQueryRetrieveInformationModelMove,
     Verification,
 )
 
 from stegonode.errors import ConfigError, InputError
 
 from . import audit, console_index, query
+from .admission import MAX_PENDING_TOTAL, Admission, Ledger, NodeAssociationServer
 from .audit import ServiceAudit
+from .config import Config
 from .dicomnet import (
-    bound_reads, contain_protocol_errors, poll_fast, quiet_pynetdicom_tracebacks, register_server, set_nodelay,
+    bound_reads,
+    contain_protocol_errors,
+    poll_fast,
+    quiet_pynetdicom_tracebacks,
+    register_server,
+    set_nodelay,
     wake_reactors,
 )
-from .admission import MAX_PENDING_TOTAL, Admission, Ledger, NodeAssociationServer
 from .index import Association, Index
 from .ingest import Ingest, status_dataset
 from .retrieve import StoredObject, move_contexts, send_from_files
 from .storage import ObjectStore
-from .config import Config
 
 log = logging.getLogger("stegonode.associations")
 

@@ -23,6 +23,7 @@ from stegonode.handlers.seal import header_of
 
 from . import audit
 from .admission import SharedLedger
+from .config import Config
 from .index import Index
 from .ingest import Ingest, job_key
 from .receivers import Receivers, receiver_count
@@ -30,7 +31,6 @@ from .scp import NodeServer
 from .segwriter import Segmentations
 from .storage import NodePaths, ObjectStore, open_store
 from .workers import Workers
-from .config import Config
 
 log = logging.getLogger("stegonode.node")
 
@@ -146,7 +146,7 @@ class Node(_Host):
             log.info("queued %d inbox file(s) whose job was not yet recorded", len(orphans))
 
 
-def _receivers(config: dict[str, Any], wake: Callable[[], None]) -> Receivers | None:
+def _receivers(config: Config, wake: Callable[[], None]) -> Receivers | None:
     """The receiver processes beside the main one that node.receivers asks for, if any."""
     count = receiver_count(config["node"])
     if count <= 1:

@@ -39,8 +39,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO, Protocol
 
-from stegonode.errors import ConfigError
 from stegonode.codecs.keys import NODE_FILE
+from stegonode.errors import ConfigError
 
 AREAS = ("inbox", "stored", "originals", "quarantine", "tmp")
 HOST = socket.gethostname()
@@ -100,7 +100,7 @@ class Storage:
     root: Path
 
     @classmethod
-    def create(cls, root: Path) -> "Storage":
+    def create(cls, root: Path) -> Storage:
         """Make the areas, and drop half-written files crashed processes left in tmp/."""
         storage = cls(Path(root))
         for area in AREAS:
@@ -277,7 +277,7 @@ class NodePaths:
     generate_keys: bool
 
     @classmethod
-    def of(cls, node: dict[str, Any]) -> "NodePaths":
+    def of(cls, node: dict[str, Any]) -> NodePaths:
         data_dir = Path(node["data_dir"])
         database = node["database"] or f"sqlite:///{data_dir / 'index.sqlite'}"
         if node["keys"]:

@@ -39,10 +39,10 @@ from stegonode.handlers.embed import read_protection
 from stegonode.handlers.pipeline import Pipeline, describe_carriers, pipeline_for
 from stegonode.handlers.protect import protect_object
 
+from .config import Config
 from .index import ATTRIBUTES, Index, Job
 from .keyring import key_ids_of
 from .native import release_memory
-from .config import Config
 from .storage import HOST, ObjectStore, open_store, process_alive
 
 log = logging.getLogger("stegonode.jobs")

@@ -28,11 +28,16 @@ from PIL import Image
 from scipy import ndimage
 
 from stegonode.handlers.pixels import read_pixels
-from stegonode.training.segdata import write_mask, write_overlay
 from stegonode.handlers.segment import (
-    CT_THRESHOLD_HU, NETWORK_MODALITIES, PaddingSegmenter, has_hounsfield_units, hounsfield_units,
-    large_components, windowed,
+    CT_THRESHOLD_HU,
+    NETWORK_MODALITIES,
+    PaddingSegmenter,
+    has_hounsfield_units,
+    hounsfield_units,
+    large_components,
+    windowed,
 )
+from stegonode.training.segdata import write_mask, write_overlay
 
 LABELS = Path(__file__).resolve().parent.parent / "tests" / "labels"
 REALDATA = Path(__file__).resolve().parent.parent.parent / "shared" / "realdata"

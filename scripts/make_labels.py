@@ -17,8 +17,8 @@ from pydicom.data import get_testdata_file
 from scipy import ndimage
 
 from stegonode.handlers.pixels import read_pixels
-from stegonode.training.segdata import LABELS, write_mask, write_overlay
 from stegonode.handlers.segment import ClassicalSegmenter, large_components, windowed
+from stegonode.training.segdata import LABELS, write_mask, write_overlay
 from stegonode.training.segmenter import REAL_EVAL
 
 TRAINING = ("CT_small",)  # real frames used for training: not the same scans as REAL_EVAL

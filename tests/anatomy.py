@@ -17,8 +17,8 @@ import numpy as np
 import pydicom
 from PIL import Image
 
-from stegonode.errors import StegonodeError
 from stegonode.codecs.keys import PeerKeys
+from stegonode.errors import StegonodeError
 from stegonode.handlers.pipeline import Pipeline
 from stegonode.handlers.pixels import read_pixels
 from stegonode.handlers.protect import protect_object

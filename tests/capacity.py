@@ -15,13 +15,13 @@ import numpy as np
 import pydicom
 
 from stegonode.codecs import payload
+from stegonode.codecs.keys import PeerKeys
 from stegonode.errors import StegonodeError
 from stegonode.handlers.embed import EmbedHandler
 from stegonode.handlers.pipeline import Pipeline
 from stegonode.handlers.pixels import PixelFormat, read_pixels, write_pixels
 from stegonode.handlers.protect import protect_object
 from stegonode.handlers.reveal import reveal
-from stegonode.codecs.keys import PeerKeys
 
 FULL_MIN_SIDE, FULL_MIN_SHARE = 256, 0.20
 CORE_MIN_SIDE, CORE_MIN_SHARE = 128, 0.10

@@ -153,7 +153,7 @@ class NodeProcess:
         self.config.write_text("\n".join(lines) + "\n")
         tomllib.loads(self.config.read_text())
 
-    def start(self, retry_busy_port: bool = True) -> "NodeProcess":
+    def start(self, retry_busy_port: bool = True) -> NodeProcess:
         """Start and wait until it listens. The port free_port() found may be taken before the
         node binds it (any client connection of the suite can get it as its ephemeral port):
         then the node is started again on another free port, unless ``retry_busy_port`` is off
@@ -167,7 +167,7 @@ class NodeProcess:
                 self.port = self.node["port"] = free_port()
         return self._start_once()
 
-    def _start_once(self) -> "NodeProcess":
+    def _start_once(self) -> NodeProcess:
         self.write_config()
         with open(self.log, "a") as log:
             self.process = subprocess.Popen(
@@ -264,7 +264,7 @@ class OrthancProcess(NodeProcess):
         assert result.returncode == 0, result.stderr
         self.command = result.stdout.strip().splitlines()[-1].split()
 
-    def start(self) -> "OrthancProcess":
+    def start(self) -> OrthancProcess:
         if not self.command:
             self.configure()
         offset = self.log.stat().st_size if self.log.exists() else 0  # a restart appends

@@ -42,7 +42,7 @@ class PostgresCluster:
         if result.returncode != 0:
             raise RuntimeError(f"{tool} failed: {result.stdout}{result.stderr}")
 
-    def start(self) -> "PostgresCluster":
+    def start(self) -> PostgresCluster:
         if os.geteuid() == 0:
             shutil.chown(self.directory, "postgres")
         data = self.directory / "data"

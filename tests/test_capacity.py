@@ -12,11 +12,12 @@ from __future__ import annotations
 import pydicom
 import pytest
 
-from capacity import Row, measure
-from images import REALDATA, ROUND_TRIP
 from stegonode.handlers.embed import read_protection
 from stegonode.handlers.header import find_header_carrier, mac_key, open_header
 from stegonode.handlers.seal import series_binding
+
+from capacity import Row, measure
+from images import REALDATA, ROUND_TRIP
 
 
 @pytest.mark.parametrize("name", ROUND_TRIP)

@@ -13,6 +13,7 @@ from pydicom import Dataset
 from stegonode.codecs import keys as keyfiles
 from stegonode.codecs import payload
 from stegonode.codecs.dct import DctCodec, DctParams
+from stegonode.codecs.seal import open_sealed, seal
 from stegonode.errors import (
     CapacityError,
     KeyFileError,
@@ -22,7 +23,6 @@ from stegonode.errors import (
     PayloadTooLargeError,
     WrongRecipientKeyError,
 )
-from stegonode.codecs.seal import open_sealed, seal
 from stegonode.handlers.embed import Protection, make_codec, read_protection, write_protection
 
 

@@ -13,6 +13,7 @@ import pytest
 import torch
 from scipy import ndimage
 
+from stegonode.cli import main
 from stegonode.codecs.deep import DeepCodec, DeepParams
 from stegonode.errors import CapacityError, MessageNotFoundError
 from stegonode.handlers.pipeline import build_pipeline
@@ -20,13 +21,12 @@ from stegonode.handlers.pixels import PixelFormat, read_pixels
 from stegonode.handlers.protect import protect_object
 from stegonode.handlers.reveal import reveal
 from stegonode.models import deepnet, deepstego
-from stegonode.training.corpus import Patches
 from stegonode.models.geometry import BLANK_LIMIT
-from stegonode.training.deepstego_fit import TrainConfig, evaluate, train
 from stegonode.node import config as node_config
 from stegonode.node import deepstego as node_deep
 from stegonode.training import deepstego as deeptrain
-from stegonode.cli import main
+from stegonode.training.corpus import Patches
+from stegonode.training.deepstego_fit import TrainConfig, evaluate, train
 
 from images import ROUND_TRIP, image_path
 

@@ -15,9 +15,8 @@ from pydicom import Dataset
 from pydicom.sequence import Sequence
 
 from stegonode.errors import ConfigError, InputError
-from stegonode.handlers.deidentify import is_bulk
 from stegonode.handlers.dates import legal_age, shift_da, shift_dt
-from stegonode.handlers.deidentify import deidentifier
+from stegonode.handlers.deidentify import deidentifier, is_bulk
 from stegonode.handlers.pipeline import PipelineContext, build_pipeline, pseudonymizer
 from stegonode.handlers.profile import SAFE_PRIVATE
 from stegonode.handlers.protect import protect_object

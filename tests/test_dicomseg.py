@@ -12,13 +12,14 @@ import numpy as np
 import pydicom
 import pytest
 
-from images import ROUND_TRIP, dcmtk, image_path
-from nodes import PATIENT, STEGONODE, NodeProcess, scu, storescu, write_series
 from stegonode.handlers.dicomseg import Source, kept_region, kept_segmentation, software_version
 from stegonode.handlers.embed import read_protection
 from stegonode.handlers.pixels import read_pixels
 from stegonode.handlers.reveal import usable_in
 from stegonode.node.segwriter import SEGMENTATION_STORAGE
+
+from images import ROUND_TRIP, dcmtk, image_path
+from nodes import PATIENT, STEGONODE, NodeProcess, scu, storescu, write_series
 
 SEG_SERIES = 20
 

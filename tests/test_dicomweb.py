@@ -15,6 +15,7 @@ from xml.etree import ElementTree
 import numpy as np
 import pydicom
 import pytest
+import requests
 from PIL import Image
 from pydicom.data import get_testdata_file
 from pydicom.uid import ExplicitVRLittleEndian, JPEGLSLossless, generate_uid
@@ -183,7 +184,7 @@ def test_wado_multiframe_frames(web):
     whole = read_pixels(client.retrieve_instance(uid, series_uid, sop_uid))
     assert whole.shape[0] == 2
     frames = client.retrieve_instance_frames(uid, series_uid, sop_uid, [2, 1])
-    for got, number in zip(frames, (2, 1)):
+    for got, number in zip(frames, (2, 1), strict=True):
         want = whole[number - 1]
         assert np.array_equal(np.frombuffer(got, want.dtype.newbyteorder("<")).reshape(want.shape), want)
     second = client.retrieve_instance_frames_rendered(uid, series_uid, sop_uid, [2], media_types=("image/png",))
@@ -288,7 +289,7 @@ def test_every_query_retrieval_and_store_is_audited(web, tmp_path):
     refused = pydicom.dcmread(_shared("us_deid_1.dcm"))
     refused.SOPInstanceUID = generate_uid()
     refused.file_meta.MediaStorageSOPInstanceUID = refused.SOPInstanceUID
-    with pytest.raises(Exception):
+    with pytest.raises(requests.exceptions.HTTPError):
         client.store_instances([refused])
     study = _ct_study(client)
     uid = study["0020000D"]["Value"][0]

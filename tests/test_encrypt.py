@@ -17,10 +17,19 @@ from pydicom.uid import ImplicitVRLittleEndian
 
 from stegonode.codecs import keys as keyfiles
 from stegonode.errors import (
-    CipherBlockError, ConfigError, InputError, PixelIntegrityError, WrongPixelCipherKeyError,
+    CipherBlockError,
+    ConfigError,
+    InputError,
+    PixelIntegrityError,
+    WrongPixelCipherKeyError,
 )
 from stegonode.handlers.encrypt import (
-    CIPHER_CREATOR, CIPHER_GROUP, CIPHERS, EncryptHandler, decrypt_dataset, encrypt_dataset,
+    CIPHER_CREATOR,
+    CIPHER_GROUP,
+    CIPHERS,
+    EncryptHandler,
+    decrypt_dataset,
+    encrypt_dataset,
 )
 from stegonode.handlers.pipeline import build_pipeline
 from stegonode.handlers.pixels import read_pixels

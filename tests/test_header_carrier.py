@@ -32,8 +32,8 @@ from stegonode.errors import (
     WrongRecipientKeyError,
 )
 from stegonode.handlers.collect import collect, serialize
-from stegonode.handlers.header import seal_header
 from stegonode.handlers.deidentify import deidentifier
+from stegonode.handlers.header import seal_header
 from stegonode.handlers.pipeline import PipelineContext, build_pipeline, pixels_only_notice
 from stegonode.handlers.pixels import PixelFormat, read_pixels, write_pixels
 from stegonode.handlers.protect import protect_object

@@ -16,7 +16,15 @@ from pynetdicom.sop_class import CTImageStorage, StudyRootQueryRetrieveInformati
 
 from images import dcmtk
 from nodes import (
-    DCMTK_ENV, PATIENT, NodeProcess, free_port, scu, storescu, study_keys, wait_listening, write_series,
+    DCMTK_ENV,
+    PATIENT,
+    NodeProcess,
+    free_port,
+    scu,
+    storescu,
+    study_keys,
+    wait_listening,
+    write_series,
 )
 
 SERIES = 100

@@ -5,11 +5,11 @@ from __future__ import annotations
 import datetime
 
 import pydicom
-from pydicom.uid import DeflatedExplicitVRLittleEndian, generate_uid
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
+from pydicom.uid import DeflatedExplicitVRLittleEndian, generate_uid
 
 from stegonode.handlers.pipeline import DEFAULT_ORDER
 
@@ -60,7 +60,7 @@ def test_compressed_transfer_syntaxes_are_received_as_sent_and_originals_kept(tm
 def _self_signed(directory) -> tuple[str, str]:
     key = ec.generate_private_key(ec.SECP256R1())
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "stegonode test")])
-    now = datetime.datetime.now(datetime.timezone.utc)
+    now = datetime.datetime.now(datetime.UTC)
     certificate = (
         x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
         .serial_number(x509.random_serial_number())

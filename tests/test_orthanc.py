@@ -25,7 +25,13 @@ from stegonode.handlers.references import identities, resolve
 from stegonode.handlers.reveal import reveal
 
 from nodes import (
-    DCMTK_ENV, PATIENT, NodeProcess, OrthancProcess, acknowledged, scu, write_series,
+    DCMTK_ENV,
+    PATIENT,
+    NodeProcess,
+    OrthancProcess,
+    acknowledged,
+    scu,
+    write_series,
 )
 from test_studies import comparable, study_files
 

@@ -9,14 +9,20 @@ import numpy as np
 import pydicom
 import pytest
 
+from stegonode import cli
 from stegonode.errors import (
-    CapacityError, Failure, InputError, RefusedError, UnsupportedImageError, is_transient, public_message,
+    CapacityError,
+    Failure,
+    InputError,
+    RefusedError,
+    UnsupportedImageError,
+    is_transient,
+    public_message,
 )
 from stegonode.handlers.embed import read_protection
 from stegonode.handlers.pixels import read_pixels
 from stegonode.handlers.protect import protect_object
 from stegonode.handlers.reveal import reveal
-from stegonode import cli
 from stegonode.node.ingest import CANNOT_UNDERSTAND, DATASET_DOES_NOT_MATCH_SOP_CLASS, OUT_OF_RESOURCES
 from stegonode.node.orthanc_plugin import failure
 from stegonode.web.jobs import protect_one

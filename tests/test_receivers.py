@@ -14,9 +14,9 @@ import pytest
 from pynetdicom import AE
 from pynetdicom.sop_class import Verification
 
-from nodes import NodeProcess, scu, write_series
-
 from stegonode.node.receivers import MAX_AUTO, receiver_count
+
+from nodes import NodeProcess, scu, write_series
 
 
 def established_by_pid(port: int) -> Counter:

@@ -12,10 +12,10 @@ import pydicom
 import pytest
 from pydicom.uid import generate_uid
 
+from stegonode.node import storage
+
 from images import image_path
 from nodes import NodeProcess, storescu
-
-from stegonode.node import storage
 
 
 def wait_until(condition, what: str, timeout: float = 60) -> None:

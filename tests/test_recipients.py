@@ -25,7 +25,7 @@ from stegonode.handlers.pixels import read_pixels
 from stegonode.handlers.protect import protect_object
 from stegonode.handlers.reveal import reveal
 from stegonode.node import config as node_config
-from stegonode.node.keyring import reseal_header, reseal_files, stored_by_key
+from stegonode.node.keyring import reseal_files, reseal_header, stored_by_key
 
 from images import image_path
 

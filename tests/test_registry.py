@@ -10,7 +10,7 @@ import pydicom
 import pytest
 from pydantic import Field
 
-from stegonode.codecs.registry import CODECS, CIPHERS
+from stegonode.codecs.registry import CIPHERS, CODECS
 from stegonode.codecs.settings import Range, Settings
 from stegonode.codecs.stego import CodecEntry
 from stegonode.errors import ConfigError, MessageNotFoundError, NotProtectedError

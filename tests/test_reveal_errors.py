@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pydicom
 import pytest
 
 from stegonode.codecs import keys as keyfiles
@@ -17,7 +18,6 @@ from stegonode.errors import (
 from stegonode.handlers.pixels import read_pixels, write_pixels
 from stegonode.handlers.reveal import reveal
 
-import pydicom
 from images import image_path
 
 

@@ -12,8 +12,8 @@ import urllib.request
 
 import dicomweb_client
 import pydicom
-import requests
 import pytest
+import requests
 from pydicom.uid import ExplicitVRLittleEndian
 from pynetdicom import AE
 from pynetdicom.sop_class import CTImageStorage

@@ -14,21 +14,21 @@ import torch
 from PIL import Image
 from scipy import ndimage
 
+from stegonode import cli
 from stegonode.errors import NotProtectedError
 from stegonode.handlers import segment
+from stegonode.handlers.embed import read_protection, write_protection
 from stegonode.handlers.pipeline import build_pipeline
 from stegonode.handlers.pixels import read_pixels
-from stegonode.handlers.embed import read_protection, write_protection
 from stegonode.handlers.protect import protect_object
 from stegonode.handlers.reveal import reveal
-from stegonode.training.segdata import phantom_example, real_example, LABELS
 from stegonode.handlers.segment import ClassicalSegmenter, MaskRCNNSegmenter, PaddingSegmenter, make_segmenter
-from stegonode.training.segmenter import HELD_OUT_SEED
 from stegonode.models import foreground, maskrcnn, morphology
-from stegonode.training.phantoms import make_phantom
-from stegonode.training.maskrcnn_fit import Schedule, iou, ncc, train
-from stegonode import cli
 from stegonode.node import config as node_config
+from stegonode.training.maskrcnn_fit import Schedule, iou, ncc, train
+from stegonode.training.phantoms import make_phantom
+from stegonode.training.segdata import LABELS, phantom_example, real_example
+from stegonode.training.segmenter import HELD_OUT_SEED
 
 from images import image_path
 

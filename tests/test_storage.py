@@ -22,9 +22,6 @@ from pydicom.uid import ExplicitVRLittleEndian, JPEGLSLossless, RLELossless
 from pynetdicom import AE
 from pynetdicom.sop_class import MRImageStorage
 
-from images import dciodvfy_errors, dcmtk, image_path
-from nodes import DCMTK_ENV, PATIENT, NodeProcess, free_port, scu, study_keys, write_series
-
 from stegonode.errors import ConfigError, RefusedError, UnsupportedImageError
 from stegonode.handlers.compression import DEFAULT_STORAGE, STORAGE_SYNTAXES, store_pixels
 from stegonode.handlers.dicomfile import dicom_bytes
@@ -32,6 +29,9 @@ from stegonode.handlers.pipeline import configured_pipeline
 from stegonode.handlers.pixels import read_pixels
 from stegonode.handlers.protect import protect_object
 from stegonode.node import config as node_config
+
+from images import dciodvfy_errors, dcmtk, image_path
+from nodes import DCMTK_ENV, PATIENT, NodeProcess, free_port, scu, study_keys, write_series
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 import memory  # noqa: E402  (benchmarks/memory.py: the measurement the figures in the docs come from)

@@ -22,15 +22,15 @@ import pytest
 from pydicom import Dataset
 
 from stegonode.codecs import keys as keyfiles
+from stegonode.handlers import colour
+from stegonode.handlers.admission import pixel_carrier_obstacle
+from stegonode.handlers.embed import read_protection
 from stegonode.handlers.pipeline import build_pipeline
 from stegonode.handlers.protect import protect_object
-from stegonode.node import config as node_config
-from stegonode.handlers.admission import pixel_carrier_obstacle
-from stegonode.handlers import colour
-from stegonode.handlers.embed import read_protection
-from stegonode.handlers.reveal import usable_in
 from stegonode.handlers.pseudonyms import Pseudonymizer
 from stegonode.handlers.references import identities, uid_elements
+from stegonode.handlers.reveal import usable_in
+from stegonode.node import config as node_config
 
 from images import dciodvfy_errors, image_path
 from nodes import NodeProcess, acknowledged, storescu

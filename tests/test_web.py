@@ -17,9 +17,9 @@ import pydicom
 import pytest
 from pydicom.encaps import encapsulate, generate_frames
 
+from stegonode import cli
 from stegonode.codecs import keys as keyfiles
 from stegonode.handlers.pixels import PixelFormat, read_pixels
-from stegonode import cli
 
 from images import image_path
 from nodes import PATIENT, STEGONODE, NodeProcess, free_port, storescu, write_series
@@ -65,7 +65,7 @@ class Console:
         self.node = NodeProcess(directory, tables={"web": web, "handlers.segment": {"segmenter": "classical"}})
         self.url = f"http://127.0.0.1:{self.port}"
 
-    def start(self) -> "Console":
+    def start(self) -> Console:
         self.node.start()
         self.token = _wait_for(self.node.log, TOKEN, self.node.process).group(1)
         return self

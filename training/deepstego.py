@@ -18,12 +18,11 @@ from pydicom.data import get_testdata_file
 from stegonode.handlers.pixels import read_pixels
 from stegonode.models import deepnet
 from stegonode.models import deepstego as deepstego_model
-from stegonode.training.corpus import Medical, Patches, Sources, patches
 from stegonode.models.deepnet import DeepStego, TorchNetworks
 from stegonode.models.geometry import BLANK_LIMIT, TILE
-from stegonode.training.deepstego_fit import PSNR_CAP_DB, TrainConfig, evaluate, train
-
 from stegonode.node.deepstego import write_png
+from stegonode.training.corpus import Medical, Patches, Sources, patches
+from stegonode.training.deepstego_fit import PSNR_CAP_DB, TrainConfig, evaluate, train
 
 # Covers: whole images are held out. Training: CT head, CT abdomen, CT (enhanced, frame 1),
 # MR abdomen, CR leg. Held out: CT neck, MR shoulder.

@@ -20,10 +20,9 @@ import torch
 from torch.nn import functional as F
 from tqdm import tqdm
 
-from stegonode.training.corpus import Patches
 from stegonode.models.deepnet import DeepStego, from_tensor, quantize, to_tensor
 from stegonode.models.deepstego import BLANK, NetConfig, blankness, mse, psnr
-
+from stegonode.training.corpus import Patches
 
 PSNR_CAP_DB = 100.0  # per-patch PSNR of an error-free patch (MSE 0), when averaging
 
@@ -43,7 +42,7 @@ class TrainConfig:
     net: NetConfig = field(default_factory=NetConfig)
 
     @classmethod
-    def from_dict(cls, values: dict) -> "TrainConfig":
+    def from_dict(cls, values: dict) -> TrainConfig:
         values = dict(values)
         values["net"] = NetConfig(**values.get("net", {}))
         return cls(**values)

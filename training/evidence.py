@@ -28,7 +28,6 @@ from stegonode.handlers.pipeline import Pipeline, build_pipeline
 from stegonode.handlers.pixels import PixelFormat, read_pixels
 from stegonode.handlers.protect import protect_object
 from stegonode.handlers.reveal import reveal, usable_in
-
 from stegonode.node.config import DEFAULTS
 
 COMPARED = ("PatientName", "PatientID", "StudyInstanceUID")  # checked in the re-identified header

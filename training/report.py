@@ -31,7 +31,6 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-
 from typing import Any
 
 import numpy as np
@@ -47,9 +46,8 @@ from stegonode.handlers.pipeline import Pipeline
 from stegonode.handlers.pixels import PixelFormat, read_pixels
 from stegonode.handlers.reveal import usable_in
 from stegonode.handlers.segment import make_segmenter, windowed
-
-from stegonode.training import evidence
 from stegonode.node.config import DEFAULTS
+from stegonode.training import evidence
 
 ROOT = Path(__file__).resolve().parents[1]
 Progress = Callable[[str], None]  # called with each stage's name as it starts
@@ -442,8 +440,8 @@ def _table7(report: Report, ok: list[Measured]) -> None:
 
 
 def _iou(report: Report, settings: Settings) -> None:
-    from stegonode.training import segmenter as segtrain
     from stegonode.handlers.segment import MaskRCNNSegmenter
+    from stegonode.training import segmenter as segtrain
 
     segmenter = MaskRCNNSegmenter()
     report.add("### Segmentation IoU", "", f"Seed 002: IoU {SEED002_IOU} (its CHAOS CT/MR test set).", "")
@@ -544,7 +542,6 @@ def _cipher_images(settings: Settings, ok: list[Measured]) -> list[Path]:
 
 def _seed000(report: Report, settings: Settings) -> None:
     from stegonode.models import deepnet
-
     from stegonode.training import deepstego as deeptrain
 
     model, src = deepnet.load(None), deeptrain.sources()

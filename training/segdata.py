@@ -18,12 +18,11 @@ from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.uid import UID, ExplicitVRLittleEndian, generate_uid
 
 from stegonode import models
-from stegonode.training.phantoms import Phantom, make_phantom
-
 from stegonode.handlers.dicomfile import read_dicom
-from stegonode.handlers.pixels import read_pixels
 from stegonode.handlers.overlay import read_mask, write_mask, write_overlay  # noqa: F401 (the scripts read them here)
+from stegonode.handlers.pixels import read_pixels
 from stegonode.handlers.segment import network_input
+from stegonode.training.phantoms import Phantom, make_phantom
 
 LABELS = Path(models.__file__).parent / "labels"
 SECONDARY_CAPTURE = "1.2.840.10008.5.1.4.1.1.7"

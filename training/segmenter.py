@@ -20,13 +20,12 @@ import torch
 from pydicom.data import get_testdata_file
 from tqdm import tqdm
 
+from stegonode.handlers import segment
+from stegonode.handlers.pixels import read_pixels
+from stegonode.handlers.segment import ClassicalSegmenter, MaskRCNNSegmenter, Segmenter
 from stegonode.models import foreground, maskrcnn
 from stegonode.training.maskrcnn_fit import Schedule, evaluate, iou, train
-
 from stegonode.training.segdata import Example, label_files, label_name, phantom_example, real_example, write_overlay
-from stegonode.handlers.pixels import read_pixels
-from stegonode.handlers import segment
-from stegonode.handlers.segment import ClassicalSegmenter, MaskRCNNSegmenter, Segmenter
 
 HELD_OUT_SEED = 1_000_000
 OVERLAYS_PER_SET, OVERLAY_SIDE = 15, 384  # keeps the shipped overlays small

@@ -19,6 +19,7 @@ from stegonode.handlers.pipeline import Pipeline, configured_pipeline
 from stegonode.node import audit
 from stegonode.node.audit import AuditTrail, index_record
 from stegonode.node.audit import Event as AuditEvent
+from stegonode.node.config import Config
 from stegonode.node.index import Index, existing_index
 from stegonode.node.storage import NodePaths, ObjectStore, open_store
 
@@ -26,7 +27,6 @@ from . import auth
 from .jobs import ProtectJobs
 from .sending import Sends
 from .throttle import LoginThrottle
-from stegonode.node.config import Config
 
 log = logging.getLogger("stegonode.web")
 CONTENT_SECURITY_POLICY = (

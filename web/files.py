@@ -13,9 +13,16 @@ from werkzeug.utils import secure_filename
 from stegonode.codecs import keys as keyfiles
 from stegonode.errors import InputError, WrongEmbeddingKeyError, WrongRecipientKeyError
 from stegonode.handlers.collect import described
-from stegonode.handlers.encrypt import CIPHERS, EncryptHandler, cipher_report, decrypt_dataset, encrypt_dataset, pixel_words
 from stegonode.handlers.dicomfile import dicom_bytes, read_dicom
 from stegonode.handlers.embed import read_protection
+from stegonode.handlers.encrypt import (
+    CIPHERS,
+    EncryptHandler,
+    cipher_report,
+    decrypt_dataset,
+    encrypt_dataset,
+    pixel_words,
+)
 from stegonode.handlers.pixels import read_pixels
 from stegonode.handlers.reveal import reveal, reveal_document
 from stegonode.node import audit

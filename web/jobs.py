@@ -25,9 +25,9 @@ from pydicom import Dataset
 
 from stegonode.errors import StegonodeError, public_message
 from stegonode.handlers.admission import pixel_carrier_obstacle
+from stegonode.handlers.colour import cover_pixels
 from stegonode.handlers.encrypt import decrypted
 from stegonode.handlers.pipeline import Pipeline
-from stegonode.handlers.colour import cover_pixels
 from stegonode.handlers.pixels import PixelFormat, read_pixels
 from stegonode.handlers.protect import protect_object
 

@@ -15,7 +15,7 @@ class Page:
     total: int = 0
 
     @classmethod
-    def of(cls, text: str, size: int) -> "Page":
+    def of(cls, text: str, size: int) -> Page:
         number = int(text) if text.isdigit() and 0 < len(text) < 7 else 1
         return cls(max(number, 1), size)
 

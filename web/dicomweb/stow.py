@@ -26,8 +26,8 @@ from pydicom.sequence import Sequence
 from pydicom.uid import UID
 from werkzeug.exceptions import BadRequest, UnsupportedMediaType
 
-from stegonode.node.service import build_ingest
 from stegonode.node.ingest import CANNOT_UNDERSTAND, Ingest
+from stegonode.node.service import build_ingest
 
 from . import bp, record
 from .wado import index, media_type, retrieve_url
