@@ -84,7 +84,11 @@ def main() -> None:
                         help="stegonode's node.receivers (default: the node default)")
     parser.add_argument("--only-one", action="store_true", help="one association only")
     parser.add_argument("--before", metavar="GIT-REF", help="also the node at this commit, in the same rounds")
+    parser.add_argument("--quick", action="store_true",
+                        help="a check that it runs: 24 instances, one round, classical segmenter (figures meaningless)")
     args = parser.parse_args()
+    if args.quick:
+        args.instances, args.repeats, args.segmenter = 24, 1, "classical"
     ingest.INSTANCES = args.instances
     node = {} if args.receivers is None else {"receivers": args.receivers}
     samples: dict[str, list[float]] = defaultdict(list)

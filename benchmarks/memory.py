@@ -68,7 +68,7 @@ def measure_here(path: Path, syntax: str | None) -> dict[str, float]:
     os.environ["OMP_NUM_THREADS"] = "1"
     from stegonode.codecs import keys as keyfiles
     from stegonode.handlers.dicomfile import configure_pydicom, dicom_bytes, read_dicom
-    from stegonode.handlers.pipeline import build_pipeline, stored_syntax_name
+    from stegonode.handlers.pipeline import build_pipeline
     from stegonode.node.config import load
     from stegonode.node.native import release_memory
 
@@ -77,7 +77,7 @@ def measure_here(path: Path, syntax: str | None) -> dict[str, float]:
     with tempfile.TemporaryDirectory(prefix="stegonode-memory-") as tmp:
         keys = keyfiles.load_node_keys(keyfiles.generate(Path(tmp))[0])
     pipeline = build_pipeline(config["pipeline"]["handlers"], config["handlers"], keys,
-                              config["pipeline"]["carriers"], syntax or stored_syntax_name(config))
+                              config["pipeline"]["carriers"], syntax or config.storage.transfer_syntax)
     # A warm worker: one frame of the same size protected (its per-frame working set, the
     # network's buffers, the codec's batch are then part of the base, as in a worker that has
     # protected such frames before).

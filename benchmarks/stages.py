@@ -188,7 +188,7 @@ def main() -> int:
     os.environ["OMP_NUM_THREADS"] = "1"  # as the node's workers (ONNX Runtime reads it at load)
     configure_pydicom()
     config = load(None)
-    syntax = args.syntax or pipeline_module.stored_syntax_name(config)
+    syntax = args.syntax or config.storage.transfer_syntax
     clock = CpuClock()
     with tempfile.TemporaryDirectory(prefix="stegonode-stages-") as tmp:
         node_path, _ = keyfiles.generate(Path(tmp))

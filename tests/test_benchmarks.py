@@ -32,6 +32,7 @@ FIGURES = {
     "dct_layout.py": "runs with fresh keys",
     "deep_vs_dct.py": "PSNR at the stored peak",
     "dicomweb.py": "WADO-RS series retrieval",
+    "door.py": "median of 1 rounds",
     "fuzz.py": "PHI canary hits by place",
     "ingest.py": "C-FIND study level",
     "lean.py": "Processing throughput",
