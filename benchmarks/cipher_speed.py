@@ -35,8 +35,8 @@ import numpy as np  # noqa: E402
 import pydicom  # noqa: E402
 from pydicom.data import get_testdata_file  # noqa: E402
 
+from stegonode.dicom.pixels import read_pixels
 from stegonode.handlers.encrypt import CIPHERS, pixel_words  # noqa: E402
-from stegonode.handlers.pixels import read_pixels  # noqa: E402
 
 WARMUP = 3
 RUNS = 30

@@ -50,7 +50,7 @@ from pydicom.uid import DeflatedExplicitVRLittleEndian, ExplicitVRLittleEndian  
 from pynetdicom import AE, _config  # noqa: E402
 from pynetdicom.sop_class import CTImageStorage, Verification  # noqa: E402
 
-from stegonode.handlers.dicomfile import configure_pydicom  # noqa: E402
+from stegonode.dicom.dicomfile import configure_pydicom  # noqa: E402
 
 import attacks  # noqa: E402
 import hostile  # noqa: E402
@@ -200,7 +200,7 @@ def resource_attacks(campaign: Campaign, node: NodeProcess, per_family: int) -> 
     node.wait_idle(0, timeout=3600)
     rows = dict(node.query("SELECT SOPInstanceUID, path FROM instances"))
     from stegonode.codecs.keys import load_node_keys
-    from stegonode.handlers.pseudonyms import Pseudonymizer  # the node's keyed UIDs
+    from stegonode.dicom.pseudonyms import Pseudonymizer
     pseudonyms = Pseudonymizer(load_node_keys(node.data / "keys" / "node.keys").pseudonym_key)
     outcome = []
     for uid in uids:

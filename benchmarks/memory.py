@@ -67,7 +67,7 @@ def measure_here(path: Path, syntax: str | None) -> dict[str, float]:
     """In this process: base, peak and after (MiB) for protecting ``path`` as a worker does."""
     os.environ["OMP_NUM_THREADS"] = "1"
     from stegonode.codecs import keys as keyfiles
-    from stegonode.handlers.dicomfile import configure_pydicom, dicom_bytes, read_dicom
+    from stegonode.dicom.dicomfile import configure_pydicom, dicom_bytes, read_dicom
     from stegonode.handlers.pipeline import build_pipeline
     from stegonode.node.config import load
     from stegonode.node.native import release_memory

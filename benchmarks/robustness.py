@@ -61,8 +61,8 @@ sys.path.insert(0, str(ROOT / "tests"))
 
 from stegonode.codecs import keys as keyfiles  # noqa: E402
 from stegonode.codecs import payload  # noqa: E402
+from stegonode.dicom.pixels import PixelFormat, read_pixels, write_pixels  # noqa: E402
 from stegonode.errors import StegonodeError  # noqa: E402
-from stegonode.handlers.pixels import PixelFormat, read_pixels, write_pixels  # noqa: E402
 from stegonode.handlers.reveal import reveal  # noqa: E402
 from stegonode.training.evidence import (  # noqa: E402
     COMPARED,

@@ -35,18 +35,15 @@ import pydicom  # noqa: E402
 import torch  # noqa: E402
 
 from stegonode.codecs import keys as keyfiles  # noqa: E402
+from stegonode.dicom.pixels import read_pixels  # noqa: E402
 from stegonode.errors import StegonodeError  # noqa: E402
-from stegonode.handlers.embed import read_protection  # noqa: E402
 from stegonode.handlers.pipeline import build_pipeline  # noqa: E402
-from stegonode.handlers.pixels import read_pixels  # noqa: E402
+from stegonode.handlers.protection import read_protection  # noqa: E402
 from stegonode.handlers.reveal import reveal  # noqa: E402
-from stegonode.handlers.segment import (  # noqa: E402
-    ClassicalSegmenter,
-    MaskRCNNSegmenter,
-    network_input,
-)
 from stegonode.models import foreground, maskrcnn  # noqa: E402
 from stegonode.node import config as node_config  # noqa: E402
+from stegonode.segmenters.classical import ClassicalSegmenter  # noqa: E402
+from stegonode.segmenters.maskrcnn import MaskRCNNSegmenter, network_input  # noqa: E402
 from stegonode.training import segmenter as segtrain  # noqa: E402
 from stegonode.training.maskrcnn_fit import ncc  # noqa: E402
 from stegonode.training.segmenter import HELD_OUT_SEED, phantoms, real_examples  # noqa: E402

@@ -42,16 +42,19 @@ from pydicom.data import get_testdata_file  # noqa: E402
 
 from stegonode.codecs import keys as keyfiles  # noqa: E402
 from stegonode.codecs import payload  # noqa: E402
+from stegonode.codecs.registry import make_codec
 from stegonode.codecs.seal import open_sealed  # noqa: E402
+from stegonode.dicom.pixels import PixelFormat, read_pixels
 from stegonode.handlers.collect import parse  # noqa: E402
 from stegonode.handlers.deidentify import restore  # noqa: E402
-from stegonode.handlers.embed import make_codec, read_protection, remove_protection  # noqa: E402
 from stegonode.handlers.pipeline import Pipeline, build_pipeline  # noqa: E402
-from stegonode.handlers.pixels import PixelFormat, read_pixels  # noqa: E402
+from stegonode.handlers.protection import read_protection, remove_protection
 from stegonode.handlers.reveal import message_modules, reveal, usable_in  # noqa: E402
 from stegonode.handlers.seal import payload_dictionary, stego_binding  # noqa: E402
-from stegonode.handlers.segment import ClassicalSegmenter, Segmentation, SegmenterPolicy, SegmentHandler  # noqa: E402
+from stegonode.handlers.segment import SegmenterPolicy, SegmentHandler
 from stegonode.node.config import load  # noqa: E402
+from stegonode.segmenters.base import Segmentation
+from stegonode.segmenters.classical import ClassicalSegmenter
 
 WARMUP = 3
 RUNS = 30

@@ -51,12 +51,13 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
 
 from stegonode.codecs import keys as keyfiles  # noqa: E402
-from stegonode.handlers import compression, guard, segment  # noqa: E402  # noqa: E402
+from stegonode.dicom.dicomfile import configure_pydicom, dicom_bytes, read_dicom  # noqa: E402
+from stegonode.handlers import compression, guard  # noqa: E402
 from stegonode.handlers import pipeline as pipeline_module  # noqa: E402
-from stegonode.handlers.dicomfile import configure_pydicom, dicom_bytes, read_dicom  # noqa: E402
 from stegonode.handlers.pipeline import Pipeline, build_pipeline  # noqa: E402
 from stegonode.models import foreground  # noqa: E402
 from stegonode.node.config import load  # noqa: E402
+from stegonode.segmenters import classical, maskrcnn  # noqa: E402
 
 from nodes import write_series  # noqa: E402
 
@@ -145,10 +146,12 @@ def _previous_median(values):
     return float(np.median(values))
 
 
-CURRENT = {(segment, "fill_holes"): segment.fill_holes, (foreground, "fill_holes"): foreground.fill_holes,
-           (segment, "large_components"): segment.large_components, (guard, "median_of"): guard.median_of}
-PREVIOUS = {(segment, "fill_holes"): _previous_fill_holes, (foreground, "fill_holes"): _previous_fill_holes,
-            (segment, "large_components"): _previous_large_components, (guard, "median_of"): _previous_median}
+CURRENT = {(classical, "fill_holes"): classical.fill_holes, (maskrcnn, "fill_holes"): maskrcnn.fill_holes,
+           (foreground, "fill_holes"): foreground.fill_holes,
+           (classical, "large_components"): classical.large_components, (guard, "median_of"): guard.median_of}
+PREVIOUS = {(classical, "fill_holes"): _previous_fill_holes, (maskrcnn, "fill_holes"): _previous_fill_holes,
+            (foreground, "fill_holes"): _previous_fill_holes,
+            (classical, "large_components"): _previous_large_components, (guard, "median_of"): _previous_median}
 
 
 def use(implementations: dict) -> None:

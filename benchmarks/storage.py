@@ -39,9 +39,9 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
 
 from stegonode.codecs import keys as keyfiles  # noqa: E402
+from stegonode.dicom.dicomfile import configure_pydicom, dicom_bytes  # noqa: E402
 from stegonode.errors import StegonodeError  # noqa: E402
 from stegonode.handlers.compression import DEFAULT_STORAGE, STORAGE_SYNTAXES, store_pixels  # noqa: E402
-from stegonode.handlers.dicomfile import configure_pydicom, dicom_bytes  # noqa: E402
 from stegonode.handlers.pipeline import build_pipeline  # noqa: E402
 from stegonode.node.config import load  # noqa: E402
 

@@ -24,9 +24,9 @@ import pydicom
 from pydicom import Dataset
 
 from stegonode.codecs import keys as keyfiles
+from stegonode.dicom.references import identities, resolve
 from stegonode.handlers.admission import pixel_carrier_obstacle
 from stegonode.handlers.pipeline import build_pipeline, describe_carriers
-from stegonode.handlers.references import identities, resolve
 from stegonode.handlers.reveal import reveal
 from stegonode.node.config import load
 

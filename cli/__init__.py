@@ -30,7 +30,7 @@ GROUPS = ("objects", "keyring", "serving", "fetching", "ciphers", "segmentation"
 
 
 def main(argv: list[str] | None = None) -> int:
-    from stegonode.handlers.dicomfile import configure_pydicom
+    from stegonode.dicom.dicomfile import configure_pydicom
 
     args = parser().parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")

@@ -10,8 +10,9 @@ from typing import Any
 
 from stegonode.codecs import cipher_stats
 from stegonode.codecs import keys as keyfiles
+from stegonode.dicom.dicomfile import read_dicom
+from stegonode.dicom.pixels import PixelFormat, read_pixels
 from stegonode.errors import ConfigError, InputError
-from stegonode.handlers.dicomfile import read_dicom
 from stegonode.handlers.encrypt import (
     CIPHERS,
     EncryptHandler,
@@ -20,7 +21,6 @@ from stegonode.handlers.encrypt import (
     encrypt_dataset,
     pixel_words,
 )
-from stegonode.handlers.pixels import PixelFormat, read_pixels
 from stegonode.node import config as node_config
 
 from .common import (

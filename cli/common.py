@@ -10,8 +10,8 @@ import pydicom
 from tqdm import tqdm
 
 from stegonode.codecs import keys as keyfiles
+from stegonode.dicom.dicomfile import dicom_bytes
 from stegonode.errors import KeyFileError, public_message
-from stegonode.handlers.dicomfile import dicom_bytes
 from stegonode.handlers.pipeline import pixels_only_notice
 from stegonode.node.config import Config
 

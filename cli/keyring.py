@@ -12,7 +12,7 @@ import pydicom
 
 from stegonode.codecs import keys as keyfiles
 from stegonode.errors import ConfigError, KeyFileError
-from stegonode.handlers.embed import read_protection
+from stegonode.handlers.protection import read_protection
 from stegonode.handlers.seal import recipient_files
 from stegonode.node import audit
 from stegonode.node import config as node_config

@@ -12,9 +12,9 @@ import pydicom
 
 from stegonode.codecs import keys as keyfiles
 from stegonode.codecs.registry import CIPHERS
+from stegonode.dicom.dicomfile import read_dicom
 from stegonode.errors import KeyFileError
 from stegonode.handlers.collect import described
-from stegonode.handlers.dicomfile import read_dicom
 from stegonode.handlers.pipeline import configured_pipeline
 from stegonode.handlers.protect import protect_object
 from stegonode.handlers.reveal import reveal, reveal_document

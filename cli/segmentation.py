@@ -7,9 +7,9 @@ import time
 from pathlib import Path
 from typing import Any
 
+from stegonode.dicom.dicomfile import read_dicom
+from stegonode.dicom.pixels import read_pixels
 from stegonode.errors import StegonodeError
-from stegonode.handlers.dicomfile import read_dicom
-from stegonode.handlers.pixels import read_pixels
 from stegonode.node import config as node_config
 
 from .common import (
@@ -35,7 +35,8 @@ def _segment(args: argparse.Namespace) -> int:
     if args.seg:
         return _kept_segmentations(args)
     from stegonode.handlers.overlay import write_mask, write_overlay
-    from stegonode.handlers.segment import make_segmenter, windowed
+    from stegonode.segmenters.maskrcnn import windowed
+    from stegonode.segmenters.registry import make_segmenter
 
     segmenter = make_segmenter(args.segmenter)
     args.out.mkdir(parents=True, exist_ok=True)

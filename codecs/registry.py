@@ -2,7 +2,7 @@
 
 A :class:`Registry` maps names (as node.toml and the protection and cipher blocks write them)
 to entries: stego codecs and pixel ciphers here, handlers and segmenters in
-:mod:`stegonode.handlers.registry`. Each entry registers itself in its own module
+:mod:`stegonode.handlers.registry` and :mod:`stegonode.segmenters.registry`. Each entry registers itself in its own module
 (``@CODECS.register``, its class's ``name``); the registry names the built-in modules once
 (``builtins``) and imports them on first use. Configuration choices, node.toml validation, the
 protection block and reveal all ask the registry, so adding a codec touches its module and one
@@ -13,9 +13,12 @@ from __future__ import annotations
 
 import importlib
 from collections.abc import Callable, Iterator, Mapping
-from typing import Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from stegonode.errors import ConfigError
+
+if TYPE_CHECKING:
+    from .stego import StegoCodec
 
 T = TypeVar("T")
 
@@ -80,3 +83,19 @@ CODECS: Registry[Any] = Registry("codec", "handlers.embed.codec", (
 CIPHERS: Registry[Any] = Registry("cipher", "handlers.encrypt.cipher", (
     "stegonode.codecs.pixelcipher", "stegonode.codecs.chaos",
 ))
+
+
+def make_codec(name: str, params: dict, error: Callable[[str], Exception] | None = None) -> StegoCodec:
+    """The registered stego codec ``name`` with strength ``params`` (node.toml's, or as stored in
+    the protection block). Unknown or bad: ``error(message)``, by default a ConfigError naming
+    the node.toml key (reveal passes its own: the block is data, not configuration)."""
+    entry = CODECS.get_or_error(name, error)
+    try:
+        return entry.build(params)
+    except (TypeError, ValueError) as exc:
+        # A TypeError is Python's text about a call (unknown keyword): name the parameters
+        # instead. A ValueError comes from the codec's own checks, written for people.
+        why = f"unknown or missing parameter among {', '.join(sorted(map(str, params)))[:120]}" \
+            if isinstance(exc, TypeError) else str(exc)
+        message = f"bad parameter for codec {name!r}: {why}"
+        raise (error(message) if error else ConfigError(f"handlers.embed.{name}: {message}")) from None

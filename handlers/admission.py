@@ -27,10 +27,9 @@ from typing import Any
 from pydicom import Dataset
 from pydicom.uid import UID, MPEGTransferSyntaxes
 
+from stegonode.dicom.colour import is_colour
+from stegonode.dicom.pixels import MAX_DECODED_BYTES, check_complete, check_supported, mib
 from stegonode.errors import InputError, RefusedError, UnsupportedImageError
-
-from .colour import is_colour
-from .pixels import MAX_DECODED_BYTES, check_complete, check_supported, mib
 
 ALLOW_BURNED_IN_KEY = "handlers.deidentify.allow_burned_in_annotation"
 ALLOW_VIDEO_KEY = "handlers.deidentify.allow_video"

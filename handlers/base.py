@@ -17,12 +17,12 @@ from stegonode.errors import ConfigError
 
 if TYPE_CHECKING:  # annotations only: these modules import this one
     from stegonode.codecs.keys import PeerKeys
+    from stegonode.handlers.protection import Protection
+    from stegonode.segmenters.base import Segmenter
 
-    from .embed import Protection
     from .encrypt import CipherBlock
     from .header import HeaderCarrier
     from .pipeline import PipelineContext
-    from .segment import Segmenter
 
 
 @dataclass

@@ -22,11 +22,11 @@ from pydicom.filewriter import write_dataset
 from pydicom.tag import Tag
 
 from stegonode.codecs.settings import Names, Settings
+from stegonode.dicom.lazy import copy_element, label_explicit, same_element
 from stegonode.errors import MessageNotFoundError
 
 from .base import HandlerBase, Instance, keyword_tags
 from .deidentify import ADDED, BULK_VRS, deidentifier, is_bulk
-from .lazy import copy_element, label_explicit, same_element
 from .registry import HANDLERS
 
 if TYPE_CHECKING:

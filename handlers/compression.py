@@ -23,11 +23,11 @@ from pydicom import Dataset
 from pydicom.pixels import iter_pixels, pixel_array
 from pydicom.uid import UID, ExplicitVRLittleEndian, JPEG2000Lossless, JPEGLSLossless, RLELossless
 
+from stegonode.dicom.colour import is_colour, native_bytes, with_luminance
+from stegonode.dicom.pixels import drop_offset_tables, write_pixels
 from stegonode.errors import ConfigError
 
-from .colour import is_colour, native_bytes, with_luminance
 from .encrypt import is_encrypted
-from .pixels import drop_offset_tables, write_pixels
 
 log = logging.getLogger(__name__)
 

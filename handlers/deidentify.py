@@ -2,7 +2,7 @@
 options node.toml applies (:mod:`stegonode.handlers.options`).
 
 Action codes are resolved to one action (PS3.15 E.1.1): an applied option's K or C first (C:
-kept, then cleaned: dates shifted per patient, :mod:`stegonode.handlers.dates`; identity taken
+kept, then cleaned: dates shifted per patient, :mod:`stegonode.dicom.dates`; identity taken
 out of text by the residual check, :mod:`stegonode.handlers.residual`; sequences cleaned item by
 item); else any code with U -> keyed UID (and, for sequences, the profile applied inside); else
 with D or C -> a dummy value of the VR; else with Z -> zero length; else X -> removed. D is
@@ -30,13 +30,13 @@ from pydicom.tag import BaseTag, Tag
 from pydicom.uid import UID_dictionary
 
 from stegonode.codecs.settings import Settings
+from stegonode.dicom.dates import legal_age, shift_values
+from stegonode.dicom.lazy import undecoded_number
+from stegonode.dicom.profile import BASIC_PROFILE, REPEATING_GROUPS, SAFE_PRIVATE
+from stegonode.dicom.pseudonyms import BOUND_UIDS, Pseudonymizer, patient_identity
 
 from .base import HandlerBase, Instance, Revealing, keyword_tags
-from .dates import legal_age, shift_values
-from .lazy import undecoded_number
 from .options import DeidentifySettings, Policy
-from .profile import BASIC_PROFILE, REPEATING_GROUPS, SAFE_PRIVATE
-from .pseudonyms import BOUND_UIDS, Pseudonymizer, patient_identity
 from .registry import HANDLERS
 from .residual import Identity
 
@@ -65,7 +65,7 @@ STRICTER = {0x00081032: "X", 0x0040A160: "D"}  # Procedure Code Sequence, Text V
 STRUCTURED_TEXT = frozenset({0x0040A160})
 # Sequences the table replaces (D) whose items are de-identified one by one instead: an SR's
 # content tree (replaced, the document and every reference in it would be gone). See
-# stegonode.handlers.references.
+# stegonode.dicom.references.
 RECURSED = frozenset({Tag("ContentSequence")})
 BULK_VRS = frozenset({"OB", "OD", "OF", "OL", "OV", "OW", "UN"})
 DUMMY = {
@@ -346,7 +346,7 @@ def _with_dictionary_vr(ds: Dataset, element: DataElement) -> DataElement:
 
 
 def _remove_protection(ds: Dataset) -> None:
-    from .embed import remove_protection  # embed imports this module (through seal and collect)
+    from stegonode.handlers.protection import remove_protection
 
     remove_protection(ds)
 

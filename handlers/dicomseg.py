@@ -34,10 +34,10 @@ from pydicom.pixels import pack_bits
 from pydicom.sr.codedict import codes
 from pydicom.uid import ExplicitVRLittleEndian, generate_uid
 
+from stegonode.dicom.colour import carrier_pixels
 from stegonode.errors import InputError
+from stegonode.handlers.protection import read_protection
 
-from .colour import carrier_pixels
-from .embed import read_protection
 from .encrypt import decrypted, is_encrypted
 from .reveal import usable_in
 

@@ -30,11 +30,11 @@ from stegonode.codecs.keys import key_id
 from stegonode.codecs.pixelcipher import PixelCipher
 from stegonode.codecs.registry import CIPHERS
 from stegonode.codecs.settings import Settings
+from stegonode.dicom.pixels import PixelFormat, read_pixels, write_pixels
+from stegonode.dicom.private import read_document, remove_block, write_document
 from stegonode.errors import CipherBlockError, ConfigError, InputError, WrongPixelCipherKeyError
 
 from .base import HandlerBase, Instance, Revealing, choice_of
-from .pixels import PixelFormat, read_pixels, write_pixels
-from .private import read_document, remove_block, write_document
 from .registry import HANDLERS
 
 if TYPE_CHECKING:

@@ -5,7 +5,7 @@ usable region is the segmenter's background minus the foreground's margin minus 
 margin, computed by :func:`usable_region` on cover and stego alike:
 
 * **Hounsfield units.** On CT with rescale attributes no pixel denser than
-  :data:`~stegonode.handlers.segment.CT_THRESHOLD_HU` changes, nor any pixel within the margin of
+  :data:`~stegonode.dicom.display.CT_THRESHOLD_HU` changes, nor any pixel within the margin of
   one, whatever the size of the object (skin markers, cables, metal streaks).
 * **Brighter than the background.** On every image no pixel changes within the margin of a pixel
   brighter, in display sense, than the background's own level. The level is estimated per frame on
@@ -39,11 +39,11 @@ from dataclasses import asdict, dataclass, replace
 import numpy as np
 from pydicom import Dataset
 
+from stegonode.dicom.colour import chromatic, is_colour
+from stegonode.dicom.display import CT_THRESHOLD_HU, display_scale, display_values, has_hounsfield_units, padding_mask
 from stegonode.errors import NotProtectedError
 from stegonode.models.morphology import dilate_square
-
-from .colour import chromatic, is_colour
-from .segment import CT_THRESHOLD_HU, display_scale, display_values, has_hounsfield_units, otsu_threshold, padding_mask
+from stegonode.segmenters.classical import otsu_threshold
 
 NOISE_SIGMAS = 4.0  # background median + this many robust standard deviations is still background
 BORDER_REACH = 16  # pixels: foreground this close to the edge is taken to run on to the edge

@@ -1,6 +1,6 @@
 """The PS3.15 Annex E options node.toml chooses (``[handlers.deidentify] options``).
 
-Each option is a column of Table E.1-1 (:data:`stegonode.handlers.profile.OPTION_COLUMNS`) and a
+Each option is a column of Table E.1-1 (:data:`stegonode.dicom.profile.OPTION_COLUMNS`) and a
 code of CID 7050, which the De-identification Method Code Sequence lists after 113100 for every
 option applied. "A requirement for an Option, when implemented, overrides any requirement for the
 underlying Profile" (PS3.15 E.1.1): where an applied option names an action for an attribute,
@@ -17,9 +17,8 @@ from pydantic import Field, field_validator
 from pydicom.tag import BaseTag
 
 from stegonode.codecs.settings import Names, Settings
+from stegonode.dicom.profile import OPTION_COLUMNS, OPTION_REPEATING_GROUPS
 from stegonode.errors import ConfigError
-
-from .profile import OPTION_COLUMNS, OPTION_REPEATING_GROUPS
 
 
 @dataclass(frozen=True)

@@ -14,19 +14,19 @@ from pydicom.uid import UID, ExplicitVRLittleEndian
 
 from stegonode.codecs.keys import NodeKeys
 from stegonode.codecs.settings import Settings, parse
+from stegonode.dicom.colour import cover_pixels, is_colour
+from stegonode.dicom.pixels import MAX_DECODED_BYTES, keep_pixels
+from stegonode.dicom.pseudonyms import Pseudonymizer
 
 from .admission import Policy as AdmissionPolicy
 from .admission import check_admissible, check_object_size, pixel_carrier_obstacle
 from .base import Handler, Instance
-from .colour import cover_pixels, is_colour
 from .compression import release_encoded, storage_syntax, store_pixels
-from .pixels import MAX_DECODED_BYTES, keep_pixels
-from .pseudonyms import Pseudonymizer
 from .registry import HANDLERS
 from .settings import CARRIERS, DEFAULT_ORDER, PipelineSettings, handlers_model
 
 if TYPE_CHECKING:  # an annotation only: the pipeline imports no handler (the registry has them)
-    from .embed import Protection
+    from stegonode.handlers.protection import Protection
 
 T = TypeVar("T")
 

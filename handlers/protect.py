@@ -5,7 +5,7 @@ mode runs too), the Orthanc plugin's callback mode, ``stegonode protect``, the c
 and the report all call :func:`protect_object`, which does, in order:
 
 1. decode: an object over node.max_object_mb is refused before it is read, then it is read
-   whole (:func:`~stegonode.handlers.dicomfile.read_dicom`);
+   whole (:func:`~stegonode.dicom.dicomfile.read_dicom`);
 2. admission: what the node refuses from the header alone (:meth:`Pipeline.admit`);
 3. the already-protected rule: a stegonode stego object (from a node or an Orthanc with the
    plugin) is stored as it is, since protecting it again would seal its pseudonyms over the
@@ -24,13 +24,14 @@ from pathlib import Path
 from pydicom import Dataset
 from pydicom.uid import UID
 
+from stegonode.dicom.colour import carrier_pixels
+from stegonode.dicom.dicomfile import dicom_bytes, read_dicom
+from stegonode.dicom.pixels import keep_pixels
+from stegonode.handlers.protection import already_protected, read_protection
+
 from .base import Instance
-from .colour import carrier_pixels
 from .compression import store_pixels
-from .dicomfile import dicom_bytes, read_dicom
-from .embed import already_protected, read_protection
 from .pipeline import Pipeline
-from .pixels import keep_pixels
 
 Source = bytes | Path | Dataset
 

@@ -1,4 +1,4 @@
-"""The registries of the handler layer: pipeline handlers and segmenters.
+"""The registry of pipeline handlers.
 
 Like :mod:`stegonode.codecs.registry` (stego codecs, pixel ciphers): each entry registers itself
 in its own module (``@HANDLERS.register`` on the class, under its ``name``), the built-in modules
@@ -11,8 +11,7 @@ it ``requires`` before it, its ``[handlers.NAME]`` table's ``defaults``, ``check
 without loading anything), ``from_config`` (build it), ``finish`` (write its own block once every
 handler ran) and ``unprotect`` (its inverse step in reveal).
 
-A segmenter is a class with ``name``, ``version``, ``proves_background``, ``params()`` and
-``segment()`` (see :class:`stegonode.handlers.segment.Segmenter`), constructed from its params.
+Segmenters have their own registry, :mod:`stegonode.segmenters.registry`.
 """
 
 from __future__ import annotations
@@ -24,7 +23,4 @@ from stegonode.codecs.registry import Registry
 HANDLERS: Registry[Any] = Registry("handler", "pipeline.handlers", (
     "stegonode.handlers.collect", "stegonode.handlers.seal", "stegonode.handlers.segment",
     "stegonode.handlers.embed", "stegonode.handlers.deidentify", "stegonode.handlers.encrypt",
-))
-SEGMENTERS: Registry[Any] = Registry("segmenter", "handlers.segment.segmenter", (
-    "stegonode.handlers.segment",
 ))

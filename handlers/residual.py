@@ -29,7 +29,7 @@ from pydicom import DataElement, Dataset
 from pydicom.multival import MultiValue
 from pydicom.tag import BaseTag
 
-from .lazy import undecoded_number
+from stegonode.dicom.lazy import undecoded_number
 
 NAME_KEYWORDS = ("PatientName", "OtherPatientNames", "PatientBirthName")
 ID_KEYWORDS = ("PatientID", "OtherPatientIDs", "MedicalRecordLocator", "AccessionNumber")

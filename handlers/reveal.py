@@ -18,7 +18,10 @@ from pydicom import Dataset
 
 from stegonode.codecs import payload
 from stegonode.codecs.keys import PeerKeys, key_id
+from stegonode.codecs.registry import make_codec
 from stegonode.codecs.seal import open_sealed, recipient_key_id
+from stegonode.dicom.colour import carrier_pixels
+from stegonode.dicom.pixels import PixelFormat
 from stegonode.errors import (
     CarrierMismatchError,
     ConfigError,
@@ -27,18 +30,17 @@ from stegonode.errors import (
     WrongEmbeddingKeyError,
     WrongRecipientKeyError,
 )
+from stegonode.handlers.protection import Protection, read_protection
+from stegonode.segmenters.base import Segmenter
+from stegonode.segmenters.registry import make_segmenter
 
 from .base import Identity, Revealing
 from .collect import parse, without_bulk
-from .colour import carrier_pixels
-from .embed import Protection, make_codec, read_protection
 from .encrypt import is_encrypted
 from .guard import decode_region, usable_region
 from .header import find_header_carrier, mac_key, open_header
-from .pixels import PixelFormat
 from .registry import HANDLERS
 from .seal import payload_dictionary, series_binding, stego_binding
-from .segment import Segmenter, make_segmenter
 
 log = logging.getLogger(__name__)
 

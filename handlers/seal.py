@@ -34,13 +34,13 @@ from stegonode.codecs import cms, payload
 from stegonode.codecs.keys import NodeKeys, Recipient, load_recipient
 from stegonode.codecs.seal import MAX_RECIPIENTS, seal_for
 from stegonode.codecs.settings import Choice, Names, Settings
+from stegonode.dicom.profile import BASIC_PROFILE
+from stegonode.dicom.pseudonyms import BOUND_UIDS, Pseudonymizer
 from stegonode.errors import ConfigError, KeyFileError, MessageNotFoundError, PayloadTooLargeError
 
 from .base import HandlerBase, Instance, Revealing, keyword_tags
 from .collect import serialize, without_bulk
 from .header import HeaderCarrier, mac, mac_key, remove_header_carrier, seal_header, write_header_carrier
-from .profile import BASIC_PROFILE
-from .pseudonyms import BOUND_UIDS, Pseudonymizer
 from .registry import HANDLERS
 from .settings import CARRIERS as CARRIERS  # re-exported: where callers look for it
 

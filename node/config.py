@@ -26,8 +26,8 @@ from pydantic import Field, ValidationError, create_model, field_validator, mode
 from stegonode.codecs.settings import Choice, Range, Settings, config_error
 from stegonode.errors import ConfigError
 from stegonode.handlers.compression import DEFAULT_STORAGE, STORAGE_SYNTAXES
-from stegonode.handlers.registry import SEGMENTERS
 from stegonode.handlers.settings import PipelineSettings, handlers_model
+from stegonode.segmenters.registry import SEGMENTERS
 
 from . import audit, s3store
 from .index import database_url

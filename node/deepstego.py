@@ -16,10 +16,10 @@ from PIL import Image
 from pydicom.misc import is_dicom
 from pydicom.uid import generate_uid
 
+from stegonode.codecs.metrics import distortion
+from stegonode.dicom.dicomfile import read_dicom
+from stegonode.dicom.pixels import PixelFormat, read_pixels, write_pixels
 from stegonode.errors import InputError
-from stegonode.handlers.dicomfile import read_dicom
-from stegonode.handlers.embed import distortion
-from stegonode.handlers.pixels import PixelFormat, read_pixels, write_pixels
 from stegonode.models import deepstego as deepstego_model
 from stegonode.models.geometry import BLANK_LIMIT
 

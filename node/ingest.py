@@ -25,11 +25,11 @@ from pydicom.uid import UID
 from pynetdicom import evt
 from sqlalchemy.exc import SQLAlchemyError
 
+from stegonode.dicom.dicomfile import read_dicom
+from stegonode.dicom.pixels import MAX_DECODED_BYTES
+from stegonode.dicom.pseudonyms import Pseudonymizer
 from stegonode.errors import InconsistentFileMetaError, InputError, RefusedError, UnsupportedImageError
 from stegonode.handlers.admission import Policy, check_admissible, check_object_size
-from stegonode.handlers.dicomfile import read_dicom
-from stegonode.handlers.pixels import MAX_DECODED_BYTES
-from stegonode.handlers.pseudonyms import Pseudonymizer
 
 from .dicomnet import c_store_request
 from .index import Index

@@ -20,6 +20,7 @@ from pydicom import Dataset
 
 from stegonode.codecs import keys as keyfiles
 from stegonode.codecs.keys import PeerKeys, Recipient, key_id
+from stegonode.dicom.dicomfile import dicom_bytes, read_dicom
 from stegonode.errors import (
     ConfigError,
     KeyFileError,
@@ -28,8 +29,6 @@ from stegonode.errors import (
     WrongEmbeddingKeyError,
     WrongRecipientKeyError,
 )
-from stegonode.handlers.dicomfile import dicom_bytes, read_dicom
-from stegonode.handlers.embed import Protection, read_protection, write_protection
 from stegonode.handlers.header import (
     find_header_carrier,
     mac,
@@ -39,6 +38,7 @@ from stegonode.handlers.header import (
     seal_header,
     write_header_carrier,
 )
+from stegonode.handlers.protection import Protection, read_protection, write_protection
 from stegonode.handlers.seal import series_binding
 
 

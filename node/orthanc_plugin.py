@@ -48,12 +48,12 @@ from pydicom.dataset import FileMetaDataset
 from pydicom.uid import UID, ExplicitVRLittleEndian, SecondaryCaptureImageStorage, generate_uid
 
 from stegonode.codecs import keys as keyfiles
+from stegonode.dicom.dicomfile import configure_pydicom, read_dicom
+from stegonode.dicom.pseudonyms import Pseudonymizer
 from stegonode.errors import ConfigError, Failure, InputError, UnsupportedImageError
-from stegonode.handlers.dicomfile import configure_pydicom, read_dicom
-from stegonode.handlers.embed import already_protected
 from stegonode.handlers.pipeline import Pipeline, pipeline_for, pixels_only_notice, pseudonymizer
 from stegonode.handlers.protect import protect_object
-from stegonode.handlers.pseudonyms import Pseudonymizer
+from stegonode.handlers.protection import already_protected
 
 from . import config as node_config
 from .config import Config

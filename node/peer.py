@@ -31,10 +31,10 @@ from pynetdicom.sop_class import (
 )
 
 from stegonode.codecs.keys import PeerKeys
+from stegonode.dicom.dicomfile import read_dicom
 from stegonode.errors import InputError, NetworkError, StegonodeError
 from stegonode.handlers import dicomseg
 from stegonode.handlers.compression import STORAGE_SYNTAXES
-from stegonode.handlers.dicomfile import read_dicom
 from stegonode.handlers.reveal import reveal
 
 from .dicomnet import c_store_request, set_nodelay

@@ -137,7 +137,7 @@ class _Receiver:
     def __init__(self, config: Config, listening: socket.socket, ledger: SharedLedger,
                  wake: Callable[[], None]) -> None:
         from stegonode.codecs import keys as keyfiles
-        from stegonode.handlers.dicomfile import configure_pydicom
+        from stegonode.dicom.dicomfile import configure_pydicom
 
         from . import audit
         from .index import Index

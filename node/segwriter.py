@@ -23,10 +23,10 @@ from pathlib import Path
 from pydicom import dcmread
 from sqlalchemy import func, select
 
+from stegonode.dicom.dicomfile import read_dicom
 from stegonode.errors import Failure
 from stegonode.handlers import dicomseg
-from stegonode.handlers.dicomfile import read_dicom
-from stegonode.handlers.embed import already_protected, read_protection
+from stegonode.handlers.protection import already_protected, read_protection
 
 from .index import ATTRIBUTES, Index, instances
 from .storage import ObjectStore

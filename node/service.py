@@ -15,9 +15,9 @@ from pathlib import Path
 
 from stegonode.codecs import keys as keyfiles
 from stegonode.codecs.keys import NodeKeys
+from stegonode.dicom.dicomfile import configure_pydicom, read_dicom
 from stegonode.errors import ConfigError, InputError
 from stegonode.handlers.admission import Policy
-from stegonode.handlers.dicomfile import configure_pydicom, read_dicom
 from stegonode.handlers.pipeline import PipelineContext, max_object_bytes, pixels_only_notice, pseudonymizer
 from stegonode.handlers.seal import header_of
 

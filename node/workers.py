@@ -33,11 +33,11 @@ from typing import Any
 from sqlalchemy.exc import SQLAlchemyError
 
 from stegonode.codecs.keys import load_node_keys
+from stegonode.dicom.dicomfile import configure_pydicom
 from stegonode.errors import ENVIRONMENT_FAILURES, Failure, WorkerStartError
-from stegonode.handlers.dicomfile import configure_pydicom
-from stegonode.handlers.embed import read_protection
 from stegonode.handlers.pipeline import Pipeline, describe_carriers, pipeline_for
 from stegonode.handlers.protect import protect_object
+from stegonode.handlers.protection import read_protection
 
 from .config import Config
 from .index import ATTRIBUTES, Index, Job

@@ -8,7 +8,7 @@ cd "$(dirname "$0")/.."
 .venv/bin/ruff check
 root=.mypy-path/stegonode
 mkdir -p "$root"
-for package in cli node handlers codecs models web errors training; do
+for package in cli node handlers segmenters dicom codecs models web errors training; do
   ln -sfn "../../$package" "$root/$package"
 done
 MYPYPATH=.mypy-path .venv/bin/mypy

@@ -27,16 +27,11 @@ import pydicom
 from PIL import Image
 from scipy import ndimage
 
-from stegonode.handlers.pixels import read_pixels
-from stegonode.handlers.segment import (
-    CT_THRESHOLD_HU,
-    NETWORK_MODALITIES,
-    PaddingSegmenter,
-    has_hounsfield_units,
-    hounsfield_units,
-    large_components,
-    windowed,
-)
+from stegonode.dicom.display import CT_THRESHOLD_HU, has_hounsfield_units, hounsfield_units
+from stegonode.dicom.pixels import read_pixels
+from stegonode.segmenters.classical import large_components
+from stegonode.segmenters.maskrcnn import NETWORK_MODALITIES, windowed
+from stegonode.segmenters.padding import PaddingSegmenter
 from stegonode.training.segdata import write_mask, write_overlay
 
 LABELS = Path(__file__).resolve().parent.parent / "tests" / "labels"

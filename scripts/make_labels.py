@@ -16,8 +16,9 @@ import pydicom
 from pydicom.data import get_testdata_file
 from scipy import ndimage
 
-from stegonode.handlers.pixels import read_pixels
-from stegonode.handlers.segment import ClassicalSegmenter, large_components, windowed
+from stegonode.dicom.pixels import read_pixels
+from stegonode.segmenters.classical import ClassicalSegmenter, large_components
+from stegonode.segmenters.maskrcnn import windowed
 from stegonode.training.segdata import LABELS, write_mask, write_overlay
 from stegonode.training.segmenter import REAL_EVAL
 

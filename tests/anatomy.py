@@ -18,12 +18,13 @@ import pydicom
 from PIL import Image
 
 from stegonode.codecs.keys import PeerKeys
+from stegonode.dicom.display import has_hounsfield_units, hounsfield_units
+from stegonode.dicom.pixels import read_pixels
 from stegonode.errors import StegonodeError
 from stegonode.handlers.pipeline import Pipeline
-from stegonode.handlers.pixels import read_pixels
 from stegonode.handlers.protect import protect_object
 from stegonode.handlers.reveal import reveal
-from stegonode.handlers.segment import has_hounsfield_units, hounsfield_units, windowed
+from stegonode.segmenters.maskrcnn import windowed
 from stegonode.training import images
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -16,10 +16,10 @@ import pydicom
 
 from stegonode.codecs import payload
 from stegonode.codecs.keys import PeerKeys
+from stegonode.dicom.pixels import PixelFormat, read_pixels, write_pixels
 from stegonode.errors import StegonodeError
 from stegonode.handlers.embed import EmbedHandler
 from stegonode.handlers.pipeline import Pipeline
-from stegonode.handlers.pixels import PixelFormat, read_pixels, write_pixels
 from stegonode.handlers.protect import protect_object
 from stegonode.handlers.reveal import reveal
 

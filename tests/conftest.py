@@ -105,7 +105,7 @@ def protect_image(pipeline, tmp_path_factory):
 
     def protect(name: str) -> Protected:
         if name not in cache:
-            from stegonode.handlers.pixels import read_pixels
+            from stegonode.dicom.pixels import read_pixels
 
             original = pydicom.dcmread(image_path(name))
             ds = copy.deepcopy(original)

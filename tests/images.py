@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from pydicom.data import get_testdata_file
 
-from stegonode.handlers.segment import NETWORK_MODALITIES
+from stegonode.segmenters.maskrcnn import NETWORK_MODALITIES
 from stegonode.training import images
 
 # The protect/reveal issue's named round-trip set; discovery below must find all of them.

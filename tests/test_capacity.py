@@ -12,8 +12,8 @@ from __future__ import annotations
 import pydicom
 import pytest
 
-from stegonode.handlers.embed import read_protection
 from stegonode.handlers.header import find_header_carrier, mac_key, open_header
+from stegonode.handlers.protection import read_protection
 from stegonode.handlers.seal import series_binding
 
 from capacity import Row, measure

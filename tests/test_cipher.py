@@ -20,9 +20,9 @@ import pytest
 from stegonode.codecs import cipher_stats as cs
 from stegonode.codecs.chaos import ChaosCipher
 from stegonode.codecs.pixelcipher import AesGcmCipher
+from stegonode.dicom.pixels import read_pixels
 from stegonode.errors import PixelIntegrityError
 from stegonode.handlers.encrypt import pixel_words
-from stegonode.handlers.pixels import read_pixels
 
 from images import image_path
 

@@ -13,6 +13,7 @@ from pydicom import Dataset
 from stegonode.codecs import keys as keyfiles
 from stegonode.codecs import payload
 from stegonode.codecs.dct import DctCodec, DctParams
+from stegonode.codecs.registry import make_codec
 from stegonode.codecs.seal import open_sealed, seal
 from stegonode.errors import (
     CapacityError,
@@ -23,7 +24,7 @@ from stegonode.errors import (
     PayloadTooLargeError,
     WrongRecipientKeyError,
 )
-from stegonode.handlers.embed import Protection, make_codec, read_protection, write_protection
+from stegonode.handlers.protection import Protection, read_protection, write_protection
 
 
 @pytest.mark.parametrize("size", [0, 1, 2, 3, 100, 501])

@@ -20,12 +20,12 @@ import pytest
 from pydicom import Dataset
 from pydicom.pixels import convert_color_space
 
+from stegonode.dicom.colour import carrier_pixels, chromatic, samples
 from stegonode.errors import InputError
 from stegonode.handlers.admission import pixel_carrier_obstacle
-from stegonode.handlers.colour import carrier_pixels, chromatic, samples
-from stegonode.handlers.embed import read_protection
 from stegonode.handlers.pipeline import build_pipeline
 from stegonode.handlers.protect import protect_object
+from stegonode.handlers.protection import read_protection
 from stegonode.handlers.reveal import reveal, usable_in
 from stegonode.node import config as node_config
 

@@ -15,9 +15,9 @@ from scipy import ndimage
 
 from stegonode.cli import main
 from stegonode.codecs.deep import DeepCodec, DeepParams
+from stegonode.dicom.pixels import PixelFormat, read_pixels
 from stegonode.errors import CapacityError, MessageNotFoundError
 from stegonode.handlers.pipeline import build_pipeline
-from stegonode.handlers.pixels import PixelFormat, read_pixels
 from stegonode.handlers.protect import protect_object
 from stegonode.handlers.reveal import reveal
 from stegonode.models import deepnet, deepstego

@@ -14,13 +14,13 @@ import pytest
 from pydicom import Dataset
 from pydicom.sequence import Sequence
 
+from stegonode.dicom.dates import legal_age, shift_da, shift_dt
+from stegonode.dicom.profile import SAFE_PRIVATE
+from stegonode.dicom.pseudonyms import Pseudonymizer, patient_identity
 from stegonode.errors import ConfigError, InputError
-from stegonode.handlers.dates import legal_age, shift_da, shift_dt
 from stegonode.handlers.deidentify import deidentifier, is_bulk
 from stegonode.handlers.pipeline import PipelineContext, build_pipeline, pseudonymizer
-from stegonode.handlers.profile import SAFE_PRIVATE
 from stegonode.handlers.protect import protect_object
-from stegonode.handlers.pseudonyms import Pseudonymizer, patient_identity
 from stegonode.handlers.reveal import reveal
 from stegonode.handlers.seal import CARRIERS
 from stegonode.node import config as node_config

@@ -12,9 +12,9 @@ import numpy as np
 import pydicom
 import pytest
 
+from stegonode.dicom.pixels import read_pixels
 from stegonode.handlers.dicomseg import Source, kept_region, kept_segmentation, software_version
-from stegonode.handlers.embed import read_protection
-from stegonode.handlers.pixels import read_pixels
+from stegonode.handlers.protection import read_protection
 from stegonode.handlers.reveal import usable_in
 from stegonode.node.segwriter import SEGMENTATION_STORAGE
 

@@ -20,7 +20,7 @@ from PIL import Image
 from pydicom.data import get_testdata_file
 from pydicom.uid import ExplicitVRLittleEndian, JPEGLSLossless, generate_uid
 
-from stegonode.handlers.pixels import read_pixels
+from stegonode.dicom.pixels import read_pixels
 
 from nodes import PATIENT, NodeProcess, free_port, orthanc_rest, plain_orthanc, storescu, write_series
 

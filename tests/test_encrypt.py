@@ -16,6 +16,7 @@ import pytest
 from pydicom.uid import ImplicitVRLittleEndian
 
 from stegonode.codecs import keys as keyfiles
+from stegonode.dicom.pixels import read_pixels
 from stegonode.errors import (
     CipherBlockError,
     ConfigError,
@@ -32,7 +33,6 @@ from stegonode.handlers.encrypt import (
     encrypt_dataset,
 )
 from stegonode.handlers.pipeline import build_pipeline
-from stegonode.handlers.pixels import read_pixels
 from stegonode.handlers.protect import protect_object
 from stegonode.handlers.reveal import reveal
 from stegonode.node import config as node_config

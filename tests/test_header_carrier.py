@@ -22,6 +22,7 @@ from pydicom.uid import JPEG2000, ExplicitVRLittleEndian
 
 from stegonode.codecs import cms, payload
 from stegonode.codecs import keys as keyfiles
+from stegonode.dicom.pixels import PixelFormat, read_pixels, write_pixels
 from stegonode.errors import (
     CapacityError,
     CarrierMismatchError,
@@ -35,7 +36,6 @@ from stegonode.handlers.collect import collect, serialize
 from stegonode.handlers.deidentify import deidentifier
 from stegonode.handlers.header import seal_header
 from stegonode.handlers.pipeline import PipelineContext, build_pipeline, pixels_only_notice
-from stegonode.handlers.pixels import PixelFormat, read_pixels, write_pixels
 from stegonode.handlers.protect import protect_object
 from stegonode.handlers.reveal import reveal
 from stegonode.handlers.seal import CARRIERS, payload_dictionary

@@ -16,7 +16,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 # Lowest first: a module may import its own layer and those below it, never one above.
 # `cli` is the command line, stegonode.cli (formerly stegonode.node.cli: both paths map to it).
-LAYERS = ["errors", "models", "codecs", "dicom", "handlers", "node", "web", "training", "cli"]
+LAYERS = ["errors", "models", "codecs", "dicom", "segmenters", "handlers", "node", "web", "training", "cli"]
 CLI = ("stegonode.cli", "stegonode.node.cli")
 
 

@@ -1,4 +1,4 @@
-"""stegonode.handlers.lazy: what protect skips decoding gives the same result as decoding it.
+"""stegonode.dicom.lazy: what protect skips decoding gives the same result as decoding it.
 
 Real objects of ../shared/studies: an RT structure set (Implicit VR, about 800,000 numbers in its
 Contour Data) and an X-Ray Radiation Dose SR (a deep content tree, Explicit VR)."""
@@ -14,8 +14,8 @@ from pydicom import Dataset
 from pydicom.datadict import dictionary_VR
 from pydicom.dataelem import RawDataElement
 
+from stegonode.dicom.lazy import copy_dataset, same_dataset, undecoded_number
 from stegonode.handlers.collect import collect, serialize
-from stegonode.handlers.lazy import copy_dataset, same_dataset, undecoded_number
 
 STUDIES = Path("/work/shared/studies")
 OBJECTS = [STUDIES / "dicompyler_breast_rt" / "RTSTRUCT.dcm", STUDIES / "pyskindose_rdsr" / "RDSR_siemens_axiom.dcm"]

@@ -28,7 +28,7 @@ import pytest
 
 from stegonode.cli import main
 from stegonode.codecs import keys as keyfiles
-from stegonode.handlers.pixels import read_pixels
+from stegonode.dicom.pixels import read_pixels
 from stegonode.handlers.reveal import reveal
 from stegonode.models import deepstego, foreground
 from stegonode.node import deepstego as node_deep
@@ -150,8 +150,8 @@ def test_numpy_resizing_weights_equal_torchs(torch_installed):
 
 
 def test_onnx_and_torch_give_the_same_masks_on_the_evaluation_images(torch_installed):
-    from stegonode.handlers.segment import MaskRCNNSegmenter
     from stegonode.models import maskrcnn
+    from stegonode.segmenters.maskrcnn import MaskRCNNSegmenter
     from stegonode.training.segmenter import REAL_EVAL
 
     onnx, torch = MaskRCNNSegmenter(), MaskRCNNSegmenter(maskrcnn.WEIGHTS)

@@ -17,7 +17,7 @@ from pathlib import Path
 import pydicom
 
 from stegonode.codecs.keys import load_node_keys
-from stegonode.handlers.pseudonyms import Pseudonymizer
+from stegonode.dicom.pseudonyms import Pseudonymizer
 
 from nodes import STEGONODE, NodeProcess, write_series
 

@@ -12,8 +12,8 @@ import pydicom
 import pytest
 
 from stegonode.codecs.keys import load_node_keys
+from stegonode.dicom.pseudonyms import Pseudonymizer
 from stegonode.errors import WorkerStartError
-from stegonode.handlers.pseudonyms import Pseudonymizer
 from stegonode.node import config as node_config
 from stegonode.node.index import Index
 from stegonode.node.storage import Storage

@@ -17,11 +17,11 @@ import pytest
 from pydicom.uid import JPEGLSLossless
 
 from stegonode.codecs import keys as keyfiles
+from stegonode.dicom.pixels import read_pixels
+from stegonode.dicom.pseudonyms import Pseudonymizer
+from stegonode.dicom.references import identities, resolve
 from stegonode.handlers.admission import pixel_carrier_obstacle
-from stegonode.handlers.embed import already_protected
-from stegonode.handlers.pixels import read_pixels
-from stegonode.handlers.pseudonyms import Pseudonymizer
-from stegonode.handlers.references import identities, resolve
+from stegonode.handlers.protection import already_protected
 from stegonode.handlers.reveal import reveal
 
 from nodes import (

@@ -16,8 +16,8 @@ import pytest
 from pydicom.uid import generate_uid
 
 from stegonode.codecs import keys as keyfiles
-from stegonode.handlers.embed import already_protected
-from stegonode.handlers.pseudonyms import Pseudonymizer
+from stegonode.dicom.pseudonyms import Pseudonymizer
+from stegonode.handlers.protection import already_protected
 from stegonode.node.orthanc_queue import quarantined
 
 from images import image_path

@@ -10,6 +10,7 @@ import pydicom
 import pytest
 
 from stegonode import cli
+from stegonode.dicom.pixels import read_pixels
 from stegonode.errors import (
     CapacityError,
     Failure,
@@ -19,9 +20,8 @@ from stegonode.errors import (
     is_transient,
     public_message,
 )
-from stegonode.handlers.embed import read_protection
-from stegonode.handlers.pixels import read_pixels
 from stegonode.handlers.protect import protect_object
+from stegonode.handlers.protection import read_protection
 from stegonode.handlers.reveal import reveal
 from stegonode.node.ingest import CANNOT_UNDERSTAND, DATASET_DOES_NOT_MATCH_SOP_CLASS, OUT_OF_RESOURCES
 from stegonode.node.orthanc_plugin import failure

@@ -18,9 +18,9 @@ from pydicom.uid import ExplicitVRLittleEndian, generate_uid
 from scipy import ndimage
 
 from stegonode.codecs import keys as keyfiles
+from stegonode.dicom.pixels import read_pixels
 from stegonode.errors import ConfigError, RefusedError
 from stegonode.handlers.pipeline import build_pipeline
-from stegonode.handlers.pixels import read_pixels
 from stegonode.handlers.protect import protect_object
 from stegonode.handlers.reveal import reveal
 from stegonode.node import config as node_config

@@ -18,11 +18,11 @@ from pydicom.filereader import read_dataset
 
 from stegonode.codecs import keys as keyfiles
 from stegonode.codecs.seal import envelope_recipients, open_sealed, seal_for
+from stegonode.dicom.pixels import read_pixels
 from stegonode.errors import ConfigError, KeyFileError, PayloadIntegrityError, WrongRecipientKeyError
-from stegonode.handlers.embed import read_protection
 from stegonode.handlers.pipeline import build_pipeline
-from stegonode.handlers.pixels import read_pixels
 from stegonode.handlers.protect import protect_object
+from stegonode.handlers.protection import read_protection
 from stegonode.handlers.reveal import reveal
 from stegonode.node import config as node_config
 from stegonode.node.keyring import reseal_files, reseal_header, stored_by_key

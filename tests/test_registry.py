@@ -13,15 +13,16 @@ from pydantic import Field
 from stegonode.codecs.registry import CIPHERS, CODECS
 from stegonode.codecs.settings import Range, Settings
 from stegonode.codecs.stego import CodecEntry
+from stegonode.dicom.private import read_document, remove_block, write_document
 from stegonode.errors import ConfigError, MessageNotFoundError, NotProtectedError
 from stegonode.handlers.base import HandlerBase, Instance, Revealing
-from stegonode.handlers.embed import read_protection
 from stegonode.handlers.pipeline import build_pipeline
-from stegonode.handlers.private import read_document, remove_block, write_document
 from stegonode.handlers.protect import protect_object
-from stegonode.handlers.registry import HANDLERS, SEGMENTERS
+from stegonode.handlers.protection import read_protection
+from stegonode.handlers.registry import HANDLERS
 from stegonode.handlers.reveal import reveal
 from stegonode.node import config as node_config
+from stegonode.segmenters.registry import SEGMENTERS
 
 from images import image_path
 

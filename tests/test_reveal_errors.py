@@ -7,6 +7,7 @@ import pydicom
 import pytest
 
 from stegonode.codecs import keys as keyfiles
+from stegonode.dicom.pixels import read_pixels, write_pixels
 from stegonode.errors import (
     MessageNotFoundError,
     NotProtectedError,
@@ -15,7 +16,6 @@ from stegonode.errors import (
     WrongEmbeddingKeyError,
     WrongRecipientKeyError,
 )
-from stegonode.handlers.pixels import read_pixels, write_pixels
 from stegonode.handlers.reveal import reveal
 
 from images import image_path
@@ -76,8 +76,8 @@ def test_errors_are_distinct_types():
 
 
 def test_a_protection_block_with_unknown_codec_parameters_is_named_not_pythons_message():
+    from stegonode.codecs.registry import make_codec
     from stegonode.errors import ConfigError
-    from stegonode.handlers.embed import make_codec
 
     with pytest.raises(ConfigError) as caught:
         make_codec("dct", {"step": 10.0, "bogus_strength": 3})

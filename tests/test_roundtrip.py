@@ -11,10 +11,10 @@ import pytest
 from pydicom.uid import UID_dictionary
 from scipy import ndimage
 
+from stegonode.dicom.pixels import read_pixels
+from stegonode.dicom.profile import SAFE_PRIVATE
 from stegonode.handlers.collect import described
 from stegonode.handlers.deidentify import DUMMY
-from stegonode.handlers.pixels import read_pixels
-from stegonode.handlers.profile import SAFE_PRIVATE
 from stegonode.handlers.protect import protect_object
 from stegonode.handlers.reveal import reveal
 from stegonode.node import config as node_config

@@ -15,16 +15,20 @@ from PIL import Image
 from scipy import ndimage
 
 from stegonode import cli
+from stegonode.dicom.display import CT_THRESHOLD_HU
+from stegonode.dicom.pixels import read_pixels
 from stegonode.errors import NotProtectedError
-from stegonode.handlers import segment
-from stegonode.handlers.embed import read_protection, write_protection
 from stegonode.handlers.pipeline import build_pipeline
-from stegonode.handlers.pixels import read_pixels
 from stegonode.handlers.protect import protect_object
+from stegonode.handlers.protection import read_protection, write_protection
 from stegonode.handlers.reveal import reveal
-from stegonode.handlers.segment import ClassicalSegmenter, MaskRCNNSegmenter, PaddingSegmenter, make_segmenter
 from stegonode.models import foreground, maskrcnn, morphology
 from stegonode.node import config as node_config
+from stegonode.segmenters import maskrcnn as maskrcnn_module
+from stegonode.segmenters.classical import ClassicalSegmenter
+from stegonode.segmenters.maskrcnn import MaskRCNNSegmenter
+from stegonode.segmenters.padding import PaddingSegmenter
+from stegonode.segmenters.registry import make_segmenter
 from stegonode.training.maskrcnn_fit import Schedule, iou, ncc, train
 from stegonode.training.phantoms import make_phantom
 from stegonode.training.segdata import LABELS, phantom_example, real_example
@@ -73,7 +77,7 @@ def test_ct_foreground_keeps_all_matter(maskrcnn_segmenter):
     ds = pydicom.dcmread(image_path("explicit_VR-UN.dcm"))
     pixels = read_pixels(ds)
     foreground = maskrcnn_segmenter.foreground(ds, pixels)[0]
-    labels, _ = ndimage.label(pixels[0] * float(ds.RescaleSlope) + float(ds.RescaleIntercept) > segment.CT_THRESHOLD_HU)
+    labels, _ = ndimage.label(pixels[0] * float(ds.RescaleSlope) + float(ds.RescaleIntercept) > CT_THRESHOLD_HU)
     sizes = np.bincount(labels.ravel())
     objects = (sizes >= 64)[labels] & (labels > 0)
     assert objects.sum() > 10_000 and not (objects & ~foreground).any()
@@ -114,7 +118,7 @@ def test_classical_fallback_when_the_model_finds_nothing(monkeypatch, caplog):
     pixels = read_pixels(ds)
     monkeypatch.setattr(foreground, "foreground_masks",
                         lambda network, images, edges=None: np.zeros(images.shape, bool))
-    with caplog.at_level(logging.WARNING, logger=segment.__name__):
+    with caplog.at_level(logging.WARNING, logger=maskrcnn_module.__name__):
         mask = MaskRCNNSegmenter().foreground(ds, pixels)
     assert np.array_equal(mask, ClassicalSegmenter().foreground(ds, pixels))
     assert "found no foreground in frame 0" in caplog.text

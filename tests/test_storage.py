@@ -22,11 +22,11 @@ from pydicom.uid import ExplicitVRLittleEndian, JPEGLSLossless, RLELossless
 from pynetdicom import AE
 from pynetdicom.sop_class import MRImageStorage
 
+from stegonode.dicom.dicomfile import dicom_bytes
+from stegonode.dicom.pixels import read_pixels
 from stegonode.errors import ConfigError, RefusedError, UnsupportedImageError
 from stegonode.handlers.compression import DEFAULT_STORAGE, STORAGE_SYNTAXES, store_pixels
-from stegonode.handlers.dicomfile import dicom_bytes
 from stegonode.handlers.pipeline import configured_pipeline
-from stegonode.handlers.pixels import read_pixels
 from stegonode.handlers.protect import protect_object
 from stegonode.node import config as node_config
 

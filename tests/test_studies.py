@@ -22,13 +22,13 @@ import pytest
 from pydicom import Dataset
 
 from stegonode.codecs import keys as keyfiles
-from stegonode.handlers import colour
+from stegonode.dicom import colour
+from stegonode.dicom.pseudonyms import Pseudonymizer
+from stegonode.dicom.references import identities, uid_elements
 from stegonode.handlers.admission import pixel_carrier_obstacle
-from stegonode.handlers.embed import read_protection
 from stegonode.handlers.pipeline import build_pipeline
 from stegonode.handlers.protect import protect_object
-from stegonode.handlers.pseudonyms import Pseudonymizer
-from stegonode.handlers.references import identities, uid_elements
+from stegonode.handlers.protection import read_protection
 from stegonode.handlers.reveal import usable_in
 from stegonode.node import config as node_config
 

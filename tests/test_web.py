@@ -19,7 +19,7 @@ from pydicom.encaps import encapsulate, generate_frames
 
 from stegonode import cli
 from stegonode.codecs import keys as keyfiles
-from stegonode.handlers.pixels import PixelFormat, read_pixels
+from stegonode.dicom.pixels import PixelFormat, read_pixels
 
 from images import image_path
 from nodes import PATIENT, STEGONODE, NodeProcess, free_port, storescu, write_series

@@ -15,7 +15,7 @@ import torch
 from PIL import Image
 from pydicom.data import get_testdata_file
 
-from stegonode.handlers.pixels import read_pixels
+from stegonode.dicom.pixels import read_pixels
 from stegonode.models import deepnet
 from stegonode.models import deepstego as deepstego_model
 from stegonode.models.deepnet import DeepStego, TorchNetworks

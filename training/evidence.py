@@ -22,11 +22,12 @@ from pydicom import Dataset
 
 from stegonode.codecs import keys as keyfiles
 from stegonode.codecs import payload
+from stegonode.codecs.registry import make_codec
+from stegonode.dicom.pixels import PixelFormat, read_pixels
 from stegonode.errors import MessageNotFoundError
-from stegonode.handlers.embed import make_codec, read_protection
 from stegonode.handlers.pipeline import Pipeline, build_pipeline
-from stegonode.handlers.pixels import PixelFormat, read_pixels
 from stegonode.handlers.protect import protect_object
+from stegonode.handlers.protection import read_protection
 from stegonode.handlers.reveal import reveal, usable_in
 from stegonode.node.config import DEFAULTS
 

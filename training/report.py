@@ -38,15 +38,18 @@ import pydicom
 
 from stegonode.codecs import cipher_stats
 from stegonode.codecs import keys as keyfiles
+from stegonode.codecs.metrics import distortion
+from stegonode.codecs.registry import make_codec
+from stegonode.dicom.dicomfile import read_dicom
+from stegonode.dicom.pixels import PixelFormat, read_pixels
 from stegonode.errors import StegonodeError, public_message
-from stegonode.handlers.dicomfile import read_dicom
-from stegonode.handlers.embed import distortion, make_codec, read_protection
 from stegonode.handlers.encrypt import CIPHERS, pixel_words
 from stegonode.handlers.pipeline import Pipeline
-from stegonode.handlers.pixels import PixelFormat, read_pixels
+from stegonode.handlers.protection import read_protection
 from stegonode.handlers.reveal import usable_in
-from stegonode.handlers.segment import make_segmenter, windowed
 from stegonode.node.config import DEFAULTS
+from stegonode.segmenters.maskrcnn import windowed
+from stegonode.segmenters.registry import make_segmenter
 from stegonode.training import evidence
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -440,7 +443,7 @@ def _table7(report: Report, ok: list[Measured]) -> None:
 
 
 def _iou(report: Report, settings: Settings) -> None:
-    from stegonode.handlers.segment import MaskRCNNSegmenter
+    from stegonode.segmenters.maskrcnn import MaskRCNNSegmenter
     from stegonode.training import segmenter as segtrain
 
     segmenter = MaskRCNNSegmenter()

@@ -1,7 +1,7 @@
 """Segmenter data through the real DICOM path: phantoms written and read as DICOM, real labels.
 
 Every example is (windowed frame, foreground mask): the frame as the Mask R-CNN segmenter sees
-it (:func:`stegonode.handlers.segment.windowed` after :func:`read_pixels` of a DICOM file), and
+it (:func:`stegonode.segmenters.maskrcnn.windowed` after :func:`read_pixels` of a DICOM file), and
 the exact or reviewed mask. Real labels are PNG files shipped in stegonode/models/labels, one per
 labelled frame, named after the pydicom-data file (``<stem>.png``, ``<stem>_f<N>.png``).
 """
@@ -18,10 +18,10 @@ from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.uid import UID, ExplicitVRLittleEndian, generate_uid
 
 from stegonode import models
-from stegonode.handlers.dicomfile import read_dicom
+from stegonode.dicom.dicomfile import read_dicom
+from stegonode.dicom.pixels import read_pixels
 from stegonode.handlers.overlay import read_mask, write_mask, write_overlay  # noqa: F401 (the scripts read them here)
-from stegonode.handlers.pixels import read_pixels
-from stegonode.handlers.segment import network_input
+from stegonode.segmenters.maskrcnn import network_input
 from stegonode.training.phantoms import Phantom, make_phantom
 
 LABELS = Path(models.__file__).parent / "labels"

@@ -20,10 +20,13 @@ import torch
 from pydicom.data import get_testdata_file
 from tqdm import tqdm
 
-from stegonode.handlers import segment
-from stegonode.handlers.pixels import read_pixels
-from stegonode.handlers.segment import ClassicalSegmenter, MaskRCNNSegmenter, Segmenter
+from stegonode.dicom.display import CT_THRESHOLD_HU
+from stegonode.dicom.pixels import read_pixels
 from stegonode.models import foreground, maskrcnn
+from stegonode.segmenters import maskrcnn as segment
+from stegonode.segmenters.base import Segmenter
+from stegonode.segmenters.classical import ClassicalSegmenter
+from stegonode.segmenters.maskrcnn import MaskRCNNSegmenter
 from stegonode.training.maskrcnn_fit import Schedule, evaluate, iou, train
 from stegonode.training.segdata import Example, label_files, label_name, phantom_example, real_example, write_overlay
 
@@ -128,9 +131,9 @@ def model_card(config: maskrcnn.Config, schedule: Schedule, phantom_count: int, 
         f"- Instances weigh into the union by score, ramping from 0 at {foreground.SCORE_RAMP[0]} to 1 at "
         f"{foreground.SCORE_RAMP[1]}; the union is > 0.5, holes filled.",
         f"- The edge snaps to the image within {foreground.SNAP_RADIUS} network pixels of the network's edge: "
-        f"CT above {segment.CT_THRESHOLD_HU:g} HU, others above the clip level less "
+        f"CT above {CT_THRESHOLD_HU:g} HU, others above the clip level less "
         f"{segment.EMBED_GUARD:g} stored units.",
-        f"- CT: the union with the classical mask (above {segment.CT_THRESHOLD_HU:g} HU, holes filled, "
+        f"- CT: the union with the classical mask (above {CT_THRESHOLD_HU:g} HU, holes filled, "
         "components of 64 pixels or more), holes filled again. MR, CR, DX: the classical mask only where "
         "the network finds nothing. Other modalities (not in the training data): the classical mask.",
         "- \"Mask R-CNN\" below is this whole segmenter; \"network\" is the network with the window, "

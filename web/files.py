@@ -11,10 +11,10 @@ from flask import Blueprint, abort, current_app, redirect, render_template, requ
 from werkzeug.utils import secure_filename
 
 from stegonode.codecs import keys as keyfiles
+from stegonode.dicom.dicomfile import dicom_bytes, read_dicom
+from stegonode.dicom.pixels import read_pixels
 from stegonode.errors import InputError, WrongEmbeddingKeyError, WrongRecipientKeyError
 from stegonode.handlers.collect import described
-from stegonode.handlers.dicomfile import dicom_bytes, read_dicom
-from stegonode.handlers.embed import read_protection
 from stegonode.handlers.encrypt import (
     CIPHERS,
     EncryptHandler,
@@ -23,7 +23,7 @@ from stegonode.handlers.encrypt import (
     encrypt_dataset,
     pixel_words,
 )
-from stegonode.handlers.pixels import read_pixels
+from stegonode.handlers.protection import read_protection
 from stegonode.handlers.reveal import reveal, reveal_document
 from stegonode.node import audit
 from stegonode.node.config import SEGMENTER_CHOICES

@@ -23,12 +23,12 @@ from dataclasses import dataclass, field
 import numpy as np
 from pydicom import Dataset
 
+from stegonode.dicom.colour import cover_pixels
+from stegonode.dicom.pixels import PixelFormat, read_pixels
 from stegonode.errors import StegonodeError, public_message
 from stegonode.handlers.admission import pixel_carrier_obstacle
-from stegonode.handlers.colour import cover_pixels
 from stegonode.handlers.encrypt import decrypted
 from stegonode.handlers.pipeline import Pipeline
-from stegonode.handlers.pixels import PixelFormat, read_pixels
 from stegonode.handlers.protect import protect_object
 
 from .pictures import change_overlay
@@ -123,7 +123,7 @@ class _Cover:
     def keep(self, ds: Dataset) -> None:
         if pixel_carrier_obstacle(ds, self.encrypting) is None:  # the header carrier alone changes no pixel
             self.display, self.peak = copy.deepcopy(ds), PixelFormat.of(ds).peak
-            self.pixels = cover_pixels(copy.deepcopy(ds))  # a colour image's luminance (handlers.colour)
+            self.pixels = cover_pixels(copy.deepcopy(ds))  # a colour image's luminance (dicom.colour)
 
 
 def protect_one(number: int, data: bytes, pipeline: Pipeline, pixel_cipher_key: bytes) -> Result:

@@ -11,7 +11,7 @@ from PIL import Image
 from pydicom import Dataset
 
 from stegonode.codecs import cipher_stats
-from stegonode.handlers.segment import windowed
+from stegonode.segmenters.maskrcnn import windowed
 
 CHANGED = (255, 40, 40)
 

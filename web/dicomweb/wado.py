@@ -30,9 +30,9 @@ from pydicom.pixels import apply_modality_lut, pixel_array
 from pydicom.uid import UID, ExplicitVRLittleEndian, JPEG2000Lossless, JPEGLSLossless, RLELossless
 from werkzeug.exceptions import BadRequest, NotAcceptable, NotFound, ServiceUnavailable
 
+from stegonode.dicom.dicomfile import dicom_bytes, read_dicom
 from stegonode.errors import StegonodeError
 from stegonode.handlers.compression import DECODERS, decompressed
-from stegonode.handlers.dicomfile import dicom_bytes, read_dicom
 from stegonode.node import query
 from stegonode.node.index import Index
 from stegonode.node.storage import ObjectStore

@@ -66,9 +66,9 @@ def colour_obstacle(ds: Dataset) -> str | None:
 
 def cover_pixels(ds: Dataset) -> np.ndarray:
     """The plane the codec writes into, for protect: a received compressed colour image is
-    decoded first, in place, as :func:`stegonode.handlers.pixels.keep_pixels` stores images
+    decoded first, in place, as :func:`stegonode.dicom.pixels.keep_pixels` stores images
     with the header carrier alone (YCbCr JPEG becomes RGB); grayscale as read_pixels reads it."""
-    from .pixels import keep_pixels, read_pixels
+    from stegonode.dicom.pixels import keep_pixels, read_pixels
 
     if not is_colour(ds):
         return read_pixels(ds)
@@ -78,7 +78,7 @@ def cover_pixels(ds: Dataset) -> np.ndarray:
 
 def carrier_pixels(ds: Dataset) -> np.ndarray:
     """The plane the codec wrote into, of a stored object (never changes ``ds``)."""
-    from .pixels import read_pixels
+    from stegonode.dicom.pixels import read_pixels
 
     return luminance(ds) if is_colour(ds) else read_pixels(ds)
 

@@ -13,9 +13,8 @@ from pydicom.uid import (
     MPEGTransferSyntaxes,
 )
 
+from stegonode.dicom.colour import colour_obstacle
 from stegonode.errors import InputError, UnsupportedImageError
-
-from .colour import colour_obstacle
 
 GRAYSCALE = ("MONOCHROME1", "MONOCHROME2")
 # Rows and Columns below this hold too few 4x4 tiles for any payload, and break resampling.

@@ -1,7 +1,7 @@
 """References between the objects of a study, at every depth, and whether they still resolve.
 
 De-identification replaces every UID that is not a well-known DICOM UID, wherever it is (every
-sequence, every SR content item), with the keyed mapping of :mod:`stegonode.handlers.pseudonyms`:
+sequence, every SR content item), with the keyed mapping of :mod:`stegonode.dicom.pseudonyms`:
 the same original UID always becomes the same new one, on any receiver and whichever object
 arrives first. So a reference (a Referenced SOP Instance UID deep in an RT structure set, a SEG's
 source images, an SR's evidence) names, after protection, the protected object it named before.

@@ -2,7 +2,7 @@
 
 PS3.15 E.3.6, Retain Longitudinal Temporal Information With Modified Dates: dates change, the
 intervals between them do not. The offset comes from the node's pseudonym key and the patient's
-identity (:meth:`stegonode.handlers.pseudonyms.Pseudonymizer.date_offset`), so every object of a
+identity (:meth:`stegonode.dicom.pseudonyms.Pseudonymizer.date_offset`), so every object of a
 patient moves by the same number of days, on every receiver and worker host that shares the key,
 after any restart. Times of day (TM, and the time part of DT) and a DT value's UTC offset are
 kept. The original values travel sealed in the carriers (collect gathers every changed

@@ -1,0 +1,95 @@
+"""The classical segmenter: threshold per modality, fill holes, keep every large component.
+
+It works on the displayed sense of the image (:mod:`stegonode.dicom.display`: MONOCHROME1 is
+inverted first) and on Hounsfield units for CT. The threshold is computed from the image's
+histogram, which embedding changes (the codec shifts whole background tiles off the range floor),
+so a level computed afresh on the stego image can differ from the cover's:
+:meth:`ClassicalSegmenter.segment` reports the level each frame was thresholded at; the protection
+block records them and reveal thresholds the stego image at the cover's levels.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+from pydicom import Dataset
+from scipy import ndimage
+
+from stegonode.dicom.display import CT_THRESHOLD_HU, has_hounsfield_units, hounsfield_units
+from stegonode.models.morphology import bounding_box, close_cross, fill_holes
+
+from .base import Segmentation, SegmenterBase, recorded_levels
+from .registry import SEGMENTERS
+
+
+@SEGMENTERS.register
+class ClassicalSegmenter(SegmenterBase):
+    """Threshold + hole filling + keep every component of at least ``min_component`` pixels."""
+
+    name = "classical"
+    version = "1"
+    proves_background = False
+
+    def __init__(self, min_component: int = 64) -> None:
+        self.min_component = min_component
+
+    def segment(self, ds: Dataset, pixels: np.ndarray, levels: Sequence[float | None] | None = None
+                ) -> Segmentation:
+        frames = [self._frame(ds, frame, level) for frame, level in zip(pixels, recorded_levels(levels, len(pixels)), strict=True)]
+        return Segmentation(np.stack([mask for mask, _ in frames]), [level for _, level in frames])
+
+    def _frame(self, ds: Dataset, frame: np.ndarray, level: float | None) -> tuple[np.ndarray, float | None]:
+        image = frame.astype(np.float32)
+        if has_hounsfield_units(ds):
+            mask, level = hounsfield_units(ds, image) > CT_THRESHOLD_HU, None
+        elif str(ds.get("PhotometricInterpretation", "")) == "MONOCHROME1":  # dark is dense
+            if level is None:
+                top = float(image.max())
+                level = top - float(_background_threshold(ndimage.uniform_filter(top - image, 5)))
+            mask = image < level
+        else:
+            if level is None:
+                level = float(_background_threshold(ndimage.uniform_filter(image, 5)))
+            mask = image > level
+        mask = fill_holes(close_cross(mask, 2) | mask)
+        return large_components(mask, self.min_component), level
+
+def large_components(mask: np.ndarray, min_pixels: int) -> np.ndarray:
+    """``mask`` without its connected components of fewer than ``min_pixels`` pixels. A 2-D mask
+    is labelled within its bounding box only (every component lies inside it)."""
+    box: tuple[slice, ...] = (bounding_box(mask) if mask.ndim == 2 else None) or (slice(None),) * mask.ndim
+    labels, count = ndimage.label(mask[box])
+    if count == 0:
+        return mask
+    keep = np.bincount(labels.ravel()) >= min_pixels
+    keep[0] = False
+    out = np.zeros_like(mask)
+    out[box] = keep[labels]
+    return out
+
+def _background_threshold(image: np.ndarray) -> float:
+    """Halfway from the background level (median below Otsu's threshold) to Otsu's threshold.
+
+    Conservative, so faint anatomy stays foreground; anchored on the background's median rather
+    than the image minimum, which outliers and signed noise drag down.
+    """
+    if float(image.max()) <= float(image.min()):
+        return float(image.max())
+    otsu = otsu_threshold(image)
+    background = float(np.median(image[image <= otsu]))
+    return background + (otsu - background) / 2
+
+def otsu_threshold(values: np.ndarray) -> float:
+    """Otsu's threshold of ``values`` (a 256-bin histogram over their range)."""
+    lo, hi = float(values.min()), float(values.max())
+    if hi <= lo:
+        return hi
+    hist, edges = np.histogram(values, bins=256, range=(lo, hi))
+    centers = (edges[:-1] + edges[1:]) / 2
+    weight = np.cumsum(hist)
+    mean = np.cumsum(hist * centers)
+    total, total_mean = weight[-1], mean[-1]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        between = (total_mean * weight - mean * total) ** 2 / (weight * (total - weight))
+    return float(centers[int(np.nanargmax(between))])
