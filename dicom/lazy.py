@@ -71,7 +71,7 @@ def label_explicit(ds: Dataset) -> None:
     for tag in list(ds.keys()):
         element = ds.get_item(tag)
         if isinstance(element, RawDataElement):
-            vr = element.VR or (None if tag.is_private else _dictionary_vr(tag))
+            vr = element.VR or (None if tag.is_private else dictionary_vr(tag))
             if relabel and vr is not None and vr != "SQ" and element.VR is None and element.is_little_endian:
                 ds[tag] = element._replace(VR=vr, is_implicit_VR=False)
                 continue
@@ -87,7 +87,8 @@ def label_explicit(ds: Dataset) -> None:
         ds.set_original_encoding(False, True, ds._character_set)
 
 
-def _dictionary_vr(tag: BaseTag) -> str | None:
+def dictionary_vr(tag: BaseTag) -> str | None:
+    """The attribute's one VR in the data dictionary; None if unknown or ambiguous (US or SS)."""
     try:
         vr = dictionary_VR(tag)
     except KeyError:

@@ -24,14 +24,13 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, ClassVar
 
 from pydicom import DataElement, Dataset
-from pydicom.datadict import dictionary_VR
 from pydicom.sequence import Sequence
 from pydicom.tag import BaseTag, Tag
 from pydicom.uid import UID_dictionary
 
 from stegonode.codecs.settings import Settings
 from stegonode.dicom.dates import legal_age, shift_values
-from stegonode.dicom.lazy import undecoded_number
+from stegonode.dicom.lazy import dictionary_vr, undecoded_number
 from stegonode.dicom.profile import BASIC_PROFILE, REPEATING_GROUPS, SAFE_PRIVATE
 from stegonode.dicom.pseudonyms import BOUND_UIDS, Pseudonymizer, patient_identity
 
@@ -124,7 +123,7 @@ def is_bulk(element: DataElement) -> bool:
     if element.tag.is_private or _is_overlay_or_curve(element.tag):
         return True
     if element.VR == "UN":  # bulk unless the attribute is text or numbers that arrived as UN
-        return _dictionary_vr(element.tag) in (None, *BULK_VRS, "SQ")
+        return dictionary_vr(element.tag) in (None, *BULK_VRS, "SQ")
     if element.VR in BULK_VRS:
         return True
     if element.VR == "SQ":
@@ -315,15 +314,6 @@ def _drop_unused_creators(ds: Dataset) -> None:
             del ds[tag]
 
 
-def _dictionary_vr(tag: BaseTag) -> str | None:
-    """The attribute's one VR in the data dictionary; None if unknown or ambiguous (US or SS)."""
-    try:
-        vr = dictionary_VR(tag)
-    except KeyError:
-        return None
-    return None if " or " in vr else vr
-
-
 def _with_dictionary_vr(ds: Dataset, element: DataElement) -> DataElement:
     """``element`` as its dictionary VR says, when it arrived with another one.
 
@@ -334,7 +324,7 @@ def _with_dictionary_vr(ds: Dataset, element: DataElement) -> DataElement:
     """
     if element.tag.is_private or element.VR == "SQ":
         return element
-    vr = _dictionary_vr(element.tag)
+    vr = dictionary_vr(element.tag)
     if vr is None or vr == element.VR or vr in BULK_VRS or vr == "SQ":
         return element
     value = None
