@@ -5,6 +5,7 @@ Protects every image of ../shared/realdata and the round-trip set with the defau
 then stores the protected pixels in each ``[storage] transfer_syntax`` choice and prints, per
 image and in total: the bytes received (the source file), the bytes stored and their ratio, and
 the milliseconds of encoding (pydicom's encoding plugin plus the decode that proves it lossless).
+An image received Deflated is stored Deflated where that is smaller than the syntax (marked d).
 Then it checks node.toml's default against the targets: total stored <= 1.0 x total received,
 and each losslessly compressed source stored in at most 1.3 x its own size (a lossy source
 cannot be matched losslessly). Run from the repository root:

@@ -14,13 +14,16 @@ import subprocess
 import sys
 import time
 import urllib.request
+import zlib
 from pathlib import Path
 
 import numpy as np
 import pydicom
 import pytest
+from pydicom.data import get_charset_files
 from pydicom.encaps import parse_basic_offsets
 from pydicom.filebase import DicomBytesIO
+from pydicom.filewriter import write_dataset
 from pydicom.uid import (
     DeflatedExplicitVRLittleEndian,
     ExplicitVRLittleEndian,
@@ -31,6 +34,7 @@ from pydicom.uid import (
 from pynetdicom import AE
 from pynetdicom.sop_class import MRImageStorage
 
+from stegonode.dicom.deflated import deflated_body
 from stegonode.dicom.dicomfile import dicom_bytes, read_dicom
 from stegonode.dicom.pixels import read_pixels
 from stegonode.errors import ConfigError, RefusedError, UnsupportedImageError
@@ -139,9 +143,14 @@ def test_pipeline_stores_in_the_configured_syntax_and_encrypted_pixels_uncompres
 
 def deflated_source(name: str) -> bytes:
     """pydicom-data's ``name`` with the test patient, as a Deflated Explicit VR Little Endian file."""
-    ds = pydicom.dcmread(image_path(name))
-    for keyword, value in PATIENT.items():
-        setattr(ds, keyword, value)
+    return deflated_source_of(pydicom.dcmread(image_path(name)))
+
+
+def deflated_source_of(ds: pydicom.Dataset, patient: bool = True) -> bytes:
+    """``ds`` (native pixels) as a Deflated Explicit VR Little Endian file, as pydicom writes it."""
+    if patient:
+        for keyword, value in PATIENT.items():
+            setattr(ds, keyword, value)
     ds.file_meta.TransferSyntaxUID = DeflatedExplicitVRLittleEndian
     buffer = DicomBytesIO()
     ds.save_as(buffer, enforce_file_format=True)
@@ -184,6 +193,31 @@ def test_a_deflated_source_is_stored_in_the_configured_syntax_when_that_codes_it
     assert protected.dataset.file_meta.TransferSyntaxUID == STORAGE_SYNTAXES[DEFAULT_STORAGE]
     assert len(protected.data) < len(source)
     assert np.array_equal(read_pixels(pydicom.dcmread(DicomBytesIO(protected.data))), protected.instance.pixels)
+
+
+def test_an_object_without_pixels_received_deflated_is_stored_deflated(node_keys, peer_keys):
+    """The header carrier alone (an SR): kept deflated, and reveal restores its header exactly."""
+    source = deflated_source("test-SR.dcm")
+    protected = protect_object(source, configured_pipeline(node_config.load(None), node_keys))
+    assert protected.dataset.file_meta.TransferSyntaxUID == DeflatedExplicitVRLittleEndian
+    revealed = reveal(read_dicom(protected.data), peer_keys).dataset
+    expected, got = _original_header(pydicom.dcmread(DicomBytesIO(source))), _original_header(revealed)
+    assert sorted(got) == sorted(expected)
+    for tag, element in expected.items():
+        assert got[tag] == element, tag
+
+
+@pytest.mark.parametrize("name", ["image_dfl.dcm", "chrH31.dcm", "MR-SIEMENS-DICOM-WithOverlays.dcm", "emri_small.dcm"])
+def test_the_deflated_stream_inflates_to_the_data_set_byte_for_byte(name):
+    """One raw deflate stream, blocks ended where the bytes change kind: it inflates to what
+    pydicom writes for the data set (character sets, overlays, multi-frame), and reads back."""
+    path = get_charset_files(name)[0] if name.startswith("chr") else image_path(name)
+    ds = pydicom.dcmread(DicomBytesIO(deflated_source_of(pydicom.dcmread(path), patient=False)))
+    encoded = DicomBytesIO()
+    encoded.is_implicit_VR, encoded.is_little_endian = False, True
+    write_dataset(encoded, ds)
+    assert zlib.decompressobj(-zlib.MAX_WBITS).decompress(deflated_body(ds)) == encoded.getvalue()
+    assert pydicom.dcmread(DicomBytesIO(dicom_bytes(ds))) == ds
 
 
 def test_move_proposes_each_stored_syntax_deflated_included_and_uncompressed():
