@@ -82,10 +82,11 @@ def _parts(ds: Dataset) -> list[Dataset]:
     for tag in sorted(ds.keys()):
         index = next(i for i, bound in enumerate(bounds) if bound is None or tag < bound)
         parts[index][tag] = ds.get_item(tag)
+    implicit, little = ds.original_encoding
     kept = []
     for elements in parts:
         if elements:
             part = Dataset(elements)  # written as the whole data set would be: same encoding and charset
-            part.set_original_encoding(*ds.original_encoding, ds.original_character_set)
+            part.set_original_encoding(implicit, little, ds.original_character_set)
             kept.append(part)
     return kept
