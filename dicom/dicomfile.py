@@ -23,9 +23,11 @@ from pydicom import Dataset
 from pydicom import config as pydicom_config
 from pydicom.errors import BytesLengthException, InvalidDicomError
 from pydicom.tag import Tag
-from pydicom.uid import UID
+from pydicom.uid import UID, DeflatedExplicitVRLittleEndian
 
 from stegonode.errors import InconsistentFileMetaError, InputError
+
+from .deflated import deflated_file
 
 log = logging.getLogger(__name__)
 
@@ -126,6 +128,8 @@ def read_dicom(source: str | os.PathLike | BinaryIO | bytes, *, meta_binds: bool
 
 def dicom_bytes(ds: Dataset) -> bytes:
     """``ds`` as a DICOM file (preamble and file meta), as the node stores it."""
+    if ds.file_meta.get("TransferSyntaxUID") == DeflatedExplicitVRLittleEndian:
+        return deflated_file(ds)  # level 9, a deflate block per kind of bytes
     buffer = io.BytesIO()
     ds.save_as(buffer, enforce_file_format=True)
     return buffer.getvalue()

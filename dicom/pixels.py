@@ -7,7 +7,6 @@ from dataclasses import dataclass
 import numpy as np
 from pydicom import Dataset
 from pydicom.uid import (
-    DeflatedExplicitVRLittleEndian,
     ExplicitVRLittleEndian,
     ImplicitVRLittleEndian,
     MPEGTransferSyntaxes,
@@ -153,10 +152,10 @@ def drop_offset_tables(ds: Dataset) -> None:
 
 def keep_pixels(ds: Dataset) -> None:
     """An object whose pixels carry nothing (header carrier only), stored Explicit VR Little
-    Endian like every stored object: native pixels stay bit for bit as received; compressed ones
+    Endian: native pixels stay bit for bit as received; compressed ones
     are decoded (pydicom: YCbCr JPEG becomes RGB, Photometric Interpretation and Planar
-    Configuration set to match), the values a viewer of the original shows. Big-endian objects
-    and video streams keep their transfer syntax."""
+    Configuration set to match), the values a viewer of the original shows. Deflated, big-endian
+    objects and video streams keep their transfer syntax."""
     syntax = ds.file_meta.get("TransferSyntaxUID", ExplicitVRLittleEndian)
     if syntax in MPEGTransferSyntaxes:
         return  # video (allowed by node.toml): the stream as sent
@@ -165,5 +164,5 @@ def keep_pixels(ds: Dataset) -> None:
             ds.decompress(generate_instance_uid=False)  # the keyed UID stays
         except Exception as exc:  # pydicom raises many types for undecodable pixel data
             raise InputError(f"pixel data does not decode: {type(exc).__name__}") from None
-    elif syntax in (ImplicitVRLittleEndian, DeflatedExplicitVRLittleEndian):
+    elif syntax == ImplicitVRLittleEndian:
         ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian

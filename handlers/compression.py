@@ -6,6 +6,10 @@ JPEG-LS (CharLS through pyjpegls), JPEG 2000 (OpenJPEG through pylibjpeg-openjpe
 uncompressed Explicit VR Little Endian, all through pydicom's encoding plugins. Each frame is
 encoded alone and encapsulated with a Basic Offset Table, so a viewer can reach any frame.
 
+An object that arrived in Deflated Explicit VR Little Endian is stored deflated unless the
+configured syntax encodes its pixels smaller (:mod:`stegonode.dicom.deflated`): never less
+compact than it came.
+
 Never lossy: the encoded object is decoded again and compared with the pixels it was made
 from; if an encoder refuses the pixels (an unusual bit depth, values beyond Bits Stored) or
 its output differs, the object is stored uncompressed instead, with a log line. Encrypted
@@ -21,9 +25,17 @@ from typing import Any
 import numpy as np
 from pydicom import Dataset
 from pydicom.pixels import iter_pixels, pixel_array
-from pydicom.uid import UID, ExplicitVRLittleEndian, JPEG2000Lossless, JPEGLSLossless, RLELossless
+from pydicom.uid import (
+    UID,
+    DeflatedExplicitVRLittleEndian,
+    ExplicitVRLittleEndian,
+    JPEG2000Lossless,
+    JPEGLSLossless,
+    RLELossless,
+)
 
 from stegonode.dicom.colour import is_colour, native_bytes, with_luminance
+from stegonode.dicom.deflated import deflated_size
 from stegonode.dicom.pixels import drop_offset_tables, write_pixels
 from stegonode.errors import ConfigError
 
@@ -55,14 +67,39 @@ def storage_syntax(name: str) -> UID:
                           f"{', '.join(repr(choice) for choice in STORAGE_SYNTAXES)}") from None
 
 
-def store_pixels(ds: Dataset, pixels: np.ndarray, syntax: UID = ExplicitVRLittleEndian) -> UID:
+def store_pixels(ds: Dataset, pixels: np.ndarray, syntax: UID = ExplicitVRLittleEndian,
+                 received: UID | None = None) -> UID:
     """Write ``pixels`` (frames, rows, columns) into ``ds`` in ``syntax``; return the syntax used.
 
     Uncompressed when ``syntax`` is, when the pixels are encrypted, or when lossless encoding
-    is not possible for these pixels (logged, without values). Besides ``pixels`` and the
-    encoded result this holds one frame at a time: the proof decodes frame by frame.
+    is not possible for these pixels (logged, without values). Deflated when the object was
+    ``received`` so (by default: the transfer syntax of ``ds``, as received until its pixels are
+    stored) and ``syntax`` does not code the pixels smaller. Besides
+    ``pixels`` and the encoded result this holds one frame at a time: the proof decodes frame
+    by frame.
     """
     ds._pixel_array = None  # pydicom's cached decoding of the received pixels: not needed now
+    received = received or ds.file_meta.get("TransferSyntaxUID")
+    if received == DeflatedExplicitVRLittleEndian and not is_encrypted(ds):
+        return _deflated_unless_smaller(ds, pixels, syntax)
+    return _store(ds, pixels, syntax)
+
+
+def _deflated_unless_smaller(ds: Dataset, pixels: np.ndarray, syntax: UID) -> UID:
+    """An object received deflated: stored in ``syntax`` when that encodes its pixels in fewer
+    bytes than deflate does, deflated with native pixels otherwise
+    (:mod:`stegonode.dicom.deflated`)."""
+    _store(ds, pixels, ExplicitVRLittleEndian)
+    deflated = deflated_size(ds.PixelData)
+    if syntax.is_compressed and _store(ds, pixels, syntax) == syntax and len(ds.PixelData) < deflated:
+        return syntax
+    if ds.file_meta.TransferSyntaxUID != ExplicitVRLittleEndian:
+        _store(ds, pixels, ExplicitVRLittleEndian)
+    ds.file_meta.TransferSyntaxUID = DeflatedExplicitVRLittleEndian
+    return DeflatedExplicitVRLittleEndian
+
+
+def _store(ds: Dataset, pixels: np.ndarray, syntax: UID) -> UID:
     if is_colour(ds):
         return _store_colour(ds, pixels, syntax)
     if not syntax.is_compressed or is_encrypted(ds):

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from pydicom import Dataset
-from pydicom.uid import UID, ExplicitVRLittleEndian, ImplicitVRLittleEndian
+from pydicom.uid import UID, DeflatedExplicitVRLittleEndian, ExplicitVRLittleEndian, ImplicitVRLittleEndian
 from pynetdicom import AE, build_role, evt
 from pynetdicom.association import Association
 from pynetdicom.sop_class import (
@@ -42,10 +42,12 @@ from .segwriter import is_segmentation
 
 _ADDRESS = re.compile(r"^(?P<ae>[^@]{1,16})@(?P<host>[^:]+):(?P<port>\d{1,5})$")
 MAX_CONTEXTS = 128  # PS3.8: presentation context IDs are odd numbers 1..255
-# What fetch takes: the node's lossless stored transfer syntaxes, each in a context of its own
-# (the node sends such objects as stored), and uncompressed (everything else, decompressed).
+# What fetch takes: the node's lossless stored transfer syntaxes and Deflated (objects received
+# so), each in a context of its own (the node sends such objects as stored), and uncompressed
+# (everything else, decompressed).
 UNCOMPRESSED = [ExplicitVRLittleEndian, ImplicitVRLittleEndian]
-FETCH_SYNTAXES = [[syntax] for syntax in STORAGE_SYNTAXES.values() if syntax.is_compressed] + [UNCOMPRESSED]
+FETCH_SYNTAXES = [[syntax] for syntax in STORAGE_SYNTAXES.values() if syntax.is_compressed] \
+    + [[DeflatedExplicitVRLittleEndian], UNCOMPRESSED]
 
 
 @dataclass(frozen=True)

@@ -8,8 +8,9 @@ the peer accepted only another transfer syntax, the object is decoded (its pixel
 when they are stored compressed) and pynetdicom converts it to what the peer accepted.
 
 A C-MOVE proposes, for each SOP class it sends, the transfer syntaxes its objects are stored
-in, each in a context of its own, and one context of Explicit and Implicit VR Little Endian: a
-peer that accepts only uncompressed objects gets them decompressed.
+in (compressed or Deflated), each in a context of its own, and one context of Explicit and
+Implicit VR Little Endian: a peer that accepts only uncompressed objects gets them decompressed
+(a Deflated one inflated).
 """
 
 from __future__ import annotations
@@ -54,7 +55,7 @@ def move_contexts(found: list[Instance]) -> list[PresentationContext]:
     for instance in found:
         stored = UID(instance.transfer_syntax or ExplicitVRLittleEndian)
         kept = syntaxes.setdefault(instance.sop_class_uid, set())
-        if stored.is_compressed:
+        if stored.is_compressed or stored.is_deflated:
             kept.add(stored)
     contexts = []
     for sop_class, compressed in syntaxes.items():

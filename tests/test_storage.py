@@ -8,36 +8,65 @@ accepting only uncompressed objects.
 from __future__ import annotations
 
 import copy
+import io
 import json
 import subprocess
 import sys
 import time
+import urllib.request
+import zlib
 from pathlib import Path
 
 import numpy as np
 import pydicom
 import pytest
+from pydicom.data import get_charset_files
 from pydicom.encaps import parse_basic_offsets
-from pydicom.uid import ExplicitVRLittleEndian, JPEGLSLossless, RLELossless
+from pydicom.filebase import DicomBytesIO
+from pydicom.filewriter import write_dataset
+from pydicom.uid import (
+    DeflatedExplicitVRLittleEndian,
+    ExplicitVRLittleEndian,
+    ImplicitVRLittleEndian,
+    JPEGLSLossless,
+    RLELossless,
+)
 from pynetdicom import AE
 from pynetdicom.sop_class import MRImageStorage
 
-from stegonode.dicom.dicomfile import dicom_bytes
+from stegonode.dicom.deflated import deflated_body
+from stegonode.dicom.dicomfile import dicom_bytes, read_dicom
 from stegonode.dicom.pixels import read_pixels
 from stegonode.errors import ConfigError, RefusedError, UnsupportedImageError
 from stegonode.handlers.compression import DEFAULT_STORAGE, STORAGE_SYNTAXES, store_pixels
 from stegonode.handlers.pipeline import configured_pipeline
 from stegonode.handlers.protect import protect_object
+from stegonode.handlers.reveal import reveal
 from stegonode.node import config as node_config
+from stegonode.node.query import Instance
+from stegonode.node.retrieve import move_contexts
 
 from images import dciodvfy_errors, dcmtk, image_path
-from nodes import DCMTK_ENV, PATIENT, NodeProcess, free_port, scu, study_keys, write_series
+from nodes import (
+    DCMTK_ENV,
+    ORTHANC,
+    ORTHANC_DICOMWEB,
+    PATIENT,
+    NodeProcess,
+    free_port,
+    plain_orthanc,
+    scu,
+    study_keys,
+    write_series,
+)
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 import memory  # noqa: E402  (benchmarks/memory.py: the measurement the figures in the docs come from)
 
 DECODERS = {JPEGLSLossless: "dcmdjpls", RLELossless: "dcmdrle"}  # DCMTK's (no JPEG 2000 decoder)
 INSTANCES = 4
+LIMIT_LOSSLESS = 1.3  # a losslessly compressed source is stored in at most 1.3 x its own size
+TOKEN = "test-token-0123456789abcdefghijklmnop"  # DICOMweb's bearer token
 
 
 @pytest.fixture(scope="module")
@@ -110,6 +139,93 @@ def test_pipeline_stores_in_the_configured_syntax_and_encrypted_pixels_uncompres
     protect_object(encrypted, configured_pipeline(config, node_keys, cipher="aes-gcm"))
     assert plain.file_meta.TransferSyntaxUID == STORAGE_SYNTAXES[DEFAULT_STORAGE]
     assert encrypted.file_meta.TransferSyntaxUID == ExplicitVRLittleEndian
+
+
+def deflated_source(name: str) -> bytes:
+    """pydicom-data's ``name`` with the test patient, as a Deflated Explicit VR Little Endian file."""
+    return deflated_source_of(pydicom.dcmread(image_path(name)))
+
+
+def deflated_source_of(ds: pydicom.Dataset, patient: bool = True) -> bytes:
+    """``ds`` (native pixels) as a Deflated Explicit VR Little Endian file, as pydicom writes it."""
+    if patient:
+        for keyword, value in PATIENT.items():
+            setattr(ds, keyword, value)
+    ds.file_meta.TransferSyntaxUID = DeflatedExplicitVRLittleEndian
+    buffer = DicomBytesIO()
+    ds.save_as(buffer, enforce_file_format=True)
+    return buffer.getvalue()
+
+
+def _original_header(ds: pydicom.Dataset) -> dict:
+    """What reveal restores: every element but group lengths."""
+    return {element.tag: element for element in ds if element.tag.element != 0}
+
+
+def test_a_deflated_source_is_stored_deflated_when_deflate_codes_its_pixels_smaller(node_keys, peer_keys, tmp_path):
+    """image_dfl: an almost constant 512 x 512 pattern that deflate codes in 4 KB and JPEG-LS in
+    15 KB. Stored deflated within 1.3 x of what arrived; pydicom and DCMTK inflate it to the
+    pixels protect produced, and reveal restores the original header exactly."""
+    source = deflated_source("image_dfl.dcm")
+    protected = protect_object(source, configured_pipeline(node_config.load(None), node_keys))
+    assert protected.dataset.file_meta.TransferSyntaxUID == DeflatedExplicitVRLittleEndian
+    assert len(protected.data) <= LIMIT_LOSSLESS * len(source)
+    path, inflated = tmp_path / "stored.dcm", tmp_path / "inflated.dcm"
+    path.write_bytes(protected.data)
+    stored = pydicom.dcmread(path)
+    assert stored.file_meta.TransferSyntaxUID == DeflatedExplicitVRLittleEndian
+    assert np.array_equal(read_pixels(stored), protected.instance.pixels)
+    result = subprocess.run([dcmtk("dcmconv"), "+te", str(path), str(inflated)], capture_output=True, text=True,
+                            timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert np.array_equal(read_pixels(pydicom.dcmread(inflated)), protected.instance.pixels)
+    revealed = reveal(read_dicom(protected.data), peer_keys).dataset
+    expected, got = _original_header(pydicom.dcmread(DicomBytesIO(source))), _original_header(revealed)
+    assert sorted(got) == sorted(expected)
+    for tag, element in expected.items():
+        assert got[tag] == element, tag
+
+
+def test_a_deflated_source_is_stored_in_the_configured_syntax_when_that_codes_its_pixels_smaller(node_keys):
+    """A CT slice received deflated: JPEG-LS codes its pixels smaller than deflate does."""
+    source = deflated_source("693_UNCR.dcm")
+    protected = protect_object(source, configured_pipeline(node_config.load(None), node_keys))
+    assert protected.dataset.file_meta.TransferSyntaxUID == STORAGE_SYNTAXES[DEFAULT_STORAGE]
+    assert len(protected.data) < len(source)
+    assert np.array_equal(read_pixels(pydicom.dcmread(DicomBytesIO(protected.data))), protected.instance.pixels)
+
+
+def test_an_object_without_pixels_received_deflated_is_stored_deflated(node_keys, peer_keys):
+    """The header carrier alone (an SR): kept deflated, and reveal restores its header exactly."""
+    source = deflated_source("test-SR.dcm")
+    protected = protect_object(source, configured_pipeline(node_config.load(None), node_keys))
+    assert protected.dataset.file_meta.TransferSyntaxUID == DeflatedExplicitVRLittleEndian
+    revealed = reveal(read_dicom(protected.data), peer_keys).dataset
+    expected, got = _original_header(pydicom.dcmread(DicomBytesIO(source))), _original_header(revealed)
+    assert sorted(got) == sorted(expected)
+    for tag, element in expected.items():
+        assert got[tag] == element, tag
+
+
+@pytest.mark.parametrize("name", ["image_dfl.dcm", "chrH31.dcm", "MR-SIEMENS-DICOM-WithOverlays.dcm", "emri_small.dcm"])
+def test_the_deflated_stream_inflates_to_the_data_set_byte_for_byte(name):
+    """One raw deflate stream, blocks ended where the bytes change kind: it inflates to what
+    pydicom writes for the data set (character sets, overlays, multi-frame), and reads back."""
+    path = get_charset_files(name)[0] if name.startswith("chr") else image_path(name)
+    ds = pydicom.dcmread(DicomBytesIO(deflated_source_of(pydicom.dcmread(path), patient=False)))
+    encoded = DicomBytesIO()
+    encoded.is_implicit_VR, encoded.is_little_endian = False, True
+    write_dataset(encoded, ds)
+    assert zlib.decompressobj(-zlib.MAX_WBITS).decompress(deflated_body(ds)) == encoded.getvalue()
+    assert pydicom.dcmread(DicomBytesIO(dicom_bytes(ds))) == ds
+
+
+def test_move_proposes_each_stored_syntax_deflated_included_and_uncompressed():
+    found = [Instance("a", MRImageStorage, "1.2.3", DeflatedExplicitVRLittleEndian),
+             Instance("b", MRImageStorage, "1.2.4", JPEGLSLossless), Instance("c", MRImageStorage, "1.2.5")]
+    proposed = sorted(tuple(context.transfer_syntax) for context in move_contexts(found))
+    assert proposed == sorted([(DeflatedExplicitVRLittleEndian,), (JPEGLSLossless,),
+                               (ExplicitVRLittleEndian, ImplicitVRLittleEndian)])
 
 
 # -- the node: stored compressed, served to peers that accept only uncompressed ----------------
@@ -200,6 +316,95 @@ def test_fetch_takes_the_stored_objects_as_stored_and_reveals_them(node, tmp_pat
         ds = pydicom.dcmread(path)
         assert ds.PatientID == PATIENT["PatientID"]
         assert ds.file_meta.TransferSyntaxUID == STORAGE_SYNTAXES[DEFAULT_STORAGE]
+
+
+@pytest.fixture(scope="module")
+def deflated_node(tmp_path_factory):
+    """A node that received image_dfl deflated (storescu -xd): the node and the file sent."""
+    folder = tmp_path_factory.mktemp("deflated")
+    node = NodeProcess(folder / "node", tables={"web": {"enabled": True, "port": free_port(), "login": "token"},
+                                                "dicomweb": {"token": TOKEN}}).start()
+    source = folder / "image_dfl.dcm"
+    source.write_bytes(deflated_source("image_dfl.dcm"))
+    sent = scu("storescu", node.port, "-xd", files=[source], timeout=120)
+    assert sent.returncode == 0, sent.stdout + sent.stderr
+    node.wait_idle(1)
+    yield node, source
+    node.stop()
+
+
+def _stored_deflated(node: NodeProcess, source: Path) -> pydicom.Dataset:
+    (path,) = (node.data / "stored").glob("*.dcm")
+    assert path.stat().st_size <= LIMIT_LOSSLESS * source.stat().st_size
+    ds = pydicom.dcmread(path)
+    assert ds.file_meta.TransferSyntaxUID == DeflatedExplicitVRLittleEndian
+    return ds
+
+
+def test_getscu_proposing_only_uncompressed_gets_a_deflated_object_inflated(deflated_node, tmp_path):
+    node, source = deflated_node
+    stored = _stored_deflated(node, source)
+    result = scu("getscu", node.port, "+xe", "-od", str(tmp_path), *study_keys(_study(node)), timeout=120)
+    assert result.returncode == 0, result.stdout + result.stderr
+    (path,) = tmp_path.iterdir()
+    got = pydicom.dcmread(path)
+    assert got.file_meta.TransferSyntaxUID == ExplicitVRLittleEndian
+    assert np.array_equal(read_pixels(got), read_pixels(stored))
+    revealed = node.run("reveal", str(path), "--keys", str(node.peer_keys), "--json")
+    assert revealed.returncode == 0, revealed.stdout + revealed.stderr
+    outcome = json.loads(revealed.stdout)
+    assert outcome["ok"] and all(outcome["attributes"][k] == v for k, v in PATIENT.items()), outcome
+
+
+def test_fetch_takes_a_deflated_object_as_stored_and_reveals_it(deflated_node, tmp_path):
+    node, source = deflated_node
+    stored = _stored_deflated(node, source)
+    out = tmp_path / "fetched"
+    result = node.run("fetch", "--node", f"STEGONODE@127.0.0.1:{node.port}", "--all",
+                      "--keys", str(node.peer_keys), "--out", str(out))
+    assert result.returncode == 0, result.stdout + result.stderr
+    (path,) = out.rglob("*.dcm")
+    ds = pydicom.dcmread(path)
+    assert ds.file_meta.TransferSyntaxUID == DeflatedExplicitVRLittleEndian
+    assert ds.PatientID == PATIENT["PatientID"]
+    assert np.array_equal(read_pixels(ds), read_pixels(stored))
+
+
+def test_wado_sends_a_deflated_object_as_stored_or_inflated(deflated_node):
+    dicomweb_client = pytest.importorskip("dicomweb_client", reason="dicomweb-client missing: scripts/setup.sh --test")
+    node, source = deflated_node
+    stored = _stored_deflated(node, source)
+    client = dicomweb_client.DICOMwebClient(f"http://127.0.0.1:{node.tables['web']['port']}/dicomweb",
+                                            headers={"Authorization": f"Bearer {TOKEN}"})
+    (as_stored,) = client.retrieve_study(_study(node), media_types=(("application/dicom", "*"),))
+    (inflated,) = client.retrieve_study(_study(node))  # the default: Explicit VR Little Endian
+    assert as_stored.file_meta.TransferSyntaxUID == DeflatedExplicitVRLittleEndian
+    assert inflated.file_meta.TransferSyntaxUID == ExplicitVRLittleEndian
+    for ds in (as_stored, inflated):
+        assert np.array_equal(read_pixels(ds), read_pixels(stored))
+
+
+def test_orthanc_decodes_a_stored_deflated_object(deflated_node, tmp_path):
+    """Orthanc (Debian's, plain) takes the stored file: a preview, and the exact stored values."""
+    if not (Path(ORTHANC).exists() and ORTHANC_DICOMWEB.exists()):
+        pytest.skip("Orthanc missing: scripts/setup.sh --test installs it")
+    node, source = deflated_node
+    stored = _stored_deflated(node, source)
+    (path,) = (node.data / "stored").glob("*.dcm")
+    process, port = plain_orthanc(tmp_path / "orthanc")
+    try:
+        url = f"http://127.0.0.1:{port}"
+        with urllib.request.urlopen(urllib.request.Request(f"{url}/instances", path.read_bytes()), timeout=60) as answer:
+            instance = json.loads(answer.read())["ID"]
+        with urllib.request.urlopen(f"{url}/instances/{instance}/preview", timeout=60) as answer:
+            assert answer.read().startswith(b"\x89PNG")
+        with urllib.request.urlopen(f"{url}/instances/{instance}/frames/0/numpy?rescale=0", timeout=60) as answer:
+            decoded = np.load(io.BytesIO(answer.read()))
+        pixels = read_pixels(stored)[0]
+        assert np.array_equal(decoded.reshape(pixels.shape), pixels)
+    finally:
+        process.terminate()
+        process.wait()
 
 
 # -- bounded memory: objects over node.max_object_mb are refused before decoding -------------
