@@ -21,9 +21,10 @@ The node's main process spends more per object (receiving, the index, dispatchin
 Series: ``--instances`` real 512x512 CT slices (benchmarks/ingest.py's series), default
 configuration (Mask R-CNN, ``[storage] transfer_syntax`` default); the first ``--warmup``
 objects are not counted. ``--profile FILE`` writes a cProfile of the counted objects.
-``--compare`` also runs each object with the implementations this work replaced (hole filling,
-small-component removal, the guard's median: equal results), interleaved object by object, and
-prints both tables (docs/performance.md).
+``--compare`` also runs each object with the implementations this work replaced (equal
+results: the previous export of the network graph, read from git at ``PREVIOUS_REVISION``, and
+de-identification resolving every tag's action anew per object), interleaved object by object,
+and prints both tables (docs/performance.md).
 Run from the repository root::
 
     .venv/bin/python benchmarks/stages.py [--instances 40] [--syntax jpeg-ls-lossless] [--profile out.prof] [--compare] [--quick]
@@ -35,6 +36,7 @@ import argparse  # noqa: E402
 import cProfile  # noqa: E402
 import os  # noqa: E402
 import statistics  # noqa: E402
+import subprocess  # noqa: E402
 import sys  # noqa: E402
 import tempfile  # noqa: E402
 import time  # noqa: E402
@@ -43,7 +45,6 @@ from collections import defaultdict  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 import numpy as np  # noqa: E402
-from scipy import ndimage  # noqa: E402
 
 import _one_core  # noqa: F401  (first: one BLAS thread, CPU 0)
 
@@ -52,12 +53,11 @@ sys.path.insert(0, str(ROOT / "tests"))
 
 from stegonode.codecs import keys as keyfiles  # noqa: E402
 from stegonode.dicom.dicomfile import configure_pydicom, dicom_bytes, read_dicom  # noqa: E402
-from stegonode.handlers import compression, guard  # noqa: E402
+from stegonode.handlers import compression, deidentify  # noqa: E402
 from stegonode.handlers import pipeline as pipeline_module  # noqa: E402
 from stegonode.handlers.pipeline import Pipeline, build_pipeline  # noqa: E402
 from stegonode.models import foreground  # noqa: E402
 from stegonode.node.config import load  # noqa: E402
-from stegonode.segmenters import classical, maskrcnn  # noqa: E402
 
 from nodes import write_series  # noqa: E402
 
@@ -121,42 +121,55 @@ def protect_file(pipeline: Pipeline, path: Path, clock: CpuClock) -> Totals:
 
 # -- the implementations this round replaced (equal results), for --compare ----------------------
 
-
-def _previous_fill_holes(mask):
-    labels, count = ndimage.label(~mask)
-    if count == 0:
-        return mask.copy()
-    outside = np.zeros(count + 1, bool)
-    for edge in (labels[0], labels[-1], labels[:, 0], labels[:, -1]):
-        outside[edge] = True
-    outside[0] = False
-    return ~outside[labels]
+PREVIOUS_REVISION = "11a1166"  # the commit before this round: its exported network graph
 
 
-def _previous_large_components(mask, min_pixels):
-    labels, count = ndimage.label(mask)
-    if count == 0:
-        return mask
-    keep = np.bincount(labels.ravel()) >= min_pixels
-    keep[0] = False
-    return keep[labels]
+class _PastingGraph(foreground.OnnxNetwork):
+    """The previous export of the same weights: the transform's resize by 1 inside, per-level
+    scatters in the RoI pools, every instance mask pasted into the image inside the graph."""
+
+    def instances(self, image):
+        masks, scores = self.session.run(None, {"image": image[None, None].astype(np.float32, copy=False)})
+        return masks, scores
 
 
-def _previous_median(values):
-    return float(np.median(values))
+def previous_network(folder: Path) -> foreground.Network | None:
+    """The network graph shipped at :data:`PREVIOUS_REVISION` (from git), or None without it."""
+    shown = subprocess.run(["git", "-C", str(ROOT), "show", f"{PREVIOUS_REVISION}:models/{foreground.WEIGHTS.name}"],
+                           capture_output=True, check=False)
+    if shown.returncode != 0:
+        return None
+    path = folder / "previous.onnx"
+    path.write_bytes(shown.stdout)
+    return _PastingGraph(path)
 
 
-CURRENT = {(classical, "fill_holes"): classical.fill_holes, (maskrcnn, "fill_holes"): maskrcnn.fill_holes,
-           (foreground, "fill_holes"): foreground.fill_holes,
-           (classical, "large_components"): classical.large_components, (guard, "median_of"): guard.median_of}
-PREVIOUS = {(classical, "fill_holes"): _previous_fill_holes, (maskrcnn, "fill_holes"): _previous_fill_holes,
-            (foreground, "fill_holes"): _previous_fill_holes,
-            (classical, "large_components"): _previous_large_components, (guard, "median_of"): _previous_median}
+class _FreshActions(dict):
+    """De-identification's action table as before: resolved anew for every object."""
+
+    def setdefault(self, key, default=None):
+        return {}
+
+
+def replaced(pipeline: Pipeline, clock: CpuClock, folder: Path) -> tuple[dict, dict]:
+    """(current, previous) implementations to swap object by object: the network graph (when
+    git has the previous one) and de-identification's action table."""
+    current: dict = {(deidentify, "_ACTIONS"): deidentify._ACTIONS}
+    previous: dict = {(deidentify, "_ACTIONS"): _FreshActions()}
+    old = previous_network(folder)
+    for handler in pipeline.handlers:
+        model = getattr(getattr(getattr(handler, "policy", None), "validated", None), "model", None)
+        if model is not None and old is not None:
+            current[(model, "instances")] = model.instances  # already timed by instrumented()
+            previous[(model, "instances")] = clock.wrap("network", old.instances)
+    if old is None:
+        print(f"(git has no {PREVIOUS_REVISION}: the previous network graph is not compared)")
+    return current, previous
 
 
 def use(implementations: dict) -> None:
-    for (module, name), function in implementations.items():
-        setattr(module, name, function)
+    for (owner, name), function in implementations.items():
+        setattr(owner, name, function)
 
 
 ORDER = ("read", "decode", "network", "segmentation rest", "embedding", "collect", "seal", "deidentify",
@@ -204,14 +217,15 @@ def main() -> int:
             profiler.enable()
         previous: list[Totals] = []
         rows = []
+        current_code, previous_code = replaced(pipeline, clock, Path(tmp)) if args.compare else ({}, {})
         for number, path in enumerate(series[args.warmup:]):
             if not args.compare:
                 rows.append(protect_file(pipeline, path, clock))
                 continue
             for old in ((True, False) if number % 2 else (False, True)):  # interleaved, alternating first
-                use(PREVIOUS if old else CURRENT)
+                use(previous_code if old else current_code)
                 (previous if old else rows).append(protect_file(pipeline, path, clock))
-        use(CURRENT)
+        use(current_code)
         if profiler:
             profiler.disable()
             profiler.dump_stats(str(args.profile))
@@ -219,7 +233,7 @@ def main() -> int:
     label = (f"{args.instances} CT slices 512x512, default pipeline, stored as {syntax} "
              f"(load average {one:.1f}/{five:.1f} on {os.cpu_count()} CPUs)")
     if previous:
-        report(previous, f"{label}, the replaced hole filling, component removal and median")
+        report(previous, f"{label}, the implementations this round replaced")
     report(rows, label)
     return 0
 
