@@ -22,9 +22,11 @@ Series: ``--instances`` real 512x512 CT slices (benchmarks/ingest.py's series), 
 configuration (Mask R-CNN, ``[storage] transfer_syntax`` default); the first ``--warmup``
 objects are not counted. ``--profile FILE`` writes a cProfile of the counted objects.
 ``--compare`` also runs each object with the implementations this work replaced (equal
-results: the previous export of the network graph, read from git at ``PREVIOUS_REVISION``, and
-de-identification resolving every tag's action anew per object), interleaved object by object,
-and prints both tables (docs/performance.md).
+results: the previous export of the network graph, read from git at ``PREVIOUS_REVISION``;
+de-identification resolving every tag's action anew per object; hole filling and component
+removal without their one-component shortcuts, the network input's temporaries, the classical
+mask on CT thresholding the frame afresh), interleaved object by object, and prints both
+tables (docs/performance.md).
 Run from the repository root::
 
     .venv/bin/python benchmarks/stages.py [--instances 40] [--syntax jpeg-ls-lossless] [--profile out.prof] [--compare] [--quick]
@@ -45,6 +47,7 @@ from collections import defaultdict  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 import numpy as np  # noqa: E402
+from scipy import ndimage  # noqa: E402
 
 import _one_core  # noqa: F401  (first: one BLAS thread, CPU 0)
 
@@ -53,11 +56,14 @@ sys.path.insert(0, str(ROOT / "tests"))
 
 from stegonode.codecs import keys as keyfiles  # noqa: E402
 from stegonode.dicom.dicomfile import configure_pydicom, dicom_bytes, read_dicom  # noqa: E402
+from stegonode.dicom.display import has_hounsfield_units  # noqa: E402
 from stegonode.handlers import compression, deidentify  # noqa: E402
 from stegonode.handlers import pipeline as pipeline_module  # noqa: E402
 from stegonode.handlers.pipeline import Pipeline, build_pipeline  # noqa: E402
-from stegonode.models import foreground  # noqa: E402
+from stegonode.models import foreground, morphology  # noqa: E402
 from stegonode.node.config import load  # noqa: E402
+from stegonode.segmenters import classical, maskrcnn  # noqa: E402
+from stegonode.segmenters.base import Segmentation  # noqa: E402
 
 from nodes import write_series  # noqa: E402
 
@@ -151,11 +157,63 @@ class _FreshActions(dict):
         return {}
 
 
+def _previous_fill_holes(mask):
+    box = morphology.bounding_box(mask, pad=1)
+    if box is None:
+        return mask.copy()
+    labels, count = ndimage.label(~mask[box])
+    out = mask.copy()
+    if count == 0:
+        return out
+    outside = np.zeros(count + 1, bool)
+    for edge in (labels[0], labels[-1], labels[:, 0], labels[:, -1]):
+        outside[edge] = True
+    outside[0] = False
+    out[box] = ~outside[labels]
+    return out
+
+
+def _previous_large_components(mask, min_pixels):
+    box = (morphology.bounding_box(mask) if mask.ndim == 2 else None) or (slice(None),) * mask.ndim
+    labels, count = ndimage.label(mask[box])
+    if count == 0:
+        return mask
+    keep = np.bincount(labels.ravel()) >= min_pixels
+    keep[0] = False
+    out = np.zeros_like(mask)
+    out[box] = keep[labels]
+    return out
+
+
+def _previous_network_input(ds, pixels):
+    image, clip, high, level = maskrcnn._display(ds, pixels)
+    scaled = (image - clip[:, None, None]) / np.maximum(high - clip, 1e-6)[:, None, None]
+    return np.clip(scaled, 0, 1).astype(np.float32), image > level[:, None, None]
+
+
+def _previous_segment(self, ds, pixels, levels=None):
+    """The CT path as before: the classical segmenter thresholds the frames afresh."""
+    images, edges = maskrcnn.network_input(ds, pixels)
+    masks = foreground.foreground_masks(self.model, images, edges)
+    assert has_hounsfield_units(ds) and masks.any(axis=(1, 2)).all(), "the series is CT the network finds"
+    united = masks | self.fallback.foreground(ds, pixels)
+    return Segmentation(np.stack([morphology.fill_holes(frame) for frame in united]), [None] * len(masks))
+
+
+SEGMENTATION = {(morphology, "fill_holes"): _previous_fill_holes, (foreground, "fill_holes"): _previous_fill_holes,
+                (maskrcnn, "fill_holes"): _previous_fill_holes, (classical, "fill_holes"): _previous_fill_holes,
+                (classical, "large_components"): _previous_large_components,
+                (maskrcnn, "network_input"): _previous_network_input,
+                (maskrcnn.MaskRCNNSegmenter, "segment"): _previous_segment}
+
+
 def replaced(pipeline: Pipeline, clock: CpuClock, folder: Path) -> tuple[dict, dict]:
     """(current, previous) implementations to swap object by object: the network graph (when
-    git has the previous one) and de-identification's action table."""
-    current: dict = {(deidentify, "_ACTIONS"): deidentify._ACTIONS}
-    previous: dict = {(deidentify, "_ACTIONS"): _FreshActions()}
+    git has the previous one), de-identification's action table, and segmentation's hole
+    filling, component removal, network input and CT path."""
+    current: dict = {(deidentify, "_ACTIONS"): deidentify._ACTIONS,
+                     **{key: getattr(*key) for key in SEGMENTATION}}
+    previous: dict = {(deidentify, "_ACTIONS"): _FreshActions(), **SEGMENTATION}
     old = previous_network(folder)
     for handler in pipeline.handlers:
         model = getattr(getattr(getattr(handler, "policy", None), "validated", None), "model", None)

@@ -35,8 +35,11 @@ def fill_holes(mask: np.ndarray) -> np.ndarray:
     out = mask.copy()
     if count == 0:
         return out
+    edges = (labels[0], labels[-1], labels[:, 0], labels[:, -1])
+    if count == 1 and any(edge.any() for edge in edges):
+        return out  # the one background component reaches the border: no hole (most masks)
     outside = np.zeros(count + 1, bool)
-    for edge in (labels[0], labels[-1], labels[:, 0], labels[:, -1]):
+    for edge in edges:
         outside[edge] = True
     outside[0] = False
     out[box] = ~outside[labels]
