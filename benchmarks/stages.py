@@ -25,7 +25,8 @@ objects are not counted. ``--profile FILE`` writes a cProfile of the counted obj
 results: the previous export of the network graph, read from git at ``PREVIOUS_REVISION``;
 de-identification resolving every tag's action anew per object; hole filling and component
 removal without their one-component shortcuts, the network input's temporaries, the classical
-mask on CT thresholding the frame afresh), interleaved object by object, and prints both
+mask on CT thresholding the frame afresh; the DCT codec's message indices per slot and its
+chunk-size candidates drawing the slots again), interleaved object by object, and prints both
 tables (docs/performance.md).
 Run from the repository root::
 
@@ -36,6 +37,8 @@ from __future__ import annotations
 
 import argparse  # noqa: E402
 import cProfile  # noqa: E402
+import dataclasses  # noqa: E402
+import math  # noqa: E402
 import os  # noqa: E402
 import statistics  # noqa: E402
 import subprocess  # noqa: E402
@@ -54,6 +57,7 @@ import _one_core  # noqa: F401  (first: one BLAS thread, CPU 0)
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
 
+from stegonode.codecs import dct  # noqa: E402
 from stegonode.codecs import keys as keyfiles  # noqa: E402
 from stegonode.dicom.dicomfile import configure_pydicom, dicom_bytes, read_dicom  # noqa: E402
 from stegonode.dicom.display import has_hounsfield_units  # noqa: E402
@@ -200,20 +204,64 @@ def _previous_segment(self, ds, pixels, levels=None):
     return Segmentation(np.stack([morphology.fill_holes(frame) for frame in united]), [None] * len(masks))
 
 
-SEGMENTATION = {(morphology, "fill_holes"): _previous_fill_holes, (foreground, "fill_holes"): _previous_fill_holes,
+def _previous_message_index(self, slots, shape, n, key):
+    """The DCT codec's message indices computed per slot throughout."""
+    k = len(self.settings.coefficients)
+    b = self.settings.block
+    frames, tile_rows, tile_cols = shape[0], shape[1] // b, shape[2] // b
+    side = max(1, math.ceil(math.sqrt(n / k))) + self.settings.chunk_extra
+    chunks_down, chunks_across = -(-tile_rows // side), -(-tile_cols // side)
+    frame, row, col = (np.repeat(index, k) for index in slots.tiles)
+    coefficient = np.tile(np.arange(k), len(slots.tiles[0]))
+    chunk_row, chunk_col = frame * chunks_down + row // side, col // side
+    within = ((row % side) * side + col % side) * k + coefficient
+    if self.settings.layout == 1:
+        chunk = chunk_row * chunks_across + chunk_col
+        bit = dct._affine_chunks(within, chunk, side * side * k, frames * chunks_down * chunks_across, n,
+                                 dct._seed(key, b"chunks", shape, {"n": n, **self._seed_params()}))
+    else:
+        rng = np.random.Generator(np.random.PCG64(dct._seed(key, b"shifts", shape, {"n": n, **self._seed_params()})))
+        order = rng.permutation(n)
+        start = rng.random()
+        shift = np.floor((start + chunk_row * dct._R2[0] + chunk_col * dct._R2[1]) % 1 * n).astype(np.int64)
+        bit = order[(within + shift) % n]
+    return np.where(slots.header_index >= 0, -1, bit)
+
+
+def _previous_best_chunks(self, usable, n, key):
+    """Each chunk size's candidate drawing the image's slots again, embed drawing them once more."""
+    draws = self._placement(usable, key)[1]
+    best, fewest = self, n + 1
+    for extra in range(dct._CHUNK_CHOICES):
+        codec = dct.DctCodec(dataclasses.replace(self.settings, chunk_extra=extra))
+        copies = np.zeros(n, dtype=bool)
+        for slots in draws.batches(len(codec.settings.coefficients), codec.settings.step):
+            index = codec._message_index(slots, usable.shape, n, key)
+            copies[index[index >= 0]] = True
+        missing = n - int(np.count_nonzero(copies))
+        if missing < fewest:
+            best, fewest = codec, missing
+        if missing == 0:
+            break
+    return best
+
+
+REPLACED = {(morphology, "fill_holes"): _previous_fill_holes, (foreground, "fill_holes"): _previous_fill_holes,
                 (maskrcnn, "fill_holes"): _previous_fill_holes, (classical, "fill_holes"): _previous_fill_holes,
                 (classical, "large_components"): _previous_large_components,
                 (maskrcnn, "network_input"): _previous_network_input,
-                (maskrcnn.MaskRCNNSegmenter, "segment"): _previous_segment}
+                (maskrcnn.MaskRCNNSegmenter, "segment"): _previous_segment,
+                (dct.DctCodec, "_message_index"): _previous_message_index,
+                (dct.DctCodec, "_best_chunks"): _previous_best_chunks}
 
 
 def replaced(pipeline: Pipeline, clock: CpuClock, folder: Path) -> tuple[dict, dict]:
     """(current, previous) implementations to swap object by object: the network graph (when
     git has the previous one), de-identification's action table, and segmentation's hole
-    filling, component removal, network input and CT path."""
+    filling, component removal, network input and CT path; the DCT codec's message placement."""
     current: dict = {(deidentify, "_ACTIONS"): deidentify._ACTIONS,
-                     **{key: getattr(*key) for key in SEGMENTATION}}
-    previous: dict = {(deidentify, "_ACTIONS"): _FreshActions(), **SEGMENTATION}
+                     **{key: getattr(*key) for key in REPLACED}}
+    previous: dict = {(deidentify, "_ACTIONS"): _FreshActions(), **REPLACED}
     old = previous_network(folder)
     for handler in pipeline.handlers:
         model = getattr(getattr(getattr(handler, "policy", None), "validated", None), "model", None)
