@@ -26,7 +26,8 @@ results: the previous export of the network graph, read from git at ``PREVIOUS_R
 de-identification resolving every tag's action anew per object; hole filling and component
 removal without their one-component shortcuts, the network input's temporaries, the classical
 mask on CT thresholding the frame afresh; the DCT codec's message indices per slot and its
-chunk-size candidates drawing the slots again), interleaved object by object, and prints both
+chunk-size candidates drawing the slots again; square erosion and dilation by 2 radius shifts),
+interleaved object by object, and prints both
 tables (docs/performance.md).
 Run from the repository root::
 
@@ -204,6 +205,23 @@ def _previous_segment(self, ds, pixels, levels=None):
     return Segmentation(np.stack([morphology.fill_holes(frame) for frame in united]), [None] * len(masks))
 
 
+def _previous_square(mask, radius, combine):
+    """Square erosion and dilation as 2 radius shifted combinations per axis."""
+    out = mask
+    for axis in (mask.ndim - 2, mask.ndim - 1):
+        size = out.shape[axis]
+        pad = [(0, 0)] * out.ndim
+        pad[axis] = (radius, radius)
+        padded = np.pad(out, pad, constant_values=False)
+        window = [slice(None)] * out.ndim
+        window[axis] = slice(0, size)
+        out = padded[tuple(window)].copy()
+        for shift in range(1, 2 * radius + 1):
+            window[axis] = slice(shift, shift + size)
+            combine(out, padded[tuple(window)], out=out)
+    return out
+
+
 def _previous_message_index(self, slots, shape, n, key):
     """The DCT codec's message indices computed per slot throughout."""
     k = len(self.settings.coefficients)
@@ -251,6 +269,7 @@ REPLACED = {(morphology, "fill_holes"): _previous_fill_holes, (foreground, "fill
                 (classical, "large_components"): _previous_large_components,
                 (maskrcnn, "network_input"): _previous_network_input,
                 (maskrcnn.MaskRCNNSegmenter, "segment"): _previous_segment,
+                (morphology, "_square"): _previous_square,
                 (dct.DctCodec, "_message_index"): _previous_message_index,
                 (dct.DctCodec, "_best_chunks"): _previous_best_chunks}
 
