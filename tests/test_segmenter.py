@@ -103,6 +103,16 @@ def test_fast_morphology_gives_scipys_masks(seed):
                           ndimage.minimum_filter(frames, size=size, mode="constant", cval=False))
 
 
+@pytest.mark.parametrize("radius", [0, 3, 6, 7, 16])
+def test_square_morphology_at_the_radii_in_use(radius):
+    """Snapping (3), the margin (6), the guard's border reach (16), and radii between powers of two."""
+    rng = np.random.default_rng(radius)
+    mask = ndimage.gaussian_filter(rng.random((97, 140)), 2) > 0.55
+    size = 2 * radius + 1
+    assert np.array_equal(morphology.dilate_square(mask, radius), ndimage.maximum_filter(mask, size=size, mode="constant"))
+    assert np.array_equal(morphology.erode_square(mask, radius), ndimage.minimum_filter(mask, size=size, mode="constant"))
+
+
 def _shapes() -> dict[str, np.ndarray]:
     """Masks whose background is one component: inside the frame (the bounding box's ring), a
     frame-filling body with one hole (no ring: the component is a hole), no background at all;
