@@ -132,7 +132,7 @@ def protect_file(pipeline: Pipeline, path: Path, clock: CpuClock) -> Totals:
 
 # -- the implementations this round replaced (equal results), for --compare ----------------------
 
-PREVIOUS_REVISION = "11a1166"  # the commit before this round: its exported network graph
+PREVIOUS_REVISION = "95b525a"  # the commit before this round: its exported network graph
 
 
 class _PastingGraph(foreground.OnnxNetwork):
