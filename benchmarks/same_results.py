@@ -81,7 +81,7 @@ def compute(out: Path, keys_path: Path, quick: bool) -> None:
                                                        PixelFormat.of(ds).value_range)
         except Exception as exc:  # a background too small for the message: the same in both
             arrays[f"{path.name}/refused"] = np.array([type(exc).__name__])
-    np.savez_compressed(out, **arrays)  # type: ignore[arg-type]  (numpy 2.4 stubs: keyword arrays)
+    np.savez_compressed(out, **arrays)  # type: ignore[arg-type]
 
 
 def earlier_package(revision: str, folder: Path) -> Path | None:
