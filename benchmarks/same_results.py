@@ -139,13 +139,13 @@ def main() -> int:
         folder = Path(tmp)
         earlier = earlier_package(args.against, folder)
         if earlier is None:
-            print(f"no comparable revision {args.against} here: 0 images compared")
+            print(f"0 of 0 images identical to {args.against}: not compared (no such revision here, or too old)")
             return 0
         node_keys, _ = keyfiles.generate(folder)
         results = {}
         for name, entry in (("earlier", earlier), ("this", None)):
             if not run_worker(folder / f"{name}.npz", node_keys, args.quick, entry):
-                print("0 images compared")
+                print(f"0 of 0 images identical to {args.against}: not compared")
                 return 1 if entry is None else 0
             results[name] = np.load(folder / f"{name}.npz")
         earlier_arrays, these = results["earlier"], results["this"]
