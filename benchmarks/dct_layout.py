@@ -60,7 +60,7 @@ def layouts(name: str, settings: dict, keys: int) -> None:
         for _ in range(keys):
             key = np.random.bytes(32)
             codec = DctCodec(DctParams(layout=layout)).fit(usable, n, key)
-            missing.append(codec._bits_without_copy(codec._draws(usable, key), usable.shape, n, key))
+            missing.append(codec._bits_without_copy(usable, n, key))
         figures.append(f"layout {layout} {np.mean(missing):6.1f}")
     slots = DctCodec().fit(usable, n, b"k" * 32)
     votes = slots._message_slots(int(slots._usable_tiles(usable).sum()), len(slots.settings.coefficients)) / n

@@ -244,28 +244,28 @@ class DctCodec:
         return fitted._best_chunks(usable, message_bits, key)
 
     def _best_chunks(self, usable: np.ndarray, n: int, key: bytes) -> DctCodec:
-        """Of the chunk sizes on offer, the one leaving the fewest message bits unwritten."""
-        draws = self._draws(usable, key)  # the same for every chunk size
+        """Of the chunk sizes on offer, the one leaving the fewest message bits unwritten. The
+        keyed draws are the same for every chunk size: each candidate starts from this codec's
+        (drawn once), and the one chosen keeps its message indices for embed."""
+        token, draws, single, _ = self._placement(usable, key)
         best, fewest = self, n + 1
         for extra in range(_CHUNK_CHOICES):
             codec = DctCodec(replace(self.settings, chunk_extra=extra))
-            missing = codec._bits_without_copy(draws, usable.shape, n, key)
+            codec._last = (token, draws, single, {})
+            missing = codec._bits_without_copy(usable, n, key)
             if missing < fewest:
                 best, fewest = codec, missing
             if missing == 0:
                 break
         return best
 
-    def _bits_without_copy(self, draws: _Draws, shape: tuple[int, ...], n: int, key: bytes) -> int:
+    def _bits_without_copy(self, usable: np.ndarray, n: int, key: bytes) -> int:
         """Message bits that no usable slot carries (they read back as a coin toss)."""
         copies = np.zeros(n, dtype=bool)
-        for slots in draws.batches(len(self.settings.coefficients), self.settings.step):
-            index = self._message_index(slots, shape, n, key)
+        for _, index in self._batches(usable, key, n):
+            assert index is not None
             copies[index[index >= 0]] = True
         return n - int(np.count_nonzero(copies))
-
-    def _draws(self, usable: np.ndarray, key: bytes) -> _Draws:
-        return self._placement(usable, key)[1]
 
     def _placement(self, usable: np.ndarray, key: bytes
                    ) -> tuple[tuple, _Draws, _Slots | None, dict[int, np.ndarray]]:
@@ -310,20 +310,21 @@ class DctCodec:
         side = max(1, math.ceil(math.sqrt(n / k)))  # chunk side in tiles: side*side*k >= n
         side += self.settings.chunk_extra
         chunks_down, chunks_across = -(-tile_rows // side), -(-tile_cols // side)
-        frame, row, col = (np.repeat(index, k) for index in slots.tiles)
-        coefficient = np.tile(np.arange(k), len(slots.tiles[0]))
+        # Per tile first (a slot's chunk and position are its tile's, plus its coefficient), then
+        # per slot: tile-major, k slots a tile.
+        frame, row, col = slots.tiles
         chunk_row, chunk_col = frame * chunks_down + row // side, col // side
-        within = ((row % side) * side + col % side) * k + coefficient
+        within = (((row % side) * side + col % side) * k)[:, None] + np.arange(k)
         if self.settings.layout == 1:
-            chunk = chunk_row * chunks_across + chunk_col
-            bit = _affine_chunks(within, chunk, side * side * k, frames * chunks_down * chunks_across, n,
+            chunk = np.repeat(chunk_row * chunks_across + chunk_col, k)
+            bit = _affine_chunks(within.ravel(), chunk, side * side * k, frames * chunks_down * chunks_across, n,
                                  _seed(key, b"chunks", shape, {"n": n, **self._seed_params()}))
         else:
             rng = np.random.Generator(np.random.PCG64(_seed(key, b"shifts", shape, {"n": n, **self._seed_params()})))
             order = rng.permutation(n)
             start = rng.random()
             shift = np.floor((start + chunk_row * _R2[0] + chunk_col * _R2[1]) % 1 * n).astype(np.int64)
-            bit = order[(within + shift) % n]
+            bit = order[((within + shift[:, None]) % n).ravel()]
         return np.where(slots.header_index >= 0, -1, bit)
 
     # -- QIM --------------------------------------------------------------------------------------

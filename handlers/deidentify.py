@@ -205,6 +205,12 @@ def _code(value: str, meaning: str) -> Dataset:
     return code
 
 
+# The resolved actions of :func:`action` by configuration (extra attributes, policy), kept across
+# objects: resolving a tag walks the options' columns and the profile's tables for each element.
+_ACTIONS: dict[tuple[frozenset[BaseTag], Policy], dict[BaseTag, str]] = {}
+_MAX_CACHED_ACTIONS = 1 << 16
+
+
 class _Pass:
     """One de-identification pass over a data set and, recursively, its sequence items."""
 
@@ -212,7 +218,8 @@ class _Pass:
                  days: int | None) -> None:
         self.pseudonyms, self.extra, self.policy, self.days = pseudonyms, extra, policy, days
         self.safe_private = policy.has("retain_safe_private")
-        self.actions: dict[BaseTag, str] = {}  # public tag -> action: the same for every item
+        # public tag -> action: the same for every item and every object under this configuration
+        self.actions: dict[BaseTag, str] = _ACTIONS.setdefault((extra, policy), {})
 
     def apply(self, ds: Dataset) -> None:
         for tag in sorted(ds.keys()):
@@ -245,7 +252,9 @@ class _Pass:
     def _action(self, tag: BaseTag) -> str:
         resolved = self.actions.get(tag)
         if resolved is None:
-            resolved = self.actions[tag] = action(tag, self.extra, self.policy)
+            resolved = action(tag, self.extra, self.policy)
+            if len(self.actions) < _MAX_CACHED_ACTIONS:  # unknown tags in hostile objects: bounded
+                self.actions[tag] = resolved
         return resolved
 
     def _keep(self, ds: Dataset, element: DataElement) -> None:

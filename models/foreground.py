@@ -58,8 +58,8 @@ class OnnxNetwork:
         self.version = meta[META_WEIGHTS][:16]
 
     def instances(self, image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        masks, scores = self.session.run(None, {"image": image[None, None].astype(np.float32, copy=False)})
-        return masks, scores
+        masks, boxes, scores = self.session.run(None, {"image": image[None, None].astype(np.float32, copy=False)})
+        return paste_masks(masks, boxes, self.size), scores
 
 
 def onnx_threads() -> int:
@@ -138,6 +138,35 @@ def resize(image: np.ndarray, shape: tuple[int, int], antialias: bool) -> np.nda
 def to_network(image: np.ndarray, size: int) -> np.ndarray:
     """A (rows, columns) frame -> (size, size), area-averaged so stego noise averages out."""
     return resize(image, (size, size), antialias=True)
+
+
+# -- instance masks into the image, as torchvision's paste_masks_in_image ---------------------
+
+
+def paste_masks(masks: np.ndarray, boxes: np.ndarray, size: int) -> np.ndarray:
+    """Mask head outputs (k, m, m) in their boxes (k, 4: x0, y0, x1, y1) -> (k, size, size).
+
+    torchvision's ``paste_masks_in_image`` (padding 1) in its arithmetic: each mask padded by
+    one zero pixel, its box widened by (m + 2) / m about its centre and truncated to integers,
+    the padded mask resized bilinearly (no antialiasing) to the box and cut to the image.
+    """
+    f32 = np.float32
+    out = np.zeros((len(masks), size, size), np.float32)
+    if not len(masks):
+        return out
+    side = masks.shape[-1]
+    padded = np.pad(masks.astype(np.float32, copy=False), ((0, 0), (1, 1), (1, 1)))
+    scale = f32(side + 2) / f32(side)
+    boxes = boxes.astype(np.float32, copy=False)
+    half = np.stack([(boxes[:, 2] - boxes[:, 0]) * f32(0.5), (boxes[:, 3] - boxes[:, 1]) * f32(0.5)], 1) * scale
+    centre = np.stack([(boxes[:, 2] + boxes[:, 0]) * f32(0.5), (boxes[:, 3] + boxes[:, 1]) * f32(0.5)], 1)
+    corners = np.concatenate([centre - half, centre + half], 1).astype(np.int64)  # truncated, as torch's cast
+    for mask, (x0, y0, x1, y1), target in zip(padded, corners.tolist(), out, strict=True):
+        pasted = resize(mask, (max(y1 - y0 + 1, 1), max(x1 - x0 + 1, 1)), antialias=False)
+        left, top, right, bottom = max(x0, 0), max(y0, 0), min(x1 + 1, size), min(y1 + 1, size)
+        if right > left and bottom > top:
+            target[top:bottom, left:right] = pasted[top - y0:bottom - y0, left - x0:right - x0]
+    return out
 
 
 # -- masks ------------------------------------------------------------------------------------

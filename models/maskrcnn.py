@@ -13,6 +13,7 @@ import warnings
 from collections import OrderedDict
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from unittest import mock
 
 import numpy as np
 import torch
@@ -20,9 +21,10 @@ from torch import nn
 from torchvision.models.detection import MaskRCNN
 from torchvision.models.detection.backbone_utils import BackboneWithFPN
 from torchvision.models.detection.faster_rcnn import FastRCNNPredictor, TwoMLPHead
+from torchvision.models.detection.image_list import ImageList
 from torchvision.models.detection.mask_rcnn import MaskRCNNHeads, MaskRCNNPredictor
 from torchvision.models.resnet import BasicBlock
-from torchvision.ops import MultiScaleRoIAlign
+from torchvision.ops import MultiScaleRoIAlign, poolers
 
 from . import foreground
 from .foreground import SCORE_RAMP
@@ -92,16 +94,29 @@ def _resnet(widths: tuple[int, ...]) -> nn.Module:
 
 
 class Single(nn.Module):
-    """The network on one (1, 1, size, size) image -> instance mask probabilities (k, size, size),
-    scores (k,): what :class:`TorchNetwork` runs and what is exported to ONNX."""
+    """The network on one (1, 1, size, size) image -> instance masks at the mask head's side
+    (k, 2 * mask_pool, 2 * mask_pool) probabilities, boxes (k, 4) in input pixels (x0, y0, x1,
+    y1), scores (k,): what :class:`TorchNetwork` runs and what is exported to ONNX.
+
+    torchvision's Mask R-CNN less its transform's resize (the input is already at the network's
+    size: a resize by 1, which copies) and less pasting the masks into the image, which
+    :func:`stegonode.models.foreground.paste_masks` does in numpy for the kept instances only.
+    """
 
     def __init__(self, model: MaskRCNN) -> None:
         super().__init__()
         self.model = model.eval()
 
-    def forward(self, image: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        out = self.model([image[0]])[0]
-        return out["masks"][:, 0], out["scores"]
+    def forward(self, image: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        model = self.model
+        side = (int(image.shape[-2]), int(image.shape[-1]))
+        normalized = model.transform.normalize(image[0])[None]
+        images = ImageList(normalized, [side])
+        features = model.backbone(normalized)
+        proposals, _ = model.rpn(images, features)
+        detections, _ = model.roi_heads(features, proposals, images.image_sizes)
+        out = detections[0]
+        return out["masks"][:, 0], out["boxes"], out["scores"]
 
 
 class TorchNetwork:
@@ -116,8 +131,16 @@ class TorchNetwork:
 
     @torch.inference_mode()
     def instances(self, image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        masks, scores = self.single(torch.from_numpy(np.ascontiguousarray(image, dtype=np.float32))[None, None])
-        return masks.numpy(), scores.numpy()
+        masks, boxes, scores = self.single(torch.from_numpy(np.ascontiguousarray(image, dtype=np.float32))[None, None])
+        return foreground.paste_masks(masks.numpy(), boxes.numpy(), self.size), scores.numpy()
+
+
+def _merge_levels(levels: torch.Tensor, unmerged_results: list[torch.Tensor]) -> torch.Tensor:
+    """torchvision's ``_onnx_merge_levels`` with one gather instead of a scatter of every
+    pooled feature per level (the same values: each region's row from its level's result)."""
+    order = torch.cat([torch.where(levels == level)[0] for level in range(len(unmerged_results))])
+    position = torch.zeros_like(order).scatter(0, order, torch.arange(order.numel(), dtype=order.dtype))
+    return torch.cat(unmerged_results)[position]
 
 
 def weights_sha256(path: Path) -> str:
@@ -136,11 +159,12 @@ def export_onnx(weights: Path, out: Path) -> None:
 
     model, config = load(weights)
     example = torch.from_numpy(_two_discs(config.size)[None, None])
-    with warnings.catch_warnings():  # the tracer's notes on torchvision's code, none about this graph
-        warnings.simplefilter("ignore")
+    outputs = ("masks", "boxes", "scores")
+    with warnings.catch_warnings(), mock.patch.object(poolers, "_onnx_merge_levels", _merge_levels):
+        warnings.simplefilter("ignore")  # the tracer's notes on torchvision's code, none about this graph
         torch.onnx.export(Single(model), (example,), str(out), dynamo=False, opset_version=17,
-                          input_names=["image"], output_names=["masks", "scores"],
-                          dynamic_axes={"masks": {0: "instances"}, "scores": {0: "instances"}})
+                          input_names=["image"], output_names=list(outputs),
+                          dynamic_axes={name: {0: "instances"} for name in outputs})
     graph = onnx.load(str(out))
     del graph.graph.value_info[:]  # the trace's instance count, not the graph's: ONNX Runtime infers shapes
     metadata = {foreground.META_SIZE: str(config.size),

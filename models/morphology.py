@@ -35,8 +35,11 @@ def fill_holes(mask: np.ndarray) -> np.ndarray:
     out = mask.copy()
     if count == 0:
         return out
+    edges = (labels[0], labels[-1], labels[:, 0], labels[:, -1])
+    if count == 1 and any(edge.any() for edge in edges):
+        return out  # the one background component reaches the border: no hole (most masks)
     outside = np.zeros(count + 1, bool)
-    for edge in (labels[0], labels[-1], labels[:, 0], labels[:, -1]):
+    for edge in edges:
         outside[edge] = True
     outside[0] = False
     out[box] = ~outside[labels]
@@ -57,20 +60,31 @@ def dilate_square(mask: np.ndarray, radius: int) -> np.ndarray:
 
 def _square(mask: np.ndarray, radius: int, combine: np.ufunc) -> np.ndarray:
     """The AND or OR over each pixel's (2 radius + 1)-wide square, background outside: one
-    pass per axis of shifted slices (several times faster than scipy's filters on booleans)."""
+    pass per axis. Along an axis, windows double in length (each the combination of two of half
+    its length), and the (2 radius + 1)-wide window is two overlapping power-of-two windows:
+    AND and OR take an element twice without change, so this is the plain combination of the
+    window, in about log2(radius) operations instead of 2 radius."""
     out = mask
+    width = 2 * radius + 1
     for axis in (mask.ndim - 2, mask.ndim - 1):
         size = out.shape[axis]
         pad = [(0, 0)] * out.ndim
         pad[axis] = (radius, radius)
-        padded = np.pad(out, pad, constant_values=False)
-        window = [slice(None)] * out.ndim
-        window[axis] = slice(0, size)
-        out = padded[tuple(window)].copy()
-        for shift in range(1, 2 * radius + 1):
-            window[axis] = slice(shift, shift + size)
-            combine(out, padded[tuple(window)], out=out)
+        windows = np.pad(out, pad, constant_values=False)  # windows of length 1
+        length = 1
+        while 2 * length <= width:
+            end = windows.shape[axis]
+            windows = combine(_along(windows, axis, 0, end - length), _along(windows, axis, length, end))
+            length *= 2
+        out = combine(_along(windows, axis, 0, size), _along(windows, axis, width - length, width - length + size))
     return out
+
+
+def _along(array: np.ndarray, axis: int, start: int, stop: int) -> np.ndarray:
+    """``array[start:stop]`` along ``axis`` (a view)."""
+    window = [slice(None)] * array.ndim
+    window[axis] = slice(start, stop)
+    return array[tuple(window)]
 
 
 def close_cross(mask: np.ndarray, iterations: int) -> np.ndarray:

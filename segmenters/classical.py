@@ -52,8 +52,11 @@ class ClassicalSegmenter(SegmenterBase):
             if level is None:
                 level = float(_background_threshold(ndimage.uniform_filter(image, 5)))
             mask = image > level
-        mask = fill_holes(close_cross(mask, 2) | mask)
-        return large_components(mask, self.min_component), level
+        return self.cleaned(mask), level
+
+    def cleaned(self, mask: np.ndarray) -> np.ndarray:
+        """A frame's thresholded mask closed, its holes filled, its small components removed."""
+        return large_components(fill_holes(close_cross(mask, 2) | mask), self.min_component)
 
 def large_components(mask: np.ndarray, min_pixels: int) -> np.ndarray:
     """``mask`` without its connected components of fewer than ``min_pixels`` pixels. A 2-D mask
@@ -64,6 +67,8 @@ def large_components(mask: np.ndarray, min_pixels: int) -> np.ndarray:
         return mask
     keep = np.bincount(labels.ravel()) >= min_pixels
     keep[0] = False
+    if keep[1:].all():  # every component large: outside the box the mask is empty anyway
+        return mask.copy()
     out = np.zeros_like(mask)
     out[box] = keep[labels]
     return out

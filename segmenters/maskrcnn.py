@@ -64,8 +64,8 @@ class MaskRCNNSegmenter(SegmenterBase):
         empty = np.flatnonzero(~masks.any(axis=(1, 2)))
         for index in empty:
             log.warning("maskrcnn found no foreground in frame %d; using the classical segmenter", index)
-        if has_hounsfield_units(ds):
-            united = masks | self.fallback.foreground(ds, pixels)
+        if has_hounsfield_units(ds):  # the classical mask: its threshold is the edges' (HU > CT_THRESHOLD_HU)
+            united = masks | np.stack([self.fallback.cleaned(dense) for dense in edges])
             return Segmentation(np.stack([fill_holes(frame) for frame in united]), used)
         if len(empty):
             recorded = recorded_levels(levels, len(pixels))
@@ -99,8 +99,9 @@ def network_input(ds: Dataset, pixels: np.ndarray) -> tuple[np.ndarray, np.ndarr
     stays below the clip level in the stego image as well.
     """
     image, clip, high, level = _display(ds, pixels)
-    scaled = (image - clip[:, None, None]) / np.maximum(high - clip, 1e-6)[:, None, None]
-    return np.clip(scaled, 0, 1).astype(np.float32), image > level[:, None, None]
+    scaled = np.subtract(image, clip[:, None, None])  # in float64, as the window's levels; in place from here
+    scaled /= np.maximum(high - clip, 1e-6)[:, None, None]
+    return np.clip(scaled, 0, 1, out=scaled).astype(np.float32), image > level[:, None, None]
 
 def windowed(ds: Dataset, pixels: np.ndarray) -> np.ndarray:
     """The windowed frames of :func:`network_input`, for callers that need no edges."""

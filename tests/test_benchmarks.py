@@ -40,6 +40,7 @@ FIGURES = {
     "realdata.py": "overlays:",
     "report.py": "CPU (user + system)",
     "robustness.py": "goal, 693_UNCR.dcm",
+    "same_results.py": "images identical to",
     "segmenter.py": "Speed, ms per 512x512 CT slice",
     "speed.py": "TOTAL reveal",
     "stages.py": "total (worker)",

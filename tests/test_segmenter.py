@@ -25,7 +25,7 @@ from stegonode.handlers.reveal import reveal
 from stegonode.models import foreground, maskrcnn, morphology
 from stegonode.node import config as node_config
 from stegonode.segmenters import maskrcnn as maskrcnn_module
-from stegonode.segmenters.classical import ClassicalSegmenter
+from stegonode.segmenters.classical import ClassicalSegmenter, large_components
 from stegonode.segmenters.maskrcnn import MaskRCNNSegmenter
 from stegonode.segmenters.padding import PaddingSegmenter
 from stegonode.segmenters.registry import make_segmenter
@@ -101,6 +101,40 @@ def test_fast_morphology_gives_scipys_masks(seed):
     assert np.array_equal(morphology.dilate_square(frames, radius), ndimage.maximum_filter(frames, size=size))
     assert np.array_equal(morphology.erode_square(frames, radius),
                           ndimage.minimum_filter(frames, size=size, mode="constant", cval=False))
+
+
+@pytest.mark.parametrize("radius", [0, 3, 6, 7, 16])
+def test_square_morphology_at_the_radii_in_use(radius):
+    """Snapping (3), the margin (6), the guard's border reach (16), and radii between powers of two."""
+    rng = np.random.default_rng(radius)
+    mask = ndimage.gaussian_filter(rng.random((97, 140)), 2) > 0.55
+    size = 2 * radius + 1
+    assert np.array_equal(morphology.dilate_square(mask, radius), ndimage.maximum_filter(mask, size=size, mode="constant"))
+    assert np.array_equal(morphology.erode_square(mask, radius), ndimage.minimum_filter(mask, size=size, mode="constant"))
+
+
+def _shapes() -> dict[str, np.ndarray]:
+    """Masks whose background is one component: inside the frame (the bounding box's ring), a
+    frame-filling body with one hole (no ring: the component is a hole), no background at all;
+    and a body beside a speck (one component under the size limit)."""
+    rows, cols = np.mgrid[:96, :128]
+    disc = (rows - 40) ** 2 + (cols - 60) ** 2 < 30 ** 2
+    holed = np.ones((96, 128), bool)
+    holed[30:50, 40:70] = False
+    speck = disc.copy()
+    speck[90:92, 120:122] = True
+    return {"disc": disc, "frame with a hole": holed, "no background": np.ones((96, 128), bool),
+            "disc and speck": speck, "empty": np.zeros((96, 128), bool)}
+
+
+@pytest.mark.parametrize("name", list(_shapes()))
+def test_fill_holes_and_component_removal_on_single_components(name):
+    mask = _shapes()[name]
+    assert np.array_equal(morphology.fill_holes(mask), ndimage.binary_fill_holes(mask))
+    labels, _ = ndimage.label(mask)
+    sizes = np.bincount(labels.ravel())
+    expected = (sizes >= 64)[labels] & (labels > 0)
+    assert np.array_equal(large_components(mask, 64), expected)
 
 
 def test_inference_is_deterministic_and_batch_independent(maskrcnn_segmenter):
