@@ -34,6 +34,7 @@ from stegonode.codecs import payload  # noqa: E402
 from stegonode.codecs.dct import DctCodec, DctParams  # noqa: E402
 from stegonode.errors import StegonodeError  # noqa: E402
 from stegonode.handlers.pipeline import build_pipeline  # noqa: E402
+from stegonode.handlers.protect import protect_object  # noqa: E402
 from stegonode.handlers.reveal import reveal  # noqa: E402
 from stegonode.node import config as node_config  # noqa: E402
 
@@ -51,7 +52,8 @@ def layouts(name: str, settings: dict, keys: int) -> None:
     """Bits without a copy under both layouts, for the message the pipeline makes of ``name``."""
     node_keys, _ = fresh_keys()
     pipeline = build_pipeline(settings["pipeline"]["handlers"], settings["handlers"], node_keys, ["pixels"])
-    instance = pipeline.run(pydicom.dcmread(image_path(name)))
+    instance = protect_object(pydicom.dcmread(image_path(name)), pipeline).instance
+    assert instance is not None, "a cover, not a stego object"
     usable = instance.usable
     n = payload.pack(instance.message).size  # the bits embed writes (message layout 2)
     figures = []
@@ -75,7 +77,7 @@ def repeats(name: str, settings: dict, count: int) -> int:
         node_keys, peer_keys = fresh_keys()
         pipeline = build_pipeline(settings["pipeline"]["handlers"], settings["handlers"], node_keys, ["pixels"])
         ds = copy.deepcopy(original)
-        pipeline.run(ds)
+        protect_object(ds, pipeline)
         buffer = io.BytesIO()
         ds.save_as(buffer, enforce_file_format=True)
         try:

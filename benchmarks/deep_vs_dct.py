@@ -28,6 +28,7 @@ import pydicom
 from stegonode.codecs import keys as keyfiles
 from stegonode.errors import CapacityError, StegonodeError
 from stegonode.handlers.pipeline import build_pipeline
+from stegonode.handlers.protect import protect_object
 from stegonode.handlers.reveal import reveal
 from stegonode.node import config as node_config
 
@@ -43,7 +44,7 @@ def _attempt(pipeline, peer_keys, name: str) -> tuple[str, dict, float]:
     ds = copy.deepcopy(original)
     start = time.perf_counter()
     try:
-        report = pipeline.run(ds).report
+        report = protect_object(ds, pipeline).report
         buffer = io.BytesIO()
         ds.save_as(buffer, enforce_file_format=True)
         buffer.seek(0)

@@ -36,6 +36,7 @@ from stegonode.errors import StegonodeError  # noqa: E402
 from stegonode.handlers.deidentify import deidentifier  # noqa: E402
 from stegonode.handlers.options import OPTIONS  # noqa: E402
 from stegonode.handlers.pipeline import PipelineContext, build_pipeline  # noqa: E402
+from stegonode.handlers.protect import protect_object  # noqa: E402
 from stegonode.handlers.seal import CARRIERS  # noqa: E402
 from stegonode.node import config as node_config  # noqa: E402
 
@@ -93,7 +94,7 @@ def payload_sizes(keys, quick: bool = False) -> None:
                 settings["deidentify"]["options"] = options
             pipeline = build_pipeline(node_config.DEFAULTS["pipeline"]["handlers"], settings, keys)
             try:
-                report = pipeline.run(pydicom.dcmread(path)).report
+                report = protect_object(pydicom.dcmread(path), pipeline).report
             except StegonodeError as exc:
                 row = [f"refused: {exc}"[:40]]
                 break

@@ -38,6 +38,7 @@ from stegonode.codecs import keys as keyfiles  # noqa: E402
 from stegonode.dicom.pixels import read_pixels  # noqa: E402
 from stegonode.errors import StegonodeError  # noqa: E402
 from stegonode.handlers.pipeline import build_pipeline  # noqa: E402
+from stegonode.handlers.protect import protect_object  # noqa: E402
 from stegonode.handlers.protection import read_protection  # noqa: E402
 from stegonode.handlers.reveal import reveal  # noqa: E402
 from stegonode.models import foreground, maskrcnn  # noqa: E402
@@ -89,7 +90,8 @@ def stability(name: str, names: list[str]) -> bool:
     everything = True
     for image in names:
         ds = pydicom.dcmread(image_path(image))
-        instance = pipeline.run(ds)
+        instance = protect_object(ds, pipeline).instance
+        assert instance is not None, "a cover, not a stego object"
         cover = instance.foreground
         stego = pydicom.dcmread(_saved(ds))
         # as reveal does: the stego image at the levels the cover was thresholded at, if any

@@ -44,6 +44,7 @@ from stegonode.dicom.dicomfile import configure_pydicom, dicom_bytes  # noqa: E4
 from stegonode.errors import StegonodeError  # noqa: E402
 from stegonode.handlers.compression import DEFAULT_STORAGE, STORAGE_SYNTAXES, store_pixels  # noqa: E402
 from stegonode.handlers.pipeline import build_pipeline  # noqa: E402
+from stegonode.handlers.protect import protect_object  # noqa: E402
 from stegonode.node.config import load  # noqa: E402
 
 from images import OTHER_MODALITIES, ROUND_TRIP, image_path, realdata_images  # noqa: E402
@@ -72,7 +73,9 @@ def measure(path: Path, pipeline) -> Row | str:
     ds = pydicom.dcmread(path)
     row = Row(path.name, UID(str(ds.file_meta.TransferSyntaxUID)), path.stat().st_size)
     try:
-        pixels = pipeline.run(ds).pixels
+        instance = protect_object(ds, pipeline).instance
+        assert instance is not None, "a cover, not a stego object"
+        pixels = instance.pixels
     except StegonodeError as exc:
         return str(exc)
     for name, syntax in STORAGE_SYNTAXES.items():

@@ -27,6 +27,7 @@ from stegonode.codecs import keys as keyfiles
 from stegonode.dicom.references import identities, resolve
 from stegonode.handlers.admission import pixel_carrier_obstacle
 from stegonode.handlers.pipeline import build_pipeline, describe_carriers
+from stegonode.handlers.protect import protect_object
 from stegonode.handlers.reveal import reveal
 from stegonode.node.config import load
 
@@ -67,9 +68,9 @@ def main() -> None:
         for name, original in originals.items():
             ds = copy.deepcopy(original)
             start = time.perf_counter()
-            instance = pipeline.run(ds)
+            instance = protect_object(ds, pipeline).instance
             ms = 1000 * (time.perf_counter() - start)
-            assert instance.protection is not None
+            assert instance is not None and instance.protection is not None
             protected[name] = ds
             restored = reveal(copy.deepcopy(ds), peer_keys).dataset
             obstacle = pixel_carrier_obstacle(original)
