@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import ClassVar, Protocol
 
 import numpy as np
 from pydicom import Dataset
+
+from stegonode.codecs.settings import Settings
 
 
 @dataclass
@@ -24,6 +26,7 @@ class Segmenter(Protocol):
     name: str
     version: str  # changes whenever the masks may change: recorded in the protection block
     proves_background: bool  # its background is provably not image (the guard's border rule is moot)
+    settings: ClassVar[type[Settings]]  # its parameters, typed: what params() gives and make_segmenter checks
 
     def params(self) -> dict:
         """Constructor arguments, JSON-serializable: recorded so reveal builds the same segmenter."""
@@ -36,11 +39,18 @@ class Segmenter(Protocol):
     def foreground(self, ds: Dataset, pixels: np.ndarray) -> np.ndarray:
         """Boolean (frames, rows, columns): True on anatomy and anything that must stay intact."""
 
+class NoParameters(Settings):
+    """The parameters of a segmenter that has none."""
+
+
 class SegmenterBase:
-    """What every segmenter shares: no parameters to record, the mask as the foreground."""
+    """What every segmenter shares: its typed parameters (none unless it declares them), the mask
+    as the foreground."""
+
+    settings: ClassVar[type[Settings]] = NoParameters
 
     def params(self) -> dict:
-        return {}
+        return {name: getattr(self, name) for name in self.settings.model_fields}
 
     def foreground(self, ds: Dataset, pixels: np.ndarray) -> np.ndarray:
         return self.segment(ds, pixels).mask

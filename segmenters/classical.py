@@ -11,11 +11,13 @@ block records them and reveal thresholds the stego image at the cover's levels.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Annotated, ClassVar
 
 import numpy as np
 from pydicom import Dataset
 from scipy import ndimage
 
+from stegonode.codecs.settings import Range, Settings
 from stegonode.dicom.display import CT_THRESHOLD_HU, has_hounsfield_units, hounsfield_units
 from stegonode.models.morphology import bounding_box, close_cross, fill_holes
 
@@ -23,11 +25,18 @@ from .base import Segmentation, SegmenterBase, recorded_levels
 from .registry import SEGMENTERS
 
 
+class ClassicalParameters(Settings):
+    """The classical segmenter's parameters (recorded in the protection block)."""
+
+    min_component: Annotated[int, Range(1, 1 << 24)] = 64  # pixels: smaller components are not foreground
+
+
 @SEGMENTERS.register
 class ClassicalSegmenter(SegmenterBase):
     """Threshold + hole filling + keep every component of at least ``min_component`` pixels."""
 
     name = "classical"
+    settings: ClassVar[type[Settings]] = ClassicalParameters
     version = "1"
     proves_background = False
 

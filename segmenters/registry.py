@@ -7,7 +7,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from stegonode.codecs.registry import Registry
-from stegonode.errors import ConfigError
+from stegonode.codecs.settings import parse
 
 if TYPE_CHECKING:
     from .base import Segmenter
@@ -18,9 +18,9 @@ SEGMENTERS: Registry[Any] = Registry("segmenter", "handlers.segment.segmenter", 
 
 
 def make_segmenter(name: str, params: dict | None = None) -> Segmenter:
-    """The segmenter registered under ``name``, with ``params`` (as :meth:`params` gave them)."""
+    """The segmenter registered under ``name``, with ``params`` (as :meth:`params` gave them),
+    checked against its typed parameters (:attr:`~.base.SegmenterBase.settings`): ConfigError
+    naming the parameter otherwise."""
     kind = SEGMENTERS.get_or_error(name)
-    try:
-        return kind(**(params or {}))
-    except TypeError:
-        raise ConfigError(f"segmenter {name!r}: unknown parameters {sorted(params or {})}") from None
+    checked = parse(kind.settings, params or {}, f"segmenter {name}")
+    return kind(**checked.model_dump())

@@ -22,7 +22,7 @@ from stegonode.handlers.protection import read_protection
 from stegonode.handlers.registry import HANDLERS
 from stegonode.handlers.reveal import reveal
 from stegonode.node import config as node_config
-from stegonode.segmenters.registry import SEGMENTERS
+from stegonode.segmenters.registry import SEGMENTERS, make_segmenter
 
 from images import image_path
 
@@ -194,3 +194,18 @@ def test_without_the_toys_node_toml_refuses_them(tmp_path):
 def test_a_name_is_registered_once():
     with pytest.raises(ValueError, match="already registered"):
         CODECS.register(CodecEntry("dct", lambda params: ToyCodec()))
+
+
+def test_segmenters_declare_typed_parameters_that_make_segmenter_checks():
+    """A segmenter's parameters are its typed ``settings``: what it records (``params()``) builds
+    the same segmenter again, and a bad or unknown parameter is one line naming it."""
+    assert set(SEGMENTERS) >= {"classical", "maskrcnn", "padding"}
+    for name in ("classical", "padding"):
+        segmenter = make_segmenter(name)
+        assert set(segmenter.params()) == set(SEGMENTERS[name].settings.model_fields)
+        assert make_segmenter(name, segmenter.params()).params() == segmenter.params()
+    assert make_segmenter("classical", {"min_component": 9}).min_component == 9
+    with pytest.raises(ConfigError, match=r"segmenter classical.min_component = 0: must be within"):
+        make_segmenter("classical", {"min_component": 0})
+    with pytest.raises(ConfigError, match=r"unknown key segmenter padding.depth"):
+        make_segmenter("padding", {"depth": 3})
