@@ -58,7 +58,7 @@ class Ingest:
         self.index = index
         self.pseudonyms = pseudonyms
         self.wake = wake  # this node's worker pool, if it has one: a job is queued
-        # Durable writes of received objects, beside the checks (threads start on demand).
+        # The fsyncs of received objects, beside the checks (threads start on demand).
         self._writers = ThreadPoolExecutor(16, thread_name_prefix="inbox-writer")
 
     def receive(self, event: evt.Event) -> Dataset:
@@ -108,7 +108,7 @@ class Ingest:
         None for an object store (one PUT once it is accepted) or above the size limit."""
         if len(encoded) > self.max_object_bytes or not isinstance(self.storage, Storage):
             return None
-        return self._writers.submit(self.storage.stage, encoded)
+        return self.storage.stage_beside(encoded, self._writers)
 
     def _check(self, encoded: bytes, sop_class: UID) -> Dataset | None:
         """A refusal status for what the pipeline cannot protect, else None."""
