@@ -2,9 +2,9 @@
 
 The received bytes are written to the inbox (temporary name, fsync, rename, directory fsync;
 in an object store one PUT: docs/object-store.md) and the job is committed to the index before
-the success status goes back. In the data directory the write to the temporary file and its
-fsync run in a thread while the object is checked (the disk and the CPU at once; a refused
-object's temporary file is removed), and concurrent associations share the directory fsyncs
+the success status goes back. In the data directory the temporary file's fsync runs in a
+thread while the object is checked (the disk and the CPU at once, :meth:`Storage.stage_beside
+<stegonode.node.storage.Storage.stage_beside>`; a refused object's temporary file is removed), and concurrent associations share the directory fsyncs
 (:func:`stegonode.node.storage.sync_directory`): see docs/receiving.md. The inbox file is
 the durable record: should a power cut take back the index commit, the next start queues the
 file again (:meth:`stegonode.node.service.Node.adopt_inbox`). What cannot be protected is refused at once with a failure status and an Error
