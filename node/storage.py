@@ -187,7 +187,10 @@ class Storage:
         except RuntimeError:  # the pool is shut down (the node stopping)
             os.close(fd)
             raise
-        started.wait()
+        while not started.wait(timeout=1.0):
+            if synced.cancelled():  # the pool was shut down before a thread took it
+                os.close(fd)
+                break
         return synced
 
     def _tmp_path(self) -> Path:
