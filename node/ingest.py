@@ -2,9 +2,9 @@
 
 The received bytes are written to the inbox (temporary name, fsync, rename, directory fsync;
 in an object store one PUT: docs/object-store.md) and the job is committed to the index before
-the success status goes back. In the data directory the write to the temporary file and its
-fsync run in a thread while the object is checked (the disk and the CPU at once; a refused
-object's temporary file is removed), and concurrent associations share the directory fsyncs
+the success status goes back. In the data directory the temporary file's fsync runs in a
+thread while the object is checked (the disk and the CPU at once, :meth:`Storage.stage_beside
+<stegonode.node.storage.Storage.stage_beside>`; a refused object's temporary file is removed), and concurrent associations share the directory fsyncs
 (:func:`stegonode.node.storage.sync_directory`): see docs/receiving.md. The inbox file is
 the durable record: should a power cut take back the index commit, the next start queues the
 file again (:meth:`stegonode.node.service.Node.adopt_inbox`). What cannot be protected is refused at once with a failure status and an Error
@@ -58,7 +58,7 @@ class Ingest:
         self.index = index
         self.pseudonyms = pseudonyms
         self.wake = wake  # this node's worker pool, if it has one: a job is queued
-        # Durable writes of received objects, beside the checks (threads start on demand).
+        # The fsyncs of received objects, beside the checks (threads start on demand).
         self._writers = ThreadPoolExecutor(16, thread_name_prefix="inbox-writer")
 
     def receive(self, event: evt.Event) -> Dataset:
@@ -108,7 +108,7 @@ class Ingest:
         None for an object store (one PUT once it is accepted) or above the size limit."""
         if len(encoded) > self.max_object_bytes or not isinstance(self.storage, Storage):
             return None
-        return self._writers.submit(self.storage.stage, encoded)
+        return self.storage.stage_beside(encoded, self._writers)
 
     def _check(self, encoded: bytes, sop_class: UID) -> Dataset | None:
         """A refusal status for what the pipeline cannot protect, else None."""

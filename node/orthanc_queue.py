@@ -148,7 +148,7 @@ class OrthancQueue:
         if not from_dicom and self._posting is not None and data == self._posting:
             return self.orthanc.ReceivedInstanceAction.KEEP_AS_IS, None  # protected by this queue
         # A C-STORE is written while it is screened (the bytes a refusal leaves are removed).
-        staged = self._writer.submit(self.storage.stage, data) if from_dicom else None
+        staged = self.storage.stage_beside(data, self._writer) if from_dicom else None
         screened = self.protector.screen(data, origin)
         if not isinstance(screened, Screened):
             if staged is not None:

@@ -34,6 +34,7 @@ import socket
 import threading
 import time
 from collections.abc import Iterator
+from concurrent.futures import Executor, Future
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -141,12 +142,59 @@ class Storage:
 
     def stage(self, data: bytes) -> str:
         """Write ``data`` to a new file in tmp/, durably; :meth:`move` publishes it (its path)."""
-        tmp = self.root / "tmp" / f"{HOST}.{os.getpid()}.{secrets.token_hex(8)}.part"
+        tmp = self._tmp_path()
         with open(tmp, "wb") as handle:
             handle.write(data)
             handle.flush()
             os.fsync(handle.fileno())
         return str(tmp)
+
+    def stage_beside(self, data: bytes, syncers: Executor) -> Future[str]:
+        """:meth:`stage`, its fsync running in ``syncers`` while the caller goes on; the future
+        gives the path once the file is durable (or the OSError that stopped it).
+
+        The bytes are written here (into the page cache; the write releases the GIL) and the call
+        returns once the fsync has begun. That wait is the point: a pool thread needs the GIL to
+        begin the fsync, and a caller busy in Python code (checking the object) keeps the GIL
+        for up to the interpreter's switch interval, 5 ms, longer than the check and the fsync
+        together, so without it the fsync would begin only when the caller blocks on its result.
+        """
+        tmp = self._tmp_path()
+        try:
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+        except OSError as exc:
+            return _failed(exc)
+        try:
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view):]
+        except OSError as exc:  # a full disk: nothing half-written stays
+            os.close(fd)
+            tmp.unlink(missing_ok=True)
+            return _failed(exc)
+        started = threading.Event()
+
+        def sync() -> str:
+            started.set()
+            try:
+                os.fsync(fd)  # releases the GIL: the caller's checks run meanwhile
+            finally:
+                os.close(fd)
+            return str(tmp)
+
+        try:
+            synced = syncers.submit(sync)
+        except RuntimeError:  # the pool is shut down (the node stopping)
+            os.close(fd)
+            raise
+        while not started.wait(timeout=1.0):
+            if synced.cancelled():  # the pool was shut down before a thread took it
+                os.close(fd)
+                break
+        return synced
+
+    def _tmp_path(self) -> Path:
+        return self.root / "tmp" / f"{HOST}.{os.getpid()}.{secrets.token_hex(8)}.part"
 
     def move(self, source: str | Path, area: str, name: str) -> str:
         """Rename ``source`` into ``area`` (same file system: atomic) and make it durable."""
@@ -188,6 +236,12 @@ def open_store(config: Any, data_dir: Path, create: bool = True) -> ObjectStore:
     if settings is not None:
         return S3Store.create(settings, data_dir) if create else S3Store(settings, data_dir)
     return Storage.create(data_dir) if create else Storage(Path(data_dir))
+
+
+def _failed(exc: BaseException) -> Future[str]:
+    future: Future[str] = Future()
+    future.set_exception(exc)
+    return future
 
 
 def new_token() -> str:

@@ -47,6 +47,10 @@ from .storage import HOST, ObjectStore, open_store, process_alive
 
 log = logging.getLogger("stegonode.jobs")
 INGEST_QUIET_S = 0.25  # no C-STORE for this long: the burst is over, use every worker
+# While C-STOREs arrive, no job starts for up to this long (then one at a time), so that
+# protection, which slows the receivers even at a lower CPU priority (memory bandwidth, caches,
+# the disk), waits for the burst to end, and never starves behind one that does not end.
+RECEIVING_FIRST_S = 10.0
 WARM_TIMEOUT_S = 120.0  # worker processes loading the pipeline at start
 
 
@@ -198,6 +202,7 @@ class Workers:
         self._executor: ProcessPoolExecutor | None = None
         self._held: dict[str, Job] = {}  # in flight, by new SOP Instance UID: leases renewed
         self._last_received = 0.0
+        self._burst_started = 0.0  # the first C-STORE after a quiet spell
         self._lock = threading.Condition()
         self._stopping = False
         self._thread = threading.Thread(target=self._dispatch, name="dispatcher", daemon=True)
@@ -239,7 +244,10 @@ class Workers:
     def wake(self) -> None:
         """A job was queued: dispatch without waiting for the next poll."""
         with self._lock:
-            self._last_received = time.monotonic()
+            now = time.monotonic()
+            if now - self._last_received >= INGEST_QUIET_S:
+                self._burst_started = now
+            self._last_received = now
             self._lock.notify()
 
     def stop(self) -> None:
@@ -279,11 +287,13 @@ class Workers:
             return self._executor.submit(function, *args)
 
     def _capacity(self) -> int:
-        """Jobs in flight: one while C-STOREs are arriving, so answering them keeps the CPU
-        (and the disk) first; every worker fed, with one job queued each, otherwise."""
-        if time.monotonic() - self._last_received < INGEST_QUIET_S:
-            return 1
-        return 2 * self.processes
+        """Jobs in flight: none while C-STOREs are arriving, so answering them keeps the CPU
+        (and the disk); one once they have been arriving for RECEIVING_FIRST_S; every worker
+        fed, with one job queued each, once they stop."""
+        now = time.monotonic()
+        if now - self._last_received >= INGEST_QUIET_S:
+            return 2 * self.processes
+        return 1 if now - self._burst_started >= RECEIVING_FIRST_S else 0
 
     def _dispatch(self) -> None:
         while True:

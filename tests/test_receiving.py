@@ -116,3 +116,75 @@ def test_a_refused_object_leaves_nothing_behind_and_an_accepted_one_is_queued(tm
         assert not any((node.data / "tmp").iterdir())
     finally:
         node.stop()
+
+
+class Clock:
+    """The workers module's monotonic clock, moved by hand."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def monotonic(self) -> float:
+        return self.now
+
+
+def test_no_job_starts_while_a_burst_arrives_until_it_has_lasted_receiving_first_s(tmp_path, monkeypatch):
+    """Protection slows the receivers even at a lower CPU priority: while C-STOREs arrive no
+    job starts, for RECEIVING_FIRST_S at most (then one at a time, so it never starves), and
+    every worker is fed once they stop."""
+    from stegonode.node import config as node_config
+    from stegonode.node import workers as workers_module
+    from stegonode.node.index import Index
+
+    clock = Clock()
+    monkeypatch.setattr(workers_module, "time", clock)
+    index = Index(f"sqlite:///{tmp_path / 'index.sqlite'}")
+    try:
+        pool = workers_module.Workers(index, storage.Storage.create(tmp_path / "data"),
+                                      node_config.load(None), tmp_path / "node.keys", tmp_path / "data")
+        everyone = 2 * pool.processes
+        assert pool._capacity() == everyone  # nothing received yet
+        pool.wake()
+        assert pool._capacity() == 0
+        quiet, first = workers_module.INGEST_QUIET_S, workers_module.RECEIVING_FIRST_S
+        while clock.now < 1000.0 + first:  # C-STOREs keep arriving, each before the burst is over
+            clock.now += quiet / 2
+            pool.wake()
+            assert pool._capacity() == (1 if clock.now - 1000.0 >= first else 0)
+        assert pool._capacity() == 1  # a burst that does not end: one job at a time
+        clock.now += quiet  # it ends
+        assert pool._capacity() == everyone
+        pool.wake()  # the next burst starts its own count
+        assert pool._capacity() == 0
+    finally:
+        index.close()
+
+
+def test_stage_beside_returns_once_the_fsync_has_begun_and_gives_the_path_once_durable(tmp_path, monkeypatch):
+    """The received bytes' fsync runs in a pool thread while the association's thread checks
+    the object: the call returns only once that fsync has begun (a pool thread otherwise waits
+    for the GIL until the checks end), and the path comes only once it has returned."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    store = storage.Storage.create(tmp_path / "data")
+    began, release = threading.Event(), threading.Event()
+    real_fsync = storage.os.fsync
+
+    def slow_fsync(fd: int) -> None:
+        began.set()
+        release.wait(timeout=30)
+        real_fsync(fd)
+
+    monkeypatch.setattr(storage.os, "fsync", slow_fsync)
+    with ThreadPoolExecutor(2) as pool:
+        staged = store.stage_beside(b"received bytes", pool)
+        assert began.is_set() and not staged.done()
+        release.set()
+        path = Path(staged.result(timeout=30))
+        assert path.parent == tmp_path / "data" / "tmp" and path.read_bytes() == b"received bytes"
+        store.move(path, "inbox", "token")
+        assert (tmp_path / "data" / "inbox" / "token.dcm").read_bytes() == b"received bytes"
+        # A write that cannot happen (here: tmp/ gone) is the future's OSError, as the fsync's would be.
+        (tmp_path / "data" / "tmp").rmdir()
+        with pytest.raises(FileNotFoundError):
+            store.stage_beside(b"more", pool).result(timeout=30)
