@@ -25,15 +25,19 @@ from pydicom.encaps import parse_basic_offsets
 from pydicom.filebase import DicomBytesIO
 from pydicom.filewriter import write_dataset
 from pydicom.uid import (
+    UID,
     DeflatedExplicitVRLittleEndian,
     ExplicitVRLittleEndian,
     ImplicitVRLittleEndian,
     JPEGLSLossless,
     RLELossless,
+    generate_uid,
 )
-from pynetdicom import AE
+from pynetdicom import AE, StoragePresentationContexts
 from pynetdicom.sop_class import MRImageStorage
 
+from stegonode.cli import main as cli_main
+from stegonode.codecs import keys as keyfiles
 from stegonode.dicom.deflated import deflated_body
 from stegonode.dicom.dicomfile import dicom_bytes, read_dicom
 from stegonode.dicom.pixels import read_pixels
@@ -43,6 +47,8 @@ from stegonode.handlers.pipeline import configured_pipeline
 from stegonode.handlers.protect import protect_object
 from stegonode.handlers.reveal import reveal
 from stegonode.node import config as node_config
+from stegonode.node import peer as peer_module
+from stegonode.node.peer import NodeAddress, Peer, Selection
 from stegonode.node.query import Instance
 from stegonode.node.retrieve import move_contexts
 
@@ -226,6 +232,16 @@ def test_move_proposes_each_stored_syntax_deflated_included_and_uncompressed():
     proposed = sorted(tuple(context.transfer_syntax) for context in move_contexts(found))
     assert proposed == sorted([(DeflatedExplicitVRLittleEndian,), (JPEGLSLossless,),
                                (ExplicitVRLittleEndian, ImplicitVRLittleEndian)])
+
+
+def test_move_proposes_at_most_128_contexts_uncompressed_first():
+    """100 SOP classes stored JPEG-LS: every class keeps its uncompressed context, the stored
+    syntax goes in as far as room remains (pynetdicom refuses more than 128)."""
+    found = [Instance(str(n), f"1.2.826.0.1.3680043.10.1{n:03d}", f"1.2.3.{n}", JPEGLSLossless) for n in range(100)]
+    contexts = move_contexts(found)
+    assert len(contexts) == 128
+    uncompressed = [c.abstract_syntax for c in contexts if c.transfer_syntax == [ExplicitVRLittleEndian, ImplicitVRLittleEndian]]
+    assert sorted(uncompressed) == sorted(i.sop_class_uid for i in found)
 
 
 # -- the node: stored compressed, served to peers that accept only uncompressed ----------------
@@ -459,3 +475,104 @@ def test_node_refuses_objects_over_the_limit_with_a_reason(node, name, status, r
         assoc.release()
     assert answer.Status == status and reason in answer.ErrorComment
     assert node.status()["received"] == INSTANCES  # nothing of it kept
+
+
+# -- fetch: a study of more SOP classes than one association's contexts hold -----------------
+
+IMAGE_CLASSES = sorted({UID(c.abstract_syntax) for c in StoragePresentationContexts
+                        if UID(c.abstract_syntax).name.endswith("Image Storage")
+                        and "Video" not in UID(c.abstract_syntax).name and not UID(c.abstract_syntax).is_retired})[:32]
+
+
+def write_many_classes(folder: Path) -> list[Path]:
+    """One real CT slice (693_UNCR, cut to 24 x 24: the header carrier alone) as 32 instances of
+    32 image storage SOP classes, two classes to a series: more than fit one association at the
+    five contexts per SOP class fetch used to propose."""
+    folder.mkdir(parents=True, exist_ok=True)
+    source = pydicom.dcmread(image_path("693_UNCR.dcm"))
+    pixels = read_pixels(source)[0, :24, :24]
+    study = generate_uid()
+    series = [generate_uid() for _ in range(len(IMAGE_CLASSES) // 2)]
+    paths = []
+    for number, sop_class in enumerate(IMAGE_CLASSES):
+        ds = copy.deepcopy(source)
+        ds.Rows = ds.Columns = 24
+        ds.PixelData = np.ascontiguousarray(pixels).tobytes()
+        for keyword, value in PATIENT.items():
+            setattr(ds, keyword, value)
+        ds.SOPClassUID = ds.file_meta.MediaStorageSOPClassUID = sop_class
+        ds.StudyInstanceUID, ds.SeriesInstanceUID = study, series[number // 2]
+        ds.SOPInstanceUID = ds.file_meta.MediaStorageSOPInstanceUID = generate_uid()
+        ds.InstanceNumber = number + 1
+        paths.append(folder / f"{number:02d}.dcm")
+        ds.save_as(paths[-1], enforce_file_format=True)
+    return paths
+
+
+@pytest.fixture(scope="module")
+def classes_node(tmp_path_factory):
+    """A node holding one study of 32 SOP classes: the node and the files sent."""
+    folder = tmp_path_factory.mktemp("classes")
+    move_port = free_port()
+    node = NodeProcess(folder / "node", peers=[{"ae_title": "MOVEPEER", "host": "127.0.0.1", "port": move_port}]).start()
+    paths = write_many_classes(folder / "sent")
+    for batch in range(0, len(paths), 8):  # storescu too proposes at most 128 contexts
+        sent = scu("storescu", node.port, "-R", files=paths[batch:batch + 8], timeout=120)
+        assert sent.returncode == 0, sent.stdout + sent.stderr
+    node.wait_idle(len(paths))
+    yield node, paths, move_port
+    node.stop()
+
+
+def _assert_revealed_exactly(out: Path, sent: list[Path]) -> None:
+    revealed = {}
+    for path in out.rglob("*.dcm"):
+        ds = pydicom.dcmread(path)
+        revealed[ds.SOPInstanceUID] = ds
+    originals = [pydicom.dcmread(path) for path in sent]
+    assert sorted(revealed) == sorted(ds.SOPInstanceUID for ds in originals)
+    for original in originals:
+        ds = revealed[original.SOPInstanceUID]
+        for keyword in (*PATIENT, "SOPClassUID", "StudyInstanceUID", "SeriesInstanceUID", "PixelData"):
+            assert ds[keyword].value == original[keyword].value, keyword
+
+
+def test_fetch_retrieves_every_sop_class_of_a_study_larger_than_one_association(classes_node, tmp_path):
+    node, sent, _ = classes_node
+    out = tmp_path / "fetched"
+    result = node.run("fetch", "--node", f"STEGONODE@127.0.0.1:{node.port}", "--all",
+                      "--keys", str(node.peer_keys), "--out", str(out))
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert f"{len(sent)}/{len(sent)} instances revealed" in result.stdout
+    _assert_revealed_exactly(out, sent)
+
+
+@pytest.mark.parametrize("move", [False, True], ids=["c-get", "c-move"])
+def test_fetch_splits_what_one_association_cannot_hold(classes_node, tmp_path, peer_keys, monkeypatch, move):
+    """Seven storage contexts to an association: the 32 SOP classes in five groups, whole series
+    at SERIES level and the split ones at IMAGE level, by C-GET and by C-MOVE."""
+    node, sent, move_port = classes_node
+    monkeypatch.setattr(peer_module, "STORAGE_CONTEXTS", 7)
+    peer = Peer(NodeAddress("STEGONODE", "127.0.0.1", node.port), keyfiles.load_peer_keys(node.peer_keys))
+    groups = peer_module.plan("study", peer.find_instances(_study(node)))
+    assert len(groups) == 5 and all(sum(map(len, g.contexts.values())) <= 7 for g in groups)
+    assert {i.QueryRetrieveLevel for g in groups for i in g.identifiers} == {"SERIES", "IMAGE"}
+    (result,) = peer.fetch(Selection(), tmp_path, ("MOVEPEER", move_port) if move else None)
+    assert result.not_retrieved == [] and len(result.revealed) == result.expected == len(sent)
+    _assert_revealed_exactly(tmp_path, sent)
+
+
+def test_fetch_counts_what_did_not_arrive_and_exits_non_zero(classes_node, tmp_path, monkeypatch, capsys):
+    """Only the first association's SOP classes retrieved (as fetch did before): the rest is
+    counted, named in summary.json, and the exit status is 1."""
+    node, sent, _ = classes_node
+    plan = peer_module.plan
+    monkeypatch.setattr(peer_module, "STORAGE_CONTEXTS", 7)
+    monkeypatch.setattr(peer_module, "plan", lambda study, listed: plan(study, listed)[:1])
+    code = cli_main(["fetch", "--node", f"STEGONODE@127.0.0.1:{node.port}", "--all",
+                     "--keys", str(node.peer_keys), "--out", str(tmp_path)])
+    assert code == 1
+    (study,) = json.loads((tmp_path / "summary.json").read_text())["studies"]
+    assert len(study["not_retrieved"]) == len(sent) - 7 and study["instances_revealed"] == 7
+    line = capsys.readouterr().out
+    assert f"7/{len(sent)} instances revealed" in line and f", {len(sent) - 7} not retrieved" in line
