@@ -576,3 +576,98 @@ def test_fetch_counts_what_did_not_arrive_and_exits_non_zero(classes_node, tmp_p
     assert len(study["not_retrieved"]) == len(sent) - 7 and study["instances_revealed"] == 7
     line = capsys.readouterr().out
     assert f"7/{len(sent)} instances revealed" in line and f", {len(sent) - 7} not retrieved" in line
+
+
+# -- the header carrier alone: compressed pixels stored exactly as received --------------------
+
+# Compressed sources the default pipeline protects with the header carrier alone: colour and
+# grayscale without room in the background (decoded for the attempt), palette colour (never decoded).
+KEPT = {"SC_rgb_jpeg_dcmtk.dcm": "dcmdjpeg", "JPGExtended.dcm": "dcmdjpeg", "OBXXXX1A_rle_2frame.dcm": "dcmdrle",
+        "emri_small_jpeg_ls_lossless.dcm": "dcmdjpls", "MR_small_jp2klossless.dcm": ""}
+
+
+@pytest.mark.parametrize("name", list(KEPT))
+def test_header_carrier_only_keeps_the_received_pixel_data_and_syntax(name, node_keys, peer_keys, tmp_path):
+    source = pydicom.dcmread(image_path(name))
+    protected = protect_object(copy.deepcopy(source), configured_pipeline(node_config.load(None), node_keys))
+    assert protected.report["carriers"] == "header"
+    stored = tmp_path / "stored.dcm"
+    stored.write_bytes(protected.data)
+    ds = pydicom.dcmread(stored)
+    assert ds.file_meta.TransferSyntaxUID == source.file_meta.TransferSyntaxUID
+    assert ds.PixelData == source.PixelData  # the received bytes: nothing decoded, nothing re-encoded
+    assert ds.PhotometricInterpretation == source.PhotometricInterpretation
+    revealed = reveal(ds, peer_keys).dataset
+    for keyword in ("PatientName", "PatientID", "StudyInstanceUID", "SOPInstanceUID", "PixelData"):
+        assert revealed[keyword].value == source[keyword].value, keyword
+    decompressed_before = copy.deepcopy(ds)  # what was stored before: the pixels decoded
+    decompressed_before.decompress(generate_instance_uid=False)
+    before = tmp_path / "before.dcm"
+    decompressed_before.save_as(before, enforce_file_format=True)
+    # dciodvfy finds nothing the source itself or the decoded copy stored before did not have
+    # (SC_rgb_jpeg_dcmtk says YBR_FULL for its JPEG Baseline stream, as received)
+    assert dciodvfy_errors(stored) <= dciodvfy_errors(before) | dciodvfy_errors(Path(image_path(name)))
+    if KEPT[name]:  # DCMTK decodes what is stored to what pydicom decodes
+        decoded = tmp_path / "decoded.dcm"
+        result = subprocess.run([dcmtk(KEPT[name]), str(stored), str(decoded)], capture_output=True, text=True, timeout=60)
+        assert result.returncode == 0, result.stderr
+        assert pydicom.dcmread(decoded).pixel_array.shape == source.pixel_array.shape
+
+
+@pytest.fixture(scope="module")
+def kept_node(tmp_path_factory):
+    """A node that received a JPEG Baseline colour image and a JPEG Extended grayscale image,
+    both protected with the header carrier alone: the node and the sources by SOP Instance UID."""
+    folder = tmp_path_factory.mktemp("kept")
+    node = NodeProcess(folder / "node", tables={"web": {"enabled": True, "port": free_port(), "login": "token"},
+                                                "dicomweb": {"token": TOKEN}}).start()
+    sources = {}
+    for name in ("SC_rgb_jpeg_dcmtk.dcm", "JPGExtended.dcm"):
+        ds = pydicom.dcmread(image_path(name))
+        ds.StudyInstanceUID = "1.2.826.0.1.3680043.10.543.28"  # one study
+        ds.SOPInstanceUID = ds.file_meta.MediaStorageSOPInstanceUID = generate_uid()
+        ds.save_as(folder / name, enforce_file_format=True)
+        sources[ds.SOPInstanceUID] = ds
+    for name, lossy in (("SC_rgb_jpeg_dcmtk.dcm", "-xy"), ("JPGExtended.dcm", "-xx")):  # JPEG 8 and 12 bit
+        sent = scu("storescu", node.port, "-R", lossy, files=[folder / name], timeout=120)
+        assert sent.returncode == 0, sent.stdout + sent.stderr
+    node.wait_idle(2)
+    yield node, sources
+    node.stop()
+
+
+def test_kept_objects_reach_peers_as_stored_or_decoded(kept_node, tmp_path):
+    """getscu accepting only uncompressed gets them decoded (YCbCr JPEG as RGB), reveal works;
+    fetch takes them as stored and reveals the original pixel data byte for byte; WADO-RS
+    sends them decoded by default."""
+    node, sources = kept_node
+    stored = {pydicom.dcmread(p).file_meta.TransferSyntaxUID for p in (node.data / "stored").glob("*.dcm")}
+    assert stored == {s.file_meta.TransferSyntaxUID for s in sources.values()}
+    got = tmp_path / "got"
+    got.mkdir()
+    result = scu("getscu", node.port, "+xe", "-od", str(got), *study_keys(_study(node)), timeout=120)
+    assert result.returncode == 0, result.stdout + result.stderr
+    revealed = node.run("reveal", *map(str, got.iterdir()), "--keys", str(node.peer_keys), "--json")
+    assert revealed.returncode == 0, revealed.stdout + revealed.stderr
+    for path in got.iterdir():
+        ds = pydicom.dcmread(path)
+        assert ds.file_meta.TransferSyntaxUID == ExplicitVRLittleEndian
+        assert ds.PhotometricInterpretation in ("RGB", "MONOCHROME2")
+        source = next(s for s in sources.values() if s.Rows == ds.Rows)
+        assert np.array_equal(ds.pixel_array, source.pixel_array)  # what a viewer of the source shows
+    out = tmp_path / "fetched"
+    result = node.run("fetch", "--node", f"STEGONODE@127.0.0.1:{node.port}", "--all",
+                      "--keys", str(node.peer_keys), "--out", str(out))
+    assert result.returncode == 0, result.stdout + result.stderr
+    fetched = {ds.SOPInstanceUID: ds for ds in map(pydicom.dcmread, out.rglob("*.dcm"))}
+    assert sorted(fetched) == sorted(sources)
+    for uid, source in sources.items():
+        assert fetched[uid].file_meta.TransferSyntaxUID == source.file_meta.TransferSyntaxUID
+        assert fetched[uid].PixelData == source.PixelData and fetched[uid].PatientName == source.PatientName
+    dicomweb_client = pytest.importorskip("dicomweb_client", reason="dicomweb-client missing: scripts/setup.sh --test")
+    client = dicomweb_client.DICOMwebClient(f"http://127.0.0.1:{node.tables['web']['port']}/dicomweb",
+                                            headers={"Authorization": f"Bearer {TOKEN}"})
+    for ds in client.retrieve_study(_study(node)):  # the default: Explicit VR Little Endian
+        assert ds.file_meta.TransferSyntaxUID == ExplicitVRLittleEndian
+        source = next(s for s in sources.values() if s.Rows == ds.Rows)
+        assert np.array_equal(ds.pixel_array, source.pixel_array)
