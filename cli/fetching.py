@@ -37,7 +37,8 @@ def _fetch(args: argparse.Namespace) -> int:
               disable=not on_terminal()) as bar:
 
         def report(result: StudyResult) -> None:
-            extra = f", {len(result.failed)} failed" if result.failed else ""
+            extra = f", {len(result.not_retrieved)} not retrieved" if result.not_retrieved else ""
+            extra += f", {len(result.failed)} failed" if result.failed else ""
             if result.segmentations:
                 extra += f", {len(result.segmentations)} segmentation(s) saved"
             counts = ", ".join(f"{n} from the {carrier}" for carrier, n in sorted(result.carrier_counts().items()))
@@ -50,5 +51,6 @@ def _fetch(args: argparse.Namespace) -> int:
     if not results:
         print("no matching study on the node")
         return 1
-    complete = all(not r.failed and len(r.revealed) + len(r.segmentations) == r.expected for r in results)
+    complete = all(not r.failed and not r.not_retrieved and len(r.revealed) + len(r.segmentations) == r.expected
+                   for r in results)
     return 0 if complete else 1

@@ -66,13 +66,13 @@ def colour_obstacle(ds: Dataset) -> str | None:
 
 def cover_pixels(ds: Dataset) -> np.ndarray:
     """The plane the codec writes into, for protect: a received compressed colour image is
-    decoded first, in place, as :func:`stegonode.dicom.pixels.keep_pixels` stores images
-    with the header carrier alone (YCbCr JPEG becomes RGB); grayscale as read_pixels reads it."""
-    from stegonode.dicom.pixels import keep_pixels, read_pixels
+    decoded first, in place (:func:`stegonode.dicom.pixels.decompress`: YCbCr JPEG becomes
+    RGB); grayscale as read_pixels reads it."""
+    from stegonode.dicom.pixels import decompress, read_pixels
 
     if not is_colour(ds):
         return read_pixels(ds)
-    keep_pixels(ds)
+    decompress(ds)
     return luminance(ds)
 
 

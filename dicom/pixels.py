@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass
 
 import numpy as np
-from pydicom import Dataset
+from pydicom import DataElement, Dataset
 from pydicom.uid import (
+    UID,
     ExplicitVRLittleEndian,
     ImplicitVRLittleEndian,
     MPEGTransferSyntaxes,
@@ -151,18 +153,53 @@ def drop_offset_tables(ds: Dataset) -> None:
 
 
 def keep_pixels(ds: Dataset) -> None:
-    """An object whose pixels carry nothing (header carrier only), stored Explicit VR Little
-    Endian: native pixels stay bit for bit as received; compressed ones
-    are decoded (pydicom: YCbCr JPEG becomes RGB, Photometric Interpretation and Planar
-    Configuration set to match), the values a viewer of the original shows. Deflated, big-endian
-    objects and video streams keep their transfer syntax."""
-    syntax = ds.file_meta.get("TransferSyntaxUID", ExplicitVRLittleEndian)
-    if syntax in MPEGTransferSyntaxes:
-        return  # video (allowed by node.toml): the stream as sent
-    if syntax.is_compressed and "PixelData" in ds:
+    """An object whose pixels carry nothing (header carrier only): its pixel data stays exactly
+    as received, in its transfer syntax (compressed, lossy or lossless, Deflated, big-endian,
+    video): nothing decoded, nothing re-encoded. Implicit VR Little Endian becomes Explicit
+    (the same pixel bytes): the protection's private blocks need their VRs stated."""
+    if ds.file_meta.get("TransferSyntaxUID", ExplicitVRLittleEndian) == ImplicitVRLittleEndian:
+        ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
+
+
+def decompress(ds: Dataset) -> None:
+    """Decode compressed pixel data in place (pydicom: YCbCr JPEG becomes RGB, Photometric
+    Interpretation and Planar Configuration set to match), the values a viewer shows."""
+    if ds.file_meta.get("TransferSyntaxUID", ExplicitVRLittleEndian).is_compressed and "PixelData" in ds:
         try:
             ds.decompress(generate_instance_uid=False)  # the keyed UID stays
         except Exception as exc:  # pydicom raises many types for undecodable pixel data
             raise InputError(f"pixel data does not decode: {type(exc).__name__}") from None
-    elif syntax == ImplicitVRLittleEndian:
-        ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
+
+
+# What decoding may change beside Pixel Data (pydicom's decompress; the offset tables go).
+DECODING_CHANGES = ("PhotometricInterpretation", "PlanarConfiguration", "SamplesPerPixel", "BitsAllocated",
+                    "BitsStored", "HighBit", "PixelRepresentation", "ExtendedOffsetTable",
+                    "ExtendedOffsetTableLengths", "PixelData")
+
+
+@dataclass(frozen=True)
+class ReceivedPixels:
+    """Compressed pixel data as received, with its transfer syntax and the attributes decoding
+    changes: an object whose pixels protection leaves unchanged is stored with them, neither
+    decoded nor re-encoded (:meth:`restore`). Holds the received bytes, not a copy."""
+
+    syntax: UID
+    elements: tuple[DataElement, ...]
+    absent: tuple[str, ...]
+
+    @classmethod
+    def of(cls, ds: Dataset) -> ReceivedPixels | None:
+        """What ``ds`` received compressed holds (None: native pixels, nothing to keep)."""
+        syntax = ds.file_meta.get("TransferSyntaxUID")
+        if syntax is None or not syntax.is_compressed or syntax in MPEGTransferSyntaxes or "PixelData" not in ds:
+            return None
+        return cls(UID(syntax), tuple(copy.copy(ds[keyword]) for keyword in DECODING_CHANGES if keyword in ds),
+                   tuple(keyword for keyword in DECODING_CHANGES if keyword not in ds))
+
+    def restore(self, ds: Dataset) -> None:
+        for keyword in self.absent:
+            if keyword in ds:
+                del ds[keyword]
+        for element in self.elements:
+            ds[element.tag] = element
+        ds.file_meta.TransferSyntaxUID = self.syntax

@@ -36,7 +36,7 @@ from pydicom.uid import (
 
 from stegonode.dicom.colour import is_colour, native_bytes, with_luminance
 from stegonode.dicom.deflated import deflated_size
-from stegonode.dicom.pixels import drop_offset_tables, write_pixels
+from stegonode.dicom.pixels import decompress, drop_offset_tables, write_pixels
 from stegonode.errors import ConfigError
 
 from .encrypt import is_encrypted
@@ -178,9 +178,18 @@ def decoded(ds: Dataset) -> np.ndarray:
 
 def decompressed(ds: Dataset) -> Dataset:
     """``ds`` with its pixels uncompressed (Explicit VR Little Endian), in place; what a peer that
-    accepts only uncompressed transfer syntaxes gets."""
-    if ds.file_meta.TransferSyntaxUID.is_compressed:
-        pixels = decoded(ds)
+    accepts only uncompressed transfer syntaxes gets. An object stored in a syntax of its own
+    (the header carrier alone keeps the received bytes: JPEG Baseline, JPEG 2000, ...) is
+    decoded as a viewer shows it (YCbCr JPEG becomes RGB, :func:`~stegonode.dicom.pixels.decompress`);
+    a lossy source stays what it was, only decoded."""
+    syntax = ds.file_meta.TransferSyntaxUID
+    if not syntax.is_compressed:
+        return ds
+    if syntax in STORAGE_SYNTAXES.values() and ds.get("PhotometricInterpretation") != "YBR_FULL_422":
+        pixels = decoded(ds)  # what the node encoded: its own layout, the fastest decoder
         write_pixels(ds, pixels if int(ds.get("NumberOfFrames", 1) or 1) > 1 else pixels[None])
+    else:
+        decompress(ds)
+        drop_offset_tables(ds)
     return ds
 

@@ -42,9 +42,17 @@ from .residual import Identity
 if TYPE_CHECKING:
     from .pipeline import PipelineContext
 
-METHOD = "stegonode: PS3.15 Basic Profile, identity sealed in pixels"
+# De-identification Method (LO: at most 64 characters) and Derivation Description as
+# de-identification writes them; once the pipeline has recorded its carriers (the protection
+# block), :meth:`DeidentifyHandler.finish` says where the identity is: :func:`method`, :func:`derivation`.
+METHOD = "stegonode: PS3.15 Basic Profile"
 BASIC_CODE = ("113100", "Basic Application Confidentiality Profile")
-DERIVATION = "stegonode: patient identity sealed into background pixels (DCT stego)"
+DERIVATION = "stegonode: de-identified (PS3.15 Basic Profile)"
+CARRIED_IN = {
+    "pixels": "background pixels (DCT stego)",
+    "pixels(core)": "background pixels (DCT stego, the core attributes)",
+    "header": "the header (Encrypted Attributes Sequence, PS3.15 E.1.1)",
+}
 # Attributes this module sets; restore removes them before putting the originals back.
 ADDED = tuple(
     Tag(keyword)
@@ -155,6 +163,28 @@ class DeidentifyHandler(HandlerBase):
 
     def __call__(self, instance: Instance) -> None:
         instance.report["identity_residues_removed"] = self.deidentifier(instance.dataset)
+
+    def finish(self, instance: Instance) -> None:
+        """Say where the identity is, from the carriers the pipeline recorded (none: nowhere)."""
+        from .pipeline import describe_carriers  # the pipeline module imports the handlers' registry
+
+        carriers = describe_carriers(instance.protection).split("+") if instance.protection else []
+        instance.dataset.DeidentificationMethod = method(carriers)
+        instance.dataset.DerivationDescription = derivation(carriers)
+
+
+def method(carriers: list[str]) -> str:
+    """De-identification Method for an object whose identity is sealed in ``carriers``
+    ("pixels", "pixels(core)", "header"; none: the identity is not kept)."""
+    return f"{METHOD}; identity in {'+'.join(carriers)}" if carriers else f"{METHOD}; identity not kept"
+
+
+def derivation(carriers: list[str]) -> str:
+    """Derivation Description for an object whose identity is sealed in ``carriers``."""
+    if not carriers:
+        return f"{DERIVATION}; patient identity not kept"
+    text = "stegonode: patient identity sealed into " + " and ".join(CARRIED_IN[c] for c in carriers)
+    return text if any(c.startswith("pixels") for c in carriers) else text + "; pixels unchanged"
 
 
 def deidentifier(context: PipelineContext) -> Callable[[Dataset], int]:

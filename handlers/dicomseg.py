@@ -38,6 +38,7 @@ from stegonode.dicom.colour import carrier_pixels
 from stegonode.errors import InputError
 from stegonode.handlers.protection import read_protection
 
+from .deidentify import METHOD
 from .encrypt import decrypted, is_encrypted
 from .reveal import usable_in
 
@@ -48,6 +49,7 @@ SERIES_NUMBER = 9901
 # sources are de-identified, and dciodvfy wants the method on a SEG of such sources.
 DEIDENTIFICATION = ("PatientIdentityRemoved", "DeidentificationMethod", "DeidentificationMethodCodeSequence",
                     "LongitudinalTemporalInformationModified")
+SEG_METHOD = f"{METHOD}; identity in source images"
 SECONDARY_CAPTURE = "1.2.840.10008.5.1.4.1.1.7"
 SEG_NAMESPACE = uuid.uuid5(uuid.NAMESPACE_URL, "https://stegonode/kept-intact-segmentation")  # an IOD without a Frame of Reference
 
@@ -126,6 +128,8 @@ def kept_segmentation(sources: Sequence[Source], software_version: str) -> Datas
     for keyword in DEIDENTIFICATION:
         if keyword in first:
             setattr(seg, keyword, copy.deepcopy(first[keyword].value))
+    if "DeidentificationMethod" in seg:  # the SEG carries no identity: its sources do
+        seg.DeidentificationMethod = SEG_METHOD
     for element in list(seg):  # empty optional sequences highdicom copies from the study
         if element.VR == "SQ" and not element.value:
             del seg[element.tag]

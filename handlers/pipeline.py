@@ -15,7 +15,7 @@ from pydicom.uid import UID, ExplicitVRLittleEndian
 from stegonode.codecs.keys import NodeKeys
 from stegonode.codecs.settings import Settings, parse
 from stegonode.dicom.colour import cover_pixels, is_colour
-from stegonode.dicom.pixels import MAX_DECODED_BYTES, keep_pixels
+from stegonode.dicom.pixels import MAX_DECODED_BYTES, ReceivedPixels, keep_pixels
 from stegonode.dicom.pseudonyms import Pseudonymizer
 
 from .admission import Policy as AdmissionPolicy
@@ -62,10 +62,14 @@ class Pipeline:
         An object whose pixels cannot carry the identity (no pixels, a SEG's or a dose grid's,
         palette colour, too small: :func:`pixel_carrier_obstacle`) gets the header carrier alone: the
         handlers that work on pixels (``needs_pixels``) do not run for it, and its pixels are
-        stored as received."""
+        stored as received. So are compressed pixels that protection leaves unchanged (no room
+        for the pixel carrier, no pixel encryption): the received bytes in their transfer
+        syntax, neither decoded nor re-encoded (:class:`ReceivedPixels`)."""
         start = time.perf_counter()
         obstacle = pixel_carrier_obstacle(ds, self.policy.encrypting)
+        received = None if obstacle else ReceivedPixels.of(ds)
         instance = Instance(dataset=ds, pixels=None if obstacle else cover_pixels(ds))
+        cover = instance.pixels
         if obstacle:
             instance.report["pixel_obstacle"] = obstacle
         elif not is_colour(ds):  # a colour image's chroma is read again when its pixels are stored
@@ -82,7 +86,9 @@ class Pipeline:
         for handler in self.handlers:
             handler.finish(instance)
         if instance.pixels is None:
-            keep_pixels(ds)  # header carrier alone: pixels as received (decoded losslessly if compressed)
+            keep_pixels(ds)  # header carrier alone: pixels as received, in their transfer syntax
+        elif received is not None and instance.pixels is cover and instance.encryption is None:
+            received.restore(ds)  # no pixel written: the compressed bytes as received
         else:
             store_pixels(ds, instance.pixels, self.transfer_syntax)
         ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID

@@ -1,8 +1,16 @@
 """``stegonode fetch``: the peer side. Find studies on a node, retrieve them, reveal every instance.
 
-Retrieval is C-GET by default (one association, no inbound port); with ``--move-to`` a
-temporary Storage SCP of the peer's own receives a C-MOVE (the node must list that AE title in
-its [[peers]]). Re-identified files go to ``OUT/<study>/<instance>.dcm``, named by the node's
+Retrieval is C-GET by default (no inbound port); with ``--move-to`` a temporary Storage SCP
+of the peer's own receives a C-MOVE (the node must list that AE title in its [[peers]]).
+
+An association holds at most 128 presentation contexts, and a C-GET sends only objects whose
+SOP class and transfer syntax the requestor proposed. Fetch therefore first lists the study's
+instances (C-FIND at IMAGE level: SOP class and Available Transfer Syntax UID), proposes for
+each SOP class its stored syntaxes and uncompressed, and when the classes do not fit one
+association splits the retrieval: one association per group of SOP classes, retrieving whole
+series at SERIES level and the group's instances of mixed series at IMAGE level (the same
+requests go by C-MOVE with ``--move-to``). Whatever still did not arrive is counted per study
+(``not_retrieved``), never passed over in silence. Re-identified files go to ``OUT/<study>/<instance>.dcm``, named by the node's
 pseudonymous UIDs, with ``OUT/summary.json`` beside them. The node's segmentations of the
 kept-intact region (``seg = true``) are saved beside them, re-identified like them (their
 references, study and patient those of the revealed files) when every instance they reference
@@ -42,6 +50,8 @@ from .segwriter import is_segmentation
 
 _ADDRESS = re.compile(r"^(?P<ae>[^@]{1,16})@(?P<host>[^:]+):(?P<port>\d{1,5})$")
 MAX_CONTEXTS = 128  # PS3.8: presentation context IDs are odd numbers 1..255
+STORAGE_CONTEXTS = MAX_CONTEXTS - 1  # one is the Query/Retrieve model's
+UIDS_PER_REQUEST = 1000  # SOP Instance UIDs in one IMAGE-level identifier
 # What fetch takes: the node's lossless stored transfer syntaxes and Deflated (objects received
 # so), each in a context of its own (the node sends such objects as stored), and uncompressed
 # (everything else, decompressed).
@@ -76,10 +86,30 @@ class StudyResult:
     revealed: list[str] = field(default_factory=list)
     segmentations: list[str] = field(default_factory=list)  # the node's SEGs, saved as they are
     failed: dict[str, str] = field(default_factory=dict)
+    not_retrieved: list[str] = field(default_factory=list)  # instances the node listed but did not send
     carriers: dict[str, str] = field(default_factory=dict)  # instance -> carrier that delivered
 
     def carrier_counts(self) -> dict[str, int]:
         return dict(Counter(self.carriers.values()))
+
+
+@dataclass(frozen=True)
+class Listed:
+    """One instance of a study as the node lists it (C-FIND at IMAGE level)."""
+
+    series: str
+    instance: str
+    sop_class: UID
+    syntax: UID | None  # as stored (Available Transfer Syntax UID), None when not answered
+
+
+@dataclass(frozen=True)
+class Group:
+    """What one association retrieves: SOP classes with the transfer syntaxes proposed for each
+    (a context per list), and the identifiers of the C-GET (or C-MOVE) requests."""
+
+    contexts: dict[UID, list[list[UID]]]
+    identifiers: list[Dataset]
 
 
 @dataclass(frozen=True)
@@ -115,9 +145,12 @@ class Peer:
                 patient=str(study.get("PatientID", "")),
                 expected=int(study.get("NumberOfStudyRelatedInstances") or 0),
             )
-            sop_classes = [UID(uid) for uid in _values(study.get("SOPClassesInStudy"))]
+            listed = self.find_instances(result.study)
+            result.expected = max(result.expected, len(listed))
             with tempfile.TemporaryDirectory(prefix="stegonode-fetch-") as received:
-                self._retrieve(result.study, sop_classes, Path(received), move_to)
+                self._retrieve(result.study, listed, Path(received), move_to)
+                arrived = {path.stem for path in Path(received).iterdir()}
+                result.not_retrieved = sorted({i.instance for i in listed} - arrived)
                 self._reveal_all(Path(received), out / result.study, result, progress)
             results.append(result)
             on_study(result)
@@ -130,7 +163,6 @@ class Peer:
         identifier.StudyInstanceUID = selection.study or ""
         identifier.PatientID = selection.patient or ""
         identifier.NumberOfStudyRelatedInstances = None
-        identifier.SOPClassesInStudy = None
         ae = self._ae()
         ae.add_requested_context(StudyRootQueryRetrieveInformationModelFind)
         assoc = self._associate(ae)
@@ -141,6 +173,30 @@ class Peer:
                 if found is not None:
                     studies.append(found)
             return studies
+        finally:
+            assoc.release()
+
+    def find_instances(self, study: str) -> list[Listed]:
+        """Every instance of ``study`` the node lists, with its SOP class and stored syntax."""
+        identifier = Dataset()
+        identifier.QueryRetrieveLevel = "IMAGE"
+        identifier.StudyInstanceUID = study
+        identifier.SeriesInstanceUID = ""
+        identifier.SOPInstanceUID = ""
+        identifier.SOPClassUID = ""
+        identifier.AvailableTransferSyntaxUID = ""
+        ae = self._ae()
+        ae.add_requested_context(StudyRootQueryRetrieveInformationModelFind)
+        assoc = self._associate(ae)
+        try:
+            listed = []
+            for status, found in assoc.send_c_find(identifier, StudyRootQueryRetrieveInformationModelFind):
+                _check_status(status, "C-FIND")
+                if found is not None and found.get("SOPInstanceUID") and found.get("SOPClassUID"):
+                    syntax = UID(str(found.get("AvailableTransferSyntaxUID") or ""))
+                    listed.append(Listed(str(found.get("SeriesInstanceUID") or ""), str(found.SOPInstanceUID),
+                                         UID(str(found.SOPClassUID)), syntax if syntax.is_valid else None))
+            return listed
         finally:
             assoc.release()
 
@@ -162,39 +218,35 @@ class Peer:
             )
         return assoc
 
-    def _retrieve(
-        self, study: str, sop_classes: list[UID], into: Path, move_to: tuple[str, int] | None
-    ) -> None:
-        identifier = Dataset()
-        identifier.QueryRetrieveLevel = "STUDY"
-        identifier.StudyInstanceUID = study
+    def _retrieve(self, study: str, listed: list[Listed], into: Path, move_to: tuple[str, int] | None) -> None:
         handlers = [(evt.EVT_C_STORE, lambda event: _keep(event, into))]
-        if move_to is None:
-            self._get(identifier, sop_classes[: (MAX_CONTEXTS - 1) // len(FETCH_SYNTAXES)], handlers)
-        else:
-            self._move(identifier, sop_classes, handlers, move_to)
+        for group in plan(study, listed):
+            if move_to is None:
+                self._get(group, handlers)
+            else:
+                self._move(group, handlers, move_to)
 
-    def _get(self, identifier: Dataset, sop_classes: list[UID], handlers: list) -> None:
+    def _get(self, group: Group, handlers: list) -> None:
         ae = self._ae()
         ae.add_requested_context(StudyRootQueryRetrieveInformationModelGet)
-        for sop_class in sop_classes:
-            for syntaxes in FETCH_SYNTAXES:
+        for sop_class, contexts in group.contexts.items():
+            for syntaxes in contexts:
                 ae.add_requested_context(sop_class, syntaxes)
-        roles = [build_role(sop_class, scp_role=True) for sop_class in sop_classes]
+        roles = [build_role(sop_class, scp_role=True) for sop_class in group.contexts]
         assoc = self._associate(ae, ext_neg=roles, evt_handlers=handlers)
         try:
-            for status, _ in assoc.send_c_get(identifier, StudyRootQueryRetrieveInformationModelGet):
-                _check_status(status, "C-GET")
+            for identifier in group.identifiers:
+                for status, _ in assoc.send_c_get(identifier, StudyRootQueryRetrieveInformationModelGet):
+                    _check_status(status, "C-GET")
         finally:
             assoc.release()
 
-    def _move(self, identifier: Dataset, sop_classes: list[UID], handlers: list,
-              move_to: tuple[str, int]) -> None:
+    def _move(self, group: Group, handlers: list, move_to: tuple[str, int]) -> None:
         ae_title, port = move_to
         receiver = AE(ae_title=ae_title)
         receiver.maximum_pdu_size = 0
-        for sop_class in sop_classes:
-            receiver.add_supported_context(sop_class, [s for syntaxes in FETCH_SYNTAXES for s in syntaxes])
+        for sop_class, contexts in group.contexts.items():
+            receiver.add_supported_context(sop_class, [s for syntaxes in contexts for s in syntaxes])
         server = receiver.start_server(
             ("0.0.0.0", port), block=False, evt_handlers=[(evt.EVT_CONN_OPEN, set_nodelay), *handlers]
         )
@@ -204,10 +256,11 @@ class Peer:
             ae.add_requested_context(StudyRootQueryRetrieveInformationModelMove)
             assoc = self._associate(ae)
             try:
-                for status, _ in assoc.send_c_move(
-                    identifier, ae_title, StudyRootQueryRetrieveInformationModelMove
-                ):
-                    _check_status(status, "C-MOVE")
+                for identifier in group.identifiers:
+                    for status, _ in assoc.send_c_move(
+                        identifier, ae_title, StudyRootQueryRetrieveInformationModelMove
+                    ):
+                        _check_status(status, "C-MOVE")
             finally:
                 assoc.release()
         finally:
@@ -239,6 +292,66 @@ class Peer:
             result.segmentations.append(path.stem)
 
 
+def contexts_for(listed: list[Listed]) -> dict[UID, list[list[UID]]]:
+    """Per SOP class, the contexts to propose: each stored compressed or Deflated syntax alone
+    (the node sends such objects as stored, and reveal gives back exactly what arrived), then
+    Explicit and Implicit VR Little Endian. A class whose stored syntaxes the node did not
+    answer gets the node's lossless stored syntaxes and Deflated."""
+    stored: dict[UID, dict[UID, None]] = {}
+    for item in listed:
+        syntaxes = stored.setdefault(item.sop_class, {})
+        if item.syntax is None:
+            syntaxes.update(dict.fromkeys(s for (s,) in FETCH_SYNTAXES[:-1]))
+        elif item.syntax.is_compressed or item.syntax.is_deflated:
+            syntaxes[item.syntax] = None
+    return {sop_class: [[syntax] for syntax in syntaxes] + [UNCOMPRESSED] for sop_class, syntaxes in stored.items()}
+
+
+def plan(study: str, listed: list[Listed]) -> list[Group]:
+    """The associations that retrieve every ``listed`` instance of ``study``: SOP classes packed
+    into groups whose contexts fit one association; the whole study in one C-GET when they all
+    fit, else per group its whole series (SERIES level) and its part of mixed series (IMAGE)."""
+    contexts = contexts_for(listed)
+    groups: list[dict[UID, list[list[UID]]]] = []
+    used = STORAGE_CONTEXTS
+    for sop_class, proposed in contexts.items():
+        proposed = proposed[-STORAGE_CONTEXTS:]  # never more than one association holds
+        if used + len(proposed) > STORAGE_CONTEXTS:
+            groups.append({})
+            used = 0
+        groups[-1][sop_class] = proposed
+        used += len(proposed)
+    if len(groups) <= 1:
+        return [Group(groups[0] if groups else {}, [_identifier("STUDY", study)])]
+    classes_of: dict[str, set[UID]] = {}
+    for item in listed:
+        classes_of.setdefault(item.series, set()).add(item.sop_class)
+    return [Group(group, _identifiers(study, listed, set(group), classes_of)) for group in groups]
+
+
+def _identifiers(study: str, listed: list[Listed], classes: set[UID],
+                 classes_of: dict[str, set[UID]]) -> list[Dataset]:
+    whole = sorted(series for series, held in classes_of.items() if held <= classes)
+    identifiers = [_identifier("SERIES", study, whole)] if whole else []
+    for series in sorted(set(classes_of) - set(whole)):
+        uids = [i.instance for i in listed if i.series == series and i.sop_class in classes]
+        for start in range(0, len(uids), UIDS_PER_REQUEST):
+            identifiers.append(_identifier("IMAGE", study, [series], uids[start:start + UIDS_PER_REQUEST]))
+    return identifiers
+
+
+def _identifier(level: str, study: str, series: list[str] | None = None,
+                instances: list[str] | None = None) -> Dataset:
+    identifier = Dataset()
+    identifier.QueryRetrieveLevel = level
+    identifier.StudyInstanceUID = study
+    if series is not None:
+        identifier.SeriesInstanceUID = series
+    if instances is not None:
+        identifier.SOPInstanceUID = instances
+    return identifier
+
+
 def _keep(event: evt.Event, into: Path) -> int:
     """C-STORE sub-operation on the peer: keep the bytes as received, named by the node's UID."""
     uid = UID(c_store_request(event).AffectedSOPInstanceUID or "")
@@ -246,12 +359,6 @@ def _keep(event: evt.Event, into: Path) -> int:
         return 0xA900
     (into / f"{uid}.dcm").write_bytes(event.encoded_dataset(include_meta=True))
     return 0x0000
-
-
-def _values(value) -> list[str]:
-    if value is None or value == "":
-        return []
-    return [str(v) for v in value] if not isinstance(value, str) else [value]
 
 
 def _check_status(status: Dataset, service: str) -> None:
@@ -279,6 +386,7 @@ def _write_summary(out: Path, node: NodeAddress, results: list[StudyResult]) -> 
                 "delivered_by": r.carriers,
                 "carriers": r.carrier_counts(),
                 "failed": r.failed,
+                "not_retrieved": r.not_retrieved,
                 "directory": str(out / r.study),
             }
             for r in results

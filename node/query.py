@@ -39,8 +39,15 @@ LEVEL_ATTRIBUTES = {
     "STUDY": ("StudyInstanceUID", "StudyDate", "StudyTime", "AccessionNumber", "StudyID",
               "StudyDescription", "ReferringPhysicianName"),
     "SERIES": ("SeriesInstanceUID", "Modality", "SeriesNumber", "SeriesDescription"),
-    "IMAGE": ("SOPInstanceUID", "SOPClassUID", "InstanceNumber"),
+    "IMAGE": ("SOPInstanceUID", "SOPClassUID", "InstanceNumber", "AvailableTransferSyntaxUID"),
 }
+# Keys answered from an index column of another name: the transfer syntax an instance is stored
+# in (PS3.4 C.6.1.1.5: what the node can send it in without conversion; uncompressed too).
+COLUMNS = {"AvailableTransferSyntaxUID": "TransferSyntaxUID"}
+
+
+def _column(keyword: str) -> ColumnElement[Any]:
+    return table.c[COLUMNS.get(keyword, keyword)]
 
 
 class wildcard(FunctionElement):
@@ -143,7 +150,7 @@ def parse(identifier: Dataset, model_root: str) -> Query:
                 members = select(inner.c.StudyInstanceUID).where(condition)
                 conditions.append(table.c.StudyInstanceUID.in_(members))
         elif keyword in known and value:
-            condition = _match(table.c[keyword], value, dictionary_VR(element.tag))
+            condition = _match(_column(keyword), value, dictionary_VR(element.tag))
             if condition is not None:
                 conditions.append(condition)
     return Query(level, tuple(conditions), tuple(requested))
@@ -188,7 +195,7 @@ def find(index: Index, query: Query, limit: int | None = None, offset: int = 0) 
     level = query.level
     depth = LEVELS.index(level)
     columns = [kw for lvl in LEVELS[: depth + 1] for kw in LEVEL_ATTRIBUTES[lvl]]
-    selected = [func.min(table.c[c]).label(c) for c in columns]
+    selected = [func.min(_column(c)).label(c) for c in columns]
     selected += [
         expression(table).label(keyword)
         for keyword, (at_level, expression) in AGGREGATES.items()

@@ -10,7 +10,11 @@ when they are stored compressed) and pynetdicom converts it to what the peer acc
 A C-MOVE proposes, for each SOP class it sends, the transfer syntaxes its objects are stored
 in (compressed or Deflated), each in a context of its own, and one context of Explicit and
 Implicit VR Little Endian: a peer that accepts only uncompressed objects gets them decompressed
-(a Deflated one inflated).
+(a Deflated one inflated). An association holds at most 128 contexts: when the SOP classes'
+contexts are more, each class keeps its uncompressed context and the stored syntaxes are
+proposed as far as room remains (the others are sent decompressed); SOP classes beyond 128
+cannot be sent in one C-MOVE and count as failed sub-operations, in the Failed SOP Instance
+UID List (``stegonode fetch`` splits its requests so that they fit).
 """
 
 from __future__ import annotations
@@ -24,6 +28,8 @@ from pynetdicom.presentation import PresentationContext
 
 from .dicomnet import send_files_as_stored
 from .query import Instance
+
+MAX_CONTEXTS = 128  # presentation contexts one association holds (PS3.8: odd IDs 1..255)
 
 
 class StoredObject(Dataset):
@@ -57,8 +63,7 @@ def move_contexts(found: list[Instance]) -> list[PresentationContext]:
         kept = syntaxes.setdefault(instance.sop_class_uid, set())
         if stored.is_compressed or stored.is_deflated:
             kept.add(stored)
-    contexts = []
-    for sop_class, compressed in syntaxes.items():
-        contexts += [build_context(sop_class, syntax) for syntax in sorted(compressed)]
-        contexts.append(build_context(sop_class, [ExplicitVRLittleEndian, ImplicitVRLittleEndian]))
-    return contexts
+    classes = list(syntaxes)[:MAX_CONTEXTS]
+    contexts = [build_context(sop_class, [ExplicitVRLittleEndian, ImplicitVRLittleEndian]) for sop_class in classes]
+    as_stored = [build_context(sop_class, syntax) for sop_class in classes for syntax in sorted(syntaxes[sop_class])]
+    return as_stored[: MAX_CONTEXTS - len(contexts)] + contexts

@@ -260,3 +260,19 @@ def test_payload_dictionary_is_pinned_and_compacter(protect_image):
     smaller = len(payload.compress(attributes, payload_dictionary(2)))
     assert smaller < len(payload.compress(attributes, payload_dictionary(1)))
     assert payload.decompress(payload.compress(attributes, payload_dictionary(2)), payload_dictionary(2)) == attributes
+
+
+def test_deidentification_attributes_name_the_carriers_the_object_has(protect_image, pipeline):
+    """Derivation Description and De-identification Method say where the identity is: pixels and
+    header for a CT slice, the header alone (pixels unchanged) for an image with no background."""
+    both = pydicom.dcmread(protect_image("693_UNCR.dcm").path)
+    assert both.DeidentificationMethod == "stegonode: PS3.15 Basic Profile; identity in pixels+header"
+    assert "background pixels" in both.DerivationDescription and "Encrypted Attributes" in both.DerivationDescription
+    header_only = pydicom.dcmread(image_path(NO_BACKGROUND[0]))
+    assert protect_object(header_only, pipeline).instance.report["carriers"] == "header"
+    assert header_only.DeidentificationMethod == "stegonode: PS3.15 Basic Profile; identity in header"
+    assert "pixels" not in header_only.DeidentificationMethod
+    assert header_only.DerivationDescription == ("stegonode: patient identity sealed into the header "
+                                                 "(Encrypted Attributes Sequence, PS3.15 E.1.1); pixels unchanged")
+    for ds in (both, header_only):
+        assert len(ds.DeidentificationMethod) <= 64  # LO

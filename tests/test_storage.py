@@ -25,15 +25,19 @@ from pydicom.encaps import parse_basic_offsets
 from pydicom.filebase import DicomBytesIO
 from pydicom.filewriter import write_dataset
 from pydicom.uid import (
+    UID,
     DeflatedExplicitVRLittleEndian,
     ExplicitVRLittleEndian,
     ImplicitVRLittleEndian,
     JPEGLSLossless,
     RLELossless,
+    generate_uid,
 )
-from pynetdicom import AE
+from pynetdicom import AE, StoragePresentationContexts
 from pynetdicom.sop_class import MRImageStorage
 
+from stegonode.cli import main as cli_main
+from stegonode.codecs import keys as keyfiles
 from stegonode.dicom.deflated import deflated_body
 from stegonode.dicom.dicomfile import dicom_bytes, read_dicom
 from stegonode.dicom.pixels import read_pixels
@@ -43,6 +47,8 @@ from stegonode.handlers.pipeline import configured_pipeline
 from stegonode.handlers.protect import protect_object
 from stegonode.handlers.reveal import reveal
 from stegonode.node import config as node_config
+from stegonode.node import peer as peer_module
+from stegonode.node.peer import NodeAddress, Peer, Selection
 from stegonode.node.query import Instance
 from stegonode.node.retrieve import move_contexts
 
@@ -226,6 +232,16 @@ def test_move_proposes_each_stored_syntax_deflated_included_and_uncompressed():
     proposed = sorted(tuple(context.transfer_syntax) for context in move_contexts(found))
     assert proposed == sorted([(DeflatedExplicitVRLittleEndian,), (JPEGLSLossless,),
                                (ExplicitVRLittleEndian, ImplicitVRLittleEndian)])
+
+
+def test_move_proposes_at_most_128_contexts_uncompressed_first():
+    """100 SOP classes stored JPEG-LS: every class keeps its uncompressed context, the stored
+    syntax goes in as far as room remains (pynetdicom refuses more than 128)."""
+    found = [Instance(str(n), f"1.2.826.0.1.3680043.10.1{n:03d}", f"1.2.3.{n}", JPEGLSLossless) for n in range(100)]
+    contexts = move_contexts(found)
+    assert len(contexts) == 128
+    uncompressed = [c.abstract_syntax for c in contexts if c.transfer_syntax == [ExplicitVRLittleEndian, ImplicitVRLittleEndian]]
+    assert sorted(uncompressed) == sorted(i.sop_class_uid for i in found)
 
 
 # -- the node: stored compressed, served to peers that accept only uncompressed ----------------
@@ -459,3 +475,199 @@ def test_node_refuses_objects_over_the_limit_with_a_reason(node, name, status, r
         assoc.release()
     assert answer.Status == status and reason in answer.ErrorComment
     assert node.status()["received"] == INSTANCES  # nothing of it kept
+
+
+# -- fetch: a study of more SOP classes than one association's contexts hold -----------------
+
+IMAGE_CLASSES = sorted({UID(c.abstract_syntax) for c in StoragePresentationContexts
+                        if UID(c.abstract_syntax).name.endswith("Image Storage")
+                        and "Video" not in UID(c.abstract_syntax).name and not UID(c.abstract_syntax).is_retired})[:32]
+
+
+def write_many_classes(folder: Path) -> list[Path]:
+    """One real CT slice (693_UNCR, cut to 24 x 24: the header carrier alone) as 32 instances of
+    32 image storage SOP classes, two classes to a series: more than fit one association at the
+    five contexts per SOP class fetch used to propose."""
+    folder.mkdir(parents=True, exist_ok=True)
+    source = pydicom.dcmread(image_path("693_UNCR.dcm"))
+    pixels = read_pixels(source)[0, :24, :24]
+    study = generate_uid()
+    series = [generate_uid() for _ in range(len(IMAGE_CLASSES) // 2)]
+    paths = []
+    for number, sop_class in enumerate(IMAGE_CLASSES):
+        ds = copy.deepcopy(source)
+        ds.Rows = ds.Columns = 24
+        ds.PixelData = np.ascontiguousarray(pixels).tobytes()
+        for keyword, value in PATIENT.items():
+            setattr(ds, keyword, value)
+        ds.SOPClassUID = ds.file_meta.MediaStorageSOPClassUID = sop_class
+        ds.StudyInstanceUID, ds.SeriesInstanceUID = study, series[number // 2]
+        ds.SOPInstanceUID = ds.file_meta.MediaStorageSOPInstanceUID = generate_uid()
+        ds.InstanceNumber = number + 1
+        paths.append(folder / f"{number:02d}.dcm")
+        ds.save_as(paths[-1], enforce_file_format=True)
+    return paths
+
+
+@pytest.fixture(scope="module")
+def classes_node(tmp_path_factory):
+    """A node holding one study of 32 SOP classes: the node and the files sent."""
+    folder = tmp_path_factory.mktemp("classes")
+    move_port = free_port()
+    node = NodeProcess(folder / "node", peers=[{"ae_title": "MOVEPEER", "host": "127.0.0.1", "port": move_port}]).start()
+    paths = write_many_classes(folder / "sent")
+    for batch in range(0, len(paths), 8):  # storescu too proposes at most 128 contexts
+        sent = scu("storescu", node.port, "-R", files=paths[batch:batch + 8], timeout=120)
+        assert sent.returncode == 0, sent.stdout + sent.stderr
+    node.wait_idle(len(paths))
+    yield node, paths, move_port
+    node.stop()
+
+
+def _assert_revealed_exactly(out: Path, sent: list[Path]) -> None:
+    revealed = {}
+    for path in out.rglob("*.dcm"):
+        ds = pydicom.dcmread(path)
+        revealed[ds.SOPInstanceUID] = ds
+    originals = [pydicom.dcmread(path) for path in sent]
+    assert sorted(revealed) == sorted(ds.SOPInstanceUID for ds in originals)
+    for original in originals:
+        ds = revealed[original.SOPInstanceUID]
+        for keyword in (*PATIENT, "SOPClassUID", "StudyInstanceUID", "SeriesInstanceUID", "PixelData"):
+            assert ds[keyword].value == original[keyword].value, keyword
+
+
+def test_fetch_retrieves_every_sop_class_of_a_study_larger_than_one_association(classes_node, tmp_path):
+    node, sent, _ = classes_node
+    out = tmp_path / "fetched"
+    result = node.run("fetch", "--node", f"STEGONODE@127.0.0.1:{node.port}", "--all",
+                      "--keys", str(node.peer_keys), "--out", str(out))
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert f"{len(sent)}/{len(sent)} instances revealed" in result.stdout
+    _assert_revealed_exactly(out, sent)
+
+
+@pytest.mark.parametrize("move", [False, True], ids=["c-get", "c-move"])
+def test_fetch_splits_what_one_association_cannot_hold(classes_node, tmp_path, peer_keys, monkeypatch, move):
+    """Seven storage contexts to an association: the 32 SOP classes in five groups, whole series
+    at SERIES level and the split ones at IMAGE level, by C-GET and by C-MOVE."""
+    node, sent, move_port = classes_node
+    monkeypatch.setattr(peer_module, "STORAGE_CONTEXTS", 7)
+    peer = Peer(NodeAddress("STEGONODE", "127.0.0.1", node.port), keyfiles.load_peer_keys(node.peer_keys))
+    groups = peer_module.plan("study", peer.find_instances(_study(node)))
+    assert len(groups) == 5 and all(sum(map(len, g.contexts.values())) <= 7 for g in groups)
+    assert {i.QueryRetrieveLevel for g in groups for i in g.identifiers} == {"SERIES", "IMAGE"}
+    (result,) = peer.fetch(Selection(), tmp_path, ("MOVEPEER", move_port) if move else None)
+    assert result.not_retrieved == [] and len(result.revealed) == result.expected == len(sent)
+    _assert_revealed_exactly(tmp_path, sent)
+
+
+def test_fetch_counts_what_did_not_arrive_and_exits_non_zero(classes_node, tmp_path, monkeypatch, capsys):
+    """Only the first association's SOP classes retrieved (as fetch did before): the rest is
+    counted, named in summary.json, and the exit status is 1."""
+    node, sent, _ = classes_node
+    plan = peer_module.plan
+    monkeypatch.setattr(peer_module, "STORAGE_CONTEXTS", 7)
+    monkeypatch.setattr(peer_module, "plan", lambda study, listed: plan(study, listed)[:1])
+    code = cli_main(["fetch", "--node", f"STEGONODE@127.0.0.1:{node.port}", "--all",
+                     "--keys", str(node.peer_keys), "--out", str(tmp_path)])
+    assert code == 1
+    (study,) = json.loads((tmp_path / "summary.json").read_text())["studies"]
+    assert len(study["not_retrieved"]) == len(sent) - 7 and study["instances_revealed"] == 7
+    line = capsys.readouterr().out
+    assert f"7/{len(sent)} instances revealed" in line and f", {len(sent) - 7} not retrieved" in line
+
+
+# -- the header carrier alone: compressed pixels stored exactly as received --------------------
+
+# Compressed sources the default pipeline protects with the header carrier alone: colour and
+# grayscale without room in the background (decoded for the attempt), palette colour (never decoded).
+KEPT = {"SC_rgb_jpeg_dcmtk.dcm": "dcmdjpeg", "JPGExtended.dcm": "dcmdjpeg", "OBXXXX1A_rle_2frame.dcm": "dcmdrle",
+        "emri_small_jpeg_ls_lossless.dcm": "dcmdjpls", "MR_small_jp2klossless.dcm": ""}
+
+
+@pytest.mark.parametrize("name", list(KEPT))
+def test_header_carrier_only_keeps_the_received_pixel_data_and_syntax(name, node_keys, peer_keys, tmp_path):
+    source = pydicom.dcmread(image_path(name))
+    protected = protect_object(copy.deepcopy(source), configured_pipeline(node_config.load(None), node_keys))
+    assert protected.report["carriers"] == "header"
+    stored = tmp_path / "stored.dcm"
+    stored.write_bytes(protected.data)
+    ds = pydicom.dcmread(stored)
+    assert ds.file_meta.TransferSyntaxUID == source.file_meta.TransferSyntaxUID
+    assert ds.PixelData == source.PixelData  # the received bytes: nothing decoded, nothing re-encoded
+    assert ds.PhotometricInterpretation == source.PhotometricInterpretation
+    revealed = reveal(ds, peer_keys).dataset
+    for keyword in ("PatientName", "PatientID", "StudyInstanceUID", "SOPInstanceUID", "PixelData"):
+        assert revealed[keyword].value == source[keyword].value, keyword
+    decompressed_before = copy.deepcopy(ds)  # what was stored before: the pixels decoded
+    decompressed_before.decompress(generate_instance_uid=False)
+    before = tmp_path / "before.dcm"
+    decompressed_before.save_as(before, enforce_file_format=True)
+    # dciodvfy finds nothing the source itself or the decoded copy stored before did not have
+    # (SC_rgb_jpeg_dcmtk says YBR_FULL for its JPEG Baseline stream, as received)
+    assert dciodvfy_errors(stored) <= dciodvfy_errors(before) | dciodvfy_errors(Path(image_path(name)))
+    if KEPT[name]:  # DCMTK decodes what is stored to what pydicom decodes
+        decoded = tmp_path / "decoded.dcm"
+        result = subprocess.run([dcmtk(KEPT[name]), str(stored), str(decoded)], capture_output=True, text=True, timeout=60)
+        assert result.returncode == 0, result.stderr
+        assert pydicom.dcmread(decoded).pixel_array.shape == source.pixel_array.shape
+
+
+@pytest.fixture(scope="module")
+def kept_node(tmp_path_factory):
+    """A node that received a JPEG Baseline colour image and a JPEG Extended grayscale image,
+    both protected with the header carrier alone: the node and the sources by SOP Instance UID."""
+    folder = tmp_path_factory.mktemp("kept")
+    node = NodeProcess(folder / "node", tables={"web": {"enabled": True, "port": free_port(), "login": "token"},
+                                                "dicomweb": {"token": TOKEN}}).start()
+    sources = {}
+    for name in ("SC_rgb_jpeg_dcmtk.dcm", "JPGExtended.dcm"):
+        ds = pydicom.dcmread(image_path(name))
+        ds.StudyInstanceUID = "1.2.826.0.1.3680043.10.543.28"  # one study
+        ds.SOPInstanceUID = ds.file_meta.MediaStorageSOPInstanceUID = generate_uid()
+        ds.save_as(folder / name, enforce_file_format=True)
+        sources[ds.SOPInstanceUID] = ds
+    for name, lossy in (("SC_rgb_jpeg_dcmtk.dcm", "-xy"), ("JPGExtended.dcm", "-xx")):  # JPEG 8 and 12 bit
+        sent = scu("storescu", node.port, "-R", lossy, files=[folder / name], timeout=120)
+        assert sent.returncode == 0, sent.stdout + sent.stderr
+    node.wait_idle(2)
+    yield node, sources
+    node.stop()
+
+
+def test_kept_objects_reach_peers_as_stored_or_decoded(kept_node, tmp_path):
+    """getscu accepting only uncompressed gets them decoded (YCbCr JPEG as RGB), reveal works;
+    fetch takes them as stored and reveals the original pixel data byte for byte; WADO-RS
+    sends them decoded by default."""
+    node, sources = kept_node
+    stored = {pydicom.dcmread(p).file_meta.TransferSyntaxUID for p in (node.data / "stored").glob("*.dcm")}
+    assert stored == {s.file_meta.TransferSyntaxUID for s in sources.values()}
+    got = tmp_path / "got"
+    got.mkdir()
+    result = scu("getscu", node.port, "+xe", "-od", str(got), *study_keys(_study(node)), timeout=120)
+    assert result.returncode == 0, result.stdout + result.stderr
+    revealed = node.run("reveal", *map(str, got.iterdir()), "--keys", str(node.peer_keys), "--json")
+    assert revealed.returncode == 0, revealed.stdout + revealed.stderr
+    for path in got.iterdir():
+        ds = pydicom.dcmread(path)
+        assert ds.file_meta.TransferSyntaxUID == ExplicitVRLittleEndian
+        assert ds.PhotometricInterpretation in ("RGB", "MONOCHROME2")
+        source = next(s for s in sources.values() if s.Rows == ds.Rows)
+        assert np.array_equal(ds.pixel_array, source.pixel_array)  # what a viewer of the source shows
+    out = tmp_path / "fetched"
+    result = node.run("fetch", "--node", f"STEGONODE@127.0.0.1:{node.port}", "--all",
+                      "--keys", str(node.peer_keys), "--out", str(out))
+    assert result.returncode == 0, result.stdout + result.stderr
+    fetched = {ds.SOPInstanceUID: ds for ds in map(pydicom.dcmread, out.rglob("*.dcm"))}
+    assert sorted(fetched) == sorted(sources)
+    for uid, source in sources.items():
+        assert fetched[uid].file_meta.TransferSyntaxUID == source.file_meta.TransferSyntaxUID
+        assert fetched[uid].PixelData == source.PixelData and fetched[uid].PatientName == source.PatientName
+    dicomweb_client = pytest.importorskip("dicomweb_client", reason="dicomweb-client missing: scripts/setup.sh --test")
+    client = dicomweb_client.DICOMwebClient(f"http://127.0.0.1:{node.tables['web']['port']}/dicomweb",
+                                            headers={"Authorization": f"Bearer {TOKEN}"})
+    for ds in client.retrieve_study(_study(node)):  # the default: Explicit VR Little Endian
+        assert ds.file_meta.TransferSyntaxUID == ExplicitVRLittleEndian
+        source = next(s for s in sources.values() if s.Rows == ds.Rows)
+        assert np.array_equal(ds.pixel_array, source.pixel_array)
