@@ -38,6 +38,7 @@ from typing import Any
 from pydicom import Dataset, dcmread
 from pynetdicom import AE, _config, evt
 from pynetdicom.association import Association
+from pynetdicom.dimse import DIMSEServiceProvider
 from pynetdicom.dimse_primitives import C_STORE
 from pynetdicom.dul import DULServiceProvider
 
@@ -174,11 +175,45 @@ class _ReactorClock:
 
 
 def wake_reactors() -> None:
-    """Process-wide: association reactors wake when a DIMSE message arrives (:class:`_ReactorClock`)."""
+    """Process-wide: association reactors wake when a DIMSE message arrives (:class:`_ReactorClock`),
+    and never take a message meant for a ``send_*`` call in progress (:func:`_reactor_get_msg`)."""
     import pynetdicom.association as association
 
     if not isinstance(association.time, _ReactorClock):
         association.time = _ReactorClock()  # type: ignore[assignment]
+    if DIMSEServiceProvider.get_msg is not _reactor_get_msg:
+        DIMSEServiceProvider.get_msg = _reactor_get_msg  # type: ignore[method-assign]
+
+
+# pynetdicom's own (a reload of this module must not take the patched one for it)
+_queue_get_msg = getattr(DIMSEServiceProvider.get_msg, "original", DIMSEServiceProvider.get_msg)
+
+
+def _reactor_get_msg(self: DIMSEServiceProvider, block: bool = False) -> Any:
+    """``DIMSEServiceProvider.get_msg``; its non-blocking form (only the reactor uses it) gives
+    nothing while the association's reactor checkpoint is cleared, checked and taken under the
+    queue's lock.
+
+    A ``send_*`` call clears the checkpoint and then waits for the reactor's ``_is_paused``; but
+    the reactor sets that flag on every turn, also when it does not pause, so the call may see
+    it, send its request, and the reactor of the same turn take the response off the queue
+    ("Received unexpected C-STORE service message"), while the call waits out its DIMSE timeout
+    (pynetdicom #875; a C-MOVE sub-operation answered fast over loopback hit it). The response
+    is queued only after the request went out, which is after the checkpoint was cleared, so a
+    reactor that sees the checkpoint set under the lock cannot find that response queued.
+    """
+    if block:
+        return _queue_get_msg(self, block)
+    messages = self.msg_queue
+    with messages.mutex:
+        if not self._assoc._reactor_checkpoint.is_set() or not messages.queue:
+            return None, None
+        item = messages.queue.popleft()
+        messages.not_full.notify()
+        return item
+
+
+_reactor_get_msg.original = _queue_get_msg  # type: ignore[attr-defined]
 
 
 def send_chunked_datasets() -> None:

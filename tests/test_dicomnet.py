@@ -106,3 +106,21 @@ def test_the_adapter_works_on_a_live_association():
     assert seen["wake"] is not None and all(isinstance(s, socket.socket) for s in seen["wake"])
     assert seen["wrapped"]
     assert _config.STORE_SEND_CHUNKED_DATASET is True
+
+
+def test_the_reactor_takes_no_message_while_a_send_call_has_paused_it():
+    """pynetdicom #875: a send_* call clears the reactor checkpoint, sees the reactor's
+    ``_is_paused`` (which the reactor sets on every turn) and sends; the response must then go
+    to the call, not to a reactor still finishing its turn. The reactor's non-blocking read
+    gives nothing while the checkpoint is cleared, and the queued message stays for the call."""
+    dicomnet.wake_reactors()
+    assoc = Association(AE(), "requestor")
+    response = (1, "C-STORE-RSP")
+    assoc.dimse.msg_queue.put(response)
+    assoc._reactor_checkpoint.clear()  # a send_* call in progress
+    assert assoc.dimse.get_msg(block=False) == (None, None)
+    assert assoc.dimse.get_msg(block=True) == response  # the call gets it
+    assoc._reactor_checkpoint.set()  # the call returned: the reactor reads again
+    assoc.dimse.msg_queue.put(response)
+    assert assoc.dimse.get_msg(block=False) == response
+    assert assoc.dimse.get_msg(block=False) == (None, None)  # empty queue
