@@ -163,16 +163,20 @@ class Peer:
         identifier.StudyInstanceUID = selection.study or ""
         identifier.PatientID = selection.patient or ""
         identifier.NumberOfStudyRelatedInstances = None
+        return self._find(identifier)
+
+    def _find(self, identifier: Dataset) -> list[Dataset]:
+        """Every match of one study-root C-FIND."""
         ae = self._ae()
         ae.add_requested_context(StudyRootQueryRetrieveInformationModelFind)
         assoc = self._associate(ae)
         try:
-            studies = []
+            matches = []
             for status, found in assoc.send_c_find(identifier, StudyRootQueryRetrieveInformationModelFind):
                 _check_status(status, "C-FIND")
                 if found is not None:
-                    studies.append(found)
-            return studies
+                    matches.append(found)
+            return matches
         finally:
             assoc.release()
 
@@ -185,20 +189,13 @@ class Peer:
         identifier.SOPInstanceUID = ""
         identifier.SOPClassUID = ""
         identifier.AvailableTransferSyntaxUID = ""
-        ae = self._ae()
-        ae.add_requested_context(StudyRootQueryRetrieveInformationModelFind)
-        assoc = self._associate(ae)
-        try:
-            listed = []
-            for status, found in assoc.send_c_find(identifier, StudyRootQueryRetrieveInformationModelFind):
-                _check_status(status, "C-FIND")
-                if found is not None and found.get("SOPInstanceUID") and found.get("SOPClassUID"):
-                    syntax = UID(str(found.get("AvailableTransferSyntaxUID") or ""))
-                    listed.append(Listed(str(found.get("SeriesInstanceUID") or ""), str(found.SOPInstanceUID),
-                                         UID(str(found.SOPClassUID)), syntax if syntax.is_valid else None))
-            return listed
-        finally:
-            assoc.release()
+        listed = []
+        for found in self._find(identifier):
+            if found.get("SOPInstanceUID") and found.get("SOPClassUID"):
+                syntax = UID(str(found.get("AvailableTransferSyntaxUID") or ""))
+                listed.append(Listed(str(found.get("SeriesInstanceUID") or ""), str(found.SOPInstanceUID),
+                                     UID(str(found.SOPClassUID)), syntax if syntax.is_valid else None))
+        return listed
 
     def _ae(self) -> AE:
         ae = AE(ae_title=self.ae_title)
