@@ -27,6 +27,7 @@ on, and tests/test_dicomnet.py fails loudly when a pynetdicom upgrade changes an
 from __future__ import annotations
 
 import logging
+import queue
 import select
 import socket
 import ssl
@@ -169,9 +170,26 @@ class _ReactorClock:
         if seconds != REACTOR_SLEEP_S or not isinstance(thread, Association) or messages is None:
             time.sleep(seconds)
             return
-        with messages.not_empty:
-            if not messages.queue:
-                messages.not_empty.wait(seconds)
+        wait_for_message(messages, seconds)
+
+
+def wait_for_message(messages: queue.Queue, seconds: float) -> None:
+    """Wait at most ``seconds`` until ``messages`` holds an item, without taking it; a wake-up
+    meant for another waiter is passed on.
+
+    ``Queue.put`` wakes one waiter of ``not_empty``. While a ``send_*`` call waits in
+    ``Queue.get`` for its response, the reactor may be sleeping here as well (it saw the
+    ``_is_paused`` flag of its previous turn, see :func:`_reactor_get_msg`); if the response's
+    wake-up went to the reactor and stopped there, the call would sleep out its whole DIMSE
+    timeout (30 s) with the response in the queue. So whenever an item is there on waking, every
+    waiter is woken: ``Queue.get`` rechecks the queue, and the reactor does not take a message
+    while a call is in progress.
+    """
+    with messages.not_empty:
+        if not messages.queue:
+            messages.not_empty.wait(seconds)
+        if messages.queue:
+            messages.not_empty.notify_all()
 
 
 def wake_reactors() -> None:

@@ -124,3 +124,36 @@ def test_the_reactor_takes_no_message_while_a_send_call_has_paused_it():
     assoc.dimse.msg_queue.put(response)
     assert assoc.dimse.get_msg(block=False) == response
     assert assoc.dimse.get_msg(block=False) == (None, None)  # empty queue
+
+
+def test_a_response_reaches_the_send_call_when_the_reactor_waits_on_the_queue_too():
+    """The reactor waits on its message queue (``wait_for_message``) while a send_* call waits in
+    ``Queue.get`` for its response (the reactor had seen ``_is_paused`` of its previous turn).
+    ``Queue.put`` wakes one waiter, the one that waited first: the reactor. It must pass the
+    wake-up on, or the call sleeps its whole DIMSE timeout with the response queued (seen as a
+    C-MOVE stalled 30 s between two sub-operations)."""
+    import queue
+    import threading
+    import time
+
+    messages: queue.Queue = queue.Queue()
+    waiters = messages.not_empty._waiters  # type: ignore[attr-defined]
+    reactor = threading.Thread(target=dicomnet.wait_for_message, args=(messages, 120.0))
+    got: list = []
+    call = threading.Thread(target=lambda: got.append(messages.get(timeout=120.0)))
+
+    def until(condition) -> None:
+        deadline = time.monotonic() + 30
+        while not condition():
+            assert time.monotonic() < deadline
+            time.sleep(0.001)
+
+    reactor.start()
+    until(lambda: len(waiters) == 1)  # the reactor waits first, so put() wakes it
+    call.start()
+    until(lambda: len(waiters) == 2)
+    messages.put("C-STORE-RSP")
+    reactor.join(timeout=30)
+    call.join(timeout=30)  # without the hand-on: still waiting here, for its 120 s
+    assert got == ["C-STORE-RSP"]
+    assert not reactor.is_alive()
