@@ -95,6 +95,11 @@ class Identity:
                     removed += hits
         return removed
 
+    def found_in(self, data: bytes) -> bool:
+        """Whether ``data`` (a binary block read as Latin-1 text: a codestream's marker segment)
+        holds one of the identity values."""
+        return self._count(data.decode("latin-1")) > 0
+
     def _count(self, text: str) -> int:
         return sum(len(p.findall(text)) for p in (self.words, self.dates) if p is not None)
 
