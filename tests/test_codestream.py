@@ -25,7 +25,7 @@ from stegonode.handlers.protect import protect_object
 from stegonode.handlers.reveal import reveal
 from stegonode.node import config as node_config
 
-from images import dcmtk, image_path, realdata_images
+from images import dciodvfy_errors, dcmtk, image_path, realdata_images
 
 NAME, PATIENT_ID = "Quixotova^Zebulina", "QZ918273"
 IDENTITY = (b"quixotova", b"zebulina", PATIENT_ID.lower().encode())
@@ -115,6 +115,10 @@ def test_kept_streams_lose_comments_and_application_segments(name, node_keys, pe
     assert protected.instance.report["codestream_segments_removed"] >= 2
     revealed = reveal(ds, peer_keys).dataset
     assert str(revealed.PatientName) == NAME and revealed.PatientID == PATIENT_ID
+    decompressed = copy.deepcopy(ds)  # dciodvfy finds nothing the decoded copy or the source did not have
+    decompressed.decompress(generate_instance_uid=False)
+    decompressed.save_as(tmp_path / "decoded_copy.dcm", enforce_file_format=True)
+    assert dciodvfy_errors(stored) <= dciodvfy_errors(tmp_path / "decoded_copy.dcm") | dciodvfy_errors(image_path(name))
     if decoder:  # DCMTK reads the stream as kept
         decoded = tmp_path / "decoded.dcm"
         result = subprocess.run([dcmtk(decoder), str(stored), str(decoded)], capture_output=True, text=True,
