@@ -44,7 +44,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from pydicom.encaps import encapsulate, encapsulate_extended, generate_frames, parse_basic_offsets
 from pydicom.uid import (
@@ -95,13 +95,8 @@ class _Frame:
     """One frame's codestream as it is rebuilt."""
 
     parts: list[bytes]
-    removed: int = 0
-    kept: list[bytes] | None = None
-
-    def keep(self, segment: bytes, informative: bool = False) -> None:
-        self.parts.append(segment)
-        if informative:
-            self.kept = [*(self.kept or []), segment]
+    removed: int = 0  # segments removed
+    kept: list[bytes] = field(default_factory=list)  # application segments kept (decoding reads them)
 
 
 def strip_segments(pixel_data: bytes, syntax: UID, frames: int,
@@ -120,7 +115,7 @@ def strip_segments(pixel_data: bytes, syntax: UID, frames: int,
         raise StreamError(f"encapsulated Pixel Data holds {len(streams)} frame(s), not {frames}")
     walked = [walk(stream) for stream in streams]
     removed = sum(frame.removed for frame in walked)
-    kept = tuple(segment for frame in walked for segment in frame.kept or [])
+    kept = tuple(segment for frame in walked for segment in frame.kept)
     if not removed:
         return Stripped(pixel_data, extended, 0, kept)
     cleaned = [b"".join(frame.parts) for frame in walked]
@@ -171,9 +166,10 @@ def _jpeg(stream: bytes, tables: frozenset[int], marker_after: re.Pattern[bytes]
             if kept is None or kept != segment:
                 frame.removed += 1
             if kept is not None:
-                frame.keep(kept, informative=True)
+                frame.parts.append(kept)
+                frame.kept.append(kept)
         else:
-            frame.keep(segment)
+            frame.parts.append(segment)
         pos = end
         if code == SOS:  # the entropy-coded segment runs to the next marker
             found = marker_after.search(stream, pos)

@@ -74,7 +74,7 @@ class Pipeline:
         start = time.perf_counter()
         obstacle = pixel_carrier_obstacle(ds, self.policy.encrypting)
         received = ReceivedPixels.of(ds)
-        identity = Identity.of(ds) if received is not None else None  # before de-identification
+        identity = Identity.deferred(ds)  # as received: the values a kept segment must not hold
         instance = Instance(dataset=ds, pixels=None if obstacle else cover_pixels(ds))
         cover = instance.pixels
         if obstacle:
@@ -92,26 +92,25 @@ class Pipeline:
         start = time.perf_counter()
         for handler in self.handlers:
             handler.finish(instance)
-        kept = None
-        if received is not None and identity is not None and (instance.pixels is None or (
-                instance.pixels is cover and instance.encryption is None)):
-            kept = _without_segments(received, identity, instance)
+        unchanged = instance.pixels is None or (instance.pixels is cover and instance.encryption is None)
+        kept = _without_segments(received, identity, instance) if received is not None and unchanged else None
         if instance.pixels is None:
             keep_pixels(ds)  # header carrier alone: pixels as received, in their transfer syntax
             if kept is not None:
                 kept.restore(ds)  # less their informative marker segments
-            elif received is not None:
+            elif received is not None:  # a stream not kept: decoded (never decoded for the pixel carrier)
                 _decoded_instead(ds, str(instance.report["codestream_not_kept"]))
         elif kept is not None:
             kept.restore(ds)  # no pixel written: the compressed bytes as received, less informative segments
-        else:
+        else:  # pixels written, or a stream not kept: encoded losslessly
             store_pixels(ds, instance.pixels, self.transfer_syntax)
         ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
         instance.timings["encode"] = time.perf_counter() - start
         return instance
 
 
-def _without_segments(received: ReceivedPixels, identity: Identity, instance: Instance) -> ReceivedPixels | None:
+def _without_segments(received: ReceivedPixels, identity: Callable[[], Identity],
+                      instance: Instance) -> ReceivedPixels | None:
     """``received`` without the informative marker segments of its codestreams, their number in
     the report; None, with the reason in the report, when the stream must not be kept: it does
     not walk, or a segment kept because decoding reads it holds one of the object's identity values."""
@@ -120,7 +119,7 @@ def _without_segments(received: ReceivedPixels, identity: Identity, instance: In
     except StreamError as exc:
         instance.report["codestream_not_kept"] = str(exc)
         return None
-    if any(identity.found_in(segment) for segment in stripped.kept):
+    if any(identity().found_in(segment) for segment in stripped.kept):
         instance.report["codestream_not_kept"] = "an identity value in a marker segment decoding reads"
         return None
     if stripped.removed:

@@ -20,9 +20,11 @@ code strings (CS), UIDs (replaced anyway) and ages are not searched.
 
 from __future__ import annotations
 
+import copy
 import datetime
+import functools
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from pydicom import DataElement, Dataset
@@ -66,6 +68,17 @@ class Identity:
         words = {p for p in parts if len(p) >= MIN_NAME_PART} | {i for i in ids if len(i) >= MIN_ID}
         birth = next(iter(_strings(ds.get("PatientBirthDate"))), "").strip()
         return cls(_word_pattern(words), _date_pattern(birth))
+
+    @classmethod
+    def deferred(cls, ds: Dataset) -> Callable[[], Identity]:
+        """:meth:`of` ``ds`` as it is now, compiled on the first call (for a check that seldom
+        needs it): the few attributes it reads are copied now, since ``ds`` is de-identified
+        meanwhile."""
+        snapshot = Dataset()
+        for keyword in (*NAME_KEYWORDS, *ID_KEYWORDS, "OtherPatientIDsSequence", "PatientBirthDate"):
+            if keyword in ds:
+                snapshot[keyword] = copy.deepcopy(ds[keyword])
+        return functools.cache(lambda: cls.of(snapshot))
 
     def scrub(self, ds: Dataset, skip: Iterable[BaseTag] = ()) -> int:
         """Remove every occurrence from ``ds`` at every depth (``skip``: top-level tags left

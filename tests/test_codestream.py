@@ -246,3 +246,64 @@ def test_realdata_streams_keep_their_pixels_and_do_not_grow():
             assert np.array_equal(stripped.pixel_array, ds.pixel_array), path.name
     if not compressed:
         pytest.skip("no compressed file in ../shared/realdata")
+
+
+def _frame(name: str) -> tuple[pydicom.Dataset, bytes]:
+    ds = pydicom.dcmread(image_path(name))
+    (frame,) = generate_frames(ds.PixelData, number_of_frames=1)
+    return ds, frame
+
+
+def _decodes_as(ds: pydicom.Dataset, pixel_data: bytes) -> bool:
+    copied = copy.deepcopy(ds)
+    copied.PixelData = pixel_data
+    return np.array_equal(copied.pixel_array, ds.pixel_array)
+
+
+def test_a_jfif_segment_is_kept_without_its_thumbnail():
+    ds, frame = _frame("JPGExtended.dcm")
+    thumbnail = bytes(range(12))  # 2 x 2 RGB: an image of its own
+    jfif = _segment(0xFFE0, b"JFIF\x00\x01\x02\x00\x00\x01\x00\x01\x02\x02" + thumbnail)
+    result = strip_segments(encapsulate([_after_soi(frame, jfif)]), ds.file_meta.TransferSyntaxUID, 1)
+    (kept,) = result.kept
+    assert result.removed == 1 and kept == b"\xff\xe0\x00\x10JFIF\x00\x01\x02\x00\x00\x01\x00\x01\x00\x00"
+    assert kept in result.pixel_data and thumbnail not in result.pixel_data
+    assert _decodes_as(ds, result.pixel_data)
+
+
+def _unpadded(frame: bytes) -> bytes:
+    """A frame as encapsulated, without the byte that pads it to even length."""
+    return frame.removesuffix(b"\x00")
+
+
+def _with_tlm(stream: bytes) -> bytes:
+    """``stream`` with a TLM segment after SIZ giving each tile-part's length (Psot)."""
+    siz_end = 4 + int.from_bytes(stream[4:6], "big")
+    entries, pos = b"", stream.index(b"\xff\x90", siz_end)
+    while stream[pos:pos + 2] == b"\xff\x90":
+        psot = int.from_bytes(stream[pos + 6:pos + 10], "big")
+        entries += stream[pos + 4:pos + 6][1:] + psot.to_bytes(4, "big")  # Ttlm: 8 bits; Ptlm: 32 bits
+        pos += psot
+    tlm = _segment(0xFF55, b"\x00\x50" + entries)  # Ztlm 0; Stlm: ST 1, SP 1
+    return stream[:siz_end] + tlm + stream[siz_end:]
+
+
+def test_a_jpeg_2000_tile_part_loses_its_comment_and_the_tile_part_lengths_go():
+    """A comment in a tile-part header: Psot shortened, and TLM (which gave the old lengths,
+    an index only) removed; a comment in the main header alone leaves TLM as it was."""
+    ds, frame = _frame("MR_small_jp2klossless.dcm")
+    plain = strip_segments(encapsulate([frame]), ds.file_meta.TransferSyntaxUID, 1)
+    (clean,) = generate_frames(plain.pixel_data, number_of_frames=1)  # OpenJPEG's comment removed
+    with_tlm = _with_tlm(clean)
+    assert _decodes_as(ds, encapsulate([with_tlm]))
+    commented = _j2k_with_comments(with_tlm)
+    result = strip_segments(encapsulate([commented]), ds.file_meta.TransferSyntaxUID, 1)
+    assert result.removed == 3 and TEXT not in result.pixel_data and b"\xff\x55" not in result.pixel_data[:200]
+    assert _decodes_as(ds, result.pixel_data)
+    (stripped,) = generate_frames(result.pixel_data, number_of_frames=1)
+    assert _unpadded(stripped) == _unpadded(clean)  # exactly the stream before the comments and the TLM
+    main_only = with_tlm[:4 + int.from_bytes(with_tlm[4:6], "big")] + _segment(0xFF64, b"\x00\x01" + TEXT) \
+        + with_tlm[4 + int.from_bytes(with_tlm[4:6], "big"):]
+    result = strip_segments(encapsulate([main_only]), ds.file_meta.TransferSyntaxUID, 1)
+    (stripped,) = generate_frames(result.pixel_data, number_of_frames=1)
+    assert result.removed == 1 and _unpadded(stripped) == _unpadded(with_tlm)
