@@ -158,7 +158,9 @@ def keep_pixels(ds: Dataset) -> None:
     """An object whose pixels carry nothing (header carrier only): its pixel data stays exactly
     as received, in its transfer syntax (compressed, lossy or lossless, Deflated, big-endian,
     video): nothing decoded, nothing re-encoded. Implicit VR Little Endian becomes Explicit
-    (the same pixel bytes): the protection's private blocks need their VRs stated."""
+    (the same pixel bytes): the protection's private blocks need their VRs stated. (The
+    pipeline then takes what a sender wrote besides the pixels out of a compressed stream:
+    :meth:`ReceivedPixels.stripped`.)"""
     if ds.file_meta.get("TransferSyntaxUID", ExplicitVRLittleEndian) == ImplicitVRLittleEndian:
         ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
 
