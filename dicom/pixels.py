@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import dataclasses
 from dataclasses import dataclass
 
 import numpy as np
@@ -14,6 +15,7 @@ from pydicom.uid import (
     MPEGTransferSyntaxes,
 )
 
+from stegonode.dicom.codestream import StreamError, Stripped, strip_segments
 from stegonode.dicom.colour import colour_obstacle
 from stegonode.errors import InputError, UnsupportedImageError
 
@@ -156,7 +158,9 @@ def keep_pixels(ds: Dataset) -> None:
     """An object whose pixels carry nothing (header carrier only): its pixel data stays exactly
     as received, in its transfer syntax (compressed, lossy or lossless, Deflated, big-endian,
     video): nothing decoded, nothing re-encoded. Implicit VR Little Endian becomes Explicit
-    (the same pixel bytes): the protection's private blocks need their VRs stated."""
+    (the same pixel bytes): the protection's private blocks need their VRs stated. (The
+    pipeline then takes what a sender wrote besides the pixels out of a compressed stream:
+    :meth:`ReceivedPixels.stripped`.)"""
     if ds.file_meta.get("TransferSyntaxUID", ExplicitVRLittleEndian) == ImplicitVRLittleEndian:
         ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
 
@@ -181,11 +185,13 @@ DECODING_CHANGES = ("PhotometricInterpretation", "PlanarConfiguration", "Samples
 class ReceivedPixels:
     """Compressed pixel data as received, with its transfer syntax and the attributes decoding
     changes: an object whose pixels protection leaves unchanged is stored with them, neither
-    decoded nor re-encoded (:meth:`restore`). Holds the received bytes, not a copy."""
+    decoded nor re-encoded (:meth:`restore`), once the informative marker segments of its
+    codestreams are out (:meth:`stripped`). Holds the received bytes, not a copy."""
 
     syntax: UID
     elements: tuple[DataElement, ...]
     absent: tuple[str, ...]
+    frames: int  # Number of Frames (0: not a number)
 
     @classmethod
     def of(cls, ds: Dataset) -> ReceivedPixels | None:
@@ -193,8 +199,37 @@ class ReceivedPixels:
         syntax = ds.file_meta.get("TransferSyntaxUID")
         if syntax is None or not syntax.is_compressed or syntax in MPEGTransferSyntaxes or "PixelData" not in ds:
             return None
+        try:
+            frames = int(ds.get("NumberOfFrames", 1) or 1)
+        except (TypeError, ValueError):
+            frames = 0
         return cls(UID(syntax), tuple(copy.copy(ds[keyword]) for keyword in DECODING_CHANGES if keyword in ds),
-                   tuple(keyword for keyword in DECODING_CHANGES if keyword not in ds))
+                   tuple(keyword for keyword in DECODING_CHANGES if keyword not in ds), frames)
+
+    def stripped(self) -> tuple[ReceivedPixels, Stripped]:
+        """These pixels without the informative marker segments of their codestreams
+        (:func:`~stegonode.dicom.codestream.strip_segments`: comments, application segments no
+        decoder reads), and what was removed and kept. Raises
+        :class:`~stegonode.dicom.codestream.StreamError` for a stream that does not walk."""
+        elements = {element.keyword: element for element in self.elements}
+        if self.frames < 1:
+            raise StreamError("Number of Frames is not a positive number")
+        extended = None
+        if "ExtendedOffsetTable" in elements and "ExtendedOffsetTableLengths" in elements:
+            extended = (elements["ExtendedOffsetTable"].value, elements["ExtendedOffsetTableLengths"].value)
+        result = strip_segments(elements["PixelData"].value, self.syntax, self.frames, extended)
+        if not result.removed:
+            return self, result
+        values = {"PixelData": result.pixel_data}
+        if result.extended is not None:
+            values |= {"ExtendedOffsetTable": result.extended[0], "ExtendedOffsetTableLengths": result.extended[1]}
+        replaced = []
+        for element in self.elements:
+            if element.keyword in values:
+                element = copy.copy(element)
+                element.value = values[element.keyword]
+            replaced.append(element)
+        return dataclasses.replace(self, elements=tuple(replaced)), result
 
     def restore(self, ds: Dataset) -> None:
         for keyword in self.absent:

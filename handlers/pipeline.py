@@ -14,15 +14,18 @@ from pydicom.uid import UID, ExplicitVRLittleEndian
 
 from stegonode.codecs.keys import NodeKeys
 from stegonode.codecs.settings import Settings, parse
+from stegonode.dicom.codestream import StreamError
 from stegonode.dicom.colour import cover_pixels, is_colour
-from stegonode.dicom.pixels import MAX_DECODED_BYTES, ReceivedPixels, keep_pixels
+from stegonode.dicom.pixels import MAX_DECODED_BYTES, ReceivedPixels, decompress, drop_offset_tables, keep_pixels
 from stegonode.dicom.pseudonyms import Pseudonymizer
+from stegonode.errors import InputError
 
 from .admission import Policy as AdmissionPolicy
 from .admission import check_admissible, check_object_size, pixel_carrier_obstacle
 from .base import Handler, Instance
 from .compression import release_encoded, storage_syntax, store_pixels
 from .registry import HANDLERS
+from .residual import Identity
 from .settings import CARRIERS, DEFAULT_ORDER, PipelineSettings, handlers_model
 
 if TYPE_CHECKING:  # an annotation only: the pipeline imports no handler (the registry has them)
@@ -64,10 +67,14 @@ class Pipeline:
         handlers that work on pixels (``needs_pixels``) do not run for it, and its pixels are
         stored as received. So are compressed pixels that protection leaves unchanged (no room
         for the pixel carrier, no pixel encryption): the received bytes in their transfer
-        syntax, neither decoded nor re-encoded (:class:`ReceivedPixels`)."""
+        syntax, neither decoded nor re-encoded (:class:`ReceivedPixels`). Kept compressed pixels
+        lose the informative marker segments of their codestreams (comments, application
+        segments: :mod:`stegonode.dicom.codestream`); a stream that does not walk, or whose
+        segments kept for decoding hold an identity value, is not kept (:func:`_without_segments`)."""
         start = time.perf_counter()
         obstacle = pixel_carrier_obstacle(ds, self.policy.encrypting)
-        received = None if obstacle else ReceivedPixels.of(ds)
+        received = ReceivedPixels.of(ds)
+        identity = Identity.deferred(ds)  # as received: the values a kept segment must not hold
         instance = Instance(dataset=ds, pixels=None if obstacle else cover_pixels(ds))
         cover = instance.pixels
         if obstacle:
@@ -85,15 +92,49 @@ class Pipeline:
         start = time.perf_counter()
         for handler in self.handlers:
             handler.finish(instance)
+        unchanged = instance.pixels is None or (instance.pixels is cover and instance.encryption is None)
+        kept = _without_segments(received, identity, instance) if received is not None and unchanged else None
         if instance.pixels is None:
             keep_pixels(ds)  # header carrier alone: pixels as received, in their transfer syntax
-        elif received is not None and instance.pixels is cover and instance.encryption is None:
-            received.restore(ds)  # no pixel written: the compressed bytes as received
-        else:
+            if kept is not None:
+                kept.restore(ds)  # less their informative marker segments
+            elif received is not None:  # a stream not kept: decoded (never decoded for the pixel carrier)
+                _decoded_instead(ds, str(instance.report["codestream_not_kept"]))
+        elif kept is not None:
+            kept.restore(ds)  # no pixel written: the compressed bytes as received, less informative segments
+        else:  # pixels written, or a stream not kept: encoded losslessly
             store_pixels(ds, instance.pixels, self.transfer_syntax)
         ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
         instance.timings["encode"] = time.perf_counter() - start
         return instance
+
+
+def _without_segments(received: ReceivedPixels, identity: Callable[[], Identity],
+                      instance: Instance) -> ReceivedPixels | None:
+    """``received`` without the informative marker segments of its codestreams, their number in
+    the report; None, with the reason in the report, when the stream must not be kept: it does
+    not walk, or a segment kept because decoding reads it holds one of the object's identity values."""
+    try:
+        kept, stripped = received.stripped()
+    except StreamError as exc:
+        instance.report["codestream_not_kept"] = str(exc)
+        return None
+    if any(identity().found_in(segment) for segment in stripped.kept):
+        instance.report["codestream_not_kept"] = "an identity value in a marker segment decoding reads"
+        return None
+    if stripped.removed:
+        instance.report["codestream_segments_removed"] = stripped.removed
+    return kept
+
+
+def _decoded_instead(ds: Dataset, reason: str) -> None:
+    """The safe path for pixels the header carrier alone leaves unchanged whose codestream is
+    not kept: decoded and stored uncompressed (as a viewer shows them), or refused."""
+    try:
+        decompress(ds)
+    except InputError:
+        raise InputError(f"compressed pixel data not kept ({reason}) and it does not decode") from None
+    drop_offset_tables(ds)
 
 
 @dataclass

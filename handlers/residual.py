@@ -20,9 +20,11 @@ code strings (CS), UIDs (replaced anyway) and ages are not searched.
 
 from __future__ import annotations
 
+import copy
 import datetime
+import functools
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from pydicom import DataElement, Dataset
@@ -67,6 +69,17 @@ class Identity:
         birth = next(iter(_strings(ds.get("PatientBirthDate"))), "").strip()
         return cls(_word_pattern(words), _date_pattern(birth))
 
+    @classmethod
+    def deferred(cls, ds: Dataset) -> Callable[[], Identity]:
+        """:meth:`of` ``ds`` as it is now, compiled on the first call (for a check that seldom
+        needs it): the few attributes it reads are copied now, since ``ds`` is de-identified
+        meanwhile."""
+        snapshot = Dataset()
+        for keyword in (*NAME_KEYWORDS, *ID_KEYWORDS, "OtherPatientIDsSequence", "PatientBirthDate"):
+            if keyword in ds:
+                snapshot[keyword] = copy.deepcopy(ds[keyword])
+        return functools.cache(lambda: cls.of(snapshot))
+
     def scrub(self, ds: Dataset, skip: Iterable[BaseTag] = ()) -> int:
         """Remove every occurrence from ``ds`` at every depth (``skip``: top-level tags left
         alone); the number of occurrences removed."""
@@ -94,6 +107,11 @@ class Identity:
                     del ds[element.tag]
                     removed += hits
         return removed
+
+    def found_in(self, data: bytes) -> bool:
+        """Whether ``data`` (a binary block read as Latin-1 text: a codestream's marker segment)
+        holds one of the identity values."""
+        return self._count(data.decode("latin-1")) > 0
 
     def _count(self, text: str) -> int:
         return sum(len(p.findall(text)) for p in (self.words, self.dates) if p is not None)

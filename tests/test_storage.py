@@ -584,6 +584,8 @@ def test_fetch_counts_what_did_not_arrive_and_exits_non_zero(classes_node, tmp_p
 # grayscale without room in the background (decoded for the attempt), palette colour (never decoded).
 KEPT = {"SC_rgb_jpeg_dcmtk.dcm": "dcmdjpeg", "JPGExtended.dcm": "dcmdjpeg", "OBXXXX1A_rle_2frame.dcm": "dcmdrle",
         "emri_small_jpeg_ls_lossless.dcm": "dcmdjpls", "MR_small_jp2klossless.dcm": ""}
+# ... whose stream carries a comment (OpenJPEG's name): kept without it (tests/test_codestream.py)
+COMMENTED = {"MR_small_jp2klossless.dcm"}
 
 
 @pytest.mark.parametrize("name", list(KEPT))
@@ -595,11 +597,16 @@ def test_header_carrier_only_keeps_the_received_pixel_data_and_syntax(name, node
     stored.write_bytes(protected.data)
     ds = pydicom.dcmread(stored)
     assert ds.file_meta.TransferSyntaxUID == source.file_meta.TransferSyntaxUID
-    assert ds.PixelData == source.PixelData  # the received bytes: nothing decoded, nothing re-encoded
+    if name in COMMENTED:  # the received stream less its comment: the same pixels
+        assert len(ds.PixelData) < len(source.PixelData) and b"\xff\x64" not in ds.PixelData[:200]
+        assert np.array_equal(ds.pixel_array, source.pixel_array)
+    else:
+        assert ds.PixelData == source.PixelData  # the received bytes: nothing decoded, nothing re-encoded
     assert ds.PhotometricInterpretation == source.PhotometricInterpretation
     revealed = reveal(ds, peer_keys).dataset
-    for keyword in ("PatientName", "PatientID", "StudyInstanceUID", "SOPInstanceUID", "PixelData"):
+    for keyword in ("PatientName", "PatientID", "StudyInstanceUID", "SOPInstanceUID"):
         assert revealed[keyword].value == source[keyword].value, keyword
+    assert revealed.PixelData == ds.PixelData
     decompressed_before = copy.deepcopy(ds)  # what was stored before: the pixels decoded
     decompressed_before.decompress(generate_instance_uid=False)
     before = tmp_path / "before.dcm"
