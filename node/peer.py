@@ -45,7 +45,7 @@ from stegonode.handlers import dicomseg
 from stegonode.handlers.compression import STORAGE_SYNTAXES
 from stegonode.handlers.reveal import reveal
 
-from .dicomnet import c_store_request, set_nodelay
+from .dicomnet import c_store_request, set_nodelay, wake_reactors
 from .segwriter import is_segmentation
 
 _ADDRESS = re.compile(r"^(?P<ae>[^@]{1,16})@(?P<host>[^:]+):(?P<port>\d{1,5})$")
@@ -198,6 +198,7 @@ class Peer:
         return listed
 
     def _ae(self) -> AE:
+        wake_reactors()  # no response taken by a reactor (pynetdicom #875), none left waiting
         ae = AE(ae_title=self.ae_title)
         ae.maximum_pdu_size = 0
         return ae

@@ -17,7 +17,7 @@ from typing import Any
 
 from pynetdicom import AE
 
-from stegonode.node.dicomnet import send_files_as_stored
+from stegonode.node.dicomnet import send_files_as_stored, wake_reactors
 from stegonode.node.query import Instance
 from stegonode.node.retrieve import StoredObject, move_contexts
 from stegonode.node.storage import ObjectStore
@@ -71,6 +71,7 @@ class Sends:
     def _run(send: Send, own_ae_title: str, peer: dict[str, Any], objects: list[tuple[Instance, str]],
              storage: ObjectStore, done: Callable[[Send], None]) -> None:
         try:
+            wake_reactors()  # no response taken by a reactor (pynetdicom #875), none left waiting
             ae = AE(ae_title=own_ae_title)
             ae.acse_timeout = ae.dimse_timeout = ae.network_timeout = 30
             association = ae.associate(peer["host"], int(peer["port"]), move_contexts([i for i, _ in objects]),
