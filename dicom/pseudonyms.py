@@ -46,8 +46,26 @@ class Pseudonymizer:
 
     def new_uids(self, ds: Dataset) -> NewUids:
         """The new Study, Series and SOP Instance UIDs of ``ds``: :meth:`uid` of the originals,
-        the one derivation the seal's binding, the index's job key and de-identification share."""
-        return NewUids(*(self.uid(str(ds.get(keyword, ""))) for keyword in BOUND_UIDS))
+        the one derivation the seal's binding, the index's job key and de-identification share.
+
+        A Study or Series Instance UID missing or empty in ``ds`` (Type 1, yet some senders and
+        secondary-capture tools leave them out) gets one generated from the instance's own
+        identity: the series from the SOP Instance UID, the study from the Series Instance UID
+        (else the SOP Instance UID). De-identification writes them, so the stego object is
+        valid and the seal is bound to this instance, never to a value every such object shares.
+        """
+        sop_instance, series, study = (_text(ds, keyword) for keyword in reversed(BOUND_UIDS))
+        return NewUids(
+            self.uid(study) if study else self._generated(b"study", series or sop_instance),
+            self.uid(series) if series else self._generated(b"series", sop_instance),
+            self.uid(sop_instance),
+        )
+
+    def _generated(self, purpose: bytes, basis: str) -> str:
+        """A 2.25 UID standing for a missing ``purpose`` UID (also under Retain UIDs: there is
+        no original to retain), keyed apart from :meth:`uid`'s."""
+        value = uuid.UUID(bytes=self._digest(b"missing " + purpose, basis)[:16], version=4)
+        return f"2.25.{value.int}"
 
     def patient_code(self, patient_id: str) -> str:
         """16 base32 characters standing for one patient."""
@@ -64,6 +82,10 @@ class Pseudonymizer:
 
     def patient_name(self, original_patient_id: str) -> str:
         return f"SN^{self.patient_code(original_patient_id)}"
+
+
+def _text(ds: Dataset, keyword: str) -> str:
+    return str(ds.get(keyword, "") or "")
 
 
 def patient_identity(ds: Dataset) -> str:

@@ -12,7 +12,8 @@ empty one breaks IODs that require an item). Beyond the table: private attribute
 kept), overlay and curve groups are removed whole unless Clean Graphics keeps them (their data
 is in the table; the rest of the group would be left dangling), and any UID that is not a
 well-known DICOM UID is replaced, wherever it is, so no instance UID of the original survives
-(unless Retain UIDs). Empty attributes are left as they are: they hide nothing. Last, the
+(unless Retain UIDs). Empty attributes are left as they are: they hide nothing (but a Study or
+Series Instance UID, Type 1, missing or empty gets a generated one: :data:`GENERATED`). Last, the
 residual-identity check searches what is left for the object's identity values.
 """
 
@@ -35,7 +36,7 @@ from stegonode.dicom.profile import BASIC_PROFILE, REPEATING_GROUPS, SAFE_PRIVAT
 from stegonode.dicom.pseudonyms import BOUND_UIDS, Pseudonymizer, patient_identity
 
 from .base import HandlerBase, Instance, Revealing, keyword_tags
-from .options import DeidentifySettings, Policy
+from .options import OPTIONS, DeidentifySettings, Policy
 from .registry import HANDLERS
 from .residual import Identity
 
@@ -64,6 +65,11 @@ ADDED = tuple(
         "LongitudinalTemporalInformationModified",
     )
 )
+# Type 1 UIDs de-identification writes even where the original lacks them (or has them empty):
+# the seal is bound to them (Pseudonymizer.new_uids generates them), the index and C-FIND group by
+# them. Reveal removes those the original did not have: see :func:`restore`.
+GENERATED_KEYWORDS = ("StudyInstanceUID", "SeriesInstanceUID")
+GENERATED = tuple(Tag(keyword) for keyword in GENERATED_KEYWORDS)
 # Stricter than the table: coded procedure descriptions repeat the removed free-text ones
 # (removed: Type 3 wherever it appears, and an empty one is invalid); an SR TEXT content item's
 # value is free text (its Content Sequence is de-identified item by item).
@@ -207,7 +213,7 @@ def deidentify(ds: Dataset, pseudonyms: Pseudonymizer, extra: frozenset[BaseTag]
     _Pass(pseudonyms, extra, policy, days).apply(ds)
     removed = identity.scrub(ds, skip=(_PATIENT_ID, _PATIENT_NAME))
     for keyword, new_uid in zip(BOUND_UIDS, new_uids, strict=True):
-        if str(ds.get(keyword, "")):
+        if str(ds.get(keyword, "") or "") or keyword in GENERATED_KEYWORDS:
             setattr(ds, keyword, new_uid)  # as the pass wrote them: the one derivation, stated
     if _PATIENT_ID in ds:
         ds.PatientID = pseudonyms.patient_id(patient)
@@ -382,10 +388,23 @@ def _remove_protection(ds: Dataset) -> None:
 
 def restore(ds: Dataset, attributes: Dataset, complete: bool = True) -> None:
     """Undo :func:`deidentify` on ``ds`` with the carried original ``attributes``; when they are
-    not all of them (``complete`` False), the object stays marked as de-identified."""
-    for tag in ADDED if complete else ():
-        if tag in ds:
-            del ds[tag]
+    not all of them (``complete`` False), the object stays marked as de-identified.
+
+    A Study or Series Instance UID the attributes do not carry was generated (:data:`GENERATED`):
+    without Retain UIDs every UID de-identification writes differs from the original's, so an
+    original one is always carried. Under Retain UIDs an uncarried UID is the retained original
+    and stays (a generated one too: the attributes cannot tell them apart)."""
+    if complete:
+        generated = () if _retained_uids(ds) else [tag for tag in GENERATED if tag not in attributes]
+        for tag in (*ADDED, *generated):
+            if tag in ds:
+                del ds[tag]
     for element in attributes:
         if element.tag != Tag("SpecificCharacterSet"):
             ds[element.tag] = element
+
+
+def _retained_uids(ds: Dataset) -> bool:
+    """De-identified under the Retain UIDs Option, as its De-identification Method Code Sequence says."""
+    code = OPTIONS["retain_uids"].code
+    return any(str(item.get("CodeValue", "")) == code for item in ds.get("DeidentificationMethodCodeSequence", []))

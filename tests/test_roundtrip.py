@@ -8,13 +8,15 @@ import re
 import numpy as np
 import pydicom
 import pytest
-from pydicom.uid import UID_dictionary
+from pydicom.uid import UID_dictionary, generate_uid
 from scipy import ndimage
 
 from stegonode.dicom.pixels import read_pixels
+from stegonode.errors import PayloadBindingError, PayloadIntegrityError
 from stegonode.dicom.profile import SAFE_PRIVATE
 from stegonode.handlers.collect import described
 from stegonode.handlers.deidentify import DUMMY
+from stegonode.handlers.pipeline import build_pipeline
 from stegonode.handlers.protect import protect_object
 from stegonode.handlers.reveal import reveal
 from stegonode.node import config as node_config
@@ -192,3 +194,88 @@ def test_same_patient_and_study_map_to_the_same_pseudonyms(pipeline):
     assert first.PatientName == second.PatientName
     assert first.StudyInstanceUID == second.StudyInstanceUID
     assert first.StudyInstanceUID.startswith("2.25.")
+
+
+# Study and Series Instance UIDs are Type 1, yet real senders and secondary-capture tools leave
+# them out (pydicom-data's SC_rgb_jls_lossy_sample.dcm has neither).
+MISSING = {"study": ("StudyInstanceUID",), "series": ("SeriesInstanceUID",),
+           "both": ("StudyInstanceUID", "SeriesInstanceUID")}
+
+
+@pytest.fixture(scope="module")
+def pipelines(node_keys):
+    config = node_config.load(None)
+    return lambda carriers: build_pipeline(config["pipeline"]["handlers"], config["handlers"], node_keys,
+                                           carriers=carriers)
+
+
+def _without(name: str, keywords: tuple[str, ...]) -> pydicom.Dataset:
+    ds = pydicom.dcmread(image_path(name))
+    for keyword in keywords:
+        del ds[keyword]
+    return ds
+
+
+@pytest.mark.parametrize("carriers", [("header",), ("pixels",), ("pixels", "header")])
+@pytest.mark.parametrize("missing", list(MISSING))
+def test_objects_without_study_or_series_uid_round_trip_exactly(missing, carriers, pipelines, peer_keys, tmp_path):
+    """The stego object gets generated UIDs (Type 1; the seal is bound to them); reveal gives back
+    the original header, without them."""
+    original = _without("693_UNCR.dcm", MISSING[missing])
+    ds = copy.deepcopy(original)
+    report = protect_object(ds, pipelines(carriers)).instance.report
+    assert report["carriers"] == "+".join(carriers)
+    ds.save_as(tmp_path / "stego.dcm", enforce_file_format=True)
+    stego = pydicom.dcmread(tmp_path / "stego.dcm")
+    revealed = reveal(stego, peer_keys)
+    assert (revealed.carrier, revealed.complete) == (carriers[0], True)
+    for keyword in ("StudyInstanceUID", "SeriesInstanceUID"):
+        assert stego.get(keyword, "").startswith("2.25.") and stego[keyword].value != original.get(keyword)
+    revealed.dataset.save_as(tmp_path / "revealed.dcm", enforce_file_format=True)
+    restored = pydicom.dcmread(tmp_path / "revealed.dcm")
+    for keyword in MISSING[missing]:
+        assert keyword not in restored, keyword  # reveal invents nothing the original lacked
+    expected = _header(original)
+    if carriers == ("pixels",):  # the pixel carrier has no room for private and bulk data
+        expected = {tag: value for tag, value in expected.items() if not tag.is_private}
+    assert _header(restored) == expected
+
+
+def _header(ds: pydicom.Dataset) -> dict:
+    """Tag -> value, less Pixel Data and the retired group lengths (writers drop them)."""
+    return {element.tag: element.value for element in ds if element.tag != 0x7FE00010 and element.tag.element}
+
+
+@pytest.mark.parametrize("missing", [None, *MISSING])
+def test_encrypted_attributes_copied_onto_another_instance_fail(missing, pipelines, peer_keys):
+    """The header carrier (with the protection block naming its MAC) of one object on an object of
+    another series: authentication fails. Without Study and Series UIDs the other object differs
+    only in its SOP Instance UID, as two such objects do, and still it fails."""
+    header_only = pipelines(("header",))
+    first, second = (_without("693_UNCR.dcm", MISSING.get(missing or "", ())) for _ in range(2))
+    second.SOPInstanceUID = generate_uid()
+    for keyword in ("StudyInstanceUID", "SeriesInstanceUID"):
+        if keyword in second:
+            second[keyword].value = generate_uid()
+    protect_object(first, header_only)
+    protect_object(second, header_only)
+    block = second.private_block(0x0011, "STEGONODE 1")
+    block[0x01].value = first.private_block(0x0011, "STEGONODE 1")[0x01].value
+    second.EncryptedAttributesSequence = first.EncryptedAttributesSequence
+    with pytest.raises(PayloadIntegrityError, match="failed authentication"):
+        reveal(second, peer_keys)
+
+
+@pytest.mark.parametrize("missing", list(MISSING))
+def test_pixel_payload_of_an_object_without_uids_is_bound_to_it(missing, pipelines, peer_keys):
+    """The stego pixels of one such object under another's header identity do not open."""
+    pixels_only = pipelines(("pixels",))
+    moved, other = (_without("693_UNCR.dcm", MISSING[missing]) for _ in range(2))
+    other.SOPInstanceUID = generate_uid()
+    protect_object(moved, pixels_only)
+    protect_object(other, pixels_only)
+    assert moved.SOPInstanceUID != other.SOPInstanceUID
+    for keyword in ("StudyInstanceUID", "SeriesInstanceUID", "SOPInstanceUID"):
+        moved[keyword].value = other[keyword].value
+    with pytest.raises(PayloadBindingError, match="bound to another instance"):
+        reveal(moved, peer_keys)
