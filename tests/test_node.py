@@ -10,11 +10,11 @@ from pathlib import Path
 import numpy as np
 import pydicom
 import pytest
-from pydicom.uid import ImplicitVRLittleEndian
+from pydicom.uid import ImplicitVRLittleEndian, generate_uid
 from pynetdicom import AE, build_role, evt
 from pynetdicom.sop_class import CTImageStorage, StudyRootQueryRetrieveInformationModelGet
 
-from images import dcmtk
+from images import dcmtk, image_path
 from nodes import (
     DCMTK_ENV,
     PATIENT,
@@ -259,3 +259,35 @@ def test_caller_not_listed_is_rejected(tmp_path):
     finally:
         node.stop()
     assert "rejected association from STRANGER@127.0.0.1" in node.log.read_text()
+
+
+def test_objects_without_study_or_series_uid_are_stored_and_revealed_exactly(tmp_path):
+    """Study and Series Instance UIDs are Type 1, yet some senders leave them out: the node stores
+    such objects under generated pseudonymous UIDs (found by C-FIND like any other), and fetch
+    reveals them exactly, without the UIDs they did not have."""
+    originals = {}
+    for missing in (("StudyInstanceUID",), ("SeriesInstanceUID",), ("StudyInstanceUID", "SeriesInstanceUID")):
+        ds = pydicom.dcmread(image_path("693_UNCR.dcm"))
+        ds.SOPInstanceUID = ds.file_meta.MediaStorageSOPInstanceUID = generate_uid()
+        for keyword in missing:
+            del ds[keyword]
+        ds.save_as(tmp_path / f"{len(originals)}.dcm", enforce_file_format=True)
+        originals[ds.SOPInstanceUID] = ds
+    node = NodeProcess(tmp_path / "node").start()
+    try:
+        sent = storescu(node.port, sorted(tmp_path.glob("*.dcm")))
+        assert sent.returncode == 0, sent.stdout + sent.stderr
+        assert node.wait_idle(len(originals))["processed"] == len(originals)
+        studies = _findscu(node, tmp_path, "QueryRetrieveLevel=STUDY", "StudyInstanceUID")
+        assert len(studies) == len(originals) and all(s.StudyInstanceUID.startswith("2.25.") for s in studies)
+        out = tmp_path / "fetched"
+        result = node.run("fetch", "--node", f"STEGONODE@127.0.0.1:{node.port}", "--all",
+                          "--keys", str(node.peer_keys), "--out", str(out))
+        assert result.returncode == 0, result.stdout + result.stderr
+    finally:
+        node.stop()
+    revealed = {ds.SOPInstanceUID: ds for ds in map(pydicom.dcmread, out.glob("*/*.dcm"))}
+    assert revealed.keys() == originals.keys()
+    for uid, original in originals.items():
+        for keyword in ("PatientName", "PatientID", "StudyInstanceUID", "SeriesInstanceUID"):
+            assert revealed[uid].get(keyword) == original.get(keyword), keyword
