@@ -12,8 +12,8 @@ from pydicom.uid import UID_dictionary, generate_uid
 from scipy import ndimage
 
 from stegonode.dicom.pixels import read_pixels
-from stegonode.errors import PayloadBindingError, PayloadIntegrityError
 from stegonode.dicom.profile import SAFE_PRIVATE
+from stegonode.errors import PayloadBindingError, PayloadIntegrityError
 from stegonode.handlers.collect import described
 from stegonode.handlers.deidentify import DUMMY
 from stegonode.handlers.pipeline import build_pipeline
