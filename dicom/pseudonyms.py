@@ -92,12 +92,16 @@ def patient_identity(ds: Dataset) -> str:
     """What stands for the patient of ``ds`` when pseudonyms and date offsets are derived: the
     Patient ID; where it is empty or missing, the name and birth date (case and spacing
     normalised), so two unnamed patients without IDs never merge; where there is no name either,
-    the study (its objects stay together, apart from every other study). The latter two start
-    with a NUL, which no Patient ID (LO) holds, so they never collide with an ID."""
+    the study (its objects stay together, apart from every other study); where there is no Study
+    Instance UID either, what its generated one comes from (:meth:`Pseudonymizer.new_uids`). The
+    latter three start with a NUL, which no Patient ID (LO) holds, so they never collide with an ID."""
     patient_id = str(ds.get("PatientID", "") or "")
     if patient_id.strip():
         return patient_id
     name = " ".join(str(ds.get("PatientName", "") or "").upper().replace("^", " ").split())
     if name:
         return f"\0name\0{name}\0{str(ds.get('PatientBirthDate', '') or '').strip()}"
-    return f"\0study\0{str(ds.get('StudyInstanceUID', '') or '')}"
+    study = _text(ds, "StudyInstanceUID")
+    if study:
+        return f"\0study\0{study}"
+    return f"\0no study\0{_text(ds, 'SeriesInstanceUID') or _text(ds, 'SOPInstanceUID')}"

@@ -307,11 +307,14 @@ def test_suv_of_a_protected_pet_equals_the_original(node_keys):
 # -- patients without an ID --------------------------------------------------------------------
 
 def test_empty_patient_ids_never_merge_patients(node_keys):
-    def pseudonym(name: str, patient_id: str = "", birth: str = "19700101", study: str | None = None) -> str:
+    def pseudonym(name: str, patient_id: str = "", birth: str = "19700101", study: str | None = None,
+                  series: str | None = None) -> str:
         ds = _read("CT_small.dcm")
         ds.PatientID, ds.PatientName, ds.PatientBirthDate = patient_id, name, birth
-        if study:
+        if study is not None:
             ds.StudyInstanceUID = study
+        if series is not None:
+            ds.SeriesInstanceUID = series
         return str(_deidentified(node_keys, ds, None).PatientID)
 
     assert pseudonym("Doe^Jane") != pseudonym("Roe^Richard")
@@ -319,6 +322,9 @@ def test_empty_patient_ids_never_merge_patients(node_keys):
     assert pseudonym("Doe^Jane") != pseudonym("Doe^Jane", birth="19800101")
     assert pseudonym("", study="1.2.3.4") != pseudonym("", study="1.2.3.5")  # apart per study
     assert pseudonym("", study="1.2.3.4") == pseudonym("", study="1.2.3.4")
+    # no Study Instance UID either: apart per series, as their generated Study UIDs are
+    assert pseudonym("", study="", series="1.2.3.6") != pseudonym("", study="", series="1.2.3.7")
+    assert pseudonym("", study="", series="1.2.3.6") == pseudonym("", study="", series="1.2.3.6")
     assert pseudonym("Doe^Jane", patient_id="42") == pseudonym("Roe^Richard", patient_id="42")  # the ID decides
 
 
