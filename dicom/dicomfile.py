@@ -172,16 +172,22 @@ def _element_problem(exc: Exception) -> str:
     return f"value does not decode ({type(exc).__name__})"
 
 
+def _named(uid: object) -> object:
+    """A UID element's value, None where it is empty (padding only)."""
+    return uid if uid is not None and str(uid).strip("\0 ") else None
+
+
 def repair_file_meta(ds: Dataset, meta_binds: bool = False) -> None:
     """Media Storage SOP Class/Instance UID made to agree with the data set's SOP Class/Instance
-    UID: a side that lacks one takes the other's; when both have one and they differ, the data
-    set's wins, unless ``meta_binds``. An object that names neither is refused."""
+    UID: a side that lacks one (or has it empty) takes the other's; when both have one and they
+    differ, the data set's wins, unless ``meta_binds``. An object that names neither is refused:
+    every object without its own instance UID would otherwise become the same instance."""
     meta = ds.file_meta
     for meta_keyword, keyword, name in (
         ("MediaStorageSOPInstanceUID", "SOPInstanceUID", "SOP Instance UID"),
         ("MediaStorageSOPClassUID", "SOPClassUID", "SOP Class UID"),
     ):
-        in_meta, in_data = meta.get(meta_keyword), ds.get(keyword)
+        in_meta, in_data = _named(meta.get(meta_keyword)), _named(ds.get(keyword))
         if in_data is None and in_meta is None:
             raise InputError(f"no {name} in the data set or its file meta")
         if in_data is None:
