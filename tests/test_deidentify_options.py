@@ -17,7 +17,7 @@ from pydicom.sequence import Sequence
 from stegonode.dicom.dates import legal_age, shift_da, shift_dt
 from stegonode.dicom.profile import SAFE_PRIVATE
 from stegonode.dicom.pseudonyms import Pseudonymizer, patient_identity
-from stegonode.errors import ConfigError, InputError
+from stegonode.errors import ConfigError, RefusedError
 from stegonode.handlers.deidentify import deidentifier, is_bulk
 from stegonode.handlers.pipeline import PipelineContext, build_pipeline, pseudonymizer
 from stegonode.handlers.protect import protect_object
@@ -462,13 +462,17 @@ def test_residual_check_removes_identity_planted_in_30_places(node_keys, peer_ke
 @pytest.mark.parametrize("name", ["CT_small.dcm", "MR_small.dcm", "693_UNCR.dcm", "bad_sequence.dcm",
                                   *(str(path) for path in realdata_images())])
 def test_dciodvfy_finds_no_new_errors_with_the_default_options(name, node_keys, tmp_path):
+    """With the default options; an object stating burned-in annotation, which the default
+    refuses (checked here), with only that allowed, so what it would store is validated too."""
     ds = _read(name)
-    try:
-        _pipeline(node_keys).admit(ds)
-    except InputError:
-        pytest.skip("refused by admission (colour, burned-in annotation): nothing is stored")
+    pipeline = _pipeline(node_keys)
+    if str(ds.get("BurnedInAnnotation", "")).strip().upper() == "YES":
+        with pytest.raises(RefusedError, match="BurnedInAnnotation YES"):
+            pipeline.admit(ds)
+        settings = _settings(allow_burned_in_annotation=True)
+        pipeline = build_pipeline(node_config.DEFAULTS["pipeline"]["handlers"], settings, node_keys)
     ds.save_as(tmp_path / "original.dcm", enforce_file_format=True)
-    protect_object(ds, _pipeline(node_keys))
+    protect_object(ds, pipeline)
     ds.save_as(tmp_path / "protected.dcm", enforce_file_format=True)
     new = dciodvfy_errors(tmp_path / "protected.dcm") - dciodvfy_errors(tmp_path / "original.dcm")
     assert not new, new
