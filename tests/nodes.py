@@ -244,6 +244,11 @@ class NodeProcess:
     def peer_keys(self) -> Path:
         return self.data / "keys" / "peer.keys"
 
+    def fetch_all(self, out: Path) -> subprocess.CompletedProcess:
+        """``stegonode fetch --all`` from this node by C-GET, revealed with its peer keys into ``out``."""
+        return self.run("fetch", "--node", f"STEGONODE@127.0.0.1:{self.port}", "--all",
+                        "--keys", str(self.peer_keys), "--out", str(out))
+
 
 class OrthancProcess(NodeProcess):
     """Orthanc with the stegonode plugin, set up by ``stegonode orthanc-config`` from a node.toml

@@ -121,8 +121,7 @@ def test_node_writes_one_seg_per_series_and_getscu_retrieves_it(tmp_path):
             assert np.array_equal(_read_back(path, pydicom.dcmread(stored_path)),
                                   kept_region(pydicom.dcmread(stored_path), None))
         out = tmp_path / "fetched"
-        fetched = node.run("fetch", "--node", f"STEGONODE@127.0.0.1:{node.port}", "--all",
-                           "--keys", str(node.peer_keys), "--out", str(out))
+        fetched = node.fetch_all(out)
         assert fetched.returncode == 0, fetched.stdout + fetched.stderr
         assert f"{SEG_SERIES}/{SEG_SERIES + 1} instances revealed ({SEG_SERIES} from the pixels), 1 segmentation(s) saved" in fetched.stdout
         # Saved re-identified, like the revealed files beside it: their UIDs, study and patient.

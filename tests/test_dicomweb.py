@@ -203,8 +203,7 @@ def test_stow_stores_protected_and_fetch_reveals_it_exactly(web, tmp_path):
     protected = web.client().retrieve_instance(*stored.RetrieveURL.split("/studies/")[1].split("/")[::2])
     assert protected.PatientIdentityRemoved == "YES" and protected.PatientName != PATIENT["PatientName"]
     out = tmp_path / "fetched"
-    result = web.node.run("fetch", "--node", f"STEGONODE@127.0.0.1:{web.node.port}", "--all",
-                          "--keys", str(web.node.peer_keys), "--out", str(out))
+    result = web.node.fetch_all(out)
     assert result.returncode == 0, result.stdout + result.stderr
     (revealed,) = [pydicom.dcmread(p) for p in out.rglob("*.dcm") if pydicom.dcmread(p).SOPInstanceUID
                    == original.SOPInstanceUID]

@@ -250,8 +250,7 @@ def test_without_torch_the_node_serves_and_the_peer_fetches(without_torch, tmp_p
         assert sent.returncode == 0, sent.stdout + sent.stderr
         node.wait_idle(2)
         out = tmp_path / "fetched"
-        result = node.run("fetch", "--node", f"STEGONODE@127.0.0.1:{node.port}", "--all",
-                          "--keys", str(node.peer_keys), "--out", str(out))
+        result = node.fetch_all(out)
         assert result.returncode == 0 and "2/2 instances revealed" in result.stdout, result.stdout + result.stderr
         for path in out.rglob("*.dcm"):
             assert pydicom.dcmread(path).PatientID == PATIENT["PatientID"]

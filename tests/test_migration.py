@@ -109,8 +109,7 @@ def test_release_0_1_data_directory_upgrades_in_place(tmp_path):
         assert len(keys) == 5 and all(key == f"stored/{uid}.dcm" for uid, key in keys)
         assert not list((node.data / "tmp").iterdir()) and not list((node.data / "inbox").iterdir())
         out = tmp_path / "fetched"
-        result = node.run("fetch", "--node", f"STEGONODE@127.0.0.1:{node.port}", "--all",
-                          "--keys", str(node.peer_keys), "--out", str(out))
+        result = node.fetch_all(out)
         assert result.returncode == 0 and "5/5 instances revealed" in result.stdout, result.stdout
     finally:
         node.stop()

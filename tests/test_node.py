@@ -123,8 +123,7 @@ def test_series_is_received_and_processed(node):
 
 def test_fetch_recovers_every_patient_exactly(node, series, tmp_path):
     out = tmp_path / "fetched"
-    result = node.run("fetch", "--node", f"STEGONODE@127.0.0.1:{node.port}", "--all",
-                      "--keys", str(node.peer_keys), "--out", str(out))
+    result = node.fetch_all(out)
     assert result.returncode == 0, result.stdout + result.stderr
     study = _study_uid(node)
     assert result.stdout.strip().startswith(f"study {study}")
@@ -281,8 +280,7 @@ def test_objects_without_study_or_series_uid_are_stored_and_revealed_exactly(tmp
         studies = _findscu(node, tmp_path, "QueryRetrieveLevel=STUDY", "StudyInstanceUID")
         assert len(studies) == len(originals) and all(s.StudyInstanceUID.startswith("2.25.") for s in studies)
         out = tmp_path / "fetched"
-        result = node.run("fetch", "--node", f"STEGONODE@127.0.0.1:{node.port}", "--all",
-                          "--keys", str(node.peer_keys), "--out", str(out))
+        result = node.fetch_all(out)
         assert result.returncode == 0, result.stdout + result.stderr
     finally:
         node.stop()

@@ -58,8 +58,7 @@ def test_too_small_is_stored_with_the_header_carrier_not_refused(node, sent):
 def test_fetch_reveals_every_instance_exactly_from_either_carrier(node, sent, tmp_path):
     originals, _ = sent
     out = tmp_path / "fetched"
-    result = node.run("fetch", "--node", f"STEGONODE@127.0.0.1:{node.port}", "--all",
-                      "--keys", str(node.peer_keys), "--out", str(out))
+    result = node.fetch_all(out)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "3/3 instances revealed (1 from the header, 2 from the pixels)" in result.stdout
     (study,) = json.loads((out / "summary.json").read_text())["studies"]

@@ -100,8 +100,7 @@ def test_encryption_on_in_node_toml_end_to_end(tmp_path, new_database):
                     "-k", "StudyInstanceUID", "-k", "NumberOfStudyRelatedInstances")
         assert "IS [10]" in found.stderr  # NumberOfStudyRelatedInstances
         out = tmp_path / "fetched"
-        fetched = node.run("fetch", "--node", f"STEGONODE@127.0.0.1:{node.port}", "--all",
-                           "--keys", str(node.peer_keys), "--out", str(out))
+        fetched = node.fetch_all(out)
         assert fetched.returncode == 0, fetched.stdout + fetched.stderr
         stored = tmp_path / "stored-decrypted"
         decrypted = node.run("decrypt", str(node.data / "stored"), "--out", str(stored),

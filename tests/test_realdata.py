@@ -300,8 +300,7 @@ def test_real_images_through_the_node_are_protected_or_refused_with_a_reason(tmp
         for token, reason in node.query("SELECT token, reason FROM jobs WHERE state = 'quarantined'"):
             assert reason and "\n" not in reason and "Traceback" not in reason, (token, reason)
         out = tmp_path / "fetched"
-        fetched = node.run("fetch", "--node", f"STEGONODE@127.0.0.1:{node.port}", "--all",
-                           "--keys", str(node.peer_keys), "--out", str(out))
+        fetched = node.fetch_all(out)
         assert fetched.returncode == 0, fetched.stdout + fetched.stderr
         originals = {pydicom.dcmread(path, stop_before_pixels=True).SOPInstanceUID: path
                      for path in realdata_images()}

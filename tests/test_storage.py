@@ -323,8 +323,7 @@ def test_getscu_proposing_only_uncompressed_gets_every_object_decompressed(node,
 
 def test_fetch_takes_the_stored_objects_as_stored_and_reveals_them(node, tmp_path):
     out = tmp_path / "fetched"
-    result = node.run("fetch", "--node", f"STEGONODE@127.0.0.1:{node.port}", "--all",
-                      "--keys", str(node.peer_keys), "--out", str(out))
+    result = node.fetch_all(out)
     assert result.returncode == 0, result.stdout + result.stderr
     revealed = list(out.rglob("*.dcm"))
     assert len(revealed) == INSTANCES
@@ -376,8 +375,7 @@ def test_fetch_takes_a_deflated_object_as_stored_and_reveals_it(deflated_node, t
     node, source = deflated_node
     stored = _stored_deflated(node, source)
     out = tmp_path / "fetched"
-    result = node.run("fetch", "--node", f"STEGONODE@127.0.0.1:{node.port}", "--all",
-                      "--keys", str(node.peer_keys), "--out", str(out))
+    result = node.fetch_all(out)
     assert result.returncode == 0, result.stdout + result.stderr
     (path,) = out.rglob("*.dcm")
     ds = pydicom.dcmread(path)
@@ -540,8 +538,7 @@ def _assert_revealed_exactly(out: Path, sent: list[Path]) -> None:
 def test_fetch_retrieves_every_sop_class_of_a_study_larger_than_one_association(classes_node, tmp_path):
     node, sent, _ = classes_node
     out = tmp_path / "fetched"
-    result = node.run("fetch", "--node", f"STEGONODE@127.0.0.1:{node.port}", "--all",
-                      "--keys", str(node.peer_keys), "--out", str(out))
+    result = node.fetch_all(out)
     assert result.returncode == 0, result.stdout + result.stderr
     assert f"{len(sent)}/{len(sent)} instances revealed" in result.stdout
     _assert_revealed_exactly(out, sent)
@@ -663,8 +660,7 @@ def test_kept_objects_reach_peers_as_stored_or_decoded(kept_node, tmp_path):
         source = next(s for s in sources.values() if s.Rows == ds.Rows)
         assert np.array_equal(ds.pixel_array, source.pixel_array)  # what a viewer of the source shows
     out = tmp_path / "fetched"
-    result = node.run("fetch", "--node", f"STEGONODE@127.0.0.1:{node.port}", "--all",
-                      "--keys", str(node.peer_keys), "--out", str(out))
+    result = node.fetch_all(out)
     assert result.returncode == 0, result.stdout + result.stderr
     fetched = {ds.SOPInstanceUID: ds for ds in map(pydicom.dcmread, out.rglob("*.dcm"))}
     assert sorted(fetched) == sorted(sources)

@@ -81,8 +81,7 @@ def sent(tmp_path_factory) -> Sent:
         assert as_jpeg.returncode == 0 and "-> JPEG Baseline" in as_jpeg.stderr, as_jpeg.stderr
         node.wait_idle(len(files))
         out = work / "fetched"
-        fetch = node.run("fetch", "--node", f"STEGONODE@127.0.0.1:{node.port}", "--all",
-                         "--keys", str(node.peer_keys), "--out", str(out))
+        fetch = node.fetch_all(out)
         assert fetch.returncode == 0, fetch.stdout + fetch.stderr
     finally:
         node.stop()
