@@ -134,6 +134,9 @@ class Ledger(Protocol):
     def release(self, assoc: Association) -> None:
         """``assoc`` ended (nothing happens if it was never admitted)."""
 
+    def count(self) -> int:
+        """The associations admitted and not yet released (an estimate: no lock taken)."""
+
 
 def _refusal(admitted: list[tuple[str, str]], address: str, title: str, limits: Limits) -> str | None:
     """Which limit the admitted (address, title) pairs leave no room under, or None."""
@@ -164,6 +167,9 @@ class LocalLedger:
 
     def release(self, assoc: Association) -> None:
         self._admitted.pop(assoc, None)
+
+    def count(self) -> int:
+        return len(self._admitted)
 
 
 class _Slot(ctypes.Structure):
@@ -210,6 +216,11 @@ class SharedLedger:
         if number is not None:
             with self.lock:
                 self.slots[number].pid = 0
+
+    def count(self) -> int:
+        pids = [slot.pid for slot in self.slots if slot.pid]
+        alive = {pid: pid == os.getpid() or process_alive(pid) for pid in set(pids)}
+        return sum(alive[pid] for pid in pids)
 
 
 def _bytes(text: str, size: int) -> bytes:

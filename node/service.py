@@ -84,6 +84,9 @@ class Node(_Host):
         self.server = NodeServer(config, self.index, self.ingest, self.storage,
                                  self.receivers.ledger if self.receivers else None)
         self.server.audit.add_sink(lambda event: self.index.record_audit(audit.index_record(event)))
+        if self.workers is not None:  # jobs during a burst use the cores the receivers leave
+            self.workers.receivers = 1 + (self.receivers.count if self.receivers else 0)
+            self.workers.associations = self.server.admission.ledger.count
 
     def _keys(self) -> Path:
         """The node.keys path; on first start without configured keys, a new key pair."""

@@ -47,9 +47,10 @@ from .storage import HOST, ObjectStore, open_store, process_alive
 
 log = logging.getLogger("stegonode.jobs")
 INGEST_QUIET_S = 0.25  # no C-STORE for this long: the burst is over, use every worker
-# While C-STOREs arrive, no job starts for up to this long (then one at a time), so that
-# protection, which slows the receivers even at a lower CPU priority (memory bandwidth, caches,
-# the disk), waits for the burst to end, and never starves behind one that does not end.
+# While C-STOREs arrive, jobs run only on the cores no receiver needs (none with as many
+# associations open as receivers or cores) for up to this long, then at least one at a time: so
+# that protection, which slows a busy receiver even at a lower CPU priority (memory bandwidth,
+# caches, the disk), waits for the burst to end, and never starves behind one that does not end.
 RECEIVING_FIRST_S = 10.0
 WARM_TIMEOUT_S = 120.0  # worker processes loading the pipeline at start
 
@@ -203,6 +204,9 @@ class Workers:
         self._held: dict[str, Job] = {}  # in flight, by new SOP Instance UID: leases renewed
         self._last_received = 0.0
         self._burst_started = 0.0  # the first C-STORE after a quiet spell
+        self.cores = len(os.sched_getaffinity(0))
+        self.receivers = 1  # receiver processes of this node (Node sets them with the ledger)
+        self.associations: Callable[[], int] = lambda: 0  # open ones, node-wide (Node sets it)
         self._lock = threading.Condition()
         self._stopping = False
         self._thread = threading.Thread(target=self._dispatch, name="dispatcher", daemon=True)
@@ -287,13 +291,16 @@ class Workers:
             return self._executor.submit(function, *args)
 
     def _capacity(self) -> int:
-        """Jobs in flight: none while C-STOREs are arriving, so answering them keeps the CPU
-        (and the disk); one once they have been arriving for RECEIVING_FIRST_S; every worker
-        fed, with one job queued each, once they stop."""
+        """Jobs in flight: while C-STOREs are arriving, one per core that no receiver is busy
+        on (a receiver takes a core per open association, up to the receivers there are), so
+        answering them keeps the CPU (and the disk); at least one once they have been arriving
+        for RECEIVING_FIRST_S; every worker fed, with one job queued each, once they stop."""
         now = time.monotonic()
         if now - self._last_received >= INGEST_QUIET_S:
             return 2 * self.processes
-        return 1 if now - self._burst_started >= RECEIVING_FIRST_S else 0
+        busy = min(self.associations(), self.receivers, self.cores)
+        free = min(self.cores - busy, self.processes)
+        return max(free, 1) if now - self._burst_started >= RECEIVING_FIRST_S else free
 
     def _dispatch(self) -> None:
         while True:

@@ -101,6 +101,39 @@ def test_association_limits_hold_for_the_node_across_receivers(tmp_path):
         node.stop()
 
 
+class Held:
+    """An association as the ledger sees it: alive until ended."""
+
+    def __init__(self) -> None:
+        self.alive = True
+
+    def is_alive(self) -> bool:
+        return self.alive
+
+
+def test_the_ledger_counts_the_open_associations_of_every_receiver():
+    """What the worker pool reads to leave the busy receivers their cores: admitted and not
+    released, the slots of a receiver that died not counted."""
+    import multiprocessing
+
+    from stegonode.node.admission import LocalLedger, SharedLedger
+
+    limits = (4, 4, 4)
+    local, shared = LocalLedger(), SharedLedger.create(multiprocessing.get_context("spawn"), 4)
+    for ledger in (local, shared):
+        first, second = Held(), Held()
+        assert ledger.count() == 0
+        assert ledger.admit(first, "127.0.0.1", "A", limits) is None
+        assert ledger.admit(second, "127.0.0.1", "B", limits) is None
+        assert ledger.count() == 2
+        ledger.release(first)
+        assert ledger.count() == 1
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    shared.slots[3].pid = dead.pid  # a receiver process that held an association, then died
+    assert shared.count() == 1
+
+
 def test_a_receiver_stops_when_the_node_is_gone(tmp_path):
     node = NodeProcess(tmp_path / "node", workers=0, receivers=2).start()
     assert node.process is not None

@@ -128,10 +128,11 @@ class Clock:
         return self.now
 
 
-def test_no_job_starts_while_a_burst_arrives_until_it_has_lasted_receiving_first_s(tmp_path, monkeypatch):
-    """Protection slows the receivers even at a lower CPU priority: while C-STOREs arrive no
-    job starts, for RECEIVING_FIRST_S at most (then one at a time, so it never starves), and
-    every worker is fed once they stop."""
+def test_while_a_burst_arrives_jobs_use_only_the_cores_no_receiver_is_busy_on(tmp_path, monkeypatch):
+    """Protection slows a busy receiver even at a lower CPU priority: while C-STOREs arrive,
+    jobs run only on the cores the receivers leave (a receiver per open association, up to the
+    receivers there are), for RECEIVING_FIRST_S at most (then at least one at a time, so they
+    never starve), and every worker is fed once the C-STOREs stop."""
     from stegonode.node import config as node_config
     from stegonode.node import workers as workers_module
     from stegonode.node.index import Index
@@ -142,20 +143,34 @@ def test_no_job_starts_while_a_burst_arrives_until_it_has_lasted_receiving_first
     try:
         pool = workers_module.Workers(index, storage.Storage.create(tmp_path / "data"),
                                       node_config.load(None), tmp_path / "node.keys", tmp_path / "data")
+        pool.processes, pool.cores, pool.receivers = 2, 2, 2  # the 2-core node's defaults
+        open_associations = [0]
+        pool.associations = lambda: open_associations[0]
         everyone = 2 * pool.processes
         assert pool._capacity() == everyone  # nothing received yet
         pool.wake()
+        open_associations[0] = 1  # one sender: one receiver busy, one core free
+        assert pool._capacity() == 1
+        open_associations[0] = 4  # as many busy receivers as cores: no job starts
         assert pool._capacity() == 0
+        pool.receivers = 1  # node.receivers = 1: four associations keep one process busy
+        assert pool._capacity() == 1
+        pool.receivers = 2
         quiet, first = workers_module.INGEST_QUIET_S, workers_module.RECEIVING_FIRST_S
         while clock.now < 1000.0 + first:  # C-STOREs keep arriving, each before the burst is over
             clock.now += quiet / 2
             pool.wake()
             assert pool._capacity() == (1 if clock.now - 1000.0 >= first else 0)
         assert pool._capacity() == 1  # a burst that does not end: one job at a time
+        open_associations[0] = 1
+        assert pool._capacity() == 1
         clock.now += quiet  # it ends
         assert pool._capacity() == everyone
         pool.wake()  # the next burst starts its own count
+        open_associations[0] = 4
         assert pool._capacity() == 0
+        pool.cores = 4  # more cores than busy receivers: the rest protect, up to the workers
+        assert pool._capacity() == 2
     finally:
         index.close()
 
