@@ -25,7 +25,8 @@ objects are not counted. ``--profile FILE`` writes a cProfile of the counted obj
 results: the previous export of the network graph, read from git at ``PREVIOUS_REVISION``;
 de-identification resolving every tag's action anew per object; hole filling and component
 removal without their one-component shortcuts, the network input's temporaries, the classical
-mask on CT thresholding the frame afresh; the DCT codec's message indices per slot and its
+mask on CT thresholding the frame afresh and the network's mask filled before the union with
+it, Otsu's histogram by ``np.histogram``; the DCT codec's message indices per slot and its
 chunk-size candidates drawing the slots again; square erosion and dilation by 2 radius shifts),
 interleaved object by object, and prints both
 tables (docs/performance.md).
@@ -190,6 +191,10 @@ def _previous_large_components(mask, min_pixels):
     return out
 
 
+def _previous_histogram(values, bins, lo, hi):
+    return np.histogram(values, bins=bins, range=(lo, hi))
+
+
 def _previous_network_input(ds, pixels):
     image, clip, high, level = maskrcnn._display(ds, pixels)
     scaled = (image - clip[:, None, None]) / np.maximum(high - clip, 1e-6)[:, None, None]
@@ -197,7 +202,8 @@ def _previous_network_input(ds, pixels):
 
 
 def _previous_segment(self, ds, pixels, levels=None):
-    """The CT path as before: the classical segmenter thresholds the frames afresh."""
+    """The CT path as before: the classical segmenter thresholds the frames afresh, and the
+    network's snapped masks are filled before the union (which is filled again)."""
     images, edges = maskrcnn.network_input(ds, pixels)
     masks = foreground.foreground_masks(self.model, images, edges)
     assert has_hounsfield_units(ds) and masks.any(axis=(1, 2)).all(), "the series is CT the network finds"
@@ -267,6 +273,7 @@ def _previous_best_chunks(self, usable, n, key):
 REPLACED = {(morphology, "fill_holes"): _previous_fill_holes, (foreground, "fill_holes"): _previous_fill_holes,
                 (maskrcnn, "fill_holes"): _previous_fill_holes, (classical, "fill_holes"): _previous_fill_holes,
                 (classical, "large_components"): _previous_large_components,
+                (classical, "histogram"): _previous_histogram,
                 (maskrcnn, "network_input"): _previous_network_input,
                 (maskrcnn.MaskRCNNSegmenter, "segment"): _previous_segment,
                 (morphology, "_square"): _previous_square,

@@ -189,7 +189,8 @@ def foreground_probability(network: Network, image: np.ndarray) -> np.ndarray:
     return resize(union(masks, scores, network.size), image.shape, antialias=False)
 
 
-def foreground_masks(network: Network, images: np.ndarray, edges: np.ndarray | None = None) -> np.ndarray:
+def foreground_masks(network: Network, images: np.ndarray, edges: np.ndarray | None = None,
+                     fill: bool = True) -> np.ndarray:
     """(N, H, W) windowed images (float32 in [0, 1]) -> boolean (N, H, W): instance union > 0.5,
     holes filled.
 
@@ -197,11 +198,16 @@ def foreground_masks(network: Network, images: np.ndarray, edges: np.ndarray | N
     snaps to the image: within :data:`SNAP_RADIUS` network pixels of the network's edge, a pixel
     is foreground if it is an edge pixel; deeper inside it is foreground anyway. The network's
     edge is smooth at full size and moves with any change to its input; an image edge does not.
+
+    ``fill=False`` leaves the snapped masks' holes for a caller that fills them after uniting
+    them with other masks: filling before such a union changes nothing (hole filling is
+    monotone and idempotent, so fill(fill(A) | B) = fill(A | B)).
     """
     masks = np.stack([fill_holes(foreground_probability(network, frame) > 0.5) for frame in images])
     if edges is None:
         return masks
     radius = max(1, round(SNAP_RADIUS * max(masks.shape[1:]) / network.size))
     for mask, edge in zip(masks, edges, strict=True):
-        mask[...] = fill_holes(erode_square(mask, radius) | (dilate_square(mask, radius) & edge))
+        snapped = erode_square(mask, radius) | (dilate_square(mask, radius) & edge)
+        mask[...] = fill_holes(snapped) if fill else snapped
     return masks

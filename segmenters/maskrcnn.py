@@ -59,12 +59,13 @@ class MaskRCNNSegmenter(SegmenterBase):
         from stegonode.models.foreground import foreground_masks
 
         images, edges = network_input(ds, pixels)
-        masks = foreground_masks(self.model, images, edges)
+        hounsfield = has_hounsfield_units(ds)
+        masks = foreground_masks(self.model, images, edges, fill=not hounsfield)  # CT: filled once united
         used: list[float | None] = [None] * len(masks)
         empty = np.flatnonzero(~masks.any(axis=(1, 2)))
         for index in empty:
             log.warning("maskrcnn found no foreground in frame %d; using the classical segmenter", index)
-        if has_hounsfield_units(ds):  # the classical mask: its threshold is the edges' (HU > CT_THRESHOLD_HU)
+        if hounsfield:  # the classical mask: its threshold is the edges' (HU > CT_THRESHOLD_HU)
             united = masks | np.stack([self.fallback.cleaned(dense) for dense in edges])
             return Segmentation(np.stack([fill_holes(frame) for frame in united]), used)
         if len(empty):

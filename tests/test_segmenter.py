@@ -24,6 +24,7 @@ from stegonode.handlers.protection import read_protection, write_protection
 from stegonode.handlers.reveal import reveal
 from stegonode.models import foreground, maskrcnn, morphology
 from stegonode.node import config as node_config
+from stegonode.segmenters import classical as classical_module
 from stegonode.segmenters import maskrcnn as maskrcnn_module
 from stegonode.segmenters.classical import ClassicalSegmenter, large_components
 from stegonode.segmenters.maskrcnn import MaskRCNNSegmenter
@@ -103,6 +104,54 @@ def test_fast_morphology_gives_scipys_masks(seed):
                           ndimage.minimum_filter(frames, size=size, mode="constant", cval=False))
 
 
+@pytest.mark.parametrize("seed", range(6))
+def test_filling_before_a_union_that_is_filled_changes_nothing(seed):
+    """fill(fill(A) | B) == fill(A | B): what lets the CT path fill the snapped network mask
+    once, after the union with the classical mask."""
+    rng = np.random.default_rng(seed)
+    a = ndimage.gaussian_filter(rng.random((120, 150)), 3) > 0.5
+    b = ndimage.gaussian_filter(rng.random((120, 150)), 2) > 0.55
+    a &= rng.random(a.shape) > 0.02 * seed  # pinholes
+    assert not np.array_equal(morphology.fill_holes(a), a)  # A has holes to fill
+    assert np.array_equal(morphology.fill_holes(morphology.fill_holes(a) | b), morphology.fill_holes(a | b))
+
+
+@pytest.mark.parametrize("name", ["693_UNCR.dcm", "explicit_VR-UN.dcm", "CT_small.dcm"])
+def test_ct_masks_equal_the_masks_filled_before_the_union(name, maskrcnn_segmenter):
+    """The CT path unites the snapped network mask, unfilled, with the classical mask and fills
+    the union: the same mask as filling the network's mask first (real CT slices)."""
+    ds = pydicom.dcmread(image_path(name))
+    pixels = read_pixels(ds)
+    images, edges = maskrcnn_module.network_input(ds, pixels)
+    filled_first = foreground.foreground_masks(maskrcnn_segmenter.model, images, edges)
+    classical = np.stack([maskrcnn_segmenter.fallback.cleaned(dense) for dense in edges])
+    expected = np.stack([morphology.fill_holes(frame) for frame in filled_first | classical])
+    assert np.array_equal(maskrcnn_segmenter.segment(ds, pixels).mask, expected)
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_histogram_gives_numpys_counts_and_edges(seed):
+    """Otsu's histogram (the guard's level, the classical threshold) counted on sorted values:
+    numpy's counts and edges exactly, for noise, rescaled integers (CT in HU), a few levels, float64,
+    and values on, just above and just below every edge."""
+    rng = np.random.default_rng(seed)
+    edges = np.histogram_bin_edges(np.array([-3.7, 95.1], np.float32), 256, range=(-3.7, 95.1))
+    at_edges = np.concatenate([edges, np.nextafter(edges, np.inf), np.nextafter(edges, -np.inf)]).astype(np.float32)
+    cases = [
+        rng.normal(0, 1, 4000).astype(np.float32),
+        (rng.integers(-1024, 3000, 5000) * np.float32(0.5) - np.float32(1000.5)).astype(np.float32),
+        rng.integers(0, 7, 999).astype(np.float32),
+        rng.normal(-1000, 20, 3000),
+        at_edges,
+    ]
+    for values in cases:
+        lo, hi = float(values.min()), float(values.max())
+        counts, bin_edges = classical_module.histogram(values, 256, lo, hi)
+        expected_counts, expected_edges = np.histogram(values, bins=256, range=(lo, hi))
+        assert np.array_equal(counts, expected_counts)
+        assert np.array_equal(bin_edges, expected_edges) and bin_edges.dtype == expected_edges.dtype
+
+
 @pytest.mark.parametrize("radius", [0, 3, 6, 7, 16])
 def test_square_morphology_at_the_radii_in_use(radius):
     """Snapping (3), the margin (6), the guard's border reach (16), and radii between powers of two."""
@@ -151,7 +200,7 @@ def test_classical_fallback_when_the_model_finds_nothing(monkeypatch, caplog):
     ds = pydicom.dcmread(image_path("693_UNCR.dcm"))
     pixels = read_pixels(ds)
     monkeypatch.setattr(foreground, "foreground_masks",
-                        lambda network, images, edges=None: np.zeros(images.shape, bool))
+                        lambda network, images, edges=None, fill=True: np.zeros(images.shape, bool))
     with caplog.at_level(logging.WARNING, logger=maskrcnn_module.__name__):
         mask = MaskRCNNSegmenter().foreground(ds, pixels)
     assert np.array_equal(mask, ClassicalSegmenter().foreground(ds, pixels))
