@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import time
+import weakref
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -76,7 +77,9 @@ class Pipeline:
         received = ReceivedPixels.of(ds)
         identity = Identity.deferred(ds)  # as received: the values a kept segment must not hold
         instance = Instance(dataset=ds, pixels=None if obstacle else cover_pixels(ds))
-        cover = instance.pixels
+        # The cover by weak reference: which pixels are unchanged, without holding them (once
+        # embedding replaces them they go, as the stated memory bound counts).
+        cover = weakref.ref(instance.pixels) if instance.pixels is not None else None
         if obstacle:
             instance.report["pixel_obstacle"] = obstacle
         elif not is_colour(ds):  # a colour image's chroma is read again when its pixels are stored
@@ -92,7 +95,8 @@ class Pipeline:
         start = time.perf_counter()
         for handler in self.handlers:
             handler.finish(instance)
-        unchanged = instance.pixels is None or (instance.pixels is cover and instance.encryption is None)
+        unchanged = instance.pixels is None or (
+            cover is not None and instance.pixels is cover() and instance.encryption is None)
         kept = _without_segments(received, identity, instance) if received is not None and unchanged else None
         if instance.pixels is None:
             keep_pixels(ds)  # header carrier alone: pixels as received, in their transfer syntax
