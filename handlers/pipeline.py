@@ -75,7 +75,8 @@ class Pipeline:
         start = time.perf_counter()
         obstacle = pixel_carrier_obstacle(ds, self.policy.encrypting)
         received = ReceivedPixels.of(ds)
-        identity = Identity.deferred(ds)  # as received: the values a kept segment must not hold
+        # as received: the values a kept segment must not hold (only a compressed stream has any)
+        identity = Identity.deferred(ds) if received is not None else None
         instance = Instance(dataset=ds, pixels=None if obstacle else cover_pixels(ds))
         # The cover by weak reference: which pixels are unchanged, without holding them (once
         # embedding replaces them they go, as the stated memory bound counts).
@@ -97,7 +98,8 @@ class Pipeline:
             handler.finish(instance)
         unchanged = instance.pixels is None or (
             cover is not None and instance.pixels is cover() and instance.encryption is None)
-        kept = _without_segments(received, identity, instance) if received is not None and unchanged else None
+        kept = (_without_segments(received, identity, instance)
+                if received is not None and identity is not None and unchanged else None)
         if instance.pixels is None:
             keep_pixels(ds)  # header carrier alone: pixels as received, in their transfer syntax
             if kept is not None:

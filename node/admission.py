@@ -195,7 +195,7 @@ class SharedLedger:
         with self.lock:
             admitted, free = [], None
             for number, slot in enumerate(self.slots):
-                if slot.pid and slot.pid != os.getpid() and not process_alive(slot.pid):
+                if slot.pid and not _holder_alive(slot.pid):
                     slot.pid = 0  # its receiver died: its associations died with it
                 if not slot.pid:
                     free = number if free is None else free
@@ -219,8 +219,13 @@ class SharedLedger:
 
     def count(self) -> int:
         pids = [slot.pid for slot in self.slots if slot.pid]
-        alive = {pid: pid == os.getpid() or process_alive(pid) for pid in set(pids)}
+        alive = {pid: _holder_alive(pid) for pid in set(pids)}
         return sum(alive[pid] for pid in pids)
+
+
+def _holder_alive(pid: int) -> bool:
+    """Whether the receiver process holding a ledger slot still runs (this one does)."""
+    return pid == os.getpid() or process_alive(pid)
 
 
 def _bytes(text: str, size: int) -> bytes:
