@@ -223,6 +223,64 @@ class SharedLedger:
         return sum(alive[pid] for pid in pids)
 
 
+class _Receiver(ctypes.Structure):
+    _fields_ = [("pid", ctypes.c_int), ("connections", ctypes.c_int)]
+
+
+class AcceptBalance:
+    """The connections each receiver process of a node holds, in shared memory, so that the
+    least busy receiver takes the next caller.
+
+    The receivers share one listening socket: a caller's connect wakes them all and the first
+    to accept takes it. Left to that race, the main process took 9 of 12 callers, or 3 of 4
+    simultaneous associations, whose threads then shared its one GIL while the other receiver
+    idled. So a receiver that holds more connections than another live receiver waits
+    :attr:`DEFER_S` before it accepts, and the less busy one takes the caller meanwhile (should
+    that one be stalled, this one accepts after the wait). Each process writes only its own
+    count; reading another's without the lock is enough to choose who goes first.
+
+    A connection counts from its accept: its association opens (evt.EVT_CONN_OPEN) in its own
+    thread, 10-15 ms later in a busy receiver, and that receiver would meanwhile take the next
+    caller too. So the accept loop counts it until the connection's thread has handed it to its
+    association (or closed it: a TLS handshake that failed), and the association counts it from
+    its open until its close.
+    """
+
+    DEFER_S = 0.02
+
+    def __init__(self, receivers: Any, number: int) -> None:
+        self.receivers, self.number = receivers, number  # the shared array, this process's entry
+        self._lock = threading.Lock()
+
+    @classmethod
+    def create(cls, context: Any, count: int) -> AcceptBalance:
+        """For ``count`` receiver processes; this process is number 0."""
+        return cls(context.RawArray(_Receiver, count), 0)
+
+    def join(self) -> None:
+        """This process serves as its entry (once, before it accepts)."""
+        mine = self.receivers[self.number]
+        mine.pid, mine.connections = os.getpid(), 0
+
+    def add(self, change: int) -> None:
+        with self._lock:
+            self.receivers[self.number].connections += change
+
+    def opened(self, *_: Any) -> None:
+        """A connection's association is open here (evt.EVT_CONN_OPEN)."""
+        self.add(1)
+
+    def closed(self, *_: Any) -> None:
+        """evt.EVT_CONN_CLOSE."""
+        self.add(-1)
+
+    def busier(self) -> bool:
+        """Whether another live receiver holds fewer connections than this one."""
+        mine = self.receivers[self.number].connections
+        return any(other.connections < mine and other.pid and _holder_alive(other.pid)
+                   for number, other in enumerate(self.receivers) if number != self.number)
+
+
 def _holder_alive(pid: int) -> bool:
     """Whether the receiver process holding a ledger slot still runs (this one does)."""
     return pid == os.getpid() or process_alive(pid)
@@ -245,6 +303,8 @@ class NodeAssociationServer(ThreadedAssociationServer):
     # Another receiver process of the node: the node's listening socket, shared (see
     # stegonode.node.receivers); None: this server binds and listens itself.
     inherited_socket: socket.socket | None = None
+    # Several receiver processes on the socket: the least busy accepts first (see AcceptBalance).
+    balance: AcceptBalance | None = None
 
     def server_bind(self) -> None:
         if self.inherited_socket is None:
@@ -273,13 +333,32 @@ class NodeAssociationServer(ThreadedAssociationServer):
         return self.socket
 
     def get_request(self) -> tuple[Any, Any]:
-        client, address = self.socket.accept()  # type: ignore[union-attr]
+        if self.balance is not None and self.balance.busier():
+            time.sleep(self.balance.DEFER_S)  # a less busy receiver takes the caller meanwhile
+        client, address = self.socket.accept()  # type: ignore[union-attr]  # none left: OSError
+        if self.balance is not None:
+            self.balance.add(1)  # until process_request_thread ends
         client.setblocking(True)  # whatever the listening socket's mode: pynetdicom sets timeouts
         if self.ssl_context:
             client = self.ssl_context.wrap_socket(client, server_side=True, do_handshake_on_connect=False)
         return client, address
 
+    def process_request(self, request: Any, client_address: Any) -> None:
+        try:
+            super().process_request(request, client_address)  # starts process_request_thread
+        except BaseException:
+            if self.balance is not None:
+                self.balance.add(-1)  # no thread: socketserver closes the connection
+            raise
+
     def process_request_thread(self, request: Any, client_address: Any) -> None:
+        try:
+            self._hand_over(request, client_address)
+        finally:
+            if self.balance is not None:
+                self.balance.add(-1)  # the association counts it now, if it opened
+
+    def _hand_over(self, request: Any, client_address: Any) -> None:
         if isinstance(request, ssl.SSLSocket):
             try:
                 request.settimeout(self.acse_timeout)

@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 from stegonode.errors import StegonodeError
 
-from .admission import SharedLedger
+from .admission import AcceptBalance, SharedLedger
 
 if TYPE_CHECKING:
     from .config import Config
@@ -46,11 +46,12 @@ class Receivers:
     """The node's receiver processes beyond its own: started on its listening socket, stopped
     before it."""
 
-    def __init__(self, config: Config, count: int, ledger: SharedLedger,
+    def __init__(self, config: Config, count: int, ledger: SharedLedger, balance: AcceptBalance,
                  wake: Callable[[], None]) -> None:
         self.config = config
         self.count = count  # extra processes
         self.ledger = ledger
+        self.balance = balance  # the main process is its number 0, receiver k its number k
         self.wake = wake
         self._context = multiprocessing.get_context("spawn")  # threads + fork do not mix
         self._received = self._context.Event()  # a receiver queued a job
@@ -63,8 +64,8 @@ class Receivers:
         for number in range(1, self.count + 1):
             process = self._context.Process(
                 target=_serve, name=f"stegonode-receiver-{number}",
-                args=(self.config, listening, self.ledger.lock, self.ledger.slots, self._received, answers,
-                      os.getpid()))
+                args=(self.config, listening, self.ledger.lock, self.ledger.slots,
+                      (self.balance.receivers, number), self._received, answers, os.getpid()))
             process.start()
             self._processes.append(process)
         for _ in self._processes:
@@ -109,8 +110,8 @@ def _answer(answers: Any, processes: list[Any]) -> str | None:
 
 # -- in a receiver process ----------------------------------------------------------------------
 
-def _serve(config: Config, listening: socket.socket, lock: Any, slots: Any, received: Any,
-           answers: Any, parent: int) -> None:
+def _serve(config: Config, listening: socket.socket, lock: Any, slots: Any, balance: tuple[Any, int],
+           received: Any, answers: Any, parent: int) -> None:
     stop = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stop.set())
@@ -119,7 +120,8 @@ def _serve(config: Config, listening: socket.socket, lock: Any, slots: Any, rece
     logging.getLogger("pynetdicom").setLevel(max(logging.getLevelName(level), logging.WARNING))
     logging.getLogger("alembic").setLevel(logging.WARNING)
     try:
-        receiver = _Receiver(config, listening, SharedLedger(lock, slots), received.set)
+        receiver = _Receiver(config, listening, SharedLedger(lock, slots), AcceptBalance(*balance),
+                             received.set)
         receiver.start()
     except Exception as exc:  # the parent says it in its start-up error
         answers.put(("failed", f"{type(exc).__name__}: {exc}"))
@@ -135,7 +137,7 @@ class _Receiver:
     """What a receiver process runs: the node's DICOM services on the shared socket."""
 
     def __init__(self, config: Config, listening: socket.socket, ledger: SharedLedger,
-                 wake: Callable[[], None]) -> None:
+                 balance: AcceptBalance, wake: Callable[[], None]) -> None:
         from stegonode.codecs import keys as keyfiles
         from stegonode.dicom.dicomfile import configure_pydicom
 
@@ -151,7 +153,7 @@ class _Receiver:
         self.index = Index(paths.database)
         keys = keyfiles.load_node_keys(paths.keys)
         ingest = build_ingest(config, keys, self.storage, self.index, wake)
-        self.server = NodeServer(config, self.index, ingest, self.storage, ledger, listening)
+        self.server = NodeServer(config, self.index, ingest, self.storage, ledger, listening, balance)
         self.server.audit.add_sink(lambda event: self.index.record_audit(audit.index_record(event)))
 
     def start(self) -> None:

@@ -50,7 +50,7 @@ from pynetdicom.sop_class import (
 from stegonode.errors import ConfigError, InputError
 
 from . import audit, console_index, query
-from .admission import MAX_PENDING_TOTAL, Admission, Ledger, NodeAssociationServer
+from .admission import MAX_PENDING_TOTAL, AcceptBalance, Admission, Ledger, NodeAssociationServer
 from .audit import ServiceAudit
 from .config import Config
 from .dicomnet import (
@@ -128,9 +128,10 @@ class NodeServer:
 
     def __init__(self, config: Config, index: Index, ingest: Ingest,
                  storage: ObjectStore, ledger: Ledger | None = None,
-                 listening: socket.socket | None = None) -> None:
+                 listening: socket.socket | None = None, balance: AcceptBalance | None = None) -> None:
         self.node = config["node"]
         self.listening = listening  # another receiver process: the node's socket (receivers.py)
+        self.balance = balance  # several receiver processes: who accepts the next caller
         self.index = index
         self.ingest = ingest
         self.storage = storage
@@ -190,6 +191,9 @@ class NodeServer:
             (evt.EVT_C_GET, self._on_get),
             (evt.EVT_C_MOVE, self._on_move),
         ]
+        if self.balance is not None:
+            self.balance.join()
+            handlers += [(evt.EVT_CONN_OPEN, self.balance.opened), (evt.EVT_CONN_CLOSE, self.balance.closed)]
         address = (self.node["bind_address"], int(self.node["port"]))
         tls = self._tls()
         server_class: type[NodeAssociationServer] = NodeAssociationServer
@@ -205,6 +209,7 @@ class NodeServer:
         assert isinstance(server, NodeAssociationServer)
         self._server = server
         server.acse_timeout = float(self.node["acse_timeout"])
+        server.balance = self.balance
         register_server(self.ae, self._server)
         if receivers is not None:
             receivers(server.share())

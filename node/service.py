@@ -22,7 +22,7 @@ from stegonode.handlers.pipeline import PipelineContext, max_object_bytes, pixel
 from stegonode.handlers.seal import header_of
 
 from . import audit
-from .admission import SharedLedger
+from .admission import AcceptBalance, SharedLedger
 from .config import Config
 from .index import Index
 from .ingest import Ingest, job_key
@@ -82,7 +82,8 @@ class Node(_Host):
         self.ingest = build_ingest(config, keys, self.storage, self.index, wake)
         self.receivers = _receivers(config, wake)
         self.server = NodeServer(config, self.index, self.ingest, self.storage,
-                                 self.receivers.ledger if self.receivers else None)
+                                 self.receivers.ledger if self.receivers else None,
+                                 balance=self.receivers.balance if self.receivers else None)
         self.server.audit.add_sink(lambda event: self.index.record_audit(audit.index_record(event)))
         if self.workers is not None:  # jobs during a burst use the cores the receivers leave
             self.workers.receivers = 1 + (self.receivers.count if self.receivers else 0)
@@ -154,8 +155,9 @@ def _receivers(config: Config, wake: Callable[[], None]) -> Receivers | None:
     count = receiver_count(config["node"])
     if count <= 1:
         return None
-    ledger = SharedLedger.create(multiprocessing.get_context("spawn"), int(config["node"]["max_associations"]))
-    return Receivers(config, count - 1, ledger, wake)
+    context = multiprocessing.get_context("spawn")
+    ledger = SharedLedger.create(context, int(config["node"]["max_associations"]))
+    return Receivers(config, count - 1, ledger, AcceptBalance.create(context, count), wake)
 
 
 class WorkerHost(_Host):

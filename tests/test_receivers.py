@@ -59,6 +59,8 @@ def test_receivers_share_the_port_and_each_serves_and_queues(tmp_path):
         holders = established_by_pid(node.port)
         assert sum(holders.values()) == 12
         assert set(holders) <= receiver_pids(node) and len(holders) == 2, holders  # both took callers
+        # The less busy receiver takes each caller (left to the accept race: 9 and 3).
+        assert max(holders.values()) - min(holders.values()) <= 2, holders
         for assoc in held:
             assoc.release()
         files = write_series(tmp_path / "series", 8)
@@ -132,6 +134,31 @@ def test_the_ledger_counts_the_open_associations_of_every_receiver():
     dead.wait()
     shared.slots[3].pid = dead.pid  # a receiver process that held an association, then died
     assert shared.count() == 1
+
+
+def test_a_receiver_busier_than_another_live_one_lets_it_accept_first():
+    import multiprocessing
+
+    from stegonode.node.admission import AcceptBalance
+
+    main = AcceptBalance.create(multiprocessing.get_context("spawn"), 3)
+    main.join()
+    other = AcceptBalance(main.receivers, 1)
+    other.join()  # in a receiver process it is that process's pid; here a live one all the same
+    assert not main.busier() and not other.busier()  # 0 and 0 (number 2 has not started)
+    main.opened()
+    assert main.busier() and not other.busier()  # 1 against 0
+    other.opened()
+    other.opened()
+    assert other.busier() and not main.busier()  # 2 against 1
+    main.closed()
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    main.receivers[1].pid = dead.pid  # that receiver died holding its connections
+    other.closed()
+    other.closed()
+    main.opened()
+    assert not main.busier()  # a dead receiver takes no caller, however few it holds
 
 
 def test_a_receiver_stops_when_the_node_is_gone(tmp_path):
