@@ -13,6 +13,12 @@ the ratios of one run are the figure). Run from the repository root::
     .venv/bin/python benchmarks/door.py [--instances 200] [--repeats 3] [--queue] [--segmenter classical]
                                         [--before GIT-REF]
 
+``--cpu`` also measures what one C-STORE costs the receiver: CPU milliseconds per instance of
+Orthanc's process and of the node's process group with ``workers = 0`` (receiving alone: its
+receiver processes), and how busy the machine's CPUs were meanwhile (/proc/stat; the senders
+and the kernel included). Where the CPUs are nearly all busy, the answer rate can only rise by
+costing less CPU per C-STORE.
+
 ``--before REF`` also measures the node as it was at commit REF (``git archive`` into a temporary
 directory, imported first through PYTHONPATH), in the same rounds: a before/after on one machine.
 """
@@ -39,10 +45,40 @@ from stegonode.node.config import DEFAULTS, SEGMENTER_CHOICES  # noqa: E402
 from nodes import NodeProcess, free_port, write_series  # noqa: E402  (tests/, via ingest)
 
 
-def orthanc(directory: Path, batches: list[list[Path]]) -> float:
-    port = free_port()
-    with ingest.server(ingest.orthanc_command(directory, port), port, directory):
-        return sum(map(len, batches)) / ingest.send(port, batches, "ANY-SCP")
+def orthanc(directory: Path, batches: list[list[Path]]) -> tuple[float, float, float]:
+    """Answer rate; CPU ms per instance of Orthanc's process and the CPUs' busy share meanwhile."""
+    port, instances = free_port(), sum(map(len, batches))
+    with ingest.server(ingest.orthanc_command(directory, port), port, directory) as process:
+        cpu, busy = ingest.process_cpu(process.pid), cpu_times()
+        seconds = ingest.send(port, batches, "ANY-SCP")
+        cpu, busy = ingest.process_cpu(process.pid) - cpu, busy_share(busy, cpu_times())
+    return instances / seconds, 1000 * cpu / instances, busy
+
+
+def receiving_alone(directory: Path, batches: list[list[Path]]) -> tuple[float, float, float]:
+    """The node with workers = 0: answer rate, CPU ms per instance of its process group (its
+    receivers), the CPUs' busy share meanwhile."""
+    instances = sum(map(len, batches))
+    process = NodeProcess(directory, workers=0).start()
+    try:
+        assert process.process is not None
+        cpu, busy = ingest.group_cpu(process.process.pid), cpu_times()
+        seconds = ingest.send(process.port, batches, "STEGONODE")
+        cpu, busy = ingest.group_cpu(process.process.pid) - cpu, busy_share(busy, cpu_times())
+        return instances / seconds, 1000 * cpu / instances, busy
+    finally:
+        process.stop()
+
+
+def cpu_times() -> list[int]:
+    """The machine's CPU time counters (/proc/stat's first line: user, nice, system, idle, iowait, ...)."""
+    return [int(value) for value in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+
+
+def busy_share(before: list[int], after: list[int]) -> float:
+    """The share of CPU time between two :func:`cpu_times` that was not idle or waiting on I/O."""
+    spent = [b - a for a, b in zip(before, after)]
+    return 1 - (spent[3] + spent[4]) / max(1, sum(spent))
 
 
 def stegonode(directory: Path, batches: list[list[Path]], segmenter: str, node: dict,
@@ -83,12 +119,14 @@ def main() -> None:
     parser.add_argument("--receivers", type=int, default=None,
                         help="stegonode's node.receivers (default: the node default)")
     parser.add_argument("--only-one", action="store_true", help="one association only")
+    parser.add_argument("--cpu", action="store_true",
+                        help="also CPU ms per C-STORE (Orthanc; the node receiving alone) and the CPUs' busy share")
     parser.add_argument("--before", metavar="GIT-REF", help="also the node at this commit, in the same rounds")
     parser.add_argument("--quick", action="store_true",
-                        help="a check that it runs: 24 instances, one round, classical segmenter (figures meaningless)")
+                        help="a check that it runs: 24 instances, one round, classical segmenter, --cpu (figures meaningless)")
     args = parser.parse_args()
     if args.quick:
-        args.instances, args.repeats, args.segmenter = 24, 1, "classical"
+        args.instances, args.repeats, args.segmenter, args.cpu = 24, 1, "classical", True
     ingest.INSTANCES = args.instances
     node = {} if args.receivers is None else {"receivers": args.receivers}
     samples: dict[str, list[float]] = defaultdict(list)
@@ -104,7 +142,15 @@ def main() -> None:
             subprocess.run(["tar", "-x", "-C", str(before / "stegonode")], input=archive, check=True)
         for round_ in range(1, args.repeats + 1):
             for label, batches in layouts:
-                samples[f"Orthanc {label}"].append(orthanc(Path(tempfile.mkdtemp(dir=work)), batches))
+                rate, cpu, busy = orthanc(Path(tempfile.mkdtemp(dir=work)), batches)
+                samples[f"Orthanc {label}"].append(rate)
+                if args.cpu:
+                    samples[f"Orthanc cpu {label}"].append(cpu)
+                    samples[f"Orthanc busy {label}"].append(100 * busy)
+                    rate, cpu, busy = receiving_alone(Path(tempfile.mkdtemp(dir=work)), batches)
+                    samples[f"receiving alone {label}"].append(rate)
+                    samples[f"receiving alone cpu {label}"].append(cpu)
+                    samples[f"receiving alone busy {label}"].append(100 * busy)
                 rate, stored = stegonode(Path(tempfile.mkdtemp(dir=work)), batches, args.segmenter, node)
                 samples[f"stegonode {label}"].append(rate)
                 samples[f"stegonode stored {label}"].append(stored)
@@ -130,6 +176,12 @@ def main() -> None:
     for name in names[1:]:
         print(f"{name + ', s to last stored protected':<34}" + "".join(
             f"{median[f'{name} stored {k}']:>15.1f} " for k in labels))
+    if args.cpu:
+        print("\nWhat a C-STORE costs the receiver (CPU ms per instance), and the CPUs' busy share meanwhile")
+        for name, what in (("Orthanc", "Orthanc's process"), ("receiving alone", "stegonode, workers = 0")):
+            print(f"{what + ', instances/s':<34}" + "".join(f"{median[f'{name} {k}']:>15.1f} " for k in labels))
+            print(f"{what + ', CPU ms':<34}" + "".join(f"{median[f'{name} cpu {k}']:>15.2f} " for k in labels))
+            print(f"{what + ', CPUs busy %':<34}" + "".join(f"{median[f'{name} busy {k}']:>15.0f} " for k in labels))
 
 
 if __name__ == "__main__":

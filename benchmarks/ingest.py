@@ -84,7 +84,7 @@ def server(command: list[str], port: int, cwd: Path):
                                    env=DCMTK_ENV)
     try:
         wait_for_port(port)
-        yield
+        yield process
     finally:
         process.terminate()
         process.wait(timeout=60)

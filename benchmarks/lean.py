@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import resource
 import shutil
 import statistics
 import subprocess
@@ -153,19 +152,17 @@ def stages(quick: bool) -> None:
 def throughput(work: Path, repeats: int, instances: int = INSTANCES,
                segmenter: str = DEFAULTS["handlers"]["segment"]["segmenter"]) -> float:
     """Median instances per second; printed per round with the CPU seconds per instance that the
-    node, its workers and storescu used (children's rusage), and what 2 cores free of other
-    work would allow at that cost."""
+    node's process group (receivers and workers) used from the first C-STORE until it was idle,
+    and what 2 cores free of other work would allow at that cost (storescu and the kernel's
+    share of the loopback traffic not included: the bound is a little high)."""
     series = write_series(work / "series", instances)
     rates = []
     for round_ in range(repeats):
-        before = resource.getrusage(resource.RUSAGE_CHILDREN)
         figures: dict[str, float] = {}
-        processed = stegonode_rates(Path(tempfile.mkdtemp(dir=work)), [series], segmenter, figures)[1]
-        after = resource.getrusage(resource.RUSAGE_CHILDREN)
-        cpu = (after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime) / instances
+        _, processed, _, cpu = stegonode_rates(Path(tempfile.mkdtemp(dir=work)), [series], segmenter, figures)
         rates.append(processed)
         print(f"  round {round_ + 1}: {processed:.1f} instances/s; {1000 * cpu:.0f} CPU ms per instance "
-              f"(node's main process {1000 * figures['main_cpu']:.0f}, the rest its workers and storescu; "
+              f"(node's main process {1000 * figures['main_cpu']:.0f}, the rest its workers; "
               f"2 free cores: {2 / cpu:.1f} instances/s); {load()}", flush=True)
     return statistics.median(rates)
 

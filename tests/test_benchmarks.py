@@ -32,7 +32,7 @@ FIGURES = {
     "dct_layout.py": "runs with fresh keys",
     "deep_vs_dct.py": "PSNR at the stored peak",
     "dicomweb.py": "WADO-RS series retrieval",
-    "door.py": "median of 1 rounds",
+    "door.py": "stegonode, workers = 0, CPU ms",
     "fuzz.py": "PHI canary hits by place",
     "ingest.py": "C-FIND study level",
     "lean.py": "Processing throughput",
