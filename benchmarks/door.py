@@ -77,7 +77,7 @@ def cpu_times() -> list[int]:
 
 def busy_share(before: list[int], after: list[int]) -> float:
     """The share of CPU time between two :func:`cpu_times` that was not idle or waiting on I/O."""
-    spent = [b - a for a, b in zip(before, after)]
+    spent = [b - a for a, b in zip(before, after, strict=True)]
     return 1 - (spent[3] + spent[4]) / max(1, sum(spent))
 
 
