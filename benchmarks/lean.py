@@ -41,7 +41,7 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from ingest import INSTANCES, stegonode_rates  # noqa: E402
 
-from stegonode.node.config import DEFAULTS  # noqa: E402
+from stegonode.node.config import DEFAULTS, SEGMENTER_CHOICES  # noqa: E402
 
 from nodes import DCMTK_ENV, free_port, write_series  # noqa: E402
 
@@ -193,6 +193,8 @@ def main() -> int:
     parser.add_argument("--parts", default="setup,speed,stages,throughput",
                         help="comma-separated: setup (clone, set-up, footprint, start-up), speed, stages (CPU ms "
                         "per protect stage, benchmarks/stages.py), throughput")
+    parser.add_argument("--segmenter", choices=SEGMENTER_CHOICES, default=DEFAULTS["handlers"]["segment"]["segmenter"],
+                        help="throughput's segmenter (default: the node's; classical runs no network)")
     parser.add_argument("--quick", action="store_true",
                         help="CI size: no clone or set-up (start-up of this checkout's .venv, once), no segmenter "
                         "speed (benchmarks/segmenter.py --quick runs it), throughput of 4 instances with the "
@@ -229,9 +231,10 @@ def main() -> int:
             print(f"CPU ms per protect stage, one worker ({load()}):", flush=True)
             stages(args.quick)
         if "throughput" in parts:
-            print(f"Processing throughput, {INSTANCES} CT slices, 1 association, 2 workers, default segmenter "
-                  f"({load()}):", flush=True)
-            rate = throughput(work, args.repeats)
+            default = args.segmenter == DEFAULTS["handlers"]["segment"]["segmenter"]
+            print(f"Processing throughput, {INSTANCES} CT slices, 1 association, 2 workers, "
+                  f"{'default' if default else args.segmenter} segmenter ({load()}):", flush=True)
+            rate = throughput(work, args.repeats, segmenter=args.segmenter)
             print(f"  median {rate:.1f} instances/s, {verdict(rate, TARGETS['throughput'], False, 'instances/s')}")
     return 0
 
