@@ -232,9 +232,9 @@ class AcceptBalance:
     least busy receiver takes the next caller.
 
     The receivers share one listening socket: a caller's connect wakes them all and the first
-    to accept takes it. Left to that race, the main process took 9 of 12 callers, or 3 of 4
-    simultaneous associations, whose threads then shared its one GIL while the other receiver
-    idled. So a receiver that holds more connections than another live receiver waits
+    to accept takes it. Left to that race, the main process took 9 of 12 callers held open one
+    after another, whose threads then shared its one GIL while the other receiver idled (and
+    four simultaneous associations split 1 / 3 in 3 of 14 bursts). So a receiver that holds more connections than another live receiver waits
     :attr:`DEFER_S` before it accepts, and the less busy one takes the caller meanwhile (should
     that one be stalled, this one accepts after the wait). Each process writes only its own
     count; reading another's without the lock is enough to choose who goes first.
@@ -336,11 +336,11 @@ class NodeAssociationServer(ThreadedAssociationServer):
         if self.balance is not None and self.balance.busier():
             time.sleep(self.balance.DEFER_S)  # a less busy receiver takes the caller meanwhile
         client, address = self.socket.accept()  # type: ignore[union-attr]  # none left: OSError
-        if self.balance is not None:
-            self.balance.add(1)  # until process_request_thread ends
         client.setblocking(True)  # whatever the listening socket's mode: pynetdicom sets timeouts
         if self.ssl_context:
             client = self.ssl_context.wrap_socket(client, server_side=True, do_handshake_on_connect=False)
+        if self.balance is not None:
+            self.balance.add(1)  # until process_request_thread ends
         return client, address
 
     def process_request(self, request: Any, client_address: Any) -> None:
