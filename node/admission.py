@@ -234,10 +234,11 @@ class AcceptBalance:
     The receivers share one listening socket: a caller's connect wakes them all and the first
     to accept takes it. Left to that race, the main process took 9 of 12 callers held open one
     after another, whose threads then shared its one GIL while the other receiver idled (and
-    four simultaneous associations split 1 / 3 in 3 of 14 bursts). So a receiver that holds more connections than another live receiver waits
-    :attr:`DEFER_S` before it accepts, and the less busy one takes the caller meanwhile (should
-    that one be stalled, this one accepts after the wait). Each process writes only its own
-    count; reading another's without the lock is enough to choose who goes first.
+    four simultaneous associations split 1 / 3 in 3 of 14 bursts). So a receiver that holds
+    more connections than another live receiver waits :attr:`DEFER_S` before it accepts, and
+    the less busy one takes the caller meanwhile (should that one be stalled, this one accepts
+    after the wait). Each process writes only its own count; reading another's without the
+    lock is enough to choose who goes first.
 
     A connection counts from its accept: its association opens (evt.EVT_CONN_OPEN) in its own
     thread, 10-15 ms later in a busy receiver, and that receiver would meanwhile take the next
